@@ -1,0 +1,199 @@
+package mpi
+
+import (
+	"sort"
+	"strings"
+)
+
+// Blocking passes. Each pass turns a record into zero or more keys; two
+// records become candidates when they share any key. The passes pair up
+// fields so that a true match survives any one field, and most pairs of
+// fields, being wrong:
+//
+//	db  birth year + month/day (sorted)     wrong names (marriage), day and month swapped
+//	fy  family-name code + birth year       wrong given name, month or day
+//	gd  formal given-name code + month/day  new family name and a wrong year
+//	gy  formal given-name code + birth year new family name, wrong month or day
+//	gf  both name codes (unordered)         wrong birth date, names swapped
+//	zn  postal code + any name code         wrong birth date and one name
+//	ns  any name code + street name code    wrong birth date, postal code, one name
+//	nc  any name code + city                wrong birth date, postal code, address
+//	ps  postal code + street name code      wrong names and birth date
+//	np  house number + postal code          wrong names, street spelling, birth date
+//	ad  house number + street name code     wrong names, birth date, postal code
+//	ssn full SSN                            everything else (movers who marry)
+//	ph  phone number                        everything else
+//	em  e-mail address                      everything else
+//
+// "Any name code" files the given name's codes and the family name's under
+// the same key space, so a record with given and family swapped still
+// meets. Keys are "pass:value" strings; their byte order is their storage
+// order.
+const (
+	passBirthDate       = "db"
+	passFamilyYear      = "fy"
+	passGivenMonthDay   = "gd"
+	passGivenYear       = "gy"
+	passNames           = "gf"
+	passPostalName      = "zn"
+	passNameStreet      = "ns"
+	passNameCity        = "nc"
+	passPostalStreet    = "ps"
+	passNumberPostal    = "np"
+	passAddress         = "ad"
+	passSSN             = "ssn"
+	passPhone           = "ph"
+	passEmail           = "em"
+	blockKeySeparator   = ":"
+	blockValueSeparator = "|"
+)
+
+// passConditions lists, for each blocking pass, the fields whose agreement
+// the pass itself selects (and fields that follow from them, such as city
+// and state from a postal code). EM training leaves those fields out when
+// it learns from a pass's pairs: among pairs blocked on birth date,
+// different people agree on birth date too, so those pairs say nothing
+// about how often the same person's birth date agrees.
+var passConditions = []struct {
+	pass   string
+	fields []int
+}{
+	{passAddress, []int{fAddress, fCity, fState, fPostal, fPhone}},
+	{passBirthDate, []int{fBirth}},
+	{passEmail, []int{fEmail}},
+	{passFamilyYear, []int{fFamily, fBirth}},
+	{passGivenMonthDay, []int{fGiven, fBirth}},
+	{passGivenYear, []int{fGiven, fBirth}},
+	{passNames, []int{fGiven, fFamily}},
+	{passNameCity, []int{fGiven, fFamily, fCity, fState, fPostal}},
+	{passNumberPostal, []int{fAddress, fCity, fState, fPostal, fPhone}},
+	{passNameStreet, []int{fGiven, fFamily, fAddress}},
+	{passPhone, []int{fPhone, fAddress, fCity, fState, fPostal}},
+	{passPostalStreet, []int{fAddress, fCity, fState, fPostal, fPhone}},
+	{passSSN, []int{fSSN}},
+	{passPostalName, []int{fGiven, fFamily, fCity, fState, fPostal}},
+}
+
+// passOf returns the pass of a blocking key.
+func passOf(key string) string {
+	for i := 0; i < len(key); i++ {
+		if key[i] == ':' {
+			return key[:i]
+		}
+	}
+	return key
+}
+
+// BlockingKeys returns the blocking keys of a normalised record, sorted and
+// without duplicates.
+func BlockingKeys(n *Normalized) []string {
+	keys := make([]string, 0, 32)
+	add := func(pass string, parts ...string) {
+		size := len(pass) + 1
+		for _, p := range parts {
+			if p == "" {
+				return
+			}
+			size += len(p) + 1
+		}
+		b := make([]byte, 0, size)
+		b = append(b, pass...)
+		b = append(b, blockKeySeparator...)
+		for i, p := range parts {
+			if i > 0 {
+				b = append(b, blockValueSeparator...)
+			}
+			b = append(b, p...)
+		}
+		keys = append(keys, string(b))
+	}
+	year, monthDay := "", ""
+	if n.Birth != "" {
+		year = n.Birth[:4]
+		mm, dd := n.Birth[4:6], n.Birth[6:8]
+		if dd < mm { // day and month swapped land in the same block
+			mm, dd = dd, mm
+		}
+		monthDay = mm + dd
+	}
+	familyCodes := append([]string{n.FamilyCode}, n.FamilyPartCodes...)
+	nameCodes := append(append([]string(nil), n.FormalCodes...), n.GivenCode)
+	nameCodes = append(nameCodes, familyCodes...)
+	nameCodes = uniqueNonEmpty(nameCodes)
+	var streetCodes []string
+	for _, a := range n.Addresses {
+		streetCodes = append(streetCodes, streetCode(a.Street))
+	}
+	streetCodes = uniqueNonEmpty(streetCodes)
+
+	add(passBirthDate, year, monthDay)
+	for _, fc := range familyCodes {
+		add(passFamilyYear, fc, year)
+	}
+	for _, gc := range n.FormalCodes {
+		add(passGivenMonthDay, gc, monthDay)
+		add(passGivenYear, gc, year)
+	}
+	if n.GivenCode != "" && n.FamilyCode != "" {
+		a, b := n.GivenCode, n.FamilyCode
+		if a > b {
+			a, b = b, a
+		}
+		add(passNames, a, b)
+	}
+	for _, nc := range nameCodes {
+		add(passPostalName, n.Postal, nc)
+		add(passNameCity, nc, n.City)
+		for _, sc := range streetCodes {
+			add(passNameStreet, nc, sc)
+		}
+	}
+	for _, sc := range streetCodes {
+		add(passPostalStreet, n.Postal, sc)
+	}
+	for _, a := range n.Addresses {
+		if a.Number != "" {
+			add(passNumberPostal, a.Number, n.Postal)
+			add(passAddress, a.Number, streetCode(a.Street))
+		}
+	}
+	add(passSSN, n.SSN)
+	for _, p := range n.Phones {
+		add(passPhone, p)
+	}
+	add(passEmail, n.Email)
+	sort.Strings(keys)
+	return uniqueSorted(keys)
+}
+
+// streetCode is the phonetic code of the first word of a street name
+// ("hensman st" → HNSM), the part least likely to be abbreviated.
+func streetCode(street string) string {
+	if i := strings.IndexByte(street, ' '); i > 0 {
+		street = street[:i]
+	}
+	if len(street) < 2 || isDigits(street) {
+		return ""
+	}
+	return phonetic(street)
+}
+
+func uniqueNonEmpty(list []string) []string {
+	out := list[:0]
+	for _, s := range list {
+		if s != "" && !containsString(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func uniqueSorted(keys []string) []string {
+	out := keys[:0]
+	for i, k := range keys {
+		if i == 0 || k != keys[i-1] {
+			out = append(out, k)
+		}
+	}
+	return out
+}

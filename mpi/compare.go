@@ -1,0 +1,491 @@
+package mpi
+
+import (
+	"github.com/antzucaro/matchr"
+)
+
+// Field indexes, in the fixed scoring order of FieldNames.
+const (
+	fGiven = iota
+	fMiddle
+	fFamily
+	fBirth
+	fSex
+	fAddress
+	fCity
+	fState
+	fPostal
+	fPhone
+	fEmail
+	fSSN
+	numFields
+)
+
+// missing is the level of a field that is empty on either side: it weighs
+// nothing, so an absent value is neither for nor against a link.
+const missing int8 = -1
+
+// Agreement levels of each field, strongest first. The names are part of the
+// replicated Config, so they may be added to (with a new NormVersion) but
+// never renamed.
+const (
+	givenExact int8 = iota
+	givenNickname
+	givenFuzzyHigh
+	givenFuzzyLow
+	givenInitial
+	givenWeak
+	givenDisagree
+)
+
+const (
+	middleExact int8 = iota
+	middleInitial
+	middleFuzzy
+	middleDisagree
+)
+
+const (
+	familyExact int8 = iota
+	familyPart
+	familyFuzzyHigh
+	familyFuzzyLow
+	familyDisagree
+)
+
+const (
+	birthExact int8 = iota
+	birthTransposed
+	birthTypo
+	birthOnePart
+	birthDisagree
+)
+
+const (
+	agree int8 = iota
+	disagree
+)
+
+const (
+	addressExact int8 = iota
+	addressFuzzyHigh
+	addressFuzzyLow
+	addressDisagree
+)
+
+const (
+	cityExact int8 = iota
+	cityFuzzy
+	cityDisagree
+)
+
+const (
+	postalExact int8 = iota
+	postalTypo
+	postalPrefix
+	postalDisagree
+)
+
+const (
+	phoneExact int8 = iota
+	phoneTypo
+	phoneLast7
+	phoneDisagree
+)
+
+const (
+	emailExact int8 = iota
+	emailFuzzy
+	emailDisagree
+)
+
+const (
+	ssnExact int8 = iota
+	ssnTypo
+	ssnLast4
+	ssnDisagree
+)
+
+// levelNames names each field's levels, indexed like the constants above.
+var levelNames = [numFields][]string{
+	fGiven:   {"exact", "nickname", "fuzzy_high", "fuzzy_low", "initial", "weak", "disagree"},
+	fMiddle:  {"exact", "initial", "fuzzy", "disagree"},
+	fFamily:  {"exact", "part", "fuzzy_high", "fuzzy_low", "disagree"},
+	fBirth:   {"exact", "day_month_transposed", "one_digit", "one_part", "disagree"},
+	fSex:     {"agree", "disagree"},
+	fAddress: {"exact", "fuzzy_high", "fuzzy_low", "disagree"},
+	fCity:    {"exact", "fuzzy", "disagree"},
+	fState:   {"agree", "disagree"},
+	fPostal:  {"exact", "one_digit", "prefix3", "disagree"},
+	fPhone:   {"exact", "one_digit", "last7", "disagree"},
+	fEmail:   {"exact", "fuzzy", "disagree"},
+	fSSN:     {"exact", "one_char", "last4", "disagree"},
+}
+
+// Jaro–Winkler bands. 0.92 keeps one typo in a name of six or more letters
+// (Jessica/Juessica 0.97, Thomas/Thoms 0.97); 0.85 reaches two typos or a
+// short name with one (Mary/Mray 0.88), where two different names also land
+// now and then (Mary/Mark 0.88), so that band weighs less. Below 0.7 two
+// given names are different names (Richard/Randy 0.45, Mary/Judith 0); from
+// 0.7 to 0.85 they may still be one name mistyped twice (Tylesr/Tuler 0.84,
+// Mak/Muark 0.69), the "weak" level, which the twin rule does not read as
+// two people.
+const (
+	jwHigh      = 0.92
+	jwLow       = 0.85
+	jwDifferent = 0.7
+)
+
+// minOneEditLength is the shortest name for which one keying error
+// (Cjeryl/Cheryl, JW 0.90) counts as the high band whatever Jaro–Winkler
+// says; shorter names differing by one letter are too often other names.
+const minOneEditLength = 5
+
+// jaroWinkler is symmetric by construction: the arguments are ordered first
+// so score(a, b) == score(b, a) whatever the library does with ties.
+func jaroWinkler(a, b string) float64 {
+	if a == b {
+		return 1
+	}
+	if a > b {
+		a, b = b, a
+	}
+	return matchr.JaroWinkler(a, b, false)
+}
+
+// withinOneEdit reports whether a and b differ by at most one substitution,
+// insertion, deletion or transposition of adjacent characters (the common
+// keying errors). It is written out rather than taken from a Damerau–
+// Levenshtein library because it runs on every candidate's phone and
+// identifiers and must not allocate.
+func withinOneEdit(a, b string) bool {
+	la, lb := len(a), len(b)
+	switch {
+	case la == lb:
+		i := 0
+		for i < la && a[i] == b[i] {
+			i++
+		}
+		if i == la {
+			return true
+		}
+		if a[i+1:] == b[i+1:] {
+			return true // one substitution
+		}
+		return i+1 < la && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:]
+	case la == lb+1:
+		return oneDeletion(a, b)
+	case lb == la+1:
+		return oneDeletion(b, a)
+	}
+	return false
+}
+
+// oneDeletion reports whether removing one byte of long gives short.
+func oneDeletion(long, short string) bool {
+	i := 0
+	for i < len(short) && long[i] == short[i] {
+		i++
+	}
+	return long[i+1:] == short[i:]
+}
+
+func compareGiven(a, b *Normalized) int8 {
+	if a.Given == "" || b.Given == "" {
+		return missing
+	}
+	return compareGivenNames(a.Given, b.Given, a.GivenParts, b.GivenParts, a.Middle, b.Middle)
+}
+
+func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB string) int8 {
+	if ga == gb {
+		return givenExact
+	}
+	if len(ga) == 1 || len(gb) == 1 {
+		if ga[0] == gb[0] {
+			return givenInitial
+		}
+		return givenDisagree
+	}
+	if nicknameEquivalent(ga, gb) {
+		return givenNickname
+	}
+	// Mary Jane / Mary: one given name is a part of the other.
+	if containsString(partsA, gb) || containsString(partsB, ga) {
+		return givenFuzzyHigh
+	}
+	best := jaroWinkler(ga, gb)
+	if best < jwHigh {
+		// A misspelt nickname (Chrles for Chuck) is close to the formal name.
+		for _, fa := range formalNames(ga) {
+			for _, fb := range formalNames(gb) {
+				if fa == ga && fb == gb {
+					continue
+				}
+				if jw := jaroWinkler(fa, fb); jw > best {
+					best = jw
+				}
+			}
+		}
+	}
+	switch {
+	case best >= jwHigh, len(ga) >= minOneEditLength && len(gb) >= minOneEditLength && withinOneEdit(ga, gb):
+		return givenFuzzyHigh
+	case best >= jwLow:
+		return givenFuzzyLow
+	}
+	// Someone known by their middle name at one place and their first at
+	// another (James Robert / Robert).
+	if (len(middleA) > 1 && middleA == gb) || (len(middleB) > 1 && middleB == ga) {
+		return givenFuzzyLow
+	}
+	if best >= jwDifferent {
+		return givenWeak
+	}
+	return givenDisagree
+}
+
+func compareMiddle(a, b *Normalized) int8 {
+	ma, mb := a.Middle, b.Middle
+	if ma == "" || mb == "" {
+		return missing
+	}
+	if ma == mb {
+		if len(ma) == 1 {
+			return middleInitial
+		}
+		return middleExact
+	}
+	if ma[0] == mb[0] && (len(ma) == 1 || len(mb) == 1) {
+		return middleInitial
+	}
+	if nicknameEquivalent(ma, mb) || jaroWinkler(ma, mb) >= jwHigh {
+		return middleFuzzy
+	}
+	return middleDisagree
+}
+
+func compareFamily(a, b *Normalized) int8 {
+	if a.Family == "" || b.Family == "" {
+		return missing
+	}
+	return compareFamilyNames(a.Family, b.Family, a.FamilyParts, b.FamilyParts, a.FamilyCode, b.FamilyCode)
+}
+
+func compareFamilyNames(fa, fb string, partsA, partsB []string, codeA, codeB string) int8 {
+	if fa == fb {
+		return familyExact
+	}
+	// Castro / Castro-Garcia, Garcia Lopez / Garcia: a shared part.
+	if containsString(partsA, fb) || containsString(partsB, fa) || sharePart(partsA, partsB) {
+		return familyPart
+	}
+	best := jaroWinkler(fa, fb)
+	if best < jwHigh {
+		for _, p := range partsB {
+			if jw := jaroWinkler(fa, p); jw > best {
+				best = jw
+			}
+		}
+		for _, p := range partsA {
+			if jw := jaroWinkler(p, fb); jw > best {
+				best = jw
+			}
+		}
+	}
+	switch {
+	case best >= jwHigh, len(fa) >= minOneEditLength && len(fb) >= minOneEditLength && withinOneEdit(fa, fb):
+		return familyFuzzyHigh
+	case best >= jwLow || (codeA != "" && codeA == codeB):
+		return familyFuzzyLow
+	}
+	return familyDisagree
+}
+
+func compareBirth(a, b *Normalized) int8 {
+	if a.Birth == "" || b.Birth == "" {
+		return missing
+	}
+	if a.Birth == b.Birth {
+		return birthExact
+	}
+	if a.BirthYear == b.BirthYear && a.BirthMonth == b.BirthDay && a.BirthDay == b.BirthMonth {
+		return birthTransposed
+	}
+	if withinOneEdit(a.Birth, b.Birth) {
+		return birthTypo
+	}
+	same := 0
+	if a.BirthYear == b.BirthYear {
+		same++
+	}
+	if a.BirthMonth == b.BirthMonth {
+		same++
+	}
+	if a.BirthDay == b.BirthDay {
+		same++
+	}
+	if same == 2 {
+		return birthOnePart
+	}
+	return birthDisagree
+}
+
+func compareSex(a, b *Normalized) int8 {
+	if a.Sex == "" || b.Sex == "" {
+		return missing
+	}
+	if a.Sex == b.Sex {
+		return agree
+	}
+	return disagree
+}
+
+func compareAddress(a, b *Normalized) int8 {
+	if len(a.Addresses) == 0 || len(b.Addresses) == 0 {
+		return missing
+	}
+	best := addressDisagree
+	for i := range a.Addresses {
+		for j := range b.Addresses {
+			if l := compareAddressLine(&a.Addresses[i], &b.Addresses[j]); l < best {
+				best = l
+				if best == addressExact {
+					return best
+				}
+			}
+		}
+	}
+	return best
+}
+
+func compareAddressLine(x, y *AddressLine) int8 {
+	if x.Full == y.Full {
+		return addressExact
+	}
+	sameNumber := x.Number != "" && x.Number == y.Number
+	numberMissing := x.Number == "" || y.Number == ""
+	streetJW := jaroWinkler(x.Street, y.Street)
+	switch {
+	case (sameNumber || numberMissing) && streetJW >= 0.9:
+		return addressFuzzyHigh
+	case jaroWinkler(x.Full, y.Full) >= jwHigh:
+		return addressFuzzyHigh
+	case streetJW >= 0.9, withinOneEdit(x.Number, y.Number) && streetJW >= jwLow:
+		return addressFuzzyLow
+	}
+	return addressDisagree
+}
+
+func compareCity(a, b *Normalized) int8 {
+	if a.City == "" || b.City == "" {
+		return missing
+	}
+	if a.City == b.City {
+		return cityExact
+	}
+	if jaroWinkler(a.City, b.City) >= 0.9 {
+		return cityFuzzy
+	}
+	return cityDisagree
+}
+
+func compareState(a, b *Normalized) int8 {
+	if a.State == "" || b.State == "" {
+		return missing
+	}
+	if a.State == b.State {
+		return agree
+	}
+	return disagree
+}
+
+func comparePostal(a, b *Normalized) int8 {
+	if a.Postal == "" || b.Postal == "" {
+		return missing
+	}
+	switch {
+	case a.Postal == b.Postal:
+		return postalExact
+	case len(a.Postal) == len(b.Postal) && withinOneEdit(a.Postal, b.Postal):
+		return postalTypo
+	case len(a.Postal) >= 3 && len(b.Postal) >= 3 && a.Postal[:3] == b.Postal[:3]:
+		return postalPrefix
+	}
+	return postalDisagree
+}
+
+func comparePhone(a, b *Normalized) int8 {
+	if len(a.Phones) == 0 || len(b.Phones) == 0 {
+		return missing
+	}
+	best := phoneDisagree
+	for _, x := range a.Phones {
+		for _, y := range b.Phones {
+			l := phoneDisagree
+			switch {
+			case x == y:
+				return phoneExact
+			case withinOneEdit(x, y):
+				l = phoneTypo
+			case len(x) >= 7 && len(y) >= 7 && x[len(x)-7:] == y[len(y)-7:]:
+				l = phoneLast7
+			}
+			if l < best {
+				best = l
+			}
+		}
+	}
+	return best
+}
+
+func compareEmail(a, b *Normalized) int8 {
+	if a.Email == "" || b.Email == "" {
+		return missing
+	}
+	if a.Email == b.Email {
+		return emailExact
+	}
+	// One keying error only: generated addresses such as
+	// jennifer.hernandez48 and jennifer.hernandez80 belong to two people.
+	if withinOneEdit(a.Email, b.Email) {
+		return emailFuzzy
+	}
+	return emailDisagree
+}
+
+func compareSSN(a, b *Normalized) int8 {
+	switch {
+	case a.SSN != "" && b.SSN != "":
+		if a.SSN == b.SSN {
+			return ssnExact
+		}
+		if withinOneEdit(a.SSN, b.SSN) {
+			return ssnTypo
+		}
+		return ssnDisagree
+	case a.SSN == "" && a.SSNLast4 == "", b.SSN == "" && b.SSNLast4 == "":
+		return missing
+	case a.SSNLast4 != "" && a.SSNLast4 == b.SSNLast4:
+		return ssnLast4
+	}
+	return ssnDisagree
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sharePart(a, b []string) bool {
+	for _, x := range a {
+		if containsString(b, x) {
+			return true
+		}
+	}
+	return false
+}

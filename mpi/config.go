@@ -1,0 +1,185 @@
+package mpi
+
+import (
+	"fmt"
+	"math"
+)
+
+// Config is the match configuration: Fellegi–Sunter m and u probabilities
+// and weights per field and agreement level, the decision thresholds and the
+// limits that keep candidate lists bounded. It lives in the replicated state
+// (Store.Config) so every node decides alike; it is a plain JSON value, and
+// Go's JSON encoding of float64 round-trips exactly, so a decoded Config
+// scores bit-for-bit like the original.
+type Config struct {
+	// Version increases by one with every configuration proposed.
+	Version uint64 `json:"version"`
+	// Source says where the weights came from ("default", or the EM run).
+	Source string `json:"source"`
+	// Upper and Lower are the decision thresholds on the total score (a sum
+	// of log2 likelihood ratios): at or above Upper the record links to the
+	// best person; from Lower up to Upper it gets a new person and a review
+	// item; below Lower a new person.
+	Upper float64 `json:"upper"`
+	Lower float64 `json:"lower"`
+	// Margin: when a second person scores within Margin of the best one,
+	// the record goes to review instead of linking.
+	Margin float64 `json:"margin"`
+	// MaxBlockSize bounds the candidate list: a blocking key with more
+	// records than this is skipped (and named in the Decision), so a query
+	// never scans a block like "born 1970, family name code SM0" in a
+	// million-person index. The other passes still find true matches.
+	MaxBlockSize int `json:"max_block_size"`
+	// MaxPersonRecords bounds how many of a candidate person's records are
+	// scored (the first ones in key order).
+	MaxPersonRecords int `json:"max_person_records"`
+	// MaxCandidates is how many candidates a Decision reports.
+	MaxCandidates int `json:"max_candidates"`
+	// TFMaxUp and TFMaxDown bound the term-frequency adjustment of an exact
+	// name agreement (in score units): rare names gain up to TFMaxUp, very
+	// common ones lose up to TFMaxDown.
+	TFMaxUp   float64 `json:"tf_max_up"`
+	TFMaxDown float64 `json:"tf_max_down"`
+	// HouseholdRules turns on the twin and generation rules (see
+	// Explanation.Household). Explicit suffix conflicts always apply.
+	HouseholdRules bool `json:"household_rules"`
+	// Fields holds the weights, one entry per field in FieldNames order.
+	Fields []FieldWeights `json:"fields"`
+}
+
+// FieldWeights holds one field's agreement levels, strongest first.
+type FieldWeights struct {
+	Field  string        `json:"field"`
+	Levels []LevelWeight `json:"levels"`
+}
+
+// LevelWeight is the Fellegi–Sunter weight of one agreement level: M is
+// P(level | same person), U is P(level | different people) and Weight is
+// log2(M/U), the evidence the level adds to the score.
+type LevelWeight struct {
+	Level  string  `json:"level"`
+	M      float64 `json:"m"`
+	U      float64 `json:"u"`
+	Weight float64 `json:"weight"`
+}
+
+// Validate checks that the configuration names exactly the fields and
+// levels this package compares, in order, with finite weights and sane
+// thresholds.
+func (c *Config) Validate() error {
+	names := FieldNames()
+	if len(c.Fields) != len(names) {
+		return fmt.Errorf("%w: %d fields, want %d", ErrInvalidConfig, len(c.Fields), len(names))
+	}
+	for i, f := range c.Fields {
+		if f.Field != names[i] {
+			return fmt.Errorf("%w: field %d is %q, want %q", ErrInvalidConfig, i, f.Field, names[i])
+		}
+		if len(f.Levels) != len(levelNames[i]) {
+			return fmt.Errorf("%w: field %s has %d levels, want %d", ErrInvalidConfig, f.Field, len(f.Levels), len(levelNames[i]))
+		}
+		for j, l := range f.Levels {
+			if l.Level != levelNames[i][j] {
+				return fmt.Errorf("%w: field %s level %d is %q, want %q", ErrInvalidConfig, f.Field, j, l.Level, levelNames[i][j])
+			}
+			if math.IsNaN(l.Weight) || math.IsInf(l.Weight, 0) {
+				return fmt.Errorf("%w: field %s level %s weight is not finite", ErrInvalidConfig, f.Field, l.Level)
+			}
+		}
+	}
+	if !(c.Upper >= c.Lower) || math.IsInf(c.Upper, 0) || math.IsNaN(c.Lower) {
+		return fmt.Errorf("%w: thresholds upper %v lower %v", ErrInvalidConfig, c.Upper, c.Lower)
+	}
+	if c.Margin < 0 || c.MaxBlockSize < 1 || c.MaxPersonRecords < 1 || c.MaxCandidates < 1 {
+		return fmt.Errorf("%w: margin, max_block_size, max_person_records and max_candidates must be positive", ErrInvalidConfig)
+	}
+	if c.TFMaxUp < 0 || c.TFMaxDown < 0 {
+		return fmt.Errorf("%w: tf bounds must not be negative", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// defaultMU holds the hand-set m and u of DefaultConfig, per field and level
+// in levelNames order. They are round figures for registration data with
+// some movers and name changes: m from the error rates seen in registration
+// audits, u from the chance agreement of two random people (u of an exact
+// birth date is about 1/(365*80)). Train replaces them with estimates from
+// the data itself.
+var defaultMU = [numFields][][2]float64{
+	fGiven:   {{0.86, 0.01}, {0.03, 0.002}, {0.05, 0.003}, {0.02, 0.01}, {0.01, 0.01}, {0.01, 0.03}, {0.02, 0.935}},
+	fMiddle:  {{0.6, 0.02}, {0.3, 0.05}, {0.03, 0.01}, {0.07, 0.92}},
+	fFamily:  {{0.82, 0.005}, {0.03, 0.0005}, {0.05, 0.002}, {0.02, 0.01}, {0.08, 0.9825}},
+	fBirth:   {{0.88, 0.00004}, {0.02, 0.00002}, {0.06, 0.0003}, {0.02, 0.003}, {0.02, 0.99666}},
+	fSex:     {{0.98, 0.5}, {0.02, 0.5}},
+	fAddress: {{0.55, 0.0002}, {0.15, 0.0003}, {0.05, 0.005}, {0.25, 0.9945}},
+	fCity:    {{0.7, 0.05}, {0.05, 0.01}, {0.25, 0.94}},
+	fState:   {{0.8, 0.15}, {0.2, 0.85}},
+	fPostal:  {{0.65, 0.002}, {0.05, 0.001}, {0.05, 0.02}, {0.25, 0.977}},
+	fPhone:   {{0.65, 0.00001}, {0.05, 0.00005}, {0.02, 0.0001}, {0.28, 0.99984}},
+	fEmail:   {{0.85, 0.00001}, {0.05, 0.0001}, {0.1, 0.99989}},
+	fSSN:     {{0.94, 0.00001}, {0.04, 0.0001}, {0.01, 0.0001}, {0.01, 0.99979}},
+}
+
+// DefaultConfig is the configuration a new cluster starts with, before any
+// EM training: version 0, hand-set weights.
+func DefaultConfig() Config {
+	c := Config{
+		Version:          0,
+		Source:           "default",
+		Upper:            14,
+		Lower:            8,
+		Margin:           3,
+		MaxBlockSize:     500,
+		MaxPersonRecords: 50,
+		MaxCandidates:    10,
+		TFMaxUp:          4,
+		TFMaxDown:        3,
+		HouseholdRules:   true,
+	}
+	names := FieldNames()
+	for i := range names {
+		fw := FieldWeights{Field: names[i]}
+		for j, mu := range defaultMU[i] {
+			fw.Levels = append(fw.Levels, LevelWeight{Level: levelNames[i][j], M: mu[0], U: mu[1], Weight: weightOf(mu[0], mu[1])})
+		}
+		c.Fields = append(c.Fields, fw)
+	}
+	return c
+}
+
+// weightOf is log2(m/u), bounded so that one field can never outweigh all
+// the others (a probability estimated as 0 would otherwise give ±Inf).
+func weightOf(m, u float64) float64 {
+	const bound = 20
+	if m <= 0 || u <= 0 {
+		if m > u {
+			return bound
+		}
+		return -bound
+	}
+	return math.Max(-bound, math.Min(bound, math.Log2(m/u)))
+}
+
+// compiled is a Config laid out for scoring: weights indexed by field and
+// level.
+type compiled struct {
+	cfg     *Config
+	weights [numFields][]float64
+	uExact  [numFields]float64
+}
+
+func compile(c *Config) (*compiled, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	cc := &compiled{cfg: c}
+	for i, f := range c.Fields {
+		w := make([]float64, len(f.Levels))
+		for j, l := range f.Levels {
+			w[j] = l.Weight
+		}
+		cc.weights[i] = w
+		cc.uExact[i] = f.Levels[0].U
+	}
+	return cc, nil
+}

@@ -1,0 +1,40 @@
+// Package mpi is the master patient index of rls: it decides which source
+// records (a participant's patient, keyed by assigning authority and MRN)
+// describe the same person, and gives each person an enterprise ID (EUID).
+//
+// It owns, in order of the pipeline:
+//
+//   - normalisation of a [Record] into its comparison form ([Normalize]):
+//     case, Unicode accents, punctuation, multi-part and hyphenated names,
+//     nickname equivalence (a shipped table of English given names),
+//     generational suffixes, phone digits, 5-digit postal codes, street
+//     suffix abbreviations;
+//   - blocking: several passes of blocking keys ([BlockingKeys]) so that a true
+//     match survives any one field being wrong, read from an index in the
+//     [Store] rather than by scanning every person;
+//   - comparison of each field into agreement levels and Fellegi–Sunter
+//     scoring (log2 likelihood ratios from the replicated [Config]), with
+//     term-frequency adjustment, missing values neutral, and household rules
+//     (twins, junior/senior) that forbid a link;
+//   - the decision against upper and lower thresholds with an ambiguity margin
+//     ([Matcher.Register], [Matcher.Match], [Matcher.Explain]);
+//   - EM estimation of m and u from unlabelled records ([Train]).
+//
+// All state lives behind the small key/value-shaped [Store] interface so that
+// the same code runs inside the Raft FSM over a bbolt transaction and over
+// [NewMemStore] for evaluation and benchmarks. Register and Match are
+// deterministic: the same sequence of calls against the same store contents
+// gives the same result on every node (no clock, no randomness, no map-order
+// iteration, fixed floating-point summation order; the configuration comes
+// from the store).
+//
+// Libraries: string metrics (Jaro–Winkler, Damerau–Levenshtein) and phonetics
+// (Double Metaphone) come from github.com/antzucaro/matchr, pinned, because it
+// is the one Go library that has both a name-oriented phonetic code and the
+// string metrics in one small dependency-free package; accent folding uses
+// golang.org/x/text/unicode/norm.
+//
+// This package is a pure library: it must never import HTTP, Raft, bbolt or
+// any other rls package. Loaders for labelled files live in mpi/dataset and
+// the evaluation harness in mpi/eval.
+package mpi

@@ -1,0 +1,234 @@
+// Package eval measures the master patient index on labelled files: it
+// registers every record into a fresh in-memory index exactly as the
+// cluster would, then compares the persons formed with the truth labels.
+// It backs `rls mpi eval`.
+//
+// It owns the evaluation harness only: it must never import HTTP or Raft
+// code.
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/mpi/dataset"
+)
+
+// ErrNoLabels is returned when a file has no truth label column, so
+// precision and recall cannot be measured.
+var ErrNoLabels = errors.New("file has no truth labels")
+
+// Options select what Run measures.
+type Options struct {
+	// Files are read in order and registered in file order.
+	Files []string
+	// Format is "csv" (default) or "febrl" (see package dataset).
+	Format string
+	// Train runs EM on all the records first (labels unused) and matches
+	// with the learned configuration.
+	Train bool
+	// Without lists fields emptied in every record before anything else,
+	// to measure matching when they are absent (mpi.WithoutFields names).
+	Without []string
+	// Upper and Lower, when set, replace the thresholds (after training).
+	Upper, Lower *float64
+	// TrainOptions tune EM (zero value: defaults, fixed seed).
+	TrainOptions mpi.TrainOptions
+}
+
+// Report is the result of Run. Its first eight fields are the JSON of
+// `rls mpi eval`; the others add detail.
+type Report struct {
+	Records        int     `json:"records"`
+	TruePairs      int64   `json:"true_pairs"`
+	PredictedPairs int64   `json:"predicted_pairs"`
+	Precision      float64 `json:"precision"`
+	Recall         float64 `json:"recall"`
+	F1             float64 `json:"f1"`
+	ReviewItems    int     `json:"review_items"`
+	Seconds        float64 `json:"seconds"`
+
+	// CorrectPairs are predicted pairs that are true pairs.
+	CorrectPairs int64 `json:"correct_pairs"`
+	Persons      int   `json:"persons"`
+	// TwinFalseLinks counts linked pairs of different people with the same
+	// birth date and family name and different given names;
+	// GenerationFalseLinks those with the same given and family name and
+	// birth years at least mpi.MinGenerationGap apart.
+	TwinFalseLinks       int64 `json:"twin_false_links"`
+	GenerationFalseLinks int64 `json:"generation_false_links"`
+	// Outcomes counts registrations by outcome (linked, new, review).
+	Outcomes map[mpi.Outcome]int `json:"outcomes"`
+	// SkippedBlocks counts registrations that skipped an oversize block.
+	SkippedBlocks int            `json:"skipped_blocks"`
+	Config        ConfigSummary  `json:"config"`
+	Train         *mpi.TrainStats `json:"train,omitempty"`
+	Without       []string       `json:"without,omitempty"`
+}
+
+// ConfigSummary names the configuration the run matched with.
+type ConfigSummary struct {
+	Version uint64  `json:"version"`
+	Source  string  `json:"source"`
+	Upper   float64 `json:"upper"`
+	Lower   float64 `json:"lower"`
+	Margin  float64 `json:"margin"`
+}
+
+// Run loads the files, optionally trains, registers every record in file
+// order into a fresh mpi.MemStore (new persons get EUIDs from a counter, as
+// the Raft leader would stamp them) and scores the persons formed against
+// the labels: a predicted pair is two records with the same EUID, a true
+// pair two records with the same label. A record whose identifier repeats
+// replaces the earlier one, as registration does. Files without labels are
+// refused with ErrNoLabels.
+func Run(ctx context.Context, opts Options) (Report, error) {
+	start := time.Now()
+	if len(opts.Files) == 0 {
+		return Report{}, errors.New("eval: no files given")
+	}
+	format, err := dataset.ParseFormat(opts.Format)
+	if err != nil {
+		return Report{}, fmt.Errorf("eval: %w", err)
+	}
+	var rows []dataset.Row
+	for _, path := range opts.Files {
+		f, err := dataset.Load(path, format)
+		if err != nil {
+			return Report{}, fmt.Errorf("eval: %w", err)
+		}
+		if !f.Labelled {
+			return Report{}, fmt.Errorf("eval %s: %w (csv needs a %s column; febrl needs rec_id rec-N-org/rec-N-dup-K)", path, ErrNoLabels, dataset.LabelColumn)
+		}
+		rows = append(rows, f.Rows...)
+	}
+	for i := range rows {
+		if rows[i].Record, err = mpi.WithoutFields(rows[i].Record, opts.Without); err != nil {
+			return Report{}, fmt.Errorf("eval --without: %w", err)
+		}
+	}
+
+	store := mpi.NewMemStore()
+	cfg := mpi.DefaultConfig()
+	rep := Report{Records: len(rows), Outcomes: map[mpi.Outcome]int{}, Without: opts.Without}
+	if opts.Train {
+		recs := make([]mpi.Record, len(rows))
+		for i := range rows {
+			recs[i] = rows[i].Record
+		}
+		trained, stats, err := mpi.Train(recs, cfg, opts.TrainOptions)
+		if err != nil {
+			return Report{}, fmt.Errorf("eval: %w", err)
+		}
+		cfg, rep.Train = trained, &stats
+	}
+	if opts.Upper != nil {
+		cfg.Upper = *opts.Upper
+	}
+	if opts.Lower != nil {
+		cfg.Lower = *opts.Lower
+	}
+	if err := cfg.Validate(); err != nil {
+		return Report{}, fmt.Errorf("eval: %w", err)
+	}
+	if err := store.PutConfig(cfg); err != nil {
+		return Report{}, err
+	}
+	rep.Config = ConfigSummary{Version: cfg.Version, Source: cfg.Source, Upper: cfg.Upper, Lower: cfg.Lower, Margin: cfg.Margin}
+
+	m := mpi.NewMatcher()
+	labelOf := map[mpi.RecordKey]string{}
+	normOf := map[mpi.RecordKey]mpi.Normalized{}
+	for i, row := range rows {
+		if i%1000 == 0 {
+			if err := ctx.Err(); err != nil {
+				return Report{}, err
+			}
+		}
+		d, err := m.Register(store, row.Record, fmt.Sprintf("E%09d", i+1))
+		if err != nil {
+			return Report{}, fmt.Errorf("eval %s line %d: %w", row.File, row.Line, err)
+		}
+		rep.Outcomes[d.Outcome]++
+		if len(d.SkippedBlocks) > 0 {
+			rep.SkippedBlocks++
+		}
+		labelOf[d.Record] = row.Label
+		normOf[d.Record] = mpi.Normalize(row.Record)
+	}
+	rep.ReviewItems = len(store.Reviews())
+
+	// True pairs: records sharing a label.
+	byLabel := map[string]int64{}
+	for _, l := range labelOf {
+		byLabel[l]++
+	}
+	for _, n := range byLabel {
+		rep.TruePairs += n * (n - 1) / 2
+	}
+	persons := store.Persons()
+	rep.Persons = len(persons)
+	for _, p := range persons {
+		n := int64(len(p.Records))
+		rep.PredictedPairs += n * (n - 1) / 2
+		counts := map[string]int64{}
+		for _, k := range p.Records {
+			counts[labelOf[k]]++
+		}
+		for _, c := range counts {
+			rep.CorrectPairs += c * (c - 1) / 2
+		}
+		for i, a := range p.Records {
+			for _, b := range p.Records[i+1:] {
+				if labelOf[a] == labelOf[b] {
+					continue
+				}
+				na, nb := normOf[a], normOf[b]
+				if isTwinPair(&na, &nb) {
+					rep.TwinFalseLinks++
+				}
+				if isGenerationPair(&na, &nb) {
+					rep.GenerationFalseLinks++
+				}
+			}
+		}
+	}
+	rep.Precision = ratio(rep.CorrectPairs, rep.PredictedPairs)
+	rep.Recall = ratio(rep.CorrectPairs, rep.TruePairs)
+	if rep.Precision+rep.Recall > 0 {
+		rep.F1 = 2 * rep.Precision * rep.Recall / (rep.Precision + rep.Recall)
+	}
+	rep.Precision, rep.Recall, rep.F1 = round(rep.Precision), round(rep.Recall), round(rep.F1)
+	rep.Seconds = round(time.Since(start).Seconds())
+	return rep, nil
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 1 // nothing to find (or nothing predicted) is perfect
+	}
+	return float64(a) / float64(b)
+}
+
+func round(x float64) float64 { return math.Round(x*1e6) / 1e6 }
+
+// isTwinPair: same birth date and family name, different given names that
+// are not nicknames of each other.
+func isTwinPair(a, b *mpi.Normalized) bool {
+	return a.Birth != "" && a.Birth == b.Birth && a.Family != "" && a.Family == b.Family &&
+		a.Given != "" && b.Given != "" && a.Given != b.Given && !mpi.SameGivenName(a.Given, b.Given)
+}
+
+// isGenerationPair: same given (or nickname) and family name, birth years
+// at least mpi.MinGenerationGap apart.
+func isGenerationPair(a, b *mpi.Normalized) bool {
+	if a.Family == "" || a.Family != b.Family || a.Given == "" || !mpi.SameGivenName(a.Given, b.Given) || a.BirthYear == 0 || b.BirthYear == 0 {
+		return false
+	}
+	d := a.BirthYear - b.BirthYear
+	return d >= mpi.MinGenerationGap || -d >= mpi.MinGenerationGap
+}

@@ -1,0 +1,539 @@
+package mpi
+
+import (
+	"fmt"
+	"math"
+	"sort"
+)
+
+// Outcome is what registration did with a record.
+type Outcome string
+
+const (
+	// OutcomeLinked: the record joined an existing person.
+	OutcomeLinked Outcome = "linked"
+	// OutcomeNew: the record got a new person; nobody scored at the lower
+	// threshold.
+	OutcomeNew Outcome = "new"
+	// OutcomeReview: the record got its own person and a review item names
+	// the candidate person(s) a steward should look at.
+	OutcomeReview Outcome = "review"
+)
+
+// Match grades for FHIR $match (the match-grade extension).
+const (
+	GradeCertain      = "certain"
+	GradeProbable     = "probable"
+	GradePossible     = "possible"
+	GradeCertainlyNot = "certainly-not"
+)
+
+// Candidate is a person scored against a record: the best score over the
+// person's records and the record that gave it.
+type Candidate struct {
+	EUID   string    `json:"euid"`
+	Score  float64   `json:"score"`
+	Record RecordKey `json:"record"`
+	// Grade is certain (at or above the upper threshold), probable (at or
+	// above the lower one), possible, or certainly-not (household conflict).
+	Grade string `json:"grade"`
+	// Household names the rule that forbids linking to this person, if any
+	// of its records conflicts with the query (see Explanation.Household).
+	Household string `json:"household,omitempty"`
+}
+
+// Decision is the result of registering a record. It is deterministic and
+// JSON-serialisable, so it can travel back from the Raft FSM as the Apply
+// response.
+type Decision struct {
+	Record  RecordKey `json:"record"`
+	Outcome Outcome   `json:"outcome"`
+	// EUID is the person the record now belongs to.
+	EUID string `json:"euid"`
+	// Score is the best score of a person the record could link to (0 when
+	// there was none).
+	Score float64 `json:"score"`
+	// Candidates are the best-scoring persons, best first (ties by EUID), at
+	// most Config.MaxCandidates, including those a household rule excluded.
+	Candidates []Candidate `json:"candidates"`
+	// Review is the review item appended, if any.
+	Review *ReviewItem `json:"review,omitempty"`
+	// Updated is set when the identifier was already registered: the record
+	// was replaced and its link decided again. PreviousEUID is the person it
+	// belonged to before.
+	Updated      bool   `json:"updated,omitempty"`
+	PreviousEUID string `json:"previous_euid,omitempty"`
+	// SkippedBlocks are blocking keys with more than Config.MaxBlockSize
+	// records, which were not searched.
+	SkippedBlocks []string `json:"skipped_blocks,omitempty"`
+	// CandidateRecords is how many records were scored.
+	CandidateRecords int    `json:"candidate_records"`
+	ConfigVersion    uint64 `json:"config_version"`
+}
+
+// Matcher registers and matches records against a Store. It holds no state
+// of its own (the configuration is read from the store on every call), so
+// one Matcher may serve any number of stores and goroutines.
+type Matcher struct{}
+
+// NewMatcher returns a Matcher.
+func NewMatcher() *Matcher { return &Matcher{} }
+
+// loadConfig reads and compiles the configuration stored in s, or the
+// default one when none is stored.
+func loadConfig(s Store) (*compiled, error) {
+	cfg, ok, err := s.Config()
+	if err != nil {
+		return nil, fmt.Errorf("read match configuration: %w", err)
+	}
+	if !ok {
+		cfg = DefaultConfig()
+	}
+	return compile(&cfg)
+}
+
+// Register files a record and decides its link: it joins the best person at
+// or above the upper threshold unless another person scores within the
+// margin (then review); between the thresholds, or when a household rule
+// forbids the best link, it gets a new person and a review item; below, a
+// new person. A new person takes newEUID (the caller stamps IDs, as the
+// Raft leader does), except that a re-registered record whose old person
+// has no other record keeps that person's EUID.
+//
+// Re-registering a known identifier replaces the record and decides its
+// link again. Register is deterministic for a given store content and
+// input. It writes through s in several calls; on error the caller must
+// discard the store's transaction.
+func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error) {
+	if err := rec.Validate(); err != nil {
+		return Decision{}, err
+	}
+	if newEUID == "" {
+		return Decision{}, fmt.Errorf("%w: empty", ErrInvalidEUID)
+	}
+	cc, err := loadConfig(s)
+	if err != nil {
+		return Decision{}, err
+	}
+	key := rec.Key()
+	n := Normalize(rec)
+	d := Decision{Record: key, ConfigVersion: cc.cfg.Version}
+
+	old, found, err := s.Record(key)
+	if err != nil {
+		return Decision{}, fmt.Errorf("register %s: read record: %w", key, err)
+	}
+	reuseEUID := ""
+	if found {
+		d.Updated, d.PreviousEUID = true, old.EUID
+		emptied, err := detach(s, &old)
+		if err != nil {
+			return Decision{}, fmt.Errorf("register %s: detach old version: %w", key, err)
+		}
+		if emptied {
+			reuseEUID = old.EUID
+		}
+	}
+
+	cands, err := m.candidates(s, cc, &n, key, &d)
+	if err != nil {
+		return Decision{}, fmt.Errorf("register %s: %w", key, err)
+	}
+	decide(cc, &d, cands)
+	if d.Outcome != OutcomeLinked {
+		d.EUID = reuseEUID
+		if d.EUID == "" {
+			if _, exists, err := s.Person(newEUID); err != nil {
+				return Decision{}, fmt.Errorf("register %s: read person %s: %w", key, newEUID, err)
+			} else if exists {
+				return Decision{}, fmt.Errorf("%w: %s already names a person", ErrInvalidEUID, newEUID)
+			}
+			d.EUID = newEUID
+		}
+	}
+	if d.Review != nil {
+		d.Review.EUID = d.EUID
+	}
+	if err := attach(s, StoredRecord{Key: key, EUID: d.EUID, Record: rec, Norm: n, Blocks: BlockingKeys(&n)}); err != nil {
+		return Decision{}, fmt.Errorf("register %s: %w", key, err)
+	}
+	if d.Review != nil {
+		if err := s.AppendReview(*d.Review); err != nil {
+			return Decision{}, fmt.Errorf("register %s: append review: %w", key, err)
+		}
+	}
+	return d, nil
+}
+
+// Match scores the persons that could be the given record, best first (ties
+// by EUID), without writing anything: the read side of FHIR $match and of
+// a search by demographics. limit <= 0 means Config.MaxCandidates. If the
+// record's identifier is registered, that record itself is not a candidate.
+func (m *Matcher) Match(s Store, rec Record, limit int) ([]Candidate, error) {
+	cc, err := loadConfig(s)
+	if err != nil {
+		return nil, err
+	}
+	n := Normalize(rec)
+	self := RecordKey("")
+	if rec.System != "" || rec.Value != "" {
+		self = rec.Key()
+	}
+	var d Decision
+	cands, err := m.candidates(s, cc, &n, self, &d)
+	if err != nil {
+		return nil, fmt.Errorf("match: %w", err)
+	}
+	if limit <= 0 {
+		limit = cc.cfg.MaxCandidates
+	}
+	if len(cands) > limit {
+		cands = cands[:limit]
+	}
+	return cands, nil
+}
+
+// Explain compares two records field by field with the store's
+// configuration and term frequencies.
+func (m *Matcher) Explain(s Store, a, b Record) (Explanation, error) {
+	cc, err := loadConfig(s)
+	if err != nil {
+		return Explanation{}, err
+	}
+	na, nb := Normalize(a), Normalize(b)
+	pl := comparePair(cc, &na, &nb)
+	return explainLevels(cc, &pl, &na, &nb, storeTF(s, cc))
+}
+
+// ExplainRecords explains the score between two stored records.
+func (m *Matcher) ExplainRecords(s Store, a, b RecordKey) (Explanation, error) {
+	ra, ok, err := s.Record(a)
+	if err != nil || !ok {
+		return Explanation{}, fmt.Errorf("explain: record %s: %w", a, notFound(ok, err))
+	}
+	rb, ok, err := s.Record(b)
+	if err != nil || !ok {
+		return Explanation{}, fmt.Errorf("explain: record %s: %w", b, notFound(ok, err))
+	}
+	cc, err := loadConfig(s)
+	if err != nil {
+		return Explanation{}, err
+	}
+	na, nb := normOf(&ra), normOf(&rb)
+	pl := comparePair(cc, na, nb)
+	return explainLevels(cc, &pl, na, nb, storeTF(s, cc))
+}
+
+func notFound(ok bool, err error) error {
+	if err != nil {
+		return err
+	}
+	return ErrNotFound
+}
+
+// normOf returns a stored record's normalised form, recomputing it when it
+// was stored by other normalisation rules.
+func normOf(sr *StoredRecord) *Normalized {
+	if sr.Norm.Version == NormVersion {
+		return &sr.Norm
+	}
+	n := Normalize(sr.Record)
+	return &n
+}
+
+// candidates finds the records sharing a blocking key with n, groups them by
+// person and scores each person: the best pair score over the person's
+// records (at most MaxPersonRecords, in key order), with a household
+// conflict if any of its records conflicts. The result is sorted best
+// first, ties by EUID.
+func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, self RecordKey, d *Decision) ([]Candidate, error) {
+	seen := map[RecordKey]bool{}
+	var keys []RecordKey
+	for _, block := range BlockingKeys(n) {
+		members, complete, err := s.BlockMembers(block, cc.cfg.MaxBlockSize)
+		if err != nil {
+			return nil, fmt.Errorf("read block %s: %w", block, err)
+		}
+		if !complete {
+			d.SkippedBlocks = append(d.SkippedBlocks, block)
+			continue
+		}
+		for _, k := range members {
+			if k != self && !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+
+	records := make(map[RecordKey]*StoredRecord, len(keys))
+	var euids []string
+	euidSeen := map[string]bool{}
+	for _, k := range keys {
+		sr, ok, err := s.Record(k)
+		if err != nil {
+			return nil, fmt.Errorf("read record %s: %w", k, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: block lists %s, which is not stored", ErrCorruptStore, k)
+		}
+		records[k] = &sr
+		if !euidSeen[sr.EUID] {
+			euidSeen[sr.EUID] = true
+			euids = append(euids, sr.EUID)
+		}
+	}
+	sort.Strings(euids)
+
+	tf := storeTF(s, cc)
+	out := make([]Candidate, 0, len(euids))
+	for _, euid := range euids {
+		p, ok, err := s.Person(euid)
+		if err != nil {
+			return nil, fmt.Errorf("read person %s: %w", euid, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: person %s of a stored record does not exist", ErrCorruptStore, euid)
+		}
+		c := Candidate{EUID: euid, Score: math.Inf(-1)}
+		scored := 0
+		for _, rk := range p.Records {
+			if rk == self {
+				continue
+			}
+			if scored == cc.cfg.MaxPersonRecords {
+				break
+			}
+			scored++
+			sr := records[rk]
+			if sr == nil {
+				r, ok, err := s.Record(rk)
+				if err != nil {
+					return nil, fmt.Errorf("read record %s: %w", rk, err)
+				}
+				if !ok {
+					return nil, fmt.Errorf("%w: person %s lists %s, which is not stored", ErrCorruptStore, euid, rk)
+				}
+				sr = &r
+			}
+			d.CandidateRecords++
+			pl := comparePair(cc, n, normOf(sr))
+			score, err := scoreLevels(cc, &pl, n, tf)
+			if err != nil {
+				return nil, err
+			}
+			if score > c.Score {
+				c.Score, c.Record = score, rk
+			}
+			if pl.household != "" && c.Household == "" {
+				c.Household = pl.household
+			}
+		}
+		if scored == 0 {
+			continue
+		}
+		c.Grade = grade(cc, &c)
+		out = append(out, c)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Score != out[j].Score {
+			return out[i].Score > out[j].Score
+		}
+		return out[i].EUID < out[j].EUID
+	})
+	return out, nil
+}
+
+func grade(cc *compiled, c *Candidate) string {
+	switch {
+	case c.Household != "":
+		return GradeCertainlyNot
+	case c.Score >= cc.cfg.Upper:
+		return GradeCertain
+	case c.Score >= cc.cfg.Lower:
+		return GradeProbable
+	}
+	return GradePossible
+}
+
+// decide applies the thresholds, the ambiguity margin and the household
+// rules to the scored candidates (sorted best first).
+func decide(cc *compiled, d *Decision, cands []Candidate) {
+	cfg := cc.cfg
+	d.Candidates = cands
+	if len(d.Candidates) > cfg.MaxCandidates {
+		d.Candidates = d.Candidates[:cfg.MaxCandidates]
+	}
+	var linkable, forbidden []Candidate
+	for _, c := range cands {
+		if c.Household == "" {
+			linkable = append(linkable, c)
+		} else if c.Score >= cfg.Upper {
+			forbidden = append(forbidden, c)
+		}
+	}
+	d.Outcome = OutcomeNew
+	var review *ReviewItem
+	if len(linkable) > 0 {
+		best := linkable[0]
+		d.Score = best.Score
+		switch {
+		case best.Score >= cfg.Upper:
+			var close []Candidate
+			for _, c := range linkable[1:] {
+				if c.Score >= best.Score-cfg.Margin {
+					close = append(close, c)
+				}
+			}
+			if len(close) == 0 {
+				d.Outcome, d.EUID = OutcomeLinked, best.EUID
+				return
+			}
+			review = &ReviewItem{Reason: ReviewAmbiguous, Score: best.Score, Candidates: append([]Candidate{best}, close...)}
+		case best.Score >= cfg.Lower:
+			var named []Candidate
+			for _, c := range linkable {
+				if c.Score >= cfg.Lower {
+					named = append(named, c)
+				}
+			}
+			review = &ReviewItem{Reason: ReviewBetweenThresholds, Score: best.Score, Candidates: named}
+		}
+	}
+	if len(forbidden) > 0 {
+		if review == nil {
+			review = &ReviewItem{Reason: ReviewHousehold, Score: forbidden[0].Score}
+		}
+		review.Candidates = append(review.Candidates, forbidden...)
+	}
+	if review != nil {
+		if len(review.Candidates) > cfg.MaxCandidates {
+			review.Candidates = review.Candidates[:cfg.MaxCandidates]
+		}
+		review.Record, review.ConfigVersion = d.Record, cfg.Version
+		d.Outcome, d.Review = OutcomeReview, review
+	}
+}
+
+// attach writes a record and files it under its blocking keys, its term
+// counts and its person.
+func attach(s Store, sr StoredRecord) error {
+	if err := s.PutRecord(sr); err != nil {
+		return fmt.Errorf("write record: %w", err)
+	}
+	for _, b := range sr.Blocks {
+		if err := s.AddToBlock(b, sr.Key); err != nil {
+			return fmt.Errorf("write block %s: %w", b, err)
+		}
+	}
+	if err := addTerms(s, &sr.Norm, 1); err != nil {
+		return err
+	}
+	p, _, err := s.Person(sr.EUID)
+	if err != nil {
+		return fmt.Errorf("read person %s: %w", sr.EUID, err)
+	}
+	recs := make([]RecordKey, 0, len(p.Records)+1)
+	i := sort.Search(len(p.Records), func(i int) bool { return p.Records[i] >= sr.Key })
+	recs = append(recs, p.Records[:i]...)
+	recs = append(recs, sr.Key)
+	if i < len(p.Records) && p.Records[i] == sr.Key {
+		i++
+	}
+	recs = append(recs, p.Records[i:]...)
+	if err := s.PutPerson(Person{EUID: sr.EUID, Records: recs}); err != nil {
+		return fmt.Errorf("write person %s: %w", sr.EUID, err)
+	}
+	return nil
+}
+
+// detach removes a stored record from its blocks, term counts and person
+// (but leaves the record itself, which the caller overwrites). It reports
+// whether the person was left without records and deleted.
+func detach(s Store, sr *StoredRecord) (bool, error) {
+	for _, b := range sr.Blocks {
+		if err := s.RemoveFromBlock(b, sr.Key); err != nil {
+			return false, fmt.Errorf("remove from block %s: %w", b, err)
+		}
+	}
+	if err := addTerms(s, &sr.Norm, -1); err != nil {
+		return false, err
+	}
+	p, ok, err := s.Person(sr.EUID)
+	if err != nil {
+		return false, fmt.Errorf("read person %s: %w", sr.EUID, err)
+	}
+	if !ok {
+		return false, fmt.Errorf("%w: person %s of record %s does not exist", ErrCorruptStore, sr.EUID, sr.Key)
+	}
+	recs := make([]RecordKey, 0, len(p.Records))
+	for _, k := range p.Records {
+		if k != sr.Key {
+			recs = append(recs, k)
+		}
+	}
+	if len(recs) == 0 {
+		return true, s.DeletePerson(sr.EUID)
+	}
+	return false, s.PutPerson(Person{EUID: sr.EUID, Records: recs})
+}
+
+// addTerms counts (delta 1) or uncounts (delta -1) a record's names in the
+// term-frequency table, with the per-field totals under value "".
+func addTerms(s Store, n *Normalized, delta int64) error {
+	for _, t := range [...]struct{ field, value string }{{FieldGiven, n.Given}, {FieldFamily, n.Family}} {
+		if t.value == "" {
+			continue
+		}
+		if err := s.AddTermCount(t.field, t.value, delta); err != nil {
+			return fmt.Errorf("count %s %q: %w", t.field, t.value, err)
+		}
+		if err := s.AddTermCount(t.field, "", delta); err != nil {
+			return fmt.Errorf("count %s total: %w", t.field, err)
+		}
+	}
+	return nil
+}
+
+// tfPriorOccurrences is the strength, in expected occurrences, of the prior
+// that every name is as common as the average (u of the exact level). It
+// keeps the adjustment near zero while the index is small, so the first
+// records registered are not scored on a handful of counts.
+const tfPriorOccurrences = 2
+
+// storeTF returns the term-frequency adjustment read from the store, cached
+// for the duration of one call: log2(u_exact / u_value), where u_value is
+// the smoothed share of records with that value, bounded by TFMaxUp and
+// TFMaxDown.
+func storeTF(s Store, cc *compiled) tfLookup {
+	cache := map[termKey]float64{}
+	names := FieldNames()
+	return func(field int, value string) (float64, error) {
+		k := termKey{names[field], value}
+		if v, ok := cache[k]; ok {
+			return v, nil
+		}
+		count, err := s.TermCount(k.field, value)
+		if err != nil {
+			return 0, fmt.Errorf("read term count %s %q: %w", k.field, value, err)
+		}
+		total, err := s.TermCount(k.field, "")
+		if err != nil {
+			return 0, fmt.Errorf("read term total %s: %w", k.field, err)
+		}
+		adj := tfAdjustment(cc.uExact[field], count, total, cc.cfg.TFMaxUp, cc.cfg.TFMaxDown)
+		cache[k] = adj
+		return adj, nil
+	}
+}
+
+func tfAdjustment(uExact float64, count, total int64, maxUp, maxDown float64) float64 {
+	if uExact <= 0 || uExact >= 1 {
+		return 0
+	}
+	prior := tfPriorOccurrences / uExact
+	uValue := (float64(count) + tfPriorOccurrences) / (float64(total) + prior)
+	adj := math.Log2(uExact / uValue)
+	return math.Max(-maxDown, math.Min(maxUp, adj))
+}

@@ -1,0 +1,120 @@
+package mpi
+
+// Store is the state the matcher reads and writes. It is key/value shaped
+// so that each method maps onto one bbolt bucket with byte-ordered keys (the
+// Raft FSM implements it over the bbolt transaction of the entry being
+// applied); NewMemStore implements it in memory for evaluation, tests and
+// benchmarks.
+//
+// Contract, for every implementation:
+//
+//   - Reads see every write made earlier through the same Store value (a
+//     bbolt implementation reads and writes within one read-write
+//     transaction during Register).
+//   - Everything is deterministic: the same calls on the same contents give
+//     the same results; every list is returned in ascending byte order of
+//     its keys.
+//   - Values are stored as given and returned unchanged (a JSON round trip
+//     is fine: every type here is JSON-serialisable and float64 values
+//     round-trip exactly). The matcher never modifies a value it read, and
+//     never modifies a value after passing it to a Put method, so an
+//     in-memory implementation may share them.
+//   - A missing key is not an error: getters return ok=false (or 0 for
+//     counts). Errors are I/O or decoding failures; the matcher wraps and
+//     returns them, and the caller must then discard the transaction,
+//     because Register's writes are not undone on error.
+//
+// Suggested bbolt layout (one bucket per method group):
+//
+//	config   "current"                     → Config (JSON)
+//	records  RecordKey ("system|value")    → StoredRecord (JSON)
+//	blocks   block + 0x00 + RecordKey      → empty; BlockMembers seeks to
+//	                                         block+0x00 and reads at most
+//	                                         limit+1 keys with that prefix
+//	persons  EUID                          → Person (JSON)
+//	terms    field + 0x00 + value          → int64 (8 bytes big-endian)
+//	reviews  NextSequence (8 bytes BE)     → ReviewItem (JSON)
+type Store interface {
+	// Config returns the current match configuration; ok is false when none
+	// was ever stored, and the matcher then uses DefaultConfig.
+	Config() (cfg Config, ok bool, err error)
+	// PutConfig replaces the match configuration.
+	PutConfig(cfg Config) error
+
+	// Record returns the stored source record with that key.
+	Record(key RecordKey) (rec StoredRecord, ok bool, err error)
+	// PutRecord inserts or replaces the record under rec.Key.
+	PutRecord(rec StoredRecord) error
+
+	// BlockMembers returns the record keys filed under a blocking key, in
+	// ascending order, at most limit of them; complete is false when the
+	// block holds more than limit keys (the matcher then skips the block).
+	BlockMembers(block string, limit int) (members []RecordKey, complete bool, err error)
+	// AddToBlock files a record key under a blocking key (idempotent).
+	AddToBlock(block string, key RecordKey) error
+	// RemoveFromBlock removes a record key from a blocking key (idempotent).
+	RemoveFromBlock(block string, key RecordKey) error
+
+	// Person returns the person with that EUID.
+	Person(euid string) (p Person, ok bool, err error)
+	// PutPerson inserts or replaces a person.
+	PutPerson(p Person) error
+	// DeletePerson removes a person (idempotent).
+	DeletePerson(euid string) error
+
+	// TermCount returns how many stored records have value in field
+	// ("given" or "family"); value "" returns the number of records that
+	// have the field at all. Unknown pairs count 0.
+	TermCount(field, value string) (int64, error)
+	// AddTermCount adds delta (which may be negative) to a count.
+	AddTermCount(field, value string, delta int64) error
+
+	// AppendReview appends an item to the review queue; the store assigns
+	// its sequence number (bbolt: Bucket.NextSequence, which is the same on
+	// every node because entries apply in log order).
+	AppendReview(item ReviewItem) error
+}
+
+// StoredRecord is a source record as the index keeps it: the record as
+// registered, the person it belongs to, its normalised form and the
+// blocking keys it is filed under (kept so an update removes exactly those,
+// even after the blocking rules change).
+type StoredRecord struct {
+	Key    RecordKey  `json:"key"`
+	EUID   string     `json:"euid"`
+	Record Record     `json:"record"`
+	Norm   Normalized `json:"norm"`
+	Blocks []string   `json:"blocks"`
+}
+
+// Person is an enterprise identity: its EUID and the keys of the source
+// records linked to it, in ascending order.
+type Person struct {
+	EUID    string      `json:"euid"`
+	Records []RecordKey `json:"records"`
+}
+
+// Review reasons.
+const (
+	// ReviewBetweenThresholds: the best person scored between the lower and
+	// upper thresholds.
+	ReviewBetweenThresholds = "between_thresholds"
+	// ReviewAmbiguous: more than one person scored at or above the upper
+	// threshold within the margin of the best.
+	ReviewAmbiguous = "ambiguous"
+	// ReviewHousehold: a person scored at or above the upper threshold but
+	// a household rule (twin, generation, suffix) forbade the link.
+	ReviewHousehold = "household"
+)
+
+// ReviewItem asks a data steward to decide whether a record belongs to one
+// of the candidate persons. The record has been given its own person (EUID)
+// meanwhile: an uncertain match is never linked silently.
+type ReviewItem struct {
+	Record        RecordKey   `json:"record"`
+	EUID          string      `json:"euid"`
+	Reason        string      `json:"reason"`
+	Score         float64     `json:"score"`
+	Candidates    []Candidate `json:"candidates"`
+	ConfigVersion uint64      `json:"config_version"`
+}

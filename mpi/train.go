@@ -1,0 +1,439 @@
+package mpi
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+)
+
+// TrainOptions tune EM estimation. The zero value uses the defaults.
+type TrainOptions struct {
+	// Seed seeds the random pairs that estimate u; 0 means DefaultTrainSeed.
+	// The same records, options and base give the same configuration.
+	Seed uint64
+	// RandomPairs is how many random pairs estimate u (0: 1,000,000); when
+	// the records have fewer pairs than that, all pairs are used.
+	RandomPairs int
+	// MaxBlockedPairs caps the blocked pairs EM runs over (0: 5,000,000);
+	// above it an evenly spaced subset is used.
+	MaxBlockedPairs int
+	// MaxIterations bounds each EM run (0: 200); Tolerance is the largest
+	// change of any m that counts as converged (0: 1e-7).
+	MaxIterations int
+	Tolerance     float64
+}
+
+// DefaultTrainSeed is the seed used when TrainOptions.Seed is 0.
+const DefaultTrainSeed = 20240521
+
+// TrainStats describes an EM run.
+type TrainStats struct {
+	Records      int `json:"records"`
+	BlockedPairs int `json:"blocked_pairs"`
+	RandomPairs  int `json:"random_pairs"`
+	// HouseholdPairs are blocked pairs a household rule keeps apart; they
+	// are left out of EM because they are known not to match.
+	HouseholdPairs int  `json:"household_pairs"`
+	Iterations     int  `json:"iterations"`
+	Converged      bool `json:"converged"`
+	// MatchShare is the share of blocked pairs EM reads as matches (λ).
+	MatchShare float64 `json:"match_share"`
+	// RandomMatchShare is the share of random pairs read as matches, which
+	// are discounted from u.
+	RandomMatchShare float64 `json:"random_match_share"`
+}
+
+// Train estimates the m and u probabilities of every field level from
+// unlabelled records and returns a new configuration based on base (same
+// thresholds and limits, Version base.Version+1, new weights).
+//
+// u, the chance of each level between different people, comes from random
+// pairs drawn with a fixed seed. m, its chance for the same person, comes
+// from EM (expectation–maximisation) over the blocked pairs, the pairs
+// registration compares, one blocking pass at a time: a pass selects pairs
+// that agree on its own fields (birth date, say), so EM on that pass learns
+// m only for the other fields, and each field's m pools the expected match
+// counts of every pass that does not select on it. Random pairs include a
+// few true matches (a real share in small files with many duplicates), so
+// after EM each random pair's match probability is computed and u is
+// re-estimated from the random pairs weighted by their probability of being
+// different people; EM then runs again with the cleaner u. Levels too rare
+// in the data to estimate keep base's m and u. Training is deterministic: no
+// map iteration, a seeded generator, and sums in a fixed order.
+func Train(records []Record, base Config, opts TrainOptions) (Config, TrainStats, error) {
+	cc, err := compile(&base)
+	if err != nil {
+		return Config{}, TrainStats{}, err
+	}
+	opts = opts.withDefaults()
+	stats := TrainStats{Records: len(records)}
+	if len(records) < 2 {
+		return Config{}, stats, fmt.Errorf("train: need at least 2 records, have %d", len(records))
+	}
+	norms := make([]Normalized, len(records))
+	for i := range records {
+		norms[i] = Normalize(records[i])
+	}
+
+	passes, vecs, households := blockedPairs(cc, norms, base.MaxBlockSize, opts.MaxBlockedPairs)
+	stats.BlockedPairs, stats.HouseholdPairs = len(vecs), households
+	if len(vecs) == 0 {
+		return Config{}, stats, fmt.Errorf("train: the records share no blocking key; nothing to learn from")
+	}
+	rVecs := randomPairs(cc, norms, opts)
+	stats.RandomPairs = len(rVecs)
+
+	var m, m0, u0 [numFields][]float64
+	for f := 0; f < numFields; f++ {
+		for _, l := range base.Fields[f].Levels {
+			m0[f] = append(m0[f], l.M)
+			u0[f] = append(u0[f], l.U)
+		}
+		m[f] = append([]float64(nil), m0[f]...)
+	}
+	rWeights := make([]float64, len(rVecs))
+	for i := range rWeights {
+		rWeights[i] = 1
+	}
+	u, uSupport := levelShares(rVecs, rWeights, u0, nil)
+	var mSupport [numFields][]float64
+	for round := 0; round < 3; round++ {
+		var it int
+		var conv bool
+		m, mSupport, stats.MatchShare, it, conv = emByPass(passes, vecs, m, u, m0, opts)
+		stats.Iterations += it
+		stats.Converged = conv
+		// Re-estimate u from random pairs weighted by P(different people).
+		rl := randomPrior(rVecs, m, u)
+		stats.RandomMatchShare = rl
+		for i := range rVecs {
+			rWeights[i] = 1 - posterior(&rVecs[i], &m, &u, rl, nil)
+		}
+		u, uSupport = levelShares(rVecs, rWeights, u0, nil)
+	}
+
+	out := base
+	out.Version = base.Version + 1
+	out.Source = fmt.Sprintf("em: %d records, %d blocked pairs, %d random pairs, seed %d", stats.Records, stats.BlockedPairs, stats.RandomPairs, opts.Seed)
+	out.Fields = make([]FieldWeights, numFields)
+	for f := 0; f < numFields; f++ {
+		fw := FieldWeights{Field: base.Fields[f].Field}
+		for l, bl := range base.Fields[f].Levels {
+			lw := LevelWeight{Level: bl.Level, M: m[f][l], U: u[f][l]}
+			// A level seen too rarely among matches or non-matches keeps
+			// the base estimate: a handful of pairs says little.
+			if mSupport[f][l] < minSupport || uSupport[f][l] < minSupport {
+				lw.M, lw.U = bl.M, bl.U
+			}
+			lw.Weight = weightOf(lw.M, lw.U)
+			fw.Levels = append(fw.Levels, lw)
+		}
+		out.Fields[f] = fw
+	}
+	if err := out.Validate(); err != nil {
+		return Config{}, stats, fmt.Errorf("train: %w", err)
+	}
+	return out, stats, nil
+}
+
+// trainPass is one blocking pass's pairs (indexes into the compared
+// vectors) and the fields it selects on.
+type trainPass struct {
+	name     string
+	pairs    []int
+	excluded [numFields]bool
+}
+
+// minSupport is the least expected number of pairs at a level for its
+// estimate to replace the base one.
+const minSupport = 3
+
+func (o TrainOptions) withDefaults() TrainOptions {
+	if o.Seed == 0 {
+		o.Seed = DefaultTrainSeed
+	}
+	if o.RandomPairs <= 0 {
+		o.RandomPairs = 1_000_000
+	}
+	if o.MaxBlockedPairs <= 0 {
+		o.MaxBlockedPairs = 5_000_000
+	}
+	if o.MaxIterations <= 0 {
+		o.MaxIterations = 200
+	}
+	if o.Tolerance <= 0 {
+		o.Tolerance = 1e-7
+	}
+	return o
+}
+
+// blockedPairs compares the distinct pairs of records that share a
+// blocking key (skipping blocks larger than maxBlock, evenly thinned to at
+// most maxPairs) and groups them by pass. Pairs a household rule keeps
+// apart are left out and counted.
+func blockedPairs(cc *compiled, norms []Normalized, maxBlock, maxPairs int) ([]trainPass, []pairLevels, int) {
+	blocks := map[string][]uint32{}
+	var keys []string
+	for i := range norms {
+		for _, k := range BlockingKeys(&norms[i]) {
+			if _, ok := blocks[k]; !ok {
+				keys = append(keys, k)
+			}
+			blocks[k] = append(blocks[k], uint32(i))
+		}
+	}
+	sort.Strings(keys)
+	byPass := map[string][]uint64{}
+	var all []uint64
+	for _, k := range keys {
+		members := blocks[k]
+		if len(members) > maxBlock {
+			continue
+		}
+		p := passOf(k)
+		for a := 0; a < len(members); a++ {
+			for b := a + 1; b < len(members); b++ {
+				pair := uint64(members[a])<<32 | uint64(members[b])
+				byPass[p] = append(byPass[p], pair)
+				all = append(all, pair)
+			}
+		}
+	}
+	all = sortUnique(all)
+	if len(all) > maxPairs {
+		thin := make([]uint64, 0, maxPairs)
+		for i := 0; i < maxPairs; i++ {
+			thin = append(thin, all[i*len(all)/maxPairs])
+		}
+		all = thin
+	}
+	index := make(map[uint64]int, len(all))
+	var vecs []pairLevels
+	households := 0
+	for _, pair := range all {
+		pl := comparePair(cc, &norms[pair>>32], &norms[pair&0xffffffff])
+		if pl.household != "" {
+			households++
+			continue
+		}
+		index[pair] = len(vecs)
+		vecs = append(vecs, pl)
+	}
+	var passes []trainPass
+	for _, pc := range passConditions {
+		tp := trainPass{name: pc.pass}
+		for _, f := range pc.fields {
+			tp.excluded[f] = true
+		}
+		for _, pair := range sortUnique(byPass[pc.pass]) {
+			if i, ok := index[pair]; ok {
+				tp.pairs = append(tp.pairs, i)
+			}
+		}
+		if len(tp.pairs) > 0 {
+			passes = append(passes, tp)
+		}
+	}
+	return passes, vecs, households
+}
+
+func sortUnique(s []uint64) []uint64 {
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	out := s[:0]
+	for i, p := range s {
+		if i == 0 || p != s[i-1] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// randomPairs compares random distinct pairs drawn with the seeded PCG
+// generator, or every pair when there are fewer than asked for.
+func randomPairs(cc *compiled, norms []Normalized, opts TrainOptions) []pairLevels {
+	n := len(norms)
+	all := n * (n - 1) / 2
+	var out []pairLevels
+	if all <= opts.RandomPairs {
+		out = make([]pairLevels, 0, all)
+		for i := 0; i < n; i++ {
+			for j := i + 1; j < n; j++ {
+				out = append(out, comparePair(cc, &norms[i], &norms[j]))
+			}
+		}
+		return out
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
+	out = make([]pairLevels, 0, opts.RandomPairs)
+	for len(out) < opts.RandomPairs {
+		i, j := rng.IntN(n), rng.IntN(n)
+		if i == j {
+			continue
+		}
+		out = append(out, comparePair(cc, &norms[i], &norms[j]))
+	}
+	return out
+}
+
+// levelShares estimates each field's level distribution from weighted pairs
+// (missing values left out), with a half-pair pseudo-count spread by the
+// prior so no level gets probability 0. It also returns the weighted count
+// behind each level. subset, when not nil, selects the pairs to use.
+func levelShares(vecs []pairLevels, weights []float64, prior [numFields][]float64, subset []int) (shares, support [numFields][]float64) {
+	for f := 0; f < numFields; f++ {
+		support[f] = make([]float64, len(prior[f]))
+	}
+	add := func(i int, w float64) {
+		for f := 0; f < numFields; f++ {
+			if l := vecs[i].level[f]; l != missing {
+				support[f][l] += w
+			}
+		}
+	}
+	if subset == nil {
+		for i := range vecs {
+			add(i, weights[i])
+		}
+	} else {
+		for k, i := range subset {
+			add(i, weights[k])
+		}
+	}
+	return sharesOf(support, prior), support
+}
+
+func sharesOf(counts, prior [numFields][]float64) (shares [numFields][]float64) {
+	const pseudo = 0.5
+	for f := 0; f < numFields; f++ {
+		total := 0.0
+		for _, c := range counts[f] {
+			total += c
+		}
+		s := make([]float64, len(counts[f]))
+		for l := range counts[f] {
+			s[l] = (counts[f][l] + pseudo*prior[f][l]) / (total + pseudo)
+		}
+		shares[f] = s
+	}
+	return shares
+}
+
+// logLR is the log likelihood ratio (natural log) of a comparison vector,
+// leaving out the excluded fields.
+func logLR(pl *pairLevels, m, u *[numFields][]float64, excluded *[numFields]bool) float64 {
+	s := 0.0
+	for f := 0; f < numFields; f++ {
+		if excluded != nil && excluded[f] {
+			continue
+		}
+		if l := pl.level[f]; l != missing {
+			s += math.Log(m[f][l]) - math.Log(u[f][l])
+		}
+	}
+	return s
+}
+
+// posterior is P(match | vector) for prior match share lambda.
+func posterior(pl *pairLevels, m, u *[numFields][]float64, lambda float64, excluded *[numFields]bool) float64 {
+	x := logLR(pl, m, u, excluded) + math.Log(lambda) - math.Log1p(-lambda)
+	return 1 / (1 + math.Exp(-x))
+}
+
+// emByPass runs EM on each pass with u fixed, learning m only for the fields
+// the pass does not select on, then pools every pass's expected match
+// counts into one m per field. It returns m, the pooled expected match
+// counts per level, the pooled match share, and the iteration count.
+func emByPass(passes []trainPass, vecs []pairLevels, m, u, m0 [numFields][]float64, opts TrainOptions) ([numFields][]float64, [numFields][]float64, float64, int, bool) {
+	var pooled [numFields][]float64
+	for f := 0; f < numFields; f++ {
+		pooled[f] = make([]float64, len(m[f]))
+	}
+	iterations, converged := 0, true
+	matches, pairs := 0.0, 0
+	for pi := range passes {
+		p := &passes[pi]
+		if len(p.pairs) < minPassPairs {
+			continue
+		}
+		pm, lambda, counts, it, conv := em(vecs, p, m, u, m0, opts)
+		iterations += it
+		converged = converged && conv
+		matches += lambda * float64(len(p.pairs))
+		pairs += len(p.pairs)
+		for f := 0; f < numFields; f++ {
+			if p.excluded[f] {
+				continue
+			}
+			for l := range counts[f] {
+				pooled[f][l] += counts[f][l]
+			}
+		}
+		_ = pm
+	}
+	share := 0.0
+	if pairs > 0 {
+		share = matches / float64(pairs)
+	}
+	return sharesOf(pooled, m0), pooled, share, iterations, converged
+}
+
+// minPassPairs is the fewest pairs a pass needs for EM to learn from it.
+const minPassPairs = 20
+
+// em runs expectation–maximisation of m and λ over one pass's pairs with u
+// held fixed and the pass's own fields left out. It returns m, λ, the
+// expected match counts per level, and the iterations used.
+func em(vecs []pairLevels, p *trainPass, m, u, m0 [numFields][]float64, opts TrainOptions) ([numFields][]float64, float64, [numFields][]float64, int, bool) {
+	post := make([]float64, len(p.pairs))
+	lambda := 0.5
+	var counts [numFields][]float64
+	for it := 1; it <= opts.MaxIterations; it++ {
+		sum := 0.0
+		for k, i := range p.pairs {
+			post[k] = posterior(&vecs[i], &m, &u, lambda, &p.excluded)
+			sum += post[k]
+		}
+		var next [numFields][]float64
+		next, counts = levelShares(vecs, post, m0, p.pairs)
+		lambda = math.Min(math.Max(sum/float64(len(p.pairs)), 1e-6), 1-1e-6)
+		delta := 0.0
+		for f := 0; f < numFields; f++ {
+			if p.excluded[f] {
+				next[f] = m[f]
+				continue
+			}
+			for l := range next[f] {
+				delta = math.Max(delta, math.Abs(next[f][l]-m[f][l]))
+			}
+		}
+		m = next
+		if delta < opts.Tolerance {
+			return m, lambda, counts, it, true
+		}
+	}
+	return m, lambda, counts, opts.MaxIterations, false
+}
+
+// randomPrior estimates the share of matches among random pairs by EM on
+// that one parameter, m and u fixed.
+func randomPrior(vecs []pairLevels, m, u [numFields][]float64) float64 {
+	lr := make([]float64, len(vecs))
+	for i := range vecs {
+		lr[i] = logLR(&vecs[i], &m, &u, nil)
+	}
+	lambda := 1e-4
+	for it := 0; it < 100; it++ {
+		sum := 0.0
+		for _, x := range lr {
+			x += math.Log(lambda) - math.Log1p(-lambda)
+			sum += 1 / (1 + math.Exp(-x))
+		}
+		next := math.Min(math.Max(sum/float64(len(vecs)), 1e-12), 0.5)
+		if math.Abs(next-lambda) < 1e-12 {
+			return next
+		}
+		lambda = next
+	}
+	return lambda
+}
