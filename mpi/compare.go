@@ -153,6 +153,46 @@ func jaroWinkler(a, b string) float64 {
 	return matchr.JaroWinkler(a, b, false)
 }
 
+// jaroWinklerAtLeast returns the Jaro–Winkler similarity of a and b when it
+// can reach min, and 0 when it certainly cannot. Most pairs a matcher
+// compares are different names; an upper bound from the letters the two
+// strings share rejects them without the library's allocations. The bound:
+// Jaro counts at most c common characters, where c is the size of the
+// multiset intersection of the letters, so Jaro <= (c/|a| + c/|b| + 1)/3,
+// and the Winkler prefix bonus adds at most 0.4 of the remainder.
+func jaroWinklerAtLeast(a, b string, min float64) float64 {
+	if a == b {
+		return 1
+	}
+	if len(a) == 0 || len(b) == 0 {
+		return 0
+	}
+	var counts [128]int16
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if c >= 128 {
+			return jaroWinkler(a, b) // not ASCII: no shortcut
+		}
+		counts[c]++
+	}
+	common := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= 128 {
+			return jaroWinkler(a, b)
+		}
+		if counts[c] > 0 {
+			counts[c]--
+			common++
+		}
+	}
+	j := (float64(common)/float64(len(a)) + float64(common)/float64(len(b)) + 1) / 3
+	if common == 0 || j+0.4*(1-j) < min {
+		return 0
+	}
+	return jaroWinkler(a, b)
+}
+
 // withinOneEdit reports whether a and b differ by at most one substitution,
 // insertion, deletion or transposition of adjacent characters (the common
 // keying errors). It is written out rather than taken from a Damerau–
@@ -214,7 +254,7 @@ func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB 
 	if containsString(partsA, gb) || containsString(partsB, ga) {
 		return givenFuzzyHigh
 	}
-	best := jaroWinkler(ga, gb)
+	best := jaroWinklerAtLeast(ga, gb, jwDifferent)
 	if best < jwHigh {
 		// A misspelt nickname (Chrles for Chuck) is close to the formal name.
 		for _, fa := range formalNames(ga) {
@@ -222,7 +262,7 @@ func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB 
 				if fa == ga && fb == gb {
 					continue
 				}
-				if jw := jaroWinkler(fa, fb); jw > best {
+				if jw := jaroWinklerAtLeast(fa, fb, jwHigh); jw > best {
 					best = jw
 				}
 			}
@@ -259,7 +299,7 @@ func compareMiddle(a, b *Normalized) int8 {
 	if ma[0] == mb[0] && (len(ma) == 1 || len(mb) == 1) {
 		return middleInitial
 	}
-	if nicknameEquivalent(ma, mb) || jaroWinkler(ma, mb) >= jwHigh {
+	if nicknameEquivalent(ma, mb) || jaroWinklerAtLeast(ma, mb, jwHigh) >= jwHigh {
 		return middleFuzzy
 	}
 	return middleDisagree
@@ -280,15 +320,15 @@ func compareFamilyNames(fa, fb string, partsA, partsB []string, codeA, codeB str
 	if containsString(partsA, fb) || containsString(partsB, fa) || sharePart(partsA, partsB) {
 		return familyPart
 	}
-	best := jaroWinkler(fa, fb)
+	best := jaroWinklerAtLeast(fa, fb, jwLow)
 	if best < jwHigh {
 		for _, p := range partsB {
-			if jw := jaroWinkler(fa, p); jw > best {
+			if jw := jaroWinklerAtLeast(fa, p, jwLow); jw > best {
 				best = jw
 			}
 		}
 		for _, p := range partsA {
-			if jw := jaroWinkler(p, fb); jw > best {
+			if jw := jaroWinklerAtLeast(p, fb, jwLow); jw > best {
 				best = jw
 			}
 		}
@@ -363,13 +403,16 @@ func compareAddressLine(x, y *AddressLine) int8 {
 	if x.Full == y.Full {
 		return addressExact
 	}
+	if x.Street == "" || y.Street == "" {
+		return addressDisagree // a bare house number says nothing on its own
+	}
 	sameNumber := x.Number != "" && x.Number == y.Number
 	numberMissing := x.Number == "" || y.Number == ""
-	streetJW := jaroWinkler(x.Street, y.Street)
+	streetJW := jaroWinklerAtLeast(x.Street, y.Street, jwLow)
 	switch {
 	case (sameNumber || numberMissing) && streetJW >= 0.9:
 		return addressFuzzyHigh
-	case jaroWinkler(x.Full, y.Full) >= jwHigh:
+	case jaroWinklerAtLeast(x.Full, y.Full, jwHigh) >= jwHigh:
 		return addressFuzzyHigh
 	case streetJW >= 0.9, withinOneEdit(x.Number, y.Number) && streetJW >= jwLow:
 		return addressFuzzyLow
@@ -384,7 +427,7 @@ func compareCity(a, b *Normalized) int8 {
 	if a.City == b.City {
 		return cityExact
 	}
-	if jaroWinkler(a.City, b.City) >= 0.9 {
+	if jaroWinklerAtLeast(a.City, b.City, 0.9) >= 0.9 {
 		return cityFuzzy
 	}
 	return cityDisagree

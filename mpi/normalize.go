@@ -172,11 +172,14 @@ var foldSpecial = map[rune]string{
 	'ı': "i", 'ħ': "h", 'Ħ': "h",
 }
 
+// apostrophes are removed so that O'Brien and OBrien compare equal.
+var apostrophes = strings.NewReplacer("'", "", "’", "", "`", "", "´", "")
+
 // tokens folds s and splits it into runs of letters and digits. Apostrophes
 // join (O'Brien → obrien) rather than split.
 func tokens(s string) []string {
 	s = fold(s)
-	s = strings.NewReplacer("'", "", "’", "", "`", "", "´", "").Replace(s)
+	s = apostrophes.Replace(s)
 	return strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 }
 

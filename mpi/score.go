@@ -52,21 +52,20 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 	pl.level[fSSN] = compareSSN(a, b)
 
 	// Given and family name entered in each other's place: compare them
-	// crosswise and keep that reading when it explains the names better.
-	// Both crosswise pairs get the weaker of their two levels, so the
-	// reading is the same whichever record comes first.
+	// crosswise (as given names, so nicknames and typos count) and keep
+	// that reading when it explains the names better. Both crosswise pairs
+	// get the weaker of their two levels, so the reading is the same
+	// whichever record comes first.
 	if a.Given != "" && a.Family != "" && b.Given != "" && b.Family != "" &&
 		pl.level[fGiven] != givenExact && pl.level[fFamily] != familyExact {
-		x := crossLevel(a.Given, b.Family)
-		y := crossLevel(a.Family, b.Given)
-		if y > x {
+		x := compareGivenNames(a.Given, b.Family, nil, nil, "", "")
+		if y := compareGivenNames(a.Family, b.Given, nil, nil, "", ""); y > x {
 			x = y
 		}
-		if x <= givenFuzzyHigh {
-			sg, sf := x, crossToFamily(x)
+		if sf := crossToFamily(x); sf != familyDisagree {
 			w := cc.weights
-			if w[fGiven][sg]+w[fFamily][sf] > w[fGiven][pl.level[fGiven]]+w[fFamily][pl.level[fFamily]] {
-				pl.level[fGiven], pl.level[fFamily], pl.swapped = sg, sf, true
+			if w[fGiven][x]+w[fFamily][sf] > w[fGiven][pl.level[fGiven]]+w[fFamily][pl.level[fFamily]] {
+				pl.level[fGiven], pl.level[fFamily], pl.swapped = x, sf, true
 			}
 		}
 	}
@@ -74,27 +73,13 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 	return pl
 }
 
-// crossLevel compares a given name with a family name on the given-name
-// scale (exact, fuzzy high, fuzzy low, disagree).
-func crossLevel(x, y string) int8 {
-	if x == y {
-		return givenExact
-	}
-	jw := jaroWinkler(x, y)
-	switch {
-	case jw >= jwHigh:
-		return givenFuzzyHigh
-	case jw >= jwLow:
-		return givenFuzzyLow
-	}
-	return givenDisagree
-}
-
+// crossToFamily maps a crosswise given-name level onto the family levels;
+// initials and weak resemblances do not count as a swap.
 func crossToFamily(l int8) int8 {
 	switch l {
 	case givenExact:
 		return familyExact
-	case givenFuzzyHigh:
+	case givenNickname, givenFuzzyHigh:
 		return familyFuzzyHigh
 	case givenFuzzyLow:
 		return familyFuzzyLow

@@ -107,8 +107,9 @@ func Train(records []Record, base Config, opts TrainOptions) (Config, TrainStats
 		// Re-estimate u from random pairs weighted by P(different people).
 		rl := randomPrior(rVecs, m, u)
 		stats.RandomMatchShare = rl
+		w := logRatios(&m, &u)
 		for i := range rVecs {
-			rWeights[i] = 1 - posterior(&rVecs[i], &m, &u, rl, nil)
+			rWeights[i] = 1 - posterior(&rVecs[i], w, rl, nil)
 		}
 		u, uSupport = levelShares(rVecs, rWeights, u0, nil)
 	}
@@ -319,24 +320,37 @@ func sharesOf(counts, prior [numFields][]float64) (shares [numFields][]float64) 
 	return shares
 }
 
+// logRatios returns ln(m/u) per field and level.
+func logRatios(m, u *[numFields][]float64) *[numFields][]float64 {
+	var w [numFields][]float64
+	for f := 0; f < numFields; f++ {
+		w[f] = make([]float64, len(m[f]))
+		for l := range m[f] {
+			w[f][l] = math.Log(m[f][l]) - math.Log(u[f][l])
+		}
+	}
+	return &w
+}
+
 // logLR is the log likelihood ratio (natural log) of a comparison vector,
 // leaving out the excluded fields.
-func logLR(pl *pairLevels, m, u *[numFields][]float64, excluded *[numFields]bool) float64 {
+func logLR(pl *pairLevels, w *[numFields][]float64, excluded *[numFields]bool) float64 {
 	s := 0.0
 	for f := 0; f < numFields; f++ {
 		if excluded != nil && excluded[f] {
 			continue
 		}
 		if l := pl.level[f]; l != missing {
-			s += math.Log(m[f][l]) - math.Log(u[f][l])
+			s += w[f][l]
 		}
 	}
 	return s
 }
 
-// posterior is P(match | vector) for prior match share lambda.
-func posterior(pl *pairLevels, m, u *[numFields][]float64, lambda float64, excluded *[numFields]bool) float64 {
-	x := logLR(pl, m, u, excluded) + math.Log(lambda) - math.Log1p(-lambda)
+// posterior is P(match | vector) for prior match share lambda, given the
+// log ratios w.
+func posterior(pl *pairLevels, w *[numFields][]float64, lambda float64, excluded *[numFields]bool) float64 {
+	x := logLR(pl, w, excluded) + math.Log(lambda) - math.Log1p(-lambda)
 	return 1 / (1 + math.Exp(-x))
 }
 
@@ -356,7 +370,7 @@ func emByPass(passes []trainPass, vecs []pairLevels, m, u, m0 [numFields][]float
 		if len(p.pairs) < minPassPairs {
 			continue
 		}
-		pm, lambda, counts, it, conv := em(vecs, p, m, u, m0, opts)
+		_, lambda, counts, it, conv := em(vecs, p, m, u, m0, opts)
 		iterations += it
 		converged = converged && conv
 		matches += lambda * float64(len(p.pairs))
@@ -369,7 +383,6 @@ func emByPass(passes []trainPass, vecs []pairLevels, m, u, m0 [numFields][]float
 				pooled[f][l] += counts[f][l]
 			}
 		}
-		_ = pm
 	}
 	share := 0.0
 	if pairs > 0 {
@@ -390,8 +403,9 @@ func em(vecs []pairLevels, p *trainPass, m, u, m0 [numFields][]float64, opts Tra
 	var counts [numFields][]float64
 	for it := 1; it <= opts.MaxIterations; it++ {
 		sum := 0.0
+		w := logRatios(&m, &u)
 		for k, i := range p.pairs {
-			post[k] = posterior(&vecs[i], &m, &u, lambda, &p.excluded)
+			post[k] = posterior(&vecs[i], w, lambda, &p.excluded)
 			sum += post[k]
 		}
 		var next [numFields][]float64
@@ -419,15 +433,16 @@ func em(vecs []pairLevels, p *trainPass, m, u, m0 [numFields][]float64, opts Tra
 // that one parameter, m and u fixed.
 func randomPrior(vecs []pairLevels, m, u [numFields][]float64) float64 {
 	lr := make([]float64, len(vecs))
+	w := logRatios(&m, &u)
 	for i := range vecs {
-		lr[i] = logLR(&vecs[i], &m, &u, nil)
+		lr[i] = logLR(&vecs[i], w, nil)
 	}
 	lambda := 1e-4
 	for it := 0; it < 100; it++ {
 		sum := 0.0
+		prior := math.Log(lambda) - math.Log1p(-lambda)
 		for _, x := range lr {
-			x += math.Log(lambda) - math.Log1p(-lambda)
-			sum += 1 / (1 + math.Exp(-x))
+			sum += 1 / (1 + math.Exp(-(x + prior)))
 		}
 		next := math.Min(math.Max(sum/float64(len(vecs)), 1e-12), 0.5)
 		if math.Abs(next-lambda) < 1e-12 {

@@ -64,10 +64,10 @@ type Report struct {
 	// Outcomes counts registrations by outcome (linked, new, review).
 	Outcomes map[mpi.Outcome]int `json:"outcomes"`
 	// SkippedBlocks counts registrations that skipped an oversize block.
-	SkippedBlocks int            `json:"skipped_blocks"`
-	Config        ConfigSummary  `json:"config"`
+	SkippedBlocks int             `json:"skipped_blocks"`
+	Config        ConfigSummary   `json:"config"`
 	Train         *mpi.TrainStats `json:"train,omitempty"`
-	Without       []string       `json:"without,omitempty"`
+	Without       []string        `json:"without,omitempty"`
 }
 
 // ConfigSummary names the configuration the run matched with.
