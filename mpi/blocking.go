@@ -122,7 +122,7 @@ func BlockingKeys(n *Normalized) []string {
 	nameCodes = uniqueNonEmpty(nameCodes)
 	var streetCodes []string
 	for _, a := range n.Addresses {
-		streetCodes = append(streetCodes, streetCode(a.Street))
+		streetCodes = append(streetCodes, a.StreetCode)
 	}
 	streetCodes = uniqueNonEmpty(streetCodes)
 
@@ -154,7 +154,7 @@ func BlockingKeys(n *Normalized) []string {
 	for _, a := range n.Addresses {
 		if a.Number != "" {
 			add(passNumberPostal, a.Number, n.Postal)
-			add(passAddress, a.Number, streetCode(a.Street))
+			add(passAddress, a.Number, a.StreetCode)
 		}
 	}
 	add(passSSN, n.SSN)

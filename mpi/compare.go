@@ -299,7 +299,8 @@ func compareMiddle(a, b *Normalized) int8 {
 	if ma[0] == mb[0] && (len(ma) == 1 || len(mb) == 1) {
 		return middleInitial
 	}
-	if nicknameEquivalent(ma, mb) || jaroWinklerAtLeast(ma, mb, jwHigh) >= jwHigh {
+	if nicknameEquivalent(ma, mb) || jaroWinklerAtLeast(ma, mb, jwHigh) >= jwHigh ||
+		(len(ma) >= minOneEditLength && len(mb) >= minOneEditLength && withinOneEdit(ma, mb)) {
 		return middleFuzzy
 	}
 	return middleDisagree
@@ -406,15 +407,19 @@ func compareAddressLine(x, y *AddressLine) int8 {
 	if x.Street == "" || y.Street == "" {
 		return addressDisagree // a bare house number says nothing on its own
 	}
-	sameNumber := x.Number != "" && x.Number == y.Number
-	numberMissing := x.Number == "" || y.Number == ""
 	streetJW := jaroWinklerAtLeast(x.Street, y.Street, jwLow)
+	if x.Number != "" && y.Number != "" && x.Number != y.Number {
+		// Another house: on the same street it is a neighbour or a typo in
+		// the number, which EM weighs as one level.
+		if streetJW >= 0.9 {
+			return addressFuzzyLow
+		}
+		return addressDisagree
+	}
 	switch {
-	case (sameNumber || numberMissing) && streetJW >= 0.9:
+	case streetJW >= 0.9, jaroWinklerAtLeast(x.Full, y.Full, jwHigh) >= jwHigh:
 		return addressFuzzyHigh
-	case jaroWinklerAtLeast(x.Full, y.Full, jwHigh) >= jwHigh:
-		return addressFuzzyHigh
-	case streetJW >= 0.9, withinOneEdit(x.Number, y.Number) && streetJW >= jwLow:
+	case streetJW >= jwLow:
 		return addressFuzzyLow
 	}
 	return addressDisagree

@@ -30,6 +30,14 @@ type Config struct {
 	// never scans a block like "born 1970, family name code SM0" in a
 	// million-person index. The other passes still find true matches.
 	MaxBlockSize int `json:"max_block_size"`
+	// MaxCandidateRecords bounds how many records a query scores: the
+	// records found through blocking are ranked by the blocking keys they
+	// share with the query, rare keys counting more (a true match shares
+	// many keys or a rare one; a stranger met in one common block shares
+	// one), and only the first MaxCandidateRecords are scored, so a query
+	// costs about the same in an index of a thousand people or of ten
+	// million.
+	MaxCandidateRecords int `json:"max_candidate_records"`
 	// MaxPersonRecords bounds how many of a candidate person's records are
 	// scored (the first ones in key order).
 	MaxPersonRecords int `json:"max_person_records"`
@@ -90,8 +98,8 @@ func (c *Config) Validate() error {
 	if !(c.Upper >= c.Lower) || math.IsInf(c.Upper, 0) || math.IsNaN(c.Lower) {
 		return fmt.Errorf("%w: thresholds upper %v lower %v", ErrInvalidConfig, c.Upper, c.Lower)
 	}
-	if c.Margin < 0 || c.MaxBlockSize < 1 || c.MaxPersonRecords < 1 || c.MaxCandidates < 1 {
-		return fmt.Errorf("%w: margin, max_block_size, max_person_records and max_candidates must be positive", ErrInvalidConfig)
+	if c.Margin < 0 || c.MaxBlockSize < 1 || c.MaxCandidateRecords < 1 || c.MaxPersonRecords < 1 || c.MaxCandidates < 1 {
+		return fmt.Errorf("%w: margin, max_block_size, max_candidate_records, max_person_records and max_candidates must be positive", ErrInvalidConfig)
 	}
 	if c.TFMaxUp < 0 || c.TFMaxDown < 0 {
 		return fmt.Errorf("%w: tf bounds must not be negative", ErrInvalidConfig)
@@ -124,17 +132,18 @@ var defaultMU = [numFields][][2]float64{
 // EM training: version 0, hand-set weights.
 func DefaultConfig() Config {
 	c := Config{
-		Version:          0,
-		Source:           "default",
-		Upper:            14,
-		Lower:            8,
-		Margin:           3,
-		MaxBlockSize:     500,
-		MaxPersonRecords: 50,
-		MaxCandidates:    10,
-		TFMaxUp:          4,
-		TFMaxDown:        3,
-		HouseholdRules:   true,
+		Version:             0,
+		Source:              "default",
+		Upper:               14,
+		Lower:               8,
+		Margin:              3,
+		MaxBlockSize:        200,
+		MaxCandidateRecords: 30,
+		MaxPersonRecords:    20,
+		MaxCandidates:       10,
+		TFMaxUp:             4,
+		TFMaxDown:           3,
+		HouseholdRules:      true,
 	}
 	names := FieldNames()
 	for i := range names {
@@ -160,11 +169,14 @@ func weightOf(m, u float64) float64 {
 	return math.Max(-bound, math.Min(bound, math.Log2(m/u)))
 }
 
+// maxLevels is the most levels any field has.
+const maxLevels = 8
+
 // compiled is a Config laid out for scoring: weights indexed by field and
 // level.
 type compiled struct {
 	cfg     *Config
-	weights [numFields][]float64
+	weights [numFields][maxLevels]float64
 	uExact  [numFields]float64
 }
 
@@ -174,12 +186,22 @@ func compile(c *Config) (*compiled, error) {
 	}
 	cc := &compiled{cfg: c}
 	for i, f := range c.Fields {
-		w := make([]float64, len(f.Levels))
 		for j, l := range f.Levels {
-			w[j] = l.Weight
+			cc.weights[i][j] = l.Weight
 		}
-		cc.weights[i] = w
 		cc.uExact[i] = f.Levels[0].U
 	}
 	return cc, nil
+}
+
+// defaultCompiled is DefaultConfig compiled once; it is never modified.
+var defaultCompiled = mustCompileDefault()
+
+func mustCompileDefault() *compiled {
+	c := DefaultConfig()
+	cc, err := compile(&c)
+	if err != nil {
+		panic(err) // the default is part of the code; a test validates it
+	}
+	return cc
 }

@@ -3,7 +3,9 @@ package mpi
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Outcome is what registration did with a record.
@@ -66,8 +68,10 @@ type Decision struct {
 	// SkippedBlocks are blocking keys with more than Config.MaxBlockSize
 	// records, which were not searched.
 	SkippedBlocks []string `json:"skipped_blocks,omitempty"`
-	// CandidateRecords is how many records were scored.
+	// CandidateRecords is how many records were scored; UnscoredRecords
+	// how many more blocking found beyond Config.MaxCandidateRecords.
 	CandidateRecords int    `json:"candidate_records"`
+	UnscoredRecords  int    `json:"unscored_records,omitempty"`
 	ConfigVersion    uint64 `json:"config_version"`
 }
 
@@ -87,7 +91,7 @@ func loadConfig(s Store) (*compiled, error) {
 		return nil, fmt.Errorf("read match configuration: %w", err)
 	}
 	if !ok {
-		cfg = DefaultConfig()
+		return defaultCompiled, nil
 	}
 	return compile(&cfg)
 }
@@ -119,14 +123,14 @@ func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error
 	n := Normalize(rec)
 	d := Decision{Record: key, ConfigVersion: cc.cfg.Version}
 
-	old, found, err := s.Record(key)
+	old, err := s.Record(key)
 	if err != nil {
 		return Decision{}, fmt.Errorf("register %s: read record: %w", key, err)
 	}
 	reuseEUID := ""
-	if found {
+	if old != nil {
 		d.Updated, d.PreviousEUID = true, old.EUID
-		emptied, err := detach(s, &old)
+		emptied, err := detach(s, old)
 		if err != nil {
 			return Decision{}, fmt.Errorf("register %s: detach old version: %w", key, err)
 		}
@@ -135,7 +139,8 @@ func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error
 		}
 	}
 
-	cands, err := m.candidates(s, cc, &n, key, &d)
+	blocks := BlockingKeys(&n)
+	cands, err := m.candidates(s, cc, &n, blocks, key, &d)
 	if err != nil {
 		return Decision{}, fmt.Errorf("register %s: %w", key, err)
 	}
@@ -154,7 +159,7 @@ func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error
 	if d.Review != nil {
 		d.Review.EUID = d.EUID
 	}
-	if err := attach(s, StoredRecord{Key: key, EUID: d.EUID, Record: rec, Norm: n, Blocks: BlockingKeys(&n)}); err != nil {
+	if err := attach(s, &StoredRecord{Key: key, EUID: d.EUID, Record: rec, Norm: n, Blocks: blocks}); err != nil {
 		return Decision{}, fmt.Errorf("register %s: %w", key, err)
 	}
 	if d.Review != nil {
@@ -180,7 +185,7 @@ func (m *Matcher) Match(s Store, rec Record, limit int) ([]Candidate, error) {
 		self = rec.Key()
 	}
 	var d Decision
-	cands, err := m.candidates(s, cc, &n, self, &d)
+	cands, err := m.candidates(s, cc, &n, BlockingKeys(&n), self, &d)
 	if err != nil {
 		return nil, fmt.Errorf("match: %w", err)
 	}
@@ -207,24 +212,24 @@ func (m *Matcher) Explain(s Store, a, b Record) (Explanation, error) {
 
 // ExplainRecords explains the score between two stored records.
 func (m *Matcher) ExplainRecords(s Store, a, b RecordKey) (Explanation, error) {
-	ra, ok, err := s.Record(a)
-	if err != nil || !ok {
-		return Explanation{}, fmt.Errorf("explain: record %s: %w", a, notFound(ok, err))
+	ra, err := s.Record(a)
+	if err != nil || ra == nil {
+		return Explanation{}, fmt.Errorf("explain: record %s: %w", a, notFound(err))
 	}
-	rb, ok, err := s.Record(b)
-	if err != nil || !ok {
-		return Explanation{}, fmt.Errorf("explain: record %s: %w", b, notFound(ok, err))
+	rb, err := s.Record(b)
+	if err != nil || rb == nil {
+		return Explanation{}, fmt.Errorf("explain: record %s: %w", b, notFound(err))
 	}
 	cc, err := loadConfig(s)
 	if err != nil {
 		return Explanation{}, err
 	}
-	na, nb := normOf(&ra), normOf(&rb)
+	na, nb := normOf(ra), normOf(rb)
 	pl := comparePair(cc, na, nb)
 	return explainLevels(cc, &pl, na, nb, storeTF(s, cc))
 }
 
-func notFound(ok bool, err error) error {
+func notFound(err error) error {
 	if err != nil {
 		return err
 	}
@@ -241,15 +246,26 @@ func normOf(sr *StoredRecord) *Normalized {
 	return &n
 }
 
-// candidates finds the records sharing a blocking key with n, groups them by
-// person and scores each person: the best pair score over the person's
-// records (at most MaxPersonRecords, in key order), with a household
-// conflict if any of its records conflicts. The result is sorted best
-// first, ties by EUID.
-func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, self RecordKey, d *Decision) ([]Candidate, error) {
-	seen := map[RecordKey]bool{}
-	var keys []RecordKey
-	for _, block := range BlockingKeys(n) {
+// candidates finds the records sharing a blocking key with n, keeps the
+// MaxCandidateRecords most likely ones, groups them by person and scores
+// each person: the best pair score over the person's records (at most
+// MaxPersonRecords, in key order), with a household conflict if any of its
+// records conflicts. The result is sorted best first, ties by EUID.
+//
+// "Most likely" ranks records by the blocks they share with the query,
+// each block counting MaxBlockSize/size: sharing a phone number (a block of
+// one or two) outranks sharing a common name and a town (a block of two
+// hundred), and sharing several keys outranks sharing one. The arithmetic
+// is in integers and ties go to key order, so the ranking is the same on
+// every node.
+func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []string, self RecordKey, d *Decision) ([]Candidate, error) {
+	type hit struct {
+		key  RecordKey
+		rank int
+	}
+	index := make(map[RecordKey]int, 256)
+	hits := make([]hit, 0, 256)
+	for _, block := range blocks {
 		members, complete, err := s.BlockMembers(block, cc.cfg.MaxBlockSize)
 		if err != nil {
 			return nil, fmt.Errorf("read block %s: %w", block, err)
@@ -258,33 +274,56 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, self RecordKe
 			d.SkippedBlocks = append(d.SkippedBlocks, block)
 			continue
 		}
+		if len(members) == 0 {
+			continue
+		}
+		weight := cc.cfg.MaxBlockSize / len(members)
 		for _, k := range members {
-			if k != self && !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
+			if k == self {
+				continue
+			}
+			if i, seen := index[k]; seen {
+				hits[i].rank += weight
+			} else {
+				index[k] = len(hits)
+				hits = append(hits, hit{k, weight})
 			}
 		}
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	if len(hits) > cc.cfg.MaxCandidateRecords {
+		slices.SortFunc(hits, func(a, b hit) int {
+			if a.rank != b.rank {
+				return b.rank - a.rank
+			}
+			return strings.Compare(string(a.key), string(b.key))
+		})
+		d.UnscoredRecords = len(hits) - cc.cfg.MaxCandidateRecords
+		hits = hits[:cc.cfg.MaxCandidateRecords]
+	}
+	keys := make([]RecordKey, len(hits))
+	for i, h := range hits {
+		keys[i] = h.key
+	}
+	slices.Sort(keys)
 
 	records := make(map[RecordKey]*StoredRecord, len(keys))
 	var euids []string
-	euidSeen := map[string]bool{}
+	euidSeen := make(map[string]bool, len(keys))
 	for _, k := range keys {
-		sr, ok, err := s.Record(k)
+		sr, err := s.Record(k)
 		if err != nil {
 			return nil, fmt.Errorf("read record %s: %w", k, err)
 		}
-		if !ok {
+		if sr == nil {
 			return nil, fmt.Errorf("%w: block lists %s, which is not stored", ErrCorruptStore, k)
 		}
-		records[k] = &sr
+		records[k] = sr
 		if !euidSeen[sr.EUID] {
 			euidSeen[sr.EUID] = true
 			euids = append(euids, sr.EUID)
 		}
 	}
-	sort.Strings(euids)
+	slices.Sort(euids)
 
 	tf := storeTF(s, cc)
 	out := make([]Candidate, 0, len(euids))
@@ -308,14 +347,12 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, self RecordKe
 			scored++
 			sr := records[rk]
 			if sr == nil {
-				r, ok, err := s.Record(rk)
-				if err != nil {
+				if sr, err = s.Record(rk); err != nil {
 					return nil, fmt.Errorf("read record %s: %w", rk, err)
 				}
-				if !ok {
+				if sr == nil {
 					return nil, fmt.Errorf("%w: person %s lists %s, which is not stored", ErrCorruptStore, euid, rk)
 				}
-				sr = &r
 			}
 			d.CandidateRecords++
 			pl := comparePair(cc, n, normOf(sr))
@@ -336,11 +373,14 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, self RecordKe
 		c.Grade = grade(cc, &c)
 		out = append(out, c)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Score != out[j].Score {
-			return out[i].Score > out[j].Score
+	slices.SortFunc(out, func(a, b Candidate) int {
+		switch {
+		case a.Score > b.Score:
+			return -1
+		case a.Score < b.Score:
+			return 1
 		}
-		return out[i].EUID < out[j].EUID
+		return strings.Compare(a.EUID, b.EUID)
 	})
 	return out, nil
 }
@@ -418,7 +458,7 @@ func decide(cc *compiled, d *Decision, cands []Candidate) {
 
 // attach writes a record and files it under its blocking keys, its term
 // counts and its person.
-func attach(s Store, sr StoredRecord) error {
+func attach(s Store, sr *StoredRecord) error {
 	if err := s.PutRecord(sr); err != nil {
 		return fmt.Errorf("write record: %w", err)
 	}

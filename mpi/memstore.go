@@ -12,7 +12,7 @@ import (
 type MemStore struct {
 	mu      sync.RWMutex
 	cfg     *Config
-	records map[RecordKey]StoredRecord
+	records map[RecordKey]*StoredRecord
 	blocks  map[string][]RecordKey // each slice kept sorted
 	persons map[string]Person
 	terms   map[termKey]int64
@@ -24,7 +24,7 @@ type termKey struct{ field, value string }
 // NewMemStore returns an empty in-memory store.
 func NewMemStore() *MemStore {
 	return &MemStore{
-		records: map[RecordKey]StoredRecord{},
+		records: map[RecordKey]*StoredRecord{},
 		blocks:  map[string][]RecordKey{},
 		persons: map[string]Person{},
 		terms:   map[termKey]int64{},
@@ -51,23 +51,24 @@ func (m *MemStore) PutConfig(cfg Config) error {
 	return nil
 }
 
-// Record implements Store.
-func (m *MemStore) Record(key RecordKey) (StoredRecord, bool, error) {
+// Record implements Store. The record returned is shared: do not modify it.
+func (m *MemStore) Record(key RecordKey) (*StoredRecord, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	r, ok := m.records[key]
-	return r, ok, nil
+	return m.records[key], nil
 }
 
-// PutRecord implements Store.
-func (m *MemStore) PutRecord(rec StoredRecord) error {
+// PutRecord implements Store. It keeps rec itself: do not modify it after.
+func (m *MemStore) PutRecord(rec *StoredRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.records[rec.Key] = rec
 	return nil
 }
 
-// BlockMembers implements Store.
+// BlockMembers implements Store. To keep queries cheap it returns the
+// store's own slice, capped to its length: the caller must not modify it,
+// and it reflects the block as it was (later writes replace the slice).
 func (m *MemStore) BlockMembers(block string, limit int) ([]RecordKey, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -76,7 +77,7 @@ func (m *MemStore) BlockMembers(block string, limit int) ([]RecordKey, bool, err
 	if !complete {
 		keys = keys[:limit]
 	}
-	return append([]RecordKey(nil), keys...), complete, nil
+	return keys[:len(keys):len(keys)], complete, nil
 }
 
 // AddToBlock implements Store.
@@ -88,10 +89,12 @@ func (m *MemStore) AddToBlock(block string, key RecordKey) error {
 	if i < len(keys) && keys[i] == key {
 		return nil
 	}
-	keys = append(keys, "")
-	copy(keys[i+1:], keys[i:])
-	keys[i] = key
-	m.blocks[block] = keys
+	// Copy on write: a slice handed out by BlockMembers never changes.
+	grown := make([]RecordKey, len(keys)+1)
+	copy(grown, keys[:i])
+	grown[i] = key
+	copy(grown[i+1:], keys[i:])
+	m.blocks[block] = grown
 	return nil
 }
 
@@ -104,12 +107,13 @@ func (m *MemStore) RemoveFromBlock(block string, key RecordKey) error {
 	if i == len(keys) || keys[i] != key {
 		return nil
 	}
-	keys = append(keys[:i], keys[i+1:]...)
-	if len(keys) == 0 {
+	if len(keys) == 1 {
 		delete(m.blocks, block)
-	} else {
-		m.blocks[block] = keys
+		return nil
 	}
+	shrunk := make([]RecordKey, 0, len(keys)-1) // copy on write, as in AddToBlock
+	shrunk = append(append(shrunk, keys[:i]...), keys[i+1:]...)
+	m.blocks[block] = shrunk
 	return nil
 }
 

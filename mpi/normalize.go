@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/antzucaro/matchr"
 	"golang.org/x/text/unicode/norm"
@@ -61,11 +62,13 @@ type Normalized struct {
 	SSNLast4 string `json:"ssn4,omitempty"`
 }
 
-// AddressLine is one normalised street line.
+// AddressLine is one normalised street line. StreetCode is the phonetic
+// code of the street name's first word, for blocking.
 type AddressLine struct {
-	Full   string `json:"l"`
-	Number string `json:"n,omitempty"`
-	Street string `json:"s,omitempty"`
+	Full       string `json:"l"`
+	Number     string `json:"n,omitempty"`
+	Street     string `json:"s,omitempty"`
+	StreetCode string `json:"sc,omitempty"`
 }
 
 // Normalize computes the comparison form of a record. It is a pure function
@@ -145,6 +148,16 @@ func Normalize(r Record) Normalized {
 // fold lower-cases s and removes accents (é → e, ß → ss), keeping letters
 // that have no ASCII form.
 func fold(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return strings.ToLower(s) // nothing to decompose
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, r := range norm.NFKD.String(s) {
@@ -301,6 +314,7 @@ func normalizeAddressLine(s string) (AddressLine, bool) {
 	} else {
 		a.Street = a.Full
 	}
+	a.StreetCode = streetCode(a.Street)
 	return a, true
 }
 

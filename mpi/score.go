@@ -56,7 +56,11 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 	// that reading when it explains the names better. Both crosswise pairs
 	// get the weaker of their two levels, so the reading is the same
 	// whichever record comes first.
+	// The first letters must agree crosswise: that rules out nearly every
+	// pair of strangers cheaply (a swap with a typo in a first letter too
+	// is left to the other fields).
 	if a.Given != "" && a.Family != "" && b.Given != "" && b.Family != "" &&
+		a.Given[0] == b.Family[0] && a.Family[0] == b.Given[0] &&
 		pl.level[fGiven] != givenExact && pl.level[fFamily] != familyExact {
 		x := compareGivenNames(a.Given, b.Family, nil, nil, "", "")
 		if y := compareGivenNames(a.Family, b.Given, nil, nil, "", ""); y > x {

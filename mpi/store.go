@@ -16,9 +16,10 @@ package mpi
 //     its keys.
 //   - Values are stored as given and returned unchanged (a JSON round trip
 //     is fine: every type here is JSON-serialisable and float64 values
-//     round-trip exactly). The matcher never modifies a value it read, and
-//     never modifies a value after passing it to a Put method, so an
-//     in-memory implementation may share them.
+//     round-trip exactly). The matcher never modifies a value it read (not
+//     even through the pointer Record returns), and never modifies a value
+//     after passing it to a Put method, so an in-memory implementation may
+//     share them.
 //   - A missing key is not an error: getters return ok=false (or 0 for
 //     counts). Errors are I/O or decoding failures; the matcher wraps and
 //     returns them, and the caller must then discard the transaction,
@@ -31,6 +32,7 @@ package mpi
 //	blocks   block + 0x00 + RecordKey      → empty; BlockMembers seeks to
 //	                                         block+0x00 and reads at most
 //	                                         limit+1 keys with that prefix
+//	                                         (blocking keys never contain 0x00)
 //	persons  EUID                          → Person (JSON)
 //	terms    field + 0x00 + value          → int64 (8 bytes big-endian)
 //	reviews  NextSequence (8 bytes BE)     → ReviewItem (JSON)
@@ -41,10 +43,12 @@ type Store interface {
 	// PutConfig replaces the match configuration.
 	PutConfig(cfg Config) error
 
-	// Record returns the stored source record with that key.
-	Record(key RecordKey) (rec StoredRecord, ok bool, err error)
+	// Record returns the stored source record with that key, or nil when
+	// there is none. It is the hottest read (every candidate), hence a
+	// pointer: an in-memory store returns its own copy without copying.
+	Record(key RecordKey) (*StoredRecord, error)
 	// PutRecord inserts or replaces the record under rec.Key.
-	PutRecord(rec StoredRecord) error
+	PutRecord(rec *StoredRecord) error
 
 	// BlockMembers returns the record keys filed under a blocking key, in
 	// ascending order, at most limit of them; complete is false when the

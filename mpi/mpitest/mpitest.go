@@ -1,0 +1,178 @@
+// Package mpitest checks an mpi.Store implementation against the contract
+// documented on mpi.Store, so the bbolt store of the Raft FSM and
+// mpi.MemStore can be held to the same rules: call TestStore from the
+// implementation's tests.
+//
+// It owns test helpers only: it must never import HTTP or Raft code.
+package mpitest
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/rls-hie/rls/mpi"
+)
+
+// TestStore runs the contract checks against stores made by newStore (each
+// check gets a fresh, empty store; a transactional store may return one
+// view of an open read-write transaction).
+func TestStore(t *testing.T, newStore func(t *testing.T) mpi.Store) {
+	t.Run("config", func(t *testing.T) {
+		s := newStore(t)
+		if _, ok, err := s.Config(); err != nil || ok {
+			t.Fatalf("empty store: config ok=%v err=%v", ok, err)
+		}
+		cfg := mpi.DefaultConfig()
+		cfg.Version, cfg.Upper = 7, 15.25
+		must(t, s.PutConfig(cfg))
+		got, ok, err := s.Config()
+		if err != nil || !ok || !reflect.DeepEqual(got, cfg) {
+			t.Fatalf("config round trip: ok=%v err=%v\n got %+v\nwant %+v", ok, err, got, cfg)
+		}
+	})
+	t.Run("records", func(t *testing.T) {
+		s := newStore(t)
+		if r, err := s.Record("a|1"); err != nil || r != nil {
+			t.Fatalf("missing record: %v %v", r, err)
+		}
+		rec := mpi.Record{System: "a", Value: "1", Given: []string{"Mary"}, Family: "Jones", BirthDate: "2011-01-22"}
+		sr := &mpi.StoredRecord{Key: rec.Key(), EUID: "E1", Record: rec, Norm: mpi.Normalize(rec), Blocks: mpi.BlockingKeys(ptr(mpi.Normalize(rec)))}
+		must(t, s.PutRecord(sr))
+		got, err := s.Record(rec.Key())
+		if err != nil || got == nil || !jsonEqual(got, sr) {
+			t.Fatalf("record round trip: %v\n got %+v\nwant %+v", err, got, sr)
+		}
+	})
+	t.Run("blocks", func(t *testing.T) {
+		s := newStore(t)
+		for _, k := range []mpi.RecordKey{"b|2", "a|9", "c|1", "a|10", "b|2"} {
+			must(t, s.AddToBlock("db:19800101", k))
+		}
+		must(t, s.AddToBlock("db:19800102", "z|1"))
+		all, complete, err := s.BlockMembers("db:19800101", 10)
+		if err != nil || !complete || !reflect.DeepEqual(all, []mpi.RecordKey{"a|10", "a|9", "b|2", "c|1"}) {
+			t.Fatalf("members sorted and unique: %v complete=%v err=%v", all, complete, err)
+		}
+		exact, complete, _ := s.BlockMembers("db:19800101", 4)
+		if !complete || len(exact) != 4 {
+			t.Fatalf("limit equal to the size: %v complete=%v", exact, complete)
+		}
+		first, complete, _ := s.BlockMembers("db:19800101", 2)
+		if complete || !reflect.DeepEqual(first, []mpi.RecordKey{"a|10", "a|9"}) {
+			t.Fatalf("limit below the size: %v complete=%v", first, complete)
+		}
+		must(t, s.RemoveFromBlock("db:19800101", "b|2"))
+		must(t, s.RemoveFromBlock("db:19800101", "b|2"))
+		must(t, s.RemoveFromBlock("nope", "b|2"))
+		after, _, _ := s.BlockMembers("db:19800101", 10)
+		if !reflect.DeepEqual(after, []mpi.RecordKey{"a|10", "a|9", "c|1"}) {
+			t.Fatalf("after remove: %v", after)
+		}
+		if none, complete, _ := s.BlockMembers("db:1980", 10); len(none) != 0 || !complete {
+			t.Fatalf("a prefix of a block key is another block: %v", none)
+		}
+	})
+	t.Run("persons", func(t *testing.T) {
+		s := newStore(t)
+		if _, ok, err := s.Person("E1"); ok || err != nil {
+			t.Fatalf("missing person: ok=%v err=%v", ok, err)
+		}
+		p := mpi.Person{EUID: "E1", Records: []mpi.RecordKey{"a|1", "b|2"}}
+		must(t, s.PutPerson(p))
+		got, ok, err := s.Person("E1")
+		if err != nil || !ok || !reflect.DeepEqual(got, p) {
+			t.Fatalf("person round trip: %+v ok=%v err=%v", got, ok, err)
+		}
+		must(t, s.DeletePerson("E1"))
+		must(t, s.DeletePerson("E1"))
+		if _, ok, _ := s.Person("E1"); ok {
+			t.Fatal("deleted person still there")
+		}
+	})
+	t.Run("terms", func(t *testing.T) {
+		s := newStore(t)
+		must(t, s.AddTermCount("given", "mary", 2))
+		must(t, s.AddTermCount("given", "mary", -1))
+		must(t, s.AddTermCount("given", "", 5))
+		for _, c := range []struct {
+			field, value string
+			want         int64
+		}{{"given", "mary", 1}, {"given", "", 5}, {"family", "mary", 0}, {"given", "ann", 0}} {
+			if n, err := s.TermCount(c.field, c.value); err != nil || n != c.want {
+				t.Errorf("TermCount(%q, %q) = %d, %v; want %d", c.field, c.value, n, err, c.want)
+			}
+		}
+		must(t, s.AddTermCount("given", "mary", -1))
+		if n, _ := s.TermCount("given", "mary"); n != 0 {
+			t.Errorf("count back to zero reads %d", n)
+		}
+	})
+	t.Run("review", func(t *testing.T) {
+		s := newStore(t)
+		must(t, s.AppendReview(mpi.ReviewItem{Record: "a|1", EUID: "E1", Reason: mpi.ReviewAmbiguous}))
+		must(t, s.AppendReview(mpi.ReviewItem{Record: "a|2", EUID: "E2", Reason: mpi.ReviewHousehold}))
+	})
+	t.Run("same decisions as MemStore", func(t *testing.T) {
+		s := newStore(t)
+		ref := mpi.NewMemStore()
+		m := mpi.NewMatcher()
+		for i, r := range sampleRecords() {
+			euid := fmt.Sprintf("E%d", i)
+			want, err := m.Register(ref, r, euid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := m.Register(s, r, euid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !jsonEqual(got, want) {
+				t.Fatalf("record %d: decision differs from MemStore's\n got %+v\nwant %+v", i, got, want)
+			}
+		}
+	})
+}
+
+// sampleRecords exercise linking, review, household rules and updates.
+func sampleRecords() []mpi.Record {
+	p := func(sys, val, given, family, birth, sex, line, phone, ssn string) mpi.Record {
+		r := mpi.Record{System: sys, Value: val, Given: []string{given}, Family: family, BirthDate: birth, Sex: sex,
+			City: "Salem", State: "OR", PostalCode: "97301", SSN: ssn}
+		if line != "" {
+			r.AddressLines = []string{line}
+		}
+		if phone != "" {
+			r.Phones = []string{phone}
+		}
+		return r
+	}
+	return []mpi.Record{
+		p("urn:a", "1", "William", "Turner", "1932-01-26", "M", "6730 Oak Court", "5398966397", "123456780"),
+		p("urn:b", "1", "Bill", "Turner", "1932-01-27", "M", "6730 Oak Ct", "", ""),
+		p("urn:a", "2", "Mary", "Jones", "2011-01-22", "F", "4309 Forest Court", "3356042247", ""),
+		p("urn:b", "2", "Judith", "Jones", "2011-01-22", "F", "4309 Forest Court", "3356042247", ""),
+		p("urn:c", "1", "Judith", "Jones", "2011-01-22", "F", "4309 Forest Ct", "", ""),
+		p("urn:a", "3", "Kenneth", "Moore", "1972-04-01", "M", "8685 Highland Ave", "9338041849", ""),
+		p("urn:b", "3", "Kenny", "Moore", "1997-04-01", "M", "8685 Highland Ave", "9338041849", ""),
+		p("urn:c", "2", "William", "Turner", "1932-07-03", "M", "1 Elm Street", "", ""),
+		p("urn:b", "1", "Ann", "Smith", "1990-09-09", "F", "9 Oak Road", "", ""),
+		p("urn:a", "2", "Zed", "Quist", "1901-01-01", "M", "", "", ""),
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func jsonEqual(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}

@@ -1,0 +1,176 @@
+package mpi
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+)
+
+// person builds a record the way a registration desk would fill it in.
+func person(value, first, middle, family, birth, sex, line, postal, phone, ssn string) Record {
+	r := Record{System: "urn:test", Value: value, Given: []string{first}, Family: family, BirthDate: birth,
+		Sex: sex, City: "Salem", State: "OR", PostalCode: postal, SSN: ssn}
+	if middle != "" {
+		r.Given = append(r.Given, middle)
+	}
+	if line != "" {
+		r.AddressLines = []string{line}
+	}
+	if phone != "" {
+		r.Phones = []string{phone}
+	}
+	return r
+}
+
+func TestHouseholdRules(t *testing.T) {
+	mary := person("1", "Mary", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", "226743255")
+	for _, c := range []struct {
+		name string
+		a, b Record
+		want string
+	}{
+		{"twins: same birth date and home, different given names", mary,
+			person("2", "Judith", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "(335) 604-2247", ""), HouseholdTwin},
+		{"twins with a typo in one birth year", mary,
+			person("2", "Judith", "", "JONES", "2010-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""), HouseholdTwin},
+		{"twins of opposite sex living apart", person("1", "Richard", "T", "Palmer", "2001-11-29", "M", "2764 Pine Avenue", "83781", "3896293367", ""),
+			person("2", "Randy", "T", "Palmer", "2001-11-29", "M", "1552 Meadow Street", "93751", "6117203282", ""), HouseholdTwin},
+		{"the same person with a nickname is no twin", mary,
+			person("2", "Molly", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""), ""},
+		{"the same person with a typo is no twin", mary,
+			person("2", "Mray", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""), ""},
+		{"a shared SSN is one person", person("1", "Jamrs", "Paul", "Chan", "2021-12-17", "M", "916 Oak Ct", "12217", "", "281983097"),
+			person("2", "Jaes", "Paul", "Chan", "2021-12-17", "M", "916 Oak Ct", "12217", "", "281983097"), ""},
+		{"father and son of the same name", person("1", "Kenny", "", "Moore", "1997-04-01", "M", "8685 Highland Avenue", "97323", "9338041849", ""),
+			person("2", "Kenneth", "", "Mopre", "1972-04-01", "M", "8685 Highland Avenue", "97323", "7317974746", ""), HouseholdGeneration},
+		{"one mistyped digit of a birth year is no generation", person("1", "Jennifer", "", "Ward", "1940-02-04", "F", "9259 Meadow Lane", "23278", "8713759475", ""),
+			person("2", "Jenny", "", "Ward", "1950-02-04", "F", "9259 Meadow Lane", "23278", "8713759475", ""), ""},
+		{"Jr and Sr", person("1", "John", "", "Smith Jr", "1980-01-01", "", "1 Main St", "97301", "", ""),
+			person("2", "John", "", "Smith Sr.", "1980-01-01", "", "1 Main St", "97301", "", ""), HouseholdSuffix},
+		{"without a recorded sex the rules stay silent", person("1", "Olivia", "", "Shepherd", "1932-09-07", "", "39 Burnage Place", "3183", "", ""),
+			person("2", "Connor", "", "Shepherd", "1932-09-07", "", "39 Burnage Place", "3183", "", ""), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, pair := range [][2]Record{{c.a, c.b}, {c.b, c.a}} {
+				pl := comparePair(defaultCompiled, nrm(pair[0]), nrm(pair[1]))
+				if pl.household != c.want {
+					t.Errorf("household %q, want %q (levels %v)", pl.household, c.want, pl.level)
+				}
+			}
+		})
+	}
+}
+
+func TestSwappedNames(t *testing.T) {
+	a := nrm(person("1", "Jean", "Patricia", "Martin", "2011-05-23", "F", "", "", "", ""))
+	b := nrm(person("2", "Martin", "Patricia", "Jean", "2011-05-23", "F", "", "", "", ""))
+	pl := comparePair(defaultCompiled, a, b)
+	if !pl.swapped || pl.level[fGiven] != givenExact || pl.level[fFamily] != familyExact {
+		t.Errorf("swapped names: %+v", pl)
+	}
+	c := nrm(person("3", "Jimmy", "", "Smith", "1993-04-14", "M", "", "", "", ""))
+	d := nrm(person("4", "Smith", "", "Jamws", "1993-04-14", "M", "", "", "", ""))
+	if pl := comparePair(defaultCompiled, c, d); !pl.swapped {
+		t.Errorf("swapped names with a nickname and a typo: %+v", pl)
+	}
+}
+
+func TestMissingIsNeutral(t *testing.T) {
+	full := person("1", "Mary", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", "226743255")
+	noSSN := full
+	noSSN.SSN = ""
+	otherSSN := full
+	otherSSN.SSN = "999887777"
+	score := func(a, b Record) float64 {
+		pl := comparePair(defaultCompiled, nrm(a), nrm(b))
+		s, err := scoreLevels(defaultCompiled, &pl, nrm(a), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	withSSN, without, differ := score(full, full), score(full, noSSN), score(full, otherSSN)
+	if !(withSSN > without && without > differ) {
+		t.Errorf("agree %.2f > missing %.2f > disagree %.2f does not hold", withSSN, without, differ)
+	}
+	ssnExactWeight := defaultCompiled.weights[fSSN][ssnExact]
+	if math.Abs((withSSN-without)-ssnExactWeight) > 1e-9 {
+		t.Errorf("a missing SSN should weigh exactly 0: difference %.3f, SSN weight %.3f", withSSN-without, ssnExactWeight)
+	}
+}
+
+// TestScoringSymmetricAndDeterministic is a property test: for random pairs
+// of synthetic people and of near-duplicates, score(a, b) == score(b, a)
+// bit for bit, and scoring again gives the same result.
+func TestScoringSymmetricAndDeterministic(t *testing.T) {
+	gen := newPersonGenerator(3)
+	rng := rand.New(rand.NewPCG(5, 5))
+	store := NewMemStore()
+	m := NewMatcher()
+	for i := 0; i < 300; i++ {
+		if _, err := m.Register(store, gen.person(i), "E"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc, err := loadConfig(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := storeTF(store, cc)
+	for i := 0; i < 3000; i++ {
+		a := gen.person(rng.IntN(300))
+		var b Record
+		if i%2 == 0 {
+			b = gen.variant(rng, a, "v")
+		} else {
+			b = gen.person(rng.IntN(300))
+		}
+		if i%5 == 0 { // swap names now and then
+			b.Given[0], b.Family = b.Family, b.Given[0]
+		}
+		na, nb := nrm(a), nrm(b)
+		plAB, plBA := comparePair(cc, na, nb), comparePair(cc, nb, na)
+		if plAB != plBA {
+			t.Fatalf("levels not symmetric for %v / %v: %+v vs %+v", a, b, plAB, plBA)
+		}
+		sAB, err := scoreLevels(cc, &plAB, na, tf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sBA, _ := scoreLevels(cc, &plBA, nb, tf)
+		if math.Float64bits(sAB) != math.Float64bits(sBA) {
+			t.Fatalf("score not symmetric: %v vs %v for %v / %v", sAB, sBA, a, b)
+		}
+		again, _ := scoreLevels(cc, &plAB, na, storeTF(store, cc))
+		if math.Float64bits(again) != math.Float64bits(sAB) {
+			t.Fatalf("score not deterministic: %v then %v", sAB, again)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	store := NewMemStore()
+	m := NewMatcher()
+	a := person("1", "Bill", "", "Jones", "2011-01-22", "M", "4309 Forest Court", "80255", "", "")
+	b := person("2", "William", "", "Jones", "2011-01-22", "M", "", "80255", "", "")
+	e, err := m.Explain(store, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Fields) != len(FieldNames()) {
+		t.Fatalf("%d fields explained", len(e.Fields))
+	}
+	sum := 0.0
+	levels := map[string]string{}
+	for _, f := range e.Fields {
+		sum += f.Weight + f.TFAdjustment
+		levels[f.Field] = f.Level
+	}
+	if math.Abs(sum-e.Score) > 1e-9 {
+		t.Errorf("field weights sum to %v, score %v", sum, e.Score)
+	}
+	if levels[FieldGiven] != "nickname" || levels[FieldAddress] != "missing" || levels[FieldBirthDate] != "exact" {
+		t.Errorf("levels %v", levels)
+	}
+}
