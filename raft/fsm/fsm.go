@@ -1,0 +1,443 @@
+// Package fsm is rls's Raft state machine: it decodes each committed log entry and applies it
+// to the bbolt state through a table of small handlers, one per command type, committing one
+// bbolt transaction per batch of entries.
+//
+// Apply is deterministic: a handler reads only its command (whose time and ids the leader
+// stamped) and the replicated state, never a clock, a random source, local configuration or
+// Go map order. Entries that would make nodes diverge if skipped (undecodable bytes, an
+// unknown type without the ignore flag) stop the node with a panic; business outcomes such as
+// "participant already exists" are returned as the entry's Response and change nothing.
+//
+// The package must never import HTTP or API code.
+package fsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/state"
+)
+
+// Response is what applying one entry produced: the resulting entity, or a business error
+// (in which case the entry changed nothing).
+type Response struct {
+	Value any
+	Err   error
+}
+
+// handler applies one command inside the batch's transaction. It must check every
+// precondition before its first write, so that an error leaves nothing half-written.
+type handler func(tx *state.Tx, e command.Entry) (any, error)
+
+// typed adapts a handler of one payload type to the table, decoding header and payload in
+// one pass.
+func typed[P any, PP interface {
+	*P
+	msgp.Unmarshaler
+}](apply func(tx *state.Tx, h command.Header, payload P) (any, error)) handler {
+	return func(tx *state.Tx, e command.Entry) (any, error) {
+		h, p, err := command.DecodeBody[P, PP](e)
+		if err != nil {
+			return nil, err
+		}
+		return apply(tx, h, p)
+	}
+}
+
+// FSM applies committed log entries to the replicated state.
+//
+// Entries are applied into a bbolt write transaction that stays open across batches; a
+// committer goroutine commits it (with bbolt's own fsyncs, never NoSync) at most
+// CommitInterval after its first entry, as soon as it holds MaxPendingEntries, or at once
+// when a reader waits for an entry it holds (WaitApplied). This is group commit, as etcd's
+// backend batches its bbolt transactions (100 ms / 10,000 entries by default): a commit
+// blocks the next batch from starting its transaction, so one commit per raft batch put an
+// fsync on the path of every write. An acknowledged write does not depend on it: raft
+// acknowledges only entries a quorum has fsynced to its log, and after a crash the entries
+// of an uncommitted transaction are replayed from that log. Readers see only committed
+// state.
+type FSM struct {
+	store    *state.Store
+	logger   *slog.Logger
+	handlers map[command.Type]handler
+
+	// latest is the last entry raft handed to the FSM, committed or not; committed is the
+	// last entry in the state file, visible to readers.
+	latest    atomic.Uint64
+	committed atomic.Uint64
+	// wanted is the highest index a reader is waiting for: applying it triggers a commit.
+	wanted atomic.Uint64
+
+	openMu    sync.Mutex
+	open      *state.Batch
+	openIndex uint64
+	openCount int
+
+	// commitMu serialises commits between the committer and Snapshot/Restore/Close.
+	commitMu     sync.Mutex
+	commitSignal chan struct{} // the open transaction got its first entries
+	commitNow    chan struct{} // a reader or the size limit wants a commit now
+	stop         chan struct{}
+	stopped      chan struct{}
+	closeOnce    sync.Once
+
+	waitMu      sync.Mutex
+	committedCh chan struct{} // closed and replaced each time committed advances
+
+	observeBatch  func(entries int, elapsed time.Duration)
+	observeCommit func(entries int, elapsed time.Duration)
+}
+
+// Option configures an FSM.
+type Option func(*FSM)
+
+// WithObservers reports the size and duration of each applied batch and of each commit
+// (for metrics).
+func WithObservers(batch, commit func(entries int, elapsed time.Duration)) Option {
+	return func(f *FSM) { f.observeBatch, f.observeCommit = batch, commit }
+}
+
+// New returns an FSM over store, resuming after the last entry the store holds. Close
+// stops its committer.
+func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &FSM{
+		store: store, logger: logger,
+		committedCh:  make(chan struct{}),
+		commitSignal: make(chan struct{}, 1),
+		commitNow:    make(chan struct{}, 1),
+		stop:         make(chan struct{}),
+		stopped:      make(chan struct{}),
+	}
+	f.handlers = map[command.Type]handler{
+		command.TypeBootstrapAdmin:         typed(applyBootstrapAdmin),
+		command.TypeNodeRegister:           typed(applyNodeRegister),
+		command.TypeNodeDeregister:         typed(applyNodeDeregister),
+		command.TypeParticipantAdd:         typed(applyParticipantAdd),
+		command.TypeParticipantUpdate:      typed(applyParticipantUpdate),
+		command.TypeParticipantSetActive:   typed(applyParticipantSetActive),
+		command.TypeParticipantRotateToken: typed(applyParticipantRotateToken),
+		command.TypeBarrier.Base():         typed(applyBarrier),
+	}
+	for _, o := range opts {
+		o(f)
+	}
+	index, _, err := store.Applied()
+	if err != nil {
+		return nil, fmt.Errorf("read applied index: %w", err)
+	}
+	f.latest.Store(index)
+	f.committed.Store(index)
+	go f.runCommitter()
+	return f, nil
+}
+
+// Close commits what is pending and stops the committer. Call it after raft has stopped
+// handing entries to the FSM.
+func (f *FSM) Close() {
+	f.closeOnce.Do(func() {
+		close(f.stop)
+		<-f.stopped
+	})
+}
+
+// AppliedIndex returns the index of the last log entry in the state readers see.
+func (f *FSM) AppliedIndex() uint64 { return f.committed.Load() }
+
+// LatestIndex returns the index of the last log entry raft handed to the FSM; the state
+// readers see catches up with it within one commit.
+func (f *FSM) LatestIndex() uint64 { return f.latest.Load() }
+
+// Group commit limits: see FSM.
+const (
+	CommitInterval    = 100 * time.Millisecond
+	MaxPendingEntries = 10000
+)
+
+// WaitApplied blocks until the state readers see holds log entry index, or ctx ends. If the
+// entry is applied but not yet committed, it asks for the commit at once.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.waitMu.Lock()
+		ch := f.committedCh
+		f.waitMu.Unlock()
+		if f.committed.Load() >= index {
+			return nil
+		}
+		f.want(index)
+		if f.latest.Load() >= index {
+			signal(f.commitNow)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d (applied %d): %w", index, f.committed.Load(), ctx.Err())
+		}
+	}
+}
+
+// want records that a reader waits for index, so that ApplyBatch commits as soon as it has
+// applied it instead of waiting for the commit interval.
+func (f *FSM) want(index uint64) {
+	for {
+		w := f.wanted.Load()
+		if w >= index || f.wanted.CompareAndSwap(w, index) {
+			return
+		}
+	}
+}
+
+func (f *FSM) setCommitted(index uint64) {
+	f.committed.Store(index)
+	f.waitMu.Lock()
+	close(f.committedCh)
+	f.committedCh = make(chan struct{})
+	f.waitMu.Unlock()
+}
+
+// Apply implements hraft.FSM for a single entry.
+func (f *FSM) Apply(l *hraft.Log) any {
+	return f.ApplyBatch([]*hraft.Log{l})[0]
+}
+
+// ApplyBatch implements hraft.BatchingFSM: the batch's entries and the new applied index go
+// into the open write transaction, which the committer commits whole, so a crash leaves
+// either all of a batch or none of it. Entries at or below the last applied index (replayed
+// after a restart) are skipped.
+func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
+	start := time.Now() // measures the batch for metrics; never reaches the state
+	results := make([]any, len(logs))
+	already := f.latest.Load()
+
+	last, pending := f.applyToOpen(logs, already, results)
+	if last != nil {
+		f.latest.Store(last.Index)
+		signal(f.commitSignal)
+		if pending >= MaxPendingEntries || f.wanted.Load() > f.committed.Load() && last.Index >= f.wanted.Load() {
+			signal(f.commitNow)
+		}
+	}
+	if f.observeBatch != nil {
+		f.observeBatch(len(logs), time.Since(start))
+	}
+	return results
+}
+
+// applyToOpen applies the entries after index already into the open transaction (opening
+// one if needed), filling results, and returns the last entry applied and how many entries
+// the transaction now holds.
+func (f *FSM) applyToOpen(logs []*hraft.Log, already uint64, results []any) (*hraft.Log, int) {
+	f.openMu.Lock()
+	defer f.openMu.Unlock()
+	if f.open == nil {
+		b, err := f.store.Begin()
+		if err != nil {
+			panic(fmt.Sprintf("rls fsm: %v", err))
+		}
+		f.open = b
+	}
+	tx := f.open.Tx()
+	var last *hraft.Log
+	for i, l := range logs {
+		if l.Index <= already {
+			continue
+		}
+		last = l
+		if l.Type != hraft.LogCommand {
+			continue // configuration changes only advance the index
+		}
+		results[i] = f.applyCommand(tx, l)
+	}
+	if last != nil {
+		if err := tx.SetApplied(last.Index, last.Term); err != nil {
+			panic(fmt.Sprintf("rls fsm: %v", err))
+		}
+		f.openIndex = last.Index
+		f.openCount += len(logs)
+	}
+	return last, f.openCount
+}
+
+func (f *FSM) runCommitter() {
+	defer close(f.stopped)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
+	for {
+		select {
+		case <-f.commitSignal:
+			if !armed {
+				timer.Reset(CommitInterval)
+				armed = true
+			}
+			continue
+		case <-timer.C:
+		case <-f.commitNow:
+			timer.Stop()
+		case <-f.stop:
+			timer.Stop()
+			f.commitOpen()
+			return
+		}
+		armed = false
+		f.commitOpen()
+		// Entries applied while the commit ran are in a new transaction: arm for it.
+		if f.hasOpen() {
+			timer.Reset(CommitInterval)
+			armed = true
+		}
+	}
+}
+
+func (f *FSM) hasOpen() bool {
+	f.openMu.Lock()
+	defer f.openMu.Unlock()
+	return f.open != nil
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// commitOpen commits the open transaction, if any. A commit that fails stops the node: the
+// state file could not take what every other node is applying, and a restart replays it.
+func (f *FSM) commitOpen() {
+	f.commitMu.Lock()
+	defer f.commitMu.Unlock()
+	f.openMu.Lock()
+	b, index, count := f.open, f.openIndex, f.openCount
+	f.open, f.openCount = nil, 0
+	f.openMu.Unlock()
+	if b == nil {
+		return
+	}
+	start := time.Now()
+	if err := b.Commit(); err != nil {
+		panic(fmt.Sprintf("rls fsm: commit entries up to index %d: %v", index, err))
+	}
+	f.setCommitted(index)
+	if f.observeCommit != nil {
+		f.observeCommit(count, time.Since(start))
+	}
+}
+
+func (f *FSM) applyCommand(tx *state.Tx, l *hraft.Log) Response {
+	e, err := command.Decode(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("rls fsm: entry %d: %v", l.Index, err))
+	}
+	h, ok := f.handlers[e.Type.Base()]
+	if !ok {
+		if e.Type.IgnoreIfUnknown() {
+			f.logger.Warn("skipping unknown command marked ignorable", "index", l.Index, "type", e.Type)
+			return Response{}
+		}
+		panic(fmt.Sprintf("rls fsm: entry %d has unknown command type %s; upgrade this node", l.Index, e.Type))
+	}
+	v, err := h(tx, e)
+	if err != nil && !isBusiness(err) {
+		// Storage failures are not outcomes every node would reach alike.
+		panic(fmt.Sprintf("rls fsm: entry %d (%s): %v", l.Index, e.Type, err))
+	}
+	return Response{Value: v, Err: err}
+}
+
+// Snapshot implements hraft.FSM: it commits what is pending, so the snapshot holds every
+// entry raft handed over, and pins that state in a read transaction; Persist streams it
+// while later entries keep being applied.
+func (f *FSM) Snapshot() (hraft.FSMSnapshot, error) {
+	f.commitOpen()
+	sn, err := f.store.BeginSnapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{sn: sn}, nil
+}
+
+// Restore implements hraft.FSM: it discards the state, pending entries included, and
+// replaces it with the snapshot.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	f.commitMu.Lock()
+	defer f.commitMu.Unlock()
+	f.openMu.Lock()
+	if f.open != nil {
+		f.open.Rollback()
+		f.open, f.openCount = nil, 0
+	}
+	f.openMu.Unlock()
+	if err := f.store.Replace(rc); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	index, _, err := f.store.Applied()
+	if err != nil {
+		return fmt.Errorf("read restored applied index: %w", err)
+	}
+	f.logger.Info("state restored from snapshot", "applied_index", index)
+	f.latest.Store(index)
+	f.setCommitted(index)
+	return nil
+}
+
+type snapshot struct {
+	sn *state.Snapshot
+}
+
+func (s *snapshot) Persist(sink hraft.SnapshotSink) error {
+	if _, err := s.sn.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("close snapshot sink: %w", err)
+	}
+	return nil
+}
+
+func (s *snapshot) Release() { s.sn.Release() }
+
+// Business outcomes. Each is returned as an entry's Response and leaves the state unchanged.
+var (
+	// ErrParticipantExists: a participant with that id is already registered.
+	ErrParticipantExists = errors.New("participant already exists")
+	// ErrSystemInUse: another participant already owns that identifier system.
+	ErrSystemInUse = errors.New("identifier system already belongs to another participant")
+	// ErrVersionConflict: the participant changed since the version the caller read.
+	ErrVersionConflict = errors.New("version conflict")
+	// ErrLastAdmin: the change would leave the cluster without an active admin.
+	ErrLastAdmin = errors.New("would leave no active admin")
+	// ErrAlreadyBootstrapped: the cluster already has an admin.
+	ErrAlreadyBootstrapped = errors.New("cluster already has an admin")
+	// ErrTokenInUse: the token hash is already issued (a collision; ask for a new token).
+	ErrTokenInUse = errors.New("token already issued")
+)
+
+// businessError wraps an outcome sentinel with the entry's details.
+type businessError struct{ err error }
+
+func (b businessError) Error() string { return b.err.Error() }
+func (b businessError) Unwrap() error { return b.err }
+
+func business(format string, args ...any) error {
+	return businessError{fmt.Errorf(format, args...)}
+}
+
+func isBusiness(err error) bool {
+	var b businessError
+	return errors.As(err, &b)
+}

@@ -1,0 +1,350 @@
+package fsm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/state"
+)
+
+func newFSM(t *testing.T) *FSM { return newFSMB(t) }
+
+func newFSMB(t testing.TB) *FSM {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f, err := New(st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
+}
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func testParticipant(i int) model.Participant {
+	return model.Participant{
+		ID:               fmt.Sprintf("p%d", i),
+		Name:             fmt.Sprintf("Participant %d", i),
+		Kind:             model.KindPractice,
+		Role:             model.RoleParticipant,
+		IdentifierSystem: fmt.Sprintf("urn:oid:1.2.3.%d", i),
+		Active:           true,
+		TokenHash:        hashOf(fmt.Sprintf("t%d", i)),
+	}
+}
+
+// randomLog builds a log of n commands from a seeded source: adds, updates (some with stale
+// versions), enable/disable, token rotations, node registrations, and commands that must be
+// refused (duplicates, taken identifier systems, unknown participants).
+func randomLog(t *testing.T, seed uint64, n int) []*hraft.Log {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var logs []*hraft.Log
+	add := func(typ command.Type, payload command.Payload) {
+		i := len(logs)
+		h := command.Header{Time: base.Add(time.Duration(i) * time.Second), Actor: "admin", RequestID: fmt.Sprintf("r%d", i)}
+		data, err := command.Encode(typ, h, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, &hraft.Log{Index: uint64(i + 1), Term: 1, Type: hraft.LogCommand, Data: data})
+	}
+	for len(logs) < n {
+		k := rng.IntN(40)
+		switch rng.IntN(7) {
+		case 0, 1:
+			add(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: testParticipant(k)})
+		case 2:
+			p := testParticipant(k)
+			p.Name = fmt.Sprintf("Renamed %d", rng.IntN(1000))
+			p.IdentifierSystem = fmt.Sprintf("urn:oid:1.2.3.%d", rng.IntN(40))
+			add(command.TypeParticipantUpdate, &command.ParticipantUpdate{Participant: p, ExpectedVersion: uint64(rng.IntN(3))})
+		case 3:
+			add(command.TypeParticipantSetActive, command.ParticipantSetActive{ID: fmt.Sprintf("p%d", k), Active: rng.IntN(2) == 0})
+		case 4:
+			add(command.TypeParticipantRotateToken, command.ParticipantRotateToken{ID: fmt.Sprintf("p%d", k), TokenHash: hashOf(fmt.Sprintf("rot%d", rng.Int()))})
+		case 5:
+			add(command.TypeNodeRegister, &command.NodeRegister{Node: model.Node{ID: fmt.Sprintf("n%d", k%5), RaftAddr: fmt.Sprintf("10.0.0.%d:7000", k), HTTPAddr: "http://x"}})
+		case 6:
+			logs = append(logs, &hraft.Log{Index: uint64(len(logs) + 1), Term: 1, Type: hraft.LogConfiguration})
+		}
+	}
+	return logs
+}
+
+func applyInBatches(f *FSM, logs []*hraft.Log, sizes func() int) []any {
+	var out []any
+	for i := 0; i < len(logs); {
+		j := min(i+sizes(), len(logs))
+		out = append(out, f.ApplyBatch(logs[i:j])...)
+		i = j
+	}
+	f.commitOpen()
+	return out
+}
+
+// TestApplyIsDeterministic applies the same log to fresh FSMs entry by entry, in random
+// batch sizes, and all at once: the state hashes and the responses must be identical.
+func TestApplyIsDeterministic(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			logs := randomLog(t, seed, 600)
+			rng := rand.New(rand.NewPCG(seed, 99))
+			runs := map[string]func() int{
+				"single":  func() int { return 1 },
+				"random":  func() int { return 1 + rng.IntN(64) },
+				"onebulk": func() int { return len(logs) },
+			}
+			var firstName, firstHash string
+			var firstResults []any
+			for _, name := range []string{"single", "random", "onebulk"} {
+				f := newFSM(t)
+				results := applyInBatches(f, logs, runs[name])
+				d, err := f.store.Hash()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Index != uint64(len(logs)) {
+					t.Fatalf("%s: applied index %d, want %d", name, d.Index, len(logs))
+				}
+				if firstName == "" {
+					firstName, firstHash, firstResults = name, d.Hash, results
+					continue
+				}
+				if d.Hash != firstHash {
+					t.Fatalf("%s gave hash %s, %s gave %s", name, d.Hash, firstName, firstHash)
+				}
+				a, b := describe(results), describe(firstResults)
+				if !reflect.DeepEqual(a, b) {
+					for i := range a {
+						if a[i] != b[i] {
+							t.Fatalf("%s and %s gave different responses to entry %d: %s vs %s", name, firstName, i+1, a[i], b[i])
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func describe(results []any) []string {
+	out := make([]string, len(results))
+	for i, r := range results {
+		if resp, ok := r.(Response); ok && resp.Err != nil {
+			out[i] = "error: " + resp.Err.Error()
+			continue
+		}
+		out[i] = fmt.Sprintf("%+v", r)
+	}
+	return out
+}
+
+// TestReplayedEntriesAreSkipped checks that entries at or below the stored applied index
+// (raft replays them after a restart) change nothing.
+func TestReplayedEntriesAreSkipped(t *testing.T) {
+	logs := randomLog(t, 7, 100)
+	f := newFSM(t)
+	f.ApplyBatch(logs)
+	f.commitOpen()
+	before, _ := f.store.Hash()
+	f.ApplyBatch(logs[50:])
+	f.commitOpen()
+	after, _ := f.store.Hash()
+	if before != after {
+		t.Fatalf("replay changed state: %+v -> %+v", before, after)
+	}
+}
+
+func TestHandlers(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	index := uint64(0)
+	apply := func(f *FSM, typ command.Type, payload command.Payload) Response {
+		index++
+		data, err := command.Encode(typ, command.Header{Time: at}, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := f.Apply(&hraft.Log{Index: index, Term: 1, Type: hraft.LogCommand, Data: data}).(Response)
+		f.commitOpen()
+		return r
+	}
+	admin := testParticipant(0)
+	admin.Role, admin.Kind, admin.IdentifierSystem = model.RoleAdmin, model.KindHIE, ""
+
+	tests := []struct {
+		name string
+		run  func(f *FSM) error
+		want error
+	}{
+		{"second bootstrap refused", func(f *FSM) error {
+			apply(f, command.TypeBootstrapAdmin, &command.BootstrapAdmin{Participant: admin})
+			other := testParticipant(1)
+			other.Role = model.RoleAdmin
+			return apply(f, command.TypeBootstrapAdmin, &command.BootstrapAdmin{Participant: other}).Err
+		}, ErrAlreadyBootstrapped},
+		{"disabling the last admin refused", func(f *FSM) error {
+			apply(f, command.TypeBootstrapAdmin, &command.BootstrapAdmin{Participant: admin})
+			return apply(f, command.TypeParticipantSetActive, command.ParticipantSetActive{ID: admin.ID, Active: false}).Err
+		}, ErrLastAdmin},
+		{"demoting the last admin refused", func(f *FSM) error {
+			apply(f, command.TypeBootstrapAdmin, &command.BootstrapAdmin{Participant: admin})
+			demoted := admin
+			demoted.Role = model.RoleParticipant
+			return apply(f, command.TypeParticipantUpdate, &command.ParticipantUpdate{Participant: demoted}).Err
+		}, ErrLastAdmin},
+		{"stale version refused", func(f *FSM) error {
+			apply(f, command.TypeParticipantAdd, &command.ParticipantAdd{Participant: testParticipant(1)})
+			apply(f, command.TypeParticipantUpdate, &command.ParticipantUpdate{Participant: testParticipant(1), ExpectedVersion: 1})
+			return apply(f, command.TypeParticipantUpdate, &command.ParticipantUpdate{Participant: testParticipant(1), ExpectedVersion: 1}).Err
+		}, ErrVersionConflict},
+		{"update of unknown participant", func(f *FSM) error {
+			return apply(f, command.TypeParticipantUpdate, &command.ParticipantUpdate{Participant: testParticipant(1)}).Err
+		}, state.ErrNotFound},
+		{"rotated token replaces the old one", func(f *FSM) error {
+			apply(f, command.TypeParticipantAdd, &command.ParticipantAdd{Participant: testParticipant(1)})
+			r := apply(f, command.TypeParticipantRotateToken, command.ParticipantRotateToken{ID: "p1", TokenHash: hashOf("new")})
+			if r.Err != nil {
+				return r.Err
+			}
+			return f.store.View(func(tx *state.Tx) error {
+				if _, err := tx.ParticipantByTokenHash(hashOf("t1")); !errors.Is(err, state.ErrNotFound) {
+					return fmt.Errorf("old token still resolves: %v", err)
+				}
+				p, err := tx.ParticipantByTokenHash(hashOf("new"))
+				if err != nil || p.ID != "p1" || p.Version != 2 {
+					return fmt.Errorf("new token resolves to %+v, %v", p, err)
+				}
+				return nil
+			})
+		}, nil},
+		{"changing identifier system frees the old one", func(f *FSM) error {
+			apply(f, command.TypeParticipantAdd, &command.ParticipantAdd{Participant: testParticipant(1)})
+			moved := testParticipant(1)
+			moved.IdentifierSystem = "urn:oid:9.9"
+			if r := apply(f, command.TypeParticipantUpdate, &command.ParticipantUpdate{Participant: moved}); r.Err != nil {
+				return r.Err
+			}
+			taker := testParticipant(2)
+			taker.IdentifierSystem = testParticipant(1).IdentifierSystem
+			return apply(f, command.TypeParticipantAdd, &command.ParticipantAdd{Participant: taker}).Err
+		}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run(newFSM(t))
+			if tc.want == nil && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestUndecodableEntryStopsTheNode(t *testing.T) {
+	f := newFSM(t)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("applying garbage did not panic")
+		}
+	}()
+	f.Apply(&hraft.Log{Index: 1, Type: hraft.LogCommand, Data: []byte{0x04, 0x01, 0x81}})
+}
+
+func TestUnknownIgnorableCommandIsSkipped(t *testing.T) {
+	f := newFSM(t)
+	data, _ := command.Encode(command.Type(0x7f)|command.FlagIgnoreUnknown, command.Header{}, command.Barrier{})
+	r := f.Apply(&hraft.Log{Index: 1, Type: hraft.LogCommand, Data: data}).(Response)
+	if f.commitOpen(); r.Err != nil || f.AppliedIndex() != 1 {
+		t.Fatalf("ignorable unknown command: %+v, applied %d", r, f.AppliedIndex())
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an unknown command without the ignore flag did not stop the node")
+		}
+	}()
+	data, _ = command.Encode(command.Type(0x7f), command.Header{}, command.Barrier{})
+	f.Apply(&hraft.Log{Index: 2, Type: hraft.LogCommand, Data: data})
+}
+
+// TestReadersSeeOnlyCommittedStateAndWaitingCommitsAtOnce checks the group commit: applied
+// entries stay invisible until committed, and a reader waiting for one gets it committed
+// without waiting for the commit interval.
+func TestReadersSeeOnlyCommittedStateAndWaitingCommitsAtOnce(t *testing.T) {
+	f := newFSM(t)
+	logs := randomLog(t, 11, 20)
+	f.ApplyBatch(logs)
+	if f.LatestIndex() != 20 {
+		t.Fatalf("latest index %d, want 20", f.LatestIndex())
+	}
+	if f.AppliedIndex() != 0 {
+		t.Fatalf("readers already see index %d before any commit", f.AppliedIndex())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), CommitInterval/2)
+	defer cancel()
+	if err := f.WaitApplied(ctx, 20); err != nil {
+		t.Fatalf("waiting reader was not served before the commit interval: %v", err)
+	}
+	d, err := f.store.Hash()
+	if err != nil || d.Index != 20 {
+		t.Fatalf("committed state at index %d (%v), want 20", d.Index, err)
+	}
+	// A reader waiting for an entry not yet applied is served as soon as it is.
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), CommitInterval/2)
+		defer cancel()
+		done <- f.WaitApplied(ctx, 21)
+	}()
+	time.Sleep(5 * time.Millisecond) // let the reader register; the assertion below does not depend on it
+	more := randomLog(t, 12, 21)[20:]
+	f.ApplyBatch(more)
+	if err := <-done; err != nil {
+		t.Fatalf("reader of a later entry: %v", err)
+	}
+}
+
+func TestCloseCommitsPendingEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := state.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ApplyBatch(randomLog(t, 5, 30))
+	f.Close()
+	st.Close()
+	st, err = state.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if index, _, _ := st.Applied(); index != 30 {
+		t.Fatalf("after Close the state holds index %d, want 30", index)
+	}
+}

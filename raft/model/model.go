@@ -1,0 +1,167 @@
+// Package model defines the entities that live in rls's replicated state: participants
+// (member hospitals, practices, labs and the HIE itself) and the catalog of cluster nodes.
+//
+// These are plain values shared by the command encoder, the FSM, the bbolt state store and
+// the API layer. The package holds no I/O and must never import HTTP, Raft or storage code,
+// so every layer can depend on it without cycles.
+package model
+
+//go:generate go run github.com/tinylib/msgp@v1.6.5 -file model.go -o model_gen.go -io=false -tests=false
+//msgp:tag json
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"time"
+)
+
+// ParticipantKind says what sort of organisation a participant is.
+type ParticipantKind string
+
+// The participant kinds an HIE admits.
+const (
+	KindHospital ParticipantKind = "hospital"
+	KindPractice ParticipantKind = "practice"
+	KindLab      ParticipantKind = "lab"
+	KindHIE      ParticipantKind = "hie"
+)
+
+// ParticipantKinds lists every valid kind, in the order help texts show them.
+var ParticipantKinds = []ParticipantKind{KindHospital, KindPractice, KindLab, KindHIE}
+
+// Role is what a participant's token is allowed to do.
+type Role string
+
+// Roles. Admin may administer the cluster and participants; participant may use the
+// patient and document APIs on its own behalf.
+const (
+	RoleParticipant Role = "participant"
+	RoleAdmin       Role = "admin"
+)
+
+// Participant is a member organisation of the exchange and the principal behind a token.
+type Participant struct {
+	ID   string          `json:"id"`
+	Name string          `json:"name"`
+	Kind ParticipantKind `json:"kind"`
+	Role Role            `json:"role"`
+	// Endpoint is where the participant's own systems answer (document retrieval, etc.).
+	Endpoint string `json:"endpoint,omitempty"`
+	// IdentifierSystem is the participant's assigning authority URI: the system of the
+	// local identifiers (MRNs) it registers. Unique across participants.
+	IdentifierSystem string `json:"identifier_system,omitempty"`
+	Active           bool   `json:"active"`
+	// Version counts accepted changes, starting at 1; it is the FHIR meta.versionId.
+	Version uint64    `json:"version"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+	// TokenHash is the hex SHA-256 of the participant's bearer token. The token itself is
+	// shown once, when issued, and never stored.
+	TokenHash   string    `json:"token_hash"`
+	TokenIssued time.Time `json:"token_issued"`
+}
+
+// IsAdmin reports whether the participant holds the admin role.
+func (p Participant) IsAdmin() bool { return p.Role == RoleAdmin }
+
+// Node is a member of the Raft cluster as the catalog knows it: the addresses other nodes
+// and clients use to reach it.
+type Node struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	// HTTPAddr is the base URL of the node's API (scheme://host:port), used to forward
+	// requests to the leader and to collect per-node status.
+	HTTPAddr   string    `json:"http_addr"`
+	Registered time.Time `json:"registered"`
+}
+
+// ErrInvalid marks input that breaks a validation rule; the message names the field.
+var ErrInvalid = errors.New("invalid")
+
+// idPattern is the FHIR id grammar: 1–64 of letters, digits, '-' and '.'.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// ValidateID checks that id is a valid FHIR resource id, which rls uses for participant
+// and node ids alike.
+func ValidateID(field, id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: %s is required", ErrInvalid, field)
+	}
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%w: %s %q must be 1-64 letters, digits, '-' or '.'", ErrInvalid, field, id)
+	}
+	return nil
+}
+
+// ValidateKind checks that kind is one of ParticipantKinds.
+func ValidateKind(kind ParticipantKind) error {
+	for _, k := range ParticipantKinds {
+		if kind == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: kind %q must be one of hospital, practice, lab, hie", ErrInvalid, kind)
+}
+
+// ValidateRole checks that role is participant or admin.
+func ValidateRole(role Role) error {
+	if role == RoleParticipant || role == RoleAdmin {
+		return nil
+	}
+	return fmt.Errorf("%w: role %q must be participant or admin", ErrInvalid, role)
+}
+
+// ValidateHTTPURL checks that s is an absolute http(s) URL with a host.
+func ValidateHTTPURL(field, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: %s %q must be an absolute http or https URL", ErrInvalid, field, s)
+	}
+	return nil
+}
+
+// ValidateSystemURI checks that s is an absolute URI, such as urn:oid:1.2.3 or
+// https://hospital.example/mrn, fit to be an identifier system.
+func ValidateSystemURI(field, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || (u.Opaque == "" && u.Host == "") {
+		return fmt.Errorf("%w: %s %q must be an absolute URI (for example urn:oid:1.2.3 or https://example.org/mrn)", ErrInvalid, field, s)
+	}
+	return nil
+}
+
+// Validate checks a participant's own fields (not its uniqueness, which only the
+// replicated state can judge).
+func (p Participant) Validate() error {
+	if err := ValidateID("id", p.ID); err != nil {
+		return err
+	}
+	if p.Name == "" {
+		return fmt.Errorf("%w: name is required", ErrInvalid)
+	}
+	if len(p.Name) > 256 {
+		return fmt.Errorf("%w: name is longer than 256 characters", ErrInvalid)
+	}
+	if err := ValidateKind(p.Kind); err != nil {
+		return err
+	}
+	if err := ValidateRole(p.Role); err != nil {
+		return err
+	}
+	if p.Endpoint != "" {
+		if err := ValidateHTTPURL("endpoint", p.Endpoint); err != nil {
+			return err
+		}
+	}
+	if p.IdentifierSystem != "" {
+		if err := ValidateSystemURI("identifier system", p.IdentifierSystem); err != nil {
+			return err
+		}
+	}
+	if p.Role == RoleParticipant && p.Kind != KindHIE && p.IdentifierSystem == "" {
+		return fmt.Errorf("%w: identifier system is required for a %s (it is the assigning authority of its MRNs)", ErrInvalid, p.Kind)
+	}
+	return nil
+}
