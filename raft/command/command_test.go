@@ -49,8 +49,8 @@ func TestTypeNumbersNeverChange(t *testing.T) {
 
 func TestDecodeRejectsMalformed(t *testing.T) {
 	for name, data := range map[string][]byte{
-		"empty":      nil,
-		"short":      {4},
+		"empty":         nil,
+		"short":         {4},
 		"bad format":    {4, 9, 0x80, 0x80},
 		"no body":       {4, 1},
 		"truncated":     {4, 1, 0x81},
