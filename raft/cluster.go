@@ -69,6 +69,9 @@ type LocalStatus struct {
 	LastLogIndex uint64 `json:"last_log_index"`
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
+	// LatestIndex is the last entry handed to the state machine; AppliedIndex (what
+	// readers see) reaches it at the next group commit.
+	LatestIndex uint64 `json:"latest_index"`
 	// LastContactMS is the age of the last message from the leader in milliseconds: 0 on
 	// the leader, -1 if it never heard from one.
 	LastContactMS int64 `json:"last_contact_ms"`
@@ -91,6 +94,7 @@ func (n *Node) Local() LocalStatus {
 		LastLogIndex:  n.raft.LastIndex(),
 		CommitIndex:   n.raft.CommitIndex(),
 		AppliedIndex:  n.fsm.AppliedIndex(),
+		LatestIndex:   n.fsm.LatestIndex(),
 		LastContactMS: ms,
 		LeaderReady:   n.LeaderReady(),
 	}

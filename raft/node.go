@@ -109,6 +109,9 @@ type Node struct {
 	snapshots hraft.SnapshotStore
 	transport hraft.Transport
 
+	// hadState: the node started with existing Raft state (it is, or was, a member).
+	hadState bool
+
 	notifyCh    chan bool
 	leaderReady atomic.Bool
 	// leaderTerm counts leadership changes so that work started for one term can tell it
@@ -163,6 +166,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
+	n.hadState = exists
 	if n.raft, err = hraft.NewRaft(raftConfig(cfg, n.notifyCh), n.fsm, n.logStore, n.logStore, n.snapshots, n.transport); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
@@ -333,6 +337,10 @@ func (n *Node) closeStores() error {
 	return errors.Join(errs...)
 }
 
+// HasState reports whether the node started with Raft state of its own (so it must not
+// bootstrap or join again).
+func (n *Node) HasState() bool { return n.hadState }
+
 // ID returns the node's id.
 func (n *Node) ID() string { return n.cfg.NodeID }
 
@@ -351,6 +359,12 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 // that a read after a write acknowledged by this node sees it.
 func (n *Node) SyncLocal(ctx context.Context) error {
 	return n.fsm.WaitApplied(ctx, n.fsm.LatestIndex())
+}
+
+// CatchUp waits until the state readers see holds every entry this node knows to be
+// committed (on a follower, as of the leader's last message).
+func (n *Node) CatchUp(ctx context.Context) error {
+	return n.fsm.WaitApplied(ctx, max(n.fsm.LatestIndex(), n.raft.CommitIndex()))
 }
 
 // IsLeader reports whether this node currently leads.

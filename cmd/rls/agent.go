@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/urfave/cli/v2"
+
+	"github.com/rls-hie/rls/locator"
+	"github.com/rls-hie/rls/raft"
+	"github.com/rls-hie/rls/raft/model"
+)
+
+// adminParticipantID is the id of the admin participant a new cluster starts with.
+const adminParticipantID = "admin"
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "run a cluster node (or a single -dev node)",
+		Description: "Starts a node: it bootstraps a new cluster (-bootstrap, -dev), joins one (-join URL), or\n" +
+			"resumes from its data dir. Settings come from -config FILE (HCL) and flags, flags winning.",
+		Flags:  agentFlags(),
+		Action: runAgent,
+	}
+}
+
+func runAgent(c *cli.Context) error {
+	cfg, err := configFromFlags(c)
+	if err != nil {
+		return err
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	logger := newLogger(c.App.ErrWriter, level, cfg.LogFormat)
+	if cfg.Dev && !c.IsSet("data-dir") {
+		defer os.RemoveAll(cfg.DataDir)
+	}
+
+	var admin *model.Participant
+	var adminToken string
+	if cfg.Bootstrap {
+		if adminToken, err = bootstrapToken(cfg, logger); err != nil {
+			return err
+		}
+		admin = &model.Participant{ID: adminParticipantID, Name: "HIE administrator", Kind: model.KindHIE,
+			Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(adminToken)}
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	node, err := raft.Open(raft.Config{
+		NodeID:             cfg.NodeID,
+		DataDir:            cfg.DataDir,
+		BindAddr:           cfg.RaftAddr,
+		AdvertiseAddr:      cfg.RaftAdvertiseAddr,
+		HTTPAddr:           cfg.HTTPAdvertiseAddr,
+		Bootstrap:          cfg.Bootstrap,
+		BootstrapAdmin:     admin,
+		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
+		SnapshotInterval:   mustDuration(cfg.Raft.SnapshotInterval),
+		TrailingLogs:       cfg.Raft.TrailingLogs,
+		HeartbeatTimeout:   mustDuration(cfg.Raft.HeartbeatTimeout),
+		ElectionTimeout:    mustDuration(cfg.Raft.ElectionTimeout),
+		LeaderLeaseTimeout: mustDuration(cfg.Raft.LeaderLeaseTimeout),
+		ApplyTimeout:       mustDuration(cfg.Raft.ApplyTimeout),
+		Logger:             logger,
+		Registerer:         registry,
+	})
+	if err != nil {
+		return fmt.Errorf("start node: %w", err)
+	}
+	defer func() {
+		if err := node.Close(); err != nil {
+			logger.Error("close node", "err", err)
+		}
+	}()
+
+	api := locator.New(locator.Options{
+		Node:             node,
+		Logger:           logger,
+		Registry:         registry,
+		MaxBodyBytes:     cfg.HTTP.MaxBodyBytes,
+		MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes,
+		HealthMaxLag:     cfg.HTTP.HealthMaxLag,
+		ForwardTimeout:   mustDuration(cfg.HTTP.ForwardTimeout),
+		TempDir:          cfg.DataDir,
+		Version:          version,
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	readHeader := mustDuration(cfg.HTTP.ReadHeaderTimeout)
+	if readHeader == 0 {
+		readHeader = 10 * time.Second
+	}
+	server := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: readHeader,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() {
+		if cfg.TLS.CertFile != "" {
+			serveErr <- server.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		} else {
+			serveErr <- server.Serve(ln)
+		}
+	}()
+	logger.Info("rls node started", "node", cfg.NodeID, "http", cfg.HTTPAdvertiseAddr, "raft", cfg.RaftAdvertiseAddr, "data_dir", cfg.DataDir, "version", version)
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if len(cfg.Join) > 0 {
+		if node.HasState() {
+			logger.Info("node already holds cluster state; not joining again", "join", cfg.Join)
+		} else if err := joinCluster(ctx, cfg, logger); err != nil {
+			shutdownHTTP(server, logger)
+			return err
+		}
+	}
+	if cfg.Dev {
+		printDevBanner(c.App.Writer, cfg, adminToken)
+	}
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "node", cfg.NodeID)
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve HTTP: %w", err)
+		}
+	}
+	if node.IsLeader() {
+		// Hand leadership over first, so the cluster does not wait out an election timeout.
+		if err := node.TransferLeadership(""); err != nil {
+			logger.Info("no leadership transfer before shutdown", "reason", err)
+		}
+	}
+	shutdownHTTP(server, logger)
+	return nil
+}
+
+func shutdownHTTP(server *http.Server, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := server.Shutdown(ctx); err != nil {
+		logger.Warn("HTTP shutdown", "err", err)
+	}
+}
+
+// bootstrapToken returns the admin token a new cluster starts with: the -dev token, the
+// content of admin_token_file, or (when neither is given) a new token saved to
+// DATA_DIR/admin-token so that a restart keeps using it.
+func bootstrapToken(cfg Config, logger *slog.Logger) (string, error) {
+	if cfg.Dev {
+		if cfg.DevAdminToken != "" {
+			return cfg.DevAdminToken, nil
+		}
+		return locator.NewToken()
+	}
+	if cfg.AdminTokenFile != "" {
+		return readToken(cfg.AdminTokenFile)
+	}
+	path := filepath.Join(cfg.DataDir, "admin-token")
+	if token, err := readToken(path); err == nil {
+		return token, nil
+	}
+	token, err := locator.NewToken()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save admin token: %w", err)
+	}
+	logger.Warn("generated the admin token of the new cluster; keep it safe", "file", path)
+	return token, nil
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("admin token file %s is empty", path)
+	}
+	return token, nil
+}
+
+// joinCluster asks a node of the cluster (which forwards to the leader) to add this node as
+// a voter, retrying while the cluster elects a leader or the target starts.
+func joinCluster(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	token := os.Getenv("RLS_TOKEN")
+	if cfg.AdminTokenFile != "" {
+		var err error
+		if token, err = readToken(cfg.AdminTokenFile); err != nil {
+			return err
+		}
+	}
+	if token == "" {
+		return errors.New("joining needs the admin token: set admin_token_file (-admin-token-file) or RLS_TOKEN")
+	}
+	body, _ := json.Marshal(locator.JoinRequest{ID: cfg.NodeID, RaftAddr: cfg.RaftAdvertiseAddr, HTTPAddr: cfg.HTTPAdvertiseAddr})
+	client := retryablehttp.NewClient()
+	client.Logger = nil
+	client.RetryMax = 20
+	client.RetryWaitMax = 3 * time.Second
+	var errs []error
+	for _, target := range cfg.Join {
+		req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(target, "/")+"/v1/cluster/join", bytes.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("join %s: %w", target, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("join via %s: %w", target, err))
+			continue
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			logger.Info("joined the cluster", "via", target, "node", cfg.NodeID)
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("join via %s: %s", target, describeError(resp.StatusCode, msg)))
+		if resp.StatusCode < 500 {
+			break // the cluster refused this node; another member would say the same
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func printDevBanner(w io.Writer, cfg Config, token string) {
+	fmt.Fprintf(w, `
+rls is running in dev mode: one node, data in %s.
+
+    API:          %s
+    Admin token:  %s
+
+Point the CLI at it:
+
+    export RLS_ADDR=%s
+    export RLS_TOKEN=%s
+
+Dev mode is for trying rls out. Do not put patient data in it.
+
+`, cfg.DataDir, cfg.HTTPAdvertiseAddr, token, cfg.HTTPAdvertiseAddr, token)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("log_level %q must be debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/urfave/cli/v2"
+
+	"github.com/rls-hie/rls/locator"
+)
+
+// clientFlags are the flags every command that talks to a node takes.
+func clientFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "addr", Value: "http://" + defaultHTTPAddr, EnvVars: []string{"RLS_ADDR"}, Usage: "`URL` of any rls node"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"RLS_TOKEN"}, Usage: "bearer `TOKEN` of the calling participant"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
+		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up after this long"},
+	}
+}
+
+// client calls one node's API.
+type client struct {
+	base    string
+	token   string
+	output  string
+	timeout time.Duration
+	http    *retryablehttp.Client
+}
+
+func newClient(c *cli.Context) (*client, error) {
+	out := c.String("output")
+	if out != "table" && out != "json" {
+		return nil, fmt.Errorf("-output %q must be table or json", out)
+	}
+	rc := retryablehttp.NewClient()
+	rc.Logger = nil
+	rc.RetryMax = 8
+	rc.RetryWaitMin = 100 * time.Millisecond
+	rc.RetryWaitMax = 2 * time.Second
+	// Retry only what cannot have been applied: a 503 the node marked not-applied (an
+	// election is under way). A lost connection may hide an applied write: report it.
+	rc.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil || err != nil {
+			return false, err
+		}
+		return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(locator.HeaderNotApplied) == "true", nil
+	}
+	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	return &client{
+		base:    strings.TrimRight(c.String("addr"), "/"),
+		token:   c.String("token"),
+		output:  out,
+		timeout: c.Duration("timeout"),
+		http:    rc,
+	}, nil
+}
+
+// do sends a request and returns the response body of a 2xx answer; any other answer
+// becomes an error carrying the server's explanation.
+func (cl *client) do(ctx context.Context, method, path string, body any, header map[string]string) ([]byte, http.Header, error) {
+	resp, err := cl.send(ctx, method, path, body, header)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read answer of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, resp.Header, errors.New(describeError(resp.StatusCode, data))
+	}
+	return data, resp.Header, nil
+}
+
+// send sends a request and returns the raw response (the caller closes it).
+func (cl *client) send(ctx context.Context, method, path string, body any, header map[string]string) (*http.Response, error) {
+	var payload any
+	switch b := body.(type) {
+	case nil:
+	case io.Reader:
+		payload = b
+	case []byte:
+		payload = b
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		payload = data
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, cl.base+path, payload)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	if cl.token != "" {
+		req.Header.Set("Authorization", "Bearer "+cl.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := cl.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, cl.base+path, err)
+	}
+	return resp, nil
+}
+
+func (cl *client) getJSON(ctx context.Context, path string, v any) error {
+	data, _, err := cl.do(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// describeError renders an error answer in one line: the status and the server's
+// OperationOutcome diagnostics (with the element it names), or the raw text.
+func describeError(status int, body []byte) string {
+	var oo struct {
+		Issue []struct {
+			Code        string   `json:"code"`
+			Diagnostics string   `json:"diagnostics"`
+			Expression  []string `json:"expression"`
+		} `json:"issue"`
+	}
+	msg := strings.TrimSpace(string(body))
+	if json.Unmarshal(body, &oo) == nil && len(oo.Issue) > 0 {
+		var parts []string
+		for _, is := range oo.Issue {
+			p := is.Diagnostics
+			if len(is.Expression) > 0 {
+				p += " [" + strings.Join(is.Expression, ", ") + "]"
+			}
+			parts = append(parts, p)
+		}
+		msg = strings.Join(parts, "; ")
+	}
+	if len(msg) > 500 {
+		msg = msg[:500] + "…"
+	}
+	return fmt.Sprintf("%d %s: %s", status, http.StatusText(status), msg)
+}
+
+// context bounds a command by -timeout.
+func (cl *client) context(c *cli.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Context, cl.timeout)
+}

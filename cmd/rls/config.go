@@ -1,0 +1,291 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/urfave/cli/v2"
+)
+
+// Config is everything `rls agent` can be told, from an HCL file (config.example.hcl
+// documents each setting) and flags, flags winning.
+type Config struct {
+	NodeID            string   `hcl:"node_id,optional"`
+	DataDir           string   `hcl:"data_dir,optional"`
+	HTTPAddr          string   `hcl:"http_addr,optional"`
+	HTTPAdvertiseAddr string   `hcl:"http_advertise_addr,optional"`
+	RaftAddr          string   `hcl:"raft_addr,optional"`
+	RaftAdvertiseAddr string   `hcl:"raft_advertise_addr,optional"`
+	Bootstrap         bool     `hcl:"bootstrap,optional"`
+	Join              []string `hcl:"join,optional"`
+	AdminTokenFile    string   `hcl:"admin_token_file,optional"`
+	LogLevel          string   `hcl:"log_level,optional"`
+	LogFormat         string   `hcl:"log_format,optional"`
+
+	TLS  *TLSConfig  `hcl:"tls,block"`
+	Raft *RaftConfig `hcl:"raft,block"`
+	HTTP *HTTPConfig `hcl:"http,block"`
+
+	// Set by flags only.
+	Dev           bool   `hcl:"-"`
+	DevAdminToken string `hcl:"-"`
+}
+
+// TLSConfig holds the API's certificate (client TLS; Raft TLS comes with the security work).
+type TLSConfig struct {
+	CertFile string `hcl:"cert_file,optional"`
+	KeyFile  string `hcl:"key_file,optional"`
+	CAFile   string `hcl:"ca_file,optional"`
+}
+
+// RaftConfig tunes replication; durations are strings such as "500ms".
+type RaftConfig struct {
+	SnapshotThreshold  uint64 `hcl:"snapshot_threshold,optional"`
+	SnapshotInterval   string `hcl:"snapshot_interval,optional"`
+	TrailingLogs       uint64 `hcl:"trailing_logs,optional"`
+	HeartbeatTimeout   string `hcl:"heartbeat_timeout,optional"`
+	ElectionTimeout    string `hcl:"election_timeout,optional"`
+	LeaderLeaseTimeout string `hcl:"leader_lease_timeout,optional"`
+	ApplyTimeout       string `hcl:"apply_timeout,optional"`
+}
+
+// HTTPConfig tunes the API server.
+type HTTPConfig struct {
+	MaxBodyBytes      int64  `hcl:"max_body_bytes,optional"`
+	MaxSnapshotBytes  int64  `hcl:"max_snapshot_bytes,optional"`
+	ForwardTimeout    string `hcl:"forward_timeout,optional"`
+	ReadHeaderTimeout string `hcl:"read_header_timeout,optional"`
+	HealthMaxLag      uint64 `hcl:"health_max_lag,optional"`
+}
+
+// Defaults for a node started without settings.
+const (
+	defaultHTTPAddr = "127.0.0.1:8080"
+	defaultRaftAddr = "127.0.0.1:8300"
+)
+
+// loadConfigFile reads an HCL config file; diagnostics name file, line and column.
+func loadConfigFile(path string) (Config, error) {
+	var c Config
+	f, diags := hclparse.NewParser().ParseHCLFile(path)
+	if diags.HasErrors() {
+		return c, fmt.Errorf("read config: %w", diags)
+	}
+	if diags := gohcl.DecodeBody(f.Body, nil, &c); diags.HasErrors() {
+		return c, fmt.Errorf("read config: %w", diags)
+	}
+	return c, nil
+}
+
+// agentFlags are the flags of `rls agent`; each overrides the HCL setting of the same name.
+func agentFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "HCL config `FILE` (see config.example.hcl)"},
+		&cli.StringFlag{Name: "node-id", Usage: "unique id of this node"},
+		&cli.StringFlag{Name: "data-dir", Usage: "where this node keeps its Raft log, snapshots and state"},
+		&cli.StringFlag{Name: "http-addr", Usage: "host:port the API listens on (default " + defaultHTTPAddr + ")"},
+		&cli.StringFlag{Name: "http-advertise-addr", Usage: "URL other nodes and clients use to reach the API"},
+		&cli.StringFlag{Name: "raft-addr", Usage: "host:port Raft listens on (default " + defaultRaftAddr + ")"},
+		&cli.StringFlag{Name: "raft-advertise-addr", Usage: "host:port other nodes dial for Raft"},
+		&cli.BoolFlag{Name: "bootstrap", Usage: "start a new single-node cluster if this node has no state"},
+		&cli.StringSliceFlag{Name: "join", Usage: "`URL` of a cluster node to join (repeatable; tried in order)"},
+		&cli.StringFlag{Name: "admin-token-file", Usage: "file holding the admin token: the token a bootstrapped cluster starts with, and the one used to join"},
+		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Usage: "text or json"},
+		&cli.StringFlag{Name: "tls-cert-file", Usage: "serve the API over TLS with this certificate"},
+		&cli.StringFlag{Name: "tls-key-file", Usage: "key of -tls-cert-file"},
+		&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries between Raft snapshots"},
+		&cli.Uint64Flag{Name: "trailing-logs", Usage: "log entries kept after a snapshot"},
+		&cli.BoolFlag{Name: "dev", Usage: "single node for development: bootstraps itself, data in a temp dir unless -data-dir, prints the admin token"},
+		&cli.StringFlag{Name: "dev-admin-token", Usage: "with -dev, use this admin token instead of a random one"},
+	}
+}
+
+// configFromFlags loads -config (if any) and applies the flags set on the command line.
+func configFromFlags(c *cli.Context) (Config, error) {
+	var cfg Config
+	if path := c.String("config"); path != "" {
+		var err error
+		if cfg, err = loadConfigFile(path); err != nil {
+			return cfg, err
+		}
+	}
+	str := func(name string, dst *string) {
+		if c.IsSet(name) {
+			*dst = c.String(name)
+		}
+	}
+	str("node-id", &cfg.NodeID)
+	str("data-dir", &cfg.DataDir)
+	str("http-addr", &cfg.HTTPAddr)
+	str("http-advertise-addr", &cfg.HTTPAdvertiseAddr)
+	str("raft-addr", &cfg.RaftAddr)
+	str("raft-advertise-addr", &cfg.RaftAdvertiseAddr)
+	str("admin-token-file", &cfg.AdminTokenFile)
+	str("log-level", &cfg.LogLevel)
+	str("log-format", &cfg.LogFormat)
+	if c.IsSet("bootstrap") {
+		cfg.Bootstrap = c.Bool("bootstrap")
+	}
+	if c.IsSet("join") {
+		cfg.Join = c.StringSlice("join")
+	}
+	if c.IsSet("tls-cert-file") || c.IsSet("tls-key-file") {
+		if cfg.TLS == nil {
+			cfg.TLS = &TLSConfig{}
+		}
+		str("tls-cert-file", &cfg.TLS.CertFile)
+		str("tls-key-file", &cfg.TLS.KeyFile)
+	}
+	if cfg.Raft == nil {
+		cfg.Raft = &RaftConfig{}
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = &HTTPConfig{}
+	}
+	if cfg.TLS == nil {
+		cfg.TLS = &TLSConfig{}
+	}
+	if c.IsSet("snapshot-threshold") {
+		cfg.Raft.SnapshotThreshold = c.Uint64("snapshot-threshold")
+	}
+	if c.IsSet("trailing-logs") {
+		cfg.Raft.TrailingLogs = c.Uint64("trailing-logs")
+	}
+	cfg.Dev = c.Bool("dev")
+	cfg.DevAdminToken = c.String("dev-admin-token")
+	return cfg, cfg.finish()
+}
+
+// finish fills defaults and checks the settings together.
+func (c *Config) finish() error {
+	if c.Dev {
+		if c.NodeID == "" {
+			c.NodeID = "dev"
+		}
+		c.Bootstrap = true
+		if len(c.Join) > 0 {
+			return errors.New("-dev starts a cluster of its own; it cannot -join another")
+		}
+		if c.DataDir == "" {
+			dir, err := os.MkdirTemp("", "rls-dev-")
+			if err != nil {
+				return fmt.Errorf("create dev data dir: %w", err)
+			}
+			c.DataDir = dir
+		}
+	} else if c.DevAdminToken != "" {
+		return errors.New("-dev-admin-token needs -dev")
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = defaultHTTPAddr
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = defaultRaftAddr
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("node_id is required (-node-id)"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is required (-data-dir)"))
+	}
+	if c.Bootstrap && len(c.Join) > 0 {
+		errs = append(errs, errors.New("bootstrap and join exclude each other: a node either starts a cluster or joins one"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls cert_file and key_file go together"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log_format %q must be text or json", c.LogFormat))
+	}
+	for _, d := range []struct{ name, value string }{
+		{"raft.snapshot_interval", c.Raft.SnapshotInterval}, {"raft.heartbeat_timeout", c.Raft.HeartbeatTimeout},
+		{"raft.election_timeout", c.Raft.ElectionTimeout}, {"raft.leader_lease_timeout", c.Raft.LeaderLeaseTimeout},
+		{"raft.apply_timeout", c.Raft.ApplyTimeout}, {"http.forward_timeout", c.HTTP.ForwardTimeout},
+		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout},
+	} {
+		if _, err := duration(d.value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", d.name, err))
+		}
+	}
+	if err := c.deriveAdvertise(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DataDir != "" {
+		abs, err := filepath.Abs(c.DataDir)
+		if err == nil {
+			c.DataDir = abs
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deriveAdvertise fills the advertised addresses from the listen addresses, which works
+// unless a node listens on all interfaces.
+func (c *Config) deriveAdvertise() error {
+	if c.RaftAdvertiseAddr == "" {
+		host, _, err := net.SplitHostPort(c.RaftAddr)
+		if err != nil {
+			return fmt.Errorf("raft_addr %q must be host:port", c.RaftAddr)
+		}
+		if unspecified(host) {
+			return fmt.Errorf("raft_addr %q listens on every interface: set raft_advertise_addr to the address other nodes should dial", c.RaftAddr)
+		}
+		c.RaftAdvertiseAddr = c.RaftAddr
+	}
+	if c.HTTPAdvertiseAddr == "" {
+		host, _, err := net.SplitHostPort(c.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("http_addr %q must be host:port", c.HTTPAddr)
+		}
+		if unspecified(host) {
+			return fmt.Errorf("http_addr %q listens on every interface: set http_advertise_addr to the URL other nodes should use", c.HTTPAddr)
+		}
+		scheme := "http"
+		if c.TLS.CertFile != "" {
+			scheme = "https"
+		}
+		c.HTTPAdvertiseAddr = scheme + "://" + c.HTTPAddr
+	}
+	c.HTTPAdvertiseAddr = strings.TrimRight(c.HTTPAdvertiseAddr, "/")
+	return nil
+}
+
+func unspecified(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
+}
+
+func duration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration such as 500ms or 2m", s)
+	}
+	return d, nil
+}
+
+// mustDuration is for values finish() has already checked.
+func mustDuration(s string) time.Duration {
+	d, _ := duration(s)
+	return d
+}

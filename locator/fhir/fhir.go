@@ -1,0 +1,208 @@
+// Package fhir holds the FHIR R4 wire types rls speaks (the subset it supports), strict
+// JSON decoding that names the offending element, and OperationOutcome errors.
+//
+// It knows nothing of Raft, storage or HTTP routing; the locator package maps its types to
+// and from the replicated model.
+package fhir
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+)
+
+// Base is the canonical base of the code systems and extensions rls defines.
+const Base = "https://rls-hie.github.io/fhir"
+
+// Systems and extension URLs rls defines or uses.
+const (
+	ParticipantKindSystem  = Base + "/CodeSystem/participant-kind"
+	ParticipantRoleURL     = Base + "/StructureDefinition/participant-role"
+	ParticipantTokenURL    = Base + "/StructureDefinition/participant-token"
+	URISystem              = "urn:ietf:rfc:3986"
+	EndpointConnectionType = "http://terminology.hl7.org/CodeSystem/endpoint-connection-type"
+)
+
+// Meta is FHIR Resource.meta.
+type Meta struct {
+	VersionID   string `json:"versionId,omitempty"`
+	LastUpdated string `json:"lastUpdated,omitempty"`
+}
+
+// Identifier is a FHIR Identifier.
+type Identifier struct {
+	Use    string `json:"use,omitempty"`
+	System string `json:"system,omitempty"`
+	Value  string `json:"value,omitempty"`
+}
+
+// Coding is a FHIR Coding.
+type Coding struct {
+	System  string `json:"system,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Display string `json:"display,omitempty"`
+}
+
+// CodeableConcept is a FHIR CodeableConcept.
+type CodeableConcept struct {
+	Coding []Coding `json:"coding,omitempty"`
+	Text   string   `json:"text,omitempty"`
+}
+
+// Reference is a FHIR Reference.
+type Reference struct {
+	Reference string `json:"reference,omitempty"`
+	Display   string `json:"display,omitempty"`
+}
+
+// Extension is a FHIR Extension with the value types rls uses.
+type Extension struct {
+	URL         string `json:"url"`
+	ValueCode   string `json:"valueCode,omitempty"`
+	ValueString string `json:"valueString,omitempty"`
+}
+
+// Endpoint is the FHIR Endpoint resource, used contained in an Organization.
+type Endpoint struct {
+	ResourceType   string            `json:"resourceType"`
+	ID             string            `json:"id,omitempty"`
+	Status         string            `json:"status"`
+	ConnectionType Coding            `json:"connectionType"`
+	PayloadType    []CodeableConcept `json:"payloadType"`
+	Address        string            `json:"address"`
+}
+
+// Organization is the FHIR Organization resource: an rls participant.
+type Organization struct {
+	ResourceType string            `json:"resourceType"`
+	ID           string            `json:"id,omitempty"`
+	Meta         *Meta             `json:"meta,omitempty"`
+	Extension    []Extension       `json:"extension,omitempty"`
+	Contained    []Endpoint        `json:"contained,omitempty"`
+	Identifier   []Identifier      `json:"identifier,omitempty"`
+	Active       *bool             `json:"active,omitempty"`
+	Type         []CodeableConcept `json:"type,omitempty"`
+	Name         string            `json:"name,omitempty"`
+	Endpoint     []Reference       `json:"endpoint,omitempty"`
+}
+
+// BundleEntry is one entry of a Bundle.
+type BundleEntry struct {
+	FullURL  string `json:"fullUrl,omitempty"`
+	Resource any    `json:"resource"`
+}
+
+// BundleLink is a paging link of a Bundle.
+type BundleLink struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+// Bundle is a FHIR Bundle (searchset).
+type Bundle struct {
+	ResourceType string        `json:"resourceType"`
+	Type         string        `json:"type"`
+	Total        int           `json:"total"`
+	Link         []BundleLink  `json:"link,omitempty"`
+	Entry        []BundleEntry `json:"entry,omitempty"`
+}
+
+// Issue is one OperationOutcome.issue.
+type Issue struct {
+	Severity    string   `json:"severity"`
+	Code        string   `json:"code"`
+	Diagnostics string   `json:"diagnostics,omitempty"`
+	Expression  []string `json:"expression,omitempty"`
+}
+
+// OperationOutcome is the FHIR error (and information) resource.
+type OperationOutcome struct {
+	ResourceType string  `json:"resourceType"`
+	Issue        []Issue `json:"issue"`
+}
+
+// Error is an API error: an HTTP status and the OperationOutcome issue that explains it.
+type Error struct {
+	Status int
+	Issue  Issue
+	// Header holds extra response headers (Retry-After, the leader's address, …).
+	Header map[string]string
+}
+
+func (e *Error) Error() string {
+	if len(e.Issue.Expression) > 0 {
+		return fmt.Sprintf("%s (%s)", e.Issue.Diagnostics, strings.Join(e.Issue.Expression, ", "))
+	}
+	return e.Issue.Diagnostics
+}
+
+// Outcome wraps the error's issue in an OperationOutcome.
+func (e *Error) Outcome() OperationOutcome {
+	return OperationOutcome{ResourceType: "OperationOutcome", Issue: []Issue{e.Issue}}
+}
+
+// Errorf builds an Error with an issue of the given FHIR issue code about the element
+// expression (may be empty).
+func Errorf(status int, code, expression, format string, args ...any) *Error {
+	issue := Issue{Severity: "error", Code: code, Diagnostics: fmt.Sprintf(format, args...)}
+	if expression != "" {
+		issue.Expression = []string{expression}
+	}
+	return &Error{Status: status, Issue: issue}
+}
+
+// Invalid is a 400 about one element of the resource.
+func Invalid(expression, format string, args ...any) *Error {
+	return Errorf(400, "invalid", expression, format, args...)
+}
+
+var unknownField = regexp.MustCompile(`json: unknown field "([^"]*)"`)
+
+// Decode reads exactly one JSON value of resource type resourceType into v, refusing unknown
+// elements. The error names the element: "Organization.foo".
+func Decode(r io.Reader, resourceType string, v any) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Invalid(resourceType, "the request body is empty; expected a %s resource", resourceType)
+	}
+	var probe struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return syntaxError(resourceType, err)
+	}
+	if probe.ResourceType != resourceType {
+		return Invalid(resourceType+".resourceType", "resourceType is %q; expected %q", probe.ResourceType, resourceType)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return syntaxError(resourceType, err)
+	}
+	if dec.More() {
+		return Invalid(resourceType, "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+func syntaxError(resourceType string, err error) error {
+	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+		return Errorf(400, "structure", resourceType+"."+m[1], "unknown element %q: rls does not support it on %s", m[1], resourceType)
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return Errorf(400, "structure", resourceType+"."+typeErr.Field, "element %q has the wrong JSON type (%s where %s is expected)", typeErr.Field, typeErr.Value, typeErr.Type)
+	}
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return Errorf(400, "structure", "", "malformed JSON at byte %d: %v", syn.Offset, err)
+	}
+	return Errorf(400, "structure", "", "malformed JSON: %v", err)
+}

@@ -1,0 +1,134 @@
+package locator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/raft"
+	"github.com/rls-hie/rls/raft/model"
+)
+
+// newForwardClient returns the client a follower uses to pass requests to the leader. It
+// retries only what cannot have been applied: a connection that was never made, or a 503
+// the receiver marked not-applied (it was not the leader either). Before each retry it
+// looks the leader up again, since the reason to retry is usually an election.
+func newForwardClient(s *Server) *retryablehttp.Client {
+	c := retryablehttp.NewClient()
+	c.Logger = s.logger
+	c.RetryWaitMin = 50 * time.Millisecond
+	c.RetryWaitMax = time.Second
+	c.RetryMax = 30 // the request context (ForwardTimeout) ends it first
+	c.CheckRetry = retryIfNotApplied
+	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	c.PrepareRetry = func(req *http.Request) error {
+		leader, err := s.waitLeader(req.Context())
+		if err != nil {
+			return err
+		}
+		return pointAt(req, leader)
+	}
+	return c
+}
+
+func retryIfNotApplied(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		var op *net.OpError
+		return errors.As(err, &op) && op.Op == "dial", nil
+	}
+	return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(HeaderNotApplied) == "true", nil
+}
+
+// waitLeader waits until a leader with a known HTTP address exists.
+func (s *Server) waitLeader(ctx context.Context) (model.Node, error) {
+	for {
+		leader, err := s.node.Leader()
+		if err == nil && leader.HTTPAddr != "" && leader.ID != s.node.ID() {
+			return leader, nil
+		}
+		if err == nil && leader.ID == s.node.ID() {
+			return leader, fmt.Errorf("this node became the leader: %w", raft.ErrNotLeader)
+		}
+		select {
+		case <-ctx.Done():
+			return model.Node{}, fmt.Errorf("waiting for a leader: %w", raft.ErrNoLeader)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func pointAt(req *http.Request, leader model.Node) error {
+	base, err := url.Parse(leader.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("leader %q has a bad HTTP address %q: %w", leader.ID, leader.HTTPAddr, err)
+	}
+	req.URL.Scheme, req.URL.Host = base.Scheme, base.Host
+	req.Host = base.Host
+	return nil
+}
+
+// hopHeaders are not passed on (RFC 9110 section 7.6.1).
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"}
+
+// forwardToLeader passes the request to the leader and streams its answer back. body, when
+// set, supplies the request body (for uploads spooled to disk); otherwise the buffered body
+// is sent.
+func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request, body retryablehttp.ReaderFunc) error {
+	if by := r.Header.Get(headerForwarded); by != "" {
+		// Forward at most once: the sender believed this node leads, so leadership is
+		// moving; the sender retries after looking the leader up again.
+		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "node %s is not the leader (request forwarded by %s)", s.node.ID(), by))
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ForwardTimeout)
+	defer cancel()
+	leader, err := s.waitLeader(ctx)
+	if err != nil {
+		return err
+	}
+	var payload any = rq.body
+	if body != nil {
+		payload = body
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, r.Method, "http://leader"+r.URL.RequestURI(), payload)
+	if err != nil {
+		return fmt.Errorf("build forwarded request: %w", err)
+	}
+	if err := pointAt(req.Request, leader); err != nil {
+		return err
+	}
+	req.Header = r.Header.Clone()
+	for _, h := range hopHeaders {
+		req.Header.Del(h)
+	}
+	req.Header.Set(headerForwarded, s.node.ID())
+	req.Header.Set(HeaderRequestID, rq.id)
+	resp, err := s.forward.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "cannot reach the leader: %v", err))
+		}
+		return fhir.Errorf(http.StatusBadGateway, "transient", "", "forwarding to the leader failed, outcome unknown: %v", err)
+	}
+	defer resp.Body.Close()
+	w.forwarded = true
+	for k, vs := range resp.Header {
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		s.logger.Warn("copy forwarded response", "err", err, "request_id", rq.id)
+	}
+	return nil
+}

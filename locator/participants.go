@@ -1,0 +1,360 @@
+package locator
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/raft"
+	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/state"
+)
+
+const (
+	endpointContainedID = "endpoint"
+	endpointPayloadType = "http://terminology.hl7.org/CodeSystem/endpoint-payload-type"
+	maxSearchCount      = 1000
+	defaultSearchCount  = 100
+)
+
+// toOrganization renders a participant as a FHIR Organization. The token hash never
+// leaves the server.
+func toOrganization(p model.Participant) fhir.Organization {
+	active := p.Active
+	o := fhir.Organization{
+		ResourceType: "Organization",
+		ID:           p.ID,
+		Meta:         &fhir.Meta{VersionID: strconv.FormatUint(p.Version, 10), LastUpdated: p.Updated.UTC().Format(time.RFC3339Nano)},
+		Extension:    []fhir.Extension{{URL: fhir.ParticipantRoleURL, ValueCode: string(p.Role)}},
+		Active:       &active,
+		Type:         []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: fhir.ParticipantKindSystem, Code: string(p.Kind)}}}},
+		Name:         p.Name,
+	}
+	if p.IdentifierSystem != "" {
+		o.Identifier = []fhir.Identifier{{Use: "official", System: fhir.URISystem, Value: p.IdentifierSystem}}
+	}
+	if p.Endpoint != "" {
+		o.Contained = []fhir.Endpoint{{
+			ResourceType:   "Endpoint",
+			ID:             endpointContainedID,
+			Status:         "active",
+			ConnectionType: fhir.Coding{System: fhir.EndpointConnectionType, Code: "hl7-fhir-rest"},
+			PayloadType:    []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: endpointPayloadType, Code: "any"}}}},
+			Address:        p.Endpoint,
+		}}
+		o.Endpoint = []fhir.Reference{{Reference: "#" + endpointContainedID}}
+	}
+	return o
+}
+
+// fromOrganization reads a participant out of an Organization, naming the element at fault
+// in every error.
+func fromOrganization(o fhir.Organization) (model.Participant, error) {
+	p := model.Participant{ID: o.ID, Name: strings.TrimSpace(o.Name), Role: model.RoleParticipant, Active: true}
+	if err := model.ValidateID("Organization.id", o.ID); err != nil {
+		return p, fhir.Invalid("Organization.id", "%v (it is the participant id)", err)
+	}
+	if p.Name == "" {
+		return p, fhir.Invalid("Organization.name", "Organization.name is required")
+	}
+	if o.Active != nil {
+		p.Active = *o.Active
+	}
+	for _, t := range o.Type {
+		for _, c := range t.Coding {
+			if c.System == fhir.ParticipantKindSystem {
+				p.Kind = model.ParticipantKind(c.Code)
+			}
+		}
+	}
+	if p.Kind == "" {
+		return p, fhir.Invalid("Organization.type", "Organization.type needs a coding from %s (hospital, practice, lab or hie)", fhir.ParticipantKindSystem)
+	}
+	if err := model.ValidateKind(p.Kind); err != nil {
+		return p, fhir.Invalid("Organization.type", "%v", err)
+	}
+	for i, e := range o.Extension {
+		switch e.URL {
+		case fhir.ParticipantRoleURL:
+			p.Role = model.Role(e.ValueCode)
+			if err := model.ValidateRole(p.Role); err != nil {
+				return p, fhir.Invalid(fmt.Sprintf("Organization.extension[%d]", i), "%v", err)
+			}
+		case fhir.ParticipantTokenURL:
+			return p, fhir.Invalid(fmt.Sprintf("Organization.extension[%d]", i), "tokens are issued by rls, never sent to it")
+		default:
+			return p, fhir.Invalid(fmt.Sprintf("Organization.extension[%d]", i), "unsupported extension %q", e.URL)
+		}
+	}
+	for i, id := range o.Identifier {
+		if id.System != fhir.URISystem {
+			return p, fhir.Invalid(fmt.Sprintf("Organization.identifier[%d].system", i), "only the assigning authority identifier (system %s, value the URI of the participant's MRNs) is supported", fhir.URISystem)
+		}
+		if p.IdentifierSystem != "" {
+			return p, fhir.Invalid(fmt.Sprintf("Organization.identifier[%d]", i), "a participant has one assigning authority")
+		}
+		if err := model.ValidateSystemURI("identifier system", id.Value); err != nil {
+			return p, fhir.Invalid(fmt.Sprintf("Organization.identifier[%d].value", i), "%v", err)
+		}
+		p.IdentifierSystem = id.Value
+	}
+	for i, ref := range o.Endpoint {
+		ep, ok := containedEndpoint(o, ref.Reference)
+		if !ok {
+			return p, fhir.Invalid(fmt.Sprintf("Organization.endpoint[%d]", i), "endpoint must reference a contained Endpoint (\"#id\"); got %q", ref.Reference)
+		}
+		if err := model.ValidateHTTPURL("endpoint address", ep.Address); err != nil {
+			return p, fhir.Invalid("Organization.contained.address", "%v", err)
+		}
+		p.Endpoint = ep.Address
+	}
+	if len(o.Endpoint) > 1 {
+		return p, fhir.Invalid("Organization.endpoint", "a participant has one endpoint")
+	}
+	for i, c := range o.Contained {
+		if c.ResourceType != "Endpoint" {
+			return p, fhir.Invalid(fmt.Sprintf("Organization.contained[%d]", i), "only a contained Endpoint is supported")
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return p, fhir.Invalid("Organization", "%v", err)
+	}
+	return p, nil
+}
+
+func containedEndpoint(o fhir.Organization, ref string) (fhir.Endpoint, bool) {
+	id, ok := strings.CutPrefix(ref, "#")
+	if !ok {
+		return fhir.Endpoint{}, false
+	}
+	for _, c := range o.Contained {
+		if c.ID == id && c.ResourceType == "Endpoint" {
+			return c, true
+		}
+	}
+	return fhir.Endpoint{}, false
+}
+
+func withToken(o fhir.Organization, token string) fhir.Organization {
+	o.Extension = append(o.Extension, fhir.Extension{URL: fhir.ParticipantTokenURL, ValueString: token})
+	return o
+}
+
+func header(rq *request) command.Header {
+	return command.Header{Actor: rq.principal.ID, RequestID: rq.id}
+}
+
+func writeParticipant(w http.ResponseWriter, status int, a raft.Applied, token string) error {
+	p, ok := a.Value.(model.Participant)
+	if !ok {
+		return fmt.Errorf("unexpected result %T", a.Value)
+	}
+	o := toOrganization(p)
+	if token != "" {
+		o = withToken(o, token)
+	}
+	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, p.Version))
+	w.Header().Set("Last-Modified", p.Updated.UTC().Format(http.TimeFormat))
+	w.Header().Set(HeaderRaftIndex, strconv.FormatUint(a.Index, 10))
+	if status == http.StatusCreated {
+		w.Header().Set("Location", fmt.Sprintf("/fhir/Organization/%s/_history/%d", p.ID, p.Version))
+	}
+	return writeFHIR(w, status, o)
+}
+
+// createOrganization registers a participant. rls uses the client-supplied id (the
+// participant id the HIE assigns) instead of assigning one, and returns the participant's
+// bearer token once, in the participant-token extension.
+func (s *Server) createOrganization(w http.ResponseWriter, r *http.Request, rq *request) error {
+	var o fhir.Organization
+	if err := fhir.Decode(bytes.NewReader(rq.body), "Organization", &o); err != nil {
+		return err
+	}
+	p, err := fromOrganization(o)
+	if err != nil {
+		return err
+	}
+	token, err := NewToken()
+	if err != nil {
+		return err
+	}
+	p.TokenHash = TokenHash(token)
+	a, err := s.node.Apply(r.Context(), command.TypeParticipantAdd, header(rq), &command.ParticipantAdd{Participant: p})
+	if err != nil {
+		return err
+	}
+	s.logger.Info("participant added", "id", p.ID, "kind", p.Kind, "role", p.Role, "by", rq.principal.ID)
+	return writeParticipant(w, http.StatusCreated, a, token)
+}
+
+func (s *Server) readOrganization(w http.ResponseWriter, r *http.Request, rq *request) error {
+	var p model.Participant
+	err := s.node.State().View(func(tx *state.Tx) error {
+		var err error
+		p, err = tx.Participant(r.PathValue("id"))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, p.Version))
+	return writeFHIR(w, http.StatusOK, toOrganization(p))
+}
+
+// searchOrganizations lists participants, filtered by _id, name (case-insensitive
+// substring), identifier (the assigning authority URI, optionally as system|value), type
+// (kind) and active, paged with _count and _offset.
+func (s *Server) searchOrganizations(w http.ResponseWriter, r *http.Request, rq *request) error {
+	q := r.URL.Query()
+	for name := range q {
+		switch name {
+		case "_id", "name", "identifier", "type", "active", "_count", "_offset", "consistency":
+		default:
+			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "search parameter %q is not supported on Organization", name)
+		}
+	}
+	count, err := intParam(q, "_count", defaultSearchCount, 0, maxSearchCount)
+	if err != nil {
+		return err
+	}
+	offset, err := intParam(q, "_offset", 0, 0, 1<<31)
+	if err != nil {
+		return err
+	}
+	var activeFilter *bool
+	if v := q.Get("active"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fhir.Invalid("active", "active must be true or false")
+		}
+		activeFilter = &b
+	}
+	identifier := q.Get("identifier")
+	if sys, val, ok := strings.Cut(identifier, "|"); ok {
+		if sys != "" && sys != fhir.URISystem {
+			identifier = "\x00" // a system rls does not use matches nothing
+		} else {
+			identifier = val
+		}
+	}
+	var all []model.Participant
+	err = s.node.State().View(func(tx *state.Tx) error {
+		var err error
+		all, err = tx.Participants()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	name := strings.ToLower(q.Get("name"))
+	matches := slices.DeleteFunc(all, func(p model.Participant) bool {
+		return (q.Get("_id") != "" && p.ID != q.Get("_id")) ||
+			(name != "" && !strings.Contains(strings.ToLower(p.Name), name)) ||
+			(identifier != "" && p.IdentifierSystem != identifier) ||
+			(q.Get("type") != "" && string(p.Kind) != q.Get("type")) ||
+			(activeFilter != nil && p.Active != *activeFilter)
+	})
+	bundle := fhir.Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(matches)}
+	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: r.URL.RequestURI()})
+	end := min(offset+count, len(matches))
+	if offset < end {
+		for _, p := range matches[offset:end] {
+			bundle.Entry = append(bundle.Entry, fhir.BundleEntry{FullURL: "Organization/" + p.ID, Resource: toOrganization(p)})
+		}
+	}
+	if end < len(matches) {
+		next := r.URL.Query()
+		next.Set("_offset", strconv.Itoa(end))
+		next.Set("_count", strconv.Itoa(count))
+		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: r.URL.Path + "?" + next.Encode()})
+	}
+	return writeFHIR(w, http.StatusOK, bundle)
+}
+
+func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fhir.Invalid(name, "%s must be a whole number from %d to %d", name, lo, hi)
+	}
+	return n, nil
+}
+
+// updateOrganization replaces a participant's details (not its token). If-Match: W/"n"
+// makes it conditional on the version the caller read.
+func (s *Server) updateOrganization(w http.ResponseWriter, r *http.Request, rq *request) error {
+	var o fhir.Organization
+	if err := fhir.Decode(bytes.NewReader(rq.body), "Organization", &o); err != nil {
+		return err
+	}
+	if o.ID != r.PathValue("id") {
+		return fhir.Invalid("Organization.id", "Organization.id %q does not match the id in the URL %q", o.ID, r.PathValue("id"))
+	}
+	p, err := fromOrganization(o)
+	if err != nil {
+		return err
+	}
+	expected, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	a, err := s.node.Apply(r.Context(), command.TypeParticipantUpdate, header(rq), &command.ParticipantUpdate{Participant: p, ExpectedVersion: expected})
+	if err != nil {
+		return err
+	}
+	return writeParticipant(w, http.StatusOK, a, "")
+}
+
+// ifMatch reads a FHIR version precondition: W/"3" (or "3").
+func ifMatch(r *http.Request) (uint64, error) {
+	v := r.Header.Get("If-Match")
+	if v == "" {
+		return 0, nil
+	}
+	v = strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		return 0, fhir.Invalid("If-Match", `If-Match must be a version such as W/"3"`)
+	}
+	return n, nil
+}
+
+// organizationOperation runs $disable, $enable and $rotate-token on a participant.
+func (s *Server) organizationOperation(w http.ResponseWriter, r *http.Request, rq *request) error {
+	id := r.PathValue("id")
+	if err := model.ValidateID("id", id); err != nil {
+		return fhir.Invalid("Organization.id", "%v", err)
+	}
+	switch op := r.PathValue("operation"); op {
+	case "$disable", "$enable":
+		a, err := s.node.Apply(r.Context(), command.TypeParticipantSetActive, header(rq), command.ParticipantSetActive{ID: id, Active: op == "$enable"})
+		if err != nil {
+			return err
+		}
+		s.logger.Info("participant "+strings.TrimPrefix(op, "$")+"d", "id", id, "by", rq.principal.ID)
+		return writeParticipant(w, http.StatusOK, a, "")
+	case "$rotate-token":
+		token, err := NewToken()
+		if err != nil {
+			return err
+		}
+		a, err := s.node.Apply(r.Context(), command.TypeParticipantRotateToken, header(rq), command.ParticipantRotateToken{ID: id, TokenHash: TokenHash(token)})
+		if err != nil {
+			return err
+		}
+		s.logger.Info("participant token rotated", "id", id, "by", rq.principal.ID)
+		return writeParticipant(w, http.StatusOK, a, token)
+	default:
+		return fhir.Errorf(http.StatusNotFound, "not-supported", "", "operation %q is not supported on Organization (use $disable, $enable or $rotate-token)", op)
+	}
+}

@@ -1,0 +1,354 @@
+// Package locator is rls's API: FHIR R4 under /fhir and native JSON under /v1, served by
+// every node. It authenticates the calling participant, enforces roles in one place (the
+// route table), turns writes into Raft commands stamped on the leader (forwarding them
+// there from a follower), serves reads at the consistency the caller asks for, and exposes
+// health and Prometheus metrics.
+//
+// Only cmd/ imports this package. It must never be imported by raft/, mpi/ or search/.
+package locator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/raft"
+	"github.com/rls-hie/rls/raft/model"
+)
+
+// Response headers every answer carries.
+const (
+	HeaderAppliedIndex = "X-Rls-Applied-Index"
+	HeaderNode         = "X-Rls-Node"
+	HeaderRaftIndex    = "X-Rls-Raft-Index"
+	HeaderLastContact  = "X-Rls-Last-Contact"
+	HeaderLeader       = "X-Rls-Leader"
+	HeaderRequestID    = "X-Request-Id"
+	HeaderConsistency  = "X-Rls-Consistency"
+	// HeaderNotApplied marks a 503 whose request certainly changed nothing, so it may be
+	// retried (at the leader).
+	HeaderNotApplied = "X-Rls-Not-Applied"
+	// headerForwarded marks a request one node forwarded to the leader; it is never
+	// forwarded again.
+	headerForwarded = "X-Rls-Forwarded-By"
+)
+
+// Options configures a Server.
+type Options struct {
+	Node   *raft.Node
+	Logger *slog.Logger
+	// Registry serves /metrics and receives the HTTP metrics; nil disables both.
+	Registry *prometheus.Registry
+	// MaxBodyBytes caps request bodies (413 beyond); MaxSnapshotBytes caps uploaded
+	// snapshots.
+	MaxBodyBytes     int64
+	MaxSnapshotBytes int64
+	// HealthMaxLag is how many committed entries a node may still have to apply and be
+	// healthy.
+	HealthMaxLag uint64
+	// ForwardTimeout bounds a forwarded request, waiting for a leader included.
+	ForwardTimeout time.Duration
+	// TempDir receives uploaded snapshots before they are checked.
+	TempDir string
+	Version string
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.MaxSnapshotBytes == 0 {
+		o.MaxSnapshotBytes = 8 << 30
+	}
+	if o.HealthMaxLag == 0 {
+		o.HealthMaxLag = 250
+	}
+	if o.ForwardTimeout == 0 {
+		o.ForwardTimeout = 15 * time.Second
+	}
+}
+
+// Server serves the API of one node.
+type Server struct {
+	opts    Options
+	node    *raft.Node
+	logger  *slog.Logger
+	mux     *http.ServeMux
+	forward *retryablehttp.Client
+	peers   *http.Client
+	metrics *httpMetrics
+}
+
+// access is who may call a route.
+type access int
+
+const (
+	public      access = iota // no token (health, metrics)
+	participant               // any active participant
+	admin                     // participants with the admin role
+)
+
+// placement is where a route is served.
+type placement int
+
+const (
+	// onLeader: writes, forwarded to the leader from a follower.
+	onLeader placement = iota
+	// byConsistency: reads; default and strong go to the leader, stale is served here.
+	byConsistency
+	// onThisNode: this node's own view (status, state hash, health).
+	onThisNode
+)
+
+// request is what the middleware learned about a call before its handler runs.
+type request struct {
+	id          string
+	principal   model.Participant
+	body        []byte
+	consistency string
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, rq *request) error
+
+type route struct {
+	method, pattern string
+	access          access
+	place           placement
+	// streamBody leaves the body unread for the handler (snapshot uploads).
+	streamBody bool
+	handle     handlerFunc
+}
+
+// New builds the server of one node.
+func New(opts Options) *Server {
+	opts.setDefaults()
+	s := &Server{
+		opts:   opts,
+		node:   opts.Node,
+		logger: opts.Logger,
+		mux:    http.NewServeMux(),
+		peers:  &http.Client{Timeout: 3 * time.Second},
+	}
+	s.forward = newForwardClient(s)
+	if opts.Registry != nil {
+		s.metrics = newHTTPMetrics(opts.Registry)
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
+	}
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
+	}
+	s.mux.Handle("/", s.wrap(route{pattern: "/", access: public, place: onThisNode, handle: notFound}))
+	return s
+}
+
+// Handler returns the HTTP handler of the whole API.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routes() []route {
+	return []route{
+		{method: "GET", pattern: "/v1/health", access: public, place: onThisNode, handle: s.health},
+
+		{method: "GET", pattern: "/v1/cluster/status", access: admin, place: onThisNode, handle: s.clusterStatus},
+		{method: "GET", pattern: "/v1/cluster/self", access: admin, place: onThisNode, handle: s.clusterSelf},
+		{method: "GET", pattern: "/v1/cluster/state-hash", access: admin, place: onThisNode, handle: s.stateHash},
+		{method: "POST", pattern: "/v1/cluster/join", access: admin, place: onLeader, handle: s.clusterJoin},
+		{method: "DELETE", pattern: "/v1/cluster/members/{id}", access: admin, place: onLeader, handle: s.clusterRemove},
+		{method: "POST", pattern: "/v1/cluster/transfer-leadership", access: admin, place: onLeader, handle: s.transferLeadership},
+		{method: "GET", pattern: "/v1/cluster/snapshot", access: admin, place: byConsistency, handle: s.snapshotSave},
+		{method: "POST", pattern: "/v1/cluster/restore", access: admin, place: onThisNode, streamBody: true, handle: s.snapshotRestore},
+
+		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
+		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},
+		{method: "GET", pattern: "/fhir/Organization/{id}", access: participant, place: byConsistency, handle: s.readOrganization},
+		{method: "PUT", pattern: "/fhir/Organization/{id}", access: admin, place: onLeader, handle: s.updateOrganization},
+		{method: "POST", pattern: "/fhir/Organization/{id}/{operation}", access: admin, place: onLeader, handle: s.organizationOperation},
+	}
+}
+
+// wrap is the single path every call takes: request id, metrics and access log, body limit,
+// placement (forwarding to the leader, consistency), authentication and the role check.
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rq := &request{id: r.Header.Get(HeaderRequestID)}
+		if rq.id == "" {
+			rq.id = newRequestID()
+		}
+		rw := &responseWriter{ResponseWriter: w, node: s.node}
+		rw.Header().Set(HeaderRequestID, rq.id)
+		err := s.serve(rw, r, rt, rq)
+		if err != nil {
+			s.writeError(rw, err)
+		}
+		status := rw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		if s.metrics != nil {
+			s.metrics.observe(rt.pattern, r.Method, status, time.Since(start))
+		}
+		level := slog.LevelInfo
+		if rt.access == public && status < 400 {
+			level = slog.LevelDebug
+		}
+		s.logger.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path, "route", rt.pattern,
+			"status", status, "duration_ms", time.Since(start).Milliseconds(), "participant", rq.principal.ID,
+			"request_id", rq.id, "remote", r.RemoteAddr, "forwarded", rw.forwarded)
+	})
+}
+
+func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request) error {
+	if !rt.streamBody {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "", "request body is larger than %d bytes", s.opts.MaxBodyBytes)
+			}
+			return fhir.Errorf(http.StatusBadRequest, "structure", "", "read request body: %v", err)
+		}
+		rq.body = body
+	}
+	switch rt.place {
+	case onLeader:
+		if !s.node.IsLeader() {
+			return s.forwardToLeader(w, r, rq, nil)
+		}
+	case byConsistency:
+		mode, err := consistency(r)
+		if err != nil {
+			return err
+		}
+		rq.consistency = mode
+		if mode != "stale" && !s.node.IsLeader() {
+			return s.forwardToLeader(w, r, rq, nil)
+		}
+		if err := s.prepareRead(r.Context(), w, mode); err != nil {
+			return err
+		}
+	}
+	if rt.access != public {
+		p, err := s.authenticate(r)
+		if err != nil {
+			return err
+		}
+		rq.principal = p
+		if rt.access == admin && !p.IsAdmin() {
+			return fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q lacks the admin role this operation needs", p.ID)
+		}
+	}
+	return rt.handle(w, r, rq)
+}
+
+// consistency reads the read mode from ?consistency= or the X-Rls-Consistency header.
+func consistency(r *http.Request) (string, error) {
+	mode := r.URL.Query().Get("consistency")
+	if mode == "" {
+		mode = r.Header.Get(HeaderConsistency)
+	}
+	switch mode {
+	case "":
+		return "default", nil
+	case "default", "strong", "stale":
+		return mode, nil
+	}
+	return "", fhir.Invalid("consistency", "consistency %q must be default, strong or stale", mode)
+}
+
+// prepareRead makes this node's state fit to answer a read of the given mode.
+func (s *Server) prepareRead(ctx context.Context, w http.ResponseWriter, mode string) error {
+	switch mode {
+	case "strong":
+		return s.node.VerifyStrong(ctx)
+	case "default":
+		// Read-your-writes: what this leader acknowledged must be visible.
+		return s.node.SyncLocal(ctx)
+	default:
+		lc := s.node.LastContact()
+		w.Header().Set(HeaderLastContact, strconv.FormatInt(lc.Milliseconds(), 10))
+		return nil
+	}
+}
+
+func notFound(w http.ResponseWriter, r *http.Request, rq *request) error {
+	return fhir.Errorf(http.StatusNotFound, "not-supported", "", "no such endpoint: %s %s", r.Method, r.URL.Path)
+}
+
+// responseWriter stamps the node's headers on every answer and remembers the status.
+type responseWriter struct {
+	http.ResponseWriter
+	node      *raft.Node
+	status    int
+	forwarded bool
+}
+
+func (w *responseWriter) WriteHeader(status int) {
+	if w.status != 0 {
+		return
+	}
+	w.status = status
+	if !w.forwarded {
+		w.Header().Set(HeaderNode, w.node.ID())
+		w.Header().Set(HeaderAppliedIndex, strconv.FormatUint(w.node.AppliedIndex(), 10))
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *responseWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write response: %w", err)
+	}
+	return nil
+}
+
+func writeFHIR(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write response: %w", err)
+	}
+	return nil
+}
+
+func newRequestID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "unknown"
+	}
+	return hex.EncodeToString(b[:])
+}
