@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
@@ -40,8 +41,8 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, rq *request) err
 	local := s.node.Local()
 	h := Health{Status: "ok", Node: local.ID, State: local.State, Leader: local.LeaderID,
 		CommitIndex: local.CommitIndex, AppliedIndex: local.AppliedIndex, Version: s.opts.Version}
-	if latest := local.LatestIndex; local.CommitIndex > latest {
-		h.Lag = local.CommitIndex - latest
+	if local.CommitIndex > local.AppliedIndex {
+		h.Lag = local.CommitIndex - local.AppliedIndex
 	}
 	status := http.StatusOK
 	switch {
@@ -142,7 +143,14 @@ type StateHash struct {
 	Hash  string `json:"hash"`
 }
 
+// stateHash digests this node's state once it holds everything the node knows to be
+// committed, so that nodes compared after writes stop agree on the latest index.
 func (s *Server) stateHash(w http.ResponseWriter, r *http.Request, rq *request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.node.CatchUp(ctx); err != nil {
+		return err
+	}
 	d, err := s.node.State().Hash()
 	if err != nil {
 		return err
@@ -208,7 +216,13 @@ func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request, rq *
 	if err := s.node.TransferLeadership(t.To); err != nil {
 		return err
 	}
-	leader, _ := s.node.Leader()
+	// Report the new leader once this node has heard from it.
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	leader, err := s.waitLeader(ctx)
+	if err != nil {
+		return fmt.Errorf("leadership left %s but no new leader was seen: %w", from, err)
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{"from": from, "to": leader.ID})
 }
 
@@ -258,11 +272,13 @@ func (s *Server) snapshotRestore(w http.ResponseWriter, r *http.Request, rq *req
 		open := retryablehttp.ReaderFunc(func() (io.Reader, error) { return os.Open(f.Name()) })
 		return s.forwardToLeader(w.(*responseWriter), r, rq, open)
 	}
-	if err := s.node.Restore(r.Context(), f.Name()); err != nil {
+	index, err := s.node.Restore(r.Context(), f.Name())
+	if err != nil {
 		return err
 	}
-	s.logger.Warn("cluster state replaced from an uploaded snapshot", "bytes", n, "by", rq.principal.ID)
-	return writeJSON(w, http.StatusOK, map[string]any{"restored_bytes": n, "applied_index": s.node.AppliedIndex()})
+	s.logger.Warn("cluster state replaced from an uploaded snapshot", "bytes", n, "by", rq.principal.ID, "index", index)
+	w.Header().Set(HeaderRaftIndex, strconv.FormatUint(index, 10))
+	return writeJSON(w, http.StatusOK, map[string]any{"restored_bytes": n, "index": index})
 }
 
 func decodeJSON(body []byte, v any) error {

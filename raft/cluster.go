@@ -68,10 +68,10 @@ type LocalStatus struct {
 	Term         uint64 `json:"term"`
 	LastLogIndex uint64 `json:"last_log_index"`
 	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-	// LatestIndex is the last entry handed to the state machine; AppliedIndex (what
-	// readers see) reaches it at the next group commit.
-	LatestIndex uint64 `json:"latest_index"`
+	// AppliedIndex is the last entry applied to the state machine; ReadableIndex, what
+	// reads see, reaches it at the next group commit (at most 100 ms later).
+	AppliedIndex  uint64 `json:"applied_index"`
+	ReadableIndex uint64 `json:"readable_index"`
 	// LastContactMS is the age of the last message from the leader in milliseconds: 0 on
 	// the leader, -1 if it never heard from one.
 	LastContactMS int64 `json:"last_contact_ms"`
@@ -93,8 +93,8 @@ func (n *Node) Local() LocalStatus {
 		Term:          n.raft.CurrentTerm(),
 		LastLogIndex:  n.raft.LastIndex(),
 		CommitIndex:   n.raft.CommitIndex(),
-		AppliedIndex:  n.fsm.AppliedIndex(),
-		LatestIndex:   n.fsm.LatestIndex(),
+		AppliedIndex:  n.fsm.LatestIndex(),
+		ReadableIndex: n.fsm.AppliedIndex(),
 		LastContactMS: ms,
 		LeaderReady:   n.LeaderReady(),
 	}
@@ -228,40 +228,42 @@ func (n *Node) WriteSnapshot(w io.Writer) (uint64, error) {
 // Restore replaces the state of the whole cluster with the snapshot file at path (made by
 // WriteSnapshot). It runs on the leader, which installs the snapshot into its own state
 // and then into every follower's. The file is checked before anything changes, and its
-// recorded applied index is cleared (see state.ForgetApplied).
-func (n *Node) Restore(ctx context.Context, path string) error {
+// recorded applied index is cleared (see state.ForgetApplied). It returns the log index at
+// which the cluster holds the restored state.
+func (n *Node) Restore(ctx context.Context, path string) (uint64, error) {
 	if !n.IsLeader() {
-		return ErrNotLeader
+		return 0, ErrNotLeader
 	}
 	if err := state.ValidateSnapshotFile(path); err != nil {
-		return err
+		return 0, err
 	}
 	prepared := filepath.Join(n.cfg.DataDir, "restore-upload.db")
 	defer os.Remove(prepared)
 	if err := state.ForgetApplied(path, prepared); err != nil {
-		return err
+		return 0, err
 	}
 	f, err := os.Open(prepared)
 	if err != nil {
-		return fmt.Errorf("open prepared snapshot: %w", err)
+		return 0, fmt.Errorf("open prepared snapshot: %w", err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("stat snapshot: %w", err)
+		return 0, fmt.Errorf("stat snapshot: %w", err)
 	}
 	meta := &hraft.SnapshotMeta{Version: hraft.SnapshotVersionMax, Size: info.Size()}
 	if err := n.raft.Restore(meta, f, n.timeout(ctx)); err != nil {
-		return fmt.Errorf("restore snapshot: %w", err)
+		return 0, fmt.Errorf("restore snapshot: %w", err)
 	}
 	n.metrics.restores.Inc()
 	// Raft marks the restore with a no-op entry our FSM never sees; a barrier command makes
 	// the applied index cover it, so strong reads do not wait for the next write.
-	if _, err := n.Apply(ctx, command.TypeBarrier, command.Header{Actor: n.cfg.NodeID}, command.Barrier{}); err != nil {
-		return fmt.Errorf("barrier after restore: %w", err)
+	a, err := n.Apply(ctx, command.TypeBarrier, command.Header{Actor: n.cfg.NodeID}, command.Barrier{})
+	if err != nil {
+		return 0, fmt.Errorf("barrier after restore: %w", err)
 	}
-	n.logger.Info("cluster state restored from snapshot", "bytes", info.Size())
-	return nil
+	n.logger.Info("cluster state restored from snapshot", "bytes", info.Size(), "index", a.Index)
+	return a.Index, nil
 }
 
 func (n *Node) timeout(ctx context.Context) time.Duration {

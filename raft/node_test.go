@@ -151,10 +151,10 @@ func TestSnapshotSaveWipeRestoreGivesIdenticalState(t *testing.T) {
 	os.WriteFile(garbage, []byte("not a database"), 0o600)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := fresh.Restore(ctx, garbage); !errors.Is(err, state.ErrNotState) {
+	if _, err := fresh.Restore(ctx, garbage); !errors.Is(err, state.ErrNotState) {
 		t.Fatalf("restore of garbage: err = %v, want ErrNotState", err)
 	}
-	if err := fresh.Restore(ctx, file); err != nil {
+	if _, err := fresh.Restore(ctx, file); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	if got := stateHash(t, fresh); got.Hash != want.Hash {

@@ -86,7 +86,7 @@ func (cl *client) send(ctx context.Context, method, path string, body any, heade
 	var payload any
 	switch b := body.(type) {
 	case nil:
-	case io.Reader:
+	case io.Reader, retryablehttp.ReaderFunc:
 		payload = b
 	case []byte:
 		payload = b

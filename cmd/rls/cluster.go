@@ -236,7 +236,7 @@ func snapshotRestore(c *cli.Context) error {
 		return fmt.Errorf("restore snapshot %s: %s", filepath.Base(path), describeError(resp.StatusCode, data))
 	}
 	return printRaw(c.App.Writer, cl, data, func(m map[string]any) string {
-		return fmt.Sprintf("restored %v bytes from %s; the cluster is at index %v\n", m["restored_bytes"], path, m["applied_index"])
+		return fmt.Sprintf("restored %v bytes from %s; the cluster holds it from index %v\n", m["restored_bytes"], path, m["index"])
 	})
 }
 

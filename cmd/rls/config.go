@@ -34,8 +34,8 @@ type Config struct {
 	HTTP *HTTPConfig `hcl:"http,block"`
 
 	// Set by flags only.
-	Dev           bool   `hcl:"-"`
-	DevAdminToken string `hcl:"-"`
+	Dev           bool
+	DevAdminToken string
 }
 
 // TLSConfig holds the API's certificate (client TLS; Raft TLS comes with the security work).

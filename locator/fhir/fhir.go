@@ -175,7 +175,7 @@ func Decode(r io.Reader, resourceType string, v any) error {
 	var probe struct {
 		ResourceType string `json:"resourceType"`
 	}
-	if err := json.Unmarshal(data, &probe); err != nil {
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&probe); err != nil {
 		return syntaxError(resourceType, err)
 	}
 	if probe.ResourceType != resourceType {

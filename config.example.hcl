@@ -1,0 +1,98 @@
+# rls agent configuration. Every setting is shown with its default (or an example where
+# there is none). Flags of `rls agent` override the file: -node-id, -data-dir, -http-addr,
+# -http-advertise-addr, -raft-addr, -raft-advertise-addr, -bootstrap, -join,
+# -admin-token-file, -log-level, -log-format, -tls-cert-file, -tls-key-file,
+# -snapshot-threshold, -trailing-logs.
+#
+#   rls agent -config /etc/rls/n1.hcl
+
+# Unique, stable id of this node in the cluster (letters, digits, '-', '.').
+node_id = "n1"
+
+# Where the node keeps its Raft log (raft.db), Raft snapshots, and replicated state
+# (state.db). Give every node its own directory on local disk.
+data_dir = "/var/lib/rls/n1"
+
+# host:port the HTTP API (FHIR, /v1, /metrics) listens on.
+http_addr = "127.0.0.1:8080"
+
+# URL other nodes and clients use to reach this node's API. Derived from http_addr when
+# empty; required when http_addr listens on 0.0.0.0.
+http_advertise_addr = ""
+
+# host:port Raft listens on for the other nodes.
+raft_addr = "127.0.0.1:8300"
+
+# host:port the other nodes dial for Raft. Derived from raft_addr when empty; required
+# when raft_addr listens on 0.0.0.0.
+raft_advertise_addr = ""
+
+# Start a new single-voter cluster if this node has no state yet. Set it on exactly one
+# node of a new cluster; the others join. Ignored once the node has state.
+bootstrap = false
+
+# URLs of existing cluster nodes to join through (tried in order) when this node has no
+# state yet. The node asks the leader to add it as a voter, authenticated with the admin
+# token. Ignored once the node has state.
+join = []
+# join = ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
+
+# File holding the admin token. On a bootstrapping node it is the token of the first admin
+# participant ("admin"); on a joining node it authenticates the join. When empty, a
+# bootstrapping node generates a token into DATA_DIR/admin-token, and a joining node reads
+# RLS_TOKEN from its environment.
+admin_token_file = ""
+
+# debug, info, warn or error.
+log_level = "info"
+
+# text or json (one JSON object per line, for log shippers).
+log_format = "text"
+
+tls {
+  # Serve the API over HTTPS with this certificate and key (PEM). Both or neither.
+  cert_file = ""
+  key_file  = ""
+  # CA bundle for verifying peers (used by mutual TLS, which comes with the security work).
+  ca_file = ""
+}
+
+raft {
+  # Take a Raft snapshot (a copy of the state) after this many new log entries, and check
+  # at this interval whether one is due. Snapshots let the log be truncated.
+  snapshot_threshold = 8192
+  snapshot_interval  = "120s"
+
+  # Log entries kept after a snapshot, so a briefly absent follower catches up from the
+  # log instead of receiving a whole snapshot.
+  trailing_logs = 10240
+
+  # Failure detection. A follower that hears nothing from the leader for heartbeat_timeout
+  # starts an election; lower values fail over faster but risk needless elections on a
+  # busy or distant network. leader_lease_timeout must not exceed heartbeat_timeout.
+  heartbeat_timeout    = "1s"
+  election_timeout     = "1s"
+  leader_lease_timeout = "500ms"
+
+  # How long a write may wait to be committed and applied before the API answers 503.
+  apply_timeout = "10s"
+}
+
+http {
+  # Largest request body accepted (413 beyond).
+  max_body_bytes = 1048576
+
+  # Largest snapshot `rls cluster snapshot restore` may upload.
+  max_snapshot_bytes = 8589934592
+
+  # How long a follower may spend passing a request to the leader, waiting out an
+  # election included.
+  forward_timeout = "15s"
+
+  # Time allowed to read request headers (slow-client protection).
+  read_header_timeout = "10s"
+
+  # /v1/health answers 503 while the node has more than this many committed log entries
+  # still to apply.
+  health_max_lag = 250
+}

@@ -1,0 +1,356 @@
+package locator
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/raft"
+	"github.com/rls-hie/rls/raft/model"
+)
+
+const testAdminToken = "rls_test_admin"
+
+type testAPI struct {
+	t    *testing.T
+	url  string
+	node *raft.Node
+}
+
+// newTestAPI starts a single bootstrapped node and its API on loopback.
+func newTestAPI(t *testing.T) *testAPI {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftAddr := l.Addr().String()
+	l.Close()
+	srv := httptest.NewUnstartedServer(nil)
+	reg := prometheus.NewRegistry()
+	node, err := raft.Open(raft.Config{
+		Registerer: reg,
+		NodeID:     "n1", DataDir: t.TempDir(), BindAddr: raftAddr, HTTPAddr: "http://" + srv.Listener.Addr().String(),
+		Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: TokenHash(testAdminToken)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = New(Options{Node: node, Registry: reg, TempDir: t.TempDir(), MaxBodyBytes: 64 << 10}).Handler()
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		node.Close()
+	})
+	api := &testAPI{t: t, url: srv.URL, node: node}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _, _ := api.do("GET", "/fhir/Organization/admin", testAdminToken, nil, nil)
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("API not ready: %d", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return api
+}
+
+func (a *testAPI) do(method, path, token string, body any, header map[string]string) (int, []byte, http.Header) {
+	a.t.Helper()
+	var r io.Reader
+	if body != nil {
+		switch b := body.(type) {
+		case string:
+			r = strings.NewReader(b)
+		default:
+			data, _ := json.Marshal(b)
+			r = bytes.NewReader(data)
+		}
+	}
+	req, _ := http.NewRequest(method, a.url+path, r)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, resp.Header
+}
+
+func org(id, system string) fhir.Organization {
+	p := model.Participant{ID: id, Name: "Org " + id, Kind: model.KindPractice, Role: model.RoleParticipant, Active: true, IdentifierSystem: system, Endpoint: "https://" + id + ".example/fhir", Version: 1}
+	o := toOrganization(p)
+	o.Meta = nil
+	return o
+}
+
+func tokenOf(t *testing.T, body []byte) string {
+	t.Helper()
+	var o fhir.Organization
+	if err := json.Unmarshal(body, &o); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range o.Extension {
+		if e.URL == fhir.ParticipantTokenURL {
+			return e.ValueString
+		}
+	}
+	t.Fatalf("no token in %s", body)
+	return ""
+}
+
+func outcomeMentions(t *testing.T, body []byte, want string) {
+	t.Helper()
+	var oo fhir.OperationOutcome
+	if err := json.Unmarshal(body, &oo); err != nil || oo.ResourceType != "OperationOutcome" || len(oo.Issue) == 0 {
+		t.Fatalf("not an OperationOutcome: %s", body)
+	}
+	if !strings.Contains(string(body), want) {
+		t.Fatalf("OperationOutcome %s does not mention %q", body, want)
+	}
+}
+
+func TestOrganizationLifecycle(t *testing.T) {
+	a := newTestAPI(t)
+	code, body, h := a.do("POST", "/fhir/Organization", testAdminToken, org("clinic-1", "urn:oid:1.2.3"), nil)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if h.Get("Location") != "/fhir/Organization/clinic-1/_history/1" || h.Get("ETag") != `W/"1"` || h.Get(HeaderRaftIndex) == "" {
+		t.Fatalf("create headers: %v", h)
+	}
+	token := tokenOf(t, body)
+	if !strings.HasPrefix(token, "rls_") {
+		t.Fatalf("token %q", token)
+	}
+
+	// The participant's own token reads, and its answer never carries a token again.
+	code, body, _ = a.do("GET", "/fhir/Organization/clinic-1", token, nil, nil)
+	if code != 200 || strings.Contains(string(body), fhir.ParticipantTokenURL) || strings.Contains(string(body), "token_hash") {
+		t.Fatalf("read: %d %s", code, body)
+	}
+	var got fhir.Organization
+	json.Unmarshal(body, &got)
+	p, err := fromOrganization(got)
+	if err != nil || p.Endpoint != "https://clinic-1.example/fhir" || p.IdentifierSystem != "urn:oid:1.2.3" || p.Kind != model.KindPractice {
+		t.Fatalf("round trip: %+v %v", p, err)
+	}
+
+	// Update with the current version, then with a stale one.
+	changed := org("clinic-1", "urn:oid:1.2.4")
+	changed.Name = "Renamed clinic"
+	code, body, h = a.do("PUT", "/fhir/Organization/clinic-1", testAdminToken, changed, map[string]string{"If-Match": `W/"1"`})
+	if code != 200 || h.Get("ETag") != `W/"2"` || !strings.Contains(string(body), "Renamed clinic") {
+		t.Fatalf("update: %d %s %v", code, body, h)
+	}
+	code, body, _ = a.do("PUT", "/fhir/Organization/clinic-1", testAdminToken, changed, map[string]string{"If-Match": `W/"1"`})
+	if code != 409 {
+		t.Fatalf("stale update: %d %s", code, body)
+	}
+	outcomeMentions(t, body, "version conflict")
+	code, body, _ = a.do("PUT", "/fhir/Organization/other", testAdminToken, changed, nil)
+	if code != 400 {
+		t.Fatalf("id mismatch: %d %s", code, body)
+	}
+	outcomeMentions(t, body, "Organization.id")
+
+	// Disable: the token stops working. Enable: it works again. Rotate: only the new one works.
+	if code, body, _ = a.do("POST", "/fhir/Organization/clinic-1/$disable", testAdminToken, nil, nil); code != 200 {
+		t.Fatalf("disable: %d %s", code, body)
+	}
+	if code, body, _ = a.do("GET", "/fhir/Organization/clinic-1", token, nil, nil); code != 403 {
+		t.Fatalf("disabled participant read: %d %s", code, body)
+	}
+	outcomeMentions(t, body, "disabled")
+	if code, _, _ = a.do("POST", "/fhir/Organization/clinic-1/$enable", testAdminToken, nil, nil); code != 200 {
+		t.Fatalf("enable: %d", code)
+	}
+	if code, _, _ = a.do("GET", "/fhir/Organization/clinic-1", token, nil, nil); code != 200 {
+		t.Fatalf("re-enabled read: %d", code)
+	}
+	code, body, _ = a.do("POST", "/fhir/Organization/clinic-1/$rotate-token", testAdminToken, nil, nil)
+	if code != 200 {
+		t.Fatalf("rotate: %d %s", code, body)
+	}
+	newToken := tokenOf(t, body)
+	if code, _, _ = a.do("GET", "/fhir/Organization/clinic-1", token, nil, nil); code != 401 {
+		t.Fatalf("old token after rotation: %d", code)
+	}
+	if code, _, _ = a.do("GET", "/fhir/Organization/clinic-1", newToken, nil, nil); code != 200 {
+		t.Fatalf("new token: %d", code)
+	}
+	if code, body, _ = a.do("POST", "/fhir/Organization/clinic-1/$explode", testAdminToken, nil, nil); code != 404 {
+		t.Fatalf("unknown operation: %d %s", code, body)
+	}
+}
+
+func TestSearchFiltersAndPages(t *testing.T) {
+	a := newTestAPI(t)
+	for i := 0; i < 5; i++ {
+		id := "org-" + strconv.Itoa(i)
+		if code, body, _ := a.do("POST", "/fhir/Organization", testAdminToken, org(id, "urn:oid:9."+strconv.Itoa(i)), nil); code != 201 {
+			t.Fatalf("create %s: %d %s", id, code, body)
+		}
+	}
+	search := func(q string) fhir.Bundle {
+		t.Helper()
+		code, body, _ := a.do("GET", "/fhir/Organization?"+q, testAdminToken, nil, nil)
+		if code != 200 {
+			t.Fatalf("search %s: %d %s", q, code, body)
+		}
+		var b fhir.Bundle
+		json.Unmarshal(body, &b)
+		return b
+	}
+	if b := search("type=practice"); b.Total != 5 {
+		t.Fatalf("type=practice: %d", b.Total)
+	}
+	if b := search("identifier=urn:ietf:rfc:3986|urn:oid:9.3"); b.Total != 1 {
+		t.Fatalf("identifier: %d", b.Total)
+	}
+	if b := search("name=ORG%20ORG-2"); b.Total != 1 {
+		t.Fatalf("name: %d", b.Total)
+	}
+	b := search("_count=2")
+	if b.Total != 6 || len(b.Entry) != 2 {
+		t.Fatalf("page 1: total %d, %d entries", b.Total, len(b.Entry))
+	}
+	var next string
+	for _, l := range b.Link {
+		if l.Relation == "next" {
+			next = l.URL
+		}
+	}
+	if !strings.Contains(next, "_offset=2") {
+		t.Fatalf("next link %q", next)
+	}
+	code, body, _ := a.do("GET", "/fhir/Organization?colour=blue", testAdminToken, nil, nil)
+	if code != 400 {
+		t.Fatalf("unknown parameter: %d", code)
+	}
+	outcomeMentions(t, body, "colour")
+	code, body, _ = a.do("GET", "/fhir/Organization?_count=5000", testAdminToken, nil, nil)
+	if code != 400 {
+		t.Fatalf("oversized page: %d %s", code, body)
+	}
+}
+
+func TestAuthenticationRolesAndErrors(t *testing.T) {
+	a := newTestAPI(t)
+	code, body, h := a.do("GET", "/fhir/Organization", "", nil, nil)
+	if code != 401 || h.Get("WWW-Authenticate") == "" {
+		t.Fatalf("no token: %d %v", code, h)
+	}
+	outcomeMentions(t, body, "bearer token")
+	if code, _, _ = a.do("GET", "/fhir/Organization", "rls_nope", nil, nil); code != 401 {
+		t.Fatalf("unknown token: %d", code)
+	}
+	_, body, _ = a.do("POST", "/fhir/Organization", testAdminToken, org("lab-1", "urn:oid:7"), nil)
+	token := tokenOf(t, body)
+	code, body, _ = a.do("POST", "/fhir/Organization", token, org("lab-2", "urn:oid:8"), nil)
+	if code != 403 {
+		t.Fatalf("participant creating a participant: %d", code)
+	}
+	outcomeMentions(t, body, "admin role")
+	if code, _, _ = a.do("GET", "/v1/cluster/status", token, nil, nil); code != 403 {
+		t.Fatalf("participant reading cluster status: %d", code)
+	}
+	code, body, _ = a.do("POST", "/fhir/Organization/admin/$disable", testAdminToken, nil, nil)
+	if code != 422 {
+		t.Fatalf("disabling the last admin: %d %s", code, body)
+	}
+	outcomeMentions(t, body, "no active admin")
+	code, body, _ = a.do("POST", "/fhir/Organization", testAdminToken, `{"resourceType":"Organization","id":"x","name":"`+strings.Repeat("y", 70<<10)+`"}`, nil)
+	if code != 413 {
+		t.Fatalf("oversized body: %d", code)
+	}
+	outcomeMentions(t, body, "larger than")
+	code, body, _ = a.do("GET", "/nowhere", "", nil, nil)
+	if code != 404 {
+		t.Fatalf("unknown path: %d", code)
+	}
+	outcomeMentions(t, body, "no such endpoint")
+	if code, _, _ = a.do("DELETE", "/fhir/Organization", testAdminToken, nil, nil); code != 405 && code != 404 {
+		t.Fatalf("wrong method: %d", code)
+	}
+}
+
+func TestPublicEndpointsAndNodeHeaders(t *testing.T) {
+	a := newTestAPI(t)
+	code, body, h := a.do("GET", "/v1/health", "", nil, nil)
+	if code != 200 || !strings.Contains(string(body), `"status": "ok"`) {
+		t.Fatalf("health: %d %s", code, body)
+	}
+	if h.Get(HeaderNode) != "n1" {
+		t.Fatalf("node header %q", h.Get(HeaderNode))
+	}
+	if _, err := strconv.ParseUint(h.Get(HeaderAppliedIndex), 10, 64); err != nil {
+		t.Fatalf("applied index header %q", h.Get(HeaderAppliedIndex))
+	}
+	for _, mode := range []string{"default", "strong", "stale"} {
+		code, body, h := a.do("GET", "/fhir/Organization?consistency="+mode, testAdminToken, nil, nil)
+		if code != 200 {
+			t.Fatalf("%s read: %d %s", mode, code, body)
+		}
+		if (mode == "stale") != (h.Get(HeaderLastContact) != "") {
+			t.Fatalf("%s read: last-contact header %q", mode, h.Get(HeaderLastContact))
+		}
+	}
+	code, body, _ = a.do("GET", "/metrics", "", nil, nil)
+	if code != 200 || !strings.Contains(string(body), `rls_http_requests_total{code="200",method="GET",route="/fhir/Organization"}`) || !strings.Contains(string(body), "rls_fsm_applied_index") {
+		t.Fatalf("metrics lack HTTP or Raft series: %d", code)
+	}
+	code, body, _ = a.do("GET", "/v1/cluster/state-hash", testAdminToken, nil, nil)
+	var sh StateHash
+	if code != 200 || json.Unmarshal(body, &sh) != nil || len(sh.Hash) != 64 {
+		t.Fatalf("state hash: %d %s", code, body)
+	}
+}
+
+func TestSnapshotRoundTripOverHTTP(t *testing.T) {
+	a := newTestAPI(t)
+	a.do("POST", "/fhir/Organization", testAdminToken, org("keep-1", "urn:oid:5.1"), nil)
+	code, snapshot, h := a.do("GET", "/v1/cluster/snapshot", testAdminToken, nil, nil)
+	if code != 200 || h.Get("X-Rls-Snapshot-Index") == "" {
+		t.Fatalf("save: %d", code)
+	}
+	_, body, _ := a.do("GET", "/v1/cluster/state-hash", testAdminToken, nil, nil)
+	var want StateHash
+	json.Unmarshal(body, &want)
+	a.do("POST", "/fhir/Organization", testAdminToken, org("lost-1", "urn:oid:5.2"), nil)
+
+	if code, body, _ = a.do("POST", "/v1/cluster/restore", testAdminToken, "not a snapshot", nil); code != 400 {
+		t.Fatalf("garbage restore: %d %s", code, body)
+	}
+	if code, body, _ = a.do("POST", "/v1/cluster/restore", testAdminToken, string(snapshot), nil); code != 200 {
+		t.Fatalf("restore: %d %s", code, body)
+	}
+	_, body, _ = a.do("GET", "/v1/cluster/state-hash", testAdminToken, nil, nil)
+	var got StateHash
+	json.Unmarshal(body, &got)
+	if got.Hash != want.Hash {
+		t.Fatalf("after restore hash %s, want %s", got.Hash, want.Hash)
+	}
+	if code, _, _ = a.do("GET", "/fhir/Organization/lost-1", testAdminToken, nil, nil); code != 404 {
+		t.Fatalf("participant added after the snapshot survived the restore: %d", code)
+	}
+}
