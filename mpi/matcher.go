@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Outcome is what registration did with a record.
@@ -75,10 +76,58 @@ type Decision struct {
 	ConfigVersion    uint64 `json:"config_version"`
 }
 
-// Matcher registers and matches records against a Store. It holds no state
-// of its own (the configuration is read from the store on every call), so
-// one Matcher may serve any number of stores and goroutines.
-type Matcher struct{}
+// Matcher registers and matches records against a Store. It holds no
+// matching state of its own (the configuration is read from the store on
+// every call), so one Matcher may serve any number of stores and
+// goroutines; it only recycles scratch buffers between calls, which never
+// changes a result.
+type Matcher struct {
+	scratch sync.Pool // of *scratch
+}
+
+// scratch holds the buffers of one candidates call, reused so that a query
+// against a large index allocates little (at a million records, garbage
+// collection of per-query maps cost more than the scoring).
+type scratch struct {
+	members []RecordKey
+	index   map[RecordKey]int
+	hits    []hit
+	keys    []RecordKey
+	records map[RecordKey]*StoredRecord
+	seen    map[string]bool
+	euids   []string
+}
+
+type hit struct {
+	key  RecordKey
+	rank int
+}
+
+// maxScratchEntries keeps an unusually large query's maps from being
+// recycled (clearing a map costs its capacity, not its length).
+const maxScratchEntries = 4096
+
+func (m *Matcher) getScratch() *scratch {
+	if sc, ok := m.scratch.Get().(*scratch); ok {
+		return sc
+	}
+	return &scratch{index: map[RecordKey]int{}, records: map[RecordKey]*StoredRecord{}, seen: map[string]bool{}}
+}
+
+func (m *Matcher) putScratch(sc *scratch) {
+	if len(sc.index) > maxScratchEntries {
+		return
+	}
+	clear(sc.index)
+	clear(sc.records)
+	clear(sc.seen)
+	clear(sc.members) // drop references to keys and records
+	clear(sc.hits)
+	clear(sc.keys)
+	clear(sc.euids)
+	sc.members, sc.hits, sc.keys, sc.euids = sc.members[:0], sc.hits[:0], sc.keys[:0], sc.euids[:0]
+	m.scratch.Put(sc)
+}
 
 // NewMatcher returns a Matcher.
 func NewMatcher() *Matcher { return &Matcher{} }
@@ -259,17 +308,15 @@ func normOf(sr *StoredRecord) *Normalized {
 // is in integers and ties go to key order, so the ranking is the same on
 // every node.
 func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []string, self RecordKey, d *Decision) ([]Candidate, error) {
-	type hit struct {
-		key  RecordKey
-		rank int
-	}
-	index := make(map[RecordKey]int, 256)
-	hits := make([]hit, 0, 256)
+	sc := m.getScratch()
+	defer m.putScratch(sc)
+	index, hits := sc.index, sc.hits
 	for _, block := range blocks {
-		members, complete, err := s.BlockMembers(block, cc.cfg.MaxBlockSize)
+		members, complete, err := s.BlockMembers(block, cc.cfg.MaxBlockSize, sc.members[:0])
 		if err != nil {
 			return nil, fmt.Errorf("read block %s: %w", block, err)
 		}
+		sc.members = members
 		if !complete {
 			d.SkippedBlocks = append(d.SkippedBlocks, block)
 			continue
@@ -300,15 +347,15 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		d.UnscoredRecords = len(hits) - cc.cfg.MaxCandidateRecords
 		hits = hits[:cc.cfg.MaxCandidateRecords]
 	}
-	keys := make([]RecordKey, len(hits))
-	for i, h := range hits {
-		keys[i] = h.key
+	sc.hits = hits
+	keys := sc.keys
+	for _, h := range hits {
+		keys = append(keys, h.key)
 	}
 	slices.Sort(keys)
+	sc.keys = keys
 
-	records := make(map[RecordKey]*StoredRecord, len(keys))
-	var euids []string
-	euidSeen := make(map[string]bool, len(keys))
+	records, euids, euidSeen := sc.records, sc.euids, sc.seen
 	for _, k := range keys {
 		sr, err := s.Record(k)
 		if err != nil {
@@ -324,6 +371,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		}
 	}
 	slices.Sort(euids)
+	sc.euids = euids
 
 	tf := storeTF(s, cc)
 	out := make([]Candidate, 0, len(euids))

@@ -152,7 +152,7 @@ func TestReregistrationUpdatesAndReevaluates(t *testing.T) {
 	if n, _ := s.TermCount(FieldGiven, "mary"); n != 0 {
 		t.Errorf("term count of the replaced name is %d", n)
 	}
-	keys, _, _ := s.BlockMembers("ssn:111223333", 10)
+	keys, _, _ := s.BlockMembers("ssn:111223333", 10, nil)
 	if len(keys) != 0 {
 		t.Errorf("old blocking key still lists %v", keys)
 	}

@@ -66,10 +66,8 @@ func (m *MemStore) PutRecord(rec *StoredRecord) error {
 	return nil
 }
 
-// BlockMembers implements Store. To keep queries cheap it returns the
-// store's own slice, capped to its length: the caller must not modify it,
-// and it reflects the block as it was (later writes replace the slice).
-func (m *MemStore) BlockMembers(block string, limit int) ([]RecordKey, bool, error) {
+// BlockMembers implements Store.
+func (m *MemStore) BlockMembers(block string, limit int, buf []RecordKey) ([]RecordKey, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	keys := m.blocks[block]
@@ -77,7 +75,7 @@ func (m *MemStore) BlockMembers(block string, limit int) ([]RecordKey, bool, err
 	if !complete {
 		keys = keys[:limit]
 	}
-	return keys[:len(keys):len(keys)], complete, nil
+	return append(buf, keys...), complete, nil
 }
 
 // AddToBlock implements Store.
@@ -89,12 +87,10 @@ func (m *MemStore) AddToBlock(block string, key RecordKey) error {
 	if i < len(keys) && keys[i] == key {
 		return nil
 	}
-	// Copy on write: a slice handed out by BlockMembers never changes.
-	grown := make([]RecordKey, len(keys)+1)
-	copy(grown, keys[:i])
-	grown[i] = key
-	copy(grown[i+1:], keys[i:])
-	m.blocks[block] = grown
+	keys = append(keys, "")
+	copy(keys[i+1:], keys[i:])
+	keys[i] = key
+	m.blocks[block] = keys
 	return nil
 }
 
@@ -111,9 +107,9 @@ func (m *MemStore) RemoveFromBlock(block string, key RecordKey) error {
 		delete(m.blocks, block)
 		return nil
 	}
-	shrunk := make([]RecordKey, 0, len(keys)-1) // copy on write, as in AddToBlock
-	shrunk = append(append(shrunk, keys[:i]...), keys[i+1:]...)
-	m.blocks[block] = shrunk
+	copy(keys[i:], keys[i+1:])
+	keys[len(keys)-1] = ""
+	m.blocks[block] = keys[:len(keys)-1]
 	return nil
 }
 

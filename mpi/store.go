@@ -50,10 +50,12 @@ type Store interface {
 	// PutRecord inserts or replaces the record under rec.Key.
 	PutRecord(rec *StoredRecord) error
 
-	// BlockMembers returns the record keys filed under a blocking key, in
-	// ascending order, at most limit of them; complete is false when the
-	// block holds more than limit keys (the matcher then skips the block).
-	BlockMembers(block string, limit int) (members []RecordKey, complete bool, err error)
+	// BlockMembers appends to buf the record keys filed under a blocking
+	// key, in ascending order, at most limit of them, and returns the
+	// extended slice; complete is false when the block holds more than
+	// limit keys (the matcher then skips the block). The matcher passes a
+	// reused buffer, so a query allocates nothing here.
+	BlockMembers(block string, limit int, buf []RecordKey) (members []RecordKey, complete bool, err error)
 	// AddToBlock files a record key under a blocking key (idempotent).
 	AddToBlock(block string, key RecordKey) error
 	// RemoveFromBlock removes a record key from a blocking key (idempotent).

@@ -3,9 +3,15 @@ package eval
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/mpi/dataset"
 )
 
 // sharedData finds ../shared/data by walking up from the package directory
@@ -73,5 +79,119 @@ func TestEvalFloors(t *testing.T) {
 				t.Errorf("household false links: %d twin, %d generation", rep.TwinFalseLinks, rep.GenerationFalseLinks)
 			}
 		})
+	}
+}
+
+// TestSampleHouseholdsNeverLinked checks the synthetic sample's own labels:
+// a twin is labelled P<N>t and a junior or senior P<N>j beside P<N>, and no
+// record of one may share an EUID with a record of the other.
+func TestSampleHouseholdsNeverLinked(t *testing.T) {
+	path := filepath.Join(sharedData(t), "synthetic", "sample.csv")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("test data %s not found: %v", path, err)
+	}
+	f, err := dataset.Load(path, dataset.CSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, without := range [][]string{nil, {"ssn"}} {
+		store := trainedStore(t, f.Rows, without)
+		euid := map[string]map[string]bool{} // label → EUIDs
+		m := mpi.NewMatcher()
+		for i, row := range f.Rows {
+			r, _ := mpi.WithoutFields(row.Record, without)
+			d, err := m.Register(store, r, fmt.Sprintf("E%07d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if euid[row.Label] == nil {
+				euid[row.Label] = map[string]bool{}
+			}
+			euid[row.Label][d.EUID] = true
+		}
+		households := 0
+		for label, ids := range euid {
+			base := strings.TrimRight(label, "tj")
+			if base == label {
+				continue
+			}
+			households++
+			for id := range ids {
+				if euid[base][id] {
+					t.Errorf("without %v: %s and %s share EUID %s", without, base, label, id)
+				}
+			}
+		}
+		if households == 0 {
+			t.Fatal("the sample has no twin or junior labels any more; this test checks nothing")
+		}
+	}
+}
+
+func trainedStore(t *testing.T, rows []dataset.Row, without []string) *mpi.MemStore {
+	t.Helper()
+	recs := make([]mpi.Record, len(rows))
+	for i, row := range rows {
+		recs[i], _ = mpi.WithoutFields(row.Record, without)
+	}
+	cfg, _, err := mpi.Train(recs, mpi.DefaultConfig(), mpi.TrainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mpi.NewMemStore()
+	if err := s.PutConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestRunRefusesUnlabelledFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "import.csv")
+	header := strings.Replace(strings.Join(dataset.CSVColumns, ","), "person_id,", "", 1)
+	if err := os.WriteFile(path, []byte(header+"\nr1,urn:a,1,Ann,,Lee,1990-01-01,F,,,,,,,\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), Options{Files: []string{path}}); !errors.Is(err, ErrNoLabels) {
+		t.Fatalf("unlabelled file: %v", err)
+	}
+}
+
+func TestRunSmallFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "small.csv")
+	rows := []string{
+		strings.Join(dataset.CSVColumns, ","),
+		"r1,P1,urn:a,1,William,,Turner,1932-01-26,M,6730 Oak Court,Salem,OR,62760,5398966397,,",
+		"r2,P1,urn:b,7,Bill,,Turner,1932-01-26,M,6730 Oak Ct,Salem,OR,62760,,,",
+		"r3,P2,urn:a,2,Mary,,Jones,2011-01-22,F,4309 Forest Court,Denver,CO,80255,3356042247,,",
+		"r4,P3,urn:b,8,Judith,,Jones,2011-01-22,F,4309 Forest Court,Denver,CO,80255,3356042247,,",
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(rows, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Options{Files: []string{path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records != 4 || rep.TruePairs != 1 || rep.PredictedPairs != 1 || rep.Precision != 1 || rep.Recall != 1 || rep.F1 != 1 || rep.TwinFalseLinks != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	js, _ := json.Marshal(rep)
+	for _, key := range []string{`"records":`, `"true_pairs":`, `"predicted_pairs":`, `"precision":`, `"recall":`, `"f1":`, `"review_items":`, `"seconds":`} {
+		if !strings.Contains(string(js), key) {
+			t.Errorf("report JSON lacks %s: %s", key, js)
+		}
+	}
+	upper, lower := 1000.0, 999.0
+	rep, err = Run(context.Background(), Options{Files: []string{path}, Upper: &upper, Lower: &lower})
+	if err != nil || rep.PredictedPairs != 0 || rep.Config.Upper != 1000 {
+		t.Fatalf("threshold override: %v %+v", err, rep)
+	}
+	if _, err := Run(context.Background(), Options{Files: []string{path}, Without: []string{"shoe_size"}}); err == nil {
+		t.Fatal("unknown --without field accepted")
+	}
+	if _, err := Run(context.Background(), Options{Files: []string{path}, Format: "xml"}); err == nil {
+		t.Fatal("unknown format accepted")
 	}
 }

@@ -51,27 +51,31 @@ func TestStore(t *testing.T, newStore func(t *testing.T) mpi.Store) {
 			must(t, s.AddToBlock("db:19800101", k))
 		}
 		must(t, s.AddToBlock("db:19800102", "z|1"))
-		all, complete, err := s.BlockMembers("db:19800101", 10)
+		all, complete, err := s.BlockMembers("db:19800101", 10, nil)
 		if err != nil || !complete || !reflect.DeepEqual(all, []mpi.RecordKey{"a|10", "a|9", "b|2", "c|1"}) {
 			t.Fatalf("members sorted and unique: %v complete=%v err=%v", all, complete, err)
 		}
-		exact, complete, _ := s.BlockMembers("db:19800101", 4)
+		exact, complete, _ := s.BlockMembers("db:19800101", 4, nil)
 		if !complete || len(exact) != 4 {
 			t.Fatalf("limit equal to the size: %v complete=%v", exact, complete)
 		}
-		first, complete, _ := s.BlockMembers("db:19800101", 2)
+		first, complete, _ := s.BlockMembers("db:19800101", 2, nil)
 		if complete || !reflect.DeepEqual(first, []mpi.RecordKey{"a|10", "a|9"}) {
 			t.Fatalf("limit below the size: %v complete=%v", first, complete)
 		}
 		must(t, s.RemoveFromBlock("db:19800101", "b|2"))
 		must(t, s.RemoveFromBlock("db:19800101", "b|2"))
 		must(t, s.RemoveFromBlock("nope", "b|2"))
-		after, _, _ := s.BlockMembers("db:19800101", 10)
+		after, _, _ := s.BlockMembers("db:19800101", 10, nil)
 		if !reflect.DeepEqual(after, []mpi.RecordKey{"a|10", "a|9", "c|1"}) {
 			t.Fatalf("after remove: %v", after)
 		}
-		if none, complete, _ := s.BlockMembers("db:1980", 10); len(none) != 0 || !complete {
+		if none, complete, _ := s.BlockMembers("db:1980", 10, nil); len(none) != 0 || !complete {
 			t.Fatalf("a prefix of a block key is another block: %v", none)
+		}
+		buf := []mpi.RecordKey{"keep|me"}
+		if got, _, _ := s.BlockMembers("db:19800101", 10, buf); len(got) != 4 || got[0] != "keep|me" {
+			t.Fatalf("BlockMembers must append to buf: %v", got)
 		}
 	})
 	t.Run("persons", func(t *testing.T) {
