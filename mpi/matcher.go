@@ -208,7 +208,9 @@ func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error
 	if d.Review != nil {
 		d.Review.EUID = d.EUID
 	}
-	if err := attach(s, &StoredRecord{Key: key, EUID: d.EUID, Record: rec, Norm: n, Blocks: blocks}); err != nil {
+	sr := &StoredRecord{Key: key, EUID: d.EUID, Record: rec, Norm: n, Blocks: blocks}
+	compactStrings(sr)
+	if err := attach(s, sr); err != nil {
 		return Decision{}, fmt.Errorf("register %s: %w", key, err)
 	}
 	if d.Review != nil {
@@ -326,9 +328,6 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		}
 		weight := cc.cfg.MaxBlockSize / len(members)
 		for _, k := range members {
-			if k == self {
-				continue
-			}
 			if i, seen := index[k]; seen {
 				hits[i].rank += weight
 			} else {
@@ -336,6 +335,11 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 				hits = append(hits, hit{k, weight})
 			}
 		}
+	}
+	// The record itself is not its own candidate (Match of a registered
+	// identifier; Register has detached it already).
+	if i, ok := index[self]; ok && self != "" {
+		hits = append(hits[:i], hits[i+1:]...)
 	}
 	if len(hits) > cc.cfg.MaxCandidateRecords {
 		slices.SortFunc(hits, func(a, b hit) int {
