@@ -2,7 +2,7 @@
 # there is none). Flags of `rls agent` override the file: -node-id, -data-dir, -http-addr,
 # -http-advertise-addr, -raft-addr, -raft-advertise-addr, -bootstrap, -join,
 # -admin-token-file, -log-level, -log-format, -tls-cert-file, -tls-key-file,
-# -snapshot-threshold, -trailing-logs.
+# -snapshot-threshold, -trailing-logs, -raft-peer-dial.
 #
 #   rls agent -config /etc/rls/n1.hcl
 
@@ -76,6 +76,12 @@ raft {
 
   # How long a write may wait to be committed and applied before the API answers 503.
   apply_timeout = "10s"
+
+  # Dial these peers (by node id) at these addresses instead of the ones they advertise:
+  # for peers reached through NAT or a proxy. Fault-injection tests use it to route each
+  # directed link through a proxy of its own.
+  peer_dial_addresses = {}
+  # peer_dial_addresses = { n2 = "127.0.0.1:19002" }
 }
 
 http {

@@ -59,7 +59,7 @@ func newNoopCluster(b *testing.B, n int) *noopCluster {
 		if err != nil {
 			b.Fatal(err)
 		}
-		tr, err := newTCPTransport(cfg)
+		tr, err := newTCPTransport(cfg, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

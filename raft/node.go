@@ -83,6 +83,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Transport replaces the TCP transport (tests use in-memory or faulty transports).
 	Transport hraft.Transport
+	// PeerDialAddrs maps a peer's node id to the address this node dials to reach it,
+	// instead of the address the peer advertises: for peers behind NAT or a proxy, and
+	// for fault-injection tests that route each directed link through a proxy of its own.
+	PeerDialAddrs map[string]string
 }
 
 func (c *Config) setDefaults() {
@@ -158,7 +162,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if n.transport = cfg.Transport; n.transport == nil {
-		if n.transport, err = newTCPTransport(cfg); err != nil {
+		if n.transport, err = newTCPTransport(cfg, n.store); err != nil {
 			return nil, err
 		}
 	}
@@ -275,20 +279,47 @@ func (n *Node) catchUpFromSnapshot() error {
 	return nil
 }
 
-func newTCPTransport(cfg Config) (hraft.Transport, error) {
+func newTCPTransport(cfg Config, catalog *state.Store) (hraft.Transport, error) {
 	advertise, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
 	if err != nil {
 		return nil, fmt.Errorf("resolve raft advertise address %q: %w", cfg.AdvertiseAddr, err)
 	}
-	t, err := hraft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &hraft.NetworkTransportConfig{
+	tc := &hraft.NetworkTransportConfig{
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  newHCLog(cfg.Logger, "raft-net"),
-	})
+	}
+	if len(cfg.PeerDialAddrs) > 0 {
+		tc.ServerAddressProvider = dialAddrs{overrides: cfg.PeerDialAddrs, catalog: catalog}
+	}
+	t, err := hraft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, tc)
 	if err != nil {
 		return nil, fmt.Errorf("listen for raft on %s: %w", cfg.BindAddr, err)
 	}
 	return t, nil
+}
+
+// dialAddrs overrides the addresses dialled for some peers; the others are dialled at the
+// Raft address the node catalog has for them.
+type dialAddrs struct {
+	overrides map[string]string
+	catalog   *state.Store
+}
+
+func (d dialAddrs) ServerAddr(id hraft.ServerID) (hraft.ServerAddress, error) {
+	if addr, ok := d.overrides[string(id)]; ok {
+		return hraft.ServerAddress(addr), nil
+	}
+	var node model.Node
+	err := d.catalog.View(func(tx *state.Tx) error {
+		var err error
+		node, err = tx.Node(string(id))
+		return err
+	})
+	if err != nil {
+		return "", err // raft then dials the address in its configuration
+	}
+	return hraft.ServerAddress(node.RaftAddr), nil
 }
 
 // Close shuts the node down: raft first (so nothing more is applied), then the stores.

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,4 +287,61 @@ func TestMembershipChanges(t *testing.T) {
 		t.Fatalf("after remove: members %+v", members)
 	}
 	addParticipant(t, newLeader, 5)
+}
+
+// TestPeerDialAddressesRouteRaftTraffic checks that a node dials a peer at its configured
+// dial address (here a counting TCP relay) instead of the address the peer advertises.
+func TestPeerDialAddressesRouteRaftTraffic(t *testing.T) {
+	var relayed atomic.Int64
+	var mu sync.Mutex
+	var conns []net.Conn
+	targetAddr := freeAddr(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			relayed.Add(1)
+			out, err := net.Dial("tcp", targetAddr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	c := newTestCluster(t, 2, func(cfg *Config) {
+		if cfg.NodeID == "n1" {
+			cfg.BindAddr = targetAddr
+		} else {
+			cfg.PeerDialAddrs = map[string]string{"n1": l.Addr().String()}
+		}
+	})
+	leader := c.leader()
+	c.waitConverged() // a transfer waits for the target to be up to date
+	if err := leader.TransferLeadership("n2"); err != nil {
+		t.Fatalf("transfer to n2: %v (relayed %d)", err, relayed.Load())
+	}
+	waitFor(t, 10*time.Second, "n2 to lead", func() bool { return c.nodes[1].LeaderReady() })
+	addParticipant(t, c.nodes[1], 1)
+	if relayed.Load() == 0 {
+		t.Fatal("n2 never dialled n1 through its dial address")
+	}
 }

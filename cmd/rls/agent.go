@@ -79,6 +79,7 @@ func runAgent(c *cli.Context) error {
 		ElectionTimeout:    mustDuration(cfg.Raft.ElectionTimeout),
 		LeaderLeaseTimeout: mustDuration(cfg.Raft.LeaderLeaseTimeout),
 		ApplyTimeout:       mustDuration(cfg.Raft.ApplyTimeout),
+		PeerDialAddrs:      cfg.Raft.PeerDialAddrs,
 		Logger:             logger,
 		Registerer:         registry,
 	})

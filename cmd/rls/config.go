@@ -47,13 +47,14 @@ type TLSConfig struct {
 
 // RaftConfig tunes replication; durations are strings such as "500ms".
 type RaftConfig struct {
-	SnapshotThreshold  uint64 `hcl:"snapshot_threshold,optional"`
-	SnapshotInterval   string `hcl:"snapshot_interval,optional"`
-	TrailingLogs       uint64 `hcl:"trailing_logs,optional"`
-	HeartbeatTimeout   string `hcl:"heartbeat_timeout,optional"`
-	ElectionTimeout    string `hcl:"election_timeout,optional"`
-	LeaderLeaseTimeout string `hcl:"leader_lease_timeout,optional"`
-	ApplyTimeout       string `hcl:"apply_timeout,optional"`
+	PeerDialAddrs      map[string]string `hcl:"peer_dial_addresses,optional"`
+	SnapshotThreshold  uint64            `hcl:"snapshot_threshold,optional"`
+	SnapshotInterval   string            `hcl:"snapshot_interval,optional"`
+	TrailingLogs       uint64            `hcl:"trailing_logs,optional"`
+	HeartbeatTimeout   string            `hcl:"heartbeat_timeout,optional"`
+	ElectionTimeout    string            `hcl:"election_timeout,optional"`
+	LeaderLeaseTimeout string            `hcl:"leader_lease_timeout,optional"`
+	ApplyTimeout       string            `hcl:"apply_timeout,optional"`
 }
 
 // HTTPConfig tunes the API server.
@@ -103,6 +104,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tls-key-file", Usage: "key of -tls-cert-file"},
 		&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries between Raft snapshots"},
 		&cli.Uint64Flag{Name: "trailing-logs", Usage: "log entries kept after a snapshot"},
+		&cli.StringSliceFlag{Name: "raft-peer-dial", Usage: "`NODE=HOST:PORT`: dial this peer at this address instead of the one it advertises (repeatable)"},
 		&cli.BoolFlag{Name: "dev", Usage: "single node for development: bootstraps itself, data in a temp dir unless -data-dir, prints the admin token"},
 		&cli.StringFlag{Name: "dev-admin-token", Usage: "with -dev, use this admin token instead of a random one"},
 	}
@@ -158,6 +160,16 @@ func configFromFlags(c *cli.Context) (Config, error) {
 	}
 	if c.IsSet("trailing-logs") {
 		cfg.Raft.TrailingLogs = c.Uint64("trailing-logs")
+	}
+	for _, kv := range c.StringSlice("raft-peer-dial") {
+		id, addr, ok := strings.Cut(kv, "=")
+		if !ok || id == "" || addr == "" {
+			return cfg, fmt.Errorf("-raft-peer-dial %q must be NODE=HOST:PORT", kv)
+		}
+		if cfg.Raft.PeerDialAddrs == nil {
+			cfg.Raft.PeerDialAddrs = map[string]string{}
+		}
+		cfg.Raft.PeerDialAddrs[id] = addr
 	}
 	cfg.Dev = c.Bool("dev")
 	cfg.DevAdminToken = c.String("dev-admin-token")
