@@ -121,10 +121,12 @@ func (m *Matcher) putScratch(sc *scratch) {
 	clear(sc.index)
 	clear(sc.records)
 	clear(sc.seen)
-	clear(sc.members) // drop references to keys and records
-	clear(sc.hits)
-	clear(sc.keys)
-	clear(sc.euids)
+	// Drop references to keys and records, up to capacity: truncated
+	// slices still hold them beyond their length.
+	clear(sc.members[:cap(sc.members)])
+	clear(sc.hits[:cap(sc.hits)])
+	clear(sc.keys[:cap(sc.keys)])
+	clear(sc.euids[:cap(sc.euids)])
 	sc.members, sc.hits, sc.keys, sc.euids = sc.members[:0], sc.hits[:0], sc.keys[:0], sc.euids[:0]
 	m.scratch.Put(sc)
 }

@@ -79,13 +79,21 @@ type ConfigSummary struct {
 	Margin  float64 `json:"margin"`
 }
 
-// Run loads the files, optionally trains, registers every record in file
-// order into a fresh mpi.MemStore (new persons get EUIDs from a counter, as
-// the Raft leader would stamp them) and scores the persons formed against
-// the labels: a predicted pair is two records with the same EUID, a true
-// pair two records with the same label. A record whose identifier repeats
-// replaces the earlier one, as registration does. Files without labels are
-// refused with ErrNoLabels.
+// Run is the entry point of `rls mpi eval FILE... [--format csv|febrl]
+// [--train] [--without ssn,phone] [--upper X --lower Y]`: FILE... is
+// Options.Files, --format Options.Format, --train Options.Train, --without
+// Options.Without (comma-separated field names, see mpi.WithoutFields), and
+// --upper/--lower set Options.Upper/Lower. Print the Report as JSON.
+//
+// Run loads the files, empties the --without fields, optionally trains
+// (EM on all records, labels unused), registers every record in file order
+// into a fresh mpi.MemStore through mpi.Matcher.Register exactly as the
+// FSM does (new persons get EUIDs from a counter, as the Raft leader would
+// stamp them), and scores the persons formed against the labels: a
+// predicted pair is two records with the same EUID, a true pair two records
+// with the same label. A record whose identifier repeats replaces the
+// earlier one, as registration does. Files without labels are refused with
+// ErrNoLabels; malformed rows fail with their file and line.
 func Run(ctx context.Context, opts Options) (Report, error) {
 	start := time.Now()
 	if len(opts.Files) == 0 {
