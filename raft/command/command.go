@@ -52,6 +52,11 @@ const (
 	// TypeBarrier changes nothing: a new leader applies one before it serves strong reads,
 	// so that its state provably holds every entry of earlier terms.
 	TypeBarrier Type = 8 | FlagIgnoreUnknown
+	// TypePatientRegister registers (or re-registers) source records and decides their
+	// links inside the FSM; a batch carries many records (bulk import).
+	TypePatientRegister Type = 9
+	// TypeMatchConfigSet replaces the replicated match configuration.
+	TypeMatchConfigSet Type = 10
 )
 
 // Base returns the type without its flag bits.
@@ -78,6 +83,10 @@ func (t Type) String() string {
 		return "participant-rotate-token"
 	case TypeBarrier.Base():
 		return "barrier"
+	case TypePatientRegister:
+		return "patient-register"
+	case TypeMatchConfigSet:
+		return "match-config-set"
 	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
@@ -204,4 +213,45 @@ type Barrier struct{}
 type ParticipantRotateToken struct {
 	ID        string `json:"id"`
 	TokenHash string `json:"token_hash"`
+}
+
+// PatientRecord is a source record as a participant registered it: its identifier (the
+// participant's assigning authority and the MRN) and the demographics matching compares.
+// It is the log's own copy of the fields, so that the log format does not move when the
+// matcher's types do.
+type PatientRecord struct {
+	System       string   `json:"system"`
+	Value        string   `json:"value"`
+	Given        []string `json:"given,omitempty"`
+	Family       string   `json:"family,omitempty"`
+	Suffix       string   `json:"suffix,omitempty"`
+	BirthDate    string   `json:"birth_date,omitempty"`
+	Sex          string   `json:"sex,omitempty"`
+	AddressLines []string `json:"address_lines,omitempty"`
+	City         string   `json:"city,omitempty"`
+	State        string   `json:"state,omitempty"`
+	PostalCode   string   `json:"postal_code,omitempty"`
+	Phones       []string `json:"phones,omitempty"`
+	Email        string   `json:"email,omitempty"`
+	SSN          string   `json:"ssn,omitempty"`
+}
+
+// PatientRegistration is one record to register, with the EUID the leader drew for it in
+// case matching decides it is a new person.
+type PatientRegistration struct {
+	Record  PatientRecord `json:"record"`
+	NewEUID string        `json:"new_euid"`
+}
+
+// PatientRegister registers records in order; each gets its own outcome, so one refused
+// record does not stop the others of a batch.
+type PatientRegister struct {
+	Registrations []PatientRegistration `json:"registrations"`
+}
+
+// MatchConfigSet replaces the match configuration. Config is the mpi.Config as JSON (a
+// rare, large command: its format is the matcher's documented JSON). Version must exceed the
+// current version, so a stale proposal cannot undo a newer one.
+type MatchConfigSet struct {
+	Config []byte `json:"config"`
 }

@@ -199,6 +199,58 @@ func (z Header) Msgsize() (s int) {
 }
 
 // MarshalMsg implements msgp.Marshaler
+func (z *MatchConfigSet) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 1
+	// string "config"
+	o = append(o, 0x81, 0xa6, 0x63, 0x6f, 0x6e, 0x66, 0x69, 0x67)
+	o = msgp.AppendBytes(o, z.Config)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *MatchConfigSet) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "config":
+			z.Config, bts, err = msgp.ReadBytesBytes(bts, z.Config)
+			if err != nil {
+				err = msgp.WrapError(err, "Config")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *MatchConfigSet) Msgsize() (s int) {
+	s = 1 + 7 + msgp.BytesPrefixSize + len(z.Config)
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
 func (z NodeDeregister) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// map header, size 1
@@ -561,5 +613,490 @@ func (z *ParticipantUpdate) UnmarshalMsg(bts []byte) (o []byte, err error) {
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *ParticipantUpdate) Msgsize() (s int) {
 	s = 1 + 12 + z.Participant.Msgsize() + 17 + msgp.Uint64Size
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *PatientRecord) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// check for omitted fields
+	zb0001Len := uint32(14)
+	var zb0001Mask uint16 /* 14 bits */
+	_ = zb0001Mask
+	if z.Given == nil {
+		zb0001Len--
+		zb0001Mask |= 0x4
+	}
+	if z.Family == "" {
+		zb0001Len--
+		zb0001Mask |= 0x8
+	}
+	if z.Suffix == "" {
+		zb0001Len--
+		zb0001Mask |= 0x10
+	}
+	if z.BirthDate == "" {
+		zb0001Len--
+		zb0001Mask |= 0x20
+	}
+	if z.Sex == "" {
+		zb0001Len--
+		zb0001Mask |= 0x40
+	}
+	if z.AddressLines == nil {
+		zb0001Len--
+		zb0001Mask |= 0x80
+	}
+	if z.City == "" {
+		zb0001Len--
+		zb0001Mask |= 0x100
+	}
+	if z.State == "" {
+		zb0001Len--
+		zb0001Mask |= 0x200
+	}
+	if z.PostalCode == "" {
+		zb0001Len--
+		zb0001Mask |= 0x400
+	}
+	if z.Phones == nil {
+		zb0001Len--
+		zb0001Mask |= 0x800
+	}
+	if z.Email == "" {
+		zb0001Len--
+		zb0001Mask |= 0x1000
+	}
+	if z.SSN == "" {
+		zb0001Len--
+		zb0001Mask |= 0x2000
+	}
+	// variable map header, size zb0001Len
+	o = append(o, 0x80|uint8(zb0001Len))
+
+	// skip if no fields are to be emitted
+	if zb0001Len != 0 {
+		// string "system"
+		o = append(o, 0xa6, 0x73, 0x79, 0x73, 0x74, 0x65, 0x6d)
+		o = msgp.AppendString(o, z.System)
+		// string "value"
+		o = append(o, 0xa5, 0x76, 0x61, 0x6c, 0x75, 0x65)
+		o = msgp.AppendString(o, z.Value)
+		if (zb0001Mask & 0x4) == 0 { // if not omitted
+			// string "given"
+			o = append(o, 0xa5, 0x67, 0x69, 0x76, 0x65, 0x6e)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.Given)))
+			for za0001 := range z.Given {
+				o = msgp.AppendString(o, z.Given[za0001])
+			}
+		}
+		if (zb0001Mask & 0x8) == 0 { // if not omitted
+			// string "family"
+			o = append(o, 0xa6, 0x66, 0x61, 0x6d, 0x69, 0x6c, 0x79)
+			o = msgp.AppendString(o, z.Family)
+		}
+		if (zb0001Mask & 0x10) == 0 { // if not omitted
+			// string "suffix"
+			o = append(o, 0xa6, 0x73, 0x75, 0x66, 0x66, 0x69, 0x78)
+			o = msgp.AppendString(o, z.Suffix)
+		}
+		if (zb0001Mask & 0x20) == 0 { // if not omitted
+			// string "birth_date"
+			o = append(o, 0xaa, 0x62, 0x69, 0x72, 0x74, 0x68, 0x5f, 0x64, 0x61, 0x74, 0x65)
+			o = msgp.AppendString(o, z.BirthDate)
+		}
+		if (zb0001Mask & 0x40) == 0 { // if not omitted
+			// string "sex"
+			o = append(o, 0xa3, 0x73, 0x65, 0x78)
+			o = msgp.AppendString(o, z.Sex)
+		}
+		if (zb0001Mask & 0x80) == 0 { // if not omitted
+			// string "address_lines"
+			o = append(o, 0xad, 0x61, 0x64, 0x64, 0x72, 0x65, 0x73, 0x73, 0x5f, 0x6c, 0x69, 0x6e, 0x65, 0x73)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.AddressLines)))
+			for za0002 := range z.AddressLines {
+				o = msgp.AppendString(o, z.AddressLines[za0002])
+			}
+		}
+		if (zb0001Mask & 0x100) == 0 { // if not omitted
+			// string "city"
+			o = append(o, 0xa4, 0x63, 0x69, 0x74, 0x79)
+			o = msgp.AppendString(o, z.City)
+		}
+		if (zb0001Mask & 0x200) == 0 { // if not omitted
+			// string "state"
+			o = append(o, 0xa5, 0x73, 0x74, 0x61, 0x74, 0x65)
+			o = msgp.AppendString(o, z.State)
+		}
+		if (zb0001Mask & 0x400) == 0 { // if not omitted
+			// string "postal_code"
+			o = append(o, 0xab, 0x70, 0x6f, 0x73, 0x74, 0x61, 0x6c, 0x5f, 0x63, 0x6f, 0x64, 0x65)
+			o = msgp.AppendString(o, z.PostalCode)
+		}
+		if (zb0001Mask & 0x800) == 0 { // if not omitted
+			// string "phones"
+			o = append(o, 0xa6, 0x70, 0x68, 0x6f, 0x6e, 0x65, 0x73)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.Phones)))
+			for za0003 := range z.Phones {
+				o = msgp.AppendString(o, z.Phones[za0003])
+			}
+		}
+		if (zb0001Mask & 0x1000) == 0 { // if not omitted
+			// string "email"
+			o = append(o, 0xa5, 0x65, 0x6d, 0x61, 0x69, 0x6c)
+			o = msgp.AppendString(o, z.Email)
+		}
+		if (zb0001Mask & 0x2000) == 0 { // if not omitted
+			// string "ssn"
+			o = append(o, 0xa3, 0x73, 0x73, 0x6e)
+			o = msgp.AppendString(o, z.SSN)
+		}
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *PatientRecord) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "system":
+			z.System, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "System")
+				return
+			}
+		case "value":
+			z.Value, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Value")
+				return
+			}
+		case "given":
+			var zb0002 uint32
+			zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Given")
+				return
+			}
+			if cap(z.Given) >= int(zb0002) {
+				z.Given = (z.Given)[:zb0002]
+			} else {
+				z.Given = make([]string, zb0002)
+			}
+			for za0001 := range z.Given {
+				z.Given[za0001], bts, err = msgp.ReadStringBytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Given", za0001)
+					return
+				}
+			}
+		case "family":
+			z.Family, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Family")
+				return
+			}
+		case "suffix":
+			z.Suffix, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Suffix")
+				return
+			}
+		case "birth_date":
+			z.BirthDate, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "BirthDate")
+				return
+			}
+		case "sex":
+			z.Sex, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Sex")
+				return
+			}
+		case "address_lines":
+			var zb0003 uint32
+			zb0003, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "AddressLines")
+				return
+			}
+			if cap(z.AddressLines) >= int(zb0003) {
+				z.AddressLines = (z.AddressLines)[:zb0003]
+			} else {
+				z.AddressLines = make([]string, zb0003)
+			}
+			for za0002 := range z.AddressLines {
+				z.AddressLines[za0002], bts, err = msgp.ReadStringBytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "AddressLines", za0002)
+					return
+				}
+			}
+		case "city":
+			z.City, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "City")
+				return
+			}
+		case "state":
+			z.State, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "State")
+				return
+			}
+		case "postal_code":
+			z.PostalCode, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "PostalCode")
+				return
+			}
+		case "phones":
+			var zb0004 uint32
+			zb0004, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Phones")
+				return
+			}
+			if cap(z.Phones) >= int(zb0004) {
+				z.Phones = (z.Phones)[:zb0004]
+			} else {
+				z.Phones = make([]string, zb0004)
+			}
+			for za0003 := range z.Phones {
+				z.Phones[za0003], bts, err = msgp.ReadStringBytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Phones", za0003)
+					return
+				}
+			}
+		case "email":
+			z.Email, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Email")
+				return
+			}
+		case "ssn":
+			z.SSN, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "SSN")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *PatientRecord) Msgsize() (s int) {
+	s = 1 + 7 + msgp.StringPrefixSize + len(z.System) + 6 + msgp.StringPrefixSize + len(z.Value) + 6 + msgp.ArrayHeaderSize
+	for za0001 := range z.Given {
+		s += msgp.StringPrefixSize + len(z.Given[za0001])
+	}
+	s += 7 + msgp.StringPrefixSize + len(z.Family) + 7 + msgp.StringPrefixSize + len(z.Suffix) + 11 + msgp.StringPrefixSize + len(z.BirthDate) + 4 + msgp.StringPrefixSize + len(z.Sex) + 14 + msgp.ArrayHeaderSize
+	for za0002 := range z.AddressLines {
+		s += msgp.StringPrefixSize + len(z.AddressLines[za0002])
+	}
+	s += 5 + msgp.StringPrefixSize + len(z.City) + 6 + msgp.StringPrefixSize + len(z.State) + 12 + msgp.StringPrefixSize + len(z.PostalCode) + 7 + msgp.ArrayHeaderSize
+	for za0003 := range z.Phones {
+		s += msgp.StringPrefixSize + len(z.Phones[za0003])
+	}
+	s += 6 + msgp.StringPrefixSize + len(z.Email) + 4 + msgp.StringPrefixSize + len(z.SSN)
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *PatientRegister) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 1
+	// string "registrations"
+	o = append(o, 0x81, 0xad, 0x72, 0x65, 0x67, 0x69, 0x73, 0x74, 0x72, 0x61, 0x74, 0x69, 0x6f, 0x6e, 0x73)
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Registrations)))
+	for za0001 := range z.Registrations {
+		// map header, size 2
+		// string "record"
+		o = append(o, 0x82, 0xa6, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64)
+		o, err = z.Registrations[za0001].Record.MarshalMsg(o)
+		if err != nil {
+			err = msgp.WrapError(err, "Registrations", za0001, "Record")
+			return
+		}
+		// string "new_euid"
+		o = append(o, 0xa8, 0x6e, 0x65, 0x77, 0x5f, 0x65, 0x75, 0x69, 0x64)
+		o = msgp.AppendString(o, z.Registrations[za0001].NewEUID)
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *PatientRegister) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "registrations":
+			var zb0002 uint32
+			zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Registrations")
+				return
+			}
+			if cap(z.Registrations) >= int(zb0002) {
+				z.Registrations = (z.Registrations)[:zb0002]
+			} else {
+				z.Registrations = make([]PatientRegistration, zb0002)
+			}
+			for za0001 := range z.Registrations {
+				var zb0003 uint32
+				zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Registrations", za0001)
+					return
+				}
+				for zb0003 > 0 {
+					zb0003--
+					field, bts, err = msgp.ReadMapKeyZC(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Registrations", za0001)
+						return
+					}
+					switch msgp.UnsafeString(field) {
+					case "record":
+						bts, err = z.Registrations[za0001].Record.UnmarshalMsg(bts)
+						if err != nil {
+							err = msgp.WrapError(err, "Registrations", za0001, "Record")
+							return
+						}
+					case "new_euid":
+						z.Registrations[za0001].NewEUID, bts, err = msgp.ReadStringBytes(bts)
+						if err != nil {
+							err = msgp.WrapError(err, "Registrations", za0001, "NewEUID")
+							return
+						}
+					default:
+						bts, err = msgp.Skip(bts)
+						if err != nil {
+							err = msgp.WrapError(err, "Registrations", za0001)
+							return
+						}
+					}
+				}
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *PatientRegister) Msgsize() (s int) {
+	s = 1 + 14 + msgp.ArrayHeaderSize
+	for za0001 := range z.Registrations {
+		s += 1 + 7 + z.Registrations[za0001].Record.Msgsize() + 9 + msgp.StringPrefixSize + len(z.Registrations[za0001].NewEUID)
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *PatientRegistration) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 2
+	// string "record"
+	o = append(o, 0x82, 0xa6, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64)
+	o, err = z.Record.MarshalMsg(o)
+	if err != nil {
+		err = msgp.WrapError(err, "Record")
+		return
+	}
+	// string "new_euid"
+	o = append(o, 0xa8, 0x6e, 0x65, 0x77, 0x5f, 0x65, 0x75, 0x69, 0x64)
+	o = msgp.AppendString(o, z.NewEUID)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *PatientRegistration) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "record":
+			bts, err = z.Record.UnmarshalMsg(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Record")
+				return
+			}
+		case "new_euid":
+			z.NewEUID, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "NewEUID")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *PatientRegistration) Msgsize() (s int) {
+	s = 1 + 7 + z.Record.Msgsize() + 9 + msgp.StringPrefixSize + len(z.NewEUID)
 	return
 }

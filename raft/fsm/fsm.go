@@ -24,6 +24,7 @@ import (
 	hraft "github.com/hashicorp/raft"
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -70,6 +71,8 @@ type FSM struct {
 	store    *state.Store
 	logger   *slog.Logger
 	handlers map[command.Type]handler
+	// matcher decides patient links; it keeps only reusable buffers, never results.
+	matcher *mpi.Matcher
 
 	// latest is the last entry raft handed to the FSM, committed or not; committed is the
 	// last entry in the state file, visible to readers.
@@ -120,6 +123,7 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		commitNow:    make(chan struct{}, 1),
 		stop:         make(chan struct{}),
 		stopped:      make(chan struct{}),
+		matcher:      mpi.NewMatcher(),
 	}
 	f.handlers = map[command.Type]handler{
 		command.TypeBootstrapAdmin:         typed(applyBootstrapAdmin),
@@ -130,6 +134,8 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		command.TypeParticipantSetActive:   typed(applyParticipantSetActive),
 		command.TypeParticipantRotateToken: typed(applyParticipantRotateToken),
 		command.TypeBarrier.Base():         typed(applyBarrier),
+		command.TypePatientRegister:        typed(f.applyPatientRegister),
+		command.TypeMatchConfigSet:         typed(applyMatchConfigSet),
 	}
 	for _, o := range opts {
 		o(f)

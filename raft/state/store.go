@@ -30,7 +30,7 @@ var (
 	bucketParticipants = []byte("participants")
 	bucketNodes        = []byte("nodes")
 
-	allBuckets = [][]byte{bucketMeta, bucketParticipants, bucketNodes}
+	allBuckets = append([][]byte{bucketMeta, bucketParticipants, bucketNodes}, mpiBuckets...)
 
 	keyAppliedIndex = []byte("applied_index")
 	keyAppliedTerm  = []byte("applied_term")

@@ -1,0 +1,102 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/state"
+)
+
+// Business outcomes of patient registration and match configuration.
+var (
+	// ErrInvalidRecord: the record lacks a usable identifier.
+	ErrInvalidRecord = errors.New("invalid patient record")
+	// ErrUnknownSystem: no participant owns the record's identifier system.
+	ErrUnknownSystem = errors.New("identifier system belongs to no participant")
+	// ErrEUIDInUse: the EUID drawn for a new person already names one (draw again).
+	ErrEUIDInUse = errors.New("EUID already in use")
+	// ErrStaleConfig: the proposed match configuration is not newer than the current one.
+	ErrStaleConfig = errors.New("match configuration is not newer than the current one")
+	// ErrInvalidConfig: the proposed match configuration does not validate.
+	ErrInvalidConfig = errors.New("invalid match configuration")
+)
+
+// Registered is the outcome of one record of a PatientRegister command: the matcher's
+// decision, or the business error that refused the record (it then changed nothing).
+type Registered struct {
+	Decision mpi.Decision
+	Err      error
+}
+
+// MPIRecord converts the log's patient record to the matcher's.
+func MPIRecord(r command.PatientRecord) mpi.Record {
+	return mpi.Record{
+		System: r.System, Value: r.Value, Given: r.Given, Family: r.Family, Suffix: r.Suffix,
+		BirthDate: r.BirthDate, Sex: r.Sex, AddressLines: r.AddressLines, City: r.City,
+		State: r.State, PostalCode: r.PostalCode, Phones: r.Phones, Email: r.Email, SSN: r.SSN,
+	}
+}
+
+// applyPatientRegister registers each record in order through the matcher, against the
+// replicated index, so that every node links alike and two hospitals registering one
+// person at once cannot both create a new person. Every check that can refuse a record
+// runs before the matcher writes anything for it.
+func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.PatientRegister) (any, error) {
+	store := tx.MPI()
+	out := make([]Registered, len(c.Registrations))
+	for i, r := range c.Registrations {
+		rec := MPIRecord(r.Record)
+		if err := rec.Validate(); err != nil {
+			out[i].Err = business("register %s: %w: %v", rec.Key(), ErrInvalidRecord, err)
+			continue
+		}
+		if err := model.ValidateID("EUID", r.NewEUID); err != nil {
+			out[i].Err = business("register %s: %w: %v", rec.Key(), ErrInvalidRecord, err)
+			continue
+		}
+		if _, ok := tx.ParticipantIDBySystem(rec.System); !ok {
+			out[i].Err = business("register %s: %w (%s)", rec.Key(), ErrUnknownSystem, rec.System)
+			continue
+		}
+		if _, exists, err := store.Person(r.NewEUID); err != nil {
+			return nil, err
+		} else if exists {
+			out[i].Err = business("register %s: %w: %s", rec.Key(), ErrEUIDInUse, r.NewEUID)
+			continue
+		}
+		d, err := f.matcher.Register(store, rec, r.NewEUID)
+		if err != nil {
+			return nil, err // storage failure: the node stops and replays
+		}
+		out[i].Decision = d
+	}
+	return out, nil
+}
+
+func applyMatchConfigSet(tx *state.Tx, h command.Header, c command.MatchConfigSet) (any, error) {
+	var cfg mpi.Config
+	if err := json.Unmarshal(c.Config, &cfg); err != nil {
+		return nil, business("%w: %v", ErrInvalidConfig, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, business("%w: %v", ErrInvalidConfig, err)
+	}
+	store := tx.MPI()
+	current, ok, err := store.Config()
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		current = mpi.DefaultConfig()
+	}
+	if cfg.Version <= current.Version {
+		return nil, business("%w: proposed version %d, current %d", ErrStaleConfig, cfg.Version, current.Version)
+	}
+	if err := store.PutConfig(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}

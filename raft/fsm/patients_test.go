@@ -1,0 +1,231 @@
+package fsm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/mpi/dataset"
+	"github.com/rls-hie/rls/mpi/eval"
+	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/state"
+)
+
+// sharedData finds ../shared/data above the repository, or skips.
+func sharedData(t *testing.T) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for range 6 {
+		p := filepath.Join(dir, "..", "shared", "data")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		dir = filepath.Dir(dir)
+	}
+	t.Skip("test data ../shared/data not found beside the repository; skipping")
+	return ""
+}
+
+// logWriter builds consecutive log entries for one FSM.
+type logWriter struct {
+	t     *testing.T
+	index uint64
+}
+
+func (w *logWriter) entry(typ command.Type, payload command.Payload) *hraft.Log {
+	w.index++
+	data, err := command.Encode(typ, command.Header{Time: time.Unix(int64(w.index), 0).UTC()}, payload)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return &hraft.Log{Index: w.index, Term: 1, Type: hraft.LogCommand, Data: data}
+}
+
+func commandRecord(r mpi.Record) command.PatientRecord {
+	return command.PatientRecord{System: r.System, Value: r.Value, Given: r.Given, Family: r.Family, Suffix: r.Suffix,
+		BirthDate: r.BirthDate, Sex: r.Sex, AddressLines: r.AddressLines, City: r.City, State: r.State,
+		PostalCode: r.PostalCode, Phones: r.Phones, Email: r.Email, SSN: r.SSN}
+}
+
+// TestRegistrationThroughFSMMatchesEval registers the labelled synthetic sample through
+// the FSM (log entries, bbolt state, batches of varying size) and through the evaluation
+// path (the in-memory index, as `rls mpi eval` does), in the same order with the same
+// EUIDs: every decision must be identical, and so must the evaluation's pair counts.
+func TestRegistrationThroughFSMMatchesEval(t *testing.T) {
+	path := filepath.Join(sharedData(t), "synthetic", "sample.csv")
+	file, err := dataset.Load(path, dataset.CSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFSM(t)
+	w := &logWriter{t: t}
+	var systems []string
+	for _, row := range file.Rows {
+		if !slices.Contains(systems, row.Record.System) {
+			systems = append(systems, row.Record.System)
+		}
+	}
+	var setup []*hraft.Log
+	for i, sys := range systems {
+		p := testParticipant(100 + i)
+		p.IdentifierSystem = sys
+		setup = append(setup, w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p}))
+	}
+	f.ApplyBatch(setup)
+
+	// Through the FSM, in batches of 1 to 7 records per command and 1 to 5 commands per
+	// raft batch, as bulk import and concurrent API calls would produce them.
+	var fsmDecisions []mpi.Decision
+	var pending []*hraft.Log
+	var counts []int
+	for i := 0; i < len(file.Rows); {
+		n := min(1+i%7, len(file.Rows)-i)
+		var regs []command.PatientRegistration
+		for j := i; j < i+n; j++ {
+			regs = append(regs, command.PatientRegistration{Record: commandRecord(file.Rows[j].Record), NewEUID: fmt.Sprintf("E%09d", j+1)})
+		}
+		pending = append(pending, w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: regs}))
+		counts = append(counts, n)
+		i += n
+		if len(pending) == 1+len(counts)%5 || i == len(file.Rows) {
+			for k, res := range f.ApplyBatch(pending) {
+				outs := res.(Response).Value.([]Registered)
+				if len(outs) != counts[k] {
+					t.Fatalf("%d outcomes for %d records", len(outs), counts[k])
+				}
+				for _, o := range outs {
+					if o.Err != nil {
+						t.Fatalf("registration refused: %v", o.Err)
+					}
+					fsmDecisions = append(fsmDecisions, o.Decision)
+				}
+			}
+			pending, counts = nil, nil
+		}
+	}
+
+	// Through the in-memory index, exactly as eval registers.
+	mem := mpi.NewMemStore()
+	m := mpi.NewMatcher()
+	for i, row := range file.Rows {
+		d, err := m.Register(mem, row.Record, fmt.Sprintf("E%09d", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(d, fsmDecisions[i]) {
+			t.Fatalf("record %d (%s): FSM decided %+v, eval path %+v", i, d.Record, fsmDecisions[i], d)
+		}
+	}
+
+	// The persons the FSM formed give the same pair counts as `rls mpi eval`.
+	rep, err := eval.Run(context.Background(), eval.Options{Files: []string{path}, Format: "csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.commitOpen()
+	var predicted int64
+	reviews := 0
+	err = f.store.View(func(tx *state.Tx) error {
+		return tx.ForEachPerson(func(p mpi.Person) error {
+			n := int64(len(p.Records))
+			predicted += n * (n - 1) / 2
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.store.View(func(tx *state.Tx) error { reviews = tx.ReviewCount(); return nil })
+	if predicted != rep.PredictedPairs || reviews != rep.ReviewItems {
+		t.Fatalf("FSM formed %d linked pairs and %d review items; eval reports %d and %d", predicted, reviews, rep.PredictedPairs, rep.ReviewItems)
+	}
+	t.Logf("%d records: %d linked pairs, %d review items, identical decisions on both paths", len(file.Rows), predicted, reviews)
+}
+
+func TestPatientRegisterRefusalsChangeNothing(t *testing.T) {
+	f := newFSM(t)
+	w := &logWriter{t: t}
+	p := testParticipant(1)
+	f.ApplyBatch([]*hraft.Log{w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p})})
+	good := command.PatientRecord{System: p.IdentifierSystem, Value: "MRN1", Given: []string{"Ann"}, Family: "Lee", BirthDate: "1980-02-03"}
+	res := f.ApplyBatch([]*hraft.Log{w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{Record: good, NewEUID: "E1"}}})})
+	if outs := res[0].(Response).Value.([]Registered); outs[0].Err != nil || outs[0].Decision.EUID != "E1" {
+		t.Fatalf("first registration: %+v", outs)
+	}
+	f.commitOpen()
+	before, _ := f.store.Hash()
+
+	unknown := good
+	unknown.System = "urn:oid:9.9.9"
+	noValue := good
+	noValue.Value = ""
+	other := good
+	other.Value = "MRN2"
+	cases := []struct {
+		reg  command.PatientRegistration
+		want error
+	}{
+		{command.PatientRegistration{Record: unknown, NewEUID: "E2"}, ErrUnknownSystem},
+		{command.PatientRegistration{Record: noValue, NewEUID: "E3"}, ErrInvalidRecord},
+		{command.PatientRegistration{Record: other, NewEUID: "E1"}, ErrEUIDInUse},
+		{command.PatientRegistration{Record: other, NewEUID: "bad euid"}, ErrInvalidRecord},
+	}
+	var regs []command.PatientRegistration
+	for _, c := range cases {
+		regs = append(regs, c.reg)
+	}
+	res = f.ApplyBatch([]*hraft.Log{w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: regs})})
+	outs := res[0].(Response).Value.([]Registered)
+	for i, c := range cases {
+		if !errors.Is(outs[i].Err, c.want) {
+			t.Errorf("case %d: err = %v, want %v", i, outs[i].Err, c.want)
+		}
+	}
+	f.commitOpen()
+	if after, _ := f.store.Hash(); after.Hash != before.Hash {
+		t.Fatal("refused registrations changed the state")
+	}
+}
+
+func TestMatchConfigMustBeNewerAndValid(t *testing.T) {
+	f := newFSM(t)
+	w := &logWriter{t: t}
+	set := func(cfg []byte) error {
+		r := f.Apply(w.entry(command.TypeMatchConfigSet, &command.MatchConfigSet{Config: cfg})).(Response)
+		return r.Err
+	}
+	cfg := mpi.DefaultConfig()
+	stale, _ := jsonOf(cfg)
+	if err := set(stale); !errors.Is(err, ErrStaleConfig) {
+		t.Fatalf("same version: %v", err)
+	}
+	if err := set([]byte(`{"version": 99}`)); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("incomplete config: %v", err)
+	}
+	cfg.Version++
+	cfg.Upper = 15
+	newer, _ := jsonOf(cfg)
+	if err := set(newer); err != nil {
+		t.Fatalf("newer config: %v", err)
+	}
+	f.commitOpen()
+	f.store.View(func(tx *state.Tx) error {
+		got, ok, err := tx.MPI().Config()
+		if err != nil || !ok || got.Upper != 15 || got.Version != cfg.Version {
+			t.Fatalf("stored config %+v %v %v", got, ok, err)
+		}
+		return nil
+	})
+}
+
+func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,191 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/rls-hie/rls/mpi"
+)
+
+// Buckets of the master patient index (see the layout in mpi.Store's contract).
+var (
+	bucketMPIConfig  = []byte("mpi_config")
+	bucketMPIRecords = []byte("mpi_records")
+	bucketMPIBlocks  = []byte("mpi_blocks")
+	bucketMPIPersons = []byte("mpi_persons")
+	bucketMPITerms   = []byte("mpi_terms")
+	bucketMPIReviews = []byte("mpi_reviews")
+
+	mpiBuckets = [][]byte{bucketMPIConfig, bucketMPIRecords, bucketMPIBlocks, bucketMPIPersons, bucketMPITerms, bucketMPIReviews}
+
+	keyCurrentConfig = []byte("current")
+)
+
+// keySep separates the parts of composite keys; blocking keys and field names never hold it.
+const keySep = 0x00
+
+// MPI returns the master patient index store of the transaction: the matcher reads and
+// writes the replicated state through it. Writes are only allowed inside the FSM.
+func (t *Tx) MPI() mpi.Store { return mpiStore{tx: t.tx} }
+
+// mpiStore implements mpi.Store over one bbolt transaction.
+type mpiStore struct {
+	tx *bolt.Tx
+}
+
+var _ mpi.Store = mpiStore{}
+
+func (s mpiStore) Config() (mpi.Config, bool, error) {
+	var c mpi.Config
+	v := s.tx.Bucket(bucketMPIConfig).Get(keyCurrentConfig)
+	if v == nil {
+		return c, false, nil
+	}
+	if err := json.Unmarshal(v, &c); err != nil {
+		return c, false, fmt.Errorf("decode match configuration: %w", err)
+	}
+	return c, true, nil
+}
+
+func (s mpiStore) PutConfig(c mpi.Config) error {
+	v, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode match configuration: %w", err)
+	}
+	return s.tx.Bucket(bucketMPIConfig).Put(keyCurrentConfig, v)
+}
+
+func (s mpiStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) {
+	v := s.tx.Bucket(bucketMPIRecords).Get([]byte(key))
+	if v == nil {
+		return nil, nil
+	}
+	var r mpi.StoredRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("decode record %s: %w", key, err)
+	}
+	return &r, nil
+}
+
+func (s mpiStore) PutRecord(r *mpi.StoredRecord) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode record %s: %w", r.Key, err)
+	}
+	return s.tx.Bucket(bucketMPIRecords).Put([]byte(r.Key), v)
+}
+
+func blockKey(block string, key mpi.RecordKey) []byte {
+	k := make([]byte, 0, len(block)+1+len(key))
+	k = append(k, block...)
+	k = append(k, keySep)
+	return append(k, key...)
+}
+
+func (s mpiStore) BlockMembers(block string, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
+	prefix := append([]byte(block), keySep)
+	c := s.tx.Bucket(bucketMPIBlocks).Cursor()
+	n := 0
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if n == limit {
+			return buf, false, nil
+		}
+		buf = append(buf, mpi.RecordKey(k[len(prefix):]))
+		n++
+	}
+	return buf, true, nil
+}
+
+func (s mpiStore) AddToBlock(block string, key mpi.RecordKey) error {
+	return s.tx.Bucket(bucketMPIBlocks).Put(blockKey(block, key), nil)
+}
+
+func (s mpiStore) RemoveFromBlock(block string, key mpi.RecordKey) error {
+	return s.tx.Bucket(bucketMPIBlocks).Delete(blockKey(block, key))
+}
+
+func (s mpiStore) Person(euid string) (mpi.Person, bool, error) {
+	var p mpi.Person
+	v := s.tx.Bucket(bucketMPIPersons).Get([]byte(euid))
+	if v == nil {
+		return p, false, nil
+	}
+	if err := json.Unmarshal(v, &p); err != nil {
+		return p, false, fmt.Errorf("decode person %s: %w", euid, err)
+	}
+	return p, true, nil
+}
+
+func (s mpiStore) PutPerson(p mpi.Person) error {
+	v, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode person %s: %w", p.EUID, err)
+	}
+	return s.tx.Bucket(bucketMPIPersons).Put([]byte(p.EUID), v)
+}
+
+func (s mpiStore) DeletePerson(euid string) error {
+	return s.tx.Bucket(bucketMPIPersons).Delete([]byte(euid))
+}
+
+func termKey(field, value string) []byte {
+	k := make([]byte, 0, len(field)+1+len(value))
+	k = append(k, field...)
+	k = append(k, keySep)
+	return append(k, value...)
+}
+
+func (s mpiStore) TermCount(field, value string) (int64, error) {
+	v := s.tx.Bucket(bucketMPITerms).Get(termKey(field, value))
+	if len(v) != 8 {
+		return 0, nil
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+func (s mpiStore) AddTermCount(field, value string, delta int64) error {
+	b := s.tx.Bucket(bucketMPITerms)
+	k := termKey(field, value)
+	var n int64
+	if v := b.Get(k); len(v) == 8 {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	n += delta
+	if n <= 0 {
+		return b.Delete(k)
+	}
+	return b.Put(k, encodeUint(uint64(n)))
+}
+
+func (s mpiStore) AppendReview(item mpi.ReviewItem) error {
+	b := s.tx.Bucket(bucketMPIReviews)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("number review item: %w", err)
+	}
+	v, err := json.Marshal(item)
+	if err != nil {
+		return fmt.Errorf("encode review item: %w", err)
+	}
+	return b.Put(encodeUint(seq), v)
+}
+
+// ForEachPerson calls fn for every person, in EUID order.
+func (t *Tx) ForEachPerson(fn func(mpi.Person) error) error {
+	return t.tx.Bucket(bucketMPIPersons).ForEach(func(k, v []byte) error {
+		var p mpi.Person
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("decode person %s: %w", k, err)
+		}
+		return fn(p)
+	})
+}
+
+// ReviewCount returns the number of items in the review queue.
+func (t *Tx) ReviewCount() int {
+	return t.tx.Bucket(bucketMPIReviews).Stats().KeyN
+}
