@@ -27,6 +27,12 @@ func apiError(err error) *fhir.Error {
 		return fhir.Errorf(http.StatusNotFound, "not-found", "", "%s", msg)
 	case errors.Is(err, fsm.ErrParticipantExists), errors.Is(err, fsm.ErrSystemInUse), errors.Is(err, raft.ErrNodeExists):
 		return fhir.Errorf(http.StatusConflict, "duplicate", "", "%s", msg)
+	case errors.Is(err, fsm.ErrStaleConfig):
+		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
+	case errors.Is(err, fsm.ErrInvalidConfig), errors.Is(err, fsm.ErrInvalidRecord):
+		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
+	case errors.Is(err, fsm.ErrUnknownSystem):
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s", msg)
 	case errors.Is(err, fsm.ErrVersionConflict):
 		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
 	case errors.Is(err, fsm.ErrLastAdmin), errors.Is(err, raft.ErrLastVoter), errors.Is(err, fsm.ErrAlreadyBootstrapped):

@@ -173,6 +173,10 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/cluster/snapshot", access: admin, place: byConsistency, handle: s.snapshotSave},
 		{method: "POST", pattern: "/v1/cluster/restore", access: admin, place: onThisNode, streamBody: true, handle: s.snapshotRestore},
 
+		{method: "GET", pattern: "/v1/mpi/config", access: admin, place: byConsistency, handle: s.matchConfig},
+		{method: "POST", pattern: "/v1/mpi/train", access: admin, place: onLeader, handle: s.train},
+		{method: "GET", pattern: "/v1/mpi/explain", access: admin, place: byConsistency, handle: s.explain},
+
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},
 		{method: "GET", pattern: "/fhir/Organization/{id}", access: participant, place: byConsistency, handle: s.readOrganization},

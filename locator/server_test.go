@@ -354,3 +354,30 @@ func TestSnapshotRoundTripOverHTTP(t *testing.T) {
 		t.Fatalf("participant added after the snapshot survived the restore: %d", code)
 	}
 }
+
+func TestMatchConfigurationEndpoints(t *testing.T) {
+	a := newTestAPI(t)
+	code, body, _ := a.do("GET", "/v1/mpi/config", testAdminToken, nil, nil)
+	var cfg struct {
+		Version uint64  `json:"version"`
+		Upper   float64 `json:"upper"`
+		Fields  []any   `json:"fields"`
+	}
+	if code != 200 || json.Unmarshal(body, &cfg) != nil || cfg.Upper == 0 || len(cfg.Fields) == 0 {
+		t.Fatalf("config: %d %s", code, body)
+	}
+	code, body, _ = a.do("POST", "/v1/mpi/train", testAdminToken, nil, nil)
+	if code != 422 {
+		t.Fatalf("train on an empty cluster: %d %s", code, body)
+	}
+	outcomeMentions(t, body, "training needs records")
+	code, body, _ = a.do("GET", "/v1/mpi/explain?a=urn:oid:1|A&b=urn:oid:1|B", testAdminToken, nil, nil)
+	if code != 404 {
+		t.Fatalf("explain unknown records: %d %s", code, body)
+	}
+	code, body, _ = a.do("GET", "/v1/mpi/explain?a=nobar&b=urn:oid:1|B", testAdminToken, nil, nil)
+	if code != 400 {
+		t.Fatalf("explain malformed identifier: %d %s", code, body)
+	}
+	outcomeMentions(t, body, "system|value")
+}

@@ -33,6 +33,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			agentCommand(),
 			clusterCommand(),
 			participantCommand(),
+			mpiCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

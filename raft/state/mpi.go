@@ -189,3 +189,15 @@ func (t *Tx) ForEachPerson(fn func(mpi.Person) error) error {
 func (t *Tx) ReviewCount() int {
 	return t.tx.Bucket(bucketMPIReviews).Stats().KeyN
 }
+
+// ForEachRecord calls fn for every registered source record, in key order. fn must not
+// keep the pointer past the call.
+func (t *Tx) ForEachRecord(fn func(*mpi.StoredRecord) error) error {
+	return t.tx.Bucket(bucketMPIRecords).ForEach(func(k, v []byte) error {
+		var r mpi.StoredRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode record %s: %w", k, err)
+		}
+		return fn(&r)
+	})
+}

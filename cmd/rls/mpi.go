@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rls-hie/rls/locator"
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/mpi/eval"
+)
+
+func mpiCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "mpi",
+		Usage: "the master patient index: evaluate, train and inspect matching",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "eval",
+				Usage:     "measure matching on labelled files (precision, recall, F1), locally, without a cluster",
+				ArgsUsage: "FILE...",
+				Description: "Loads the files into a fresh in-memory index in file order, exactly as registration would,\n" +
+					"and prints JSON: records, true and predicted pairs, precision, recall, F1, review items, seconds.",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "format", Value: "csv", Usage: "csv or febrl"},
+					&cli.BoolFlag{Name: "train", Usage: "estimate the weights with EM on the files first (labels unused)"},
+					&cli.StringFlag{Name: "without", Usage: "comma-separated `FIELDS` to empty in every record (e.g. ssn,phone)"},
+					&cli.Float64Flag{Name: "upper", Usage: "upper threshold (link at or above)"},
+					&cli.Float64Flag{Name: "lower", Usage: "lower threshold (review at or above)"},
+				},
+				Action: mpiEval,
+			},
+			{
+				Name:   "train",
+				Usage:  "estimate match weights with EM from the cluster's records and replicate them as the new configuration",
+				Flags:  clientFlags(),
+				Action: mpiTrain,
+			},
+			{
+				Name:  "config",
+				Usage: "show the replicated match configuration",
+				Flags: clientFlags(),
+				Action: func(c *cli.Context) error {
+					cl, err := newClient(c)
+					if err != nil {
+						return err
+					}
+					ctx, cancel := cl.context(c)
+					defer cancel()
+					var cfg mpi.Config
+					if err := cl.getJSON(ctx, "/v1/mpi/config", &cfg); err != nil {
+						return fmt.Errorf("match configuration: %w", err)
+					}
+					return cl.render(c.App.Writer, cfg, func() error {
+						fmt.Fprintf(c.App.Writer, "version %d (%s): link at >= %.2f, review at >= %.2f, ambiguity margin %.2f\n\n", cfg.Version, cfg.Source, cfg.Upper, cfg.Lower, cfg.Margin)
+						var rows [][]string
+						for _, f := range cfg.Fields {
+							for _, l := range f.Levels {
+								rows = append(rows, []string{f.Field, l.Level, fmt.Sprintf("%.4f", l.M), fmt.Sprintf("%.4f", l.U), fmt.Sprintf("%+.2f", l.Weight)})
+							}
+						}
+						return printTable(c.App.Writer, []string{"FIELD", "LEVEL", "M", "U", "WEIGHT"}, rows)
+					})
+				},
+			},
+			{
+				Name:      "explain",
+				Usage:     "show, field by field, why two registered records score as they do",
+				ArgsUsage: "SYSTEM|VALUE SYSTEM|VALUE",
+				Flags:     clientFlags(),
+				Action:    mpiExplain,
+			},
+		},
+	}
+}
+
+func mpiEval(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return fmt.Errorf("mpi eval needs at least one FILE")
+	}
+	opts := eval.Options{Files: c.Args().Slice(), Format: c.String("format"), Train: c.Bool("train")}
+	if w := strings.TrimSpace(c.String("without")); w != "" {
+		for _, f := range strings.Split(w, ",") {
+			opts.Without = append(opts.Without, strings.TrimSpace(f))
+		}
+	}
+	if c.IsSet("upper") {
+		v := c.Float64("upper")
+		opts.Upper = &v
+	}
+	if c.IsSet("lower") {
+		v := c.Float64("lower")
+		opts.Lower = &v
+	}
+	rep, err := eval.Run(c.Context, opts)
+	if err != nil {
+		return err
+	}
+	return printJSON(c.App.Writer, rep)
+}
+
+func mpiTrain(c *cli.Context) error {
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := cl.context(c)
+	defer cancel()
+	data, _, err := cl.do(ctx, http.MethodPost, "/v1/mpi/train", nil, nil)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	var res locator.TrainResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("train: unreadable answer: %w", err)
+	}
+	return cl.render(c.App.Writer, res, func() error {
+		_, err := fmt.Fprintf(c.App.Writer, "trained on %d records in %.1fs; configuration version %d is replicated (index %d)\n", res.Records, res.Seconds, res.Version, res.Index)
+		return err
+	})
+}
+
+func mpiExplain(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return fmt.Errorf("mpi explain needs two record identifiers SYSTEM|VALUE (flags go before them)")
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := cl.context(c)
+	defer cancel()
+	q := url.Values{"a": {c.Args().Get(0)}, "b": {c.Args().Get(1)}}
+	var ex mpi.Explanation
+	if err := cl.getJSON(ctx, "/v1/mpi/explain?"+q.Encode(), &ex); err != nil {
+		return fmt.Errorf("explain: %w", err)
+	}
+	return cl.render(c.App.Writer, ex, func() error {
+		fmt.Fprintf(c.App.Writer, "score %.2f (configuration version %d)", ex.Score, ex.ConfigVersion)
+		if ex.Household != "" {
+			fmt.Fprintf(c.App.Writer, "; household rule %q forbids a link", ex.Household)
+		}
+		fmt.Fprintln(c.App.Writer)
+		var rows [][]string
+		for _, f := range ex.Fields {
+			rows = append(rows, []string{f.Field, f.A, f.B, f.Level, strconv.FormatFloat(f.Weight, 'f', 2, 64), strconv.FormatFloat(f.TFAdjustment, 'f', 2, 64)})
+		}
+		return printTable(c.App.Writer, []string{"FIELD", "A", "B", "LEVEL", "WEIGHT", "TF ADJUSTMENT"}, rows)
+	})
+}
