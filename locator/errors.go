@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
@@ -21,9 +22,9 @@ func apiError(err error) *fhir.Error {
 	}
 	msg := err.Error()
 	switch {
-	case errors.Is(err, model.ErrInvalid), errors.Is(err, state.ErrNotState):
+	case errors.Is(err, model.ErrInvalid), errors.Is(err, state.ErrNotState), errors.Is(err, state.ErrSearchTooBroad):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
-	case errors.Is(err, state.ErrNotFound), errors.Is(err, raft.ErrNodeNotFound):
+	case errors.Is(err, state.ErrNotFound), errors.Is(err, raft.ErrNodeNotFound), errors.Is(err, mpi.ErrNotFound):
 		return fhir.Errorf(http.StatusNotFound, "not-found", "", "%s", msg)
 	case errors.Is(err, fsm.ErrParticipantExists), errors.Is(err, fsm.ErrSystemInUse), errors.Is(err, raft.ErrNodeExists):
 		return fhir.Errorf(http.StatusConflict, "duplicate", "", "%s", msg)
@@ -37,7 +38,7 @@ func apiError(err error) *fhir.Error {
 		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
 	case errors.Is(err, fsm.ErrLastAdmin), errors.Is(err, raft.ErrLastVoter), errors.Is(err, fsm.ErrAlreadyBootstrapped):
 		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s", msg)
-	case errors.Is(err, fsm.ErrTokenInUse):
+	case errors.Is(err, fsm.ErrTokenInUse), errors.Is(err, fsm.ErrEUIDInUse):
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%s; retry", msg))
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrLeaderNotReady):
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%s; retry shortly", msg))

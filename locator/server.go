@@ -177,6 +177,15 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/v1/mpi/train", access: admin, place: onLeader, handle: s.train},
 		{method: "GET", pattern: "/v1/mpi/explain", access: admin, place: byConsistency, handle: s.explain},
 
+		{method: "POST", pattern: "/fhir/Patient", access: participant, place: onLeader, handle: s.createPatient},
+		{method: "PUT", pattern: "/fhir/Patient", access: participant, place: onLeader, handle: s.conditionalUpdatePatient},
+		{method: "PUT", pattern: "/fhir/Patient/{id}", access: participant, place: onLeader, handle: s.updatePatient},
+		{method: "GET", pattern: "/fhir/Patient/{id}", access: participant, place: byConsistency, handle: s.readPatient},
+		{method: "GET", pattern: "/fhir/Patient", access: participant, place: byConsistency, handle: s.searchPatients},
+		{method: "POST", pattern: "/fhir/Patient/$match", access: participant, place: byConsistency, handle: s.matchPatient},
+		{method: "GET", pattern: "/fhir/Patient/$ihe-pix", access: participant, place: byConsistency, handle: s.pix},
+		{method: "GET", pattern: "/fhir/Person/{euid}", access: participant, place: byConsistency, handle: s.readPerson},
+
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},
 		{method: "GET", pattern: "/fhir/Organization/{id}", access: participant, place: byConsistency, handle: s.readOrganization},

@@ -252,10 +252,10 @@ func (n *Node) Restore(ctx context.Context, path string) (uint64, error) {
 		return 0, fmt.Errorf("stat snapshot: %w", err)
 	}
 	meta := &hraft.SnapshotMeta{Version: hraft.SnapshotVersionMax, Size: info.Size()}
+	// raft restores the snapshot into the FSM, which counts it in the restores metric.
 	if err := n.raft.Restore(meta, f, n.timeout(ctx)); err != nil {
 		return 0, fmt.Errorf("restore snapshot: %w", err)
 	}
-	n.metrics.restores.Inc()
 	// Raft marks the restore with a no-op entry our FSM never sees; a barrier command makes
 	// the applied index cover it, so strong reads do not wait for the next write.
 	a, err := n.Apply(ctx, command.TypeBarrier, command.Header{Actor: n.cfg.NodeID}, command.Barrier{})

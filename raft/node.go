@@ -171,7 +171,8 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
 	n.hadState = exists
-	if n.raft, err = hraft.NewRaft(raftConfig(cfg, n.notifyCh), n.fsm, n.logStore, n.logStore, n.snapshots, n.transport); err != nil {
+	fsmForRaft := restoreCountingFSM{FSM: n.fsm, restores: n.metrics.restores}
+	if n.raft, err = hraft.NewRaft(raftConfig(cfg, n.notifyCh), fsmForRaft, n.logStore, n.logStore, n.snapshots, n.transport); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	if cfg.Bootstrap && !exists {
@@ -192,6 +193,23 @@ func Open(cfg Config) (*Node, error) {
 	go n.watchLeadership()
 	ok = true
 	return n, nil
+}
+
+// restoreCountingFSM is the FSM as raft drives it: every snapshot raft restores into it (one
+// installed from the leader when this node fell too far behind, or a user restore) counts
+// in rls_fsm_restores_total, so that an operator, or a test, can tell catch-up through the
+// log from catch-up through a whole snapshot, and spot an install loop.
+type restoreCountingFSM struct {
+	*fsm.FSM
+	restores prometheus.Counter
+}
+
+func (f restoreCountingFSM) Restore(rc io.ReadCloser) error {
+	if err := f.FSM.Restore(rc); err != nil {
+		return err
+	}
+	f.restores.Inc()
+	return nil
 }
 
 func raftConfig(cfg Config, notifyCh chan bool) *hraft.Config {

@@ -61,9 +61,13 @@ type Reference struct {
 
 // Extension is a FHIR Extension with the value types rls uses.
 type Extension struct {
-	URL         string `json:"url"`
-	ValueCode   string `json:"valueCode,omitempty"`
-	ValueString string `json:"valueString,omitempty"`
+	URL            string      `json:"url"`
+	ValueCode      string      `json:"valueCode,omitempty"`
+	ValueString    string      `json:"valueString,omitempty"`
+	ValueDecimal   *float64    `json:"valueDecimal,omitempty"`
+	ValueInteger   *int        `json:"valueInteger,omitempty"`
+	ValueReference *Reference  `json:"valueReference,omitempty"`
+	Extension      []Extension `json:"extension,omitempty"`
 }
 
 // Endpoint is the FHIR Endpoint resource, used contained in an Organization.
@@ -92,8 +96,9 @@ type Organization struct {
 
 // BundleEntry is one entry of a Bundle.
 type BundleEntry struct {
-	FullURL  string `json:"fullUrl,omitempty"`
-	Resource any    `json:"resource"`
+	FullURL  string      `json:"fullUrl,omitempty"`
+	Resource any         `json:"resource"`
+	Search   *SearchInfo `json:"search,omitempty"`
 }
 
 // BundleLink is a paging link of a Bundle.

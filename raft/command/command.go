@@ -241,6 +241,12 @@ type PatientRecord struct {
 type PatientRegistration struct {
 	Record  PatientRecord `json:"record"`
 	NewEUID string        `json:"new_euid"`
+	// Resource is the FHIR Patient as the participant sent it (without id and meta), kept
+	// so that reads return it; empty for records from flat files.
+	Resource []byte `json:"resource,omitempty"`
+	// ExpectedVersion, when not zero, must equal the record's current version (FHIR
+	// If-Match); zero registers or replaces unconditionally.
+	ExpectedVersion uint64 `json:"expected_version,omitempty"`
 }
 
 // PatientRegister registers records in order; each gets its own outcome, so one refused

@@ -934,17 +934,11 @@ func (z *PatientRegister) MarshalMsg(b []byte) (o []byte, err error) {
 	o = append(o, 0x81, 0xad, 0x72, 0x65, 0x67, 0x69, 0x73, 0x74, 0x72, 0x61, 0x74, 0x69, 0x6f, 0x6e, 0x73)
 	o = msgp.AppendArrayHeader(o, uint32(len(z.Registrations)))
 	for za0001 := range z.Registrations {
-		// map header, size 2
-		// string "record"
-		o = append(o, 0x82, 0xa6, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64)
-		o, err = z.Registrations[za0001].Record.MarshalMsg(o)
+		o, err = z.Registrations[za0001].MarshalMsg(o)
 		if err != nil {
-			err = msgp.WrapError(err, "Registrations", za0001, "Record")
+			err = msgp.WrapError(err, "Registrations", za0001)
 			return
 		}
-		// string "new_euid"
-		o = append(o, 0xa8, 0x6e, 0x65, 0x77, 0x5f, 0x65, 0x75, 0x69, 0x64)
-		o = msgp.AppendString(o, z.Registrations[za0001].NewEUID)
 	}
 	return
 }
@@ -980,39 +974,10 @@ func (z *PatientRegister) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				z.Registrations = make([]PatientRegistration, zb0002)
 			}
 			for za0001 := range z.Registrations {
-				var zb0003 uint32
-				zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
+				bts, err = z.Registrations[za0001].UnmarshalMsg(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Registrations", za0001)
 					return
-				}
-				for zb0003 > 0 {
-					zb0003--
-					field, bts, err = msgp.ReadMapKeyZC(bts)
-					if err != nil {
-						err = msgp.WrapError(err, "Registrations", za0001)
-						return
-					}
-					switch msgp.UnsafeString(field) {
-					case "record":
-						bts, err = z.Registrations[za0001].Record.UnmarshalMsg(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Registrations", za0001, "Record")
-							return
-						}
-					case "new_euid":
-						z.Registrations[za0001].NewEUID, bts, err = msgp.ReadStringBytes(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Registrations", za0001, "NewEUID")
-							return
-						}
-					default:
-						bts, err = msgp.Skip(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Registrations", za0001)
-							return
-						}
-					}
 				}
 			}
 		default:
@@ -1031,7 +996,7 @@ func (z *PatientRegister) UnmarshalMsg(bts []byte) (o []byte, err error) {
 func (z *PatientRegister) Msgsize() (s int) {
 	s = 1 + 14 + msgp.ArrayHeaderSize
 	for za0001 := range z.Registrations {
-		s += 1 + 7 + z.Registrations[za0001].Record.Msgsize() + 9 + msgp.StringPrefixSize + len(z.Registrations[za0001].NewEUID)
+		s += z.Registrations[za0001].Msgsize()
 	}
 	return
 }
@@ -1039,17 +1004,44 @@ func (z *PatientRegister) Msgsize() (s int) {
 // MarshalMsg implements msgp.Marshaler
 func (z *PatientRegistration) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 2
-	// string "record"
-	o = append(o, 0x82, 0xa6, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64)
-	o, err = z.Record.MarshalMsg(o)
-	if err != nil {
-		err = msgp.WrapError(err, "Record")
-		return
+	// check for omitted fields
+	zb0001Len := uint32(4)
+	var zb0001Mask uint8 /* 4 bits */
+	_ = zb0001Mask
+	if z.Resource == nil {
+		zb0001Len--
+		zb0001Mask |= 0x4
 	}
-	// string "new_euid"
-	o = append(o, 0xa8, 0x6e, 0x65, 0x77, 0x5f, 0x65, 0x75, 0x69, 0x64)
-	o = msgp.AppendString(o, z.NewEUID)
+	if z.ExpectedVersion == 0 {
+		zb0001Len--
+		zb0001Mask |= 0x8
+	}
+	// variable map header, size zb0001Len
+	o = append(o, 0x80|uint8(zb0001Len))
+
+	// skip if no fields are to be emitted
+	if zb0001Len != 0 {
+		// string "record"
+		o = append(o, 0xa6, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64)
+		o, err = z.Record.MarshalMsg(o)
+		if err != nil {
+			err = msgp.WrapError(err, "Record")
+			return
+		}
+		// string "new_euid"
+		o = append(o, 0xa8, 0x6e, 0x65, 0x77, 0x5f, 0x65, 0x75, 0x69, 0x64)
+		o = msgp.AppendString(o, z.NewEUID)
+		if (zb0001Mask & 0x4) == 0 { // if not omitted
+			// string "resource"
+			o = append(o, 0xa8, 0x72, 0x65, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
+			o = msgp.AppendBytes(o, z.Resource)
+		}
+		if (zb0001Mask & 0x8) == 0 { // if not omitted
+			// string "expected_version"
+			o = append(o, 0xb0, 0x65, 0x78, 0x70, 0x65, 0x63, 0x74, 0x65, 0x64, 0x5f, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e)
+			o = msgp.AppendUint64(o, z.ExpectedVersion)
+		}
+	}
 	return
 }
 
@@ -1083,6 +1075,18 @@ func (z *PatientRegistration) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "NewEUID")
 				return
 			}
+		case "resource":
+			z.Resource, bts, err = msgp.ReadBytesBytes(bts, z.Resource)
+			if err != nil {
+				err = msgp.WrapError(err, "Resource")
+				return
+			}
+		case "expected_version":
+			z.ExpectedVersion, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "ExpectedVersion")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1097,6 +1101,6 @@ func (z *PatientRegistration) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *PatientRegistration) Msgsize() (s int) {
-	s = 1 + 7 + z.Record.Msgsize() + 9 + msgp.StringPrefixSize + len(z.NewEUID)
+	s = 1 + 7 + z.Record.Msgsize() + 9 + msgp.StringPrefixSize + len(z.NewEUID) + 9 + msgp.BytesPrefixSize + len(z.Resource) + 17 + msgp.Uint64Size
 	return
 }

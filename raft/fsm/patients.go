@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/command"
@@ -25,9 +26,11 @@ var (
 )
 
 // Registered is the outcome of one record of a PatientRegister command: the matcher's
-// decision, or the business error that refused the record (it then changed nothing).
+// decision and the record's registry entry, or the business error that refused the record
+// (it then changed nothing).
 type Registered struct {
 	Decision mpi.Decision
+	Patient  model.PatientMeta
 	Err      error
 }
 
@@ -57,9 +60,20 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 			out[i].Err = business("register %s: %w: %v", rec.Key(), ErrInvalidRecord, err)
 			continue
 		}
-		if _, ok := tx.ParticipantIDBySystem(rec.System); !ok {
+		owner, ok := tx.ParticipantIDBySystem(rec.System)
+		if !ok {
 			out[i].Err = business("register %s: %w (%s)", rec.Key(), ErrUnknownSystem, rec.System)
 			continue
+		}
+		if r.ExpectedVersion != 0 {
+			meta, ok, err := tx.PatientMeta(string(rec.Key()))
+			if err != nil {
+				return nil, err
+			}
+			if !ok || meta.Version != r.ExpectedVersion {
+				out[i].Err = business("register %s: %w: expected version %d, current %d", rec.Key(), ErrVersionConflict, r.ExpectedVersion, meta.Version)
+				continue
+			}
 		}
 		if _, exists, err := store.Person(r.NewEUID); err != nil {
 			return nil, err
@@ -67,13 +81,59 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 			out[i].Err = business("register %s: %w: %s", rec.Key(), ErrEUIDInUse, r.NewEUID)
 			continue
 		}
+		old, err := store.Record(rec.Key())
+		if err != nil {
+			return nil, err
+		}
+		var oldNorm *mpi.Normalized
+		if old != nil {
+			n := old.Norm // Register replaces the stored record; keep what the index holds
+			oldNorm = &n
+		}
 		d, err := f.matcher.Register(store, rec, r.NewEUID)
 		if err != nil {
 			return nil, err // storage failure: the node stops and replays
 		}
-		out[i].Decision = d
+		meta, err := registerPatient(tx, h, owner, oldNorm, r, d)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Decision, out[i].Patient = d, meta
 	}
 	return out, nil
+}
+
+// registerPatient keeps the registry around the matcher in step with a decision: the
+// record's FHIR id, version and resource, its search entries, and the link history of the
+// persons it joined or left.
+func registerPatient(tx *state.Tx, h command.Header, owner string, oldNorm *mpi.Normalized, r command.PatientRegistration, d mpi.Decision) (model.PatientMeta, error) {
+	key := string(d.Record)
+	stored, err := tx.MPI().Record(d.Record)
+	if err != nil || stored == nil {
+		return model.PatientMeta{}, errors.Join(fmt.Errorf("read back %s", key), err, state.ErrNotFound)
+	}
+	if err := tx.IndexPatient(d.Record, oldNorm, &stored.Norm); err != nil {
+		return model.PatientMeta{}, err
+	}
+	meta, ok, err := tx.PatientMeta(key)
+	if err != nil {
+		return meta, err
+	}
+	if !ok {
+		meta = model.PatientMeta{Key: key, ID: model.PatientID(key), Created: h.Time}
+	}
+	meta.Owner, meta.Version, meta.Updated, meta.Resource = owner, meta.Version+1, h.Time, r.Resource
+	if err := tx.PutPatientMeta(meta); err != nil {
+		return meta, err
+	}
+	if d.Updated && d.PreviousEUID != "" && d.PreviousEUID != d.EUID {
+		if err := tx.AppendLinkEvent(model.LinkEvent{Time: h.Time, Action: "unlinked", EUID: d.PreviousEUID, Record: key, Other: d.EUID,
+			Actor: h.Actor, Reason: "re-registration matched the record elsewhere"}); err != nil {
+			return meta, err
+		}
+	}
+	return meta, tx.AppendLinkEvent(model.LinkEvent{Time: h.Time, Action: "registered", EUID: d.EUID, Record: key,
+		Outcome: string(d.Outcome), Score: d.Score, Actor: h.Actor, Reason: "automatic match"})
 }
 
 func applyMatchConfigSet(tx *state.Tx, h command.Header, c command.MatchConfigSet) (any, error) {

@@ -10,6 +10,8 @@ package model
 //msgp:tag json
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -164,4 +166,48 @@ func (p Participant) Validate() error {
 		return fmt.Errorf("%w: identifier system is required for a %s (it is the assigning authority of its MRNs)", ErrInvalid, p.Kind)
 	}
 	return nil
+}
+
+// PatientMeta is what rls keeps about a registered source record besides its
+// demographics (which the matcher keeps): its FHIR id, owner, version history and the FHIR
+// Patient resource as the participant sent it.
+type PatientMeta struct {
+	// Key is the record key, "system|value".
+	Key string `json:"key"`
+	// ID is the FHIR Patient id, derived from the key (PatientID).
+	ID string `json:"id"`
+	// Owner is the participant whose assigning authority the system is.
+	Owner   string    `json:"owner"`
+	Version uint64    `json:"version"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+	// Resource is the Patient JSON as registered (without id and meta); empty for records
+	// registered from flat files.
+	Resource []byte `json:"resource,omitempty"`
+}
+
+// PatientID derives the FHIR Patient id of a record key: stable, the same on every node,
+// and free of the identifier itself (an MRN in a URL would land in access logs).
+func PatientID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+// LinkEvent is one entry of a person's link history. The history is append-only: every
+// automatic decision and every steward action adds an event.
+type LinkEvent struct {
+	// Seq orders the events of the whole cluster (assigned in log order).
+	Seq  uint64    `json:"seq"`
+	Time time.Time `json:"time"`
+	// Action: "registered", "linked", "unlinked", "merged", "unmerged", "review-resolved".
+	Action string `json:"action"`
+	EUID   string `json:"euid"`
+	// Record is the source record concerned, if any.
+	Record string `json:"record,omitempty"`
+	// Other is the other person concerned (merge source or target, previous person).
+	Other   string  `json:"other,omitempty"`
+	Outcome string  `json:"outcome,omitempty"`
+	Score   float64 `json:"score,omitempty"`
+	Actor   string  `json:"actor"`
+	Reason  string  `json:"reason,omitempty"`
 }

@@ -7,6 +7,178 @@ import (
 )
 
 // MarshalMsg implements msgp.Marshaler
+func (z *LinkEvent) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// check for omitted fields
+	zb0001Len := uint32(10)
+	var zb0001Mask uint16 /* 10 bits */
+	_ = zb0001Mask
+	if z.Record == "" {
+		zb0001Len--
+		zb0001Mask |= 0x10
+	}
+	if z.Other == "" {
+		zb0001Len--
+		zb0001Mask |= 0x20
+	}
+	if z.Outcome == "" {
+		zb0001Len--
+		zb0001Mask |= 0x40
+	}
+	if z.Score == 0 {
+		zb0001Len--
+		zb0001Mask |= 0x80
+	}
+	if z.Reason == "" {
+		zb0001Len--
+		zb0001Mask |= 0x200
+	}
+	// variable map header, size zb0001Len
+	o = append(o, 0x80|uint8(zb0001Len))
+
+	// skip if no fields are to be emitted
+	if zb0001Len != 0 {
+		// string "seq"
+		o = append(o, 0xa3, 0x73, 0x65, 0x71)
+		o = msgp.AppendUint64(o, z.Seq)
+		// string "time"
+		o = append(o, 0xa4, 0x74, 0x69, 0x6d, 0x65)
+		o = msgp.AppendTime(o, z.Time)
+		// string "action"
+		o = append(o, 0xa6, 0x61, 0x63, 0x74, 0x69, 0x6f, 0x6e)
+		o = msgp.AppendString(o, z.Action)
+		// string "euid"
+		o = append(o, 0xa4, 0x65, 0x75, 0x69, 0x64)
+		o = msgp.AppendString(o, z.EUID)
+		if (zb0001Mask & 0x10) == 0 { // if not omitted
+			// string "record"
+			o = append(o, 0xa6, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64)
+			o = msgp.AppendString(o, z.Record)
+		}
+		if (zb0001Mask & 0x20) == 0 { // if not omitted
+			// string "other"
+			o = append(o, 0xa5, 0x6f, 0x74, 0x68, 0x65, 0x72)
+			o = msgp.AppendString(o, z.Other)
+		}
+		if (zb0001Mask & 0x40) == 0 { // if not omitted
+			// string "outcome"
+			o = append(o, 0xa7, 0x6f, 0x75, 0x74, 0x63, 0x6f, 0x6d, 0x65)
+			o = msgp.AppendString(o, z.Outcome)
+		}
+		if (zb0001Mask & 0x80) == 0 { // if not omitted
+			// string "score"
+			o = append(o, 0xa5, 0x73, 0x63, 0x6f, 0x72, 0x65)
+			o = msgp.AppendFloat64(o, z.Score)
+		}
+		// string "actor"
+		o = append(o, 0xa5, 0x61, 0x63, 0x74, 0x6f, 0x72)
+		o = msgp.AppendString(o, z.Actor)
+		if (zb0001Mask & 0x200) == 0 { // if not omitted
+			// string "reason"
+			o = append(o, 0xa6, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e)
+			o = msgp.AppendString(o, z.Reason)
+		}
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *LinkEvent) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "seq":
+			z.Seq, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Seq")
+				return
+			}
+		case "time":
+			z.Time, bts, err = msgp.ReadTimeBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Time")
+				return
+			}
+		case "action":
+			z.Action, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Action")
+				return
+			}
+		case "euid":
+			z.EUID, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "EUID")
+				return
+			}
+		case "record":
+			z.Record, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Record")
+				return
+			}
+		case "other":
+			z.Other, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Other")
+				return
+			}
+		case "outcome":
+			z.Outcome, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Outcome")
+				return
+			}
+		case "score":
+			z.Score, bts, err = msgp.ReadFloat64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Score")
+				return
+			}
+		case "actor":
+			z.Actor, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Actor")
+				return
+			}
+		case "reason":
+			z.Reason, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Reason")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *LinkEvent) Msgsize() (s int) {
+	s = 1 + 4 + msgp.Uint64Size + 5 + msgp.TimeSize + 7 + msgp.StringPrefixSize + len(z.Action) + 5 + msgp.StringPrefixSize + len(z.EUID) + 7 + msgp.StringPrefixSize + len(z.Record) + 6 + msgp.StringPrefixSize + len(z.Other) + 8 + msgp.StringPrefixSize + len(z.Outcome) + 6 + msgp.Float64Size + 6 + msgp.StringPrefixSize + len(z.Actor) + 7 + msgp.StringPrefixSize + len(z.Reason)
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
 func (z *Node) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// map header, size 4
@@ -290,6 +462,127 @@ func (z *ParticipantKind) UnmarshalMsg(bts []byte) (o []byte, err error) {
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z ParticipantKind) Msgsize() (s int) {
 	s = msgp.StringPrefixSize + len(string(z))
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *PatientMeta) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// check for omitted fields
+	zb0001Len := uint32(7)
+	var zb0001Mask uint8 /* 7 bits */
+	_ = zb0001Mask
+	if z.Resource == nil {
+		zb0001Len--
+		zb0001Mask |= 0x40
+	}
+	// variable map header, size zb0001Len
+	o = append(o, 0x80|uint8(zb0001Len))
+
+	// skip if no fields are to be emitted
+	if zb0001Len != 0 {
+		// string "key"
+		o = append(o, 0xa3, 0x6b, 0x65, 0x79)
+		o = msgp.AppendString(o, z.Key)
+		// string "id"
+		o = append(o, 0xa2, 0x69, 0x64)
+		o = msgp.AppendString(o, z.ID)
+		// string "owner"
+		o = append(o, 0xa5, 0x6f, 0x77, 0x6e, 0x65, 0x72)
+		o = msgp.AppendString(o, z.Owner)
+		// string "version"
+		o = append(o, 0xa7, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e)
+		o = msgp.AppendUint64(o, z.Version)
+		// string "created"
+		o = append(o, 0xa7, 0x63, 0x72, 0x65, 0x61, 0x74, 0x65, 0x64)
+		o = msgp.AppendTime(o, z.Created)
+		// string "updated"
+		o = append(o, 0xa7, 0x75, 0x70, 0x64, 0x61, 0x74, 0x65, 0x64)
+		o = msgp.AppendTime(o, z.Updated)
+		if (zb0001Mask & 0x40) == 0 { // if not omitted
+			// string "resource"
+			o = append(o, 0xa8, 0x72, 0x65, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
+			o = msgp.AppendBytes(o, z.Resource)
+		}
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *PatientMeta) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "key":
+			z.Key, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Key")
+				return
+			}
+		case "id":
+			z.ID, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "ID")
+				return
+			}
+		case "owner":
+			z.Owner, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Owner")
+				return
+			}
+		case "version":
+			z.Version, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Version")
+				return
+			}
+		case "created":
+			z.Created, bts, err = msgp.ReadTimeBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Created")
+				return
+			}
+		case "updated":
+			z.Updated, bts, err = msgp.ReadTimeBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Updated")
+				return
+			}
+		case "resource":
+			z.Resource, bts, err = msgp.ReadBytesBytes(bts, z.Resource)
+			if err != nil {
+				err = msgp.WrapError(err, "Resource")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *PatientMeta) Msgsize() (s int) {
+	s = 1 + 4 + msgp.StringPrefixSize + len(z.Key) + 3 + msgp.StringPrefixSize + len(z.ID) + 6 + msgp.StringPrefixSize + len(z.Owner) + 8 + msgp.Uint64Size + 8 + msgp.TimeSize + 8 + msgp.TimeSize + 9 + msgp.BytesPrefixSize + len(z.Resource)
 	return
 }
 

@@ -1,0 +1,385 @@
+package locator
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/fsm"
+	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/state"
+)
+
+// newEUID draws the enterprise id a registration uses if it founds a new person: 128
+// random bits, so that two leaders' draws never collide (the FSM still refuses a taken one).
+func newEUID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("draw EUID: %w", err)
+	}
+	return "E" + hex.EncodeToString(b[:]), nil
+}
+
+// ownSystem returns the rule that picks the record identifier of a Patient sent by p: a
+// participant registers only under its own assigning authority; an admin (bulk loads,
+// corrections) under any participant's.
+func (s *Server) ownSystem(p model.Participant) func(systems []string) (string, error) {
+	return func(systems []string) (string, error) {
+		if len(systems) == 0 {
+			return "", fhir.Invalid("Patient.identifier", "Patient.identifier is required: the record's identifier in the registering participant's system")
+		}
+		if !p.IsAdmin() {
+			if p.IdentifierSystem == "" || !slices.Contains(systems, p.IdentifierSystem) {
+				return "", fhir.Errorf(http.StatusForbidden, "forbidden", "Patient.identifier",
+					"participant %q registers only under its own identifier system %q, which the Patient does not carry", p.ID, p.IdentifierSystem)
+			}
+			return p.IdentifierSystem, nil
+		}
+		var owned []string
+		err := s.node.State().View(func(tx *state.Tx) error {
+			for _, sys := range systems {
+				if _, ok := tx.ParticipantIDBySystem(sys); ok && !slices.Contains(owned, sys) {
+					owned = append(owned, sys)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		if len(owned) != 1 {
+			return "", fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "Patient.identifier",
+				"the Patient must carry exactly one identifier in a participant's system; it carries %d", len(owned))
+		}
+		return owned[0], nil
+	}
+}
+
+// registration is a decoded, checked Patient ready to propose.
+type registration struct {
+	patient  fhir.Patient
+	record   command.PatientRecord
+	resource []byte
+}
+
+func (s *Server) decodePatient(rq *request) (registration, error) {
+	var reg registration
+	if err := fhir.Decode(bytes.NewReader(rq.body), "Patient", &reg.patient); err != nil {
+		return reg, err
+	}
+	rec, err := patientRecord(reg.patient, s.ownSystem(rq.principal))
+	if err != nil {
+		return reg, err
+	}
+	reg.record = rec
+	reg.resource, err = canonicalResource(reg.patient)
+	return reg, err
+}
+
+// register proposes one registration and renders the result.
+func (s *Server) register(w http.ResponseWriter, r *http.Request, rq *request, reg registration, expectedVersion uint64) error {
+	euid, err := newEUID()
+	if err != nil {
+		return err
+	}
+	a, err := s.node.Apply(r.Context(), command.TypePatientRegister, header(rq), &command.PatientRegister{Registrations: []command.PatientRegistration{
+		{Record: reg.record, NewEUID: euid, Resource: reg.resource, ExpectedVersion: expectedVersion},
+	}})
+	if err != nil {
+		return err
+	}
+	out := a.Value.([]fsm.Registered)[0]
+	if out.Err != nil {
+		return out.Err
+	}
+	p, err := storedPatient(out.Patient, &mpi.StoredRecord{EUID: out.Decision.EUID, Record: fsm.MPIRecord(reg.record)})
+	if err != nil {
+		return err
+	}
+	p.Extension = append(p.Extension, mustJSON(decisionExtension(out.Decision)))
+	status := http.StatusOK
+	if out.Patient.Version == 1 {
+		status = http.StatusCreated
+		w.Header().Set("Location", fmt.Sprintf("/fhir/Patient/%s/_history/1", out.Patient.ID))
+	}
+	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, out.Patient.Version))
+	w.Header().Set(HeaderRaftIndex, strconv.FormatUint(a.Index, 10))
+	s.logger.Info("patient registered", "patient", out.Patient.ID, "euid", out.Decision.EUID, "outcome", out.Decision.Outcome,
+		"score", out.Decision.Score, "by", rq.principal.ID, "request_id", rq.id)
+	return writeFHIR(w, status, p)
+}
+
+// decisionExtension reports how matching decided a registration.
+func decisionExtension(d mpi.Decision) fhir.Extension {
+	score := d.Score
+	ext := fhir.Extension{URL: fhir.MatchDecisionURL, Extension: []fhir.Extension{
+		{URL: "outcome", ValueCode: string(d.Outcome)},
+		{URL: "score", ValueDecimal: &score},
+		{URL: "person", ValueReference: &fhir.Reference{Reference: "Person/" + d.EUID}},
+	}}
+	if d.Review != nil {
+		ext.Extension = append(ext.Extension, fhir.Extension{URL: "review", ValueString: d.Review.Reason})
+	}
+	return ext
+}
+
+// createPatient is POST /fhir/Patient. The identifier in the caller's system is the
+// record's key: posting a known identifier again updates that record (and re-decides its
+// link) rather than creating a second one.
+func (s *Server) createPatient(w http.ResponseWriter, r *http.Request, rq *request) error {
+	reg, err := s.decodePatient(rq)
+	if err != nil {
+		return err
+	}
+	if err := s.applyPatientLinks(r, rq, reg); err != nil {
+		return err
+	}
+	return s.register(w, r, rq, reg, 0)
+}
+
+// updatePatient is PUT /fhir/Patient/{id}: the id is derived from the record identifier,
+// so the body's identifier must lead to the same id.
+func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request, rq *request) error {
+	reg, err := s.decodePatient(rq)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if reg.patient.ID != id {
+		return fhir.Invalid("Patient.id", "Patient.id %q does not match the id in the URL %q", reg.patient.ID, id)
+	}
+	key := string(mpi.KeyOf(reg.record.System, reg.record.Value))
+	if model.PatientID(key) != id {
+		return fhir.Invalid("Patient.identifier", "the Patient's identifier in system %s belongs to another record than %s", reg.record.System, id)
+	}
+	expected, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	if err := s.applyPatientLinks(r, rq, reg); err != nil {
+		return err
+	}
+	return s.register(w, r, rq, reg, expected)
+}
+
+// conditionalUpdatePatient is PUT /fhir/Patient?identifier=system|value (the PIXm feed,
+// ITI-104): it creates or updates the record with that identifier.
+func (s *Server) conditionalUpdatePatient(w http.ResponseWriter, r *http.Request, rq *request) error {
+	q := r.URL.Query()
+	for name := range q {
+		if name != "identifier" {
+			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "conditional update supports only the identifier parameter, not %q", name)
+		}
+	}
+	system, value, ok := strings.Cut(q.Get("identifier"), "|")
+	if !ok || system == "" || value == "" {
+		return fhir.Invalid("identifier", "conditional update needs identifier=system|value")
+	}
+	reg, err := s.decodePatient(rq)
+	if err != nil {
+		return err
+	}
+	if reg.record.System != system || reg.record.Value != value {
+		return fhir.Invalid("Patient.identifier", "the Patient's identifier %s|%s differs from the condition %s|%s", reg.record.System, reg.record.Value, system, value)
+	}
+	expected, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	if err := s.applyPatientLinks(r, rq, reg); err != nil {
+		return err
+	}
+	return s.register(w, r, rq, reg, expected)
+}
+
+// applyPatientLinks refuses Patient.link kinds rls does not act on; replaced-by merges are
+// handled by the steward tools (see mergeFromFeed).
+func (s *Server) applyPatientLinks(r *http.Request, rq *request, reg registration) error {
+	for i, l := range reg.patient.Link {
+		switch l.Type {
+		case "seealso", "refer":
+		case "replaced-by", "replaces":
+			return fhir.Errorf(http.StatusUnprocessableEntity, "not-supported", fmt.Sprintf("Patient.link[%d]", i),
+				"merges through Patient.link (%s) are not supported yet; use the steward merge", l.Type)
+		default:
+			return fhir.Invalid(fmt.Sprintf("Patient.link[%d].type", i), "link type %q must be replaced-by, replaces, refer or seealso", l.Type)
+		}
+	}
+	return nil
+}
+
+// readPatient is GET /fhir/Patient/{id}.
+func (s *Server) readPatient(w http.ResponseWriter, r *http.Request, rq *request) error {
+	var p fhir.Patient
+	err := s.node.State().View(func(tx *state.Tx) error {
+		var err error
+		p, err = loadPatient(tx, r.PathValue("id"))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", fmt.Sprintf(`W/"%s"`, p.Meta.VersionID))
+	return writeFHIR(w, http.StatusOK, p)
+}
+
+func loadPatient(tx *state.Tx, id string) (fhir.Patient, error) {
+	key, ok := tx.PatientKeyByID(id)
+	if !ok {
+		return fhir.Patient{}, fhir.Errorf(http.StatusNotFound, "not-found", "", "Patient/%s is not registered", id)
+	}
+	return loadPatientByKey(tx, key)
+}
+
+func loadPatientByKey(tx *state.Tx, key string) (fhir.Patient, error) {
+	meta, ok, err := tx.PatientMeta(key)
+	if err != nil {
+		return fhir.Patient{}, err
+	}
+	sr, err := tx.MPI().Record(mpi.RecordKey(key))
+	if err != nil {
+		return fhir.Patient{}, err
+	}
+	if !ok || sr == nil {
+		return fhir.Patient{}, fmt.Errorf("record %s: %w", key, state.ErrNotFound)
+	}
+	return storedPatient(meta, sr)
+}
+
+// readPerson is GET /fhir/Person/{euid}: the enterprise identity with a link to each of
+// its source records and the golden view of its demographics.
+func (s *Server) readPerson(w http.ResponseWriter, r *http.Request, rq *request) error {
+	var person fhir.Person
+	err := s.node.State().View(func(tx *state.Tx) error {
+		var err error
+		person, err = loadPerson(tx, r.PathValue("euid"))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return writeFHIR(w, http.StatusOK, person)
+}
+
+func loadPerson(tx *state.Tx, euid string) (fhir.Person, error) {
+	mp, ok, err := tx.MPI().Person(euid)
+	if err != nil {
+		return fhir.Person{}, err
+	}
+	if !ok {
+		return fhir.Person{}, fhir.Errorf(http.StatusNotFound, "not-found", "", "Person/%s does not exist", euid)
+	}
+	var records []personRecord
+	for _, key := range mp.Records {
+		meta, _, err := tx.PatientMeta(string(key))
+		if err != nil {
+			return fhir.Person{}, err
+		}
+		sr, err := tx.MPI().Record(key)
+		if err != nil {
+			return fhir.Person{}, err
+		}
+		if sr != nil {
+			records = append(records, personRecord{meta: meta, record: sr.Record})
+		}
+	}
+	return personResource(euid, records), nil
+}
+
+type personRecord struct {
+	meta   model.PatientMeta
+	record mpi.Record
+}
+
+// personResource builds a Person: every record's identifier and a link to it, and the
+// golden view of the demographics (for each field the value most records agree on, ties
+// going to the most recently updated record).
+func personResource(euid string, records []personRecord) fhir.Person {
+	active := true
+	p := fhir.Person{ResourceType: "Person", ID: euid, Active: &active,
+		Identifier: []fhir.Identifier{{Use: "official", System: fhir.EUIDSystem, Value: euid}}}
+	// Most recent first, so that ties in golden() go to it.
+	slices.SortStableFunc(records, func(a, b personRecord) int { return b.meta.Updated.Compare(a.meta.Updated) })
+	for _, r := range records {
+		p.Identifier = append(p.Identifier, fhir.Identifier{Use: "usual", System: r.record.System, Value: r.record.Value})
+		p.Link = append(p.Link, fhir.PersonLink{Target: fhir.Reference{Reference: "Patient/" + model.PatientID(string(r.record.Key()))}, Assurance: "level3"})
+	}
+	pick := func(get func(mpi.Record) string) string {
+		var values []string
+		for _, r := range records {
+			values = append(values, get(r.record))
+		}
+		return golden(values)
+	}
+	given := pick(func(r mpi.Record) string { return strings.Join(r.Given, " ") })
+	family := pick(func(r mpi.Record) string { return r.Family })
+	if given != "" || family != "" {
+		n := fhir.HumanName{Use: "official", Family: family}
+		if given != "" {
+			n.Given = strings.Fields(given)
+		}
+		p.Name = []fhir.HumanName{n}
+	}
+	p.BirthDate = fhirBirthDate(pick(func(r mpi.Record) string { return r.BirthDate }))
+	p.Gender = fhirGender(pick(func(r mpi.Record) string { return r.Sex }))
+	line := pick(func(r mpi.Record) string { return strings.Join(r.AddressLines, "\n") })
+	city, st, zip := pick(func(r mpi.Record) string { return r.City }), pick(func(r mpi.Record) string { return r.State }), pick(func(r mpi.Record) string { return r.PostalCode })
+	if line != "" || city != "" || st != "" || zip != "" {
+		a := fhir.Address{Use: "home", City: city, State: st, PostalCode: zip}
+		if line != "" {
+			a.Line = strings.Split(line, "\n")
+		}
+		p.Address = []fhir.Address{a}
+	}
+	if ph := pick(func(r mpi.Record) string { return first(r.Phones) }); ph != "" {
+		p.Telecom = append(p.Telecom, fhir.ContactPoint{System: "phone", Value: ph})
+	}
+	if em := pick(func(r mpi.Record) string { return r.Email }); em != "" {
+		p.Telecom = append(p.Telecom, fhir.ContactPoint{System: "email", Value: em})
+	}
+	return p
+}
+
+// golden returns the non-empty value that occurs most often; ties go to the earliest.
+func golden(values []string) string {
+	best, bestN := "", 0
+	for i, v := range values {
+		if v == "" {
+			continue
+		}
+		n := 0
+		for _, w := range values[i:] {
+			if w == v {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = v, n
+		}
+	}
+	return best
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only for values built here from known types
+	}
+	return b
+}

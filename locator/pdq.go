@@ -1,0 +1,441 @@
+package locator
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft/fsm"
+	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/state"
+)
+
+const (
+	defaultPatientCount = 20
+	maxPatientCount     = 200
+	defaultMatchCount   = 10
+	maxMatchCount       = 100
+)
+
+// searchPatients is the PDQm query (ITI-78): GET /fhir/Patient?family=&given=&birthdate=
+// &gender=&address-postalcode=&address-city=&telecom=&email=&identifier=&_id=&_count=.
+// Names are forgiving: a family or given name matches by prefix or sound (Double
+// Metaphone), and a given name also by the formal names of a nickname; ":exact" turns that
+// off. Results are ranked exact > prefix > phonetic, then by record.
+func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *request) error {
+	q := r.URL.Query()
+	var pq state.PatientQuery
+	var family, given, idSystem, idValue, id string
+	var gender string
+	bounds := dateBounds{}
+	for name, values := range q {
+		base, modifier, _ := strings.Cut(name, ":")
+		if modifier != "" && !(modifier == "exact" && (base == "family" || base == "given")) {
+			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "modifier :%s is not supported on %s", modifier, base)
+		}
+		v := values[0]
+		if len(values) > 1 && base != "birthdate" {
+			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "parameter %s may be given once", name)
+		}
+		switch base {
+		case "family":
+			family, pq.ExactFamily = v, modifier == "exact"
+		case "given":
+			given, pq.ExactGiven = v, modifier == "exact"
+		case "birthdate":
+			for _, bv := range values {
+				if err := bounds.add(bv); err != nil {
+					return err
+				}
+			}
+		case "gender":
+			if gender = fhirGender(v); gender == "" {
+				return fhir.Invalid("gender", "gender %q must be male, female, other or unknown", v)
+			}
+		case "address-postalcode":
+			pq.Postal = v
+		case "address-city":
+			pq.City = v
+		case "telecom":
+			sys, val, ok := strings.Cut(v, "|")
+			if !ok {
+				sys, val = "phone", v
+			}
+			switch sys {
+			case "phone", "sms", "":
+				pq.Phone = val
+			case "email":
+				pq.Email = val
+			default:
+				return fhir.Invalid("telecom", "telecom system %q is not searchable (phone or email)", sys)
+			}
+		case "email":
+			pq.Email = v
+		case "identifier":
+			if sys, val, ok := strings.Cut(v, "|"); ok {
+				idSystem, idValue = sys, val
+			} else {
+				idValue = v
+			}
+			if idValue == "" {
+				return fhir.Invalid("identifier", "identifier needs a value")
+			}
+		case "_id":
+			id = v
+		case "_count", "_offset", "consistency":
+		default:
+			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "search parameter %q is not supported on Patient", name)
+		}
+	}
+	count, err := intParam(q, "_count", defaultPatientCount, 0, maxPatientCount)
+	if err != nil {
+		return err
+	}
+	offset, err := intParam(q, "_offset", 0, 0, 1<<31)
+	if err != nil {
+		return err
+	}
+	n := mpi.Normalize(mpi.Record{Family: family, Given: nonEmpty(given), PostalCode: pq.Postal, City: pq.City, Phones: nonEmpty(pq.Phone), Email: pq.Email, Sex: gender})
+	pq.Family, pq.FamilyCode, pq.Given, pq.GivenCode, pq.FormalCodes = n.Family, n.FamilyCode, n.Given, n.GivenCode, n.FormalCodes
+	pq.Postal, pq.City, pq.Email, pq.Sex = n.Postal, n.City, n.Email, n.Sex
+	pq.Phone = first(n.Phones)
+	pq.BirthFrom, pq.BirthTo = bounds.from, bounds.to
+	pq.IdentifierValue = idValue
+	if bounds.impossible() {
+		return writeFHIR(w, http.StatusOK, searchset(r, nil, 0, 0, count))
+	}
+	criteria := pq.Family != "" || pq.Given != "" || pq.BirthFrom != "" || pq.BirthTo != "" || pq.Postal != "" ||
+		pq.City != "" || pq.Phone != "" || pq.Email != "" || pq.IdentifierValue != "" || pq.Sex != ""
+
+	var entries []fhir.BundleEntry
+	total := 0
+	err = s.node.State().View(func(tx *state.Tx) error {
+		var hits []state.PatientHit
+		if id != "" {
+			key, ok := tx.PatientKeyByID(id)
+			if !ok {
+				return nil
+			}
+			hits = []state.PatientHit{{Key: mpi.RecordKey(key)}}
+			if criteria {
+				all, err := tx.SearchPatients(pq)
+				if err != nil {
+					return err
+				}
+				hits = keep(all, func(h state.PatientHit) bool { return string(h.Key) == key })
+			}
+		} else {
+			if !criteria || (pq.Sex != "" && pq.Family == "" && pq.Given == "" && pq.BirthFrom == "" && pq.BirthTo == "" && pq.Postal == "" && pq.City == "" && pq.Phone == "" && pq.Email == "" && pq.IdentifierValue == "") {
+				return fhir.Errorf(http.StatusBadRequest, "too-costly", "", "a patient search needs at least one of family, given, birthdate, address-postalcode, address-city, telecom, email, identifier or _id")
+			}
+			var err error
+			if hits, err = tx.SearchPatients(pq); err != nil {
+				return err
+			}
+		}
+		if idSystem != "" {
+			hits = keep(hits, func(h state.PatientHit) bool { sys, _ := h.Key.Split(); return sys == idSystem })
+		}
+		total = len(hits)
+		end := min(offset+count, len(hits))
+		for i := offset; i < end; i++ {
+			p, err := loadPatientByKey(tx, string(hits[i].Key))
+			if err != nil {
+				return err
+			}
+			entries = append(entries, fhir.BundleEntry{FullURL: "Patient/" + p.ID, Resource: p, Search: &fhir.SearchInfo{Mode: "match"}})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeFHIR(w, http.StatusOK, searchset(r, entries, total, offset, count))
+}
+
+func keep(hits []state.PatientHit, ok func(state.PatientHit) bool) []state.PatientHit {
+	var out []state.PatientHit
+	for _, h := range hits {
+		if ok(h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// searchset wraps a page of entries in a Bundle with self and next links.
+func searchset(r *http.Request, entries []fhir.BundleEntry, total, offset, count int) fhir.Bundle {
+	b := fhir.Bundle{ResourceType: "Bundle", Type: "searchset", Total: total, Entry: entries}
+	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: r.URL.RequestURI()})
+	if offset+count < total {
+		next := r.URL.Query()
+		next.Set("_offset", strconv.Itoa(offset+count))
+		next.Set("_count", strconv.Itoa(count))
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: r.URL.Path + "?" + next.Encode()})
+	}
+	return b
+}
+
+// dateBounds intersects FHIR date search values into an inclusive YYYYMMDD range.
+type dateBounds struct {
+	from, to string
+	never    bool
+}
+
+func (d *dateBounds) impossible() bool { return d.never }
+
+// add applies one birthdate value: an optional prefix (eq, ge, gt, le, lt) and a date of
+// year, month or day precision.
+func (d *dateBounds) add(v string) error {
+	prefix := "eq"
+	if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' {
+		prefix, v = v[:2], v[2:]
+	}
+	lo, hi, err := dateRange(v)
+	if err != nil {
+		return fhir.Invalid("birthdate", "birthdate %q: %v", v, err)
+	}
+	switch prefix {
+	case "eq":
+	case "ge":
+		hi = ""
+	case "gt":
+		lo, hi = nextDay(hi), ""
+	case "le":
+		lo = ""
+	case "lt":
+		lo, hi = "", prevDay(lo)
+	default:
+		return fhir.Errorf(http.StatusBadRequest, "not-supported", "birthdate", "birthdate prefix %q is not supported (eq, ge, gt, le, lt)", prefix)
+	}
+	if lo != "" && (d.from == "" || lo > d.from) {
+		d.from = lo
+	}
+	if hi != "" && (d.to == "" || hi < d.to) {
+		d.to = hi
+	}
+	if d.from != "" && d.to != "" && d.from > d.to {
+		d.never = true
+	}
+	return nil
+}
+
+// dateRange returns the first and last day (YYYYMMDD) a FHIR date covers.
+func dateRange(v string) (string, string, error) {
+	switch len(v) {
+	case 4:
+		if _, err := time.Parse("2006", v); err != nil {
+			return "", "", fmt.Errorf("not a year")
+		}
+		return v + "0101", v + "1231", nil
+	case 7:
+		t, err := time.Parse("2006-01", v)
+		if err != nil {
+			return "", "", fmt.Errorf("not a month")
+		}
+		return t.Format("20060102"), t.AddDate(0, 1, -1).Format("20060102"), nil
+	case 10:
+		t, err := time.Parse("2006-01-02", v)
+		if err != nil {
+			return "", "", fmt.Errorf("not a date")
+		}
+		return t.Format("20060102"), t.Format("20060102"), nil
+	}
+	return "", "", fmt.Errorf("use YYYY, YYYY-MM or YYYY-MM-DD")
+}
+
+func nextDay(d string) string {
+	t, _ := time.Parse("20060102", d)
+	return t.AddDate(0, 0, 1).Format("20060102")
+}
+
+func prevDay(d string) string {
+	t, _ := time.Parse("20060102", d)
+	return t.AddDate(0, 0, -1).Format("20060102")
+}
+
+// matchScore maps a Fellegi–Sunter total (log2 likelihood ratio) to 0..1 for
+// Bundle.entry.search.score: a logistic curve centred on the lower threshold, so that the
+// lower threshold scores 0.5 and the default upper threshold (6 bits higher) about 0.98.
+func matchScore(w, lower float64) float64 {
+	return math.Round(1/(1+math.Exp2(lower-w))*1e4) / 1e4
+}
+
+// matchPatient is POST /fhir/Patient/$match: the persons that could be the given Patient,
+// best first, each with its score, match grade and the agreement of every field.
+func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *request) error {
+	var params fhir.Parameters
+	if err := fhir.Decode(bytes.NewReader(rq.body), "Parameters", &params); err != nil {
+		return err
+	}
+	var resource []byte
+	onlyCertain := false
+	count := defaultMatchCount
+	for i, p := range params.Parameter {
+		switch p.Name {
+		case "resource":
+			resource = p.Resource
+		case "onlyCertainMatches":
+			if p.ValueBoolean == nil {
+				return fhir.Invalid(fmt.Sprintf("Parameters.parameter[%d]", i), "onlyCertainMatches needs valueBoolean")
+			}
+			onlyCertain = *p.ValueBoolean
+		case "count":
+			if p.ValueInteger == nil || *p.ValueInteger < 1 || *p.ValueInteger > maxMatchCount {
+				return fhir.Invalid(fmt.Sprintf("Parameters.parameter[%d]", i), "count needs a valueInteger from 1 to %d", maxMatchCount)
+			}
+			count = *p.ValueInteger
+		default:
+			return fhir.Errorf(http.StatusBadRequest, "not-supported", fmt.Sprintf("Parameters.parameter[%d]", i), "$match parameter %q is not supported", p.Name)
+		}
+	}
+	if resource == nil {
+		return fhir.Invalid("Parameters.parameter", "$match needs a resource parameter holding a Patient")
+	}
+	var patient fhir.Patient
+	if err := fhir.Decode(bytes.NewReader(resource), "Patient", &patient); err != nil {
+		return err
+	}
+	rec, err := patientRecord(patient, func([]string) (string, error) { return "", nil })
+	if err != nil {
+		return err
+	}
+	query := fsm.MPIRecord(rec)
+	query.System, query.Value = "", "" // a query is not a record: do not exclude any
+
+	var entries []fhir.BundleEntry
+	err = s.node.State().View(func(tx *state.Tx) error {
+		store := tx.MPI()
+		cfg, ok, err := store.Config()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			cfg = mpi.DefaultConfig()
+		}
+		m := mpi.NewMatcher()
+		cands, err := m.Match(store, query, count)
+		if err != nil {
+			return err
+		}
+		for _, c := range cands {
+			if onlyCertain && c.Grade != mpi.GradeCertain {
+				continue
+			}
+			person, err := loadPerson(tx, c.EUID)
+			if err != nil {
+				return err
+			}
+			sr, err := store.Record(c.Record)
+			if err != nil || sr == nil {
+				return fmt.Errorf("candidate record %s: %w", c.Record, err)
+			}
+			ex, err := m.Explain(store, query, sr.Record)
+			if err != nil {
+				return err
+			}
+			score := matchScore(c.Score, cfg.Lower)
+			search := &fhir.SearchInfo{Mode: "match", Score: &score, Extension: []fhir.Extension{{URL: fhir.MatchGradeURL, ValueCode: c.Grade}}}
+			for _, f := range ex.Fields {
+				weight := math.Round(f.Weight*100) / 100
+				search.Extension = append(search.Extension, fhir.Extension{URL: fhir.MatchFieldURL, Extension: []fhir.Extension{
+					{URL: "field", ValueCode: f.Field}, {URL: "level", ValueCode: f.Level}, {URL: "weight", ValueDecimal: &weight},
+				}})
+			}
+			entries = append(entries, fhir.BundleEntry{FullURL: "Person/" + c.EUID, Resource: person, Search: search})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeFHIR(w, http.StatusOK, fhir.Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(entries), Entry: entries})
+}
+
+// pix is the PIXm query (ITI-83): GET /fhir/Patient/$ihe-pix?sourceIdentifier=system|value
+// [&targetSystem=uri…]: the other identifiers of the same person (and the Patient
+// resources carrying them). Errors follow ITI-83: an unknown source domain is 400, an
+// unknown identifier 404, an unknown target system 403.
+func (s *Server) pix(w http.ResponseWriter, r *http.Request, rq *request) error {
+	q := r.URL.Query()
+	for name := range q {
+		if name != "sourceIdentifier" && name != "targetSystem" && name != "consistency" && name != "_format" {
+			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "$ihe-pix parameter %q is not supported", name)
+		}
+	}
+	system, value, ok := strings.Cut(q.Get("sourceIdentifier"), "|")
+	if !ok || system == "" || value == "" {
+		return fhir.Invalid("sourceIdentifier", "sourceIdentifier must be system|value")
+	}
+	var targets []string
+	for _, t := range q["targetSystem"] {
+		for _, one := range strings.Split(t, ",") {
+			if one = strings.TrimSpace(one); one != "" {
+				targets = append(targets, one)
+			}
+		}
+	}
+	var out fhir.Parameters
+	out.ResourceType = "Parameters"
+	err := s.node.State().View(func(tx *state.Tx) error {
+		if _, known := tx.ParticipantIDBySystem(system); !known {
+			return fhir.Errorf(http.StatusBadRequest, "code-invalid", "sourceIdentifier", "sourceIdentifier Assigning Authority not found")
+		}
+		for _, t := range targets {
+			if _, known := tx.ParticipantIDBySystem(t); !known && t != fhir.EUIDSystem {
+				return fhir.Errorf(http.StatusForbidden, "code-invalid", "targetSystem", "targetSystem not found")
+			}
+		}
+		source := mpi.KeyOf(system, value)
+		sr, err := tx.MPI().Record(source)
+		if err != nil {
+			return err
+		}
+		if sr == nil {
+			return fhir.Errorf(http.StatusNotFound, "not-found", "sourceIdentifier", "sourceIdentifier Patient Identifier not found")
+		}
+		person, ok, err := tx.MPI().Person(sr.EUID)
+		if err != nil || !ok {
+			return fmt.Errorf("person %s of %s: %w", sr.EUID, source, errOr(err, state.ErrNotFound))
+		}
+		wanted := func(sys string) bool { return len(targets) == 0 || slices.Contains(targets, sys) }
+		if wanted(fhir.EUIDSystem) {
+			out.Parameter = append(out.Parameter, fhir.Parameter{Name: "targetIdentifier", ValueIdentifier: &fhir.Identifier{System: fhir.EUIDSystem, Value: sr.EUID}})
+		}
+		for _, key := range person.Records {
+			sys, val := key.Split()
+			if key == source || !wanted(sys) {
+				continue
+			}
+			out.Parameter = append(out.Parameter,
+				fhir.Parameter{Name: "targetIdentifier", ValueIdentifier: &fhir.Identifier{System: sys, Value: val}},
+				fhir.Parameter{Name: "targetId", ValueReference: &fhir.Reference{Reference: "Patient/" + model.PatientID(string(key))}})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeFHIR(w, http.StatusOK, out)
+}
+
+func errOr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}

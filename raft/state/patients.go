@@ -1,0 +1,381 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft/model"
+)
+
+// Buckets of the patient registry around the matcher's index.
+var (
+	bucketPatients      = []byte("patients")       // record key → model.PatientMeta
+	bucketPatientIDs    = []byte("patient_ids")    // FHIR id → record key
+	bucketPatientSearch = []byte("patient_search") // search key → empty (see searchKeys)
+	bucketLinkHistory   = []byte("link_history")   // EUID 0x00 seq → model.LinkEvent
+
+	patientBuckets = [][]byte{bucketPatients, bucketPatientIDs, bucketPatientSearch, bucketLinkHistory}
+)
+
+// PatientMeta returns the registry entry of a record key.
+func (t *Tx) PatientMeta(key string) (model.PatientMeta, bool, error) {
+	var m model.PatientMeta
+	v := t.tx.Bucket(bucketPatients).Get([]byte(key))
+	if v == nil {
+		return m, false, nil
+	}
+	if _, err := m.UnmarshalMsg(v); err != nil {
+		return m, false, fmt.Errorf("decode patient %s: %w", key, err)
+	}
+	return m, true, nil
+}
+
+// PatientKeyByID returns the record key of a FHIR Patient id.
+func (t *Tx) PatientKeyByID(id string) (string, bool) {
+	v := t.tx.Bucket(bucketPatientIDs).Get([]byte(id))
+	return string(v), v != nil
+}
+
+// PutPatientMeta stores a registry entry and its id index.
+func (t *Tx) PutPatientMeta(m model.PatientMeta) error {
+	v, err := m.MarshalMsg(nil)
+	if err != nil {
+		return fmt.Errorf("encode patient %s: %w", m.Key, err)
+	}
+	if err := t.tx.Bucket(bucketPatients).Put([]byte(m.Key), v); err != nil {
+		return fmt.Errorf("store patient %s: %w", m.Key, err)
+	}
+	if err := t.tx.Bucket(bucketPatientIDs).Put([]byte(m.ID), []byte(m.Key)); err != nil {
+		return fmt.Errorf("index patient id %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// AppendLinkEvent adds an event to a person's link history, numbering it in log order.
+func (t *Tx) AppendLinkEvent(ev model.LinkEvent) error {
+	b := t.tx.Bucket(bucketLinkHistory)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("number link event: %w", err)
+	}
+	ev.Seq = seq
+	v, err := ev.MarshalMsg(nil)
+	if err != nil {
+		return fmt.Errorf("encode link event: %w", err)
+	}
+	key := append(append([]byte(ev.EUID), keySep), encodeUint(seq)...)
+	return b.Put(key, v)
+}
+
+// LinkHistory returns a person's link history, oldest first.
+func (t *Tx) LinkHistory(euid string) ([]model.LinkEvent, error) {
+	prefix := append([]byte(euid), keySep)
+	var out []model.LinkEvent
+	c := t.tx.Bucket(bucketLinkHistory).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var ev model.LinkEvent
+		if _, err := ev.UnmarshalMsg(v); err != nil {
+			return nil, fmt.Errorf("decode link event of %s: %w", euid, err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// Search key kinds: one byte, then the normalised value, 0x00, the record key.
+const (
+	searchFamily       = 'f'
+	searchFamilyCode   = 'F'
+	searchGiven        = 'g'
+	searchGivenCode    = 'G'
+	searchFormalCode   = 'N'
+	searchBirth        = 'b'
+	searchPostal       = 'z'
+	searchCity         = 'c'
+	searchPhone        = 'p'
+	searchEmail        = 'e'
+	searchIdentifierSV = 'i' // identifier value alone (any system)
+)
+
+// searchTerms lists the (kind, value) pairs a normalised record is findable by.
+func searchTerms(key mpi.RecordKey, n *mpi.Normalized) [][2]string {
+	var out [][2]string
+	add := func(kind byte, v string) {
+		if v != "" {
+			out = append(out, [2]string{string(kind), v})
+		}
+	}
+	add(searchFamily, n.Family)
+	for _, p := range n.FamilyParts {
+		add(searchFamily, p)
+	}
+	add(searchFamilyCode, n.FamilyCode)
+	for _, c := range n.FamilyPartCodes {
+		add(searchFamilyCode, c)
+	}
+	add(searchGiven, n.Given)
+	for _, p := range n.GivenParts {
+		add(searchGiven, p)
+	}
+	add(searchGivenCode, n.GivenCode)
+	for _, c := range n.FormalCodes {
+		add(searchFormalCode, c)
+	}
+	add(searchBirth, n.Birth)
+	add(searchPostal, n.Postal)
+	add(searchCity, n.City)
+	for _, p := range n.Phones {
+		add(searchPhone, p)
+	}
+	add(searchEmail, n.Email)
+	_, value := key.Split()
+	add(searchIdentifierSV, value)
+	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0]+a[1], b[0]+b[1]) })
+	return slices.Compact(out)
+}
+
+func searchKey(term [2]string, key mpi.RecordKey) []byte {
+	k := make([]byte, 0, len(term[0])+len(term[1])+1+len(key))
+	k = append(k, term[0]...)
+	k = append(k, term[1]...)
+	k = append(k, keySep)
+	return append(k, key...)
+}
+
+// IndexPatient moves a record's search entries from its old normalised form (nil when
+// new) to its new one (nil when removed).
+func (t *Tx) IndexPatient(key mpi.RecordKey, old, new *mpi.Normalized) error {
+	b := t.tx.Bucket(bucketPatientSearch)
+	var oldTerms, newTerms [][2]string
+	if old != nil {
+		oldTerms = searchTerms(key, old)
+	}
+	if new != nil {
+		newTerms = searchTerms(key, new)
+	}
+	for _, term := range oldTerms {
+		if !slices.Contains(newTerms, term) {
+			if err := b.Delete(searchKey(term, key)); err != nil {
+				return fmt.Errorf("unindex %s: %w", key, err)
+			}
+		}
+	}
+	for _, term := range newTerms {
+		if !slices.Contains(oldTerms, term) {
+			if err := b.Put(searchKey(term, key), nil); err != nil {
+				return fmt.Errorf("index %s: %w", key, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ErrSearchTooBroad is returned when every criterion of a patient search matches more
+// records than a search may scan.
+var ErrSearchTooBroad = errors.New("search too broad")
+
+// PatientQuery is a demographic search (PDQm). Values are normalised by the caller with
+// mpi.Normalize; empty criteria are ignored. Name criteria are forgiving: a family or given
+// name matches by prefix of the normalised name or by its phonetic code (and a given name
+// by its nickname's formal names).
+type PatientQuery struct {
+	Family, FamilyCode         string
+	Given, GivenCode           string
+	FormalCodes                []string
+	BirthFrom, BirthTo         string // YYYYMMDD, inclusive
+	Sex                        string
+	Postal, City, Phone, Email string
+	IdentifierValue            string
+	ExactFamily, ExactGiven    bool
+	MaxScan                    int // per criterion; 0 means 20,000
+}
+
+// PatientHit is one search result with how well its names agreed (exact beats prefix
+// beats phonetic).
+type PatientHit struct {
+	Key  mpi.RecordKey
+	Rank int
+}
+
+// SearchPatients returns the records matching every criterion, best name agreement
+// first, then by key.
+func (t *Tx) SearchPatients(q PatientQuery) ([]PatientHit, error) {
+	maxScan := q.MaxScan
+	if maxScan == 0 {
+		maxScan = 20000
+	}
+	b := t.tx.Bucket(bucketPatientSearch)
+	type criterion struct {
+		name  string
+		ranks map[mpi.RecordKey]int
+	}
+	var crits []criterion
+	var tooBroad []string
+	collect := func(name string, scans ...scan) {
+		ranks := map[mpi.RecordKey]int{}
+		n := 0
+		for _, s := range scans {
+			c := b.Cursor()
+			for k, _ := c.Seek(s.start); k != nil && bytes.HasPrefix(k, s.prefix); k, _ = c.Next() {
+				sep := bytes.IndexByte(k[1:], keySep)
+				if sep < 0 {
+					continue
+				}
+				value, rk := k[1:1+sep], mpi.RecordKey(k[2+sep:])
+				if s.upTo != nil && bytes.Compare(value, s.upTo) > 0 {
+					break
+				}
+				if n++; n > maxScan {
+					tooBroad = append(tooBroad, name)
+					return
+				}
+				if r, seen := ranks[rk]; !seen || s.rank > r {
+					ranks[rk] = s.rank
+				}
+			}
+		}
+		crits = append(crits, criterion{name: name, ranks: ranks})
+	}
+	if q.Family != "" {
+		if q.ExactFamily {
+			collect("family", valueScan(searchFamily, q.Family, 3))
+		} else {
+			collect("family", valueScan(searchFamily, q.Family, 3), prefixScan(searchFamily, q.Family, 2), valueScan(searchFamilyCode, q.FamilyCode, 1))
+		}
+	}
+	if q.Given != "" {
+		if q.ExactGiven {
+			collect("given", valueScan(searchGiven, q.Given, 3))
+		} else {
+			scans := []scan{valueScan(searchGiven, q.Given, 3), prefixScan(searchGiven, q.Given, 2), valueScan(searchGivenCode, q.GivenCode, 1)}
+			for _, c := range q.FormalCodes {
+				scans = append(scans, valueScan(searchFormalCode, c, 1))
+			}
+			collect("given", scans...)
+		}
+	}
+	if q.BirthFrom != "" || q.BirthTo != "" {
+		collect("birthdate", scan{prefix: []byte{searchBirth}, start: append([]byte{searchBirth}, q.BirthFrom...), upTo: nilIfEmpty(q.BirthTo)})
+	}
+	for _, c := range []struct {
+		name string
+		kind byte
+		v    string
+	}{{"address-postalcode", searchPostal, q.Postal}, {"address-city", searchCity, q.City}, {"telecom", searchPhone, q.Phone}, {"email", searchEmail, q.Email}, {"identifier", searchIdentifierSV, q.IdentifierValue}} {
+		if c.v != "" {
+			collect(c.name, valueScan(c.kind, c.v, 0))
+		}
+	}
+	if len(crits) == 0 {
+		if len(tooBroad) == 0 && q.Sex == "" {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: %s match more than %d records; add criteria", ErrSearchTooBroad, strings.Join(append(tooBroad, "gender"), ", "), maxScan)
+	}
+	sort.SliceStable(crits, func(i, j int) bool { return len(crits[i].ranks) < len(crits[j].ranks) })
+	records := mpiStore{tx: t.tx}
+	var hits []PatientHit
+	for key, rank := range crits[0].ranks {
+		total, ok := rank, true
+		for _, c := range crits[1:] {
+			r, in := c.ranks[key]
+			if !in {
+				ok = false
+				break
+			}
+			total += r
+		}
+		if !ok {
+			continue
+		}
+		if len(tooBroad) > 0 || q.Sex != "" {
+			// Criteria too broad to scan, and gender, are checked on the record itself.
+			sr, err := records.Record(key)
+			if err != nil {
+				return nil, err
+			}
+			if sr == nil || !recordMatches(&sr.Norm, q, tooBroad) {
+				continue
+			}
+		}
+		hits = append(hits, PatientHit{Key: key, Rank: total})
+	}
+	slices.SortFunc(hits, func(a, b PatientHit) int {
+		if a.Rank != b.Rank {
+			return b.Rank - a.Rank
+		}
+		return strings.Compare(string(a.Key), string(b.Key))
+	})
+	return hits, nil
+}
+
+// scan is one range of search keys: from start while keys keep prefix, stopping once the
+// value passes upTo (inclusive) when it is set.
+type scan struct {
+	prefix, start, upTo []byte
+	rank                int
+}
+
+// valueScan finds the records whose value of kind is exactly v.
+func valueScan(kind byte, v string, rank int) scan {
+	p := append(append([]byte{kind}, v...), keySep)
+	return scan{prefix: p, start: p, rank: rank}
+}
+
+// prefixScan finds the records whose value of kind starts with v.
+func prefixScan(kind byte, v string, rank int) scan {
+	p := append([]byte{kind}, v...)
+	return scan{prefix: p, start: p, rank: rank}
+}
+
+func nilIfEmpty(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+// recordMatches checks the criteria that were not answered from the index.
+func recordMatches(n *mpi.Normalized, q PatientQuery, unchecked []string) bool {
+	if q.Sex != "" && n.Sex != q.Sex {
+		return false
+	}
+	for _, name := range unchecked {
+		switch name {
+		case "family":
+			if !strings.HasPrefix(n.Family, q.Family) && n.FamilyCode != q.FamilyCode {
+				return false
+			}
+		case "given":
+			if !strings.HasPrefix(n.Given, q.Given) && n.GivenCode != q.GivenCode {
+				return false
+			}
+		case "birthdate":
+			if n.Birth == "" || (q.BirthFrom != "" && n.Birth < q.BirthFrom) || (q.BirthTo != "" && n.Birth > q.BirthTo) {
+				return false
+			}
+		case "address-postalcode":
+			if n.Postal != q.Postal {
+				return false
+			}
+		case "address-city":
+			if n.City != q.City {
+				return false
+			}
+		case "telecom":
+			if !slices.Contains(n.Phones, q.Phone) {
+				return false
+			}
+		case "email":
+			if n.Email != q.Email {
+				return false
+			}
+		}
+	}
+	return true
+}
