@@ -2,6 +2,7 @@ package locator
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -32,7 +33,7 @@ func newEUID() (string, error) {
 // ownSystem returns the rule that picks the record identifier of a Patient sent by p: a
 // participant registers only under its own assigning authority; an admin (bulk loads,
 // corrections) under any participant's.
-func (s *Server) ownSystem(p model.Participant) func(systems []string) (string, error) {
+func (s *Server) ownSystem(ctx context.Context, p model.Participant) func(systems []string) (string, error) {
 	return func(systems []string) (string, error) {
 		if len(systems) == 0 {
 			return "", fhir.Invalid("Patient.identifier", "Patient.identifier is required: the record's identifier in the registering participant's system")
@@ -43,6 +44,10 @@ func (s *Server) ownSystem(p model.Participant) func(systems []string) (string, 
 					"participant %q registers only under its own identifier system %q, which the Patient does not carry", p.ID, p.IdentifierSystem)
 			}
 			return p.IdentifierSystem, nil
+		}
+		// Read what this leader acknowledged (a participant added an instant ago).
+		if err := s.node.SyncLocal(ctx); err != nil {
+			return "", err
 		}
 		var owned []string
 		err := s.node.State().View(func(tx *state.Tx) error {
@@ -71,12 +76,12 @@ type registration struct {
 	resource []byte
 }
 
-func (s *Server) decodePatient(rq *request) (registration, error) {
+func (s *Server) decodePatient(ctx context.Context, rq *request) (registration, error) {
 	var reg registration
 	if err := fhir.Decode(bytes.NewReader(rq.body), "Patient", &reg.patient); err != nil {
 		return reg, err
 	}
-	rec, err := patientRecord(reg.patient, s.ownSystem(rq.principal))
+	rec, err := patientRecord(reg.patient, s.ownSystem(ctx, rq.principal))
 	if err != nil {
 		return reg, err
 	}
@@ -136,7 +141,7 @@ func decisionExtension(d mpi.Decision) fhir.Extension {
 // record's key: posting a known identifier again updates that record (and re-decides its
 // link) rather than creating a second one.
 func (s *Server) createPatient(w http.ResponseWriter, r *http.Request, rq *request) error {
-	reg, err := s.decodePatient(rq)
+	reg, err := s.decodePatient(r.Context(), rq)
 	if err != nil {
 		return err
 	}
@@ -149,7 +154,7 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request, rq *reque
 // updatePatient is PUT /fhir/Patient/{id}: the id is derived from the record identifier,
 // so the body's identifier must lead to the same id.
 func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request, rq *request) error {
-	reg, err := s.decodePatient(rq)
+	reg, err := s.decodePatient(r.Context(), rq)
 	if err != nil {
 		return err
 	}
@@ -184,7 +189,7 @@ func (s *Server) conditionalUpdatePatient(w http.ResponseWriter, r *http.Request
 	if !ok || system == "" || value == "" {
 		return fhir.Invalid("identifier", "conditional update needs identifier=system|value")
 	}
-	reg, err := s.decodePatient(rq)
+	reg, err := s.decodePatient(r.Context(), rq)
 	if err != nil {
 		return err
 	}

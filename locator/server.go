@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -173,6 +174,8 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/cluster/snapshot", access: admin, place: byConsistency, handle: s.snapshotSave},
 		{method: "POST", pattern: "/v1/cluster/restore", access: admin, place: onThisNode, streamBody: true, handle: s.snapshotRestore},
 
+		{method: "GET", pattern: "/debug/pprof/{profile...}", access: admin, place: onThisNode, handle: profile},
+
 		{method: "GET", pattern: "/v1/mpi/config", access: admin, place: byConsistency, handle: s.matchConfig},
 		{method: "POST", pattern: "/v1/mpi/train", access: admin, place: onLeader, handle: s.train},
 		{method: "GET", pattern: "/v1/mpi/explain", access: admin, place: byConsistency, handle: s.explain},
@@ -184,6 +187,7 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/fhir/Patient", access: participant, place: byConsistency, handle: s.searchPatients},
 		{method: "POST", pattern: "/fhir/Patient/$match", access: participant, place: byConsistency, handle: s.matchPatient},
 		{method: "GET", pattern: "/fhir/Patient/$ihe-pix", access: participant, place: byConsistency, handle: s.pix},
+		{method: "POST", pattern: "/v1/patients/batch", access: participant, place: onLeader, handle: s.registerBatch},
 		{method: "GET", pattern: "/fhir/Person/{euid}", access: participant, place: byConsistency, handle: s.readPerson},
 
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
@@ -297,6 +301,26 @@ func (s *Server) prepareRead(ctx context.Context, w http.ResponseWriter, mode st
 		w.Header().Set(HeaderLastContact, strconv.FormatInt(lc.Milliseconds(), 10))
 		return nil
 	}
+}
+
+// profile serves Go's runtime profiles to admins (CPU, heap, goroutines…), so an
+// operator can see where a slow node spends its time.
+func profile(w http.ResponseWriter, r *http.Request, rq *request) error {
+	switch name := r.PathValue("profile"); name {
+	case "", "index":
+		pprof.Index(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	default:
+		pprof.Handler(name).ServeHTTP(w, r)
+	}
+	return nil
 }
 
 func notFound(w http.ResponseWriter, r *http.Request, rq *request) error {

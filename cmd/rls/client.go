@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -76,7 +75,7 @@ func (cl *client) do(ctx context.Context, method, path string, body any, header 
 		return nil, nil, fmt.Errorf("read answer of %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, resp.Header, errors.New(describeError(resp.StatusCode, data))
+		return nil, resp.Header, &statusError{Status: resp.StatusCode, Message: describeError(resp.StatusCode, data)}
 	}
 	return data, resp.Header, nil
 }
@@ -124,6 +123,14 @@ func (cl *client) getJSON(ctx context.Context, path string, v any) error {
 	}
 	return json.Unmarshal(data, v)
 }
+
+// statusError is a non-2xx answer from a node.
+type statusError struct {
+	Status  int
+	Message string
+}
+
+func (e *statusError) Error() string { return e.Message }
 
 // describeError renders an error answer in one line: the status and the server's
 // OperationOutcome diagnostics (with the element it names), or the raw text.

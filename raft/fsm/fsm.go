@@ -85,6 +85,10 @@ type FSM struct {
 	open      *state.Batch
 	openIndex uint64
 	openCount int
+	// openRecords counts the patient records registered into the open transaction: each
+	// writes dozens of keys, and bbolt splits nodes only at commit, so a transaction that
+	// keeps growing pays for it in copying (see MaxPendingRecords).
+	openRecords int
 
 	// commitMu serialises commits between the committer and Snapshot/Restore/Close.
 	commitMu     sync.Mutex
@@ -170,6 +174,11 @@ func (f *FSM) LatestIndex() uint64 { return f.latest.Load() }
 const (
 	CommitInterval    = 100 * time.Millisecond
 	MaxPendingEntries = 10000
+	// MaxPendingRecords bounds the patient registrations of one transaction. bbolt keeps a
+	// transaction's new keys in its in-memory nodes and splits them only at commit, so
+	// each insert into a node copies the rest of it: a bulk import of thousands of records
+	// into one transaction was dominated by that copying (half its CPU in a profile).
+	MaxPendingRecords = 256
 )
 
 // WaitApplied blocks until the state readers see holds log entry index, or ctx ends. If the
@@ -260,6 +269,9 @@ func (f *FSM) applyToOpen(logs []*hraft.Log, already uint64, results []any) (*hr
 		if l.Index <= already {
 			continue
 		}
+		if f.openRecords >= MaxPendingRecords && last != nil {
+			tx = f.commitInline(last)
+		}
 		last = l
 		if l.Type != hraft.LogCommand {
 			continue // configuration changes only advance the index
@@ -274,6 +286,30 @@ func (f *FSM) applyToOpen(logs []*hraft.Log, already uint64, results []any) (*hr
 		f.openCount += len(logs)
 	}
 	return last, f.openCount
+}
+
+// commitInline commits the open transaction, which holds everything up to last, and opens
+// the next one. It runs on the FSM goroutine with openMu held; no other commit can be in
+// flight, because a transaction is only opened once the previous one has committed.
+func (f *FSM) commitInline(last *hraft.Log) *state.Tx {
+	tx := f.open.Tx()
+	if err := tx.SetApplied(last.Index, last.Term); err != nil {
+		panic(fmt.Sprintf("rls fsm: %v", err))
+	}
+	start, count := time.Now(), f.openCount
+	if err := f.open.Commit(); err != nil {
+		panic(fmt.Sprintf("rls fsm: commit entries up to index %d: %v", last.Index, err))
+	}
+	f.setCommitted(last.Index)
+	if f.observeCommit != nil {
+		f.observeCommit(count, time.Since(start))
+	}
+	b, err := f.store.Begin()
+	if err != nil {
+		panic(fmt.Sprintf("rls fsm: %v", err))
+	}
+	f.open, f.openCount, f.openRecords, f.openIndex = b, 0, 0, last.Index
+	return b.Tx()
 }
 
 func (f *FSM) runCommitter() {
@@ -327,7 +363,7 @@ func (f *FSM) commitOpen() {
 	defer f.commitMu.Unlock()
 	f.openMu.Lock()
 	b, index, count := f.open, f.openIndex, f.openCount
-	f.open, f.openCount = nil, 0
+	f.open, f.openCount, f.openRecords = nil, 0, 0
 	f.openMu.Unlock()
 	if b == nil {
 		return
@@ -384,7 +420,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.openMu.Lock()
 	if f.open != nil {
 		f.open.Rollback()
-		f.open, f.openCount = nil, 0
+		f.open, f.openCount, f.openRecords = nil, 0, 0
 	}
 	f.openMu.Unlock()
 	if err := f.store.Replace(rc); err != nil {

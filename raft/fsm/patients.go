@@ -49,6 +49,7 @@ func MPIRecord(r command.PatientRecord) mpi.Record {
 // runs before the matcher writes anything for it.
 func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.PatientRegister) (any, error) {
 	store := tx.MPI()
+	f.openRecords += len(c.Registrations)
 	out := make([]Registered, len(c.Registrations))
 	for i, r := range c.Registrations {
 		rec := MPIRecord(r.Record)

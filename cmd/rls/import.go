@@ -1,0 +1,405 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+
+	"github.com/rls-hie/rls/locator"
+	"github.com/rls-hie/rls/mpi/dataset"
+	"github.com/rls-hie/rls/raft/command"
+)
+
+func importCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "import",
+		Usage: "bulk-load data into the cluster",
+		Subcommands: []*cli.Command{{
+			Name:      "patients",
+			Usage:     "register the patients of a file (csv, febrl, or FHIR NDJSON: one Patient per line)",
+			ArgsUsage: "FILE",
+			Description: "Records are sent in batches (one replicated command each) with several batches in flight.\n" +
+				"Progress is saved beside the file (FILE.rls-import); running the same command again after an\n" +
+				"interruption resumes after the last batch acknowledged. Re-sending a record only updates it\n" +
+				"(its identifier is its key), so a resumed import never duplicates records.",
+			Flags: append(clientFlags(),
+				&cli.StringFlag{Name: "format", Usage: "csv, febrl or ndjson (default: ndjson for .ndjson files, csv otherwise)"},
+				&cli.IntFlag{Name: "batch", Value: 500, Usage: "records per batch (at most 2000)"},
+				&cli.IntFlag{Name: "parallel", Value: 4, Usage: "batches in flight; 1 keeps the file order exactly"},
+				&cli.StringFlag{Name: "system", Usage: "register every record under this identifier `URI` instead of the file's"},
+				&cli.BoolFlag{Name: "restart", Usage: "ignore saved progress and start from the first record"},
+			),
+			Action: importPatients,
+		}},
+	}
+}
+
+// importItem is one record to send and the line it came from.
+type importItem struct {
+	line    int
+	record  *command.PatientRecord
+	patient json.RawMessage
+}
+
+// importSummary is what `rls import patients` reports.
+type importSummary struct {
+	File          string         `json:"file"`
+	Records       int            `json:"records"`
+	Skipped       int            `json:"skipped_resumed"`
+	Outcomes      map[string]int `json:"outcomes"`
+	Rejected      []rejectedLine `json:"rejected"`
+	Seconds       float64        `json:"seconds"`
+	RecordsPerSec float64        `json:"records_per_second"`
+	Interrupted   bool           `json:"interrupted,omitempty"`
+}
+
+type rejectedLine struct {
+	Line   int    `json:"line"`
+	Record string `json:"record,omitempty"`
+	Error  string `json:"error"`
+}
+
+// checkpoint is the progress file: how many records from the start of the file are known
+// to be registered.
+type checkpoint struct {
+	File  string `json:"file"`
+	Size  int64  `json:"size"`
+	Done  int    `json:"done"`
+	Saved string `json:"saved"`
+}
+
+func importPatients(c *cli.Context) error {
+	path, err := oneArg(c, "FILE")
+	if err != nil {
+		return err
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	batchSize, parallel := c.Int("batch"), c.Int("parallel")
+	if batchSize < 1 || batchSize > locator.MaxBatchRecords || parallel < 1 || parallel > 64 {
+		return fmt.Errorf("-batch must be 1..%d and -parallel 1..64", locator.MaxBatchRecords)
+	}
+	items, err := loadImport(path, c.String("format"), c.String("system"))
+	if err != nil {
+		return err
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	cpPath := path + ".rls-import"
+	start := 0
+	if !c.Bool("restart") {
+		if cp, err := readCheckpoint(cpPath); err == nil && cp.Size == info.Size() && cp.Done <= len(items) {
+			start = cp.Done
+		}
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sum := importSummary{File: path, Records: len(items), Skipped: start, Outcomes: map[string]int{}}
+	begin := time.Now()
+	progress := newImportProgress(c.App.ErrWriter, len(items)-start)
+	type batch struct {
+		seq   int
+		items []importItem
+	}
+	batches := make(chan batch)
+	var mu sync.Mutex
+	done := map[int]int{} // batch seq → its record count, for the contiguous prefix
+	next, doneRecords := 0, start
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := 0; w < parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				results, err := sendBatch(ctx, cl, b.items)
+				mu.Lock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				for i, res := range results {
+					if res.Error != "" {
+						sum.Rejected = append(sum.Rejected, rejectedLine{Line: b.items[i].line, Record: res.Record, Error: res.Error})
+					} else {
+						sum.Outcomes[res.Outcome]++
+					}
+				}
+				done[b.seq] = len(b.items)
+				for n, ok := done[next]; ok; n, ok = done[next] {
+					doneRecords += n
+					delete(done, next)
+					next++
+				}
+				saveCheckpoint(cpPath, checkpoint{File: filepath.Base(path), Size: info.Size(), Done: doneRecords, Saved: time.Now().UTC().Format(time.RFC3339)})
+				mu.Unlock()
+				progress.add(len(b.items))
+			}
+		}()
+	}
+	seq := 0
+feed:
+	for i := start; i < len(items); i += batchSize {
+		b := batch{seq: seq, items: items[i:min(i+batchSize, len(items))]}
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		select {
+		case batches <- b:
+			seq++
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(batches)
+	wg.Wait()
+	progress.finish()
+	sum.Seconds = time.Since(begin).Seconds()
+	sent := 0
+	for _, n := range sum.Outcomes {
+		sent += n
+	}
+	sent += len(sum.Rejected)
+	if sum.Seconds > 0 {
+		sum.RecordsPerSec = float64(sent) / sum.Seconds
+	}
+	sort.Slice(sum.Rejected, func(i, j int) bool { return sum.Rejected[i].Line < sum.Rejected[j].Line })
+	sum.Interrupted = ctx.Err() != nil
+	if firstErr == nil && !sum.Interrupted && doneRecords == len(items) {
+		os.Remove(cpPath)
+	}
+	if err := cl.render(c.App.Writer, sum, func() error { return printImportSummary(c.App.Writer, sum) }); err != nil {
+		return err
+	}
+	switch {
+	case firstErr != nil:
+		return fmt.Errorf("import stopped after %d of %d records: %w; run the same command to resume", doneRecords, len(items), firstErr)
+	case sum.Interrupted:
+		return fmt.Errorf("import interrupted after %d of %d records; run the same command to resume", doneRecords, len(items))
+	case len(sum.Rejected) > 0:
+		return fmt.Errorf("%d records rejected (lines listed above)", len(sum.Rejected))
+	}
+	return nil
+}
+
+// sendBatch registers one batch, retrying while the answer may be lost: re-sending a
+// record only re-registers it under the same identifier, so a retry never duplicates.
+func sendBatch(ctx context.Context, cl *client, items []importItem) ([]locator.BatchResult, error) {
+	var req locator.BatchRequest
+	var order []int // request order → item index (records first, then patients)
+	for i, it := range items {
+		if it.record != nil {
+			req.Records = append(req.Records, *it.record)
+			order = append(order, i)
+		}
+	}
+	for i, it := range items {
+		if it.patient != nil {
+			req.Patients = append(req.Patients, it.patient)
+			order = append(order, i)
+		}
+	}
+	var lastErr error
+	for attempt := 0; attempt < 6; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(attempt*attempt) * 200 * time.Millisecond):
+			}
+		}
+		data, _, err := cl.do(ctx, http.MethodPost, "/v1/patients/batch", req, nil)
+		if err != nil {
+			lastErr = err
+			if ctx.Err() != nil || isClientError(err) {
+				return nil, err
+			}
+			continue
+		}
+		var resp locator.BatchResponse
+		if err := json.Unmarshal(data, &resp); err != nil {
+			return nil, fmt.Errorf("unreadable batch answer: %w", err)
+		}
+		if len(resp.Results) != len(items) {
+			return nil, fmt.Errorf("batch answer has %d results for %d records", len(resp.Results), len(items))
+		}
+		out := make([]locator.BatchResult, len(items))
+		for k, res := range resp.Results {
+			out[order[k]] = res
+		}
+		return out, nil
+	}
+	return nil, lastErr
+}
+
+// isClientError reports a 4xx answer: the request itself is wrong and a retry cannot help.
+func isClientError(err error) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.Status >= 400 && se.Status < 500
+}
+
+func loadImport(path, format, system string) ([]importItem, error) {
+	if format == "" {
+		format = "csv"
+		if strings.HasSuffix(path, ".ndjson") {
+			format = "ndjson"
+		}
+	}
+	var items []importItem
+	switch format {
+	case "ndjson":
+		if system != "" {
+			return nil, errors.New("-system applies to csv and febrl files; an NDJSON Patient carries its identifiers")
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for line := 1; sc.Scan(); line++ {
+			text := strings.TrimSpace(sc.Text())
+			if text == "" {
+				continue
+			}
+			if !json.Valid([]byte(text)) {
+				return nil, fmt.Errorf("%s line %d: not a JSON object", path, line)
+			}
+			items = append(items, importItem{line: line, patient: json.RawMessage(text)})
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+	default:
+		f, err := dataset.ParseFormat(format)
+		if err != nil {
+			return nil, err
+		}
+		file, err := dataset.Load(path, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, row := range file.Rows {
+			r := row.Record
+			if system != "" {
+				r.System = system
+			}
+			rec := command.PatientRecord{System: r.System, Value: r.Value, Given: r.Given, Family: r.Family, Suffix: r.Suffix,
+				BirthDate: r.BirthDate, Sex: r.Sex, AddressLines: r.AddressLines, City: r.City, State: r.State,
+				PostalCode: r.PostalCode, Phones: r.Phones, Email: r.Email, SSN: r.SSN}
+			items = append(items, importItem{line: row.Line, record: &rec})
+		}
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%s holds no records", path)
+	}
+	return items, nil
+}
+
+func readCheckpoint(path string) (checkpoint, error) {
+	var cp checkpoint
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cp, err
+	}
+	return cp, json.Unmarshal(b, &cp)
+}
+
+// saveCheckpoint writes the progress file atomically (a crash mid-write leaves the old one).
+func saveCheckpoint(path string, cp checkpoint) {
+	b, _ := json.Marshal(cp)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+		os.Rename(tmp, path)
+	}
+}
+
+// importProgress is a progress bar with rate and ETA on a terminal, and a plain line every
+// few seconds otherwise (logs, CI).
+type importProgress struct {
+	bar   *progressbar.ProgressBar
+	w     io.Writer
+	total int
+	done  int
+	start time.Time
+	last  time.Time
+	mu    sync.Mutex
+}
+
+func newImportProgress(w io.Writer, total int) *importProgress {
+	p := &importProgress{w: w, total: total, start: time.Now(), last: time.Now()}
+	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		p.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("importing"),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("records"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond))
+	}
+	return p
+}
+
+func (p *importProgress) add(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	if p.bar != nil {
+		p.bar.Add(n)
+		return
+	}
+	if time.Since(p.last) >= 5*time.Second {
+		p.last = time.Now()
+		rate := float64(p.done) / time.Since(p.start).Seconds()
+		eta := time.Duration(float64(p.total-p.done)/rate) * time.Second
+		fmt.Fprintf(p.w, "imported %d/%d records (%.0f records/s, about %s left)\n", p.done, p.total, rate, eta.Round(time.Second))
+	}
+}
+
+func (p *importProgress) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+		fmt.Fprintln(p.w)
+	}
+}
+
+func printImportSummary(w io.Writer, s importSummary) error {
+	fmt.Fprintf(w, "%s: %d records", s.File, s.Records)
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, " (%d already imported, skipped)", s.Skipped)
+	}
+	fmt.Fprintf(w, " in %.1fs, %.0f records/s\n", s.Seconds, s.RecordsPerSec)
+	fmt.Fprintf(w, "  linked %d   new %d   review %d   rejected %d\n", s.Outcomes["linked"], s.Outcomes["new"], s.Outcomes["review"], len(s.Rejected))
+	for i, r := range s.Rejected {
+		if i == 20 {
+			fmt.Fprintf(w, "  … %d more rejected (see -output json)\n", len(s.Rejected)-20)
+			break
+		}
+		fmt.Fprintf(w, "  line %d %s: %s\n", r.Line, r.Record, r.Error)
+	}
+	return nil
+}

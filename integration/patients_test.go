@@ -1,0 +1,247 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/mpi/dataset"
+)
+
+// sharedData finds ../shared/data above the repository, or skips.
+func sharedData(t *testing.T) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for range 6 {
+		p := filepath.Join(dir, "..", "shared", "data")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		dir = filepath.Dir(dir)
+	}
+	t.Skip("test data ../shared/data not found beside the repository; skipping")
+	return ""
+}
+
+// addParticipant registers a participant with the given identifier system and returns
+// its token.
+func (c *Cluster) addParticipant(id, system string) string {
+	c.t.Helper()
+	org := map[string]any{
+		"resourceType": "Organization",
+		"id":           id,
+		"name":         "Participant " + id,
+		"type":         []any{map[string]any{"coding": []any{map[string]any{"system": "https://rls-hie.github.io/fhir/CodeSystem/participant-kind", "code": "hospital"}}}},
+		"identifier":   []any{map[string]any{"system": "urn:ietf:rfc:3986", "value": system}},
+	}
+	code, body, _, err := c.call(0, "POST", "/fhir/Organization", org)
+	if err != nil || code != 201 {
+		c.t.Fatalf("add participant %s: %d %s %v", id, code, body, err)
+	}
+	m := regexp.MustCompile(`"valueString":\s*"(rls_[^"]+)"`).FindSubmatch(body)
+	if m == nil {
+		c.t.Fatalf("no token for %s", id)
+	}
+	return string(m[1])
+}
+
+// partition names each record by the smallest record key of its group, so two
+// groupings compare equal whatever their EUIDs.
+func partition(euidOf map[string]string) map[string]string {
+	smallest := map[string]string{}
+	for key, euid := range euidOf {
+		if s, ok := smallest[euid]; !ok || key < s {
+			smallest[euid] = key
+		}
+	}
+	out := map[string]string{}
+	for key, euid := range euidOf {
+		out[key] = smallest[euid]
+	}
+	return out
+}
+
+// TestImportMatchesEval imports FEBRL4 (4a, then 4b) with `rls import patients` into a
+// three-node cluster through a follower, and checks that the persons the cluster formed
+// are exactly those the evaluation path forms from the same files in the same order.
+func TestImportMatchesEval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes; skipped with -short")
+	}
+	data := sharedData(t)
+	files := []string{filepath.Join(data, "febrl", "dataset4a.csv"), filepath.Join(data, "febrl", "dataset4b.csv")}
+	c := NewCluster(t, Options{Nodes: 3})
+	c.addParticipant("febrl-a", "febrl:dataset4a.csv")
+	c.addParticipant("febrl-b", "febrl:dataset4b.csv")
+	st, _ := c.status(0)
+	via := c.Nodes[(c.indexOf(st.Leader)+1)%3]
+
+	var rows []dataset.Row
+	for _, f := range files {
+		start := time.Now()
+		cmd := exec.Command(rlsBinary, "import", "patients", "-addr", via.URL(), "-token", adminToken, "-format", "febrl", "-output", "json", f)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("import %s: %v\n%s", f, err, out)
+		}
+		var sum struct {
+			Records       int            `json:"records"`
+			Outcomes      map[string]int `json:"outcomes"`
+			Rejected      []any          `json:"rejected"`
+			RecordsPerSec float64        `json:"records_per_second"`
+		}
+		if err := json.Unmarshal(out, &sum); err != nil {
+			t.Fatalf("import summary: %v\n%s", err, out)
+		}
+		if len(sum.Rejected) != 0 || sum.Outcomes["linked"]+sum.Outcomes["new"]+sum.Outcomes["review"] != sum.Records {
+			t.Fatalf("import %s: %s", f, out)
+		}
+		t.Logf("imported %s: %d records in %s (%.0f records/s): %v", filepath.Base(f), sum.Records, time.Since(start).Round(time.Millisecond), sum.RecordsPerSec, sum.Outcomes)
+		if _, err := os.Stat(f + ".rls-import"); err == nil {
+			t.Errorf("a finished import left its progress file behind")
+		}
+		file, err := dataset.Load(f, dataset.FEBRL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, file.Rows...)
+	}
+
+	// The evaluation path: the same records, in file order, into a fresh in-memory index.
+	mem, m := mpi.NewMemStore(), mpi.NewMatcher()
+	want := map[string]string{}
+	for i, row := range rows {
+		d, err := m.Register(mem, row.Record, fmt.Sprintf("E%09d", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[string(d.Record)] = d.EUID
+	}
+
+	// What the cluster holds: each record's EUID from PIXm, read on another node.
+	c.WaitConverged(30 * time.Second)
+	reader := (c.indexOf(st.Leader) + 2) % 3
+	got := map[string]string{}
+	var mu sync.Mutex
+	keys := make(chan string)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for key := range keys {
+				code, body, _, err := c.call(reader, "GET", "/fhir/Patient/$ihe-pix?consistency=stale&targetSystem="+url.QueryEscape("https://rls-hie.github.io/fhir/sid/euid")+"&sourceIdentifier="+url.QueryEscape(key), nil)
+				euid := ""
+				if err == nil && code == 200 {
+					if m := regexp.MustCompile(`"value":\s*"(E[0-9a-f]+)"`).FindSubmatch(body); m != nil {
+						euid = string(m[1])
+					}
+				}
+				mu.Lock()
+				got[key] = euid
+				mu.Unlock()
+			}
+		}()
+	}
+	for key := range want {
+		keys <- key
+	}
+	close(keys)
+	wg.Wait()
+	wantP, gotP := partition(want), partition(got)
+	differ := 0
+	for key, w := range wantP {
+		if got[key] == "" || gotP[key] != w {
+			if differ < 5 {
+				t.Errorf("record %s: cluster groups it with %s (EUID %q), eval with %s", key, gotP[key], got[key], w)
+			}
+			differ++
+		}
+	}
+	if differ > 0 {
+		t.Fatalf("%d of %d records grouped differently", differ, len(wantP))
+	}
+	t.Logf("%d records: the cluster's persons equal the evaluation's", len(wantP))
+}
+
+// TestConcurrentRegistrationsAtTwoNodesFormOnePerson registers the same new person at the
+// same moment through two different nodes, by two participants: matching inside the FSM
+// serialises them, so both must end with one EUID.
+func TestConcurrentRegistrationsAtTwoNodesFormOnePerson(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes; skipped with -short")
+	}
+	c := NewCluster(t, Options{Nodes: 3})
+	tokA := c.addParticipant("hosp-a", "urn:oid:1.2.840.99.1")
+	tokB := c.addParticipant("hosp-b", "urn:oid:1.2.840.99.2")
+	patient := func(system, mrn string, i int) map[string]any {
+		return map[string]any{
+			"resourceType": "Patient",
+			"identifier":   []any{map[string]any{"system": system, "value": mrn}},
+			"name":         []any{map[string]any{"family": fmt.Sprintf("Concurrent%c%c", 'a'+i%26, 'a'+i/26), "given": []string{"Alexandra"}}},
+			"birthDate":    fmt.Sprintf("19%02d-0%d-1%d", 40+i, 1+i%9, i%10),
+			"gender":       "female",
+			"telecom":      []any{map[string]any{"system": "phone", "value": fmt.Sprintf("555010%04d", i)}},
+			"address":      []any{map[string]any{"line": []string{fmt.Sprintf("%d Elm St", i)}, "city": "Salem", "postalCode": "97301"}},
+		}
+	}
+	for i := 0; i < 20; i++ {
+		var wg sync.WaitGroup
+		euids := make([]string, 2)
+		for j, side := range []struct {
+			node  int
+			tok   string
+			sys   string
+			value string
+		}{{1, tokA, "urn:oid:1.2.840.99.1", fmt.Sprintf("A%d", i)}, {2, tokB, "urn:oid:1.2.840.99.2", fmt.Sprintf("B%d", i)}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, body, err := callAs(c, side.node, side.tok, "POST", "/fhir/Patient", patient(side.sys, side.value, i))
+				if err != nil || (code != 201 && code != 200) {
+					t.Errorf("register %s: %d %s %v", side.value, code, body, err)
+					return
+				}
+				if m := regexp.MustCompile(`"system":\s*"https://rls-hie.github.io/fhir/sid/euid",\s*"value":\s*"([^"]+)"`).FindSubmatch(body); m != nil {
+					euids[j] = string(m[1])
+				}
+			}()
+		}
+		wg.Wait()
+		if euids[0] == "" || euids[0] != euids[1] {
+			t.Fatalf("round %d: the same person registered at two nodes got EUIDs %q and %q", i, euids[0], euids[1])
+		}
+	}
+}
+
+// callAs sends a request to node i with a participant's token.
+func callAs(c *Cluster, i int, token, method, path string, body any) (int, []byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequest(method, c.Nodes[i].URL()+path, bytes.NewReader(b))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
+}

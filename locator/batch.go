@@ -1,0 +1,124 @@
+package locator
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/fsm"
+)
+
+// MaxBatchRecords caps the records of one batch request (one Raft entry).
+const MaxBatchRecords = 2000
+
+// BatchRequest is the body of POST /v1/patients/batch: flat records (from CSV or FEBRL
+// files) and/or FHIR Patients, registered in order as one replicated command.
+type BatchRequest struct {
+	Records  []command.PatientRecord `json:"records,omitempty"`
+	Patients []json.RawMessage       `json:"patients,omitempty"`
+}
+
+// BatchResult is one record's outcome in a BatchResponse.
+type BatchResult struct {
+	Record  string  `json:"record,omitempty"`
+	Patient string  `json:"patient,omitempty"`
+	Outcome string  `json:"outcome,omitempty"`
+	EUID    string  `json:"euid,omitempty"`
+	Score   float64 `json:"score,omitempty"`
+	// Status and Error report a refused record (HTTP status it would have had alone).
+	Status int    `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// BatchResponse lists the outcomes in request order: records first, then patients.
+type BatchResponse struct {
+	Index   uint64        `json:"index"`
+	Results []BatchResult `json:"results"`
+}
+
+// registerBatch is the bulk registration endpoint behind `rls import patients`. Each
+// record is checked alone: a refused one is reported with its reason and does not stop the
+// others. The same ownership rule as for a single Patient applies to every record.
+func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *request) error {
+	var req BatchRequest
+	if err := decodeJSON(rq.body, &req); err != nil {
+		return err
+	}
+	n := len(req.Records) + len(req.Patients)
+	if n == 0 {
+		return fhir.Invalid("records", "the batch holds no records")
+	}
+	if n > MaxBatchRecords {
+		return fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "records", "a batch holds at most %d records; this one holds %d", MaxBatchRecords, n)
+	}
+	results := make([]BatchResult, n)
+	var regs []command.PatientRegistration
+	var slots []int // result index of each proposed registration
+	own := s.ownSystem(r.Context(), rq.principal)
+	propose := func(i int, rec command.PatientRecord, resource []byte) {
+		if _, err := own([]string{rec.System}); err != nil {
+			results[i] = refused(rec, err)
+			return
+		}
+		euid, err := newEUID()
+		if err != nil {
+			results[i] = refused(rec, err)
+			return
+		}
+		regs = append(regs, command.PatientRegistration{Record: rec, NewEUID: euid, Resource: resource})
+		slots = append(slots, i)
+	}
+	for i, rec := range req.Records {
+		propose(i, rec, nil)
+	}
+	for j, raw := range req.Patients {
+		i := len(req.Records) + j
+		var p fhir.Patient
+		if err := fhir.Decode(bytes.NewReader(raw), "Patient", &p); err != nil {
+			results[i] = refused(command.PatientRecord{}, err)
+			continue
+		}
+		rec, err := patientRecord(p, own)
+		if err != nil {
+			results[i] = refused(rec, err)
+			continue
+		}
+		resource, err := canonicalResource(p)
+		if err != nil {
+			return err
+		}
+		propose(i, rec, resource)
+	}
+	var index uint64
+	if len(regs) > 0 {
+		a, err := s.node.Apply(r.Context(), command.TypePatientRegister, header(rq), &command.PatientRegister{Registrations: regs})
+		if err != nil {
+			return err
+		}
+		index = a.Index
+		for k, out := range a.Value.([]fsm.Registered) {
+			i := slots[k]
+			if out.Err != nil {
+				results[i] = refused(regs[k].Record, out.Err)
+				continue
+			}
+			results[i] = BatchResult{Record: string(out.Decision.Record), Patient: out.Patient.ID, Outcome: string(out.Decision.Outcome),
+				EUID: out.Decision.EUID, Score: out.Decision.Score}
+		}
+		w.Header().Set(HeaderRaftIndex, strconv.FormatUint(index, 10))
+	}
+	return writeJSON(w, http.StatusOK, BatchResponse{Index: index, Results: results})
+}
+
+func refused(rec command.PatientRecord, err error) BatchResult {
+	fe := apiError(err)
+	res := BatchResult{Status: fe.Status, Error: fe.Error()}
+	if rec.System != "" || rec.Value != "" {
+		res.Record = string(mpi.KeyOf(rec.System, rec.Value))
+	}
+	return res
+}
