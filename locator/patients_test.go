@@ -323,3 +323,16 @@ func TestMatchReturnsThePersonFirstAsCertain(t *testing.T) {
 		t.Fatalf("$match without resource: %d %s", code, body)
 	}
 }
+
+func TestCapabilityStatementListsWhatIsServed(t *testing.T) {
+	a := newTestAPI(t)
+	code, body, _ := a.do("GET", "/fhir/metadata", "", nil, nil)
+	if code != 200 {
+		t.Fatalf("metadata: %d %s", code, body)
+	}
+	for _, want := range []string{`"CapabilityStatement"`, `"type": "Patient"`, `"type": "Person"`, `"name": "match"`, `"name": "ihe-pix"`, `"name": "birthdate"`, `"conditionalUpdate": true`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("CapabilityStatement lacks %s", want)
+		}
+	}
+}

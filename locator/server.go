@@ -164,6 +164,7 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) routes() []route {
 	return []route{
 		{method: "GET", pattern: "/v1/health", access: public, place: onThisNode, handle: s.health},
+		{method: "GET", pattern: "/fhir/metadata", access: public, place: onThisNode, handle: s.metadata},
 
 		{method: "GET", pattern: "/v1/cluster/status", access: admin, place: onThisNode, handle: s.clusterStatus},
 		{method: "GET", pattern: "/v1/cluster/self", access: admin, place: onThisNode, handle: s.clusterSelf},

@@ -34,6 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			clusterCommand(),
 			participantCommand(),
 			mpiCommand(),
+			patientCommand(),
 			importCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -1,0 +1,92 @@
+package locator
+
+import (
+	"net/http"
+	"time"
+)
+
+// capabilityStatement lists exactly what this server supports, so that a client can check
+// before it relies on something.
+func (s *Server) capabilityStatement() map[string]any {
+	param := func(name, typ, doc string) map[string]any {
+		return map[string]any{"name": name, "type": typ, "documentation": doc}
+	}
+	interactions := func(codes ...string) []any {
+		var out []any
+		for _, c := range codes {
+			out = append(out, map[string]any{"code": c})
+		}
+		return out
+	}
+	return map[string]any{
+		"resourceType": "CapabilityStatement",
+		"status":       "active",
+		"date":         time.Now().UTC().Format("2006-01-02"),
+		"kind":         "instance",
+		"software":     map[string]any{"name": "rls", "version": s.opts.Version},
+		"implementation": map[string]any{
+			"description": "rls record locator service: master patient index (PIXm, PDQm, $match) and participant directory",
+		},
+		"fhirVersion": "4.0.1",
+		"format":      []string{"application/fhir+json", "json"},
+		"instantiates": []string{
+			"https://profiles.ihe.net/ITI/PIXm/CapabilityStatement/IHE.PIXm.Manager",
+			"https://profiles.ihe.net/ITI/PDQm/CapabilityStatement/IHE.PDQm.Supplier",
+		},
+		"rest": []any{map[string]any{
+			"mode": "server",
+			"documentation": "Every interaction except metadata needs Authorization: Bearer TOKEN (a participant token). " +
+				"Reads take ?consistency=default|strong|stale. Errors are OperationOutcome resources.",
+			"security": map[string]any{"description": "Bearer tokens issued per participant; admin role for Organization writes."},
+			"resource": []any{
+				map[string]any{
+					"type":              "Patient",
+					"documentation":     "A source record: one participant's patient, keyed by the identifier in that participant's assigning authority. The id is derived from that identifier; re-sending a known identifier updates the record and re-decides its link. Responses carry the person's EUID as an identifier in " + "https://rls-hie.github.io/fhir/sid/euid" + " and, on writes, the match-decision extension.",
+					"interaction":       interactions("create", "update", "read", "search-type"),
+					"versioning":        "versioned-update",
+					"conditionalUpdate": true,
+					"updateCreate":      false,
+					"searchParam": []any{
+						param("family", "string", "Forgiving: prefix of the normalised name or the same Double Metaphone code; :exact matches the normalised name only"),
+						param("given", "string", "Forgiving as family, and nicknames match their formal names (Bill finds William); :exact supported"),
+						param("birthdate", "date", "Prefixes eq, ge, gt, le, lt; year, month or day precision; repeatable to form a range"),
+						param("gender", "token", "male, female, other, unknown"),
+						param("address-postalcode", "string", "Exact, on the 5-digit normalised code"),
+						param("address-city", "string", "Exact, case- and accent-insensitive"),
+						param("telecom", "token", "phone (digits compared) or email; system|value"),
+						param("email", "token", "Exact"),
+						param("identifier", "token", "system|value, or value in any system"),
+						param("_id", "token", "Patient id"),
+						param("_count", "number", "Page size, at most 200 (default 20); paging through the next link"),
+					},
+					"operation": []any{
+						map[string]any{"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+							"documentation": "Returns Person resources (enterprise identities) ranked by score, each with search.score, the match-grade extension and one " + "https://rls-hie.github.io/fhir/StructureDefinition/match-field" + " extension per field (agreement level and weight). Parameters: resource, onlyCertainMatches, count (at most 100)."},
+						map[string]any{"name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix",
+							"documentation": "PIXm query (ITI-83): sourceIdentifier, targetSystem (repeatable). Unknown domain 400, unknown identifier 404, unknown target system 403."},
+					},
+				},
+				map[string]any{
+					"type":          "Person",
+					"documentation": "The enterprise identity (EUID): links to every Patient of one individual and the golden view of their demographics.",
+					"interaction":   interactions("read"),
+				},
+				map[string]any{
+					"type":          "Organization",
+					"documentation": "A participant. Create uses the id given in the body (the participant id) and returns the participant's token once in the participant-token extension. Operations $disable, $enable and $rotate-token.",
+					"interaction":   interactions("create", "update", "read", "search-type"),
+					"versioning":    "versioned-update",
+					"searchParam": []any{
+						param("_id", "token", "Participant id"), param("name", "string", "Case-insensitive substring"),
+						param("identifier", "token", "Assigning authority URI"), param("type", "token", "hospital, practice, lab, hie"),
+						param("active", "token", "true or false"),
+					},
+				},
+			},
+		}},
+	}
+}
+
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request, rq *request) error {
+	return writeFHIR(w, http.StatusOK, s.capabilityStatement())
+}
