@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,12 +18,8 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes; skipped with -short")
 	}
-	c := startCluster(t, 3)
-	st, err := c.status(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader := indexOf(c, st.Leader)
+	c := NewCluster(t, Options{Nodes: 3})
+	leader := c.WaitLeader(10 * time.Second)
 	via := (leader + 1) % 3 // a follower, which forwards writes to the leader
 
 	var mu sync.Mutex
@@ -70,23 +67,23 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	killed := time.Now()
-	c.kill(leader)
+	c.Kill(leader)
 	var newLeader string
-	c.waitFor(10*time.Second, "a new leader", func() bool {
-		s, err := c.status(via)
-		if err != nil || s.Leader == "" || s.Leader == c.nodes[leader].id {
+	c.WaitFor(10*time.Second, "a new leader", func() bool {
+		s, err := c.Self(via)
+		if err != nil || s.LeaderID == "" || s.LeaderID == c.Nodes[leader].ID {
 			return false
 		}
-		newLeader = s.Leader
+		newLeader = s.LeaderID
 		return true
 	})
 	elected := time.Since(killed)
-	t.Logf("new leader %s %s after SIGKILL of %s", newLeader, elected.Round(time.Millisecond), c.nodes[leader].id)
+	t.Logf("new leader %s %s after SIGKILL of %s", newLeader, elected.Round(time.Millisecond), c.Nodes[leader].ID)
 	// The writers must get writes through the new leader.
 	mu.Lock()
 	before := len(acked)
 	mu.Unlock()
-	c.waitFor(10*time.Second, "writes acknowledged by the new leader", func() bool {
+	c.WaitFor(10*time.Second, "writes acknowledged by the new leader", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) >= before+50
@@ -97,14 +94,14 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 		write(fmt.Sprintf("p%d", 5000+i))
 	}
 
-	c.start(leader)
-	hash := c.waitConverged(30 * time.Second)
+	c.Start(leader)
+	hash := c.WaitConverged(30 * time.Second)
 	t.Logf("%d acknowledged writes, %d refused or unknown; all nodes at index %d, hash %s", len(acked), unknown, hash.Index, hash.Hash[:16])
 
-	for i := range c.nodes {
-		ids, err := c.participantIDs(i)
+	for i := range c.Nodes {
+		ids, err := c.ParticipantIDs(i)
 		if err != nil {
-			t.Fatalf("read participants of %s: %v", c.nodes[i].id, err)
+			t.Fatalf("read participants of %s: %v", c.Nodes[i].ID, err)
 		}
 		missing := 0
 		for id := range acked {
@@ -113,54 +110,14 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 			}
 		}
 		if missing > 0 {
-			t.Errorf("%s lacks %d of %d acknowledged writes", c.nodes[i].id, missing, len(acked))
+			t.Errorf("%s lacks %d of %d acknowledged writes", c.Nodes[i].ID, missing, len(acked))
 		}
 	}
 	// The restarted node caught up from its own log and the leader's, without replacing
 	// its state with a snapshot.
-	code, body, _, err := c.call(leader, "GET", "/metrics", nil)
-	if err != nil || code != 200 {
-		t.Fatalf("metrics of restarted node: %d %v", code, err)
+	if restores, err := c.Metric(leader, "rls_fsm_restores_total"); err != nil || restores != 0 {
+		t.Errorf("restarted node reports %v restores (%v), want 0", restores, err)
 	}
-	if m := regexp.MustCompile(`(?m)^rls_fsm_restores_total (\S+)$`).FindSubmatch(body); m == nil || string(m[1]) != "0" {
-		t.Errorf("restarted node reports restores %q, want 0", m)
-	}
-}
-
-// waitConverged waits until every node reports the same state hash at the same index.
-func (c *cluster) waitConverged(timeout time.Duration) stateHash {
-	c.t.Helper()
-	var first stateHash
-	c.waitFor(timeout, "equal state hashes on every node", func() bool {
-		for i := range c.nodes {
-			h, err := c.stateHash(i)
-			if err != nil {
-				return false
-			}
-			if i == 0 {
-				first = h
-				continue
-			}
-			if h.Index != first.Index {
-				return false
-			}
-			if h.Hash != first.Hash {
-				c.t.Fatalf("%s and %s disagree at index %d: %s vs %s", c.nodes[0].id, c.nodes[i].id, h.Index, first.Hash, h.Hash)
-			}
-		}
-		return true
-	})
-	return first
-}
-
-func indexOf(c *cluster, id string) int {
-	for i, n := range c.nodes {
-		if n.id == id {
-			return i
-		}
-	}
-	c.t.Fatalf("no node %q", id)
-	return -1
 }
 
 // TestBadRequestsChangeNothing sends malformed, unknown-field, oversized and conflicting
@@ -169,13 +126,12 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes; skipped with -short")
 	}
-	c := startCluster(t, 3)
-	st, _ := c.status(0)
-	via := (indexOf(c, st.Leader) + 1) % 3
+	c := NewCluster(t, Options{Nodes: 3})
+	via := (c.WaitLeader(10*time.Second) + 1) % 3
 	if code, body, _, err := c.call(via, "POST", "/fhir/Organization", organization("p1")); err != nil || code != 201 {
 		t.Fatalf("first add: %d %s %v", code, body, err)
 	}
-	before := c.waitConverged(10 * time.Second)
+	before := c.WaitConverged(10 * time.Second)
 
 	dupSystem := organization("p2")
 	dupSystem["identifier"] = organization("p1")["identifier"]
@@ -210,14 +166,14 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 			t.Errorf("%s: got %d %s; want %d with an OperationOutcome mentioning %q", tc.name, code, body, tc.status, tc.mentions)
 		}
 	}
-	after := c.waitConverged(10 * time.Second)
+	after := c.WaitConverged(10 * time.Second)
 	if after.Hash != before.Hash {
 		t.Fatalf("refused requests changed the state: %s -> %s", before.Hash, after.Hash)
 	}
 
 	// Authentication and roles.
 	req := func(token string) int {
-		r, _ := newRequest("GET", c.nodes[via].url()+"/v1/cluster/status", token)
+		r, _ := newRequest("GET", c.Nodes[via].URL()+"/v1/cluster/status", token)
 		resp, err := httpClient.Do(r)
 		if err != nil {
 			t.Fatal(err)
@@ -240,8 +196,17 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		t.Fatalf("no token in %s", body)
 	}
 	// The follower learns of the new token within a heartbeat or two.
-	c.waitFor(5*time.Second, "the follower to know the new token", func() bool { return req(string(token[1])) != 401 })
+	c.WaitFor(5*time.Second, "the follower to know the new token", func() bool { return req(string(token[1])) != 401 })
 	if code := req(string(token[1])); code != 403 {
 		t.Errorf("participant token on an admin endpoint: %d, want 403", code)
 	}
+}
+
+// organization is the FHIR Organization of participant "pN", with assigning authority N.
+func organization(id string) map[string]any {
+	n, err := strconv.Atoi(strings.TrimPrefix(id, "p"))
+	if err != nil {
+		panic(fmt.Sprintf("participant id %q is not pN", id))
+	}
+	return organizationBody(id, n, "")
 }
