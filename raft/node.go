@@ -222,6 +222,12 @@ func raftConfig(cfg Config, notifyCh chan bool) *hraft.Config {
 	c.NoSnapshotRestoreOnStart = true
 	// Let concurrent Apply calls share one log write and one FSM transaction.
 	c.BatchApplyCh = true
+	// A leader that removes itself steps down to follower instead of shutting raft down:
+	// shutting down stops raft's FSM loop with committed entries still queued for it, and
+	// their futures (the RemoveServer itself, concurrent Applies) are then never answered,
+	// so their callers hang for ever. A removed node does not stand for election (it is not
+	// in the configuration); the operator stops its process. Consul does the same.
+	c.ShutdownOnRemove = false
 	if cfg.SnapshotThreshold > 0 {
 		c.SnapshotThreshold = cfg.SnapshotThreshold
 	}
