@@ -160,6 +160,20 @@ func describeError(status int, body []byte) string {
 	return fmt.Sprintf("%d %s: %s", status, http.StatusText(status), msg)
 }
 
+// withClient makes the action of a client command: it builds the client from the common
+// flags and a context bounded by -timeout.
+func withClient(fn func(c *cli.Context, cl *client, ctx context.Context) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := cl.context(c)
+		defer cancel()
+		return fn(c, cl, ctx)
+	}
+}
+
 // context bounds a command by -timeout.
 func (cl *client) context(c *cli.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Context, cl.timeout)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,26 +26,20 @@ func clusterCommand() *cli.Command {
 				Name:   "status",
 				Usage:  "members, their roles, the leader, term, and each node's commit and applied index",
 				Flags:  clientFlags(),
-				Action: clusterStatus,
+				Action: withClient(clusterStatus),
 			},
 			{
 				Name:      "remove",
 				Usage:     "remove a node from the cluster",
 				ArgsUsage: "NODE",
 				Flags:     clientFlags(),
-				Action:    clusterRemove,
+				Action:    withClient(clusterRemove),
 			},
 			{
 				Name:  "transfer-leadership",
 				Usage: "hand leadership to another node (the most up-to-date one unless -to is given)",
 				Flags: append(clientFlags(), &cli.StringFlag{Name: "to", Usage: "`NODE` to become leader"}),
-				Action: func(c *cli.Context) error {
-					cl, err := newClient(c)
-					if err != nil {
-						return err
-					}
-					ctx, cancel := cl.context(c)
-					defer cancel()
+				Action: withClient(func(c *cli.Context, cl *client, ctx context.Context) error {
 					data, _, err := cl.do(ctx, http.MethodPost, "/v1/cluster/transfer-leadership", locator.TransferRequest{To: c.String("to")}, nil)
 					if err != nil {
 						return fmt.Errorf("transfer leadership: %w", err)
@@ -52,13 +47,13 @@ func clusterCommand() *cli.Command {
 					return printRaw(c.App.Writer, cl, data, func(m map[string]any) string {
 						return fmt.Sprintf("leadership moved from %v to %v\n", m["from"], m["to"])
 					})
-				},
+				}),
 			},
 			{
 				Name:   "state-hash",
 				Usage:  "digest of the node's replicated state and the index it was taken at",
 				Flags:  clientFlags(),
-				Action: clusterStateHash,
+				Action: withClient(clusterStateHash),
 			},
 			{
 				Name:  "snapshot",
@@ -69,14 +64,14 @@ func clusterCommand() *cli.Command {
 						Usage:     "write a consistent snapshot of the leader's state to FILE",
 						ArgsUsage: "FILE",
 						Flags:     clientFlags(),
-						Action:    snapshotSave,
+						Action:    withClient(snapshotSave),
 					},
 					{
 						Name:      "restore",
 						Usage:     "replace the state of the whole cluster with the snapshot in FILE",
 						ArgsUsage: "FILE",
 						Flags:     clientFlags(),
-						Action:    snapshotRestore,
+						Action:    withClient(snapshotRestore),
 					},
 				},
 			},
@@ -91,13 +86,7 @@ func oneArg(c *cli.Context, what string) (string, error) {
 	return c.Args().First(), nil
 }
 
-func clusterStatus(c *cli.Context) error {
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
+func clusterStatus(c *cli.Context, cl *client, ctx context.Context) error {
 	var st locator.ClusterStatus
 	if err := cl.getJSON(ctx, "/v1/cluster/status", &st); err != nil {
 		return fmt.Errorf("cluster status: %w", err)
@@ -125,17 +114,11 @@ func clusterStatus(c *cli.Context) error {
 	})
 }
 
-func clusterRemove(c *cli.Context) error {
+func clusterRemove(c *cli.Context, cl *client, ctx context.Context) error {
 	id, err := oneArg(c, "NODE")
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
 	data, _, err := cl.do(ctx, http.MethodDelete, "/v1/cluster/members/"+id, nil, nil)
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
@@ -143,13 +126,7 @@ func clusterRemove(c *cli.Context) error {
 	return printRaw(c.App.Writer, cl, data, func(map[string]any) string { return fmt.Sprintf("removed %s\n", id) })
 }
 
-func clusterStateHash(c *cli.Context) error {
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
+func clusterStateHash(c *cli.Context, cl *client, ctx context.Context) error {
 	var h locator.StateHash
 	if err := cl.getJSON(ctx, "/v1/cluster/state-hash", &h); err != nil {
 		return fmt.Errorf("state hash: %w", err)
@@ -161,17 +138,11 @@ func clusterStateHash(c *cli.Context) error {
 
 // snapshotSave streams the snapshot into FILE.part and renames it only when the whole
 // snapshot arrived, so FILE is never a truncated snapshot.
-func snapshotSave(c *cli.Context) error {
+func snapshotSave(c *cli.Context, cl *client, ctx context.Context) error {
 	path, err := oneArg(c, "FILE")
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
 	resp, err := cl.send(ctx, http.MethodGet, "/v1/cluster/snapshot", nil, nil)
 	if err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
@@ -211,7 +182,7 @@ func snapshotSave(c *cli.Context) error {
 	})
 }
 
-func snapshotRestore(c *cli.Context) error {
+func snapshotRestore(c *cli.Context, cl *client, ctx context.Context) error {
 	path, err := oneArg(c, "FILE")
 	if err != nil {
 		return err
@@ -219,12 +190,6 @@ func snapshotRestore(c *cli.Context) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
 	body := retryablehttp.ReaderFunc(func() (io.Reader, error) { return os.Open(path) })
 	resp, err := cl.send(ctx, http.MethodPost, "/v1/cluster/restore", body, map[string]string{"Content-Type": "application/octet-stream"})
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -39,19 +40,13 @@ func mpiCommand() *cli.Command {
 				Name:   "train",
 				Usage:  "estimate match weights with EM from the cluster's records and replicate them as the new configuration",
 				Flags:  clientFlags(),
-				Action: mpiTrain,
+				Action: withClient(mpiTrain),
 			},
 			{
 				Name:  "config",
 				Usage: "show the replicated match configuration",
 				Flags: clientFlags(),
-				Action: func(c *cli.Context) error {
-					cl, err := newClient(c)
-					if err != nil {
-						return err
-					}
-					ctx, cancel := cl.context(c)
-					defer cancel()
+				Action: withClient(func(c *cli.Context, cl *client, ctx context.Context) error {
 					var cfg mpi.Config
 					if err := cl.getJSON(ctx, "/v1/mpi/config", &cfg); err != nil {
 						return fmt.Errorf("match configuration: %w", err)
@@ -66,14 +61,14 @@ func mpiCommand() *cli.Command {
 						}
 						return printTable(c.App.Writer, []string{"FIELD", "LEVEL", "M", "U", "WEIGHT"}, rows)
 					})
-				},
+				}),
 			},
 			{
 				Name:      "explain",
 				Usage:     "show, field by field, why two registered records score as they do",
 				ArgsUsage: "SYSTEM|VALUE SYSTEM|VALUE",
 				Flags:     clientFlags(),
-				Action:    mpiExplain,
+				Action:    withClient(mpiExplain),
 			},
 		},
 	}
@@ -104,13 +99,7 @@ func mpiEval(c *cli.Context) error {
 	return printJSON(c.App.Writer, rep)
 }
 
-func mpiTrain(c *cli.Context) error {
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
+func mpiTrain(c *cli.Context, cl *client, ctx context.Context) error {
 	data, _, err := cl.do(ctx, http.MethodPost, "/v1/mpi/train", nil, nil)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -125,16 +114,10 @@ func mpiTrain(c *cli.Context) error {
 	})
 }
 
-func mpiExplain(c *cli.Context) error {
+func mpiExplain(c *cli.Context, cl *client, ctx context.Context) error {
 	if c.NArg() != 2 {
 		return fmt.Errorf("mpi explain needs two record identifiers SYSTEM|VALUE (flags go before them)")
 	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
 	q := url.Values{"a": {c.Args().Get(0)}, "b": {c.Args().Get(1)}}
 	var ex mpi.Explanation
 	if err := cl.getJSON(ctx, "/v1/mpi/explain?"+q.Encode(), &ex); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -104,11 +105,11 @@ func participantCommand() *cli.Command {
 				Name:  "add",
 				Usage: "register a participant; prints its bearer token once",
 				Flags: append(participantFlags(true), &cli.StringFlag{Name: "id", Required: true, Usage: "participant id (letters, digits, '-', '.')"}),
-				Action: func(c *cli.Context) error {
+				Action: withClient(func(c *cli.Context, cl *client, ctx context.Context) error {
 					v := participantView{ID: c.String("id"), Name: c.String("name"), Kind: c.String("kind"), Role: c.String("role"),
 						Endpoint: c.String("endpoint"), IdentifierSystem: c.String("identifier-system"), Active: true}
-					return sendParticipant(c, http.MethodPost, "/fhir/Organization", organization(v), nil, "add participant "+v.ID)
-				},
+					return sendParticipant(c, cl, ctx, http.MethodPost, "/fhir/Organization", organization(v), nil, "add participant "+v.ID)
+				}),
 			},
 			{
 				Name:  "list",
@@ -116,21 +117,21 @@ func participantCommand() *cli.Command {
 				Flags: append(clientFlags(),
 					&cli.StringFlag{Name: "kind", Usage: "only this kind"},
 					&cli.StringFlag{Name: "active", Usage: "true or false: only active or only disabled participants"}),
-				Action: participantList,
+				Action: withClient(participantList),
 			},
 			{
 				Name:      "show",
 				Usage:     "show one participant",
 				ArgsUsage: "ID",
 				Flags:     clientFlags(),
-				Action:    participantShow,
+				Action:    withClient(participantShow),
 			},
 			{
 				Name:      "update",
 				Usage:     "change a participant's name, kind, endpoint, identifier system or role",
 				ArgsUsage: "ID",
 				Flags:     participantFlags(false),
-				Action:    participantUpdate,
+				Action:    withClient(participantUpdate),
 			},
 			participantOperation("disable", "$disable", "disable a participant: its token stops working on every node"),
 			participantOperation("enable", "$enable", "enable a disabled participant"),
@@ -145,23 +146,17 @@ func participantOperation(name, op, usage string) *cli.Command {
 		Usage:     usage,
 		ArgsUsage: "ID",
 		Flags:     clientFlags(),
-		Action: func(c *cli.Context) error {
+		Action: withClient(func(c *cli.Context, cl *client, ctx context.Context) error {
 			id, err := oneArg(c, "ID")
 			if err != nil {
 				return err
 			}
-			return sendParticipant(c, http.MethodPost, "/fhir/Organization/"+url.PathEscape(id)+"/"+op, nil, nil, name+" "+id)
-		},
+			return sendParticipant(c, cl, ctx, http.MethodPost, "/fhir/Organization/"+url.PathEscape(id)+"/"+op, nil, nil, name+" "+id)
+		}),
 	}
 }
 
-func sendParticipant(c *cli.Context, method, path string, body any, header map[string]string, what string) error {
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
+func sendParticipant(c *cli.Context, cl *client, ctx context.Context, method, path string, body any, header map[string]string, what string) error {
 	data, _, err := cl.do(ctx, method, path, body, header)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
@@ -190,13 +185,7 @@ func printParticipant(c *cli.Context, v participantView) error {
 	return nil
 }
 
-func participantList(c *cli.Context) error {
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
+func participantList(c *cli.Context, cl *client, ctx context.Context) error {
 	q := url.Values{"_count": {"1000"}}
 	if k := c.String("kind"); k != "" {
 		q.Set("type", k)
@@ -238,27 +227,21 @@ func participantList(c *cli.Context) error {
 	})
 }
 
-func participantShow(c *cli.Context) error {
+func participantShow(c *cli.Context, cl *client, ctx context.Context) error {
 	id, err := oneArg(c, "ID")
 	if err != nil {
 		return err
 	}
-	return sendParticipant(c, http.MethodGet, "/fhir/Organization/"+url.PathEscape(id), nil, nil, "show participant "+id)
+	return sendParticipant(c, cl, ctx, http.MethodGet, "/fhir/Organization/"+url.PathEscape(id), nil, nil, "show participant "+id)
 }
 
 // participantUpdate reads the participant, changes the fields given, and writes it back on
 // the condition that nobody changed it in between (If-Match).
-func participantUpdate(c *cli.Context) error {
+func participantUpdate(c *cli.Context, cl *client, ctx context.Context) error {
 	id, err := oneArg(c, "ID")
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
 	var current fhir.Organization
 	if err := cl.getJSON(ctx, "/fhir/Organization/"+url.PathEscape(id), &current); err != nil {
 		return fmt.Errorf("update participant %s: %w", id, err)
@@ -277,6 +260,6 @@ func participantUpdate(c *cli.Context) error {
 	if !changed {
 		return fmt.Errorf("update participant %s: nothing to change (give -name, -kind, -endpoint, -identifier-system or -role)", id)
 	}
-	return sendParticipant(c, http.MethodPut, "/fhir/Organization/"+url.PathEscape(id), organization(v),
+	return sendParticipant(c, cl, ctx, http.MethodPut, "/fhir/Organization/"+url.PathEscape(id), organization(v),
 		map[string]string{"If-Match": fmt.Sprintf(`W/"%s"`, v.Version)}, "update participant "+id)
 }

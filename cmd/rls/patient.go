@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,17 +24,11 @@ func patientCommand() *cli.Command {
 				Name:  "register",
 				Usage: "register (or update) a FHIR Patient from a file and show the match decision",
 				Flags: append(clientFlags(), &cli.StringFlag{Name: "file", Aliases: []string{"f"}, Required: true, Usage: "Patient JSON `FILE` (- for standard input)"}),
-				Action: func(c *cli.Context) error {
+				Action: withClient(func(c *cli.Context, cl *client, ctx context.Context) error {
 					body, err := readInput(c.String("file"))
 					if err != nil {
 						return err
 					}
-					cl, err := newClient(c)
-					if err != nil {
-						return err
-					}
-					ctx, cancel := cl.context(c)
-					defer cancel()
 					data, _, err := cl.do(ctx, http.MethodPost, "/fhir/Patient", json.RawMessage(body), nil)
 					if err != nil {
 						return fmt.Errorf("register patient: %w", err)
@@ -43,7 +38,7 @@ func patientCommand() *cli.Command {
 						return fmt.Errorf("register patient: unreadable answer: %w", err)
 					}
 					return cl.render(c.App.Writer, json.RawMessage(data), func() error { return printRegistered(c, p) })
-				},
+				}),
 			},
 			{
 				Name:  "match",
@@ -54,14 +49,14 @@ func patientCommand() *cli.Command {
 					&cli.StringFlag{Name: "phone"}, &cli.StringFlag{Name: "email"}, &cli.StringFlag{Name: "ssn"},
 					&cli.IntFlag{Name: "count", Value: 10, Usage: "at most this many persons"},
 					&cli.BoolFlag{Name: "certain", Usage: "only certain matches"}),
-				Action: patientMatch,
+				Action: withClient(patientMatch),
 			},
 			{
 				Name:      "show",
 				Usage:     "show a person: the golden view of its demographics and every linked record",
 				ArgsUsage: "EUID",
 				Flags:     clientFlags(),
-				Action:    patientShow,
+				Action:    withClient(patientShow),
 			},
 		},
 	}
@@ -114,7 +109,7 @@ func printRegistered(c *cli.Context, p fhir.Patient) error {
 	return printFields(c.App.Writer, [][2]string{{"Patient", p.ID}, {"Version", version}, {"Person (EUID)", euid}, {"Decision", outcome}, {"Score", score}})
 }
 
-func patientMatch(c *cli.Context) error {
+func patientMatch(c *cli.Context, cl *client, ctx context.Context) error {
 	p := map[string]any{"resourceType": "Patient"}
 	if c.String("family") != "" || c.String("given") != "" {
 		name := map[string]any{}
@@ -156,12 +151,6 @@ func patientMatch(c *cli.Context) error {
 		map[string]any{"name": "count", "valueInteger": c.Int("count")},
 		map[string]any{"name": "onlyCertainMatches", "valueBoolean": c.Bool("certain")},
 	}}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
 	data, _, err := cl.do(ctx, http.MethodPost, "/fhir/Patient/$match", params, nil)
 	if err != nil {
 		return fmt.Errorf("match: %w", err)
@@ -204,17 +193,11 @@ func personName(p fhir.Person) string {
 	return strings.TrimSpace(strings.Join(p.Name[0].Given, " ") + " " + p.Name[0].Family)
 }
 
-func patientShow(c *cli.Context) error {
+func patientShow(c *cli.Context, cl *client, ctx context.Context) error {
 	euid, err := oneArg(c, "EUID")
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cl.context(c)
-	defer cancel()
 	data, _, err := cl.do(ctx, http.MethodGet, "/fhir/Person/"+url.PathEscape(euid), nil, nil)
 	if err != nil {
 		return fmt.Errorf("show %s: %w", euid, err)
