@@ -1,0 +1,134 @@
+package locator
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/raft"
+	"github.com/rls-hie/rls/raft/model"
+)
+
+// fuzzHandler is the API of one bootstrapped node holding a few participants, shared by
+// every input of a fuzz run (starting a node per input would leave nothing to fuzz).
+func fuzzHandler(tb testing.TB) http.Handler {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	raftAddr := l.Addr().String()
+	l.Close()
+	node, err := raft.Open(raft.Config{
+		NodeID: "n1", DataDir: tb.TempDir(), BindAddr: raftAddr, HTTPAddr: "http://n1.test", Bootstrap: true,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: TokenHash(testAdminToken)},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { node.Close() })
+	h := New(Options{Node: node, TempDir: tb.TempDir(), MaxBodyBytes: 64 << 10}).Handler()
+	serve := func(method, target string, body any) *httptest.ResponseRecorder {
+		var data []byte
+		if body != nil {
+			data, _ = json.Marshal(body)
+		}
+		req := httptest.NewRequest(method, target, bytes.NewReader(data))
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for serve("GET", "/fhir/Organization/admin?consistency=strong", nil).Code != 200 {
+		if time.Now().After(deadline) {
+			tb.Fatal("single node not ready within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i, id := range []string{"st-mary", "lab-one", "clinic-2"} {
+		o := org(id, "urn:oid:1.2.3."+string(rune('1'+i)))
+		if rec := serve("POST", "/fhir/Organization", o); rec.Code != 201 {
+			tb.Fatalf("add %s: %d %s", id, rec.Code, rec.Body)
+		}
+	}
+	return h
+}
+
+// searchRoutes are the searches whose query strings come from outside.
+var searchRoutes = []string{"/fhir/Organization", "/fhir/Patient", "/fhir/Patient/$ihe-pix"}
+
+// FuzzSearchQuery sends arbitrary query strings to the search endpoints of a live node.
+// Whatever the query, the answer is a client error or a result, never a 5xx or a panic, and
+// its body is one JSON value (a Bundle, Parameters or an OperationOutcome).
+//
+// Run it longer with: go test -run '^$' -fuzz FuzzSearchQuery -fuzztime 5m ./locator/
+func FuzzSearchQuery(f *testing.F) {
+	h := fuzzHandler(f)
+	for _, q := range []string{
+		"", "name=mary", "name=MARY&active=true", "identifier=urn:ietf:rfc:3986|urn:oid:1.2.3.1", "identifier=|x",
+		"type=lab&_count=1&_offset=1", "_id=st-mary", "_count=1000000", "_offset=-1", "active=maybe", "colour=blue",
+		"consistency=strong", "consistency=stale&name=%ff", "family=smith&birthdate=ge1980-01-01", "birthdate=2001-02-30",
+		"sourceIdentifier=urn:oid:1.2.3.1|mrn-1", "name=%00&name=a", "_count=0",
+	} {
+		for route := range searchRoutes {
+			f.Add(uint8(route), q)
+		}
+	}
+	f.Fuzz(func(t *testing.T, route uint8, query string) {
+		u := &url.URL{Path: searchRoutes[int(route)%len(searchRoutes)], RawQuery: query}
+		req := httptest.NewRequest("GET", "/", nil)
+		req.URL, req.RequestURI = u, u.RequestURI()
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("GET %s: %d %s", u.RequestURI(), rec.Code, rec.Body)
+		}
+		if !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("GET %s: %d with a body that is not JSON: %q", u.RequestURI(), rec.Code, rec.Body)
+		}
+	})
+}
+
+// FuzzOrganizationToParticipant decodes arbitrary Organization JSON as a create would and
+// reads a participant out of it. A refusal is a 400 OperationOutcome; an accepted
+// participant, written back as an Organization and read again, is the same participant (the
+// API never loses or invents a field on the way through).
+//
+// Run it longer with: go test -run '^$' -fuzz FuzzOrganizationToParticipant -fuzztime 5m ./locator/
+func FuzzOrganizationToParticipant(f *testing.F) {
+	good, _ := json.Marshal(org("st-mary", "urn:oid:1.2.3"))
+	f.Add(good)
+	f.Add([]byte(`{"resourceType":"Organization","id":"a","name":"A","type":[{"coding":[{"system":"` + fhir.ParticipantKindSystem + `","code":"lab"}]}]}`))
+	f.Add([]byte(`{"resourceType":"Organization","id":"a","name":" ","type":[{"coding":[{"system":"` + fhir.ParticipantKindSystem + `","code":"hie"}]}],"endpoint":[{"reference":"#e"}],"contained":[{"resourceType":"Endpoint","id":"e","address":"https://x"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var o fhir.Organization
+		if err := fhir.Decode(bytes.NewReader(data), "Organization", &o); err != nil {
+			return // FuzzDecodeOrganization covers decoding errors
+		}
+		p, err := fromOrganization(o)
+		if err != nil {
+			fe := apiError(err)
+			if fe.Status != 400 {
+				t.Fatalf("refusal is a %d, not a 400: %v", fe.Status, err)
+			}
+			return
+		}
+		again, err := fromOrganization(toOrganization(p))
+		if err != nil {
+			t.Fatalf("participant %+v, written as an Organization, no longer reads: %v", p, err)
+		}
+		if !reflect.DeepEqual(again, p) {
+			t.Fatalf("round trip changed the participant:\n got %+v\nwant %+v", again, p)
+		}
+	})
+}
