@@ -204,8 +204,10 @@ func (c *Cluster) Slow(l Link, latency, jitter time.Duration) {
 	}
 }
 
-// DropConnections resets (TCP RST) each new connection of link l with probability p, after
-// it has carried data for after.
+// DropConnections resets (TCP RST) connections of link l with probability p, once they have
+// carried data for after. The draw is made for each new connection and, because adding the
+// toxic restarts it on every open connection, again for each open one: calling it
+// periodically keeps dropping connections that would otherwise live for ever.
 func (c *Cluster) DropConnections(l Link, p float64, after time.Duration) {
 	c.t.Helper()
 	attrs := fmt.Sprintf(`{"timeout":%d}`, after.Milliseconds())

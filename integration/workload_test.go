@@ -104,6 +104,9 @@ func NewWorkload(c *Cluster, opts WorkloadOptions) *Workload {
 	}
 	w := &Workload{c: c, opts: opts, History: newHistory()}
 	w.nextID.Store(1000)
+	// Registered after the cluster's cleanup, so it runs first: no client is left using a
+	// node the cleanup stops, or reporting after the test ended.
+	c.t.Cleanup(w.Stop)
 	leader := c.WaitLeader(20 * time.Second)
 	for k := 1; k <= opts.Keys; k++ {
 		id := fmt.Sprintf("k%d", k)
