@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"testing"
 	"time"
 )
@@ -163,6 +164,18 @@ func TestChaosIsolatedLeader(t *testing.T) {
 	c.Partition([]int{old}, majority)
 	cutAt := w.History.Now()
 	isolatedAt := time.Now()
+	// Strong reads aimed at the isolated node right after the cut, while it may still
+	// believe it leads: each must fail (no quorum confirms it) or come from the new leader.
+	var readers sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for time.Since(isolatedAt) < 2*time.Second {
+				w.get(p.clients+1+r, old, fmt.Sprintf("k%d", 1+r), time.Second)
+			}
+		}()
+	}
 	newLeader, took, err := c.waitNewLeader(old, isolatedAt, 15*time.Second)
 	if err != nil {
 		t.Fatalf("the majority elected no leader after %s was isolated: %v", c.Nodes[old].ID, err)
@@ -183,6 +196,7 @@ func TestChaosIsolatedLeader(t *testing.T) {
 			t.Errorf("isolated %s answered a strong read of k1 with %q after the majority acknowledged %q (served by %s)", c.Nodes[old].ID, read.Value, value, read.Node)
 		}
 	}
+	readers.Wait()
 	c.Heal()
 	healAt := w.History.Now()
 	var agreed int

@@ -250,7 +250,7 @@ func (w *Workload) FinalReads() {
 	w.c.t.Helper()
 	leader := w.c.WaitLeader(30 * time.Second)
 	for _, k := range w.keys {
-		if _, ok := w.Get(w.opts.Clients+1, leader, k); !ok {
+		if _, ok := w.Get(w.opts.Clients+5, leader, k); !ok {
 			w.c.t.Errorf("final strong read of %s through the leader %s failed", k, w.c.Nodes[leader].ID)
 		}
 	}
