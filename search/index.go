@@ -99,8 +99,11 @@ type Index struct {
 
 	// names normalises author-name search values the way the index does.
 	names func(string) string
-	// textAnalyzer tells whether free text has any searchable word left.
+	// textTerms tells whether free text has any searchable word left.
 	textTerms func(string) int
+	// patientDateCap is the largest patient search whose creation dates are
+	// filtered outside Bleve (see searchPatientFilteringDates); 0 never.
+	patientDateCap int
 
 	mu      sync.Mutex // serialises writers; guards the fields below
 	live    bleve.Index
@@ -210,10 +213,11 @@ func newIndex(dir string, gen uint64, live bleve.Index, applied uint64, opts Opt
 			}
 			return string(tokens[0].Term)
 		},
-		textTerms: func(s string) int { return len(text.Analyze([]byte(s))) },
-		live:      live,
-		gen:       gen,
-		applied:   applied,
+		textTerms:      func(s string) int { return len(text.Analyze([]byte(s))) },
+		patientDateCap: defaultPatientDateCap,
+		live:           live,
+		gen:            gen,
+		applied:        applied,
 	}, nil
 }
 

@@ -103,10 +103,6 @@ type Results struct {
 
 // Search runs a query.
 func (ix *Index) Search(ctx context.Context, q Query) (*Results, error) {
-	bq, err := ix.buildQuery(q)
-	if err != nil {
-		return nil, err
-	}
 	limit := q.Limit
 	switch {
 	case limit < 0 || limit > MaxLimit:
@@ -123,6 +119,23 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Results, error) {
 	if q.Sort != NewestFirst && q.Sort != OldestFirst {
 		return nil, fmt.Errorf("%w: sort order %d", ErrInvalidQuery, q.Sort)
 	}
+	var after []string
+	if q.After != "" {
+		var err error
+		if after, err = decodeCursor(q.After, q.Sort); err != nil {
+			return nil, err
+		}
+	}
+	if len(q.Created) > 0 && (len(q.PatientRecords) > 0 || len(q.PersonEUIDs) > 0) && ix.patientDateCap > 0 {
+		res, ok, err := ix.searchPatientFilteringDates(ctx, q, limit, after)
+		if err != nil || ok {
+			return res, err
+		}
+	}
+	bq, err := ix.buildQuery(q)
+	if err != nil {
+		return nil, err
+	}
 	if q.CountOnly {
 		req := bleve.NewSearchRequestOptions(bq, 0, 0, false)
 		req.Score = bleve.ScoreNone
@@ -136,13 +149,7 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Results, error) {
 	req := bleve.NewSearchRequestOptions(bq, limit+1, q.Offset, false)
 	req.Score = bleve.ScoreNone
 	req.SortByCustom(sortOrder(q.Sort))
-	if q.After != "" {
-		after, err := decodeCursor(q.After, q.Sort)
-		if err != nil {
-			return nil, err
-		}
-		req.SearchAfter = after
-	}
+	req.SearchAfter = after
 	res, err := ix.alias.SearchInContext(ctx, req)
 	if err != nil {
 		return nil, searchError(err)
@@ -156,6 +163,117 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Results, error) {
 		out.Hits = append(out.Hits, Hit{ID: h.ID, Created: sortValueTime(h.Sort)})
 	}
 	return out, nil
+}
+
+// defaultPatientDateCap is how many documents a patient may have for
+// searchPatientFilteringDates to apply creation-date conditions itself.
+const defaultPatientDateCap = 1000
+
+// searchPatientFilteringDates answers a patient search with creation-date
+// conditions by asking Bleve for all of the patient's matching documents
+// without the dates, sorted, and applying the dates and the paging here. A
+// Bleve date range expands into hundreds of numeric terms, each looked up
+// in every segment, which costs milliseconds whatever the patient; a
+// patient's documents are few, and their sort values carry the date. When
+// the patient has more than the cap, ok is false and the caller runs the
+// query in Bleve. Results, totals and cursors are the same either way.
+func (ix *Index) searchPatientFilteringDates(ctx context.Context, q Query, limit int, after []string) (_ *Results, ok bool, _ error) {
+	for _, p := range q.Created {
+		if _, err := dateCondition("date", fieldCreated, fieldCreated, p); err != nil {
+			return nil, false, err
+		}
+	}
+	rest := q
+	rest.Created = nil
+	bq, err := ix.buildQuery(rest)
+	if err != nil {
+		return nil, false, err
+	}
+	req := bleve.NewSearchRequestOptions(bq, ix.patientDateCap+1, 0, false)
+	req.Score = bleve.ScoreNone
+	req.SortByCustom(sortOrder(q.Sort))
+	res, err := ix.alias.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, false, searchError(err)
+	}
+	if res.Total > uint64(ix.patientDateCap) {
+		return nil, false, nil
+	}
+	kept := res.Hits[:0]
+	for _, h := range res.Hits {
+		created := sortValueTime(h.Sort)
+		if !created.IsZero() && datesHold(created, q.Created) {
+			kept = append(kept, h)
+		}
+	}
+	out := &Results{Total: uint64(len(kept))}
+	if q.CountOnly {
+		return out, true, nil
+	}
+	start := min(q.Offset, len(kept))
+	if after != nil {
+		start = len(kept)
+		for i, h := range kept {
+			if compareSortValues(h.Sort, after, q.Sort) > 0 {
+				start = i
+				break
+			}
+		}
+	}
+	end := min(start+limit, len(kept))
+	for _, h := range kept[start:end] {
+		out.Hits = append(out.Hits, Hit{ID: h.ID, Created: sortValueTime(h.Sort)})
+	}
+	if end < len(kept) {
+		out.Next = encodeCursor(q.Sort, kept[end-1].Sort)
+	}
+	return out, true, nil
+}
+
+// datesHold evaluates date conditions on an instant, as dateCondition does
+// in the index (an instant is a range whose start and end coincide).
+func datesHold(t time.Time, params []DateParam) bool {
+	for _, p := range params {
+		from, to := p.Range.From, p.Range.To
+		atLeast := func(bound time.Time) bool { return bound.IsZero() || !t.Before(bound) }
+		before := func(bound time.Time) bool { return bound.IsZero() || t.Before(bound) }
+		var holds bool
+		switch p.Prefix {
+		case DateEq, "":
+			holds = atLeast(from) && before(to)
+		case DateNe:
+			holds = !(atLeast(from) && before(to))
+		case DateGt, DateSa:
+			holds = atLeast(to)
+		case DateLt, DateEb:
+			holds = before(from)
+		case DateGe:
+			holds = atLeast(from)
+		case DateLe:
+			holds = before(to)
+		}
+		if !holds {
+			return false
+		}
+	}
+	return true
+}
+
+// compareSortValues orders two hits' sort values (creation key, id) as
+// sortOrder does: the key in the query's direction (Bleve's missing-value
+// marker already sorts last either way), then the id ascending.
+func compareSortValues(a, b []string, order SortOrder) int {
+	if len(a) != 2 || len(b) != 2 {
+		return 0
+	}
+	c := strings.Compare(a[0], b[0])
+	if order == NewestFirst {
+		c = -c
+	}
+	if c != 0 {
+		return c
+	}
+	return strings.Compare(a[1], b[1])
 }
 
 func searchError(err error) error {
