@@ -141,12 +141,12 @@ func runRegistryBenchmark(b *testing.B) {
 		p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 		b.ReportMetric(float64(p50.Microseconds())/1000, name+"_p50_ms")
 		b.ReportMetric(float64(p99.Microseconds())/1000, name+"_p99_ms")
-		b.Logf("%-22s p50 %7.3f ms  p99 %7.3f ms  max %7.3f ms  (%d samples, %.1f results each)",
+		b.Logf("%-30s p50 %7.3f ms  p99 %7.3f ms  max %7.3f ms  (%d samples, %.1f results each)",
 			name, ms(p50), ms(p99), ms(lat[len(lat)-1]), samples, float64(hits)/float64(samples))
 	}
 	// A patient, one of their document types and a five-year window around
 	// one of their documents: what a clinician's system asks.
-	measure("patient_type_date", func(int) (int, error) {
+	patientTypeDate := func(int) (int, error) {
 		d := &docs[rng.IntN(len(docs))]
 		from := d.Created.AddDate(-rng.IntN(5), 0, 0)
 		res, err := ours.Search(ctx, Query{
@@ -162,7 +162,12 @@ func runRegistryBenchmark(b *testing.B) {
 			return 0, err
 		}
 		return int(res.Total), nil
-	})
+	}
+	measure("patient_type_date", patientTypeDate)
+	// The same queries with the dates as Bleve numeric ranges, for scale.
+	ours.patientDateCap = 0
+	measure("patient_type_date_bleve_ranges", patientTypeDate)
+	ours.patientDateCap = defaultPatientDateCap
 	measure("patient_records_all", func(int) (int, error) {
 		keys, _ := gen.recordsOf(persons[rng.IntN(len(persons))])
 		res, err := ours.Search(ctx, Query{PatientRecords: keys, Statuses: []Status{StatusCurrent}, Limit: 20})
@@ -196,6 +201,11 @@ func runRegistryBenchmark(b *testing.B) {
 	measure("locate_person", func(int) (int, error) {
 		p := persons[rng.IntN(len(persons))]
 		hs, err := ours.Locate(ctx, LocateQuery{PersonEUIDs: []string{gen.euid(p)}})
+		return len(hs), err
+	})
+	measure("locate_records", func(int) (int, error) {
+		keys, _ := gen.recordsOf(persons[rng.IntN(len(persons))])
+		hs, err := ours.Locate(ctx, LocateQuery{PatientRecords: keys})
 		return len(hs), err
 	})
 	measure("locate_chronic_person", func(int) (int, error) {
