@@ -142,11 +142,12 @@ func TestChaosLeaderKills(t *testing.T) {
 }
 
 // TestChaosIsolatedLeader is scenario 3: the leader is cut off from both peers (its Raft
-// links through the fault proxies) while clients keep using every node. Pass rule: the
-// isolated node acknowledges no write sent after the cut, answers no strong read (it must
-// fail or come from the real leader, never stale), the majority elects a leader and keeps
-// acknowledging; after healing there is one leader everyone agrees on, equal state hashes,
-// no acknowledged write lost, and the history linearizable.
+// links through the fault proxies) while clients keep using every node and probes aim
+// strong reads at it. Pass rule: the isolated node acknowledges no write sent after the
+// cut and answers no strong read sent after the majority elected a leader (such a read
+// must fail or come from the real leader, never stale); the majority keeps acknowledging;
+// after healing there is one leader everyone agrees on, equal state hashes, no
+// acknowledged write lost, and the history linearizable.
 func TestChaosIsolatedLeader(t *testing.T) {
 	p := chaosProfile(t)
 	c := NewCluster(t, Options{Nodes: 3, Proxied: true})
@@ -164,14 +165,21 @@ func TestChaosIsolatedLeader(t *testing.T) {
 	c.Partition([]int{old}, majority)
 	cutAt := w.History.Now()
 	isolatedAt := time.Now()
-	// Strong reads aimed at the isolated node right after the cut, while it may still
-	// believe it leads: each must fail (no quorum confirms it) or come from the new leader.
+	// Strong reads aimed at the isolated node for as long as it is cut off, from the moment
+	// it may still believe it leads: once the majority has a leader, each must fail (no
+	// quorum confirms the old one) or come from the new leader.
+	stopReaders := make(chan struct{})
 	var readers sync.WaitGroup
 	for r := 0; r < 4; r++ {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			for time.Since(isolatedAt) < 2*time.Second {
+			for {
+				select {
+				case <-stopReaders:
+					return
+				default:
+				}
 				w.get(p.clients+1+r, old, fmt.Sprintf("k%d", 1+r), time.Second)
 			}
 		}()
@@ -180,22 +188,23 @@ func TestChaosIsolatedLeader(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the majority elected no leader after %s was isolated: %v", c.Nodes[old].ID, err)
 	}
+	electedAt := w.History.Now()
 	t.Logf("%s isolated; %s leads the majority after %s", c.Nodes[old].ID, c.Nodes[newLeader].ID, took.Round(time.Millisecond))
 
 	// Probe: a value the majority acknowledged must never be missing from a strong read
 	// answered by the isolated node.
 	probe := p.clients // a client id of its own
 	for round := 0; time.Since(isolatedAt) < p.isolation; round++ {
-		value := fmt.Sprintf("https://probe.example/k1/%d", round)
-		op := w.Write(probe, newLeader, opPut, "k1", value, "PUT", "/fhir/Organization/k1", organizationBody("k1", keySystemBase+1, value))
-		if op.Outcome != acked {
+		value := fmt.Sprintf("https://probe.example/isolated/%d", round)
+		if op := w.PutProbe(probe, newLeader, value); op.Outcome != acked {
 			continue // the majority is electing or busy; try again
 		}
-		read, ok := w.get(probe, old, "k1", 2*time.Second)
+		read, ok := w.get(probe, old, probeKey, 2*time.Second)
 		if ok && read.Value != value {
-			t.Errorf("isolated %s answered a strong read of k1 with %q after the majority acknowledged %q (served by %s)", c.Nodes[old].ID, read.Value, value, read.Node)
+			t.Errorf("isolated %s answered a strong read of the probe key with %q after the majority acknowledged %q (served by %s)", c.Nodes[old].ID, read.Value, value, read.Node)
 		}
 	}
+	close(stopReaders)
 	readers.Wait()
 	c.Heal()
 	healAt := w.History.Now()
@@ -212,14 +221,17 @@ func TestChaosIsolatedLeader(t *testing.T) {
 	w.FinalReads()
 	w.Check()
 
+	// A write sent after the cut cannot reach a quorum through the old leader. A strong read
+	// may still be answered by it just after the cut (answers to heartbeats already on the
+	// wire can confirm it for a few milliseconds) but never once another leader exists.
 	for _, op := range w.History.Ops() {
-		if op.Node != c.Nodes[old].ID || op.Call < cutAt || op.Call > healAt {
+		if op.Node != c.Nodes[old].ID || op.Call > healAt {
 			continue
 		}
 		switch {
-		case op.Kind == opGet:
-			t.Errorf("isolated %s answered a strong read of %s (%s) while cut off", op.Node, op.Key, op.Value)
-		case op.Outcome == acked:
+		case op.Kind == opGet && op.Call >= electedAt:
+			t.Errorf("isolated %s answered a strong read of %s (%s) after %s was elected", op.Node, op.Key, op.Value, c.Nodes[newLeader].ID)
+		case op.Kind != opGet && op.Outcome == acked && op.Call >= cutAt:
 			t.Errorf("isolated %s acknowledged %s %s at index %d while cut off", op.Node, op.Kind, op.Key, op.Index)
 		}
 	}
@@ -228,9 +240,11 @@ func TestChaosIsolatedLeader(t *testing.T) {
 
 // TestChaosPausedLeader is scenario 4: the leader is frozen with SIGSTOP for 2–5 election
 // timeouts and then resumed, while clients keep using every node (the frozen one too).
-// Pass rule: the others elect a leader during the pause; once resumed, the old leader steps
-// down (a higher term or a follower state) within 3 election timeouts, acknowledges nothing
-// sent to it between the freeze and its stepping down, and the nodes agree on one leader;
+// Pass rule: the others elect a leader during the pause; a strong read sent to the frozen
+// node after the new leader acknowledged a write fails or sees it; once resumed, the old
+// leader steps down (a higher term or a follower state) within 3 election timeouts,
+// acknowledges nothing sent to it between the freeze and its stepping down, and the nodes
+// agree on one leader;
 // no Raft index is acknowledged for two different writes (two leaders), no acknowledged
 // write is lost and the history is linearizable.
 func TestChaosPausedLeader(t *testing.T) {
@@ -242,6 +256,7 @@ func TestChaosPausedLeader(t *testing.T) {
 	w.Start()
 	time.Sleep(time.Second)
 
+	probe := p.clients // a client id of its own
 	type pause struct {
 		node          int
 		from, stepped int64
@@ -261,6 +276,26 @@ func TestChaosPausedLeader(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: no leader while %s was frozen: %v", round, c.Nodes[old].ID, err)
 		}
+		// Probe: once the new leader has acknowledged a write, a strong read sent to the
+		// frozen old leader (which it reads when it resumes, still believing it leads) must
+		// fail or see that write: a stale answer here is the classic paused-leader bug.
+		// Several reads wait in the frozen node's sockets, so that one is likely read
+		// before the node learns it was deposed.
+		probeValue := fmt.Sprintf("https://probe.example/paused/%d", round)
+		probeReads := make([]Op, 4)
+		probeAnswered := make([]bool, 4)
+		var probes sync.WaitGroup
+		if op := w.PutProbe(probe, newLeader, probeValue); op.Outcome == acked {
+			for k := range probeReads {
+				probes.Add(1)
+				go func() {
+					defer probes.Done()
+					probeReads[k], probeAnswered[k] = w.get(probe+1+k, old, probeKey, hold+5*et)
+				}()
+			}
+		} else {
+			t.Logf("round %d: probe write through %s not acknowledged (%s); no probe read", round, c.Nodes[newLeader].ID, op.Outcome)
+		}
 		time.Sleep(time.Until(stoppedAt.Add(hold)))
 		c.Cont(old)
 		contAt := time.Now()
@@ -271,6 +306,13 @@ func TestChaosPausedLeader(t *testing.T) {
 			return err == nil && (s.State != "leader" || s.Term > st.Term)
 		})
 		pauses = append(pauses, pause{node: old, from: from, stepped: w.History.Now()})
+		probes.Wait()
+		for k, read := range probeReads {
+			if probeAnswered[k] && read.Value != probeValue {
+				t.Errorf("round %d: strong read sent to frozen %s answered %q by %s after %s acknowledged %q", round,
+					c.Nodes[old].ID, read.Value, read.Node, c.Nodes[newLeader].ID, probeValue)
+			}
+		}
 		t.Logf("round %d: %s (term %d) frozen %s; %s led after %s; resumed, it stepped down within %s (now %s at term %d)",
 			round, c.Nodes[old].ID, st.Term, hold.Round(time.Millisecond), c.Nodes[newLeader].ID, took.Round(time.Millisecond),
 			time.Since(contAt).Round(time.Millisecond), after.State, after.Term)

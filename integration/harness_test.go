@@ -64,14 +64,19 @@ type Options struct {
 	TrailingLogs       uint64
 }
 
-// defaultOptions are timeouts short enough that a test sees several elections in a few
-// seconds, long enough that a loaded 2-core machine does not elect for no reason.
+// setDefaults picks timeouts short enough that a test sees several elections in a few
+// seconds, long enough that a loaded 2-core machine does not elect for no reason. The
+// heartbeat timeout is well below the election timeout: with hashicorp/raft a follower
+// notices a dead leader 1-2 heartbeat timeouts after its last contact, and a failed
+// (pre-)vote round waits 1-2 election timeouts before the next, so a new leader is due
+// within 2×300 ms + 2×1 s, under the 3 election timeouts scenario 2 allows. (With the
+// product's defaults, both 1 s, that worst case is 4 s.)
 func (o *Options) setDefaults() {
 	if o.Nodes == 0 {
 		o.Nodes = 3
 	}
 	if o.HeartbeatTimeout == 0 {
-		o.HeartbeatTimeout = 500 * time.Millisecond
+		o.HeartbeatTimeout = 300 * time.Millisecond
 	}
 	if o.ElectionTimeout == 0 {
 		o.ElectionTimeout = time.Second

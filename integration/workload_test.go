@@ -116,7 +116,20 @@ func NewWorkload(c *Cluster, opts WorkloadOptions) *Workload {
 		}
 		w.keys = append(w.keys, id)
 	}
+	code, body, _, err := c.call(leader, "POST", "/fhir/Organization", organizationBody(probeKey, keySystemBase, initialEndpoint))
+	if err != nil || code != 201 {
+		c.t.Fatalf("create the probe key: %d %s %v", code, body, err)
+	}
 	return w
+}
+
+// probeKey is a register key the clients never touch: a scenario's probes write and read
+// it, so that the value a probe wrote is the only one a read may return.
+const probeKey = "probe"
+
+// PutProbe sets the probe key to value through node target.
+func (w *Workload) PutProbe(client, target int, value string) Op {
+	return w.Write(client, target, opPut, probeKey, value, "PUT", "/fhir/Organization/"+probeKey, organizationBody(probeKey, keySystemBase, value))
 }
 
 // Start runs the clients until Stop.
