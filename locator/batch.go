@@ -122,3 +122,53 @@ func refused(rec command.PatientRecord, err error) BatchResult {
 	}
 	return res
 }
+
+// DocumentBatchRequest is the body of POST /v1/documents/batch: DocumentReferences
+// registered in order as one replicated command.
+type DocumentBatchRequest struct {
+	Documents []json.RawMessage `json:"documents"`
+}
+
+// DocumentBatchResult is one document's outcome.
+type DocumentBatchResult struct {
+	ID         string   `json:"id,omitempty"`
+	Version    uint64   `json:"version,omitempty"`
+	Superseded []string `json:"superseded,omitempty"`
+	Status     int      `json:"status,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// registerDocumentBatch is the bulk document endpoint behind `rls import documents`.
+func (s *Server) registerDocumentBatch(w http.ResponseWriter, r *http.Request, rq *request) error {
+	var req DocumentBatchRequest
+	if err := decodeJSON(rq.body, &req); err != nil {
+		return err
+	}
+	if len(req.Documents) == 0 {
+		return fhir.Invalid("documents", "the batch holds no documents")
+	}
+	if len(req.Documents) > MaxBatchRecords {
+		return fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "documents", "a batch holds at most %d documents", MaxBatchRecords)
+	}
+	raws := make([][]byte, len(req.Documents))
+	for i, d := range req.Documents {
+		raws[i] = d
+	}
+	out, errs, index, err := s.registerDocuments(r.Context(), rq, raws)
+	if err != nil {
+		return err
+	}
+	results := make([]DocumentBatchResult, len(raws))
+	for i := range raws {
+		if errs[i] != nil {
+			fe := apiError(errs[i])
+			results[i] = DocumentBatchResult{Status: fe.Status, Error: fe.Error()}
+			continue
+		}
+		results[i] = DocumentBatchResult{ID: out[i].Document.Document.ID, Version: out[i].Document.Version, Superseded: out[i].Superseded}
+	}
+	if index > 0 {
+		w.Header().Set(HeaderRaftIndex, strconv.FormatUint(index, 10))
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"index": index, "results": results})
+}

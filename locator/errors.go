@@ -32,6 +32,12 @@ func apiError(err error) *fhir.Error {
 		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
 	case errors.Is(err, fsm.ErrInvalidConfig), errors.Is(err, fsm.ErrInvalidRecord):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
+	case errors.Is(err, fsm.ErrInvalidDocument):
+		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
+	case errors.Is(err, fsm.ErrNotHolder):
+		return fhir.Errorf(http.StatusForbidden, "forbidden", "", "%s", msg)
+	case errors.Is(err, fsm.ErrUnknownSubject), errors.Is(err, fsm.ErrUnknownHolder), errors.Is(err, fsm.ErrUnknownTarget):
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s", msg)
 	case errors.Is(err, fsm.ErrUnknownSystem):
 		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s", msg)
 	case errors.Is(err, fsm.ErrVersionConflict):

@@ -191,6 +191,13 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/v1/patients/batch", access: participant, place: onLeader, handle: s.registerBatch},
 		{method: "GET", pattern: "/fhir/Person/{euid}", access: participant, place: byConsistency, handle: s.readPerson},
 
+		{method: "POST", pattern: "/fhir/DocumentReference", access: participant, place: onLeader, handle: s.createDocument},
+		{method: "PUT", pattern: "/fhir/DocumentReference/{id}", access: participant, place: onLeader, handle: s.createDocument},
+		{method: "GET", pattern: "/fhir/DocumentReference/{id}", access: participant, place: byConsistency, handle: s.readDocument},
+		{method: "GET", pattern: "/fhir/DocumentReference", access: participant, place: byConsistency, handle: s.searchDocuments},
+		{method: "POST", pattern: "/v1/documents/batch", access: participant, place: onLeader, handle: s.registerDocumentBatch},
+		{method: "GET", pattern: "/v1/locate", access: participant, place: byConsistency, handle: s.locate},
+
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},
 		{method: "GET", pattern: "/fhir/Organization/{id}", access: participant, place: byConsistency, handle: s.readOrganization},

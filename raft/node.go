@@ -30,6 +30,7 @@ import (
 	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
+	"github.com/rls-hie/rls/search"
 )
 
 // Errors callers act on. Each says whether the request can have been applied.
@@ -109,6 +110,7 @@ type Node struct {
 	raft      *hraft.Raft
 	fsm       *fsm.FSM
 	store     *state.Store
+	docs      *docIndex
 	logStore  *raftboltdb.BoltStore
 	snapshots hraft.SnapshotStore
 	transport hraft.Transport
@@ -152,7 +154,11 @@ func Open(cfg Config) (*Node, error) {
 	if n.store, err = state.Open(filepath.Join(cfg.DataDir, "state.db"), cfg.Logger); err != nil {
 		return nil, err
 	}
-	if n.fsm, err = fsm.New(n.store, cfg.Logger, fsm.WithObservers(n.metrics.observeBatch, n.metrics.observeCommit)); err != nil {
+	if n.docs, err = openDocIndex(filepath.Join(cfg.DataDir, "search"), n.store, cfg.Logger); err != nil {
+		return nil, err
+	}
+	if n.fsm, err = fsm.New(n.store, cfg.Logger, fsm.WithObservers(n.metrics.observeBatch, n.metrics.observeCommit),
+		fsm.WithCommitHooks(n.docs.committed, n.docs.restored)); err != nil {
 		return nil, err
 	}
 	if n.logStore, n.snapshots, err = openRaftStores(cfg); err != nil {
@@ -379,6 +385,11 @@ func (n *Node) closeStores() error {
 	if n.fsm != nil {
 		n.fsm.Close()
 	}
+	if n.docs != nil {
+		if err := n.docs.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close document index: %w", err))
+		}
+	}
 	if n.logStore != nil {
 		if err := n.logStore.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close raft log: %w", err))
@@ -391,6 +402,12 @@ func (n *Node) closeStores() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Documents returns the document search index (derived from the state; see WaitIndexed).
+func (n *Node) Documents() *search.Index { return n.docs.ix }
+
+// WaitIndexed blocks until the document index reflects the state readers see at index.
+func (n *Node) WaitIndexed(ctx context.Context, index uint64) error { return n.docs.wait(ctx, index) }
 
 // HasState reports whether the node started with Raft state of its own (so it must not
 // bootstrap or join again).

@@ -55,8 +55,10 @@ type CodeableConcept struct {
 
 // Reference is a FHIR Reference.
 type Reference struct {
-	Reference string `json:"reference,omitempty"`
-	Display   string `json:"display,omitempty"`
+	Reference  string      `json:"reference,omitempty"`
+	Type       string      `json:"type,omitempty"`
+	Identifier *Identifier `json:"identifier,omitempty"`
+	Display    string      `json:"display,omitempty"`
 }
 
 // Extension is a FHIR Extension with the value types rls uses.

@@ -57,6 +57,8 @@ const (
 	TypePatientRegister Type = 9
 	// TypeMatchConfigSet replaces the replicated match configuration.
 	TypeMatchConfigSet Type = 10
+	// TypeDocumentRegister registers or replaces document metadata (DocumentReference).
+	TypeDocumentRegister Type = 11
 )
 
 // Base returns the type without its flag bits.
@@ -87,6 +89,8 @@ func (t Type) String() string {
 		return "patient-register"
 	case TypeMatchConfigSet:
 		return "match-config-set"
+	case TypeDocumentRegister:
+		return "document-register"
 	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
@@ -260,4 +264,16 @@ type PatientRegister struct {
 // current version, so a stale proposal cannot undo a newer one.
 type MatchConfigSet struct {
 	Config []byte `json:"config"`
+}
+
+// DocumentRegistration is one document's metadata: search.Document as JSON (the registry's
+// documented document format), and the DocumentReference as the holder sent it.
+type DocumentRegistration struct {
+	Document []byte `json:"document"`
+	Resource []byte `json:"resource,omitempty"`
+}
+
+// DocumentRegister registers documents in order, each with its own outcome.
+type DocumentRegister struct {
+	Documents []DocumentRegistration `json:"documents"`
 }

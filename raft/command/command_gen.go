@@ -108,6 +108,203 @@ func (z *BootstrapAdmin) Msgsize() (s int) {
 }
 
 // MarshalMsg implements msgp.Marshaler
+func (z *DocumentRegister) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 1
+	// string "documents"
+	o = append(o, 0x81, 0xa9, 0x64, 0x6f, 0x63, 0x75, 0x6d, 0x65, 0x6e, 0x74, 0x73)
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Documents)))
+	for za0001 := range z.Documents {
+		// check for omitted fields
+		zb0002Len := uint32(2)
+		var zb0002Mask uint8 /* 2 bits */
+		_ = zb0002Mask
+		if z.Documents[za0001].Resource == nil {
+			zb0002Len--
+			zb0002Mask |= 0x2
+		}
+		// variable map header, size zb0002Len
+		o = append(o, 0x80|uint8(zb0002Len))
+
+		// skip if no fields are to be emitted
+		if zb0002Len != 0 {
+			// string "document"
+			o = append(o, 0xa8, 0x64, 0x6f, 0x63, 0x75, 0x6d, 0x65, 0x6e, 0x74)
+			o = msgp.AppendBytes(o, z.Documents[za0001].Document)
+			if (zb0002Mask & 0x2) == 0 { // if not omitted
+				// string "resource"
+				o = append(o, 0xa8, 0x72, 0x65, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
+				o = msgp.AppendBytes(o, z.Documents[za0001].Resource)
+			}
+		}
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *DocumentRegister) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "documents":
+			var zb0002 uint32
+			zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Documents")
+				return
+			}
+			if cap(z.Documents) >= int(zb0002) {
+				z.Documents = (z.Documents)[:zb0002]
+			} else {
+				z.Documents = make([]DocumentRegistration, zb0002)
+			}
+			for za0001 := range z.Documents {
+				var zb0003 uint32
+				zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Documents", za0001)
+					return
+				}
+				for zb0003 > 0 {
+					zb0003--
+					field, bts, err = msgp.ReadMapKeyZC(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Documents", za0001)
+						return
+					}
+					switch msgp.UnsafeString(field) {
+					case "document":
+						z.Documents[za0001].Document, bts, err = msgp.ReadBytesBytes(bts, z.Documents[za0001].Document)
+						if err != nil {
+							err = msgp.WrapError(err, "Documents", za0001, "Document")
+							return
+						}
+					case "resource":
+						z.Documents[za0001].Resource, bts, err = msgp.ReadBytesBytes(bts, z.Documents[za0001].Resource)
+						if err != nil {
+							err = msgp.WrapError(err, "Documents", za0001, "Resource")
+							return
+						}
+					default:
+						bts, err = msgp.Skip(bts)
+						if err != nil {
+							err = msgp.WrapError(err, "Documents", za0001)
+							return
+						}
+					}
+				}
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *DocumentRegister) Msgsize() (s int) {
+	s = 1 + 10 + msgp.ArrayHeaderSize
+	for za0001 := range z.Documents {
+		s += 1 + 9 + msgp.BytesPrefixSize + len(z.Documents[za0001].Document) + 9 + msgp.BytesPrefixSize + len(z.Documents[za0001].Resource)
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *DocumentRegistration) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// check for omitted fields
+	zb0001Len := uint32(2)
+	var zb0001Mask uint8 /* 2 bits */
+	_ = zb0001Mask
+	if z.Resource == nil {
+		zb0001Len--
+		zb0001Mask |= 0x2
+	}
+	// variable map header, size zb0001Len
+	o = append(o, 0x80|uint8(zb0001Len))
+
+	// skip if no fields are to be emitted
+	if zb0001Len != 0 {
+		// string "document"
+		o = append(o, 0xa8, 0x64, 0x6f, 0x63, 0x75, 0x6d, 0x65, 0x6e, 0x74)
+		o = msgp.AppendBytes(o, z.Document)
+		if (zb0001Mask & 0x2) == 0 { // if not omitted
+			// string "resource"
+			o = append(o, 0xa8, 0x72, 0x65, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
+			o = msgp.AppendBytes(o, z.Resource)
+		}
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *DocumentRegistration) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "document":
+			z.Document, bts, err = msgp.ReadBytesBytes(bts, z.Document)
+			if err != nil {
+				err = msgp.WrapError(err, "Document")
+				return
+			}
+		case "resource":
+			z.Resource, bts, err = msgp.ReadBytesBytes(bts, z.Resource)
+			if err != nil {
+				err = msgp.WrapError(err, "Resource")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *DocumentRegistration) Msgsize() (s int) {
+	s = 1 + 9 + msgp.BytesPrefixSize + len(z.Document) + 9 + msgp.BytesPrefixSize + len(z.Resource)
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
 func (z Header) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields

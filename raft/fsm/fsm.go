@@ -85,6 +85,10 @@ type FSM struct {
 	open      *state.Batch
 	openIndex uint64
 	openCount int
+	// openDocs lists the documents changed in the open transaction, for the search index.
+	openDocs []string
+	// applyingIndex is the index of the entry being applied (handlers record it).
+	applyingIndex uint64
 	// openRecords counts the patient records registered into the open transaction: each
 	// writes dozens of keys, and bbolt splits nodes only at commit, so a transaction that
 	// keeps growing pays for it in copying (see MaxPendingRecords).
@@ -103,6 +107,18 @@ type FSM struct {
 
 	observeBatch  func(entries int, elapsed time.Duration)
 	observeCommit func(entries int, elapsed time.Duration)
+
+	// onCommit, if set, is told after each commit the index now readable and the documents
+	// changed since the previous commit (in order; called by one goroutine at a time).
+	onCommit func(index uint64, docs []string)
+	// onRestore, if set, is told that the whole state was replaced.
+	onRestore func(index uint64)
+}
+
+// WithCommitHooks registers the hooks that keep derived state (the search index) in step
+// with the committed state.
+func WithCommitHooks(commit func(index uint64, docs []string), restore func(index uint64)) Option {
+	return func(f *FSM) { f.onCommit, f.onRestore = commit, restore }
 }
 
 // Option configures an FSM.
@@ -140,6 +156,7 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		command.TypeBarrier.Base():         typed(applyBarrier),
 		command.TypePatientRegister:        typed(f.applyPatientRegister),
 		command.TypeMatchConfigSet:         typed(applyMatchConfigSet),
+		command.TypeDocumentRegister:       typed(f.applyDocumentRegister),
 	}
 	for _, o := range opts {
 		o(f)
@@ -276,6 +293,7 @@ func (f *FSM) applyToOpen(logs []*hraft.Log, already uint64, results []any) (*hr
 		if l.Type != hraft.LogCommand {
 			continue // configuration changes only advance the index
 		}
+		f.applyingIndex = l.Index
 		results[i] = f.applyCommand(tx, l)
 	}
 	if last != nil {
@@ -296,11 +314,15 @@ func (f *FSM) commitInline(last *hraft.Log) *state.Tx {
 	if err := tx.SetApplied(last.Index, last.Term); err != nil {
 		panic(fmt.Sprintf("rls fsm: %v", err))
 	}
-	start, count := time.Now(), f.openCount
+	start, count, docs := time.Now(), f.openCount, f.openDocs
 	if err := f.open.Commit(); err != nil {
 		panic(fmt.Sprintf("rls fsm: commit entries up to index %d: %v", last.Index, err))
 	}
 	f.setCommitted(last.Index)
+	f.openDocs = nil
+	if f.onCommit != nil {
+		f.onCommit(last.Index, docs)
+	}
 	if f.observeCommit != nil {
 		f.observeCommit(count, time.Since(start))
 	}
@@ -362,8 +384,8 @@ func (f *FSM) commitOpen() {
 	f.commitMu.Lock()
 	defer f.commitMu.Unlock()
 	f.openMu.Lock()
-	b, index, count := f.open, f.openIndex, f.openCount
-	f.open, f.openCount, f.openRecords = nil, 0, 0
+	b, index, count, docs := f.open, f.openIndex, f.openCount, f.openDocs
+	f.open, f.openCount, f.openRecords, f.openDocs = nil, 0, 0, nil
 	f.openMu.Unlock()
 	if b == nil {
 		return
@@ -373,6 +395,9 @@ func (f *FSM) commitOpen() {
 		panic(fmt.Sprintf("rls fsm: commit entries up to index %d: %v", index, err))
 	}
 	f.setCommitted(index)
+	if f.onCommit != nil {
+		f.onCommit(index, docs)
+	}
 	if f.observeCommit != nil {
 		f.observeCommit(count, time.Since(start))
 	}
@@ -420,7 +445,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.openMu.Lock()
 	if f.open != nil {
 		f.open.Rollback()
-		f.open, f.openCount, f.openRecords = nil, 0, 0
+		f.open, f.openCount, f.openRecords, f.openDocs = nil, 0, 0, nil
 	}
 	f.openMu.Unlock()
 	if err := f.store.Replace(rc); err != nil {
@@ -433,6 +458,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.logger.Info("state restored from snapshot", "applied_index", index)
 	f.latest.Store(index)
 	f.setCommitted(index)
+	if f.onRestore != nil {
+		f.onRestore(index)
+	}
 	return nil
 }
 

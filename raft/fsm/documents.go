@@ -1,0 +1,131 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/state"
+	"github.com/rls-hie/rls/search"
+)
+
+// Business outcomes of document registration.
+var (
+	// ErrInvalidDocument: the document metadata does not validate.
+	ErrInvalidDocument = errors.New("invalid document")
+	// ErrUnknownSubject: the document's patient is not a registered record or person.
+	ErrUnknownSubject = errors.New("document subject is not a registered patient")
+	// ErrUnknownHolder: the holder is not a participant.
+	ErrUnknownHolder = errors.New("document holder is not a participant")
+	// ErrNotHolder: only the participant holding a document may replace or change it.
+	ErrNotHolder = errors.New("document belongs to another holder")
+	// ErrUnknownTarget: relatesTo names a document that is not registered.
+	ErrUnknownTarget = errors.New("relatesTo target is not a registered document")
+)
+
+// DocumentRegistered is the outcome of one document of a DocumentRegister command.
+type DocumentRegistered struct {
+	Document state.StoredDocument
+	// Superseded lists the documents this one replaced.
+	Superseded []string
+	Err        error
+}
+
+// applyDocumentRegister stores document metadata; a "replaces" relation marks the older
+// document superseded. Every check runs before the document's first write.
+func (f *FSM) applyDocumentRegister(tx *state.Tx, h command.Header, c command.DocumentRegister) (any, error) {
+	out := make([]DocumentRegistered, len(c.Documents))
+	for i, r := range c.Documents {
+		var d search.Document
+		if err := json.Unmarshal(r.Document, &d); err != nil {
+			out[i].Err = business("%w: %v", ErrInvalidDocument, err)
+			continue
+		}
+		stored, targets, err := checkDocument(tx, &d)
+		if err != nil {
+			if !isBusiness(err) {
+				return nil, err
+			}
+			out[i].Err = err
+			continue
+		}
+		for _, t := range targets {
+			if t.Document.Status == search.StatusCurrent {
+				t.Document.Status = search.StatusSuperseded
+				t.Version++
+				t.Updated, t.Index = h.Time, f.applyingIndex
+				if err := tx.PutDocument(t); err != nil {
+					return nil, err
+				}
+				f.openDocs = append(f.openDocs, t.Document.ID)
+				out[i].Superseded = append(out[i].Superseded, t.Document.ID)
+			}
+		}
+		if stored.Version == 0 {
+			stored.Registered = h.Time
+		}
+		stored.Document, stored.Resource = d, r.Resource
+		stored.Version++
+		stored.Updated, stored.Index = h.Time, f.applyingIndex
+		if err := tx.PutDocument(stored); err != nil {
+			return nil, err
+		}
+		f.openDocs = append(f.openDocs, d.ID)
+		out[i].Document = stored
+	}
+	return out, nil
+}
+
+// checkDocument validates a document against the replicated state and returns its stored
+// version (zero if new) and the documents it replaces.
+func checkDocument(tx *state.Tx, d *search.Document) (state.StoredDocument, []state.StoredDocument, error) {
+	if err := d.Validate(); err != nil {
+		return state.StoredDocument{}, nil, business("%w: %v", ErrInvalidDocument, err)
+	}
+	if r, err := tx.MPI().Record(mpi.RecordKey(d.PatientRecord)); err != nil {
+		return state.StoredDocument{}, nil, err
+	} else if r == nil {
+		return state.StoredDocument{}, nil, business("document %s: %w: %s", d.ID, ErrUnknownSubject, d.PatientRecord)
+	}
+	if d.PersonEUID != "" {
+		if _, ok, err := tx.MPI().Person(d.PersonEUID); err != nil {
+			return state.StoredDocument{}, nil, err
+		} else if !ok {
+			return state.StoredDocument{}, nil, business("document %s: %w: Person/%s", d.ID, ErrUnknownSubject, d.PersonEUID)
+		}
+	}
+	if !tx.HasParticipant(d.Holder) {
+		return state.StoredDocument{}, nil, business("document %s: %w: %s", d.ID, ErrUnknownHolder, d.Holder)
+	}
+	stored, exists, err := tx.Document(d.ID)
+	if err != nil {
+		return stored, nil, err
+	}
+	if exists && stored.Document.Holder != d.Holder {
+		return stored, nil, business("document %s: %w (%s)", d.ID, ErrNotHolder, stored.Document.Holder)
+	}
+	if !d.MasterIdentifier.IsZero() {
+		if other, ok := tx.DocumentIDByMaster(d.MasterIdentifier.Token()); ok && other != d.ID {
+			return stored, nil, business("document %s: %w: master identifier %s belongs to %s", d.ID, ErrInvalidDocument, d.MasterIdentifier.Token(), other)
+		}
+	}
+	var targets []state.StoredDocument
+	for _, rel := range d.RelatesTo {
+		if rel.Code != "replaces" {
+			continue
+		}
+		t, ok, err := tx.Document(rel.Target)
+		if err != nil {
+			return stored, nil, err
+		}
+		if !ok {
+			return stored, nil, business("document %s: %w: %s", d.ID, ErrUnknownTarget, rel.Target)
+		}
+		if t.Document.Holder != d.Holder {
+			return stored, nil, business("document %s replaces %s: %w (%s)", d.ID, rel.Target, ErrNotHolder, t.Document.Holder)
+		}
+		targets = append(targets, t)
+	}
+	return stored, targets, nil
+}
