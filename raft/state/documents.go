@@ -11,8 +11,8 @@ import (
 
 // Buckets of the document registry. The Bleve index is derived from them.
 var (
-	bucketDocuments        = []byte("documents")          // id → StoredDocument
-	bucketDocumentsChanged = []byte("documents_changed")  // raft index (8 bytes) + id → empty
+	bucketDocuments        = []byte("documents")           // id → StoredDocument
+	bucketDocumentsChanged = []byte("documents_changed")   // raft index (8 bytes) + id → empty
 	bucketDocumentsMaster  = []byte("documents_by_master") // master identifier token → id
 
 	documentBuckets = [][]byte{bucketDocuments, bucketDocumentsChanged, bucketDocumentsMaster}
