@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -46,15 +48,28 @@ func importCommand() *cli.Command {
 				&cli.BoolFlag{Name: "restart", Usage: "ignore saved progress and start from the first record"},
 			),
 			Action: importPatients,
+		}, {
+			Name:      "documents",
+			Usage:     "register the DocumentReferences of an NDJSON file (one per line)",
+			ArgsUsage: "FILE.ndjson",
+			Description: "Sent in batches with several in flight, with progress, a summary and resumable progress\n" +
+				"(FILE.rls-import), as for patients. A document's id derives from its masterIdentifier, so a\n" +
+				"re-sent document only updates itself.",
+			Flags: append(clientFlags(),
+				&cli.IntFlag{Name: "batch", Value: 200, Usage: "documents per batch (at most 2000)"},
+				&cli.IntFlag{Name: "parallel", Value: 4, Usage: "batches in flight"},
+				&cli.BoolFlag{Name: "restart", Usage: "ignore saved progress and start from the first document"},
+			),
+			Action: importDocuments,
 		}},
 	}
 }
 
 // importItem is one record to send and the line it came from.
 type importItem struct {
-	line    int
-	record  *command.PatientRecord
-	patient json.RawMessage
+	line   int
+	record *command.PatientRecord
+	raw    json.RawMessage
 }
 
 // importSummary is what `rls import patients` reports.
@@ -84,11 +99,43 @@ type checkpoint struct {
 	Saved string `json:"saved"`
 }
 
+// importResult is one item's outcome in a batch answer.
+type importResult struct {
+	Key     string
+	Outcome string
+	Error   string
+}
+
+// batchSender registers one batch and returns each item's outcome, in item order.
+type batchSender func(ctx context.Context, cl *client, items []importItem) ([]importResult, error)
+
 func importPatients(c *cli.Context) error {
 	path, err := oneArg(c, "FILE")
 	if err != nil {
 		return err
 	}
+	items, err := loadImport(path, c.String("format"), c.String("system"))
+	if err != nil {
+		return err
+	}
+	return runImport(c, path, items, sendPatients)
+}
+
+func importDocuments(c *cli.Context) error {
+	path, err := oneArg(c, "FILE")
+	if err != nil {
+		return err
+	}
+	items, err := loadImport(path, "ndjson", "")
+	if err != nil {
+		return err
+	}
+	return runImport(c, path, items, sendDocuments)
+}
+
+// runImport sends items in batches with several in flight, shows progress, keeps a
+// checkpoint of the contiguous prefix acknowledged, and prints the summary.
+func runImport(c *cli.Context, path string, items []importItem, send batchSender) error {
 	cl, err := newClient(c)
 	if err != nil {
 		return err
@@ -96,10 +143,6 @@ func importPatients(c *cli.Context) error {
 	batchSize, parallel := c.Int("batch"), c.Int("parallel")
 	if batchSize < 1 || batchSize > locator.MaxBatchRecords || parallel < 1 || parallel > 64 {
 		return fmt.Errorf("-batch must be 1..%d and -parallel 1..64", locator.MaxBatchRecords)
-	}
-	items, err := loadImport(path, c.String("format"), c.String("system"))
-	if err != nil {
-		return err
 	}
 	info, err := os.Stat(path)
 	if err != nil {
@@ -124,7 +167,7 @@ func importPatients(c *cli.Context) error {
 	}
 	batches := make(chan batch)
 	var mu sync.Mutex
-	done := map[int]int{} // batch seq → its record count, for the contiguous prefix
+	done := map[int]int{} // batch seq → its item count, for the contiguous prefix
 	next, doneRecords := 0, start
 	var firstErr error
 	var wg sync.WaitGroup
@@ -133,7 +176,7 @@ func importPatients(c *cli.Context) error {
 		go func() {
 			defer wg.Done()
 			for b := range batches {
-				results, err := sendBatch(ctx, cl, b.items)
+				results, err := sendWithRetries(ctx, cl, b.items, send)
 				mu.Lock()
 				if err != nil {
 					if firstErr == nil {
@@ -144,7 +187,7 @@ func importPatients(c *cli.Context) error {
 				}
 				for i, res := range results {
 					if res.Error != "" {
-						sum.Rejected = append(sum.Rejected, rejectedLine{Line: b.items[i].line, Record: res.Record, Error: res.Error})
+						sum.Rejected = append(sum.Rejected, rejectedLine{Line: b.items[i].line, Record: res.Key, Error: res.Error})
 					} else {
 						sum.Outcomes[res.Outcome]++
 					}
@@ -182,11 +225,10 @@ feed:
 	wg.Wait()
 	progress.finish()
 	sum.Seconds = time.Since(begin).Seconds()
-	sent := 0
+	sent := len(sum.Rejected)
 	for _, n := range sum.Outcomes {
 		sent += n
 	}
-	sent += len(sum.Rejected)
 	if sum.Seconds > 0 {
 		sum.RecordsPerSec = float64(sent) / sum.Seconds
 	}
@@ -209,23 +251,9 @@ feed:
 	return nil
 }
 
-// sendBatch registers one batch, retrying while the answer may be lost: re-sending a
-// record only re-registers it under the same identifier, so a retry never duplicates.
-func sendBatch(ctx context.Context, cl *client, items []importItem) ([]locator.BatchResult, error) {
-	var req locator.BatchRequest
-	var order []int // request order → item index (records first, then patients)
-	for i, it := range items {
-		if it.record != nil {
-			req.Records = append(req.Records, *it.record)
-			order = append(order, i)
-		}
-	}
-	for i, it := range items {
-		if it.patient != nil {
-			req.Patients = append(req.Patients, it.patient)
-			order = append(order, i)
-		}
-	}
+// sendWithRetries sends one batch, retrying while the answer may be lost: re-sending an
+// item only re-registers it under the same key, so a retry never duplicates.
+func sendWithRetries(ctx context.Context, cl *client, items []importItem, send batchSender) ([]importResult, error) {
 	var lastErr error
 	for attempt := 0; attempt < 6; attempt++ {
 		if attempt > 0 {
@@ -235,28 +263,79 @@ func sendBatch(ctx context.Context, cl *client, items []importItem) ([]locator.B
 			case <-time.After(time.Duration(attempt*attempt) * 200 * time.Millisecond):
 			}
 		}
-		data, _, err := cl.do(ctx, http.MethodPost, "/v1/patients/batch", req, nil)
-		if err != nil {
-			lastErr = err
-			if ctx.Err() != nil || isClientError(err) {
-				return nil, err
-			}
-			continue
+		results, err := send(ctx, cl, items)
+		if err == nil {
+			return results, nil
 		}
-		var resp locator.BatchResponse
-		if err := json.Unmarshal(data, &resp); err != nil {
-			return nil, fmt.Errorf("unreadable batch answer: %w", err)
+		lastErr = err
+		if ctx.Err() != nil || isClientError(err) {
+			return nil, err
 		}
-		if len(resp.Results) != len(items) {
-			return nil, fmt.Errorf("batch answer has %d results for %d records", len(resp.Results), len(items))
-		}
-		out := make([]locator.BatchResult, len(items))
-		for k, res := range resp.Results {
-			out[order[k]] = res
-		}
-		return out, nil
 	}
 	return nil, lastErr
+}
+
+func sendDocuments(ctx context.Context, cl *client, items []importItem) ([]importResult, error) {
+	var req locator.DocumentBatchRequest
+	for _, it := range items {
+		req.Documents = append(req.Documents, it.raw)
+	}
+	data, _, err := cl.do(ctx, http.MethodPost, "/v1/documents/batch", req, nil)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Results []locator.DocumentBatchResult `json:"results"`
+	}
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return nil, fmt.Errorf("unreadable batch answer: %w", err)
+	}
+	if len(resp.Results) != len(items) {
+		return nil, fmt.Errorf("batch answer has %d results for %d documents", len(resp.Results), len(items))
+	}
+	out := make([]importResult, len(items))
+	for i, r := range resp.Results {
+		outcome := "registered"
+		if r.Version > 1 {
+			outcome = "updated"
+		}
+		out[i] = importResult{Key: r.ID, Outcome: outcome, Error: r.Error}
+	}
+	return out, nil
+}
+
+// sendPatients registers one batch of patients.
+func sendPatients(ctx context.Context, cl *client, items []importItem) ([]importResult, error) {
+	var req locator.BatchRequest
+	var order []int // request order → item index (records first, then patients)
+	for i, it := range items {
+		if it.record != nil {
+			req.Records = append(req.Records, *it.record)
+			order = append(order, i)
+		}
+	}
+	for i, it := range items {
+		if it.raw != nil {
+			req.Patients = append(req.Patients, it.raw)
+			order = append(order, i)
+		}
+	}
+	data, _, err := cl.do(ctx, http.MethodPost, "/v1/patients/batch", req, nil)
+	if err != nil {
+		return nil, err
+	}
+	var resp locator.BatchResponse
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return nil, fmt.Errorf("unreadable batch answer: %w", err)
+	}
+	if len(resp.Results) != len(items) {
+		return nil, fmt.Errorf("batch answer has %d results for %d records", len(resp.Results), len(items))
+	}
+	out := make([]importResult, len(items))
+	for k, res := range resp.Results {
+		out[order[k]] = importResult{Key: res.Record, Outcome: res.Outcome, Error: res.Error}
+	}
+	return out, nil
 }
 
 // isClientError reports a 4xx answer: the request itself is wrong and a retry cannot help.
@@ -293,7 +372,7 @@ func loadImport(path, format, system string) ([]importItem, error) {
 			if !json.Valid([]byte(text)) {
 				return nil, fmt.Errorf("%s line %d: not a JSON object", path, line)
 			}
-			items = append(items, importItem{line: line, patient: json.RawMessage(text)})
+			items = append(items, importItem{line: line, raw: json.RawMessage(text)})
 		}
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("read %s: %w", path, err)
@@ -393,7 +472,11 @@ func printImportSummary(w io.Writer, s importSummary) error {
 		fmt.Fprintf(w, " (%d already imported, skipped)", s.Skipped)
 	}
 	fmt.Fprintf(w, " in %.1fs, %.0f records/s\n", s.Seconds, s.RecordsPerSec)
-	fmt.Fprintf(w, "  linked %d   new %d   review %d   rejected %d\n", s.Outcomes["linked"], s.Outcomes["new"], s.Outcomes["review"], len(s.Rejected))
+	var parts []string
+	for _, outcome := range slices.Sorted(maps.Keys(s.Outcomes)) {
+		parts = append(parts, fmt.Sprintf("%s %d", outcome, s.Outcomes[outcome]))
+	}
+	fmt.Fprintf(w, "  %s   rejected %d\n", strings.Join(append(parts, ""), "   "), len(s.Rejected))
 	for i, r := range s.Rejected {
 		if i == 20 {
 			fmt.Fprintf(w, "  … %d more rejected (see -output json)\n", len(s.Rejected)-20)

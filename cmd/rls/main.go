@@ -35,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			participantCommand(),
 			mpiCommand(),
 			patientCommand(),
+			documentCommand(),
+			locateCommand(),
 			importCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
