@@ -32,6 +32,12 @@ func apiError(err error) *fhir.Error {
 		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
 	case errors.Is(err, fsm.ErrInvalidConfig), errors.Is(err, fsm.ErrInvalidRecord):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
+	case errors.Is(err, fsm.ErrUnknownRecord), errors.Is(err, fsm.ErrUnknownPerson), errors.Is(err, fsm.ErrUnknownReview):
+		return fhir.Errorf(http.StatusNotFound, "not-found", "", "%s", msg)
+	case errors.Is(err, fsm.ErrAlreadyResolved), errors.Is(err, fsm.ErrNothingToUndo):
+		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
+	case errors.Is(err, fsm.ErrInvalidAction):
+		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
 	case errors.Is(err, fsm.ErrInvalidDocument):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
 	case errors.Is(err, fsm.ErrNotHolder):

@@ -111,3 +111,26 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request, rq *request) er
 	}
 	return writeJSON(w, http.StatusOK, ex)
 }
+
+// putMatchConfig is PUT /v1/mpi/config: an operator replaces the match configuration (for
+// example to tune the thresholds). Its version must exceed the current one.
+func (s *Server) putMatchConfig(w http.ResponseWriter, r *http.Request, rq *request) error {
+	var cfg mpi.Config
+	if err := decodeJSON(rq.body, &cfg); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fhir.Invalid("", "%v", err)
+	}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	a, err := s.node.Apply(r.Context(), command.TypeMatchConfigSet, header(rq), &command.MatchConfigSet{Config: data})
+	if err != nil {
+		return err
+	}
+	s.logger.Info("match configuration replaced", "version", cfg.Version, "upper", cfg.Upper, "lower", cfg.Lower, "by", rq.principal.ID)
+	w.Header().Set(HeaderRaftIndex, strconv.FormatUint(a.Index, 10))
+	return writeJSON(w, http.StatusOK, cfg)
+}

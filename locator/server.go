@@ -178,6 +178,7 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/debug/pprof/{profile...}", access: admin, place: onThisNode, handle: profile},
 
 		{method: "GET", pattern: "/v1/mpi/config", access: admin, place: byConsistency, handle: s.matchConfig},
+		{method: "PUT", pattern: "/v1/mpi/config", access: admin, place: onLeader, handle: s.putMatchConfig},
 		{method: "POST", pattern: "/v1/mpi/train", access: admin, place: onLeader, handle: s.train},
 		{method: "GET", pattern: "/v1/mpi/explain", access: admin, place: byConsistency, handle: s.explain},
 
@@ -197,6 +198,15 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/fhir/DocumentReference", access: participant, place: byConsistency, handle: s.searchDocuments},
 		{method: "POST", pattern: "/v1/documents/batch", access: participant, place: onLeader, handle: s.registerDocumentBatch},
 		{method: "GET", pattern: "/v1/locate", access: participant, place: byConsistency, handle: s.locate},
+
+		{method: "GET", pattern: "/v1/review", access: admin, place: byConsistency, handle: s.listReviews},
+		{method: "GET", pattern: "/v1/review/{seq}", access: admin, place: byConsistency, handle: s.showReview},
+		{method: "POST", pattern: "/v1/review/{seq}/resolve", access: admin, place: onLeader, handle: s.resolveReview},
+		{method: "POST", pattern: "/v1/steward/link", access: admin, place: onLeader, handle: s.linkRecord},
+		{method: "POST", pattern: "/v1/steward/unlink", access: admin, place: onLeader, handle: s.unlinkRecord},
+		{method: "POST", pattern: "/v1/steward/merge", access: admin, place: onLeader, handle: s.mergePersons},
+		{method: "POST", pattern: "/v1/steward/unmerge", access: admin, place: onLeader, handle: s.unmergePerson},
+		{method: "GET", pattern: "/v1/persons/{euid}/history", access: admin, place: byConsistency, handle: s.personHistory},
 
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},

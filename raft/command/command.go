@@ -59,6 +59,13 @@ const (
 	TypeMatchConfigSet Type = 10
 	// TypeDocumentRegister registers or replaces document metadata (DocumentReference).
 	TypeDocumentRegister Type = 11
+	// Data steward actions on links; each is kept in the link history and respected by
+	// later automatic matching.
+	TypeRecordLink    Type = 12
+	TypeRecordUnlink  Type = 13
+	TypePersonMerge   Type = 14
+	TypePersonUnmerge Type = 15
+	TypeReviewResolve Type = 16
 )
 
 // Base returns the type without its flag bits.
@@ -91,6 +98,16 @@ func (t Type) String() string {
 		return "match-config-set"
 	case TypeDocumentRegister:
 		return "document-register"
+	case TypeRecordLink:
+		return "record-link"
+	case TypeRecordUnlink:
+		return "record-unlink"
+	case TypePersonMerge:
+		return "person-merge"
+	case TypePersonUnmerge:
+		return "person-unmerge"
+	case TypeReviewResolve:
+		return "review-resolve"
 	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
@@ -276,4 +293,43 @@ type DocumentRegistration struct {
 // DocumentRegister registers documents in order, each with its own outcome.
 type DocumentRegister struct {
 	Documents []DocumentRegistration `json:"documents"`
+}
+
+// RecordLink puts a record on a person (a steward's link): it stays there whatever later
+// matching decides.
+type RecordLink struct {
+	Record string `json:"record"`
+	EUID   string `json:"euid"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RecordUnlink takes a record off its person into a new one (NewEUID, drawn by the
+// leader); matching will never link it back to the person it left.
+type RecordUnlink struct {
+	Record  string `json:"record"`
+	NewEUID string `json:"new_euid"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// PersonMerge moves every record of From to Into; From ceases to exist.
+type PersonMerge struct {
+	From   string `json:"from"`
+	Into   string `json:"into"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// PersonUnmerge undoes the last merge of EUID: the records it brought are moved back to a
+// person with that EUID again, separated from the one they were merged into.
+type PersonUnmerge struct {
+	EUID   string `json:"euid"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ReviewResolve settles a review item: link (to EUID, or the best candidate) or separate
+// (never link the record to the candidates).
+type ReviewResolve struct {
+	Seq      uint64 `json:"seq"`
+	Decision string `json:"decision"`
+	EUID     string `json:"euid,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }

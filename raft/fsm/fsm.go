@@ -157,6 +157,11 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		command.TypePatientRegister:        typed(f.applyPatientRegister),
 		command.TypeMatchConfigSet:         typed(applyMatchConfigSet),
 		command.TypeDocumentRegister:       typed(f.applyDocumentRegister),
+		command.TypeRecordLink:             typed(applyRecordLink),
+		command.TypeRecordUnlink:           typed(applyRecordUnlink),
+		command.TypePersonMerge:            typed(applyPersonMerge),
+		command.TypePersonUnmerge:          typed(applyPersonUnmerge),
+		command.TypeReviewResolve:          typed(applyReviewResolve),
 	}
 	for _, o := range opts {
 		o(f)

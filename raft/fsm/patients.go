@@ -91,9 +91,20 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 			n := old.Norm // Register replaces the stored record; keep what the index holds
 			oldNorm = &n
 		}
-		d, err := f.matcher.Register(store, rec, r.NewEUID)
+		ruled, pin, err := storeFor(tx, rec.Key())
+		if err != nil {
+			return nil, err
+		}
+		d, err := f.matcher.Register(ruled, rec, r.NewEUID)
 		if err != nil {
 			return nil, err // storage failure: the node stops and replays
+		}
+		if pin != "" && d.EUID != pin {
+			// A steward put this record on pin: it stays there.
+			if _, err := mpi.Relink(store, rec.Key(), pin, false); err != nil {
+				return nil, err
+			}
+			d.EUID, d.Outcome, d.Candidates = pin, mpi.OutcomeLinked, nil
 		}
 		meta, err := registerPatient(tx, h, owner, oldNorm, r, d)
 		if err != nil {

@@ -202,8 +202,10 @@ type LinkEvent struct {
 	// Action: "registered", "linked", "unlinked", "merged", "unmerged", "review-resolved".
 	Action string `json:"action"`
 	EUID   string `json:"euid"`
-	// Record is the source record concerned, if any.
-	Record string `json:"record,omitempty"`
+	// Record is the source record concerned, if any; Records lists the records a merge
+	// moved (so that an unmerge can move them back).
+	Record  string   `json:"record,omitempty"`
+	Records []string `json:"records,omitempty"`
 	// Other is the other person concerned (merge source or target, previous person).
 	Other   string  `json:"other,omitempty"`
 	Outcome string  `json:"outcome,omitempty"`

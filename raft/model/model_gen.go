@@ -10,28 +10,32 @@ import (
 func (z *LinkEvent) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(10)
-	var zb0001Mask uint16 /* 10 bits */
+	zb0001Len := uint32(11)
+	var zb0001Mask uint16 /* 11 bits */
 	_ = zb0001Mask
 	if z.Record == "" {
 		zb0001Len--
 		zb0001Mask |= 0x10
 	}
-	if z.Other == "" {
+	if z.Records == nil {
 		zb0001Len--
 		zb0001Mask |= 0x20
 	}
-	if z.Outcome == "" {
+	if z.Other == "" {
 		zb0001Len--
 		zb0001Mask |= 0x40
 	}
-	if z.Score == 0 {
+	if z.Outcome == "" {
 		zb0001Len--
 		zb0001Mask |= 0x80
 	}
+	if z.Score == 0 {
+		zb0001Len--
+		zb0001Mask |= 0x100
+	}
 	if z.Reason == "" {
 		zb0001Len--
-		zb0001Mask |= 0x200
+		zb0001Mask |= 0x400
 	}
 	// variable map header, size zb0001Len
 	o = append(o, 0x80|uint8(zb0001Len))
@@ -56,16 +60,24 @@ func (z *LinkEvent) MarshalMsg(b []byte) (o []byte, err error) {
 			o = msgp.AppendString(o, z.Record)
 		}
 		if (zb0001Mask & 0x20) == 0 { // if not omitted
+			// string "records"
+			o = append(o, 0xa7, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64, 0x73)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.Records)))
+			for za0001 := range z.Records {
+				o = msgp.AppendString(o, z.Records[za0001])
+			}
+		}
+		if (zb0001Mask & 0x40) == 0 { // if not omitted
 			// string "other"
 			o = append(o, 0xa5, 0x6f, 0x74, 0x68, 0x65, 0x72)
 			o = msgp.AppendString(o, z.Other)
 		}
-		if (zb0001Mask & 0x40) == 0 { // if not omitted
+		if (zb0001Mask & 0x80) == 0 { // if not omitted
 			// string "outcome"
 			o = append(o, 0xa7, 0x6f, 0x75, 0x74, 0x63, 0x6f, 0x6d, 0x65)
 			o = msgp.AppendString(o, z.Outcome)
 		}
-		if (zb0001Mask & 0x80) == 0 { // if not omitted
+		if (zb0001Mask & 0x100) == 0 { // if not omitted
 			// string "score"
 			o = append(o, 0xa5, 0x73, 0x63, 0x6f, 0x72, 0x65)
 			o = msgp.AppendFloat64(o, z.Score)
@@ -73,7 +85,7 @@ func (z *LinkEvent) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "actor"
 		o = append(o, 0xa5, 0x61, 0x63, 0x74, 0x6f, 0x72)
 		o = msgp.AppendString(o, z.Actor)
-		if (zb0001Mask & 0x200) == 0 { // if not omitted
+		if (zb0001Mask & 0x400) == 0 { // if not omitted
 			// string "reason"
 			o = append(o, 0xa6, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e)
 			o = msgp.AppendString(o, z.Reason)
@@ -130,6 +142,25 @@ func (z *LinkEvent) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Record")
 				return
 			}
+		case "records":
+			var zb0002 uint32
+			zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Records")
+				return
+			}
+			if cap(z.Records) >= int(zb0002) {
+				z.Records = (z.Records)[:zb0002]
+			} else {
+				z.Records = make([]string, zb0002)
+			}
+			for za0001 := range z.Records {
+				z.Records[za0001], bts, err = msgp.ReadStringBytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Records", za0001)
+					return
+				}
+			}
 		case "other":
 			z.Other, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
@@ -174,7 +205,11 @@ func (z *LinkEvent) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *LinkEvent) Msgsize() (s int) {
-	s = 1 + 4 + msgp.Uint64Size + 5 + msgp.TimeSize + 7 + msgp.StringPrefixSize + len(z.Action) + 5 + msgp.StringPrefixSize + len(z.EUID) + 7 + msgp.StringPrefixSize + len(z.Record) + 6 + msgp.StringPrefixSize + len(z.Other) + 8 + msgp.StringPrefixSize + len(z.Outcome) + 6 + msgp.Float64Size + 6 + msgp.StringPrefixSize + len(z.Actor) + 7 + msgp.StringPrefixSize + len(z.Reason)
+	s = 1 + 4 + msgp.Uint64Size + 5 + msgp.TimeSize + 7 + msgp.StringPrefixSize + len(z.Action) + 5 + msgp.StringPrefixSize + len(z.EUID) + 7 + msgp.StringPrefixSize + len(z.Record) + 8 + msgp.ArrayHeaderSize
+	for za0001 := range z.Records {
+		s += msgp.StringPrefixSize + len(z.Records[za0001])
+	}
+	s += 6 + msgp.StringPrefixSize + len(z.Other) + 8 + msgp.StringPrefixSize + len(z.Outcome) + 6 + msgp.Float64Size + 6 + msgp.StringPrefixSize + len(z.Actor) + 7 + msgp.StringPrefixSize + len(z.Reason)
 	return
 }
 
