@@ -35,6 +35,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			participantCommand(),
 			mpiCommand(),
 			patientCommand(),
+			reviewCommand(),
 			documentCommand(),
 			locateCommand(),
 			importCommand(),

@@ -19,7 +19,7 @@ func patientCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "patient",
 		Usage: "register, find and inspect patients and their enterprise identities",
-		Subcommands: []*cli.Command{
+		Subcommands: append([]*cli.Command{
 			{
 				Name:  "register",
 				Usage: "register (or update) a FHIR Patient from a file and show the match decision",
@@ -58,7 +58,7 @@ func patientCommand() *cli.Command {
 				Flags:     clientFlags(),
 				Action:    withClient(patientShow),
 			},
-		},
+		}, stewardCommands()...),
 	}
 }
 
