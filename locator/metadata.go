@@ -41,7 +41,7 @@ func (s *Server) capabilityStatement() map[string]any {
 			"resource": []any{
 				map[string]any{
 					"type":              "Patient",
-					"documentation":     "A source record: one participant's patient, keyed by the identifier in that participant's assigning authority. The id is derived from that identifier; re-sending a known identifier updates the record and re-decides its link. Responses carry the person's EUID as an identifier in " + "https://rls-hie.github.io/fhir/sid/euid" + " and, on writes, the match-decision extension.",
+					"documentation":     "A source record: one participant's patient, keyed by the identifier in that participant's assigning authority. The id is derived from that identifier; re-sending a known identifier updates the record and re-decides its link. Responses carry the person's EUID as an identifier in " + "https://rls-hie.github.io/fhir/sid/euid" + " and, on writes, the match-decision extension. A Patient.link of type replaced-by naming another record of the same system (PIXm feed, ITI-104) merges the replaced record's person into the surviving record's person.",
 					"interaction":       interactions("create", "update", "read", "search-type"),
 					"versioning":        "versioned-update",
 					"conditionalUpdate": true,
@@ -64,6 +64,25 @@ func (s *Server) capabilityStatement() map[string]any {
 							"documentation": "Returns Person resources (enterprise identities) ranked by score, each with search.score, the match-grade extension and one " + "https://rls-hie.github.io/fhir/StructureDefinition/match-field" + " extension per field (agreement level and weight). Parameters: resource, onlyCertainMatches, count (at most 100)."},
 						map[string]any{"name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix",
 							"documentation": "PIXm query (ITI-83): sourceIdentifier, targetSystem (repeatable). Unknown domain 400, unknown identifier 404, unknown target system 403."},
+					},
+				},
+				map[string]any{
+					"type":          "DocumentReference",
+					"documentation": "Document metadata and where the document lives (IHE MHD); rls never stores content (attachment.data is refused). The id derives from masterIdentifier; the registering participant is the holder; relatesTo replaces supersedes the older document.",
+					"interaction":   interactions("create", "update", "read", "search-type"),
+					"searchParam": []any{
+						param("patient", "reference", "Patient/{id}, {id}, or Person/{euid}; :mdm widens a Patient to every record of its person"),
+						param("patient.identifier", "token", "system|value of the patient's record; :mdm supported"),
+						param("status", "token", "current, superseded, entered-in-error"),
+						param("date", "date", "Creation date; prefixes eq ne gt lt ge le sa eb"),
+						param("period", "date", "Service period"),
+						param("type", "token", ""), param("category", "token", ""), param("facility", "token", ""),
+						param("setting", "token", ""), param("event", "token", ""), param("format", "token", ""),
+						param("security-label", "token", ":not supported"), param("identifier", "token", "Master identifier"),
+						param("author.given", "string", "Starts with, case- and accent-insensitive"), param("author.family", "string", ""),
+						param("_text", "string", "Title and description: words, \"phrases\", -excluded"),
+						param("_sort", "token", "date or -date (default)"), param("_count", "number", "At most 1000; paging through the next link"),
+						param("_summary", "token", "count"),
 					},
 				},
 				map[string]any{

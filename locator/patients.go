@@ -74,6 +74,9 @@ type registration struct {
 	patient  fhir.Patient
 	record   command.PatientRecord
 	resource []byte
+	// replacedBy is the record this one is replaced by (Patient.link replaced-by, the PIXm
+	// feed's merge), if any.
+	replacedBy string
 }
 
 func (s *Server) decodePatient(ctx context.Context, rq *request) (registration, error) {
@@ -86,6 +89,9 @@ func (s *Server) decodePatient(ctx context.Context, rq *request) (registration, 
 		return reg, err
 	}
 	reg.record = rec
+	if reg.replacedBy, err = s.replacedBy(ctx, reg); err != nil {
+		return reg, err
+	}
 	reg.resource, err = canonicalResource(reg.patient)
 	return reg, err
 }
@@ -105,6 +111,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rq *request, r
 	out := a.Value.([]fsm.Registered)[0]
 	if out.Err != nil {
 		return out.Err
+	}
+	if reg.replacedBy != "" {
+		if out.Decision.EUID, err = s.mergeReplaced(r.Context(), rq, reg); err != nil {
+			return err
+		}
 	}
 	p, err := storedPatient(out.Patient, &mpi.StoredRecord{EUID: out.Decision.EUID, Record: fsm.MPIRecord(reg.record)})
 	if err != nil {
@@ -145,9 +156,6 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request, rq *reque
 	if err != nil {
 		return err
 	}
-	if err := s.applyPatientLinks(r, rq, reg); err != nil {
-		return err
-	}
 	return s.register(w, r, rq, reg, 0)
 }
 
@@ -168,9 +176,6 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	expected, err := ifMatch(r)
 	if err != nil {
-		return err
-	}
-	if err := s.applyPatientLinks(r, rq, reg); err != nil {
 		return err
 	}
 	return s.register(w, r, rq, reg, expected)
@@ -200,26 +205,89 @@ func (s *Server) conditionalUpdatePatient(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	if err := s.applyPatientLinks(r, rq, reg); err != nil {
-		return err
-	}
 	return s.register(w, r, rq, reg, expected)
 }
 
-// applyPatientLinks refuses Patient.link kinds rls does not act on; replaced-by merges are
-// handled by the steward tools (see mergeFromFeed).
-func (s *Server) applyPatientLinks(r *http.Request, rq *request, reg registration) error {
+// replacedBy reads Patient.link: a replaced-by link (the PIXm feed's way to say two records
+// of the participant are one patient) names the surviving record, which must be registered
+// in the same system. refer and seealso links are kept as sent.
+func (s *Server) replacedBy(ctx context.Context, reg registration) (string, error) {
+	target := ""
 	for i, l := range reg.patient.Link {
+		elem := fmt.Sprintf("Patient.link[%d]", i)
 		switch l.Type {
 		case "seealso", "refer":
-		case "replaced-by", "replaces":
-			return fhir.Errorf(http.StatusUnprocessableEntity, "not-supported", fmt.Sprintf("Patient.link[%d]", i),
-				"merges through Patient.link (%s) are not supported yet; use the steward merge", l.Type)
+			continue
+		case "replaced-by":
+		case "replaces":
+			return "", fhir.Errorf(http.StatusUnprocessableEntity, "not-supported", elem, "send the merge on the record that is replaced (link type replaced-by)")
 		default:
-			return fhir.Invalid(fmt.Sprintf("Patient.link[%d].type", i), "link type %q must be replaced-by, replaces, refer or seealso", l.Type)
+			return "", fhir.Invalid(elem+".type", "link type %q must be replaced-by, replaces, refer or seealso", l.Type)
+		}
+		if target != "" {
+			return "", fhir.Invalid(elem, "a record is replaced by one other record")
+		}
+		if err := s.node.SyncLocal(ctx); err != nil {
+			return "", err
+		}
+		err := s.node.State().View(func(tx *state.Tx) error {
+			switch {
+			case strings.HasPrefix(l.Other.Reference, "Patient/"):
+				key, ok := tx.PatientKeyByID(strings.TrimPrefix(l.Other.Reference, "Patient/"))
+				if !ok {
+					return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", elem+".other", "%s is not a registered Patient", l.Other.Reference)
+				}
+				target = key
+			case l.Other.Identifier != nil:
+				target = string(mpi.KeyOf(l.Other.Identifier.System, l.Other.Identifier.Value))
+				if sr, err := tx.MPI().Record(mpi.RecordKey(target)); err != nil {
+					return err
+				} else if sr == nil {
+					return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", elem+".other", "no Patient is registered with identifier %s", target)
+				}
+			default:
+				return fhir.Invalid(elem+".other", "other must reference Patient/{id} or carry the identifier")
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		if sys, _ := mpi.RecordKey(target).Split(); sys != reg.record.System {
+			return "", fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", elem+".other", "a record is replaced by a record of the same system (%s), not %s", reg.record.System, sys)
+		}
+		if target == string(mpi.KeyOf(reg.record.System, reg.record.Value)) {
+			return "", fhir.Invalid(elem+".other", "a record cannot be replaced by itself")
 		}
 	}
-	return nil
+	return target, nil
+}
+
+// mergeReplaced applies a replaced-by link: the person of the replaced record is merged
+// into the person of the surviving one. It returns the surviving person's EUID.
+func (s *Server) mergeReplaced(ctx context.Context, rq *request, reg registration) (string, error) {
+	if err := s.node.SyncLocal(ctx); err != nil {
+		return "", err
+	}
+	var from, into string
+	err := s.node.State().View(func(tx *state.Tx) error {
+		a, err := tx.MPI().Record(mpi.KeyOf(reg.record.System, reg.record.Value))
+		if err != nil || a == nil {
+			return errOr(err, state.ErrNotFound)
+		}
+		b, err := tx.MPI().Record(mpi.RecordKey(reg.replacedBy))
+		if err != nil || b == nil {
+			return errOr(err, state.ErrNotFound)
+		}
+		from, into = a.EUID, b.EUID
+		return nil
+	})
+	if err != nil || from == into {
+		return into, err
+	}
+	_, err = s.node.Apply(ctx, command.TypePersonMerge, header(rq), &command.PersonMerge{From: from, Into: into,
+		Reason: fmt.Sprintf("PIXm feed: %s|%s replaced by %s", reg.record.System, reg.record.Value, reg.replacedBy)})
+	return into, err
 }
 
 // readPatient is GET /fhir/Patient/{id}.

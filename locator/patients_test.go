@@ -139,11 +139,11 @@ func TestPatientRegistrationRules(t *testing.T) {
 			p["favouriteColour"] = "red"
 			return p
 		}(), 400, "Patient.favouriteColour"},
-		{"merge by link", func() map[string]any {
+		{"replaced by an unknown record", func() map[string]any {
 			p := patientJSON(sysA, "X5", "Ann", "Lee", "1980-02-03", "female", "", "")
 			p["link"] = []any{map[string]any{"type": "replaced-by", "other": map[string]any{"reference": "Patient/x"}}}
 			return p
-		}(), 422, "Patient.link[0]"},
+		}(), 422, "Patient.link[0].other"},
 	}
 	for _, tc := range cases {
 		code, body, _ := a.do("POST", "/fhir/Patient", tokA, tc.patient, nil)
@@ -334,5 +334,37 @@ func TestCapabilityStatementListsWhatIsServed(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("CapabilityStatement lacks %s", want)
 		}
+	}
+}
+
+// TestPIXmFeedMergeByReplacedBy sends the PIXm feed's merge: a record updated with
+// Patient.link replaced-by another record of the same system joins that record's person.
+func TestPIXmFeedMergeByReplacedBy(t *testing.T) {
+	a := newTestAPI(t)
+	tokA, _ := a.participants()
+	_, body, _ := a.do("POST", "/fhir/Patient", tokA, patientJSON(sysA, "OLD-1", "Ann", "Lee", "1980-02-03", "female", "", ""), nil)
+	oldEUID := euidOf(t, body)
+	_, body, _ = a.do("POST", "/fhir/Patient", tokA, patientJSON(sysA, "NEW-1", "Anne", "Leigh-Smith", "1980-03-02", "female", "", ""), nil)
+	survivor := euidOf(t, body)
+	if survivor == oldEUID {
+		t.Fatal("setup: the two records already share a person")
+	}
+	p := patientJSON(sysA, "OLD-1", "Ann", "Lee", "1980-02-03", "female", "", "")
+	p["active"] = false
+	p["link"] = []any{map[string]any{"type": "replaced-by", "other": map[string]any{"identifier": map[string]any{"system": sysA, "value": "NEW-1"}}}}
+	code, body, _ := a.do("PUT", "/fhir/Patient?identifier="+url.QueryEscape(sysA+"|OLD-1"), tokA, p, nil)
+	if code != 200 || euidOf(t, body) != survivor {
+		t.Fatalf("merge by replaced-by: %d %s", code, body)
+	}
+	code, body, _ = a.do("GET", "/fhir/Person/"+survivor, tokA, nil, nil)
+	if code != 200 || !strings.Contains(string(body), "OLD-1") || !strings.Contains(string(body), "NEW-1") {
+		t.Fatalf("survivor person: %d %s", code, body)
+	}
+	if code, _, _ := a.do("GET", "/fhir/Person/"+oldEUID, tokA, nil, nil); code != 404 {
+		t.Fatalf("merged-away person: %d", code)
+	}
+	p["link"] = []any{map[string]any{"type": "replaced-by", "other": map[string]any{"identifier": map[string]any{"system": sysB, "value": "B"}}}}
+	if code, body, _ := a.do("PUT", "/fhir/Patient?identifier="+url.QueryEscape(sysA+"|OLD-1"), tokA, p, nil); code != 422 {
+		t.Fatalf("replaced by another system's record: %d %s", code, body)
 	}
 }
