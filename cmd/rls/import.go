@@ -114,11 +114,11 @@ func importPatients(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	items, err := loadImport(path, c.String("format"), c.String("system"))
+	items, malformed, err := loadImport(path, c.String("format"), c.String("system"))
 	if err != nil {
 		return err
 	}
-	return runImport(c, path, items, sendPatients)
+	return runImport(c, path, items, malformed, sendPatients)
 }
 
 func importDocuments(c *cli.Context) error {
@@ -126,16 +126,16 @@ func importDocuments(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	items, err := loadImport(path, "ndjson", "")
+	items, malformed, err := loadImport(path, "ndjson", "")
 	if err != nil {
 		return err
 	}
-	return runImport(c, path, items, sendDocuments)
+	return runImport(c, path, items, malformed, sendDocuments)
 }
 
 // runImport sends items in batches with several in flight, shows progress, keeps a
 // checkpoint of the contiguous prefix acknowledged, and prints the summary.
-func runImport(c *cli.Context, path string, items []importItem, send batchSender) error {
+func runImport(c *cli.Context, path string, items []importItem, malformed []rejectedLine, send batchSender) error {
 	cl, err := newClient(c)
 	if err != nil {
 		return err
@@ -158,7 +158,7 @@ func runImport(c *cli.Context, path string, items []importItem, send batchSender
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	sum := importSummary{File: path, Records: len(items), Skipped: start, Outcomes: map[string]int{}}
+	sum := importSummary{File: path, Records: len(items) + len(malformed), Skipped: start, Outcomes: map[string]int{}, Rejected: malformed}
 	begin := time.Now()
 	progress := newImportProgress(c.App.ErrWriter, len(items)-start)
 	type batch struct {
@@ -225,7 +225,7 @@ feed:
 	wg.Wait()
 	progress.finish()
 	sum.Seconds = time.Since(begin).Seconds()
-	sent := len(sum.Rejected)
+	sent := len(sum.Rejected) - len(malformed)
 	for _, n := range sum.Outcomes {
 		sent += n
 	}
@@ -344,7 +344,9 @@ func isClientError(err error) bool {
 	return errors.As(err, &se) && se.Status >= 400 && se.Status < 500
 }
 
-func loadImport(path, format, system string) ([]importItem, error) {
+// loadImport reads the items of a file; malformed rows are returned apart, with their
+// line numbers, to be reported in the summary.
+func loadImport(path, format, system string) ([]importItem, []rejectedLine, error) {
 	if format == "" {
 		format = "csv"
 		if strings.HasSuffix(path, ".ndjson") {
@@ -352,14 +354,15 @@ func loadImport(path, format, system string) ([]importItem, error) {
 		}
 	}
 	var items []importItem
+	var malformed []rejectedLine
 	switch format {
 	case "ndjson":
 		if system != "" {
-			return nil, errors.New("-system applies to csv and febrl files; an NDJSON Patient carries its identifiers")
+			return nil, nil, errors.New("-system applies to csv and febrl files; an NDJSON Patient carries its identifiers")
 		}
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer f.Close()
 		sc := bufio.NewScanner(f)
@@ -370,21 +373,25 @@ func loadImport(path, format, system string) ([]importItem, error) {
 				continue
 			}
 			if !json.Valid([]byte(text)) {
-				return nil, fmt.Errorf("%s line %d: not a JSON object", path, line)
+				malformed = append(malformed, rejectedLine{Line: line, Error: "not a JSON object"})
+				continue
 			}
 			items = append(items, importItem{line: line, raw: json.RawMessage(text)})
 		}
 		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("read %s: %w", path, err)
+			return nil, nil, fmt.Errorf("read %s: %w", path, err)
 		}
 	default:
 		f, err := dataset.ParseFormat(format)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		file, err := dataset.Load(path, f)
+		file, err := dataset.LoadLenient(path, f)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		for _, re := range file.Rejected {
+			malformed = append(malformed, rejectedLine{Line: re.Line, Error: re.Err.Error()})
 		}
 		for _, row := range file.Rows {
 			r := row.Record
@@ -397,10 +404,10 @@ func loadImport(path, format, system string) ([]importItem, error) {
 			items = append(items, importItem{line: row.Line, record: &rec})
 		}
 	}
-	if len(items) == 0 {
-		return nil, fmt.Errorf("%s holds no records", path)
+	if len(items) == 0 && len(malformed) == 0 {
+		return nil, nil, fmt.Errorf("%s holds no records", path)
 	}
-	return items, nil
+	return items, malformed, nil
 }
 
 func readCheckpoint(path string) (checkpoint, error) {

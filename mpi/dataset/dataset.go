@@ -79,6 +79,14 @@ type File struct {
 	Rows []Row
 	// Labelled is true when every row carries a truth label.
 	Labelled bool
+	// Rejected lists the malformed rows skipped by LoadLenient (Load fails on the first).
+	Rejected []RowError
+}
+
+// RowError is a malformed row that LoadLenient skipped.
+type RowError struct {
+	Line int
+	Err  error
 }
 
 // Load reads a file in the given format.
@@ -91,15 +99,40 @@ func Load(path string, format Format) (File, error) {
 	return Read(f, path, format)
 }
 
+// LoadLenient reads a file like Load but skips malformed rows, listing them in
+// File.Rejected with their line numbers (bulk import reports them and goes on). A file
+// whose header or structure is wrong still fails.
+func LoadLenient(path string, format Format) (File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return File{}, fmt.Errorf("load %s: %w", path, err)
+	}
+	defer f.Close()
+	return read(f, path, format, true)
+}
+
 // Read parses r, named name in errors and in the FEBRL identifier system.
 func Read(r io.Reader, name string, format Format) (File, error) {
+	return read(r, name, format, false)
+}
+
+func read(r io.Reader, name string, format Format, lenient bool) (File, error) {
 	switch format {
 	case CSV, "":
-		return readCSV(r, name)
+		return readCSV(r, name, lenient)
 	case FEBRL:
-		return readFEBRL(r, name)
+		return readFEBRL(r, name, lenient)
 	}
 	return File{}, fmt.Errorf("load %s: %w: unknown format %q", name, ErrMalformed, format)
+}
+
+// reject fails on a malformed row, or (lenient) notes it and lets the caller skip it.
+func (f *File) reject(lenient bool, line int, err error) error {
+	if !lenient {
+		return err
+	}
+	f.Rejected = append(f.Rejected, RowError{Line: line, Err: err})
+	return nil
 }
 
 func newReader(r io.Reader) *csv.Reader {
@@ -161,7 +194,7 @@ func readErr(name string, err error) error {
 	return fmt.Errorf("load %s: %w", name, err)
 }
 
-func readCSV(r io.Reader, name string) (File, error) {
+func readCSV(r io.Reader, name string, lenient bool) (File, error) {
 	cr := newReader(r)
 	idx, err := header(cr, name, CSVColumns, LabelColumn)
 	if err != nil {
@@ -186,7 +219,10 @@ func readCSV(r io.Reader, name string) (File, error) {
 		}
 		row := Row{ID: get("rec_id"), File: name, Line: line, Label: get(LabelColumn)}
 		if labelled && row.Label == "" {
-			return File{}, rowError(name, line, "empty %s", LabelColumn)
+			if err := out.reject(lenient, line, rowError(name, line, "empty %s", LabelColumn)); err != nil {
+				return File{}, err
+			}
+			continue
 		}
 		mr := mpi.Record{
 			System: get("facility"), Value: get("mrn"), Family: get("family_name"),
@@ -207,12 +243,18 @@ func readCSV(r io.Reader, name string) (File, error) {
 		}
 		if b := get("birth_date"); b != "" {
 			if _, err := time.Parse("2006-01-02", b); err != nil {
-				return File{}, rowError(name, line, "birth_date %q is not a YYYY-MM-DD date", b)
+				if err := out.reject(lenient, line, rowError(name, line, "birth_date %q is not a YYYY-MM-DD date", b)); err != nil {
+					return File{}, err
+				}
+				continue
 			}
 			mr.BirthDate = b
 		}
 		if err := mr.Validate(); err != nil {
-			return File{}, rowError(name, line, "facility and mrn: %v", err)
+			if err := out.reject(lenient, line, rowError(name, line, "facility and mrn: %v", err)); err != nil {
+				return File{}, err
+			}
+			continue
 		}
 		row.Record = mr
 		out.Rows = append(out.Rows, row)
@@ -222,7 +264,7 @@ func readCSV(r io.Reader, name string) (File, error) {
 
 var febrlID = regexp.MustCompile(`^rec-(\d+)-(org|dup-\d+)$`)
 
-func readFEBRL(r io.Reader, name string) (File, error) {
+func readFEBRL(r io.Reader, name string, lenient bool) (File, error) {
 	cr := newReader(r)
 	cr.TrimLeadingSpace = true // FEBRL separates fields with ", "
 	idx, err := header(cr, name, febrlColumns, "")
@@ -262,12 +304,18 @@ func readFEBRL(r io.Reader, name string) (File, error) {
 			// FEBRL keeps impossible dates (month 00, day 94) as the
 			// generator's typing errors; their digits still compare.
 			if len(b) != 8 || strings.Trim(b, "0123456789") != "" {
-				return File{}, rowError(name, line, "date_of_birth %q is not YYYYMMDD", b)
+				if err := out.reject(lenient, line, rowError(name, line, "date_of_birth %q is not YYYYMMDD", b)); err != nil {
+					return File{}, err
+				}
+				continue
 			}
 			mr.BirthDate = b[:4] + "-" + b[4:6] + "-" + b[6:]
 		}
 		if err := mr.Validate(); err != nil {
-			return File{}, rowError(name, line, "rec_id: %v", err)
+			if err := out.reject(lenient, line, rowError(name, line, "rec_id: %v", err)); err != nil {
+				return File{}, err
+			}
+			continue
 		}
 		row.Record = mr
 		out.Rows = append(out.Rows, row)
