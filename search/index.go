@@ -104,6 +104,9 @@ type Index struct {
 	// patientDateCap is the largest patient search whose creation dates are
 	// filtered outside Bleve (see searchPatientFilteringDates); 0 never.
 	patientDateCap int
+	// locateStoredCap is the largest Locate answered from stored fields
+	// rather than a facet; 0 always uses the facet.
+	locateStoredCap int
 
 	mu      sync.Mutex // serialises writers; guards the fields below
 	live    bleve.Index
@@ -116,6 +119,11 @@ type Index struct {
 // (applied index 0) when there is none. A directory holding an index that
 // cannot be used is reported as ErrUnusable: the caller then calls Rebuild.
 // Leftovers of an interrupted rebuild are removed.
+//
+// After a crash Bleve may itself fall back to the newest older snapshot
+// that still loads; that is a consistent earlier state, and AppliedIndex
+// says which. The caller always compares AppliedIndex with its own applied
+// index and replays or rebuilds the difference.
 func Open(dir string, opts Options) (*Index, error) {
 	opts = opts.withDefaults()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -213,11 +221,12 @@ func newIndex(dir string, gen uint64, live bleve.Index, applied uint64, opts Opt
 			}
 			return string(tokens[0].Term)
 		},
-		textTerms:      func(s string) int { return len(text.Analyze([]byte(s))) },
-		patientDateCap: defaultPatientDateCap,
-		live:           live,
-		gen:            gen,
-		applied:        applied,
+		textTerms:       func(s string) int { return len(text.Analyze([]byte(s))) },
+		patientDateCap:  defaultPatientDateCap,
+		locateStoredCap: defaultLocateStoredCap,
+		live:            live,
+		gen:             gen,
+		applied:         applied,
 	}, nil
 }
 

@@ -21,6 +21,11 @@ var ErrTooManyToAggregate = errors.New("search: too many documents to aggregate"
 // wrong rather than slow.
 const maxLocateTerms = 200_000
 
+// defaultLocateStoredCap is the largest set of a patient's documents Locate
+// reads document by document (stored fields); above it, a facet over doc
+// values is cheaper.
+const defaultLocateStoredCap = 1000
+
 // LocateQuery selects the documents the record locator summarises: those of
 // any of the records and persons given (at least one), less those carrying
 // an excluded security label (consent).
@@ -60,10 +65,52 @@ func (ix *Index) Locate(ctx context.Context, lq LocateQuery) ([]Holding, error) 
 	if err != nil {
 		return nil, err
 	}
-	req := bleve.NewSearchRequestOptions(q, 0, 0, false)
+	byHolder := map[string]*Holding{}
+	add := func(term string, count int) error {
+		holder, created, typeToken, ok := splitLocateTerm(term)
+		if !ok {
+			return fmt.Errorf("search: locate: malformed aggregate term %q", term)
+		}
+		h := byHolder[holder]
+		if h == nil {
+			h = &Holding{Holder: holder}
+			byHolder[holder] = h
+		}
+		h.CurrentDocuments += count
+		if created.After(h.Newest) {
+			h.Newest = created
+		}
+		if typeToken != "" {
+			if i, found := slices.BinarySearch(h.Types, typeToken); !found {
+				h.Types = slices.Insert(h.Types, i, typeToken)
+			}
+		}
+		return nil
+	}
+	// A patient's documents are few: read their stored locate terms.
+	req := bleve.NewSearchRequestOptions(q, ix.locateStoredCap+1, 0, false)
+	req.Score = bleve.ScoreNone
+	req.Fields = []string{fieldLocate}
+	res, err := ix.alias.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, searchError(err)
+	}
+	if len(res.Hits) <= ix.locateStoredCap && res.Total <= uint64(ix.locateStoredCap) {
+		for _, hit := range res.Hits {
+			// Documents that are not current have no locate term.
+			if term, ok := hit.Fields[fieldLocate].(string); ok {
+				if err := add(term, 1); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return sortedHoldings(byHolder), nil
+	}
+	// Many documents: count them from doc values with a terms facet.
+	req = bleve.NewSearchRequestOptions(q, 0, 0, false)
 	req.Score = bleve.ScoreNone
 	req.AddFacet(fieldLocate, bleve.NewFacetRequest(fieldLocate, maxLocateTerms))
-	res, err := ix.alias.SearchInContext(ctx, req)
+	res, err = ix.alias.SearchInContext(ctx, req)
 	if err != nil {
 		return nil, searchError(err)
 	}
@@ -74,35 +121,23 @@ func (ix *Index) Locate(ctx context.Context, lq LocateQuery) ([]Holding, error) 
 	if facet.Other > 0 {
 		return nil, fmt.Errorf("%w: more than %d", ErrTooManyToAggregate, maxLocateTerms)
 	}
-	byHolder := map[string]*Holding{}
 	if facet.Terms != nil {
 		for _, tf := range facet.Terms.Terms() {
-			holder, created, typeToken, ok := splitLocateTerm(tf.Term)
-			if !ok {
-				return nil, fmt.Errorf("search: locate: malformed aggregate term %q", tf.Term)
-			}
-			h := byHolder[holder]
-			if h == nil {
-				h = &Holding{Holder: holder}
-				byHolder[holder] = h
-			}
-			h.CurrentDocuments += tf.Count
-			if created.After(h.Newest) {
-				h.Newest = created
-			}
-			if typeToken != "" {
-				if i, found := slices.BinarySearch(h.Types, typeToken); !found {
-					h.Types = slices.Insert(h.Types, i, typeToken)
-				}
+			if err := add(tf.Term, tf.Count); err != nil {
+				return nil, err
 			}
 		}
 	}
+	return sortedHoldings(byHolder), nil
+}
+
+func sortedHoldings(byHolder map[string]*Holding) []Holding {
 	out := make([]Holding, 0, len(byHolder))
 	for _, h := range byHolder {
 		out = append(out, *h)
 	}
 	slices.SortFunc(out, func(a, b Holding) int { return strings.Compare(a.Holder, b.Holder) })
-	return out, nil
+	return out
 }
 
 // splitLocateTerm reverses the locate term of toIndexed.

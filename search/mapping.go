@@ -18,7 +18,7 @@ import (
 // indexedDocument is derived from a Document. Change it whenever either
 // changes; Open then refuses an index of another version with ErrUnusable so
 // the caller rebuilds it instead of querying fields that are not there.
-const mappingVersion = "rls-documents-1"
+const mappingVersion = "rls-documents-2"
 
 // sortableTimeLayout writes UTC times at fixed width, so that byte order is
 // time order for every date Validate accepts (four-digit years).
@@ -74,9 +74,9 @@ var (
 const locateSeparator = "\x1f"
 
 // indexedDocument is what Bleve indexes for a Document: only searched fields,
-// already in the form queries use (tokens, bounds, composite terms). Nothing
-// is stored: results are document IDs and sort values, and the caller reads
-// documents from its own state. Optional single values are slices so that an
+// already in the form queries use (tokens, bounds, composite terms). Only the
+// sort key and the locate term are stored: results are document IDs, and the
+// caller reads documents from its own state. Optional single values are slices so that an
 // absent value indexes nothing rather than an empty term.
 type indexedDocument struct {
 	Status       string     `json:"status"`
@@ -204,9 +204,9 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	im.StoreDynamic = false
 	im.DocValuesDynamic = false
 
-	keywordField := func(docValues bool) *mapping.FieldMapping {
+	keywordField := func(store, docValues bool) *mapping.FieldMapping {
 		f := bleve.NewKeywordFieldMapping()
-		f.Store = false
+		f.Store = store
 		f.IncludeInAll = false
 		f.IncludeTermVectors = false
 		f.DocValues = docValues
@@ -242,11 +242,16 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 		fieldStatus, fieldPatient, fieldPerson, fieldIdentifier, fieldType, fieldCategory,
 		fieldFormat, fieldFacility, fieldSetting, fieldEvent, fieldSecurity, fieldHolder,
 	} {
-		doc.AddFieldMappingsAt(name, keywordField(false))
+		doc.AddFieldMappingsAt(name, keywordField(false, false))
 	}
-	// The locate facet and the sort read their terms from doc values.
-	doc.AddFieldMappingsAt(fieldLocate, keywordField(true))
-	doc.AddFieldMappingsAt(fieldCreatedSort, keywordField(true))
+	// The locate term and the sort key are both stored and doc values.
+	// Reading doc values for a hit decompresses a chunk of 1024 documents,
+	// which a patient's few hits, scattered over the index, each pay; a
+	// stored field is compressed per document. So patient-sized result
+	// sets read the stored copies, and big ones (Bleve's sort, the facet)
+	// the doc values.
+	doc.AddFieldMappingsAt(fieldLocate, keywordField(true, true))
+	doc.AddFieldMappingsAt(fieldCreatedSort, keywordField(true, true))
 	// The dates are only filtered on.
 	doc.AddFieldMappingsAt(fieldCreated, dateField())
 	doc.AddFieldMappingsAt(fieldPeriodStart, dateField())

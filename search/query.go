@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -189,23 +190,30 @@ func (ix *Index) searchPatientFilteringDates(ctx context.Context, q Query, limit
 	if err != nil {
 		return nil, false, err
 	}
+	// Unsorted, reading the stored sort key: doc values would cost a chunk
+	// decompression per scattered hit (see newMapping).
 	req := bleve.NewSearchRequestOptions(bq, ix.patientDateCap+1, 0, false)
 	req.Score = bleve.ScoreNone
-	req.SortByCustom(sortOrder(q.Sort))
+	req.Fields = []string{fieldCreatedSort}
 	res, err := ix.alias.SearchInContext(ctx, req)
 	if err != nil {
 		return nil, false, searchError(err)
 	}
-	if res.Total > uint64(ix.patientDateCap) {
+	if len(res.Hits) > ix.patientDateCap || res.Total > uint64(ix.patientDateCap) {
 		return nil, false, nil
 	}
 	kept := res.Hits[:0]
 	for _, h := range res.Hits {
-		created := sortValueTime(h.Sort)
+		key, _ := h.Fields[fieldCreatedSort].(string)
+		created := sortValueTime([]string{key})
 		if !created.IsZero() && datesHold(created, q.Created) {
+			// The same sort values Bleve's sort gives (an undated document
+			// never gets here, so no missing-value marker is needed).
+			h.Sort = []string{key, h.ID}
 			kept = append(kept, h)
 		}
 	}
+	slices.SortFunc(kept, func(a, b *search.DocumentMatch) int { return compareSortValues(a.Sort, b.Sort, q.Sort) })
 	out := &Results{Total: uint64(len(kept))}
 	if q.CountOnly {
 		return out, true, nil

@@ -278,6 +278,14 @@ func TestLocate(t *testing.T) {
 	if !equalHoldings(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
+	// The facet over doc values, used for patients with many documents,
+	// gives the same answer.
+	ix.locateStoredCap = 0
+	viaFacet, err := ix.Locate(context.Background(), LocateQuery{PersonEUIDs: []string{"E1"}})
+	if err != nil || !equalHoldings(viaFacet, want) {
+		t.Fatalf("via the facet: %+v, %v; want %+v", viaFacet, err, want)
+	}
+	ix.locateStoredCap = defaultLocateStoredCap
 
 	consented, err := ix.Locate(context.Background(), LocateQuery{
 		PatientRecords:        []string{mrnCity + "|MRN-9", mrnStMary + "|MRN-2"},
