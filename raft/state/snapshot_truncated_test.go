@@ -10,15 +10,12 @@ import (
 )
 
 // TestTruncatedSnapshotIsRefused checks that a snapshot cut short (an interrupted upload or
-// copy) is refused with ErrNotState. Today it is not: FuzzRestoreSnapshot found within
-// seconds that ValidateSnapshotFile crashes the whole process with SIGBUS, because bbolt
-// maps the file and reads the freelist page its meta page names, past the end of the
-// truncated file (a fault no recover can catch). Through POST /v1/cluster/restore this
-// kills the node that received the upload. The validation runs in a child process, so the
-// crash fails this test instead of killing the package's test binary.
-//
-// Skipped unless RLS_KNOWN_BUGS=1 until ValidateSnapshotFile refuses files shorter than
-// their meta page's high-water mark (see the issue 7 report).
+// copy) is refused with ErrNotState. FuzzRestoreSnapshot found that it used to crash the
+// whole process with SIGBUS: bbolt maps the file and reads the freelist page its meta page
+// names, past the end of the truncated file, a fault no recover can catch; through
+// POST /v1/cluster/restore that killed the node that received the upload. checkBoltFile now
+// refuses such files before bbolt maps them. The validation runs in a child process, so a
+// regression fails this test instead of killing the package's test binary.
 func TestTruncatedSnapshotIsRefused(t *testing.T) {
 	if path := os.Getenv("RLS_VALIDATE_SNAPSHOT_CHILD"); path != "" {
 		err := ValidateSnapshotFile(path)
@@ -26,9 +23,6 @@ func TestTruncatedSnapshotIsRefused(t *testing.T) {
 			t.Fatalf("truncated snapshot: err = %v, want ErrNotState", err)
 		}
 		return
-	}
-	if os.Getenv("RLS_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a truncated snapshot crashes ValidateSnapshotFile with SIGBUS; set RLS_KNOWN_BUGS=1 to run")
 	}
 	good := validSnapshot(t)
 	path := filepath.Join(t.TempDir(), "truncated.db")

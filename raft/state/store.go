@@ -78,6 +78,17 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 	_, statErr := os.Stat(path)
 	existed := statErr == nil
 	clean := fileExists(cleanMarker(path))
+	if existed {
+		// A clean file gets the cheap check that keeps bbolt's memory map from faulting;
+		// after a crash every reachable page is read.
+		verify := checkBoltFile
+		if !clean {
+			verify = walkBoltFile
+		}
+		if err := verify(path); err != nil {
+			return nil, fmt.Errorf("state file %s is damaged (move it aside; the node then restores its newest snapshot and replays the log): %w", path, err)
+		}
+	}
 	db, err := openDB(path)
 	if err != nil {
 		return nil, err
@@ -338,9 +349,13 @@ func (s *Store) Replace(r io.Reader) error {
 	return nil
 }
 
-// ValidateSnapshotFile checks that the file at path is an intact rls state file: it opens
-// read-only, passes bbolt's consistency check and has rls's meta bucket.
+// ValidateSnapshotFile checks that the file at path is an intact rls state file: its pages
+// pass walkBoltFile (read without a memory map), it passes bbolt's consistency check and it
+// has rls's meta bucket.
 func ValidateSnapshotFile(path string) error {
+	if err := walkBoltFile(path); err != nil {
+		return err
+	}
 	db, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: openTimeout, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrNotState, err)
