@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/pki"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -42,26 +43,80 @@ func unauthorized(format string, args ...any) *fhir.Error {
 	return e
 }
 
-// authenticate resolves the bearer token to an active participant.
+// authenticate resolves the caller to an active participant: from a verified client
+// certificate (its urn:rls:participant: URI SAN, else its common name), from the bearer
+// token, or both, in which case they must name the same participant. A request a peer node
+// forwarded carries the participant of the certificate the peer verified.
 func (s *Server) authenticate(r *http.Request) (model.Participant, error) {
+	certID, hasCert, err := s.certParticipant(r)
+	if err != nil {
+		return model.Participant{}, err
+	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	token = strings.TrimSpace(token)
 	if !ok || token == "" {
-		return model.Participant{}, unauthorized("missing bearer token: send Authorization: Bearer TOKEN")
+		if hasCert {
+			return s.participantByCert(r.Context(), certID)
+		}
+		return model.Participant{}, unauthorized("missing credentials: send Authorization: Bearer TOKEN or a client certificate")
 	}
 	hash := TokenHash(token)
-	p, err := s.participantByToken(hash)
-	if errors.Is(err, state.ErrNotFound) {
-		// The token may have been issued an instant ago: wait (briefly) until this node
-		// holds everything it knows to be committed, then look again.
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		if s.node.CatchUp(ctx) == nil {
-			p, err = s.participantByToken(hash)
-		}
-		cancel()
-	}
+	p, err := s.lookupParticipant(r.Context(), func(tx *state.Tx) (model.Participant, error) { return tx.ParticipantByTokenHash(hash) })
 	if errors.Is(err, state.ErrNotFound) {
 		return model.Participant{}, unauthorized("unknown or revoked token")
+	}
+	if err != nil {
+		return model.Participant{}, err
+	}
+	if hasCert && p.ID != certID {
+		// Two credentials naming two participants: refuse rather than pick one.
+		return model.Participant{}, unauthorized("the bearer token and the client certificate name different participants")
+	}
+	if !p.Active {
+		return model.Participant{}, fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q is disabled", p.ID)
+	}
+	return p, nil
+}
+
+// certParticipant returns the participant id a request's client certificate names. A
+// cluster node's certificate names none of its own (nodes call with the admin token), but
+// on a request the node forwarded it vouches for the participant in
+// headerForwardedParticipant. A certificate that is neither a node's nor names a
+// participant is refused: the caller meant it as a credential.
+func (s *Server) certParticipant(r *http.Request) (string, bool, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return "", false, nil
+	}
+	chain := r.TLS.VerifiedChains[0]
+	if _, ok := pki.NodeID(chain[0]); ok {
+		if _, trusted := pki.IsClusterNode(chain, s.opts.ClusterCA); trusted && r.Header.Get(headerForwarded) != "" {
+			if id := r.Header.Get(headerForwardedParticipant); id != "" {
+				return id, true, nil
+			}
+		}
+		return "", false, nil
+	}
+	id, err := pki.ParticipantID(chain[0])
+	if err != nil {
+		return "", false, unauthorized("client certificate %q: %v", chain[0].Subject.CommonName, err)
+	}
+	return id, true, nil
+}
+
+// clientCertParticipant is the participant a request's own verified client certificate
+// names (not a node's, and not one vouched for by a node), for forwarding.
+func clientCertParticipant(r *http.Request) (string, bool) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return "", false
+	}
+	id, err := pki.ParticipantID(r.TLS.VerifiedChains[0][0])
+	return id, err == nil
+}
+
+func (s *Server) participantByCert(ctx context.Context, id string) (model.Participant, error) {
+	p, err := s.lookupParticipant(ctx, func(tx *state.Tx) (model.Participant, error) { return tx.Participant(id) })
+	if errors.Is(err, state.ErrNotFound) {
+		return model.Participant{}, unauthorized("the client certificate names no known participant")
 	}
 	if err != nil {
 		return model.Participant{}, err
@@ -72,12 +127,26 @@ func (s *Server) authenticate(r *http.Request) (model.Participant, error) {
 	return p, nil
 }
 
-func (s *Server) participantByToken(hash string) (model.Participant, error) {
-	var p model.Participant
-	err := s.node.State().View(func(tx *state.Tx) error {
-		var err error
-		p, err = tx.ParticipantByTokenHash(hash)
-		return err
-	})
+// lookupParticipant reads a participant; if it is not there it may have been created an
+// instant ago, so it waits (briefly) until this node holds everything it knows to be
+// committed, then looks again.
+func (s *Server) lookupParticipant(ctx context.Context, get func(*state.Tx) (model.Participant, error)) (model.Participant, error) {
+	read := func() (model.Participant, error) {
+		var p model.Participant
+		err := s.node.State().View(func(tx *state.Tx) error {
+			var err error
+			p, err = get(tx)
+			return err
+		})
+		return p, err
+	}
+	p, err := read()
+	if errors.Is(err, state.ErrNotFound) {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		if s.node.CatchUp(ctx) == nil {
+			p, err = read()
+		}
+		cancel()
+	}
 	return p, err
 }

@@ -2,6 +2,7 @@ package locator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 // looks the leader up again, since the reason to retry is usually an election.
 func newForwardClient(s *Server) *retryablehttp.Client {
 	c := retryablehttp.NewClient()
+	c.HTTPClient.Transport = peerTransport(s.opts.PeerTLS)
 	c.Logger = s.logger
 	c.RetryWaitMin = 50 * time.Millisecond
 	c.RetryWaitMax = time.Second
@@ -78,6 +80,16 @@ func pointAt(req *http.Request, leader model.Node) error {
 	return nil
 }
 
+// peerTransport is the transport of node-to-node HTTP: pooled like Go's default, with
+// this node's TLS client configuration.
+func peerTransport(tlsConfig *tls.Config) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if tlsConfig != nil {
+		t.TLSClientConfig = tlsConfig.Clone()
+	}
+	return t
+}
+
 // hopHeaders are not passed on (RFC 9110 section 7.6.1).
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"}
 
@@ -113,6 +125,12 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 	}
 	req.Header.Set(headerForwarded, s.node.ID())
 	req.Header.Set(HeaderRequestID, rq.id)
+	// The client's certificate ends at this node's TLS; the leader sees this node's. Pass
+	// on whom it named (never what a caller wrote into the header itself).
+	req.Header.Del(headerForwardedParticipant)
+	if id, ok := clientCertParticipant(r); ok {
+		req.Header.Set(headerForwardedParticipant, id)
+	}
 	resp, err := s.forward.Do(req)
 	if err != nil {
 		var op *net.OpError

@@ -10,6 +10,8 @@ package locator
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -45,6 +47,10 @@ const (
 	// headerForwarded marks a request one node forwarded to the leader; it is never
 	// forwarded again.
 	headerForwarded = "X-Rls-Forwarded-By"
+	// headerForwardedParticipant names the participant whose client certificate the
+	// forwarding node verified; the leader believes it only from a cluster node's
+	// certificate (see certParticipant).
+	headerForwardedParticipant = "X-Rls-Forwarded-Participant"
 )
 
 // Options configures a Server.
@@ -65,6 +71,14 @@ type Options struct {
 	// TempDir receives uploaded snapshots before they are checked.
 	TempDir string
 	Version string
+	// PeerTLS is the client side of this node's HTTPS calls to other nodes (forwarding to
+	// the leader, peer status): the CA that verifies their API certificates and this
+	// node's certificate. Nil uses Go's defaults (plain-HTTP clusters).
+	PeerTLS *tls.Config
+	// ClusterCA recognises other nodes' client certificates (pki.IsClusterNode): only a
+	// node may tell this one which participant's certificate a forwarded request came
+	// with. Nil: no forwarded certificate identity is trusted.
+	ClusterCA *x509.CertPool
 }
 
 func (o *Options) setDefaults() {
@@ -144,7 +158,7 @@ func New(opts Options) *Server {
 		node:   opts.Node,
 		logger: opts.Logger,
 		mux:    http.NewServeMux(),
-		peers:  &http.Client{Timeout: 3 * time.Second},
+		peers:  &http.Client{Timeout: 3 * time.Second, Transport: peerTransport(opts.PeerTLS)},
 	}
 	s.forward = newForwardClient(s)
 	if opts.Registry != nil {

@@ -10,6 +10,7 @@ package raft
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -84,6 +85,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Transport replaces the TCP transport (tests use in-memory or faulty transports).
 	Transport hraft.Transport
+	// TLS, when set, carries Raft traffic over mutually authenticated TLS with this
+	// configuration (pki.NodeConfig: a node certificate of the cluster CA on both ends);
+	// nil keeps plain TCP, for -dev and tests.
+	TLS *tls.Config
 	// PeerDialAddrs maps a peer's node id to the address this node dials to reach it,
 	// instead of the address the peer advertises: for peers behind NAT or a proxy, and
 	// for fault-injection tests that route each directed link through a proxy of its own.
@@ -321,6 +326,14 @@ func newTCPTransport(cfg Config, catalog *state.Store) (hraft.Transport, error) 
 	}
 	if len(cfg.PeerDialAddrs) > 0 {
 		tc.ServerAddressProvider = dialAddrs{overrides: cfg.PeerDialAddrs, catalog: catalog}
+	}
+	if cfg.TLS != nil {
+		stream, err := NewTLSStreamLayer(cfg.BindAddr, advertise, cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		tc.Stream = stream
+		return hraft.NewNetworkTransportWithConfig(tc), nil
 	}
 	t, err := hraft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, tc)
 	if err != nil {

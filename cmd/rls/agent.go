@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,6 +63,11 @@ func runAgent(c *cli.Context) error {
 			Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(adminToken)}
 	}
 
+	tlsCfg, err := cfg.loadTLS()
+	if err != nil {
+		return err
+	}
+
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	node, err := raft.Open(raft.Config{
@@ -80,6 +86,7 @@ func runAgent(c *cli.Context) error {
 		LeaderLeaseTimeout: mustDuration(cfg.Raft.LeaderLeaseTimeout),
 		ApplyTimeout:       mustDuration(cfg.Raft.ApplyTimeout),
 		PeerDialAddrs:      cfg.Raft.PeerDialAddrs,
+		TLS:                tlsCfg.raft,
 		Logger:             logger,
 		Registerer:         registry,
 	})
@@ -102,6 +109,8 @@ func runAgent(c *cli.Context) error {
 		ForwardTimeout:   mustDuration(cfg.HTTP.ForwardTimeout),
 		TempDir:          cfg.DataDir,
 		Version:          version,
+		PeerTLS:          tlsCfg.peer,
+		ClusterCA:        tlsCfg.clusterCA,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -113,19 +122,21 @@ func runAgent(c *cli.Context) error {
 	}
 	server := &http.Server{
 		Handler:           api.Handler(),
+		TLSConfig:         tlsCfg.api,
 		ReadHeaderTimeout: readHeader,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() {
-		if cfg.TLS.CertFile != "" {
-			serveErr <- server.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if tlsCfg.api != nil {
+			serveErr <- server.ServeTLS(ln, "", "") // the certificate is in TLSConfig
 		} else {
 			serveErr <- server.Serve(ln)
 		}
 	}()
-	logger.Info("rls node started", "node", cfg.NodeID, "http", cfg.HTTPAdvertiseAddr, "raft", cfg.RaftAdvertiseAddr, "data_dir", cfg.DataDir, "version", version)
+	logger.Info("rls node started", "node", cfg.NodeID, "http", cfg.HTTPAdvertiseAddr, "raft", cfg.RaftAdvertiseAddr, "data_dir", cfg.DataDir, "version", version,
+		"api_tls", tlsCfg.api != nil, "client_auth", cfg.TLS.ClientAuth, "raft_tls", tlsCfg.raft != nil)
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -133,7 +144,7 @@ func runAgent(c *cli.Context) error {
 	if len(cfg.Join) > 0 {
 		if node.HasState() {
 			logger.Info("node already holds cluster state; not joining again", "join", cfg.Join)
-		} else if err := joinCluster(ctx, cfg, logger); err != nil {
+		} else if err := joinCluster(ctx, cfg, tlsCfg.peer, logger); err != nil {
 			shutdownHTTP(server, logger)
 			return err
 		}
@@ -213,7 +224,7 @@ func readToken(path string) (string, error) {
 
 // joinCluster asks a node of the cluster (which forwards to the leader) to add this node as
 // a voter, retrying while the cluster elects a leader or the target starts.
-func joinCluster(ctx context.Context, cfg Config, logger *slog.Logger) error {
+func joinCluster(ctx context.Context, cfg Config, peerTLS *tls.Config, logger *slog.Logger) error {
 	token := os.Getenv("RLS_TOKEN")
 	if cfg.AdminTokenFile != "" {
 		var err error
@@ -229,6 +240,16 @@ func joinCluster(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	client.Logger = nil
 	client.RetryMax = 20
 	client.RetryWaitMax = 3 * time.Second
+	// Over https the node proves itself with its own certificate (an API that requires
+	// client certificates admits nothing else) and checks the cluster's against the CA.
+	client.HTTPClient.Transport.(*http.Transport).TLSClientConfig = peerTLS
+	// A certificate the cluster rejects will not be accepted on a retry either.
+	client.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if err != nil && isTLSRejection(err) {
+			return false, err
+		}
+		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	}
 	var errs []error
 	for _, target := range cfg.Join {
 		req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(target, "/")+"/v1/cluster/join", bytes.NewReader(body))

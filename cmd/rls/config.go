@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/urfave/cli/v2"
+
+	"github.com/rls-hie/rls/pki"
 )
 
 // Config is everything `rls agent` can be told, from an HCL file (config.example.hcl
@@ -38,11 +40,13 @@ type Config struct {
 	DevAdminToken string
 }
 
-// TLSConfig holds the API's certificate (client TLS; Raft TLS comes with the security work).
+// TLSConfig is the API's TLS: its certificate, the CA bundle that verifies client
+// certificates and peer nodes' API certificates, and whether clients must present one.
 type TLSConfig struct {
-	CertFile string `hcl:"cert_file,optional"`
-	KeyFile  string `hcl:"key_file,optional"`
-	CAFile   string `hcl:"ca_file,optional"`
+	CertFile   string `hcl:"cert_file,optional"`
+	KeyFile    string `hcl:"key_file,optional"`
+	CAFile     string `hcl:"ca_file,optional"`
+	ClientAuth string `hcl:"client_auth,optional"`
 }
 
 // RaftConfig tunes replication; durations are strings such as "500ms".
@@ -55,6 +59,13 @@ type RaftConfig struct {
 	ElectionTimeout    string            `hcl:"election_timeout,optional"`
 	LeaderLeaseTimeout string            `hcl:"leader_lease_timeout,optional"`
 	ApplyTimeout       string            `hcl:"apply_timeout,optional"`
+
+	// TLS turns on mutually authenticated TLS between nodes; the files default to the
+	// API's (tls block) when empty.
+	TLS         bool   `hcl:"tls,optional"`
+	TLSCertFile string `hcl:"tls_cert_file,optional"`
+	TLSKeyFile  string `hcl:"tls_key_file,optional"`
+	TLSCAFile   string `hcl:"tls_ca_file,optional"`
 }
 
 // HTTPConfig tunes the API server.
@@ -102,6 +113,12 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-format", Usage: "text or json"},
 		&cli.StringFlag{Name: "tls-cert-file", Usage: "serve the API over TLS with this certificate"},
 		&cli.StringFlag{Name: "tls-key-file", Usage: "key of -tls-cert-file"},
+		&cli.StringFlag{Name: "tls-ca-file", Usage: "CA bundle verifying client certificates and peer nodes' API certificates"},
+		&cli.StringFlag{Name: "tls-client-auth", Usage: "client certificates on the API: none, request or require"},
+		&cli.BoolFlag{Name: "raft-tls", Usage: "mutually authenticated TLS between nodes (certificate files default to the API's)"},
+		&cli.StringFlag{Name: "raft-tls-cert-file", Usage: "this node's certificate for Raft (default: -tls-cert-file)"},
+		&cli.StringFlag{Name: "raft-tls-key-file", Usage: "key of -raft-tls-cert-file (default: -tls-key-file)"},
+		&cli.StringFlag{Name: "raft-tls-ca-file", Usage: "cluster CA that signs every node's certificate (default: -tls-ca-file)"},
 		&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries between Raft snapshots"},
 		&cli.Uint64Flag{Name: "trailing-logs", Usage: "log entries kept after a snapshot"},
 		&cli.StringSliceFlag{Name: "raft-peer-dial", Usage: "`NODE=HOST:PORT`: dial this peer at this address instead of the one it advertises (repeatable)"},
@@ -139,13 +156,6 @@ func configFromFlags(c *cli.Context) (Config, error) {
 	if c.IsSet("join") {
 		cfg.Join = c.StringSlice("join")
 	}
-	if c.IsSet("tls-cert-file") || c.IsSet("tls-key-file") {
-		if cfg.TLS == nil {
-			cfg.TLS = &TLSConfig{}
-		}
-		str("tls-cert-file", &cfg.TLS.CertFile)
-		str("tls-key-file", &cfg.TLS.KeyFile)
-	}
 	if cfg.Raft == nil {
 		cfg.Raft = &RaftConfig{}
 	}
@@ -155,6 +165,16 @@ func configFromFlags(c *cli.Context) (Config, error) {
 	if cfg.TLS == nil {
 		cfg.TLS = &TLSConfig{}
 	}
+	str("tls-cert-file", &cfg.TLS.CertFile)
+	str("tls-key-file", &cfg.TLS.KeyFile)
+	str("tls-ca-file", &cfg.TLS.CAFile)
+	str("tls-client-auth", &cfg.TLS.ClientAuth)
+	if c.IsSet("raft-tls") {
+		cfg.Raft.TLS = c.Bool("raft-tls")
+	}
+	str("raft-tls-cert-file", &cfg.Raft.TLSCertFile)
+	str("raft-tls-key-file", &cfg.Raft.TLSKeyFile)
+	str("raft-tls-ca-file", &cfg.Raft.TLSCAFile)
 	if c.IsSet("snapshot-threshold") {
 		cfg.Raft.SnapshotThreshold = c.Uint64("snapshot-threshold")
 	}
@@ -218,9 +238,7 @@ func (c *Config) finish() error {
 	if c.Bootstrap && len(c.Join) > 0 {
 		errs = append(errs, errors.New("bootstrap and join exclude each other: a node either starts a cluster or joins one"))
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls cert_file and key_file go together"))
-	}
+	errs = append(errs, c.finishTLS()...)
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -247,6 +265,38 @@ func (c *Config) finish() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// finishTLS checks the TLS settings and lets Raft TLS default to the API's files.
+func (c *Config) finishTLS() []error {
+	var errs []error
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls cert_file and key_file go together"))
+	}
+	mode, err := pki.ParseClientAuth(c.TLS.ClientAuth)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("tls.%w", err))
+	}
+	c.TLS.ClientAuth = string(mode)
+	if mode != pki.ClientAuthNone && (c.TLS.CertFile == "" || c.TLS.CAFile == "") {
+		errs = append(errs, fmt.Errorf("tls.client_auth %q needs tls.cert_file (the API must serve TLS) and tls.ca_file (to verify client certificates)", mode))
+	}
+	if !c.Raft.TLS {
+		if c.Raft.TLSCertFile != "" || c.Raft.TLSKeyFile != "" || c.Raft.TLSCAFile != "" {
+			errs = append(errs, errors.New("raft.tls_cert_file, tls_key_file and tls_ca_file are set but raft.tls is off (-raft-tls)"))
+		}
+		return errs
+	}
+	if c.Raft.TLSCertFile == "" && c.Raft.TLSKeyFile == "" {
+		c.Raft.TLSCertFile, c.Raft.TLSKeyFile = c.TLS.CertFile, c.TLS.KeyFile
+	}
+	if c.Raft.TLSCAFile == "" {
+		c.Raft.TLSCAFile = c.TLS.CAFile
+	}
+	if c.Raft.TLSCertFile == "" || c.Raft.TLSKeyFile == "" || c.Raft.TLSCAFile == "" {
+		errs = append(errs, errors.New("raft.tls needs a node certificate, its key and the cluster CA: set raft.tls_cert_file, tls_key_file and tls_ca_file, or the tls block's cert_file, key_file and ca_file"))
+	}
+	return errs
 }
 
 // deriveAdvertise fills the advertised addresses from the listen addresses, which works
