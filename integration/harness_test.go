@@ -3,6 +3,8 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +54,9 @@ type Options struct {
 	// Spares are node slots prepared (ports, proxies, data dirs) but not started; AddNode
 	// starts one and has it join the cluster.
 	Spares int
+	// TLS runs the cluster as an HIE would: certificates from `rls tls init`, the API over
+	// HTTPS requiring client certificates, and Raft over mutually authenticated TLS.
+	TLS bool
 	// Proxied routes every Raft connection between two nodes through a fault proxy of its
 	// own, one per directed link, which Partition, Heal, Slow and DropConnections act on.
 	Proxied bool
@@ -96,6 +101,7 @@ type Node struct {
 	RaftAddr string
 	LogPath  string
 	config   string // HCL file with the raft settings and the peer dial addresses
+	scheme   string // http, or https with Options.TLS
 
 	// Guarded by Cluster.mu.
 	cmd       *exec.Cmd
@@ -106,7 +112,7 @@ type Node struct {
 }
 
 // URL is the node's API base URL.
-func (n *Node) URL() string { return "http://" + n.HTTPAddr }
+func (n *Node) URL() string { return n.scheme + "://" + n.HTTPAddr }
 
 // Cluster runs rls agent processes on loopback for multi-node and fault-injection tests.
 // Every node has its own data dir and free ports under one directory that a failing test
@@ -117,6 +123,9 @@ type Cluster struct {
 	Dir   string
 	Nodes []*Node
 	net   *faultNet // nil unless Options.Proxied
+	// client calls the nodes: the shared httpClient, or with Options.TLS one that trusts
+	// the cluster CA and presents the admin participant's certificate.
+	client *http.Client
 
 	mu sync.Mutex
 	// crashes lists the nodes that exited without the harness asking them to.
@@ -129,7 +138,7 @@ type Cluster struct {
 func NewCluster(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	opts.setDefaults()
-	c := &Cluster{t: t, opts: opts, Dir: artifactDir(t)}
+	c := &Cluster{t: t, opts: opts, Dir: artifactDir(t), client: httpClient}
 	t.Cleanup(c.cleanup)
 	if err := os.WriteFile(c.tokenFile(), []byte(adminToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -139,8 +148,11 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 		id := fmt.Sprintf("n%d", i+1)
 		c.Nodes = append(c.Nodes, &Node{
 			Index: i, ID: id, Dir: filepath.Join(c.Dir, id), HTTPAddr: freePort(t), RaftAddr: freePort(t),
-			LogPath: filepath.Join(c.Dir, id+".log"), config: filepath.Join(c.Dir, id+".hcl"),
+			LogPath: filepath.Join(c.Dir, id+".log"), config: filepath.Join(c.Dir, id+".hcl"), scheme: "http",
 		})
+	}
+	if opts.TLS {
+		c.initTLS()
 	}
 	if opts.Proxied {
 		fn, err := newFaultNet(c.Nodes)
@@ -210,6 +222,9 @@ func (c *Cluster) hcl(n *Node) string {
 	if c.opts.TrailingLogs > 0 {
 		fmt.Fprintf(&b, "  trailing_logs = %d\n", c.opts.TrailingLogs)
 	}
+	if c.opts.TLS {
+		b.WriteString("  tls = true\n") // with the tls block's node certificate and CA
+	}
 	if c.net != nil {
 		b.WriteString("  peer_dial_addresses = {\n")
 		for _, peer := range c.Nodes {
@@ -220,7 +235,58 @@ func (c *Cluster) hcl(n *Node) string {
 		b.WriteString("  }\n")
 	}
 	b.WriteString("}\n")
+	if c.opts.TLS {
+		dir := c.tlsDir()
+		fmt.Fprintf(&b, "tls {\n  cert_file = %q\n  key_file = %q\n  ca_file = %q\n  client_auth = \"require\"\n}\n",
+			filepath.Join(dir, n.ID+".pem"), filepath.Join(dir, n.ID+"-key.pem"), filepath.Join(dir, "ca.pem"))
+	}
 	return b.String()
+}
+
+func (c *Cluster) tlsDir() string { return filepath.Join(c.Dir, "tls") }
+
+// initTLS makes the cluster's certificates with `rls tls init` (the admin participant gets
+// a client certificate, which the harness calls with) and switches the nodes to https.
+func (c *Cluster) initTLS() {
+	c.t.Helper()
+	var ids []string
+	for _, n := range c.Nodes {
+		ids = append(ids, n.ID)
+		n.scheme = "https"
+	}
+	out, err := exec.Command(rlsBinary, "tls", "init", "-dir", c.tlsDir(), "-nodes", strings.Join(ids, ","),
+		"-hosts", "127.0.0.1", "-participants", "admin", "-days", "1").CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("rls tls init: %v\n%s", err, out)
+	}
+	cfg, err := clientTLS(filepath.Join(c.tlsDir(), "ca.pem"), filepath.Join(c.tlsDir(), "participant-admin.pem"), filepath.Join(c.tlsDir(), "participant-admin-key.pem"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	t := httpClient.Transport.(*http.Transport).Clone()
+	t.TLSClientConfig = cfg
+	c.client = &http.Client{Transport: t}
+}
+
+// clientTLS trusts the CA in caFile and, when certFile is set, presents that certificate.
+func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", caFile)
+	}
+	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }
 
 func freePort(t testing.TB) string {
@@ -523,7 +589,7 @@ func (c *Cluster) Do(ctx context.Context, i int, method, path string, body any) 
 	}
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/fhir+json")
-	resp, err := httpClient.Do(req)
+	resp, err := c.client.Do(req)
 	if err != nil {
 		return Response{}, err
 	}

@@ -98,7 +98,7 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request, rq *reque
 		wg.Add(1)
 		go func(ms *MemberStatus) {
 			defer wg.Done()
-			self, err := s.askSelf(r.Context(), ms.HTTPAddr, r.Header.Get("Authorization"))
+			self, err := s.askSelf(r, ms.HTTPAddr)
 			if err != nil {
 				ms.State, ms.Error = "unreachable", err.Error()
 				return
@@ -114,13 +114,21 @@ func (m *MemberStatus) fill(l raft.LocalStatus) {
 	m.State, m.Term, m.LastLogIndex, m.CommitIndex, m.AppliedIndex, m.LastContactMS = l.State, l.Term, l.LastLogIndex, l.CommitIndex, l.AppliedIndex, l.LastContactMS
 }
 
-func (s *Server) askSelf(ctx context.Context, base, authorization string) (raft.LocalStatus, error) {
+// askSelf asks a peer for its own status with the caller's credentials: its token, or the
+// participant its client certificate named, vouched for by this node's certificate.
+func (s *Server) askSelf(r *http.Request, base string) (raft.LocalStatus, error) {
 	var l raft.LocalStatus
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/cluster/self", nil)
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, base+"/v1/cluster/self", nil)
 	if err != nil {
 		return l, err
 	}
-	req.Header.Set("Authorization", authorization)
+	if a := r.Header.Get("Authorization"); a != "" {
+		req.Header.Set("Authorization", a)
+	}
+	if id, ok := clientCertParticipant(r); ok {
+		req.Header.Set(headerForwarded, s.node.ID())
+		req.Header.Set(headerForwardedParticipant, id)
+	}
 	resp, err := s.peers.Do(req)
 	if err != nil {
 		return l, err

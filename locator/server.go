@@ -44,8 +44,8 @@ const (
 	// HeaderNotApplied marks a 503 whose request certainly changed nothing, so it may be
 	// retried (at the leader).
 	HeaderNotApplied = "X-Rls-Not-Applied"
-	// headerForwarded marks a request one node forwarded to the leader; it is never
-	// forwarded again.
+	// headerForwarded marks a request one node passed to another (to the leader, or a
+	// status query); it is never forwarded again.
 	headerForwarded = "X-Rls-Forwarded-By"
 	// headerForwardedParticipant names the participant whose client certificate the
 	// forwarding node verified; the leader believes it only from a cluster node's

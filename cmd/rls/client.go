@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rls-hie/rls/locator"
+	"github.com/rls-hie/rls/pki"
 )
 
 // clientFlags are the flags every command that talks to a node takes.
@@ -22,6 +26,9 @@ func clientFlags() []cli.Flag {
 		&cli.StringFlag{Name: "token", EnvVars: []string{"RLS_TOKEN"}, Usage: "bearer `TOKEN` of the calling participant"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up after this long"},
+		&cli.StringFlag{Name: "ca-cert", EnvVars: []string{"RLS_CACERT"}, Usage: "PEM `FILE` of the CA that signed the node's certificate (https; default: the system roots)"},
+		&cli.StringFlag{Name: "client-cert", EnvVars: []string{"RLS_CLIENT_CERT"}, Usage: "PEM `FILE`: client certificate naming the calling participant (mutual TLS)"},
+		&cli.StringFlag{Name: "client-key", EnvVars: []string{"RLS_CLIENT_KEY"}, Usage: "PEM `FILE`: key of -client-cert"},
 	}
 }
 
@@ -53,6 +60,13 @@ func newClient(c *cli.Context) (*client, error) {
 		return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(locator.HeaderNotApplied) == "true", nil
 	}
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	tlsConfig, err := clientTLS(c.String("ca-cert"), c.String("client-cert"), c.String("client-key"))
+	if err != nil {
+		return nil, err
+	}
+	if tlsConfig != nil {
+		rc.HTTPClient.Transport.(*http.Transport).TLSClientConfig = tlsConfig
+	}
 	return &client{
 		base:    strings.TrimRight(c.String("addr"), "/"),
 		token:   c.String("token"),
@@ -60,6 +74,33 @@ func newClient(c *cli.Context) (*client, error) {
 		timeout: c.Duration("timeout"),
 		http:    rc,
 	}, nil
+}
+
+// clientTLS builds the CLI's TLS settings from -ca-cert, -client-cert and -client-key;
+// nil when none is given (Go's defaults then verify https against the system roots).
+func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("-client-cert and -client-key go together")
+	}
+	var roots *x509.CertPool
+	if caFile != "" {
+		var err error
+		if roots, err = pki.LoadPool(caFile); err != nil {
+			return nil, fmt.Errorf("-ca-cert: %w", err)
+		}
+	}
+	var cert *tls.Certificate
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load -client-cert %s: %w", certFile, err)
+		}
+		cert = &pair
+	}
+	return pki.ClientConfig(roots, cert), nil
 }
 
 // do sends a request and returns the response body of a 2xx answer; any other answer

@@ -27,7 +27,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Version:   version,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Description: "Client commands reach any node with -addr (RLS_ADDR) and authenticate with -token (RLS_TOKEN);\n" +
+		Description: "Client commands reach any node with -addr (RLS_ADDR) and authenticate with -token (RLS_TOKEN)\n" +
+			"or a client certificate (-client-cert/-client-key, RLS_CLIENT_CERT/RLS_CLIENT_KEY; -ca-cert, RLS_CACERT);\n" +
 			"flags go before positional arguments.",
 		Commands: []*cli.Command{
 			agentCommand(),
@@ -39,6 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			documentCommand(),
 			locateCommand(),
 			importCommand(),
+			tlsCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
