@@ -2,7 +2,11 @@
 # there is none). Flags of `rls agent` override the file: -node-id, -data-dir, -http-addr,
 # -http-advertise-addr, -raft-addr, -raft-advertise-addr, -bootstrap, -join,
 # -admin-token-file, -log-level, -log-format, -tls-cert-file, -tls-key-file,
-# -snapshot-threshold, -trailing-logs, -raft-peer-dial.
+# -tls-ca-file, -tls-client-auth, -raft-tls, -raft-tls-cert-file, -raft-tls-key-file,
+# -raft-tls-ca-file, -snapshot-threshold, -trailing-logs, -raft-peer-dial.
+#
+# `rls tls init -dir DIR -nodes n1,n2,n3 -participants admin` makes a CA and the
+# certificates the TLS settings below name (see README.md, "TLS").
 #
 #   rls agent -config /etc/rls/n1.hcl
 
@@ -50,11 +54,28 @@ log_level = "info"
 log_format = "text"
 
 tls {
-  # Serve the API over HTTPS with this certificate and key (PEM). Both or neither.
+  # Serve the API over HTTPS with this certificate and key (PEM). Both or neither. In a
+  # cluster use the node's certificate from `rls tls init` (server and client use, URI
+  # SAN urn:rls:node:NODE_ID): the node also presents it when it calls other nodes
+  # (joining, forwarding writes to the leader, peer status). TLS 1.2 at least; 1.3 when
+  # the client has it; TLS 1.2 only with forward-secret AES-GCM/ChaCha20 suites.
   cert_file = ""
   key_file  = ""
-  # CA bundle for verifying peers (used by mutual TLS, which comes with the security work).
+  # CA bundle (PEM) that verifies client certificates and the other nodes' API
+  # certificates when this node calls them. Empty: the system roots, and no client
+  # certificates.
   ca_file = ""
+  # Client certificates on the API:
+  #   none     do not ask for one; callers use bearer tokens.
+  #   request  verify a certificate if the caller presents one (an invalid one fails the
+  #            handshake) and map it to a participant; callers without one use tokens.
+  #   require  refuse the handshake of a caller without a verified certificate (load
+  #            balancer health checks then need one too).
+  # A certificate maps to the participant in its URI SAN urn:rls:participant:ID, else to
+  # the participant whose id is its subject CN; a node certificate maps to none. A bearer
+  # token sent as well must name the same participant (401 otherwise). request and
+  # require need cert_file and ca_file.
+  client_auth = "none"
 }
 
 raft {
@@ -82,8 +103,22 @@ raft {
   # directed link through a proxy of its own.
   peer_dial_addresses = {}
   # peer_dial_addresses = { n2 = "127.0.0.1:19002" }
+
+  # Raft traffic between nodes over mutually authenticated TLS: each end presents its
+  # node certificate and accepts only a peer whose certificate chains to the cluster CA
+  # and carries a node identity (URI SAN urn:rls:node:ID), so neither a host with a
+  # certificate from another CA nor a participant's client certificate can join or
+  # append to the log. Host names are not checked (peers may be dialled through
+  # peer_dial_addresses). All nodes of a cluster must agree; -dev and tests leave it off.
+  tls = false
+  # The node certificate, its key and the cluster CA for Raft. Empty: the tls block's
+  # cert_file, key_file and ca_file.
+  tls_cert_file = ""
+  tls_key_file  = ""
+  tls_ca_file   = ""
 }
 
+# Tuning of the HTTP API server.
 http {
   # Largest request body accepted (413 beyond).
   max_body_bytes = 1048576
