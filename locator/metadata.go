@@ -35,9 +35,9 @@ func (s *Server) capabilityStatement() map[string]any {
 		},
 		"rest": []any{map[string]any{
 			"mode": "server",
-			"documentation": "Every interaction except metadata needs Authorization: Bearer TOKEN (a participant token). " +
+			"documentation": "Every interaction except metadata needs a participant credential: Authorization: Bearer TOKEN, or a TLS client certificate naming the participant (when the node asks for one), or both naming the same participant. " +
 				"Reads take ?consistency=default|strong|stale. Errors are OperationOutcome resources.",
-			"security": map[string]any{"description": "Bearer tokens issued per participant; admin role for Organization writes."},
+			"security": map[string]any{"description": "Bearer tokens issued per participant, or mutual TLS: a client certificate from the exchange's CA maps to the participant in its URI SAN urn:rls:participant:ID, else to its subject CN. Admin role for Organization writes."},
 			"resource": []any{
 				map[string]any{
 					"type":              "Patient",
