@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/pki"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
 )
@@ -136,6 +137,10 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
 			return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "cannot reach the leader: %v", err))
+		}
+		if pki.IsHandshakeRefusal(err) {
+			// The request never left this node: the nodes' certificates disagree.
+			return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "security", "", "TLS handshake with the leader failed, nothing was sent: %v", err))
 		}
 		return fhir.Errorf(http.StatusBadGateway, "transient", "", "forwarding to the leader failed, outcome unknown: %v", err)
 	}

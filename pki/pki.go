@@ -401,3 +401,18 @@ func IsClusterNode(chain []*x509.Certificate, ca *x509.CertPool) (string, bool) 
 	}
 	return NodeID(chain[0])
 }
+
+// IsHandshakeRefusal reports whether err is a TLS handshake that one side refused over a
+// certificate (untrusted, expired, wrong name, missing). Nothing was sent, and retrying
+// cannot help until an operator fixes the certificates.
+func IsHandshakeRefusal(err error) bool {
+	// The peer's refusal arrives as an alert, which crypto/tls reports as a net.OpError
+	// with Op "remote error".
+	var alert *net.OpError
+	var verify *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	return (errors.As(err, &alert) && alert.Op == "remote error") || errors.As(err, &verify) ||
+		errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &host)
+}

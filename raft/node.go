@@ -328,7 +328,7 @@ func newTCPTransport(cfg Config, catalog *state.Store) (hraft.Transport, error) 
 		tc.ServerAddressProvider = dialAddrs{overrides: cfg.PeerDialAddrs, catalog: catalog}
 	}
 	if cfg.TLS != nil {
-		stream, err := NewTLSStreamLayer(cfg.BindAddr, advertise, cfg.TLS)
+		stream, err := NewTLSStreamLayer(cfg.BindAddr, advertise, cfg.TLS, cfg.Logger)
 		if err != nil {
 			return nil, err
 		}

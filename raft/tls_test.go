@@ -166,7 +166,7 @@ func dialTransport(t *testing.T, config *tls.Config) hraft.Transport {
 			t.Fatal(err)
 		}
 	} else {
-		stream, err := NewTLSStreamLayer("127.0.0.1:0", nil, config)
+		stream, err := NewTLSStreamLayer("127.0.0.1:0", nil, config, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rls-hie/rls/locator"
+	"github.com/rls-hie/rls/pki"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
 )
@@ -245,7 +246,7 @@ func joinCluster(ctx context.Context, cfg Config, peerTLS *tls.Config, logger *s
 	client.HTTPClient.Transport.(*http.Transport).TLSClientConfig = peerTLS
 	// A certificate the cluster rejects will not be accepted on a retry either.
 	client.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-		if err != nil && isTLSRejection(err) {
+		if err != nil && pki.IsHandshakeRefusal(err) {
 			return false, err
 		}
 		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)

@@ -3,9 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"net"
 
 	"github.com/rls-hie/rls/pki"
 )
@@ -92,18 +90,4 @@ func checkNodeCert(cert tls.Certificate) error {
 		return fmt.Errorf("%w (it needs a URI SAN %sNODE_ID; `rls tls init` issues such certificates)", pki.ErrNotNode, pki.NodeURIPrefix)
 	}
 	return nil
-}
-
-// isTLSRejection reports whether err is a TLS handshake that one side refused because of
-// a certificate: retrying cannot help, and the operator needs the reason at once.
-func isTLSRejection(err error) bool {
-	// The peer's refusal arrives as an alert, which crypto/tls reports as a net.OpError
-	// with Op "remote error".
-	var alert *net.OpError
-	var verify *tls.CertificateVerificationError
-	var unknownCA x509.UnknownAuthorityError
-	var invalid x509.CertificateInvalidError
-	var host x509.HostnameError
-	return (errors.As(err, &alert) && alert.Op == "remote error") || errors.As(err, &verify) || errors.As(err, &unknownCA) ||
-		errors.As(err, &invalid) || errors.As(err, &host)
 }
