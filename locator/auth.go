@@ -58,7 +58,7 @@ func (s *Server) authenticate(r *http.Request) (model.Participant, error) {
 		if hasCert {
 			return s.participantByCert(r.Context(), certID)
 		}
-		return model.Participant{}, unauthorized("missing credentials: send Authorization: Bearer TOKEN or a client certificate")
+		return model.Participant{}, unauthorized("missing bearer token: send Authorization: Bearer TOKEN, or present a client certificate")
 	}
 	hash := TokenHash(token)
 	p, err := s.lookupParticipant(r.Context(), func(tx *state.Tx) (model.Participant, error) { return tx.ParticipantByTokenHash(hash) })

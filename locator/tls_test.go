@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -91,7 +92,7 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 		url  *string
 	}{{require, pki.ClientAuthRequire, &f.require}, {request, pki.ClientAuthRequest, &f.request}} {
 		s.srv.Config.Handler = h
-		s.srv.Config.ErrorLog = nil
+		s.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected here
 		s.srv.TLS = pki.ServerConfig(serverCert, f.ca.Pool(), s.mode)
 		s.srv.StartTLS()
 		*s.url = s.srv.URL
@@ -200,13 +201,13 @@ func TestTLSAPI(t *testing.T) {
 		{"require: no identity in the certificate", f.require, cert(f.ca, pki.Leaf{Client: true}), "", nil, "/fhir/Organization/hosp-a", 401, "names no participant"},
 		{"require: certificate and its own token", f.require, hospA, tokA, nil, "/fhir/Organization/hosp-a", 200, `"hosp-a"`},
 		{"require: certificate and another's token", f.require, hospA, testAdminToken, nil, adminPath, 401, "different participants"},
-		{"require: node certificate alone", f.require, node2, "", nil, adminPath, 401, "missing credentials"},
+		{"require: node certificate alone", f.require, node2, "", nil, adminPath, 401, "missing bearer token"},
 		{"require: node certificate and admin token", f.require, node2, testAdminToken, nil, adminPath, 200, `"id"`},
 		{"require: node vouches for a forwarded participant", f.require, node2, "", forwardedAs("hosp-a"), adminPath, 403, `participant \"hosp-a\"`},
 		{"require: participant forges the forwarding headers", f.require, hospA, "", forwardedAs("admin"), adminPath, 403, `participant \"hosp-a\"`},
 		{"require: other CA's node", f.require, otherNode, "", forwardedAs("admin"), adminPath, 0, ""},
 		{"request: token without certificate", f.request, nil, testAdminToken, nil, adminPath, 200, `"id"`},
-		{"request: nothing", f.request, nil, "", nil, adminPath, 401, "missing credentials"},
+		{"request: nothing", f.request, nil, "", nil, adminPath, 401, "missing bearer token"},
 		{"request: other CA", f.request, cert(f.otherCA, participantLeaf("admin")), testAdminToken, nil, adminPath, 0, ""},
 		{"request: expired", f.request, cert(f.ca, expired), testAdminToken, nil, adminPath, 0, ""},
 		{"request: certificate", f.request, adminCert, "", nil, adminPath, 200, `"id"`},

@@ -54,6 +54,12 @@ func runAgent(c *cli.Context) error {
 		defer os.RemoveAll(cfg.DataDir)
 	}
 
+	// Certificates first: a node that cannot start should leave nothing behind.
+	tlsCfg, err := cfg.loadTLS()
+	if err != nil {
+		return err
+	}
+
 	var admin *model.Participant
 	var adminToken string
 	if cfg.Bootstrap {
@@ -62,11 +68,6 @@ func runAgent(c *cli.Context) error {
 		}
 		admin = &model.Participant{ID: adminParticipantID, Name: "HIE administrator", Kind: model.KindHIE,
 			Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(adminToken)}
-	}
-
-	tlsCfg, err := cfg.loadTLS()
-	if err != nil {
-		return err
 	}
 
 	registry := prometheus.NewRegistry()
