@@ -25,7 +25,8 @@ func TestTLSCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes; skipped with -short")
 	}
-	c := NewCluster(t, Options{Nodes: 3, TLS: true})
+	// Proxied: Raft's TLS runs through the byte-level fault proxies, as it would through NAT.
+	c := NewCluster(t, Options{Nodes: 3, TLS: true, Proxied: true})
 	leader := c.WaitLeader(20 * time.Second)
 	follower := (leader + 1) % 3
 
