@@ -14,7 +14,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/rls-hie/rls/locator/fhir"
-	"github.com/rls-hie/rls/pki"
+	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
 )

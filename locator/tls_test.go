@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rls-hie/rls/pki"
+	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
 )

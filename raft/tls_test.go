@@ -9,7 +9,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
-	"github.com/rls-hie/rls/pki"
+	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft/model"
 )
 

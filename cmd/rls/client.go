@@ -16,7 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rls-hie/rls/locator"
-	"github.com/rls-hie/rls/pki"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 // clientFlags are the flags every command that talks to a node takes.

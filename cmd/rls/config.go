@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/urfave/cli/v2"
 
-	"github.com/rls-hie/rls/pki"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 // Config is everything `rls agent` can be told, from an HCL file (config.example.hcl

@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/rls-hie/rls/pki"
+	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft/model"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rls-hie/rls/pki"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 // TestTLSInit checks what `rls tls init` writes: a CA, node certificates for server and

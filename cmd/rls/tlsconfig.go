@@ -5,7 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 
-	"github.com/rls-hie/rls/pki"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 // tlsSetup is what the agent's TLS settings load into.
