@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
-	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft/state"
 )
 

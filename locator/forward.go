@@ -14,9 +14,9 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/rls-hie/rls/locator/fhir"
-	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 // newForwardClient returns the client a follower uses to pass requests to the leader. It

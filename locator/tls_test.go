@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 // tlsFixture is one node whose API is served over TLS twice: requiring client

@@ -9,8 +9,8 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
-	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 // testCerts is a cluster CA, an unrelated CA, and the Raft TLS configurations made from

@@ -24,9 +24,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rls-hie/rls/locator"
-	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 // adminParticipantID is the id of the admin participant a new cluster starts with.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/rls-hie/rls/raft/pki"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 func tlsCommand() *cli.Command {
