@@ -113,6 +113,9 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 	}
 	req.Header.Set(headerForwarded, s.node.ID())
 	req.Header.Set(HeaderRequestID, rq.id)
+	if err := s.signForward(ctx, req.Request, rq); err != nil {
+		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "cannot forward an audited request: %v", err))
+	}
 	resp, err := s.forward.Do(req)
 	if err != nil {
 		var op *net.OpError
@@ -123,6 +126,7 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 	}
 	defer resp.Body.Close()
 	w.forwarded = true
+	rq.adoptReport(resp.Header)
 	for k, vs := range resp.Header {
 		w.Header()[k] = vs
 	}
