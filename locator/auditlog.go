@@ -188,7 +188,13 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 	if err != nil {
 		s.logger.Error("audit entry not recorded; answer withheld", "err", err, "request_id", rq.id, "action", e.Action, "participant", e.Participant)
 		w.discard()
-		s.writeError(w, notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "the request could not be audited, so it is not answered; retry shortly")))
+		fe := fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "the request could not be audited, so it is not answered; retry shortly")
+		if code := audit.Actions[e.Action].Code; code == "R" || code == "E" {
+			// A read changed nothing and may be retried; a write was applied, its answer
+			// withheld: the caller must check before retrying.
+			fe = notApplied(fe)
+		}
+		s.writeError(w, fe)
 	}
 	w.release()
 }
@@ -423,14 +429,22 @@ func (s *Server) discloseRecordKeys(rq *request, keys ...string) {
 	if rq.audit == nil {
 		return
 	}
-	var euids []string
 	_ = s.node.State().View(func(tx *state.Tx) error {
-		for _, k := range keys {
-			if sr, err := tx.MPI().Record(mpi.RecordKey(k)); err == nil && sr != nil {
-				euids = append(euids, sr.EUID)
-			}
-		}
+		discloseRecordKeysTx(tx, rq, keys...)
 		return nil
 	})
+}
+
+// discloseRecordKeysTx is discloseRecordKeys inside a transaction the caller holds.
+func discloseRecordKeysTx(tx *state.Tx, rq *request, keys ...string) {
+	if rq.audit == nil {
+		return
+	}
+	var euids []string
+	for _, k := range keys {
+		if sr, err := tx.MPI().Record(mpi.RecordKey(k)); err == nil && sr != nil {
+			euids = append(euids, sr.EUID)
+		}
+	}
 	rq.disclose(euids, recordIDs(keys))
 }

@@ -192,7 +192,8 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 		if sq.PatientRecords, sq.PersonEUIDs, err = patientScope(tx, q); err != nil {
 			return err
 		}
-		rq.disclose(sq.PersonEUIDs, recordIDs(sq.PatientRecords))
+		rq.disclose(sq.PersonEUIDs, nil)
+		discloseRecordKeysTx(tx, rq, sq.PatientRecords...)
 		if res, err = s.node.Documents().Search(r.Context(), sq); err != nil {
 			return err
 		}
