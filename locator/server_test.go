@@ -22,7 +22,7 @@ import (
 const testAdminToken = "rls_test_admin"
 
 type testAPI struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	node *raft.Node
 }
@@ -35,7 +35,7 @@ func newTestAPI(t *testing.T) *testAPI {
 
 // newTestAPIWith is newTestAPI with a hook that may change the options before the server
 // is built and the server before it serves.
-func newTestAPIWith(t *testing.T, adjust func(*Options) func(*Server)) *testAPI {
+func newTestAPIWith(t testing.TB, adjust func(*Options) func(*Server)) *testAPI {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -119,7 +119,7 @@ func org(id, system string) fhir.Organization {
 	return o
 }
 
-func tokenOf(t *testing.T, body []byte) string {
+func tokenOf(t testing.TB, body []byte) string {
 	t.Helper()
 	var o fhir.Organization
 	if err := json.Unmarshal(body, &o); err != nil {
