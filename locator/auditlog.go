@@ -340,8 +340,25 @@ func (s *Server) applyAudit(ctx context.Context, entries []model.AuditEntry) err
 	return err
 }
 
-// sendAudit hands a batch to the leader, authenticated with this node's credential.
+// sendAudit hands a batch to the leader, in requests that fit under the leader's body limit.
 func (s *Server) sendAudit(ctx context.Context, entries []model.AuditEntry) error {
+	limit := int(s.opts.MaxBodyBytes / 2)
+	for len(entries) > 0 {
+		n, size := 0, 0
+		for n < len(entries) && (n == 0 || size+entries[n].Msgsize() <= limit) {
+			size += entries[n].Msgsize()
+			n++
+		}
+		if err := s.sendAuditChunk(ctx, entries[:n]); err != nil {
+			return err
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// sendAuditChunk sends entries to the leader, authenticated with this node's credential.
+func (s *Server) sendAuditChunk(ctx context.Context, entries []model.AuditEntry) error {
 	key, err := s.clusterKey(ctx)
 	if err != nil {
 		return err
