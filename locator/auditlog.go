@@ -153,9 +153,10 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 	a := rq.audit
 	e := a.entry
 	if a.queryFromBody {
-		// $match's query is its body (a Parameters resource): keep it, bounded.
-		e.Query = string(rq.body[:min(len(rq.body), maxAuditQuery)])
+		// $match's query is its body (a Parameters resource).
+		e.Query = string(rq.body)
 	}
+	e.Query = e.Query[:min(len(e.Query), maxAuditQuery)]
 	if !a.reported {
 		e.Participant = rq.principal.ID
 	}
@@ -169,15 +170,15 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 	}
 
 	if cred := r.Header.Get(headerNodeCredential); cred != "" {
-		if node, err := s.verifyNode(cred, r.Method, r.URL.RequestURI(), rq.body); err == nil {
+		node, err := s.verifyNode(cred, r.Method, r.URL.RequestURI(), rq.body)
+		if err == nil {
 			rep, _ := json.Marshal(auditReport{Participant: e.Participant, EUIDs: e.EUIDs, Records: e.Records})
 			w.Header().Set(headerAuditReport, base64.StdEncoding.EncodeToString(rep))
 			s.logger.Debug("audit left to the forwarding node", "node", node, "request_id", rq.id)
 			w.release()
 			return
-		} else {
-			s.logger.Warn("forwarded request with a node credential that does not verify; auditing it here", "err", err, "request_id", rq.id)
 		}
+		s.logger.Warn("node credential does not verify; auditing the request here", "err", err, "request_id", rq.id)
 	}
 
 	id, err := audit.NewID()

@@ -21,18 +21,28 @@ import (
 // and a function that stops it.
 func startNodeIn(t *testing.T, dataDir string) (string, func()) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := l.Addr().String()
-	l.Close()
-	srv := httptest.NewUnstartedServer(nil)
-	node, err := raft.Open(raft.Config{NodeID: "n1", DataDir: dataDir, BindAddr: raftAddr, HTTPAddr: "http://" + srv.Listener.Addr().String(),
-		Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-		BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(testToken)}})
-	if err != nil {
-		t.Fatal(err)
+	// A free port found by listening and closing can be taken by another process before
+	// raft binds it: try again with another.
+	var node *raft.Node
+	var srv *httptest.Server
+	for attempt := 0; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raftAddr := l.Addr().String()
+		l.Close()
+		srv = httptest.NewUnstartedServer(nil)
+		node, err = raft.Open(raft.Config{NodeID: "n1", DataDir: dataDir, BindAddr: raftAddr, HTTPAddr: "http://" + srv.Listener.Addr().String(),
+			Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+			BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(testToken)}})
+		if err == nil {
+			break
+		}
+		srv.Close()
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
 	}
 	srv.Config.Handler = locator.New(locator.Options{Node: node, TempDir: t.TempDir()}).Handler()
 	srv.Start()
