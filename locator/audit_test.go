@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -312,5 +313,16 @@ func TestAuditFailureWithholdsTheAnswer(t *testing.T) {
 	failing.Store(false)
 	if after := a.auditList(t, "").Total; after != before+1 { // +1: the first listing itself
 		t.Errorf("log grew from %d to %d entries; only the listing should be there", before, after)
+	}
+}
+
+func TestForwardingLogsCarryNoQuery(t *testing.T) {
+	var buf strings.Builder
+	l := redactingLogger{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	u, _ := url.Parse("http://n2:8080/v1/locate?family=Okonjo&birthdate=1958-02-14")
+	l.Debug("performing request", "method", "GET", "url", u.String())
+	l.Error("request failed", "error", &url.Error{Op: "Get", URL: u.String(), Err: errors.New("EOF")}, "url", u)
+	if strings.Contains(buf.String(), "Okonjo") || strings.Contains(buf.String(), "1958") || !strings.Contains(buf.String(), "/v1/locate") {
+		t.Fatalf("log: %s", buf.String())
 	}
 }

@@ -23,7 +23,7 @@ import (
 // looks the leader up again, since the reason to retry is usually an election.
 func newForwardClient(s *Server) *retryablehttp.Client {
 	c := retryablehttp.NewClient()
-	c.Logger = s.logger
+	c.Logger = redactingLogger{s.logger}
 	c.RetryWaitMin = 50 * time.Millisecond
 	c.RetryWaitMax = time.Second
 	c.RetryMax = 30 // the request context (ForwardTimeout) ends it first
@@ -120,9 +120,9 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "cannot reach the leader: %v", err))
+			return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "cannot reach the leader: %v", redactErr(err)))
 		}
-		return fhir.Errorf(http.StatusBadGateway, "transient", "", "forwarding to the leader failed, outcome unknown: %v", err)
+		return fhir.Errorf(http.StatusBadGateway, "transient", "", "forwarding to the leader failed, outcome unknown: %v", redactErr(err))
 	}
 	defer resp.Body.Close()
 	w.forwarded = true
