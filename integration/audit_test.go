@@ -7,10 +7,18 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/state"
 )
 
 // auditEntry is the part of an audit entry this test checks.
@@ -36,7 +44,8 @@ type auditVerification struct {
 // locally), and the leader is SIGKILLed mid-run. Every request still has exactly one audit
 // entry, written by the node the client called, with the status the client saw and the
 // person it was told about; the chain verifies, the same, on every node, the restarted one
-// included.
+// included. Then one follower's copy is rewritten with every later hash recomputed: it
+// still verifies alone, and `rls audit verify -all` names it.
 func TestAuditCompleteWhenLeaderKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes; skipped with -short")
@@ -178,5 +187,76 @@ func TestAuditCompleteWhenLeaderKilled(t *testing.T) {
 			err := c.getJSON(i, "/v1/audit/verify?consistency=stale", 5*time.Second, &v)
 			return err == nil && v.OK && v.HeadSeq >= head.HeadSeq
 		})
+	}
+	verifyAll := func() (string, error) {
+		out, err := exec.Command(rlsBinary, "audit", "verify", "-all", "-addr", c.Nodes[newLeader].URL(), "-token", adminToken).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := verifyAll(); err != nil {
+		t.Fatalf("rls audit verify -all: %v\n%s", err, out)
+	}
+
+	// Someone with disk access to one follower erases a disclosure and recomputes every
+	// later hash: that copy still verifies on its own, but no longer matches the others.
+	victim := followers[1]
+	c.Kill(victim)
+	rewriteAuditChain(t, filepath.Join(c.Nodes[victim].Dir, "state.db"), 1) // the registration
+	c.Start(victim)
+	c.WaitFor(20*time.Second, "the altered node to answer", func() bool {
+		var v auditVerification
+		return c.getJSON(victim, "/v1/audit/verify?consistency=stale", 5*time.Second, &v) == nil && v.OK
+	})
+	out, err := verifyAll()
+	if err == nil || !strings.Contains(out, c.Nodes[victim].ID+" holds another entry") {
+		t.Fatalf("rls audit verify -all did not catch the rewritten copy on %s: %v\n%s", c.Nodes[victim].ID, err, out)
+	}
+}
+
+// rewriteAuditChain removes the persons from audit entry seq of a stopped node's state file
+// and recomputes the hash of that entry and every later one, and the head: the careful
+// forger's edit.
+func rewriteAuditChain(t *testing.T, path string, seq uint64) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("audit"))
+		prev := ""
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var e model.AuditEntry
+			if _, err := e.UnmarshalMsg(v); err != nil {
+				return err
+			}
+			if e.Seq < seq {
+				prev = e.Hash
+				continue
+			}
+			if e.Seq == seq {
+				if len(e.EUIDs) == 0 {
+					return fmt.Errorf("entry %d discloses nobody: nothing to erase", seq)
+				}
+				e.EUIDs, e.Records = nil, nil
+			}
+			e.PrevHash = prev
+			if e.Hash, err = state.AuditHash(e); err != nil {
+				return err
+			}
+			prev = e.Hash
+			nv, err := e.MarshalMsg(nil)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(bytes.Clone(k), nv); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte("audit_meta")).Put([]byte("head_hash"), []byte(prev))
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -59,10 +59,14 @@ func auditCommand() *cli.Command {
 				}),
 			},
 			{
-				Name:  "verify",
-				Usage: "walk the hash chain of the audit log on the node and report the first broken link",
-				Flags: clientFlags(),
+				Name: "verify",
+				Usage: "walk the hash chain of the audit log on the node (-all: on every member, and compare them) " +
+					"and report the first broken link",
+				Flags: append(clientFlags(), &cli.BoolFlag{Name: "all", Usage: "verify every member's copy and check they hold the same chain"}),
 				Action: withClient(func(c *cli.Context, cl *client, ctx context.Context) error {
+					if c.Bool("all") {
+						return verifyAll(c, cl, ctx)
+					}
 					var v state.AuditVerification
 					if err := cl.getJSON(ctx, "/v1/audit/verify?consistency=stale", &v); err != nil {
 						return fmt.Errorf("verify audit log: %w", err)
@@ -87,6 +91,87 @@ func auditCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// memberAudit is one member's verification, and the hash of the entry all members hold.
+type memberAudit struct {
+	Node   string                  `json:"node"`
+	Verify state.AuditVerification `json:"verify"`
+	// CommonHash is the member's hash of entry CommonSeq, the last entry every reachable
+	// member holds: equal on all of them unless one copy was rewritten.
+	CommonSeq  uint64 `json:"common_seq"`
+	CommonHash string `json:"common_hash"`
+	Error      string `json:"error,omitempty"`
+}
+
+// verifyAll verifies every member's copy of the audit log and compares them: a node whose
+// entries were rewritten with every later hash recomputed still verifies on its own, but
+// its hashes no longer match the other nodes'.
+func verifyAll(c *cli.Context, cl *client, ctx context.Context) error {
+	var status locator.ClusterStatus
+	if err := cl.getJSON(ctx, "/v1/cluster/status", &status); err != nil {
+		return fmt.Errorf("list members: %w", err)
+	}
+	at := func(m locator.MemberStatus) *client {
+		other := *cl
+		other.base = strings.TrimRight(m.HTTPAddr, "/")
+		return &other
+	}
+	out := make([]memberAudit, len(status.Members))
+	var common uint64
+	for i, m := range status.Members {
+		out[i].Node = m.ID
+		if err := at(m).getJSON(ctx, "/v1/audit/verify?consistency=stale", &out[i].Verify); err != nil {
+			out[i].Error = err.Error()
+			continue
+		}
+		if common == 0 || out[i].Verify.HeadSeq < common {
+			common = out[i].Verify.HeadSeq
+		}
+	}
+	for i, m := range status.Members {
+		if out[i].Error != "" || common == 0 {
+			continue
+		}
+		var list locator.AuditList
+		q := url.Values{"consistency": {"stale"}, "offset": {strconv.FormatUint(common-1, 10)}, "limit": {"1"}}
+		if err := at(m).getJSON(ctx, "/v1/audit?"+q.Encode(), &list); err != nil || len(list.Entries) != 1 {
+			out[i].Error = fmt.Sprintf("read entry %d: %v", common, err)
+			continue
+		}
+		out[i].CommonSeq, out[i].CommonHash = common, list.Entries[0].Hash
+	}
+	var problems []string
+	for _, a := range out {
+		switch {
+		case a.Error != "":
+			problems = append(problems, a.Node+" not verified: "+a.Error)
+		case !a.Verify.OK:
+			problems = append(problems, fmt.Sprintf("%s: chain broken at entry %d: %s", a.Node, a.Verify.BrokenAt, a.Verify.Problem))
+		case a.CommonHash != out[0].CommonHash:
+			problems = append(problems, fmt.Sprintf("%s holds another entry %d than %s", a.Node, common, out[0].Node))
+		}
+	}
+	err := cl.render(c.App.Writer, out, func() error {
+		var rows [][]string
+		for _, a := range out {
+			chain := "intact"
+			if a.Error != "" {
+				chain = "not verified"
+			} else if !a.Verify.OK {
+				chain = fmt.Sprintf("BROKEN at %d", a.Verify.BrokenAt)
+			}
+			rows = append(rows, []string{a.Node, strconv.FormatUint(a.Verify.Entries, 10), chain, strconv.FormatUint(a.CommonSeq, 10), a.CommonHash})
+		}
+		return printTable(c.App.Writer, []string{"NODE", "ENTRIES", "CHAIN", "COMMON ENTRY", "ITS HASH"}, rows)
+	})
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("audit logs do not verify: %s", strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 func nonEmpty(v string) []string {
