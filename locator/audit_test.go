@@ -209,6 +209,12 @@ func TestAuditCompleteness(t *testing.T) {
 		t.Errorf("disclosures of %s: %d, want %d", e2, disc.Total, want)
 	}
 
+	// Group commit is visible to the operator.
+	_, metrics, _ := a.do("GET", "/metrics", "", nil, nil)
+	if !strings.Contains(string(metrics), `rls_audit_entries_total{result="recorded"}`) || !strings.Contains(string(metrics), "rls_audit_commit_entries_count") {
+		t.Errorf("no audit metrics in /metrics")
+	}
+
 	code, body, _ = a.do("GET", "/v1/audit/verify", testAdminToken, nil, nil)
 	var v state.AuditVerification
 	json.Unmarshal(body, &v)

@@ -175,17 +175,24 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 			rep, _ := json.Marshal(auditReport{Participant: e.Participant, EUIDs: e.EUIDs, Records: e.Records})
 			w.Header().Set(headerAuditReport, base64.StdEncoding.EncodeToString(rep))
 			s.logger.Debug("audit left to the forwarding node", "node", node, "request_id", rq.id)
+			s.auditMetrics.entry("reported", 0)
 			w.release()
 			return
 		}
 		s.logger.Warn("node credential does not verify; auditing the request here", "err", err, "request_id", rq.id)
 	}
 
+	start := time.Now()
 	id, err := audit.NewID()
 	if err == nil {
 		e.ID = id
 		err = s.audit.Record(r.Context(), e)
 	}
+	result := "recorded"
+	if err != nil {
+		result = "failed"
+	}
+	s.auditMetrics.entry(result, time.Since(start))
 	if err != nil {
 		s.logger.Error("audit entry not recorded; answer withheld", "err", err, "request_id", rq.id, "action", e.Action, "participant", e.Participant)
 		w.discard()
@@ -305,6 +312,7 @@ func (s *Server) ensureClusterKey(ctx context.Context) error {
 // it sends the batch to the leader's internal endpoint. It retries (a new leader, a lost
 // answer) until the Batcher's timeout: the log appends an entry ID once.
 func (s *Server) commitAudit(ctx context.Context, entries []model.AuditEntry) error {
+	s.auditMetrics.commit(len(entries))
 	wait := 20 * time.Millisecond
 	for {
 		var err error

@@ -102,8 +102,9 @@ type Server struct {
 	peers   *http.Client
 	metrics *httpMetrics
 	// audit group-commits the audit entries of this node's requests.
-	audit       *audit.Batcher
-	auditClient *http.Client
+	audit        *audit.Batcher
+	auditClient  *http.Client
+	auditMetrics *auditMetrics
 }
 
 // access is who may call a route.
@@ -170,6 +171,7 @@ func New(opts Options) *Server {
 	s.audit = audit.NewBatcher(s.commitAudit, audit.BatcherOptions{Timeout: opts.ForwardTimeout})
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
+		s.auditMetrics = newAuditMetrics(opts.Registry)
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	}
 	for _, rt := range s.routes() {
