@@ -106,6 +106,7 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 				results[i] = refused(regs[k].Record, out.Err)
 				continue
 			}
+			rq.disclose([]string{out.Decision.EUID}, []string{out.Patient.ID})
 			results[i] = BatchResult{Record: string(out.Decision.Record), Patient: out.Patient.ID, Outcome: string(out.Decision.Outcome),
 				EUID: out.Decision.EUID, Score: out.Decision.Score}
 		}
@@ -165,6 +166,7 @@ func (s *Server) registerDocumentBatch(w http.ResponseWriter, r *http.Request, r
 			results[i] = DocumentBatchResult{Status: fe.Status, Error: fe.Error()}
 			continue
 		}
+		s.discloseRecordKeys(rq, out[i].Document.Document.PatientRecord)
 		results[i] = DocumentBatchResult{ID: out[i].Document.Document.ID, Version: out[i].Document.Version, Superseded: out[i].Superseded}
 	}
 	if index > 0 {

@@ -327,6 +327,7 @@ func (s *Server) createDocument(w http.ResponseWriter, r *http.Request, rq *requ
 		return errs[0]
 	}
 	sd := out[0].Document
+	s.discloseRecordKeys(rq, sd.Document.PatientRecord)
 	body, err := storedDocumentResource(sd)
 	if err != nil {
 		return err
@@ -355,6 +356,7 @@ func (s *Server) readDocument(w http.ResponseWriter, r *http.Request, rq *reques
 	if !ok {
 		return fhir.Errorf(http.StatusNotFound, "not-found", "", "DocumentReference/%s is not registered", r.PathValue("id"))
 	}
+	s.discloseRecordKeys(rq, sd.Document.PatientRecord)
 	body, err := storedDocumentResource(sd)
 	if err != nil {
 		return err

@@ -26,7 +26,7 @@ import (
 func newForwardClient(s *Server) *retryablehttp.Client {
 	c := retryablehttp.NewClient()
 	c.HTTPClient.Transport = peerTransport(s.opts.PeerTLS)
-	c.Logger = s.logger
+	c.Logger = redactingLogger{s.logger}
 	c.RetryWaitMin = 50 * time.Millisecond
 	c.RetryWaitMax = time.Second
 	c.RetryMax = 30 // the request context (ForwardTimeout) ends it first
@@ -132,20 +132,24 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 	if id, ok := clientCertParticipant(r); ok {
 		req.Header.Set(headerForwardedParticipant, id)
 	}
+	if err := s.signForward(ctx, req.Request, rq); err != nil {
+		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "cannot forward an audited request: %v", err))
+	}
 	resp, err := s.forward.Do(req)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "cannot reach the leader: %v", err))
+			return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "cannot reach the leader: %v", redactErr(err)))
 		}
 		if pki.IsHandshakeRefusal(err) {
 			// The request never left this node: the nodes' certificates disagree.
-			return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "security", "", "TLS handshake with the leader failed, nothing was sent: %v", err))
+			return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "security", "", "TLS handshake with the leader failed, nothing was sent: %v", redactErr(err)))
 		}
-		return fhir.Errorf(http.StatusBadGateway, "transient", "", "forwarding to the leader failed, outcome unknown: %v", err)
+		return fhir.Errorf(http.StatusBadGateway, "transient", "", "forwarding to the leader failed, outcome unknown: %v", redactErr(err))
 	}
 	defer resp.Body.Close()
 	w.forwarded = true
+	rq.adoptReport(resp.Header)
 	for k, vs := range resp.Header {
 		w.Header()[k] = vs
 	}

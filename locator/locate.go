@@ -192,6 +192,8 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 		if sq.PatientRecords, sq.PersonEUIDs, err = patientScope(tx, q); err != nil {
 			return err
 		}
+		rq.disclose(sq.PersonEUIDs, nil)
+		discloseRecordKeysTx(tx, rq, sq.PatientRecords...)
 		if res, err = s.node.Documents().Search(r.Context(), sq); err != nil {
 			return err
 		}
@@ -348,6 +350,7 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request, rq *request) err
 	if err != nil {
 		return err
 	}
+	rq.disclose([]string{res.EUID}, locatedRecords(res))
 	return writeJSON(w, http.StatusOK, res)
 }
 

@@ -101,6 +101,7 @@ func (s *Server) capabilityStatement() map[string]any {
 						param("active", "token", "true or false"),
 					},
 				},
+				auditEventCapability(param, interactions),
 			},
 		}},
 	}

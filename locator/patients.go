@@ -117,6 +117,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rq *request, r
 			return err
 		}
 	}
+	rq.disclose([]string{out.Decision.EUID}, []string{out.Patient.ID})
 	p, err := storedPatient(out.Patient, &mpi.StoredRecord{EUID: out.Decision.EUID, Record: fsm.MPIRecord(reg.record)})
 	if err != nil {
 		return err
@@ -301,6 +302,7 @@ func (s *Server) readPatient(w http.ResponseWriter, r *http.Request, rq *request
 	if err != nil {
 		return err
 	}
+	rq.disclosePatient(p)
 	w.Header().Set("ETag", fmt.Sprintf(`W/"%s"`, p.Meta.VersionID))
 	return writeFHIR(w, http.StatusOK, p)
 }
@@ -340,6 +342,7 @@ func (s *Server) readPerson(w http.ResponseWriter, r *http.Request, rq *request)
 	if err != nil {
 		return err
 	}
+	rq.disclosePerson(person)
 	return writeFHIR(w, http.StatusOK, person)
 }
 

@@ -150,6 +150,7 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 			if err != nil {
 				return err
 			}
+			rq.disclosePatient(p)
 			entries = append(entries, fhir.BundleEntry{FullURL: "Patient/" + p.ID, Resource: p, Search: &fhir.SearchInfo{Mode: "match"}})
 		}
 		return nil
@@ -356,6 +357,7 @@ func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *reques
 					{URL: "field", ValueCode: f.Field}, {URL: "level", ValueCode: f.Level}, {URL: "weight", ValueDecimal: &weight},
 				}})
 			}
+			rq.disclosePerson(person)
 			entries = append(entries, fhir.BundleEntry{FullURL: "Person/" + c.EUID, Resource: person, Search: search})
 		}
 		return nil
@@ -412,6 +414,7 @@ func (s *Server) pix(w http.ResponseWriter, r *http.Request, rq *request) error 
 		if err != nil || !ok {
 			return fmt.Errorf("person %s of %s: %w", sr.EUID, source, errOr(err, state.ErrNotFound))
 		}
+		rq.disclose([]string{sr.EUID}, []string{model.PatientID(string(source))})
 		wanted := func(sys string) bool { return len(targets) == 0 || slices.Contains(targets, sys) }
 		if wanted(fhir.EUIDSystem) {
 			out.Parameter = append(out.Parameter, fhir.Parameter{Name: "targetIdentifier", ValueIdentifier: &fhir.Identifier{System: fhir.EUIDSystem, Value: sr.EUID}})
@@ -424,6 +427,7 @@ func (s *Server) pix(w http.ResponseWriter, r *http.Request, rq *request) error 
 			out.Parameter = append(out.Parameter,
 				fhir.Parameter{Name: "targetIdentifier", ValueIdentifier: &fhir.Identifier{System: sys, Value: val}},
 				fhir.Parameter{Name: "targetId", ValueReference: &fhir.Reference{Reference: "Patient/" + model.PatientID(string(key))}})
+			rq.disclose(nil, []string{model.PatientID(string(key))})
 		}
 		return nil
 	})

@@ -8,6 +8,7 @@
 package locator
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -21,12 +22,14 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rls-hie/rls/locator/audit"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
@@ -79,6 +82,10 @@ type Options struct {
 	// node may tell this one which participant's certificate a forwarded request came
 	// with. Nil: no forwarded certificate identity is trusted.
 	ClusterCA *x509.CertPool
+
+	// auditOff disables the audit trail. Unexported on purpose: only this package's
+	// benchmarks set it (to measure what audit costs); no configuration can turn audit off.
+	auditOff bool
 }
 
 func (o *Options) setDefaults() {
@@ -108,6 +115,10 @@ type Server struct {
 	forward *retryablehttp.Client
 	peers   *http.Client
 	metrics *httpMetrics
+	// audit group-commits the audit entries of this node's requests.
+	audit        *audit.Batcher
+	auditClient  *http.Client
+	auditMetrics *auditMetrics
 }
 
 // access is who may call a route.
@@ -137,6 +148,12 @@ type request struct {
 	principal   model.Participant
 	body        []byte
 	consistency string
+	// purpose (upper-cased) and breakGlass are the purpose of use and break-the-glass
+	// reason the caller sent, as sent: the audit records them, the policy point judges them.
+	purpose    string
+	breakGlass string
+	// audit is the request's audit entry in the making (nil if the route is not audited).
+	audit *auditState
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, rq *request) error
@@ -147,7 +164,10 @@ type route struct {
 	place           placement
 	// streamBody leaves the body unread for the handler (snapshot uploads).
 	streamBody bool
-	handle     handlerFunc
+	// audit names the action of a route that touches patient data (see audit.Actions):
+	// every call of it, answered or refused, leaves exactly one audit entry.
+	audit  string
+	handle handlerFunc
 }
 
 // New builds the server of one node.
@@ -161,11 +181,17 @@ func New(opts Options) *Server {
 		peers:  &http.Client{Timeout: 3 * time.Second, Transport: peerTransport(opts.PeerTLS)},
 	}
 	s.forward = newForwardClient(s)
+	s.auditClient = &http.Client{Timeout: opts.ForwardTimeout, Transport: peerTransport(opts.PeerTLS)}
+	s.audit = audit.NewBatcher(s.commitAudit, audit.BatcherOptions{Timeout: opts.ForwardTimeout})
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
+		s.auditMetrics = newAuditMetrics(opts.Registry)
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	}
 	for _, rt := range s.routes() {
+		if _, ok := audit.Actions[rt.audit]; rt.audit != "" && !ok {
+			panic(fmt.Sprintf("route %s %s names unknown audit action %q", rt.method, rt.pattern, rt.audit))
+		}
 		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
 	}
 	s.mux.Handle("/", s.wrap(route{pattern: "/", access: public, place: onThisNode, handle: notFound}))
@@ -194,33 +220,40 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/mpi/config", access: admin, place: byConsistency, handle: s.matchConfig},
 		{method: "PUT", pattern: "/v1/mpi/config", access: admin, place: onLeader, handle: s.putMatchConfig},
 		{method: "POST", pattern: "/v1/mpi/train", access: admin, place: onLeader, handle: s.train},
-		{method: "GET", pattern: "/v1/mpi/explain", access: admin, place: byConsistency, handle: s.explain},
+		{method: "GET", pattern: "/v1/mpi/explain", access: admin, place: byConsistency, audit: "mpi-explain", handle: s.explain},
 
-		{method: "POST", pattern: "/fhir/Patient", access: participant, place: onLeader, handle: s.createPatient},
-		{method: "PUT", pattern: "/fhir/Patient", access: participant, place: onLeader, handle: s.conditionalUpdatePatient},
-		{method: "PUT", pattern: "/fhir/Patient/{id}", access: participant, place: onLeader, handle: s.updatePatient},
-		{method: "GET", pattern: "/fhir/Patient/{id}", access: participant, place: byConsistency, handle: s.readPatient},
-		{method: "GET", pattern: "/fhir/Patient", access: participant, place: byConsistency, handle: s.searchPatients},
-		{method: "POST", pattern: "/fhir/Patient/$match", access: participant, place: byConsistency, handle: s.matchPatient},
-		{method: "GET", pattern: "/fhir/Patient/$ihe-pix", access: participant, place: byConsistency, handle: s.pix},
-		{method: "POST", pattern: "/v1/patients/batch", access: participant, place: onLeader, handle: s.registerBatch},
-		{method: "GET", pattern: "/fhir/Person/{euid}", access: participant, place: byConsistency, handle: s.readPerson},
+		{method: "POST", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-create", handle: s.createPatient},
+		{method: "PUT", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-update", handle: s.conditionalUpdatePatient},
+		{method: "PUT", pattern: "/fhir/Patient/{id}", access: participant, place: onLeader, audit: "patient-update", handle: s.updatePatient},
+		{method: "GET", pattern: "/fhir/Patient/{id}", access: participant, place: byConsistency, audit: "patient-read", handle: s.readPatient},
+		{method: "GET", pattern: "/fhir/Patient", access: participant, place: byConsistency, audit: "patient-search", handle: s.searchPatients},
+		{method: "POST", pattern: "/fhir/Patient/$match", access: participant, place: byConsistency, audit: "patient-match", handle: s.matchPatient},
+		{method: "GET", pattern: "/fhir/Patient/$ihe-pix", access: participant, place: byConsistency, audit: "patient-pix", handle: s.pix},
+		{method: "POST", pattern: "/v1/patients/batch", access: participant, place: onLeader, audit: "patient-batch", handle: s.registerBatch},
+		{method: "GET", pattern: "/fhir/Person/{euid}", access: participant, place: byConsistency, audit: "person-read", handle: s.readPerson},
 
-		{method: "POST", pattern: "/fhir/DocumentReference", access: participant, place: onLeader, handle: s.createDocument},
-		{method: "PUT", pattern: "/fhir/DocumentReference/{id}", access: participant, place: onLeader, handle: s.createDocument},
-		{method: "GET", pattern: "/fhir/DocumentReference/{id}", access: participant, place: byConsistency, handle: s.readDocument},
-		{method: "GET", pattern: "/fhir/DocumentReference", access: participant, place: byConsistency, handle: s.searchDocuments},
-		{method: "POST", pattern: "/v1/documents/batch", access: participant, place: onLeader, handle: s.registerDocumentBatch},
-		{method: "GET", pattern: "/v1/locate", access: participant, place: byConsistency, handle: s.locate},
+		{method: "POST", pattern: "/fhir/DocumentReference", access: participant, place: onLeader, audit: "document-create", handle: s.createDocument},
+		{method: "PUT", pattern: "/fhir/DocumentReference/{id}", access: participant, place: onLeader, audit: "document-update", handle: s.createDocument},
+		{method: "GET", pattern: "/fhir/DocumentReference/{id}", access: participant, place: byConsistency, audit: "document-read", handle: s.readDocument},
+		{method: "GET", pattern: "/fhir/DocumentReference", access: participant, place: byConsistency, audit: "document-search", handle: s.searchDocuments},
+		{method: "POST", pattern: "/v1/documents/batch", access: participant, place: onLeader, audit: "document-batch", handle: s.registerDocumentBatch},
+		{method: "GET", pattern: "/v1/locate", access: participant, place: byConsistency, audit: "locate", handle: s.locate},
 
-		{method: "GET", pattern: "/v1/review", access: admin, place: byConsistency, handle: s.listReviews},
-		{method: "GET", pattern: "/v1/review/{seq}", access: admin, place: byConsistency, handle: s.showReview},
-		{method: "POST", pattern: "/v1/review/{seq}/resolve", access: admin, place: onLeader, handle: s.resolveReview},
-		{method: "POST", pattern: "/v1/steward/link", access: admin, place: onLeader, handle: s.linkRecord},
-		{method: "POST", pattern: "/v1/steward/unlink", access: admin, place: onLeader, handle: s.unlinkRecord},
-		{method: "POST", pattern: "/v1/steward/merge", access: admin, place: onLeader, handle: s.mergePersons},
-		{method: "POST", pattern: "/v1/steward/unmerge", access: admin, place: onLeader, handle: s.unmergePerson},
-		{method: "GET", pattern: "/v1/persons/{euid}/history", access: admin, place: byConsistency, handle: s.personHistory},
+		{method: "GET", pattern: "/v1/review", access: admin, place: byConsistency, audit: "review-list", handle: s.listReviews},
+		{method: "GET", pattern: "/v1/review/{seq}", access: admin, place: byConsistency, audit: "review-read", handle: s.showReview},
+		{method: "POST", pattern: "/v1/review/{seq}/resolve", access: admin, place: onLeader, audit: "review-resolve", handle: s.resolveReview},
+		{method: "POST", pattern: "/v1/steward/link", access: admin, place: onLeader, audit: "steward-link", handle: s.linkRecord},
+		{method: "POST", pattern: "/v1/steward/unlink", access: admin, place: onLeader, audit: "steward-unlink", handle: s.unlinkRecord},
+		{method: "POST", pattern: "/v1/steward/merge", access: admin, place: onLeader, audit: "steward-merge", handle: s.mergePersons},
+		{method: "POST", pattern: "/v1/steward/unmerge", access: admin, place: onLeader, audit: "steward-unmerge", handle: s.unmergePerson},
+		{method: "GET", pattern: "/v1/persons/{euid}/history", access: admin, place: byConsistency, audit: "person-history", handle: s.personHistory},
+
+		{method: "GET", pattern: "/fhir/AuditEvent", access: admin, place: byConsistency, audit: "audit-search", handle: s.searchAuditEvents},
+		{method: "GET", pattern: "/v1/audit", access: admin, place: byConsistency, audit: "audit-search", handle: s.listAudit},
+		{method: "GET", pattern: "/v1/audit/verify", access: admin, place: byConsistency, handle: s.verifyAudit},
+		// Node to node; authenticated by the node credential inside the handler.
+		{method: "POST", pattern: "/v1/internal/audit", access: public, place: onThisNode, handle: s.internalAudit},
+		{method: "POST", pattern: "/v1/internal/cluster-key", access: public, place: onThisNode, handle: s.internalClusterKey},
 
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},
@@ -235,15 +268,22 @@ func (s *Server) routes() []route {
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rq := &request{id: r.Header.Get(HeaderRequestID)}
+		rq := &request{id: r.Header.Get(HeaderRequestID),
+			purpose: strings.ToUpper(r.Header.Get(HeaderPurposeOfUse)), breakGlass: r.Header.Get(HeaderBreakGlassReason)}
 		if rq.id == "" {
 			rq.id = newRequestID()
 		}
 		rw := &responseWriter{ResponseWriter: w, node: s.node}
 		rw.Header().Set(HeaderRequestID, rq.id)
+		if rt.audit != "" {
+			s.beginAudit(rw, r, rt, rq)
+		}
 		err := s.serve(rw, r, rt, rq)
 		if err != nil {
 			s.writeError(rw, err)
+		}
+		if rq.audit != nil {
+			s.finishAudit(r, rw, rq, err)
 		}
 		status := rw.status
 		if status == 0 {
@@ -359,12 +399,16 @@ func notFound(w http.ResponseWriter, r *http.Request, rq *request) error {
 	return fhir.Errorf(http.StatusNotFound, "not-supported", "", "no such endpoint: %s %s", r.Method, r.URL.Path)
 }
 
-// responseWriter stamps the node's headers on every answer and remembers the status.
+// responseWriter stamps the node's headers on every answer and remembers the status. When
+// held (audited routes), it buffers the whole answer until release, so that nothing
+// reaches the client before the request's audit entry is committed.
 type responseWriter struct {
 	http.ResponseWriter
 	node      *raft.Node
 	status    int
 	forwarded bool
+	held      bool
+	buf       bytes.Buffer
 }
 
 func (w *responseWriter) WriteHeader(status int) {
@@ -372,23 +416,59 @@ func (w *responseWriter) WriteHeader(status int) {
 		return
 	}
 	w.status = status
+	if !w.held {
+		w.send()
+	}
+}
+
+func (w *responseWriter) send() {
 	if !w.forwarded {
 		w.Header().Set(HeaderNode, w.node.ID())
 		w.Header().Set(HeaderAppliedIndex, strconv.FormatUint(w.node.AppliedIndex(), 10))
 	}
-	w.ResponseWriter.WriteHeader(status)
+	w.ResponseWriter.WriteHeader(w.status)
 }
 
 func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.held {
+		return w.buf.Write(b)
+	}
 	return w.ResponseWriter.Write(b)
 }
 
 func (w *responseWriter) Flush() {
+	if w.held {
+		return
+	}
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
+	}
+}
+
+// release sends a held answer.
+func (w *responseWriter) release() {
+	if !w.held {
+		return
+	}
+	w.held = false
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.send()
+	if _, err := w.ResponseWriter.Write(w.buf.Bytes()); err == nil {
+		w.buf.Reset()
+	}
+}
+
+// discard drops a held answer (and the headers describing it) so another can be written.
+func (w *responseWriter) discard() {
+	w.status, w.forwarded = 0, false
+	w.buf.Reset()
+	for _, h := range []string{"Content-Type", "Content-Length", "Location", "ETag", "Last-Modified", HeaderRaftIndex, HeaderNode, HeaderAppliedIndex} {
+		w.Header().Del(h)
 	}
 }
 

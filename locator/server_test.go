@@ -22,13 +22,20 @@ import (
 const testAdminToken = "rls_test_admin"
 
 type testAPI struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	node *raft.Node
 }
 
 // newTestAPI starts a single bootstrapped node and its API on loopback.
 func newTestAPI(t *testing.T) *testAPI {
+	t.Helper()
+	return newTestAPIWith(t, nil)
+}
+
+// newTestAPIWith is newTestAPI with a hook that may change the options before the server
+// is built and the server before it serves.
+func newTestAPIWith(t testing.TB, adjust func(*Options) func(*Server)) *testAPI {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,16 +54,25 @@ func newTestAPI(t *testing.T) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = New(Options{Node: node, Registry: reg, TempDir: t.TempDir(), MaxBodyBytes: 64 << 10}).Handler()
+	opts := Options{Node: node, Registry: reg, TempDir: t.TempDir(), MaxBodyBytes: 64 << 10}
+	var after func(*Server)
+	if adjust != nil {
+		after = adjust(&opts)
+	}
+	api := New(opts)
+	if after != nil {
+		after(api)
+	}
+	srv.Config.Handler = api.Handler()
 	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		node.Close()
 	})
-	api := &testAPI{t: t, url: srv.URL, node: node}
+	a := &testAPI{t: t, url: srv.URL, node: node}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		code, _, _ := api.do("GET", "/fhir/Organization/admin", testAdminToken, nil, nil)
+		code, _, _ := a.do("GET", "/fhir/Organization/admin", testAdminToken, nil, nil)
 		if code == 200 {
 			break
 		}
@@ -65,7 +81,7 @@ func newTestAPI(t *testing.T) *testAPI {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return api
+	return a
 }
 
 func (a *testAPI) do(method, path, token string, body any, header map[string]string) (int, []byte, http.Header) {
@@ -103,7 +119,7 @@ func org(id, system string) fhir.Organization {
 	return o
 }
 
-func tokenOf(t *testing.T, body []byte) string {
+func tokenOf(t testing.TB, body []byte) string {
 	t.Helper()
 	var o fhir.Organization
 	if err := json.Unmarshal(body, &o); err != nil {

@@ -36,6 +36,7 @@ func (s *Server) steward(w http.ResponseWriter, r *http.Request, rq *request, ty
 		return err
 	}
 	rel := a.Value.(fsm.Relinked)
+	rq.disclose([]string{rel.EUID, rel.From}, recordIDs(rel.Records))
 	s.logger.Info("steward action", "action", typ.String(), "euid", rel.EUID, "from", rel.From, "records", len(rel.Records), "by", rq.principal.ID)
 	w.Header().Set(HeaderRaftIndex, strconv.FormatUint(a.Index, 10))
 	return writeJSON(w, http.StatusOK, StewardResult{EUID: rel.EUID, From: rel.From, Records: rel.Records, Index: a.Index})

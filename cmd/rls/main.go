@@ -41,6 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			locateCommand(),
 			importCommand(),
 			tlsCommand(),
+			auditCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

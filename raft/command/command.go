@@ -66,6 +66,8 @@ const (
 	TypePersonMerge   Type = 14
 	TypePersonUnmerge Type = 15
 	TypeReviewResolve Type = 16
+	// TypeAuditAppend appends a batch of audit entries to the hash-chained audit log.
+	TypeAuditAppend Type = 17
 )
 
 // Base returns the type without its flag bits.
@@ -108,6 +110,8 @@ func (t Type) String() string {
 		return "person-unmerge"
 	case TypeReviewResolve:
 		return "review-resolve"
+	case TypeAuditAppend:
+		return "audit-append"
 	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }

@@ -162,6 +162,7 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		command.TypePersonMerge:            typed(applyPersonMerge),
 		command.TypePersonUnmerge:          typed(applyPersonUnmerge),
 		command.TypeReviewResolve:          typed(applyReviewResolve),
+		command.TypeAuditAppend:            typed(applyAuditAppend),
 	}
 	for _, o := range opts {
 		o(f)

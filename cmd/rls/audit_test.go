@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/rls-hie/rls/locator"
+	"github.com/rls-hie/rls/raft"
+	"github.com/rls-hie/rls/raft/model"
+)
+
+// startNodeIn runs a one-node cluster on dataDir (new or existing) and returns its URL
+// and a function that stops it.
+func startNodeIn(t *testing.T, dataDir string) (string, func()) {
+	t.Helper()
+	// A free port found by listening and closing can be taken by another process before
+	// raft binds it: try again with another.
+	var node *raft.Node
+	var srv *httptest.Server
+	for attempt := 0; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raftAddr := l.Addr().String()
+		l.Close()
+		srv = httptest.NewUnstartedServer(nil)
+		node, err = raft.Open(raft.Config{NodeID: "n1", DataDir: dataDir, BindAddr: raftAddr, HTTPAddr: "http://" + srv.Listener.Addr().String(),
+			Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+			BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(testToken)}})
+		if err == nil {
+			break
+		}
+		srv.Close()
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+	srv.Config.Handler = locator.New(locator.Options{Node: node, TempDir: t.TempDir()}).Handler()
+	srv.Start()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			srv.Close()
+			node.Close()
+		}
+	}
+	t.Cleanup(stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, _, code := rls(t, "participant", "show", "-addr", srv.URL, "-token", testToken, "admin"); code == 0 {
+			return srv.URL, stop
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the node's bootstrap admin never appeared")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAuditCommands: list, disclosures, btg and verify over a node's audit log; then the
+// state file is altered on disk and verify (exit 1) names the broken entry.
+func TestAuditCommands(t *testing.T) {
+	dir := t.TempDir()
+	addr, stop := startNodeIn(t, dir)
+	admin := []string{"-addr", addr, "-token", testToken}
+	out, errOut, code := rls(t, append(append([]string{"participant", "add"}, admin...), "--id", "hosp-a", "--name", "Hospital A", "--kind", "hospital", "--identifier-system", "urn:oid:1.2.3", "-output", "json")...)
+	if code != 0 {
+		t.Fatalf("participant add: %s %s", out, errOut)
+	}
+	var added struct {
+		Token string `json:"token"`
+	}
+	json.Unmarshal([]byte(out), &added)
+	if added.Token == "" {
+		t.Fatalf("no token in %s", out)
+	}
+	call := func(method, path, body string, header map[string]string) int {
+		req, _ := http.NewRequest(method, addr+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+added.Token)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	patient := `{"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2.3","value":"MRN-1"}],"name":[{"family":"Okonjo","given":["Margaret"]}],"birthDate":"1958-02-14","gender":"female"}`
+	if c := call("POST", "/fhir/Patient", patient, nil); c != 201 {
+		t.Fatalf("register: %d", c)
+	}
+	call("GET", "/v1/locate?identifier=urn:oid:1.2.3|MRN-1", "", map[string]string{locator.HeaderPurposeOfUse: "TREAT"})
+	call("GET", "/v1/locate?identifier=urn:oid:1.2.3|MRN-1", "", map[string]string{locator.HeaderPurposeOfUse: "ETREAT", locator.HeaderBreakGlassReason: "unresponsive"})
+	call("GET", "/v1/locate?identifier=urn:oid:1.2.3|nobody", "", nil)
+
+	out, errOut, code = rls(t, append(append([]string{"audit", "list"}, admin...), "-output", "json")...)
+	var list locator.AuditList
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || list.Total != 4 {
+		t.Fatalf("audit list: %d %s %s", code, out, errOut)
+	}
+	euid := list.Entries[0].EUIDs[0]
+	out, _, code = rls(t, append(append([]string{"audit", "disclosures"}, admin...), euid)...)
+	if code != 0 || !strings.Contains(out, "3 of 3 matching entries") || !strings.Contains(out, "patient-create") || strings.Contains(out, "404") {
+		t.Fatalf("disclosures of %s: %s", euid, out)
+	}
+	out, _, code = rls(t, append([]string{"audit", "btg"}, admin...)...)
+	if code != 0 || !strings.Contains(out, "ETREAT BTG: unresponsive") || !strings.Contains(out, "1 of 1 matching") {
+		t.Fatalf("btg: %s", out)
+	}
+	out, errOut, code = rls(t, append([]string{"audit", "verify"}, admin...)...)
+	if code != 0 || !strings.Contains(out, "intact") {
+		t.Fatalf("verify: %d %s %s", code, out, errOut)
+	}
+	if _, _, code := rls(t, "audit", "list", "-addr", addr, "-token", added.Token); code == 0 {
+		t.Fatal("a participant token read the audit log")
+	}
+
+	// Someone with disk access hides the break-the-glass request: the entry no longer
+	// matches its hash.
+	stop()
+	db, err := bolt.Open(filepath.Join(dir, "state.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("audit"))
+		k := make([]byte, 8)
+		k[7] = 3
+		var e model.AuditEntry
+		if _, err := e.UnmarshalMsg(b.Get(k)); err != nil {
+			return err
+		}
+		e.BreakGlass, e.Purpose = "", "TREAT"
+		v, _ := e.MarshalMsg(nil)
+		return b.Put(k, v)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ = startNodeIn(t, dir)
+	out, errOut, code = rls(t, "audit", "verify", "-addr", addr, "-token", testToken)
+	if code == 0 || !strings.Contains(errOut, "broken at entry 3") {
+		t.Fatalf("verify after tampering: %d %s %s", code, out, errOut)
+	}
+}

@@ -1,0 +1,206 @@
+// Package audit holds the parts of rls's audit trail that need no HTTP: the group-commit
+// Batcher that turns concurrent requests' audit entries into few replicated commands, the
+// node credential that authenticates one node's internal calls to another, and the
+// catalogue of audited actions.
+//
+// The audit log itself (numbering, hash chain, indexes) lives in raft/state and is written
+// only by the FSM. This package must never import locator (its caller) or HTTP handlers.
+package audit
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rls-hie/rls/raft/model"
+)
+
+// ErrNotRecorded is returned when an entry could not be made durable: the request it
+// describes must not be answered with data.
+var ErrNotRecorded = errors.New("audit entry not recorded")
+
+// CommitFunc makes a batch of entries durable (replicated and committed) or fails. It
+// must be safe to call again with entries it may already have recorded: the log skips an
+// entry whose ID it holds.
+type CommitFunc func(ctx context.Context, entries []model.AuditEntry) error
+
+// Batcher is group commit for audit entries. Each request's goroutine calls Record and
+// waits; whichever waiter finds a commit slot free takes every pending entry (up to
+// MaxBatch) and commits them in one command, so under load one Raft round trip releases
+// many requests, and an idle node commits an entry at once without waiting for a timer.
+// It has no goroutine of its own.
+type Batcher struct {
+	commit      CommitFunc
+	maxBatch    int
+	maxInFlight int
+	timeout     time.Duration
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	pending  []*waiter
+	inFlight int
+}
+
+type waiter struct {
+	entry model.AuditEntry
+	done  bool
+	err   error
+}
+
+// BatcherOptions tunes a Batcher; zero values take the defaults.
+type BatcherOptions struct {
+	// MaxBatch bounds the entries of one command (default 256).
+	MaxBatch int
+	// MaxInFlight bounds the commands in flight at once (default 4): several let Raft
+	// pipeline them, more would only make batches smaller.
+	MaxInFlight int
+	// Timeout bounds one commit, retries included (default 10s).
+	Timeout time.Duration
+}
+
+// NewBatcher returns a Batcher committing through commit.
+func NewBatcher(commit CommitFunc, o BatcherOptions) *Batcher {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 4
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	b := &Batcher{commit: commit, maxBatch: o.MaxBatch, maxInFlight: o.MaxInFlight, timeout: o.Timeout}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// Record blocks until the entries are durably recorded, or fails with ErrNotRecorded.
+// It does not stop early when ctx ends (a commit in flight may still record the entry,
+// and the caller must know which): commits are bounded by the Batcher's timeout instead;
+// ctx only supplies values.
+func (b *Batcher) Record(ctx context.Context, entries ...model.AuditEntry) error {
+	ws := make([]*waiter, len(entries))
+	b.mu.Lock()
+	for i, e := range entries {
+		ws[i] = &waiter{entry: e}
+		b.pending = append(b.pending, ws[i])
+	}
+	for !allDone(ws) {
+		if b.inFlight < b.maxInFlight && len(b.pending) > 0 {
+			n := min(len(b.pending), b.maxBatch)
+			batch := b.pending[:n:n]
+			b.pending = b.pending[n:]
+			b.inFlight++
+			b.mu.Unlock()
+			err := b.run(ctx, batch)
+			b.mu.Lock()
+			b.inFlight--
+			for _, w := range batch {
+				w.done, w.err = true, err
+			}
+			b.cond.Broadcast()
+			continue
+		}
+		b.cond.Wait()
+	}
+	b.mu.Unlock()
+	for _, w := range ws {
+		if w.err != nil {
+			return w.err
+		}
+	}
+	return nil
+}
+
+func allDone(ws []*waiter) bool {
+	for _, w := range ws {
+		if !w.done {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *Batcher) run(ctx context.Context, batch []*waiter) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.timeout)
+	defer cancel()
+	entries := make([]model.AuditEntry, len(batch))
+	for i, w := range batch {
+		entries[i] = w.entry
+	}
+	if err := b.commit(ctx, entries); err != nil {
+		return fmt.Errorf("%w: batch of %d: %w", ErrNotRecorded, len(entries), err)
+	}
+	return nil
+}
+
+// NewID returns a random entry id (128 bits, hex).
+func NewID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("draw audit entry id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// NewClusterKey draws the secret of a new cluster's node credential (256 bits).
+func NewClusterKey() ([]byte, error) {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("draw cluster key: %w", err)
+	}
+	return k, nil
+}
+
+// Node credential. A node proves to another that it is a member of the cluster by an
+// HMAC-SHA256, under the cluster key, of its id, the time, the method, the request URI and
+// the body's hash. The key is drawn by the first leader and replicated through the log, so
+// exactly the cluster's nodes (and admins, who can take snapshots) hold it; participants
+// never do. The time bounds replays to MaxSkew.
+
+// MaxSkew is how far a node credential's time may be from the verifier's clock.
+const MaxSkew = time.Minute
+
+// ErrBadCredential is returned for a node credential that does not verify.
+var ErrBadCredential = errors.New("node credential does not verify")
+
+func mac(key []byte, node string, at int64, method, uri string, body []byte) string {
+	sum := sha256.Sum256(body)
+	m := hmac.New(sha256.New, key)
+	fmt.Fprintf(m, "rls-node-credential\n%s\n%d\n%s\n%s\n%x", node, at, method, uri, sum)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Sign returns the credential of node for a request: "node unix-millis hmac".
+func Sign(key []byte, node string, now time.Time, method, uri string, body []byte) string {
+	at := now.UnixMilli()
+	return node + " " + strconv.FormatInt(at, 10) + " " + mac(key, node, at, method, uri, body)
+}
+
+// Verify checks a credential made by Sign and returns the node id it names.
+func Verify(key []byte, credential string, now time.Time, method, uri string, body []byte) (string, error) {
+	parts := strings.Fields(credential)
+	if len(key) == 0 || len(parts) != 3 {
+		return "", ErrBadCredential
+	}
+	at, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return "", ErrBadCredential
+	}
+	if d := now.Sub(time.UnixMilli(at)); d > MaxSkew || d < -MaxSkew {
+		return "", fmt.Errorf("%w: its time is %s away from this node's clock", ErrBadCredential, d.Round(time.Second))
+	}
+	want := mac(key, parts[0], at, method, uri, body)
+	if !hmac.Equal([]byte(want), []byte(parts[2])) {
+		return "", ErrBadCredential
+	}
+	return parts[0], nil
+}

@@ -1,0 +1,52 @@
+package locator
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// auditMetrics lets an operator alert on audit failures (each one is a request refused
+// with 503) and see what group commit achieves.
+type auditMetrics struct {
+	entries *prometheus.CounterVec
+	batch   prometheus.Histogram
+	wait    prometheus.Histogram
+}
+
+func newAuditMetrics(reg prometheus.Registerer) *auditMetrics {
+	m := &auditMetrics{
+		entries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rls_audit_entries_total",
+			Help: "Audit entries by result: recorded (committed), failed (request answered 503), reported (left to the forwarding node).",
+		}, []string{"result"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rls_audit_commit_entries",
+			Help:    "Audit entries per commit (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
+		wait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rls_audit_wait_seconds",
+			Help:    "How long a request waited for its audit entry to commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+	}
+	reg.MustRegister(m.entries, m.batch, m.wait)
+	return m
+}
+
+func (m *auditMetrics) entry(result string, waited time.Duration) {
+	if m == nil {
+		return
+	}
+	m.entries.WithLabelValues(result).Inc()
+	if result != "reported" {
+		m.wait.Observe(waited.Seconds())
+	}
+}
+
+func (m *auditMetrics) commit(entries int) {
+	if m != nil {
+		m.batch.Observe(float64(entries))
+	}
+}
