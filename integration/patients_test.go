@@ -90,7 +90,10 @@ func TestImportMatchesEval(t *testing.T) {
 	var rows []dataset.Row
 	for _, f := range files {
 		start := time.Now()
-		cmd := exec.Command(rlsBinary, "import", "patients", "-addr", via.URL(), "-token", adminToken, "-format", "febrl", "-output", "json", f)
+		// The progress file goes to a temporary directory: ../shared is read-only input and
+		// may be read by another run at the same time.
+		progress := filepath.Join(t.TempDir(), filepath.Base(f)+".rls-import")
+		cmd := exec.Command(rlsBinary, "import", "patients", "-addr", via.URL(), "-token", adminToken, "-format", "febrl", "-output", "json", "-progress-file", progress, f)
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("import %s: %v\n%s", f, err, out)
@@ -108,7 +111,7 @@ func TestImportMatchesEval(t *testing.T) {
 			t.Fatalf("import %s: %s", f, out)
 		}
 		t.Logf("imported %s: %d records in %s (%.0f records/s): %v", filepath.Base(f), sum.Records, time.Since(start).Round(time.Millisecond), sum.RecordsPerSec, sum.Outcomes)
-		if _, err := os.Stat(f + ".rls-import"); err == nil {
+		if _, err := os.Stat(progress); err == nil {
 			t.Errorf("a finished import left its progress file behind")
 		}
 		file, err := dataset.Load(f, dataset.FEBRL)

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,15 +39,17 @@ func importCommand() *cli.Command {
 			Usage:     "register the patients of a file (csv, febrl, or FHIR NDJSON: one Patient per line)",
 			ArgsUsage: "FILE",
 			Description: "Records are sent in batches (one replicated command each) with several batches in flight.\n" +
-				"Progress is saved beside the file (FILE.rls-import); running the same command again after an\n" +
-				"interruption resumes after the last batch acknowledged. Re-sending a record only updates it\n" +
-				"(its identifier is its key), so a resumed import never duplicates records.",
+				"Progress is saved beside the file (FILE.rls-import, or -progress-file); running the same command\n" +
+				"again after an interruption resumes after the last batch acknowledged, if the file's content and\n" +
+				"the target address are unchanged. Re-sending a record only updates it (its identifier is its\n" +
+				"key), so a resumed import never duplicates records.",
 			Flags: append(clientFlags(),
 				&cli.StringFlag{Name: "format", Usage: "csv, febrl or ndjson (default: ndjson for .ndjson files, csv otherwise)"},
 				&cli.IntFlag{Name: "batch", Value: 500, Usage: "records per batch (at most 2000)"},
 				&cli.IntFlag{Name: "parallel", Value: 4, Usage: "batches in flight; 1 keeps the file order exactly"},
 				&cli.StringFlag{Name: "system", Usage: "register every record under this identifier `URI` instead of the file's"},
 				&cli.BoolFlag{Name: "restart", Usage: "ignore saved progress and start from the first record"},
+				&cli.StringFlag{Name: "progress-file", Usage: "keep resumable progress in this `FILE` (default: FILE.rls-import beside the input)"},
 			),
 			Action: importPatients,
 		}, {
@@ -59,6 +63,7 @@ func importCommand() *cli.Command {
 				&cli.IntFlag{Name: "batch", Value: 200, Usage: "documents per batch (at most 2000)"},
 				&cli.IntFlag{Name: "parallel", Value: 4, Usage: "batches in flight"},
 				&cli.BoolFlag{Name: "restart", Usage: "ignore saved progress and start from the first document"},
+				&cli.StringFlag{Name: "progress-file", Usage: "keep resumable progress in this `FILE` (default: FILE.rls-import beside the input)"},
 			),
 			Action: importDocuments,
 		}},
@@ -91,12 +96,34 @@ type rejectedLine struct {
 }
 
 // checkpoint is the progress file: how many records from the start of the file are known
-// to be registered.
+// to be registered, in which cluster. The content hash and target keep a checkpoint from
+// skipping records of an edited file, or of the same file imported into another cluster.
 type checkpoint struct {
-	File  string `json:"file"`
-	Size  int64  `json:"size"`
-	Done  int    `json:"done"`
-	Saved string `json:"saved"`
+	File   string `json:"file"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Target string `json:"target"`
+	Done   int    `json:"done"`
+	Saved  string `json:"saved"`
+}
+
+// resumes reports whether cp is progress of this import: same content, same target.
+func (cp checkpoint) resumes(size int64, sum, target string, items int) bool {
+	return cp.Size == size && cp.SHA256 == sum && cp.Target == target && cp.Done <= items
+}
+
+// fileSHA256 is the hex SHA-256 of a file's content.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // importResult is one item's outcome in a batch answer.
@@ -148,10 +175,17 @@ func runImport(c *cli.Context, path string, items []importItem, malformed []reje
 	if err != nil {
 		return err
 	}
-	cpPath := path + ".rls-import"
+	contentHash, err := fileSHA256(path)
+	if err != nil {
+		return err
+	}
+	cpPath := c.String("progress-file")
+	if cpPath == "" {
+		cpPath = path + ".rls-import"
+	}
 	start := 0
 	if !c.Bool("restart") {
-		if cp, err := readCheckpoint(cpPath); err == nil && cp.Size == info.Size() && cp.Done <= len(items) {
+		if cp, err := readCheckpoint(cpPath); err == nil && cp.resumes(info.Size(), contentHash, cl.base, len(items)) {
 			start = cp.Done
 		}
 	}
@@ -198,7 +232,7 @@ func runImport(c *cli.Context, path string, items []importItem, malformed []reje
 					delete(done, next)
 					next++
 				}
-				saveCheckpoint(cpPath, checkpoint{File: filepath.Base(path), Size: info.Size(), Done: doneRecords, Saved: time.Now().UTC().Format(time.RFC3339)})
+				saveCheckpoint(cpPath, checkpoint{File: filepath.Base(path), Size: info.Size(), SHA256: contentHash, Target: cl.base, Done: doneRecords, Saved: time.Now().UTC().Format(time.RFC3339)})
 				mu.Unlock()
 				progress.add(len(b.items))
 			}

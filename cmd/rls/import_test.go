@@ -87,10 +87,24 @@ func TestImportResumesWithoutDuplicating(t *testing.T) {
 	if _, err := os.Stat(file + ".rls-import"); err == nil {
 		t.Fatal("a finished import left its progress file")
 	}
-	// Resume after an interruption: the progress file says 4 are done.
+	// Progress of the same file into another cluster is not this import's: nothing is
+	// skipped.
 	info, _ := os.Stat(file)
-	saveCheckpoint(file+".rls-import", checkpoint{File: "patients.csv", Size: info.Size(), Done: 4})
-	out, errOut, code = rls(t, "import", "patients", "-addr", addr, "-token", testToken, "-batch", "2", "-output", "json", file)
+	hash, err := fileSHA256(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	progress := filepath.Join(t.TempDir(), "progress.json")
+	saveCheckpoint(progress, checkpoint{File: "patients.csv", Size: info.Size(), SHA256: hash, Target: "http://elsewhere:8080", Done: 4})
+	out, errOut, code = rls(t, "import", "patients", "-addr", addr, "-token", testToken, "-batch", "2", "-output", "json", "-progress-file", progress, file)
+	sum = importSummary{}
+	json.Unmarshal([]byte(out), &sum)
+	if sum.Skipped != 0 || sum.Outcomes["new"]+sum.Outcomes["linked"] != 6 {
+		t.Fatalf("import with another cluster's progress: exit %d %s %s", code, out, errOut)
+	}
+	// Resume after an interruption: the progress file says 4 are done.
+	saveCheckpoint(progress, checkpoint{File: "patients.csv", Size: info.Size(), SHA256: hash, Target: addr, Done: 4})
+	out, errOut, code = rls(t, "import", "patients", "-addr", addr, "-token", testToken, "-batch", "2", "-output", "json", "-progress-file", progress, file)
 	sum = importSummary{}
 	json.Unmarshal([]byte(out), &sum)
 	if sum.Skipped != 4 || sum.Outcomes["new"]+sum.Outcomes["linked"] != 2 {
