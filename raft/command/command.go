@@ -109,6 +109,9 @@ func (t Type) String() string {
 	case TypeReviewResolve:
 		return "review-resolve"
 	}
+	if name, ok := privacyTypeName(t); ok {
+		return name
+	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
 

@@ -163,6 +163,9 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		command.TypePersonUnmerge:          typed(applyPersonUnmerge),
 		command.TypeReviewResolve:          typed(applyReviewResolve),
 	}
+	for t, h := range privacyHandlers() {
+		f.handlers[t] = h
+	}
 	for _, o := range opts {
 		o(f)
 	}
