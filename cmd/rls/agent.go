@@ -92,7 +92,7 @@ func runAgent(c *cli.Context) error {
 		}
 	}()
 
-	api := locator.New(locator.Options{
+	apiOpts := locator.Options{
 		Node:             node,
 		Logger:           logger,
 		Registry:         registry,
@@ -102,7 +102,9 @@ func runAgent(c *cli.Context) error {
 		ForwardTimeout:   mustDuration(cfg.HTTP.ForwardTimeout),
 		TempDir:          cfg.DataDir,
 		Version:          version,
-	})
+	}
+	cfg.Privacy.options(&apiOpts)
+	api := locator.New(apiOpts)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)

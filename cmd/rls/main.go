@@ -39,6 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			documentCommand(),
 			locateCommand(),
 			importCommand(),
+			consentCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
