@@ -116,6 +116,15 @@ func (g *guard) record(tx *state.Tx, key string) (policy.Decision, error) {
 	} else if owner != "" && owner == g.access.Participant {
 		return policy.Decide(g.access, nil, true), nil
 	}
+	return g.recordPerson(tx, key)
+}
+
+// recordPerson decides for a record as for its person, owner or not: for what others
+// registered about the record (documents held elsewhere), which the owner does not hold.
+func (g *guard) recordPerson(tx *state.Tx, key string) (policy.Decision, error) {
+	if g == nil {
+		return policy.Decision{Reason: "no policy context"}, nil
+	}
 	sr, err := tx.MPI().Record(mpi.RecordKey(key))
 	if err != nil {
 		return policy.Decision{}, fmt.Errorf("record %s: %w", key, err)
@@ -181,7 +190,9 @@ func (g *guard) documentScope(tx *state.Tx, records, euids []string) ([]string, 
 		}
 	}
 	for _, k := range records {
-		d, err := g.record(tx, k)
+		// Documents about a record may be held by anyone: the person's directives decide,
+		// even for the record's owner (who reads its own documents by id).
+		d, err := g.recordPerson(tx, k)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -220,6 +220,9 @@ func (f *fence) acknowledge(ctx context.Context, index uint64) error {
 			pending[m.ID] = m.HTTPAddr
 		}
 	}
+	if len(pending) == 0 {
+		return nil
+	}
 	for len(pending) > 0 && time.Now().Before(deadline) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup

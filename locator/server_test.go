@@ -28,7 +28,7 @@ type testAPI struct {
 }
 
 // newTestAPI starts a single bootstrapped node and its API on loopback.
-func newTestAPI(t *testing.T) *testAPI {
+func newTestAPI(t *testing.T, options ...func(*Options)) *testAPI {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,7 +47,11 @@ func newTestAPI(t *testing.T) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = New(Options{Node: node, Registry: reg, TempDir: t.TempDir(), MaxBodyBytes: 64 << 10}).Handler()
+	opts := Options{Node: node, Registry: reg, TempDir: t.TempDir(), MaxBodyBytes: 64 << 10}
+	for _, o := range options {
+		o(&opts)
+	}
+	srv.Config.Handler = New(opts).Handler()
 	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
