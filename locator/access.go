@@ -214,7 +214,9 @@ func (g *guard) document(tx *state.Tx, d search.Document) (bool, error) {
 	if g != nil && d.Holder == g.access.Participant {
 		return true, nil
 	}
-	dec, err := g.record(tx, d.PatientRecord)
+	// As in a search: the person's directives decide, even for the record's owner, who
+	// does not hold a document another participant registered.
+	dec, err := g.recordPerson(tx, d.PatientRecord)
 	if err != nil || !dec.Disclose {
 		return false, err
 	}
