@@ -300,6 +300,11 @@ func TestConsentDirectivesEnforced(t *testing.T) {
 	part2doc := docJSON("urn:uuid:c-2", "Patient/"+w.patB, "current", "11506-3", "2024-03-02", "Counselling note")
 	part2doc["securityLabel"] = []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "ETH"}}}}
 	part2 := w.register(t, w.tokB, part2doc)
+	// B's counselling note filed under A's record of the patient: A owns the record, not
+	// the document.
+	onA := docJSON("urn:uuid:c-3", "Patient/"+w.patA, "current", "11506-3", "2024-03-03", "Counselling note")
+	onA["securityLabel"] = part2doc["securityLabel"]
+	part2onA := w.register(t, w.tokB, onA)
 
 	locateA := "/v1/locate?identifier=" + url.QueryEscape(sysA+"|A-1")
 	docs := func(tok string, h map[string]string) []string {
@@ -319,7 +324,7 @@ func TestConsentDirectivesEnforced(t *testing.T) {
 		code, _, _ := a.do(method, path, tok, body, h)
 		return code
 	}
-	if got := docs(tokC, nil); len(got) != 2 {
+	if got := docs(tokC, nil); len(got) != 3 {
 		t.Fatalf("before any directive C sees %v", got)
 	}
 
@@ -330,6 +335,9 @@ func TestConsentDirectivesEnforced(t *testing.T) {
 	}
 	if status("GET", "/fhir/DocumentReference/"+part2, tokC, nil, nil) != 404 || status("GET", "/fhir/DocumentReference/"+part2, w.tokB, nil, nil) != 200 {
 		t.Fatal("withheld document read: wrong answers")
+	}
+	if status("GET", "/fhir/DocumentReference/"+part2onA, w.tokA, nil, nil) != 404 || status("GET", "/fhir/DocumentReference/"+part2onA, w.tokB, nil, nil) != 200 {
+		t.Fatal("a withheld document about the reader's own record is disclosed to it")
 	}
 	var lr LocateResult
 	_, body, _ = a.do("GET", locateA, tokC, nil, nil)
@@ -426,7 +434,7 @@ func TestConsentDirectivesEnforced(t *testing.T) {
 	if c := status("GET", locateA, tokC, nil, nil); c != 200 {
 		t.Fatalf("after revocation: %d", c)
 	}
-	if got := docs(tokC, nil); len(got) != 2 {
+	if got := docs(tokC, nil); len(got) != 3 {
 		t.Fatalf("after revocation C sees %v", got)
 	}
 	// The directives are listed for the person, inactive now.
