@@ -137,3 +137,21 @@ http {
   # still to apply.
   health_max_lag = 250
 }
+
+privacy {
+  # L of the security fence. A consent directive, token revocation or rotation, or a
+  # participant disabled is acknowledged only once every node has applied it, or, if a node
+  # does not confirm, once this long has passed since it was applied on the leader. A
+  # follower answers requests itself (consistency=stale) only while it holds a lease taken
+  # from the leader's commit index within 90% of this interval, and only once it has applied
+  # up to that index; otherwise it answers 503 with Retry-After. Must be at least twice
+  # raft.heartbeat_timeout (raft's own leader lease is capped at it). Larger values make
+  # acknowledgements slower when a node is down; smaller ones make followers refuse
+  # sooner when the leader is slow.
+  fence_interval = "2s"
+
+  # Per-participant limit on one node: sustained requests per second and burst (429 with
+  # Retry-After beyond). The admin is not limited. A negative rate_limit disables it.
+  rate_limit = 200
+  rate_burst = 400
+}

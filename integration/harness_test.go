@@ -589,6 +589,7 @@ func (c *Cluster) Do(ctx context.Context, i int, method, path string, body any) 
 	}
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("X-Rls-Purpose-Of-Use", "TREAT")
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return Response{}, err
@@ -859,5 +860,6 @@ func newRequest(method, url, token string) (*http.Request, error) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	req.Header.Set("X-Rls-Purpose-Of-Use", "TREAT")
 	return req, nil
 }

@@ -22,11 +22,6 @@ import (
 
 // Request headers the audit trail records.
 const (
-	// HeaderPurposeOfUse carries the purpose of use of a query (TREAT, ETREAT, PAYMENT…);
-	// it is recorded upper-cased as sent (the policy point validates it).
-	HeaderPurposeOfUse = "X-Rls-Purpose-Of-Use"
-	// HeaderBreakGlassReason carries the reason of a break-the-glass request.
-	HeaderBreakGlassReason = "X-Rls-Break-Glass-Reason"
 	// HeaderOnBehalfOf names the user of the participant's system who made the request.
 	HeaderOnBehalfOf = "X-Rls-On-Behalf-Of"
 	// headerNodeCredential authenticates a call from another node of the cluster (see
@@ -152,6 +147,14 @@ func (s *Server) beginAudit(w *responseWriter, r *http.Request, rt route, rq *re
 func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, serveErr error) {
 	a := rq.audit
 	e := a.entry
+	// The policy point may have read the purpose from the query string and normalised it
+	// (HPAYMT → PAYMENT): record what it judged.
+	if rq.purpose != "" {
+		e.Purpose = strings.ToUpper(rq.purpose)
+	}
+	if rq.breakGlass != "" {
+		e.BreakGlass = rq.breakGlass
+	}
 	if a.queryFromBody {
 		// $match's query is its body (a Parameters resource).
 		e.Query = string(rq.body)

@@ -63,7 +63,7 @@ func (s *Server) authenticate(r *http.Request) (model.Participant, error) {
 	hash := TokenHash(token)
 	p, err := s.lookupParticipant(r.Context(), func(tx *state.Tx) (model.Participant, error) { return tx.ParticipantByTokenHash(hash) })
 	if errors.Is(err, state.ErrNotFound) {
-		return model.Participant{}, unauthorized("unknown or revoked token")
+		return model.Participant{}, unauthorized("unknown, revoked or disabled credentials")
 	}
 	if err != nil {
 		return model.Participant{}, err
@@ -122,7 +122,9 @@ func (s *Server) participantByCert(ctx context.Context, id string) (model.Partic
 		return model.Participant{}, err
 	}
 	if !p.Active {
-		return model.Participant{}, fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q is disabled", p.ID)
+		// 401, not 403: a disabled participant's credentials are not valid, as a revoked
+		// token's are not; the answer says no more than that.
+		return model.Participant{}, unauthorized("unknown, revoked or disabled credentials")
 	}
 	return p, nil
 }

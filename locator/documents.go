@@ -347,7 +347,10 @@ func (s *Server) readDocument(w http.ResponseWriter, r *http.Request, rq *reques
 	var ok bool
 	err := s.node.State().View(func(tx *state.Tx) error {
 		var err error
-		sd, ok, err = tx.Document(r.PathValue("id"))
+		if sd, ok, err = tx.Document(r.PathValue("id")); err != nil || !ok {
+			return err
+		}
+		ok, err = rq.guard.document(tx, sd.Document)
 		return err
 	})
 	if err != nil {

@@ -189,9 +189,15 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 	var res *search.Results
 	err := s.node.State().View(func(tx *state.Tx) error {
 		var err error
-		if sq.PatientRecords, sq.PersonEUIDs, err = patientScope(tx, q); err != nil {
+		records, euids, err := patientScope(tx, q)
+		if err != nil {
 			return err
 		}
+		var withhold []string
+		if sq.PatientRecords, sq.PersonEUIDs, withhold, err = rq.guard.documentScope(tx, records, euids); err != nil {
+			return err
+		}
+		sq.ExcludeSecurityLabels = append(sq.ExcludeSecurityLabels, withhold...)
 		rq.disclose(sq.PersonEUIDs, nil)
 		discloseRecordKeysTx(tx, rq, sq.PatientRecords...)
 		if res, err = s.node.Documents().Search(r.Context(), sq); err != nil {
@@ -308,6 +314,9 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request, rq *request) err
 	}
 	var res LocateResult
 	err := s.node.State().View(func(tx *state.Tx) error {
+		// missing is this query's answer for a patient that is not there; a patient the
+		// caller may not see gets the very same answer.
+		var missing error
 		switch {
 		case q.Get("identifier") != "":
 			sys, val, ok := strings.Cut(q.Get("identifier"), "|")
@@ -318,15 +327,17 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request, rq *request) err
 			if err != nil {
 				return err
 			}
+			missing = fhir.Errorf(http.StatusNotFound, "not-found", "identifier", "no patient is registered with that identifier")
 			if sr == nil {
-				return fhir.Errorf(http.StatusNotFound, "not-found", "identifier", "no patient is registered with identifier %s|%s", sys, val)
+				return missing
 			}
 			res.EUID, res.Grade = sr.EUID, mpi.GradeCertain
 		case q.Get("euid") != "":
+			missing = fhir.Errorf(http.StatusNotFound, "not-found", "euid", "Person/%s does not exist", q.Get("euid"))
 			if _, ok, err := tx.MPI().Person(q.Get("euid")); err != nil {
 				return err
 			} else if !ok {
-				return fhir.Errorf(http.StatusNotFound, "not-found", "euid", "Person/%s does not exist", q.Get("euid"))
+				return missing
 			}
 			res.EUID, res.Grade = q.Get("euid"), mpi.GradeCertain
 		default:
@@ -337,14 +348,23 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request, rq *request) err
 			if err != nil {
 				return err
 			}
+			missing = fhir.Errorf(http.StatusNotFound, "not-found", "", "no person matches with grade %s or better", minGrade)
 			if len(cands) == 0 || gradeRank[cands[0].Grade] < gradeRank[minGrade] {
-				return fhir.Errorf(http.StatusNotFound, "not-found", "", "no person matches with grade %s or better", minGrade)
+				return missing
 			}
 			score := cands[0].Score
 			res.EUID, res.Grade, res.Score = cands[0].EUID, cands[0].Grade, &score
 		}
-		var err error
-		res.Locations, err = s.locations(r.Context(), tx, res.EUID)
+		d, err := rq.guard.person(tx, res.EUID)
+		if err != nil {
+			return err
+		}
+		if !d.Disclose {
+			// Not the next candidate: that would be another person, presented as this one.
+			res = LocateResult{}
+			return missing
+		}
+		res.Locations, err = s.locations(r.Context(), tx, res.EUID, d.WithholdLabels)
 		return err
 	})
 	if err != nil {
@@ -356,7 +376,7 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request, rq *request) err
 
 // locations gathers, per participant, the person's identifiers there and the documents it
 // holds.
-func (s *Server) locations(ctx context.Context, tx *state.Tx, euid string) ([]Location, error) {
+func (s *Server) locations(ctx context.Context, tx *state.Tx, euid string, withhold []string) ([]Location, error) {
 	records, err := personRecords(tx, euid)
 	if err != nil {
 		return nil, err
@@ -394,7 +414,7 @@ func (s *Server) locations(ctx context.Context, tx *state.Tx, euid string) ([]Lo
 		sys, val := mpi.RecordKey(key).Split()
 		l.Identifiers = append(l.Identifiers, fhir.Identifier{System: sys, Value: val})
 	}
-	holdings, err := s.node.Documents().Locate(ctx, search.LocateQuery{PatientRecords: records, PersonEUIDs: []string{euid}})
+	holdings, err := s.node.Documents().Locate(ctx, search.LocateQuery{PatientRecords: records, PersonEUIDs: []string{euid}, ExcludeSecurityLabels: withhold})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package locator
 import (
 	"net/http"
 	"time"
+
+	"github.com/rls-hie/rls/locator/fhir"
 )
 
 // capabilityStatement lists exactly what this server supports, so that a client can check
@@ -36,8 +38,15 @@ func (s *Server) capabilityStatement() map[string]any {
 		"rest": []any{map[string]any{
 			"mode": "server",
 			"documentation": "Every interaction except metadata needs a participant credential: Authorization: Bearer TOKEN, or a TLS client certificate naming the participant (when the node asks for one), or both naming the same participant. " +
-				"Reads take ?consistency=default|strong|stale. Errors are OperationOutcome resources.",
-			"security": map[string]any{"description": "Bearer tokens issued per participant, or mutual TLS: a client certificate from the exchange's CA maps to the participant in its URI SAN urn:rls:participant:ID, else to its subject CN. Admin role for Organization writes."},
+				"Every query of patient data (Patient read and search, $match, $ihe-pix, Person read, DocumentReference read and search, /v1/locate) needs a purpose of use " +
+				"in the X-Rls-Purpose-Of-Use header (or the purpose-of-use parameter): TREAT, ETREAT, PAYMENT, OPERATIONS, PUBLICHEALTH or REQUEST " +
+				"(the HL7 v3 PurposeOfUse codes HPAYMT, HOPERAT, PUBHLTH, PATRQT are accepted), one the participant is allowed (Organization extension " + fhir.PurposeOfUseURL + "); " +
+				"otherwise 400 (missing or unknown) or 403 (not allowed). Break-the-glass: purpose ETREAT with X-Rls-Break-Glass-Reason overrides a patient's opt-out for that request only, and is audited as such. " +
+				"A patient the caller may not see is answered exactly as one that does not exist. " +
+				"Every request that touches patient data leaves one hash-chained, replicated audit record (AuditEvent, admin only); an answer is not given unless its audit record is committed. " +
+				"Reads take ?consistency=default|strong|stale; a node that cannot show it holds every acknowledged consent and token change answers 503 with Retry-After. " +
+				"Each participant is rate limited per node (429 with Retry-After). Errors are OperationOutcome resources.",
+			"security": map[string]any{"description": "Bearer tokens issued per participant (revocable with $revoke-token, rotated with $rotate-token; a disabled participant or revoked token gets 401), or mutual TLS: a client certificate from the exchange's CA maps to the participant in its URI SAN urn:rls:participant:ID, else to its subject CN. Admin role for Organization, Consent and AuditEvent administration. Consent directives are enforced on every query of patient data by one policy point."},
 			"resource": []any{
 				map[string]any{
 					"type":              "Patient",
@@ -91,8 +100,22 @@ func (s *Server) capabilityStatement() map[string]any {
 					"interaction":   interactions("read"),
 				},
 				map[string]any{
+					"type": "Consent",
+					"documentation": "A patient's privacy directive (scope patient-privacy). Consent.patient is Patient/{id} or Person/{euid}; provision type deny without actors or labels opts the patient out of the exchange; " +
+						"deny provisions with actor Organization/{id} keep those participants from seeing the patient (break-the-glass does not override this); deny provisions with securityLabel codings withhold documents so labelled (for example 42 CFR Part 2). " +
+						"Directives follow the patient through link, unlink and merge. Revoke with an update to status inactive. A change is acknowledged only once every node enforces it. " +
+						"Participants record directives for patients they hold a record of and see the directives they recorded; the admin sees all.",
+					"interaction": interactions("create", "update", "read", "search-type"),
+					"versioning":  "versioned-update",
+					"searchParam": []any{
+						param("patient", "reference", "Patient/{id} or Person/{euid}: the directives of every record of that person"),
+						param("status", "token", "active or inactive"),
+						param("_count", "number", "At most 1000"),
+					},
+				},
+				map[string]any{
 					"type":          "Organization",
-					"documentation": "A participant. Create uses the id given in the body (the participant id) and returns the participant's token once in the participant-token extension. Operations $disable, $enable and $rotate-token.",
+					"documentation": "A participant. Create uses the id given in the body (the participant id) and returns the participant's token once in the participant-token extension. Operations $disable, $enable, $rotate-token and $revoke-token. Allowed purposes of use are listed in the purpose-of-use extension (one valueCode each; none sent means the default: TREAT for participants, every purpose for admins).",
 					"interaction":   interactions("create", "update", "read", "search-type"),
 					"versioning":    "versioned-update",
 					"searchParam": []any{

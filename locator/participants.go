@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
@@ -37,6 +38,9 @@ func toOrganization(p model.Participant) fhir.Organization {
 		Type:         []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: fhir.ParticipantKindSystem, Code: string(p.Kind)}}}},
 		Name:         p.Name,
 	}
+	for _, pu := range policy.Allowed(p) {
+		o.Extension = append(o.Extension, fhir.Extension{URL: fhir.PurposeOfUseURL, ValueCode: string(pu)})
+	}
 	if p.IdentifierSystem != "" {
 		o.Identifier = []fhir.Identifier{{Use: "official", System: fhir.URISystem, Value: p.IdentifierSystem}}
 	}
@@ -58,6 +62,7 @@ func toOrganization(p model.Participant) fhir.Organization {
 // in every error.
 func fromOrganization(o fhir.Organization) (model.Participant, error) {
 	p := model.Participant{ID: o.ID, Name: strings.TrimSpace(o.Name), Role: model.RoleParticipant, Active: true}
+	var purposes []string
 	if err := model.ValidateID("Organization.id", o.ID); err != nil {
 		return p, fhir.Invalid("Organization.id", "%v (it is the participant id)", err)
 	}
@@ -87,6 +92,9 @@ func fromOrganization(o fhir.Organization) (model.Participant, error) {
 			if err := model.ValidateRole(p.Role); err != nil {
 				return p, fhir.Invalid(fmt.Sprintf("Organization.extension[%d]", i), "%v", err)
 			}
+		case fhir.PurposeOfUseURL:
+			// Collected below; no extension at all means the role's default purposes.
+			purposes = append(purposes, e.ValueCode)
 		case fhir.ParticipantTokenURL:
 			return p, fhir.Invalid(fmt.Sprintf("Organization.extension[%d]", i), "tokens are issued by rls, never sent to it")
 		default:
@@ -125,6 +133,10 @@ func fromOrganization(o fhir.Organization) (model.Participant, error) {
 	}
 	if err := p.Validate(); err != nil {
 		return p, fhir.Invalid("Organization", "%v", err)
+	}
+	var err error
+	if p.Purposes, err = policy.CanonicalPurposes(purposes); err != nil {
+		return p, fhir.Invalid("Organization.extension", "%v", err)
 	}
 	return p, nil
 }
@@ -312,6 +324,10 @@ func (s *Server) updateOrganization(w http.ResponseWriter, r *http.Request, rq *
 	if err != nil {
 		return err
 	}
+	// An update may disable the participant or narrow its purposes: a security change.
+	if err := s.acknowledgeSecurity(r.Context(), a.Index); err != nil {
+		return err
+	}
 	return writeParticipant(w, http.StatusOK, a, "")
 }
 
@@ -341,6 +357,9 @@ func (s *Server) organizationOperation(w http.ResponseWriter, r *http.Request, r
 		if err != nil {
 			return err
 		}
+		if err := s.acknowledgeSecurity(r.Context(), a.Index); err != nil {
+			return err
+		}
 		s.logger.Info("participant "+strings.TrimPrefix(op, "$")+"d", "id", id, "by", rq.principal.ID)
 		return writeParticipant(w, http.StatusOK, a, "")
 	case "$rotate-token":
@@ -352,9 +371,22 @@ func (s *Server) organizationOperation(w http.ResponseWriter, r *http.Request, r
 		if err != nil {
 			return err
 		}
+		if err := s.acknowledgeSecurity(r.Context(), a.Index); err != nil {
+			return err
+		}
 		s.logger.Info("participant token rotated", "id", id, "by", rq.principal.ID)
 		return writeParticipant(w, http.StatusOK, a, token)
+	case "$revoke-token":
+		a, err := s.node.Apply(r.Context(), command.TypeParticipantRevokeToken, header(rq), command.ParticipantRevokeToken{ID: id})
+		if err != nil {
+			return err
+		}
+		if err := s.acknowledgeSecurity(r.Context(), a.Index); err != nil {
+			return err
+		}
+		s.logger.Info("participant token revoked", "id", id, "by", rq.principal.ID)
+		return writeParticipant(w, http.StatusOK, a, "")
 	default:
-		return fhir.Errorf(http.StatusNotFound, "not-supported", "", "operation %q is not supported on Organization (use $disable, $enable or $rotate-token)", op)
+		return fhir.Errorf(http.StatusNotFound, "not-supported", "", "operation %q is not supported on Organization (use $disable, $enable, $rotate-token or $revoke-token)", op)
 	}
 }

@@ -295,8 +295,16 @@ func (s *Server) mergeReplaced(ctx context.Context, rq *request, reg registratio
 func (s *Server) readPatient(w http.ResponseWriter, r *http.Request, rq *request) error {
 	var p fhir.Patient
 	err := s.node.State().View(func(tx *state.Tx) error {
+		id := r.PathValue("id")
+		if key, ok := tx.PatientKeyByID(id); ok {
+			if d, err := rq.guard.record(tx, key); err != nil {
+				return err
+			} else if !d.Disclose {
+				return patientNotFound(id)
+			}
+		}
 		var err error
-		p, err = loadPatient(tx, r.PathValue("id"))
+		p, err = loadPatient(tx, id)
 		return err
 	})
 	if err != nil {
@@ -310,7 +318,7 @@ func (s *Server) readPatient(w http.ResponseWriter, r *http.Request, rq *request
 func loadPatient(tx *state.Tx, id string) (fhir.Patient, error) {
 	key, ok := tx.PatientKeyByID(id)
 	if !ok {
-		return fhir.Patient{}, fhir.Errorf(http.StatusNotFound, "not-found", "", "Patient/%s is not registered", id)
+		return fhir.Patient{}, patientNotFound(id)
 	}
 	return loadPatientByKey(tx, key)
 }
@@ -335,8 +343,18 @@ func loadPatientByKey(tx *state.Tx, key string) (fhir.Patient, error) {
 func (s *Server) readPerson(w http.ResponseWriter, r *http.Request, rq *request) error {
 	var person fhir.Person
 	err := s.node.State().View(func(tx *state.Tx) error {
+		euid := r.PathValue("euid")
+		if _, ok, err := tx.MPI().Person(euid); err != nil {
+			return err
+		} else if ok {
+			if d, err := rq.guard.person(tx, euid); err != nil {
+				return err
+			} else if !d.Disclose {
+				return personNotFound(euid)
+			}
+		}
 		var err error
-		person, err = loadPerson(tx, r.PathValue("euid"))
+		person, err = loadPerson(tx, euid)
 		return err
 	})
 	if err != nil {
@@ -352,7 +370,7 @@ func loadPerson(tx *state.Tx, euid string) (fhir.Person, error) {
 		return fhir.Person{}, err
 	}
 	if !ok {
-		return fhir.Person{}, fhir.Errorf(http.StatusNotFound, "not-found", "", "Person/%s does not exist", euid)
+		return fhir.Person{}, personNotFound(euid)
 	}
 	var records []personRecord
 	for _, key := range mp.Records {

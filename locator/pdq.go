@@ -143,6 +143,10 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 		if idSystem != "" {
 			hits = keep(hits, func(h state.PatientHit) bool { sys, _ := h.Key.Split(); return sys == idSystem })
 		}
+		var err error
+		if hits, err = rq.guard.patientHits(tx, hits); err != nil {
+			return err
+		}
 		total = len(hits)
 		end := min(offset+count, len(hits))
 		for i := offset; i < end; i++ {
@@ -337,6 +341,11 @@ func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *reques
 			if onlyCertain && c.Grade != mpi.GradeCertain {
 				continue
 			}
+			if d, err := rq.guard.person(tx, c.EUID); err != nil {
+				return err
+			} else if !d.Disclose {
+				continue
+			}
 			person, err := loadPerson(tx, c.EUID)
 			if err != nil {
 				return err
@@ -407,8 +416,16 @@ func (s *Server) pix(w http.ResponseWriter, r *http.Request, rq *request) error 
 		if err != nil {
 			return err
 		}
+		missing := fhir.Errorf(http.StatusNotFound, "not-found", "sourceIdentifier", "sourceIdentifier Patient Identifier not found")
 		if sr == nil {
-			return fhir.Errorf(http.StatusNotFound, "not-found", "sourceIdentifier", "sourceIdentifier Patient Identifier not found")
+			return missing
+		}
+		// Cross-references reveal the person, so the person's directives decide, even
+		// when the source record is the caller's own.
+		if d, err := rq.guard.person(tx, sr.EUID); err != nil {
+			return err
+		} else if !d.Disclose {
+			return missing
 		}
 		person, ok, err := tx.MPI().Person(sr.EUID)
 		if err != nil || !ok {

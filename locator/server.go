@@ -86,6 +86,14 @@ type Options struct {
 	// auditOff disables the audit trail. Unexported on purpose: only this package's
 	// benchmarks set it (to measure what audit costs); no configuration can turn audit off.
 	auditOff bool
+	// FenceInterval is L of the security fence (see fence): the longest a security change
+	// waits for an unresponsive node before it is acknowledged, and the lease a follower
+	// serves under. It must exceed raft's LeaderLeaseTimeout.
+	FenceInterval time.Duration
+	// RateLimit is each participant's sustained requests per second on this node, RateBurst
+	// its burst; zero RateLimit disables the limit.
+	RateLimit float64
+	RateBurst int
 }
 
 func (o *Options) setDefaults() {
@@ -104,7 +112,17 @@ func (o *Options) setDefaults() {
 	if o.ForwardTimeout == 0 {
 		o.ForwardTimeout = 15 * time.Second
 	}
+	if o.FenceInterval == 0 {
+		o.FenceInterval = DefaultFenceInterval
+	}
+	if o.RateBurst == 0 {
+		o.RateBurst = max(1, int(2*o.RateLimit))
+	}
 }
+
+// DefaultFenceInterval is L of the security fence: above the default raft leader lease
+// (1 s) with room for drift and a renewal round trip.
+const DefaultFenceInterval = 2 * time.Second
 
 // Server serves the API of one node.
 type Server struct {
@@ -119,6 +137,7 @@ type Server struct {
 	audit        *audit.Batcher
 	auditClient  *http.Client
 	auditMetrics *auditMetrics
+	privacy      *privacy
 }
 
 // access is who may call a route.
@@ -148,10 +167,13 @@ type request struct {
 	principal   model.Participant
 	body        []byte
 	consistency string
-	// purpose (upper-cased) and breakGlass are the purpose of use and break-the-glass
-	// reason the caller sent, as sent: the audit records them, the policy point judges them.
+	// purpose and breakGlass are the purpose of use and break-the-glass reason sent with a
+	// query of patient data (X-Rls-Purpose-Of-Use, X-Rls-Break-Glass-Reason); the policy
+	// point (admit) checks them, guard applies them to every patient disclosed, and the
+	// audit entry records them.
 	purpose    string
 	breakGlass string
+	guard      *guard
 	// audit is the request's audit entry in the making (nil if the route is not audited).
 	audit *auditState
 }
@@ -166,8 +188,15 @@ type route struct {
 	streamBody bool
 	// audit names the action of a route that touches patient data (see audit.Actions):
 	// every call of it, answered or refused, leaves exactly one audit entry.
-	audit  string
-	handle handlerFunc
+	audit string
+	// patientData: the route discloses patient data, so it needs an allowed purpose of use
+	// and passes every patient through the request's guard.
+	patientData bool
+	// diagnostic: an admin view of the cluster itself (no patient data) that a node serves
+	// even when the security fence cannot vouch for its state, so that an operator can see
+	// a partitioned node.
+	diagnostic bool
+	handle     handlerFunc
 }
 
 // New builds the server of one node.
@@ -183,6 +212,7 @@ func New(opts Options) *Server {
 	s.forward = newForwardClient(s)
 	s.auditClient = &http.Client{Timeout: opts.ForwardTimeout, Transport: peerTransport(opts.PeerTLS)}
 	s.audit = audit.NewBatcher(s.commitAudit, audit.BatcherOptions{Timeout: opts.ForwardTimeout})
+	s.privacy = newPrivacy(s, opts)
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
 		s.auditMetrics = newAuditMetrics(opts.Registry)
@@ -206,16 +236,17 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/health", access: public, place: onThisNode, handle: s.health},
 		{method: "GET", pattern: "/fhir/metadata", access: public, place: onThisNode, handle: s.metadata},
 
-		{method: "GET", pattern: "/v1/cluster/status", access: admin, place: onThisNode, handle: s.clusterStatus},
-		{method: "GET", pattern: "/v1/cluster/self", access: admin, place: onThisNode, handle: s.clusterSelf},
-		{method: "GET", pattern: "/v1/cluster/state-hash", access: admin, place: onThisNode, handle: s.stateHash},
+		{method: "GET", pattern: "/v1/cluster/fence", access: public, place: onThisNode, handle: s.fenceStatus},
+		{method: "GET", pattern: "/v1/cluster/status", access: admin, place: onThisNode, diagnostic: true, handle: s.clusterStatus},
+		{method: "GET", pattern: "/v1/cluster/self", access: admin, place: onThisNode, diagnostic: true, handle: s.clusterSelf},
+		{method: "GET", pattern: "/v1/cluster/state-hash", access: admin, place: onThisNode, diagnostic: true, handle: s.stateHash},
 		{method: "POST", pattern: "/v1/cluster/join", access: admin, place: onLeader, handle: s.clusterJoin},
 		{method: "DELETE", pattern: "/v1/cluster/members/{id}", access: admin, place: onLeader, handle: s.clusterRemove},
 		{method: "POST", pattern: "/v1/cluster/transfer-leadership", access: admin, place: onLeader, handle: s.transferLeadership},
 		{method: "GET", pattern: "/v1/cluster/snapshot", access: admin, place: byConsistency, handle: s.snapshotSave},
 		{method: "POST", pattern: "/v1/cluster/restore", access: admin, place: onThisNode, streamBody: true, handle: s.snapshotRestore},
 
-		{method: "GET", pattern: "/debug/pprof/{profile...}", access: admin, place: onThisNode, handle: profile},
+		{method: "GET", pattern: "/debug/pprof/{profile...}", access: admin, place: onThisNode, diagnostic: true, handle: profile},
 
 		{method: "GET", pattern: "/v1/mpi/config", access: admin, place: byConsistency, handle: s.matchConfig},
 		{method: "PUT", pattern: "/v1/mpi/config", access: admin, place: onLeader, handle: s.putMatchConfig},
@@ -225,19 +256,19 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-create", handle: s.createPatient},
 		{method: "PUT", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-update", handle: s.conditionalUpdatePatient},
 		{method: "PUT", pattern: "/fhir/Patient/{id}", access: participant, place: onLeader, audit: "patient-update", handle: s.updatePatient},
-		{method: "GET", pattern: "/fhir/Patient/{id}", access: participant, place: byConsistency, audit: "patient-read", handle: s.readPatient},
-		{method: "GET", pattern: "/fhir/Patient", access: participant, place: byConsistency, audit: "patient-search", handle: s.searchPatients},
-		{method: "POST", pattern: "/fhir/Patient/$match", access: participant, place: byConsistency, audit: "patient-match", handle: s.matchPatient},
-		{method: "GET", pattern: "/fhir/Patient/$ihe-pix", access: participant, place: byConsistency, audit: "patient-pix", handle: s.pix},
+		{method: "GET", pattern: "/fhir/Patient/{id}", access: participant, place: byConsistency, patientData: true, audit: "patient-read", handle: s.readPatient},
+		{method: "GET", pattern: "/fhir/Patient", access: participant, place: byConsistency, patientData: true, audit: "patient-search", handle: s.searchPatients},
+		{method: "POST", pattern: "/fhir/Patient/$match", access: participant, place: byConsistency, patientData: true, audit: "patient-match", handle: s.matchPatient},
+		{method: "GET", pattern: "/fhir/Patient/$ihe-pix", access: participant, place: byConsistency, patientData: true, audit: "patient-pix", handle: s.pix},
 		{method: "POST", pattern: "/v1/patients/batch", access: participant, place: onLeader, audit: "patient-batch", handle: s.registerBatch},
-		{method: "GET", pattern: "/fhir/Person/{euid}", access: participant, place: byConsistency, audit: "person-read", handle: s.readPerson},
+		{method: "GET", pattern: "/fhir/Person/{euid}", access: participant, place: byConsistency, patientData: true, audit: "person-read", handle: s.readPerson},
 
 		{method: "POST", pattern: "/fhir/DocumentReference", access: participant, place: onLeader, audit: "document-create", handle: s.createDocument},
 		{method: "PUT", pattern: "/fhir/DocumentReference/{id}", access: participant, place: onLeader, audit: "document-update", handle: s.createDocument},
-		{method: "GET", pattern: "/fhir/DocumentReference/{id}", access: participant, place: byConsistency, audit: "document-read", handle: s.readDocument},
-		{method: "GET", pattern: "/fhir/DocumentReference", access: participant, place: byConsistency, audit: "document-search", handle: s.searchDocuments},
+		{method: "GET", pattern: "/fhir/DocumentReference/{id}", access: participant, place: byConsistency, patientData: true, audit: "document-read", handle: s.readDocument},
+		{method: "GET", pattern: "/fhir/DocumentReference", access: participant, place: byConsistency, patientData: true, audit: "document-search", handle: s.searchDocuments},
 		{method: "POST", pattern: "/v1/documents/batch", access: participant, place: onLeader, audit: "document-batch", handle: s.registerDocumentBatch},
-		{method: "GET", pattern: "/v1/locate", access: participant, place: byConsistency, audit: "locate", handle: s.locate},
+		{method: "GET", pattern: "/v1/locate", access: participant, place: byConsistency, patientData: true, audit: "locate", handle: s.locate},
 
 		{method: "GET", pattern: "/v1/review", access: admin, place: byConsistency, audit: "review-list", handle: s.listReviews},
 		{method: "GET", pattern: "/v1/review/{seq}", access: admin, place: byConsistency, audit: "review-read", handle: s.showReview},
@@ -254,6 +285,11 @@ func (s *Server) routes() []route {
 		// Node to node; authenticated by the node credential inside the handler.
 		{method: "POST", pattern: "/v1/internal/audit", access: public, place: onThisNode, handle: s.internalAudit},
 		{method: "POST", pattern: "/v1/internal/cluster-key", access: public, place: onThisNode, handle: s.internalClusterKey},
+
+		{method: "POST", pattern: "/fhir/Consent", access: participant, place: onLeader, handle: s.createConsent},
+		{method: "PUT", pattern: "/fhir/Consent/{id}", access: participant, place: onLeader, handle: s.updateConsent},
+		{method: "GET", pattern: "/fhir/Consent/{id}", access: participant, place: byConsistency, handle: s.readConsent},
+		{method: "GET", pattern: "/fhir/Consent", access: participant, place: byConsistency, handle: s.searchConsents},
 
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},
@@ -296,6 +332,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		if rt.access == public && status < 400 {
 			level = slog.LevelDebug
 		}
+		s.logOutcome(rq, rt.pattern, status)
 		s.logger.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path, "route", rt.pattern,
 			"status", status, "duration_ms", time.Since(start).Milliseconds(), "participant", rq.principal.ID,
 			"request_id", rq.id, "remote", r.RemoteAddr, "forwarded", rw.forwarded)
@@ -333,6 +370,12 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		}
 	}
 	if rt.access != public {
+		if !rt.diagnostic {
+			// Before authentication: a token revoked everywhere must not pass here.
+			if err := s.privacy.fence.admit(r.Context()); err != nil {
+				return err
+			}
+		}
 		p, err := s.authenticate(r)
 		if err != nil {
 			return err
@@ -340,6 +383,9 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		rq.principal = p
 		if rt.access == admin && !p.IsAdmin() {
 			return fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q lacks the admin role this operation needs", p.ID)
+		}
+		if err := s.admit(r, rt, rq); err != nil {
+			return err
 		}
 	}
 	return rt.handle(w, r, rq)

@@ -28,9 +28,14 @@ type testAPI struct {
 }
 
 // newTestAPI starts a single bootstrapped node and its API on loopback.
-func newTestAPI(t *testing.T) *testAPI {
+func newTestAPI(t *testing.T, options ...func(*Options)) *testAPI {
 	t.Helper()
-	return newTestAPIWith(t, nil)
+	return newTestAPIWith(t, func(o *Options) func(*Server) {
+		for _, set := range options {
+			set(o)
+		}
+		return nil
+	})
 }
 
 // newTestAPIWith is newTestAPI with a hook that may change the options before the server
@@ -100,7 +105,14 @@ func (a *testAPI) do(method, path, token string, body any, header map[string]str
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	// Every query of patient data needs a purpose of use; tests query for treatment unless
+	// they say otherwise (an empty value in header sends none).
+	req.Header.Set(HeaderPurposeOfUse, "TREAT")
 	for k, v := range header {
+		if v == "" {
+			req.Header.Del(k)
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -193,7 +205,8 @@ func TestOrganizationLifecycle(t *testing.T) {
 	if code, body, _ = a.do("POST", "/fhir/Organization/clinic-1/$disable", testAdminToken, nil, nil); code != 200 {
 		t.Fatalf("disable: %d %s", code, body)
 	}
-	if code, body, _ = a.do("GET", "/fhir/Organization/clinic-1", token, nil, nil); code != 403 {
+	// 401 as for a revoked token: a disabled participant's credentials are not valid.
+	if code, body, _ = a.do("GET", "/fhir/Organization/clinic-1", token, nil, nil); code != 401 {
 		t.Fatalf("disabled participant read: %d %s", code, body)
 	}
 	outcomeMentions(t, body, "disabled")

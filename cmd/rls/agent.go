@@ -101,7 +101,7 @@ func runAgent(c *cli.Context) error {
 		}
 	}()
 
-	api := locator.New(locator.Options{
+	apiOpts := locator.Options{
 		Node:             node,
 		Logger:           logger,
 		Registry:         registry,
@@ -113,7 +113,9 @@ func runAgent(c *cli.Context) error {
 		Version:          version,
 		PeerTLS:          tlsCfg.peer,
 		ClusterCA:        tlsCfg.clusterCA,
-	})
+	}
+	cfg.Privacy.options(&apiOpts)
+	api := locator.New(apiOpts)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)

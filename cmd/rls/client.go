@@ -29,22 +29,30 @@ func clientFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ca-cert", EnvVars: []string{"RLS_CACERT"}, Usage: "PEM `FILE` of the CA that signed the node's certificate (https; default: the system roots)"},
 		&cli.StringFlag{Name: "client-cert", EnvVars: []string{"RLS_CLIENT_CERT"}, Usage: "PEM `FILE`: client certificate naming the calling participant (mutual TLS)"},
 		&cli.StringFlag{Name: "client-key", EnvVars: []string{"RLS_CLIENT_KEY"}, Usage: "PEM `FILE`: key of -client-cert"},
+		&cli.StringFlag{Name: "purpose", Value: "TREAT", EnvVars: []string{"RLS_PURPOSE"}, Usage: "purpose of use sent with every query of patient data: TREAT, ETREAT, PAYMENT, OPERATIONS, PUBLICHEALTH or REQUEST"},
+		&cli.StringFlag{Name: "break-glass", Usage: "break-the-glass `REASON` (with -purpose ETREAT): see an opted-out patient for this request; audited"},
 	}
 }
 
 // client calls one node's API.
 type client struct {
-	base    string
-	token   string
-	output  string
-	timeout time.Duration
-	http    *retryablehttp.Client
+	base   string
+	token  string
+	output string
+	// purpose and breakGlass go with every request; nodes read them on queries of patient data.
+	purpose    string
+	breakGlass string
+	timeout    time.Duration
+	http       *retryablehttp.Client
 }
 
 func newClient(c *cli.Context) (*client, error) {
 	out := c.String("output")
 	if out != "table" && out != "json" {
 		return nil, fmt.Errorf("-output %q must be table or json", out)
+	}
+	if err := checkPurposeFlag(c); err != nil {
+		return nil, err
 	}
 	rc := retryablehttp.NewClient()
 	rc.Logger = nil
@@ -68,11 +76,13 @@ func newClient(c *cli.Context) (*client, error) {
 		rc.HTTPClient.Transport.(*http.Transport).TLSClientConfig = tlsConfig
 	}
 	return &client{
-		base:    strings.TrimRight(c.String("addr"), "/"),
-		token:   c.String("token"),
-		output:  out,
-		timeout: c.Duration("timeout"),
-		http:    rc,
+		base:       strings.TrimRight(c.String("addr"), "/"),
+		token:      c.String("token"),
+		output:     out,
+		purpose:    c.String("purpose"),
+		breakGlass: c.String("break-glass"),
+		timeout:    c.Duration("timeout"),
+		http:       rc,
 	}, nil
 }
 
@@ -146,6 +156,12 @@ func (cl *client) send(ctx context.Context, method, path string, body any, heade
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if cl.purpose != "" {
+		req.Header.Set(locator.HeaderPurposeOfUse, cl.purpose)
+	}
+	if cl.breakGlass != "" {
+		req.Header.Set(locator.HeaderBreakGlassReason, cl.breakGlass)
 	}
 	for k, v := range header {
 		req.Header.Set(k, v)

@@ -34,6 +34,8 @@ type Config struct {
 	TLS  *TLSConfig  `hcl:"tls,block"`
 	Raft *RaftConfig `hcl:"raft,block"`
 	HTTP *HTTPConfig `hcl:"http,block"`
+	// Privacy tunes the policy point: the security fence and rate limits (consent.go).
+	Privacy *PrivacyConfig `hcl:"privacy,block"`
 
 	// Set by flags only.
 	Dev           bool
@@ -254,6 +256,12 @@ func (c *Config) finish() error {
 		if _, err := duration(d.value); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", d.name, err))
 		}
+	}
+	if c.Privacy == nil {
+		c.Privacy = &PrivacyConfig{}
+	}
+	if err := c.Privacy.check(c.Raft.HeartbeatTimeout); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.deriveAdvertise(); err != nil {
 		errs = append(errs, err)

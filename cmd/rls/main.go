@@ -42,6 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			importCommand(),
 			tlsCommand(),
 			auditCommand(),
+			consentCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -25,6 +25,8 @@ type participantView struct {
 	IdentifierSystem string `json:"identifier_system,omitempty"`
 	Version          string `json:"version"`
 	LastUpdated      string `json:"last_updated"`
+	// Purposes are the purposes of use the participant may query patient data for.
+	Purposes []string `json:"purposes,omitempty"`
 	// Token is present only when one was just issued.
 	Token string `json:"token,omitempty"`
 }
@@ -47,6 +49,8 @@ func viewOf(o fhir.Organization) participantView {
 			v.Role = e.ValueCode
 		case fhir.ParticipantTokenURL:
 			v.Token = e.ValueString
+		case fhir.PurposeOfUseURL:
+			v.Purposes = append(v.Purposes, e.ValueCode)
 		}
 	}
 	for _, id := range o.Identifier {
@@ -73,6 +77,9 @@ func organization(v participantView) fhir.Organization {
 		Type:         []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: fhir.ParticipantKindSystem, Code: v.Kind}}}},
 		Extension:    []fhir.Extension{{URL: fhir.ParticipantRoleURL, ValueCode: v.Role}},
 	}
+	for _, p := range v.Purposes {
+		o.Extension = append(o.Extension, fhir.Extension{URL: fhir.PurposeOfUseURL, ValueCode: p})
+	}
 	if v.IdentifierSystem != "" {
 		o.Identifier = []fhir.Identifier{{Use: "official", System: fhir.URISystem, Value: v.IdentifierSystem}}
 	}
@@ -93,6 +100,7 @@ func participantFlags(required bool) []cli.Flag {
 		&cli.StringFlag{Name: "endpoint", Usage: "`URL` where the participant's systems answer"},
 		&cli.StringFlag{Name: "identifier-system", Usage: "assigning authority `URI` of the participant's MRNs (e.g. urn:oid:1.2.3)"},
 		&cli.StringFlag{Name: "role", Value: "participant", Usage: "participant or admin"},
+		&cli.StringSliceFlag{Name: "purposes", Usage: "purposes of use it may query patient data for, comma-separated: TREAT, ETREAT, PAYMENT, OPERATIONS, PUBLICHEALTH, REQUEST (default: TREAT for a participant, all for an admin)"},
 	)
 }
 
@@ -107,7 +115,7 @@ func participantCommand() *cli.Command {
 				Flags: append(participantFlags(true), &cli.StringFlag{Name: "id", Required: true, Usage: "participant id (letters, digits, '-', '.')"}),
 				Action: withClient(func(c *cli.Context, cl *client, ctx context.Context) error {
 					v := participantView{ID: c.String("id"), Name: c.String("name"), Kind: c.String("kind"), Role: c.String("role"),
-						Endpoint: c.String("endpoint"), IdentifierSystem: c.String("identifier-system"), Active: true}
+						Endpoint: c.String("endpoint"), IdentifierSystem: c.String("identifier-system"), Active: true, Purposes: purposesFlag(c)}
 					return sendParticipant(c, cl, ctx, http.MethodPost, "/fhir/Organization", organization(v), nil, "add participant "+v.ID)
 				}),
 			},
@@ -128,14 +136,15 @@ func participantCommand() *cli.Command {
 			},
 			{
 				Name:      "update",
-				Usage:     "change a participant's name, kind, endpoint, identifier system or role",
+				Usage:     "change a participant's name, kind, endpoint, identifier system, role or purposes of use",
 				ArgsUsage: "ID",
 				Flags:     participantFlags(false),
 				Action:    withClient(participantUpdate),
 			},
 			participantOperation("disable", "$disable", "disable a participant: its token stops working on every node"),
 			participantOperation("enable", "$enable", "enable a disabled participant"),
-			participantOperation("rotate-token", "$rotate-token", "issue a new token; the old one stops working"),
+			participantOperation("rotate-token", "$rotate-token", "issue a new token; the old one stops working on every node before this returns"),
+			participantOperation("revoke-token", "$revoke-token", "revoke the token without issuing another; it stops working on every node before this returns"),
 		},
 	}
 }
@@ -172,7 +181,7 @@ func sendParticipant(c *cli.Context, cl *client, ctx context.Context, method, pa
 func printParticipant(c *cli.Context, v participantView) error {
 	pairs := [][2]string{{"ID", v.ID}, {"Name", v.Name}, {"Kind", v.Kind}, {"Role", v.Role},
 		{"Active", strconv.FormatBool(v.Active)}, {"Identifier system", v.IdentifierSystem},
-		{"Endpoint", v.Endpoint}, {"Version", v.Version}, {"Last updated", v.LastUpdated}}
+		{"Endpoint", v.Endpoint}, {"Purposes of use", strings.Join(v.Purposes, ", ")}, {"Version", v.Version}, {"Last updated", v.LastUpdated}}
 	if v.Token != "" {
 		pairs = append(pairs, [2]string{"Token", v.Token})
 	}
@@ -257,8 +266,15 @@ func participantUpdate(c *cli.Context, cl *client, ctx context.Context) error {
 			changed = true
 		}
 	}
+	switch {
+	case c.IsSet("purposes"):
+		v.Purposes = purposesFlag(c)
+		changed = true
+	case c.IsSet("role"):
+		v.Purposes = nil // the new role's default purposes
+	}
 	if !changed {
-		return fmt.Errorf("update participant %s: nothing to change (give -name, -kind, -endpoint, -identifier-system or -role)", id)
+		return fmt.Errorf("update participant %s: nothing to change (give -name, -kind, -endpoint, -identifier-system, -role or -purposes)", id)
 	}
 	return sendParticipant(c, cl, ctx, http.MethodPut, "/fhir/Organization/"+url.PathEscape(id), organization(v),
 		map[string]string{"If-Match": fmt.Sprintf(`W/"%s"`, v.Version)}, "update participant "+id)

@@ -113,6 +113,9 @@ func (t Type) String() string {
 	case TypeAuditAppend:
 		return "audit-append"
 	}
+	if name, ok := privacyTypeName(t); ok {
+		return name
+	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
 

@@ -164,6 +164,9 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		command.TypeReviewResolve:          typed(applyReviewResolve),
 		command.TypeAuditAppend:            typed(applyAuditAppend),
 	}
+	for t, h := range privacyHandlers() {
+		f.handlers[t] = h
+	}
 	for _, o := range opts {
 		o(f)
 	}

@@ -61,6 +61,7 @@ func applyParticipantUpdate(tx *state.Tx, h command.Header, c command.Participan
 	next.Endpoint = c.Participant.Endpoint
 	next.IdentifierSystem = c.Participant.IdentifierSystem
 	next.Active = c.Participant.Active
+	next.Purposes = c.Participant.Purposes
 	if err := checkAdminRemains(tx, old, next); err != nil {
 		return nil, err
 	}

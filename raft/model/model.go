@@ -63,6 +63,11 @@ type Participant struct {
 	// shown once, when issued, and never stored.
 	TokenHash   string    `json:"token_hash"`
 	TokenIssued time.Time `json:"token_issued"`
+	// Purposes are the purposes of use (canonical codes of locator/policy, such as TREAT)
+	// the admin allows the participant to query patient data for. Empty means the role's
+	// default (policy.DefaultPurposes), so that participants created before purposes
+	// existed keep a well-defined, narrow permission.
+	Purposes []string `json:"purposes,omitempty"`
 }
 
 // IsAdmin reports whether the participant holds the admin role.

@@ -296,8 +296,8 @@ func (z *Node) Msgsize() (s int) {
 func (z *Participant) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(12)
-	var zb0001Mask uint16 /* 12 bits */
+	zb0001Len := uint32(13)
+	var zb0001Mask uint16 /* 13 bits */
 	_ = zb0001Mask
 	if z.Endpoint == "" {
 		zb0001Len--
@@ -306,6 +306,10 @@ func (z *Participant) MarshalMsg(b []byte) (o []byte, err error) {
 	if z.IdentifierSystem == "" {
 		zb0001Len--
 		zb0001Mask |= 0x20
+	}
+	if z.Purposes == nil {
+		zb0001Len--
+		zb0001Mask |= 0x1000
 	}
 	// variable map header, size zb0001Len
 	o = append(o, 0x80|uint8(zb0001Len))
@@ -352,6 +356,14 @@ func (z *Participant) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "token_issued"
 		o = append(o, 0xac, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x5f, 0x69, 0x73, 0x73, 0x75, 0x65, 0x64)
 		o = msgp.AppendTime(o, z.TokenIssued)
+		if (zb0001Mask & 0x1000) == 0 { // if not omitted
+			// string "purposes"
+			o = append(o, 0xa8, 0x70, 0x75, 0x72, 0x70, 0x6f, 0x73, 0x65, 0x73)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.Purposes)))
+			for za0001 := range z.Purposes {
+				o = msgp.AppendString(o, z.Purposes[za0001])
+			}
+		}
 	}
 	return
 }
@@ -454,6 +466,25 @@ func (z *Participant) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "TokenIssued")
 				return
 			}
+		case "purposes":
+			var zb0004 uint32
+			zb0004, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Purposes")
+				return
+			}
+			if cap(z.Purposes) >= int(zb0004) {
+				z.Purposes = (z.Purposes)[:zb0004]
+			} else {
+				z.Purposes = make([]string, zb0004)
+			}
+			for za0001 := range z.Purposes {
+				z.Purposes[za0001], bts, err = msgp.ReadStringBytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Purposes", za0001)
+					return
+				}
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -468,7 +499,10 @@ func (z *Participant) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *Participant) Msgsize() (s int) {
-	s = 1 + 3 + msgp.StringPrefixSize + len(z.ID) + 5 + msgp.StringPrefixSize + len(z.Name) + 5 + msgp.StringPrefixSize + len(string(z.Kind)) + 5 + msgp.StringPrefixSize + len(string(z.Role)) + 9 + msgp.StringPrefixSize + len(z.Endpoint) + 18 + msgp.StringPrefixSize + len(z.IdentifierSystem) + 7 + msgp.BoolSize + 8 + msgp.Uint64Size + 8 + msgp.TimeSize + 8 + msgp.TimeSize + 11 + msgp.StringPrefixSize + len(z.TokenHash) + 13 + msgp.TimeSize
+	s = 1 + 3 + msgp.StringPrefixSize + len(z.ID) + 5 + msgp.StringPrefixSize + len(z.Name) + 5 + msgp.StringPrefixSize + len(string(z.Kind)) + 5 + msgp.StringPrefixSize + len(string(z.Role)) + 9 + msgp.StringPrefixSize + len(z.Endpoint) + 18 + msgp.StringPrefixSize + len(z.IdentifierSystem) + 7 + msgp.BoolSize + 8 + msgp.Uint64Size + 8 + msgp.TimeSize + 8 + msgp.TimeSize + 11 + msgp.StringPrefixSize + len(z.TokenHash) + 13 + msgp.TimeSize + 9 + msgp.ArrayHeaderSize
+	for za0001 := range z.Purposes {
+		s += msgp.StringPrefixSize + len(z.Purposes[za0001])
+	}
 	return
 }
 
