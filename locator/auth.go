@@ -73,7 +73,9 @@ func (s *Server) authenticate(r *http.Request) (model.Participant, error) {
 		return model.Participant{}, unauthorized("the bearer token and the client certificate name different participants")
 	}
 	if !p.Active {
-		return model.Participant{}, fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q is disabled", p.ID)
+		// 401, not 403: a disabled participant's credentials are not valid, as a revoked
+		// token's are not; the answer says no more than that.
+		return model.Participant{}, unauthorized("unknown, revoked or disabled credentials")
 	}
 	return p, nil
 }

@@ -76,7 +76,7 @@ type FenceStatus struct {
 }
 
 func newFence(s *Server, interval time.Duration) *fence {
-	return &fence{s: s, interval: interval, client: &http.Client{Timeout: interval / 2}}
+	return &fence{s: s, interval: interval, client: &http.Client{Timeout: interval / 2, Transport: peerTransport(s.opts.PeerTLS)}}
 }
 
 // fenceStatus serves GET /v1/cluster/fence.

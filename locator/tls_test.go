@@ -145,7 +145,7 @@ func (f *tlsFixture) call(c *http.Client, base, method, path, token string, body
 // certificates required, a caller without one, with one from another CA, or with an
 // expired one fails the handshake; a verified certificate maps to its participant (URI
 // SAN, else CN) and is refused as tokens are when that participant is unknown (401) or
-// disabled (403); a token alongside must name the same participant (else 401); a node's
+// disabled (401, as a revoked token); a token alongside must name the same participant (else 401); a node's
 // certificate names no participant of its own, and only a node may vouch for the
 // participant of a forwarded request.
 func TestTLSAPI(t *testing.T) {
@@ -197,7 +197,7 @@ func TestTLSAPI(t *testing.T) {
 		{"require: participant by CN", f.require, cert(f.ca, pki.Leaf{CommonName: "hosp-cn", Client: true}), "", nil, adminPath, 403, `participant \"hosp-cn\"`},
 		{"require: URI SAN wins over CN", f.require, cert(f.ca, pki.Leaf{CommonName: "admin", URIs: []*url.URL{pki.ParticipantURI("hosp-a")}, Client: true}), "", nil, adminPath, 403, `participant \"hosp-a\"`},
 		{"require: unknown participant", f.require, cert(f.ca, participantLeaf("ghost")), "", nil, adminPath, 401, "no known participant"},
-		{"require: disabled participant", f.require, cert(f.ca, participantLeaf("hosp-d")), "", nil, "/fhir/Organization/hosp-a", 403, "disabled"},
+		{"require: disabled participant", f.require, cert(f.ca, participantLeaf("hosp-d")), "", nil, "/fhir/Organization/hosp-a", 401, "disabled credentials"},
 		{"require: no identity in the certificate", f.require, cert(f.ca, pki.Leaf{Client: true}), "", nil, "/fhir/Organization/hosp-a", 401, "names no participant"},
 		{"require: certificate and its own token", f.require, hospA, tokA, nil, "/fhir/Organization/hosp-a", 200, `"hosp-a"`},
 		{"require: certificate and another's token", f.require, hospA, testAdminToken, nil, adminPath, 401, "different participants"},

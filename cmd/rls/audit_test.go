@@ -73,7 +73,7 @@ func TestAuditCommands(t *testing.T) {
 	dir := t.TempDir()
 	addr, stop := startNodeIn(t, dir)
 	admin := []string{"-addr", addr, "-token", testToken}
-	out, errOut, code := rls(t, append(append([]string{"participant", "add"}, admin...), "--id", "hosp-a", "--name", "Hospital A", "--kind", "hospital", "--identifier-system", "urn:oid:1.2.3", "-output", "json")...)
+	out, errOut, code := rls(t, append(append([]string{"participant", "add"}, admin...), "--id", "hosp-a", "--name", "Hospital A", "--kind", "hospital", "--identifier-system", "urn:oid:1.2.3", "--purposes", "TREAT,ETREAT", "-output", "json")...)
 	if code != 0 {
 		t.Fatalf("participant add: %s %s", out, errOut)
 	}
@@ -103,7 +103,7 @@ func TestAuditCommands(t *testing.T) {
 	}
 	call("GET", "/v1/locate?identifier=urn:oid:1.2.3|MRN-1", "", map[string]string{locator.HeaderPurposeOfUse: "TREAT"})
 	call("GET", "/v1/locate?identifier=urn:oid:1.2.3|MRN-1", "", map[string]string{locator.HeaderPurposeOfUse: "ETREAT", locator.HeaderBreakGlassReason: "unresponsive"})
-	call("GET", "/v1/locate?identifier=urn:oid:1.2.3|nobody", "", nil)
+	call("GET", "/v1/locate?identifier=urn:oid:1.2.3|nobody", "", map[string]string{locator.HeaderPurposeOfUse: "TREAT"})
 
 	out, errOut, code = rls(t, append(append([]string{"audit", "list"}, admin...), "-output", "json")...)
 	var list locator.AuditList
