@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 )
@@ -194,7 +195,38 @@ func TestOptOutHoldsOnEveryNodeAtOnce(t *testing.T) {
 			found, _ := disclosed(i, btg)
 			return len(found) == 4
 		})
-		// TODO(audit): assert the ETREAT audit record of this disclosure once locator/audit is merged.
+	}
+	// Every node audited its break-the-glass disclosures as such: hosp-c, ETREAT, the
+	// reason, the person.
+	code, body, _, err = c.call(leader, "GET", "/v1/audit?btg=true&participant=hosp-c&limit=10000&consistency=strong", nil)
+	if err != nil || code != 200 {
+		t.Fatalf("audit btg list: %d %s %v", code, body, err)
+	}
+	var btgLog struct {
+		Entries []struct {
+			Node       string   `json:"node"`
+			Purpose    string   `json:"purpose"`
+			BreakGlass string   `json:"break_glass"`
+			Status     int      `json:"status"`
+			EUIDs      []string `json:"euids"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal(body, &btgLog); err != nil {
+		t.Fatalf("audit btg list: %v %s", err, body)
+	}
+	disclosedBy := map[string]int{}
+	for _, e := range btgLog.Entries {
+		if e.Purpose != "ETREAT" || e.BreakGlass != btg["X-Rls-Break-Glass-Reason"] {
+			t.Fatalf("break-the-glass entry without its purpose or reason: %+v", e)
+		}
+		if e.Status == 200 && slices.Contains(e.EUIDs, euid) {
+			disclosedBy[e.Node]++
+		}
+	}
+	for _, n := range c.Nodes {
+		if disclosedBy[n.ID] < 4 {
+			t.Fatalf("%s audited %d break-the-glass disclosures of the patient, want at least 4 (one per query): %v", n.ID, disclosedBy[n.ID], disclosedBy)
+		}
 	}
 
 	// Revoking hosp-c's token stops it on every node as soon as the revocation is acknowledged.

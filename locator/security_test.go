@@ -227,8 +227,6 @@ func TestSecuritySuite(t *testing.T) {
 			id := model.PatientID(sysA + "|" + r.Value)
 			code, body, _ := a.do("GET", "/fhir/Patient/"+id, tokB, nil, nil)
 			sameAnswer(t, "read "+r.Value, code, body, id, mCode, mBody, missID)
-			// TODO(audit): assert that this denial left exactly one audit record (participant
-			// hosp-b, outcome denied, the person's EUID) once locator/audit is merged.
 			if n%10 != 0 {
 				continue
 			}
@@ -238,6 +236,20 @@ func TestSecuritySuite(t *testing.T) {
 			sameAnswer(t, "locate "+r.Value, code, body, "", lCode, lBody, "")
 			code, body, _ = a.do("GET", "/fhir/Patient?identifier="+url.QueryEscape(sysA+"|"+r.Value), tokB, nil, nil)
 			sameAnswer(t, "PDQm "+r.Value, code, body, url.QueryEscape(sysA+"|"+r.Value), sCode, sBody, url.QueryEscape(sysA+"|NOPE"))
+		}
+		// Each denial left exactly one audit entry: hosp-b, the read, 404, nothing disclosed.
+		reads := map[string][]model.AuditEntry{}
+		for _, e := range a.auditList(t, "participant=hosp-b").Entries {
+			if e.Action == "patient-read" {
+				reads[e.Path] = append(reads[e.Path], e)
+			}
+		}
+		for _, r := range recs {
+			path := "/fhir/Patient/" + model.PatientID(sysA+"|"+r.Value)
+			got := reads[path]
+			if len(got) != 1 || got[0].Status != mCode || len(got[0].EUIDs) != 0 || len(got[0].Records) != 0 || got[0].Purpose != "TREAT" {
+				t.Fatalf("audit of the denied read %s: %+v", path, got)
+			}
 		}
 		for euid := range euids {
 			code, body, _ := a.do("GET", "/fhir/Person/"+euid, tokB, nil, nil)
