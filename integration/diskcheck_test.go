@@ -207,7 +207,7 @@ func inspectSearchIndex(dir string) (sd SearchDisk, err error) {
 // index may lag the state (it is updated after each commit) but never lead it, and it
 // holds exactly the documents the state had changed by the entry the index recorded
 // (the workload never replaces a document, so each has one version). It returns a
-// description of each difference.
+// description of each difference, the first ten of them and a count of the rest.
 func checkSearchDisk(sd SearchDisk, docs map[string]diskDocument, stateApplied uint64) []string {
 	if sd.Unusable != "" {
 		return nil
@@ -228,6 +228,9 @@ func checkSearchDisk(sd SearchDisk, docs map[string]diskDocument, stateApplied u
 		if _, ok := docs[id]; !ok {
 			problems = append(problems, fmt.Sprintf("document %s is in the index but not in the state", id))
 		}
+	}
+	if len(problems) > 10 {
+		problems = append(problems[:10], fmt.Sprintf("and %d more differences", len(problems)-10))
 	}
 	return problems
 }

@@ -238,6 +238,7 @@ func (c *Cluster) CheckDocumentsAgree(w *Workload, timeout time.Duration) {
 			}
 		}
 	}
+	agreed := 0
 	for _, i := range c.Live() {
 		var got map[string]string
 		err := waitUntil(timeout, func() bool {
@@ -252,9 +253,11 @@ func (c *Cluster) CheckDocumentsAgree(w *Workload, timeout time.Duration) {
 		if again, err := c.docAnswers(i, queries, "stale"); err != nil || !equalAnswers(again, want) {
 			c.t.Errorf("%s answered the document searches as the leader does, then differently (%v)", c.Nodes[i].ID, err)
 			c.reportAnswerDiff(i, again, want)
+			continue
 		}
+		agreed++
 	}
-	c.t.Logf("%d document searches (%d documents) answered alike on %d nodes", len(queries), total, len(c.Live()))
+	c.t.Logf("%d document searches (%d documents): %d of %d live nodes answer them as the leader does", len(queries), total, agreed, len(c.Live()))
 }
 
 func equalAnswers(a, b map[string]string) bool {
