@@ -272,6 +272,7 @@ func equalAnswers(a, b map[string]string) bool {
 	return true
 }
 
+// reportAnswerDiff shows up to three queries node i answered (got) otherwise than want.
 func (c *Cluster) reportAnswerDiff(i int, got, want map[string]string) {
 	shown := 0
 	for q, w := range want {
