@@ -223,7 +223,7 @@ func splitSet(s string) []string {
 
 // finalPixReads reads every person with an acknowledged registration once more through
 // the leader, so each person's history ends with what the cluster settled on.
-func (w *Workload) finalPixReads(leader int) {
+func (w *Workload) finalPixReads() {
 	w.pix.mu.Lock()
 	sources := map[int]string{}
 	for p, ids := range w.pix.acked {
@@ -231,9 +231,10 @@ func (w *Workload) finalPixReads(leader int) {
 	}
 	w.pix.mu.Unlock()
 	for p, source := range sources {
-		if _, ok := w.pixGet(w.opts.Clients+5, leader, p, source, 30*time.Second); !ok {
-			w.c.t.Errorf("final strong PIXm read of person %d (%s) through the leader %s failed", p, source, w.c.Nodes[leader].ID)
-		}
+		w.finalRead(fmt.Sprintf("person %d (%s)", p, source), func(leader int) bool {
+			_, ok := w.pixGet(w.opts.Clients+5, leader, p, source, 10*time.Second)
+			return ok
+		})
 	}
 }
 

@@ -287,18 +287,42 @@ func (w *Workload) get(client, target int, key string, timeout time.Duration) (O
 	return op, true
 }
 
-// FinalReads reads every key once more through the leader after the faults, so the
-// history ends with what the cluster settled on.
+// FinalReads reads every key (and every person of the patient workload) once more through
+// the leader after the faults, so the history ends with what the cluster settled on.
 func (w *Workload) FinalReads() {
 	w.c.t.Helper()
-	leader := w.c.WaitLeader(30 * time.Second)
 	for _, k := range w.keys {
-		if _, ok := w.Get(w.opts.Clients+5, leader, k); !ok {
-			w.c.t.Errorf("final strong read of %s through the leader %s failed", k, w.c.Nodes[leader].ID)
-		}
+		w.finalRead("key "+k, func(leader int) bool {
+			_, ok := w.Get(w.opts.Clients+5, leader, k)
+			return ok
+		})
 	}
 	if w.pix != nil {
-		w.finalPixReads(leader)
+		w.finalPixReads()
+	}
+}
+
+// finalRead runs read through the current leader until it is answered, for up to 30 s.
+// A strong read may fail when leadership moves under it (on this shared 2-core machine a
+// stall of both followers made a leader step down during the final reads of scenario 2);
+// that is allowed, and a failed read is not recorded, so trying again through the new
+// leader loosens nothing: the read that counts is still a strong read, checked by the
+// model. It fails the test if no attempt is answered.
+func (w *Workload) finalRead(what string, read func(leader int) bool) {
+	w.c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 1; ; attempt++ {
+		leader := w.c.WaitLeader(30 * time.Second)
+		if read(leader) {
+			if attempt > 1 {
+				w.c.t.Logf("final strong read of %s answered at attempt %d, through %s", what, attempt, w.c.Nodes[leader].ID)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			w.c.t.Errorf("final strong read of %s through the leader failed %d times in 30 s (last through %s)", what, attempt, w.c.Nodes[leader].ID)
+			return
+		}
 	}
 }
 
