@@ -229,9 +229,9 @@ func TestChaosIsolatedLeader(t *testing.T) {
 			continue
 		}
 		switch {
-		case op.Kind == opGet && op.Call >= electedAt:
+		case op.Kind.isRead() && op.Call >= electedAt:
 			t.Errorf("isolated %s answered a strong read of %s (%s) after %s was elected", op.Node, op.Key, op.Value, c.Nodes[newLeader].ID)
-		case op.Kind != opGet && op.Outcome == acked && op.Call >= cutAt:
+		case !op.Kind.isRead() && op.Outcome == acked && op.Call >= cutAt:
 			t.Errorf("isolated %s acknowledged %s %s at index %d while cut off", op.Node, op.Kind, op.Key, op.Index)
 		}
 	}
@@ -328,7 +328,7 @@ func TestChaosPausedLeader(t *testing.T) {
 	w.Check()
 	for _, ps := range pauses {
 		for _, op := range w.History.Ops() {
-			if op.Kind != opGet && op.Outcome == acked && op.Node == c.Nodes[ps.node].ID && op.Call >= ps.from && op.Call <= ps.stepped {
+			if !op.Kind.isRead() && op.Outcome == acked && op.Node == c.Nodes[ps.node].ID && op.Call >= ps.from && op.Call <= ps.stepped {
 				t.Errorf("%s acknowledged %s %s (index %d) sent while it was frozen or deposed", op.Node, op.Kind, op.Key, op.Index)
 			}
 		}

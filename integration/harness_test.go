@@ -589,7 +589,7 @@ func (c *Cluster) Do(ctx context.Context, i int, method, path string, body any) 
 	}
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("X-Rls-Purpose-Of-Use", "TREAT")
+	setPurposeOfUse(req)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return Response{}, err
@@ -598,6 +598,18 @@ func (c *Cluster) Do(ctx context.Context, i int, method, path string, body any) 
 	data, err := io.ReadAll(resp.Body)
 	return Response{Status: resp.StatusCode, Body: data, Header: resp.Header}, err
 }
+
+// purposeOfUseHeader and treatment are the purpose of use every harness request declares.
+// Reads and writes of patient data (Patient, $ihe-pix, $match, DocumentReference,
+// /v1/locate) are about to require one; the harness sends it on every request, since a
+// request it forgot would then fail as a refusal in the middle of a fault scenario, and
+// routes that do not look at it ignore it.
+const (
+	purposeOfUseHeader = "X-Rls-Purpose-Of-Use"
+	treatment          = "TREAT"
+)
+
+func setPurposeOfUse(req *http.Request) { req.Header.Set(purposeOfUseHeader, treatment) }
 
 // call is Do with a 20 s deadline, returning status, body and headers.
 func (c *Cluster) call(i int, method, path string, body any) (int, []byte, http.Header, error) {
@@ -860,6 +872,6 @@ func newRequest(method, url, token string) (*http.Request, error) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	req.Header.Set("X-Rls-Purpose-Of-Use", "TREAT")
+	setPurposeOfUse(req)
 	return req, nil
 }

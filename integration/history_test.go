@@ -25,11 +25,22 @@ const (
 	opPut
 	// opGet reads a participant's endpoint with consistency=strong: a register read.
 	opGet
+	// opRegister registers a patient record certain to join its person (POST
+	// /fhir/Patient): an add to the grow-only set of that person's identifiers.
+	opRegister
+	// opPix reads a person's identifiers with a strong PIXm query: a set read.
+	opPix
+	// opDocument registers a DocumentReference (POST /fhir/DocumentReference).
+	opDocument
 )
 
 func (k opKind) String() string {
-	return [...]string{"add", "put", "get"}[k]
+	return [...]string{"add", "put", "get", "register", "pix", "document"}[k]
 }
+
+// isRead reports whether operations of this kind only read: they carry no Raft index and
+// count as no write.
+func (k opKind) isRead() bool { return k == opGet || k == opPix }
 
 // MarshalText names the kind in saved histories.
 func (k opKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
@@ -59,8 +70,9 @@ func (o outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil 
 type Op struct {
 	Client  int
 	Kind    opKind
-	Key     string // participant id
-	Value   string // endpoint written, or read back (reads that failed are not kept)
+	Key     string // participant id; person (P<n>) of a register or pix; patient of a document
+	Value   string // endpoint written or read back; identifier registered; identifiers a pix read returned; document master identifier
+	Note    string // pix: the source identifier asked about; register: matching's outcome
 	Call    int64  // ns since the history started, before the request was sent
 	Return  int64  // ns since the history started, after the answer (or error) came back
 	Outcome outcome
@@ -128,7 +140,7 @@ func (h *History) Summary() string {
 func (h *History) AckedWrites() int {
 	n := 0
 	for _, op := range h.Ops() {
-		if op.Kind != opGet && op.Outcome == acked {
+		if !op.Kind.isRead() && op.Outcome == acked {
 			n++
 		}
 	}
@@ -221,42 +233,22 @@ func registerHistory(ops []Op) []porcupine.Operation {
 	return out
 }
 
-// CheckLinearizable checks the register operations of the history with porcupine within
-// timeout and writes the visualisation to the cluster's directory (kept when the test
-// fails). A timeout (porcupine's Unknown) counts as a failure.
+// CheckLinearizable checks the history with porcupine within timeout, model by model:
+// the register history (endpoint puts and strong gets; its visualisation in
+// porcupine.html) and, when the workload registered patients, the grow-only sets of
+// identifiers per person (porcupine-pix.html). It saves the history to history.jsonl. All
+// of it is kept when the test fails; a porcupine timeout (Unknown) counts as a failure.
 func (c *Cluster) CheckLinearizable(h *History, timeout time.Duration) {
 	c.t.Helper()
-	ops := registerHistory(h.Ops())
-	start := time.Now()
-	model := registerModel
-	model.DescribeOperationMetadata = func(info any) string {
-		if s, ok := info.(string); ok {
-			return s
-		}
-		return ""
-	}
 	if err := h.save(filepath.Join(c.Dir, "history.jsonl")); err != nil {
 		c.t.Logf("save history: %v", err)
 	}
-	res, info := porcupine.CheckOperationsVerbose(model, ops, timeout)
-	path := filepath.Join(c.Dir, "porcupine.html")
-	if err := porcupine.VisualizePath(model, info, path); err != nil {
-		c.t.Logf("write porcupine visualisation: %v", err)
-	}
-	c.t.Logf("porcupine: %s over %d register operations in %s", res, len(ops), time.Since(start).Round(time.Millisecond))
-	switch res {
-	case porcupine.Ok:
-	case porcupine.Illegal:
-		c.t.Errorf("the register history is not linearizable; see %s", path)
-		for _, part := range registerModel.Partition(ops) {
-			if porcupine.CheckOperations(model, part) {
-				continue
-			}
-			key := part[0].Input.(registerInput).Key
-			c.t.Errorf("key %s: no linearization of its %d operations; its history is in %s", key, len(part), filepath.Join(c.Dir, "history.jsonl"))
-		}
-	default:
-		c.t.Errorf("porcupine could not decide linearizability within %s (counted as a failure); see %s", timeout, path)
+	all := h.Ops()
+	c.checkModel("register", registerModel, registerHistory(all), timeout, "porcupine.html",
+		func(op porcupine.Operation) string { return "key " + op.Input.(registerInput).Key })
+	if pix := pixHistory(all); len(pix) > 0 {
+		c.checkModel("patient identifier set", pixModel, pix, timeout, "porcupine-pix.html",
+			func(op porcupine.Operation) string { return "person " + op.Input.(pixInput).Person })
 	}
 }
 
@@ -267,7 +259,7 @@ func (c *Cluster) CheckAckedUnique(h *History) {
 	c.t.Helper()
 	byIndex := map[uint64]Op{}
 	for _, op := range h.Ops() {
-		if op.Kind == opGet || op.Outcome != acked {
+		if op.Kind.isRead() || op.Outcome != acked {
 			continue
 		}
 		if op.Index == 0 {

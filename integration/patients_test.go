@@ -240,7 +240,7 @@ func callAs(c *Cluster, i int, token, method, path string, body any) (int, []byt
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("X-Rls-Purpose-Of-Use", "TREAT")
+	setPurposeOfUse(req)
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0, nil, err
