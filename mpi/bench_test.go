@@ -33,23 +33,44 @@ func benchPersons(b *testing.B) int {
 //	          and the number of records scored per query (mean, max)
 //	register  registering one more record into the full index
 //
-// Run it on one core: go test -run '^$' -bench Index -benchtime 20000x -cpu 1 ./mpi/
-// The build's own registration rate is logged.
+// The figures in mpi/README.md come from exactly this command, run three
+// times (the median is reported):
+//
+//	go test -run '^$' -bench Index -benchtime 20000x -cpu 1 -timeout 60m -v ./mpi/
+//
+// -cpu 1 is the one-core figure the targets are stated for; -timeout is
+// needed because building the index takes minutes (tens of minutes on a
+// loaded machine). register reports records/s (wall clock) and
+// records/cpu-s (per second of this process's CPU time): on a shared
+// machine only the second says much about the code. The build's own rate
+// and the live heap it leaves are logged. The index is collected once
+// after the build, outside the timers; 20,000 registrations allocate far
+// too little to start another collection of a heap that size, so the
+// register figure leaves out the amortised cost of marking the index,
+// which the build's figure includes.
 func BenchmarkIndex(b *testing.B) {
 	n := benchPersons(b)
 	gen := newPersonGenerator(1)
 	store := NewMemStore()
 	m := NewMatcher()
 	start := time.Now()
+	buildCPU, _ := processCPU()
 	for i := 0; i < n; i++ {
 		if _, err := m.Register(store, gen.person(i), "P"+strconv.Itoa(i)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	build := time.Since(start)
+	afterCPU, _ := processCPU()
 	st := store.Stats()
-	b.Logf("built index of %d persons in %v: %.0f registrations/s; %d blocking keys, largest block %d",
-		n, build.Round(time.Millisecond), float64(n)/build.Seconds(), st.Blocks, st.LargestBlock)
+	b.Logf("built index of %d persons in %v: %.0f registrations/s (%.0f per CPU second); %d blocking keys, largest block %d",
+		n, build.Round(time.Millisecond), float64(n)/build.Seconds(), float64(n)/max(afterCPU-buildCPU, 1).Seconds(),
+		st.Blocks, st.LargestBlock)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.Logf("live heap after the build: %d MiB (%d bytes per person), %d objects, %d collections",
+		ms.HeapAlloc>>20, ms.HeapAlloc/uint64(n), ms.HeapObjects, ms.NumGC)
 
 	queries := make([]Record, 10_000)
 	qrng := rand.New(rand.NewPCG(7, 7))
@@ -97,21 +118,38 @@ func BenchmarkIndex(b *testing.B) {
 	})
 
 	b.Run("register", func(b *testing.B) {
+		// The records and their EUIDs are made before the clock starts:
+		// the figure is the index's registration rate, not the
+		// generator's.
 		rrng := rand.New(rand.NewPCG(11, 11))
-		t0 := time.Now()
-		for i := 0; i < b.N; i++ {
-			var r Record
+		recs, euids := make([]Record, b.N), make([]string, b.N)
+		for i := range recs {
 			if i%2 == 0 {
-				r = gen.variant(rrng, gen.person(rrng.IntN(n)), fmt.Sprintf("R%d", i))
+				recs[i] = gen.variant(rrng, gen.person(rrng.IntN(n)), fmt.Sprintf("R%d", i))
 			} else {
-				r = gen.person(2*n + i)
+				recs[i] = gen.person(2*n + i)
 			}
-			r.System = "urn:bench:register"
-			if _, err := m.Register(store, r, fmt.Sprintf("N%d", i)); err != nil {
+			recs[i].System = "urn:bench:register"
+			euids[i] = fmt.Sprintf("N%d", i)
+		}
+		b.ResetTimer()
+		t0 := time.Now()
+		c0, cpuOK := processCPU()
+		for i := 0; i < b.N; i++ {
+			if _, err := m.Register(store, recs[i], euids[i]); err != nil {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "records/s")
+		wall := time.Since(t0)
+		c1, _ := processCPU()
+		b.ReportMetric(float64(b.N)/wall.Seconds(), "records/s")
+		// On a machine shared with other work the wall-clock rate measures
+		// the load as much as the code; the rate per second of this
+		// process's CPU time (all threads, garbage collection included)
+		// is what one dedicated core would give, less cache contention.
+		if cpuOK && c1 > c0 {
+			b.ReportMetric(float64(b.N)/(c1-c0).Seconds(), "records/cpu-s")
+		}
 	})
 	runtime.KeepAlive(store)
 }

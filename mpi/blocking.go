@@ -1,7 +1,7 @@
 package mpi
 
 import (
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -85,85 +85,112 @@ func passOf(key string) string {
 }
 
 // BlockingKeys returns the blocking keys of a normalised record, sorted and
-// without duplicates.
+// without duplicates. The keys share one allocation.
 func BlockingKeys(n *Normalized) []string {
-	keys := make([]string, 0, 32)
-	add := func(pass string, parts ...string) {
-		size := len(pass) + 1
-		for _, p := range parts {
-			if p == "" {
-				return
-			}
-			size += len(p) + 1
-		}
-		b := make([]byte, 0, size)
-		b = append(b, pass...)
-		b = append(b, blockKeySeparator...)
-		for i, p := range parts {
-			if i > 0 {
-				b = append(b, blockValueSeparator...)
-			}
-			b = append(b, p...)
-		}
-		keys = append(keys, string(b))
-	}
+	var kb keyBuilder
 	year, monthDay := "", ""
+	var monthDayBuf [4]byte
 	if n.Birth != "" {
 		year = n.Birth[:4]
 		mm, dd := n.Birth[4:6], n.Birth[6:8]
 		if dd < mm { // day and month swapped land in the same block
 			mm, dd = dd, mm
 		}
-		monthDay = mm + dd
+		monthDay = string(append(append(monthDayBuf[:0], mm...), dd...))
 	}
-	familyCodes := append([]string{n.FamilyCode}, n.FamilyPartCodes...)
-	nameCodes := append(append([]string(nil), n.FormalCodes...), n.GivenCode)
+	var familyBuf, nameBuf, streetBuf [8]string
+	familyCodes := append(append(familyBuf[:0], n.FamilyCode), n.FamilyPartCodes...)
+	nameCodes := append(nameBuf[:0], n.FormalCodes...)
+	nameCodes = append(nameCodes, n.GivenCode)
 	nameCodes = append(nameCodes, familyCodes...)
 	nameCodes = uniqueNonEmpty(nameCodes)
-	var streetCodes []string
+	streetCodes := streetBuf[:0]
 	for _, a := range n.Addresses {
 		streetCodes = append(streetCodes, a.StreetCode)
 	}
 	streetCodes = uniqueNonEmpty(streetCodes)
 
-	add(passBirthDate, year, monthDay)
+	kb.add(passBirthDate, year, monthDay)
 	for _, fc := range familyCodes {
-		add(passFamilyYear, fc, year)
+		kb.add(passFamilyYear, fc, year)
 	}
 	for _, gc := range n.FormalCodes {
-		add(passGivenMonthDay, gc, monthDay)
-		add(passGivenYear, gc, year)
+		kb.add(passGivenMonthDay, gc, monthDay)
+		kb.add(passGivenYear, gc, year)
 	}
 	if n.GivenCode != "" && n.FamilyCode != "" {
 		a, b := n.GivenCode, n.FamilyCode
 		if a > b {
 			a, b = b, a
 		}
-		add(passNames, a, b)
+		kb.add(passNames, a, b)
 	}
 	for _, nc := range nameCodes {
-		add(passPostalName, n.Postal, nc)
-		add(passNameCity, nc, n.City)
+		kb.add(passPostalName, n.Postal, nc)
+		kb.add(passNameCity, nc, n.City)
 		for _, sc := range streetCodes {
-			add(passNameStreet, nc, sc)
+			kb.add(passNameStreet, nc, sc)
 		}
 	}
 	for _, sc := range streetCodes {
-		add(passPostalStreet, n.Postal, sc)
+		kb.add(passPostalStreet, n.Postal, sc)
 	}
 	for _, a := range n.Addresses {
 		if a.Number != "" {
-			add(passNumberPostal, a.Number, n.Postal)
-			add(passAddress, a.Number, a.StreetCode)
+			kb.add(passNumberPostal, a.Number, n.Postal)
+			kb.add(passAddress, a.Number, a.StreetCode)
 		}
 	}
-	add(passSSN, n.SSN)
+	kb.add(passSSN, n.SSN)
 	for _, p := range n.Phones {
-		add(passPhone, p)
+		kb.add(passPhone, p)
 	}
-	add(passEmail, n.Email)
-	sort.Strings(keys)
+	kb.add(passEmail, n.Email)
+	keys := kb.keys()
+	slices.Sort(keys)
 	return uniqueSorted(keys)
+}
+
+// keyBuilder writes blocking keys into one buffer and cuts them out of one
+// string at the end: a record's thirty-odd keys cost two allocations, not
+// sixty.
+type keyBuilder struct {
+	buf  []byte
+	ends []int
+}
+
+// add writes the key "pass:part1|part2…", unless a part is empty (the
+// record has no value for a field the pass needs).
+func (kb *keyBuilder) add(pass string, parts ...string) {
+	for _, p := range parts {
+		if p == "" {
+			return
+		}
+	}
+	if kb.buf == nil {
+		kb.buf = make([]byte, 0, 512)
+		kb.ends = make([]int, 0, 48)
+	}
+	kb.buf = append(kb.buf, pass...)
+	kb.buf = append(kb.buf, blockKeySeparator...)
+	for i, p := range parts {
+		if i > 0 {
+			kb.buf = append(kb.buf, blockValueSeparator...)
+		}
+		kb.buf = append(kb.buf, p...)
+	}
+	kb.ends = append(kb.ends, len(kb.buf))
+}
+
+func (kb *keyBuilder) keys() []string {
+	all := string(kb.buf)
+	keys := make([]string, len(kb.ends))
+	start := 0
+	for i, end := range kb.ends {
+		keys[i] = all[start:end]
+		start = end
+	}
+	return keys
 }
 
 // streetCode is the phonetic code of the first word of a street name

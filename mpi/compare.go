@@ -150,7 +150,76 @@ func jaroWinkler(a, b string) float64 {
 	if a > b {
 		a, b = b, a
 	}
+	if len(a) <= maxJWASCII && len(b) <= maxJWASCII && isASCII(a) && isASCII(b) {
+		return jaroWinklerASCII(a, b)
+	}
 	return matchr.JaroWinkler(a, b, false)
+}
+
+// maxJWASCII bounds the strings jaroWinklerASCII takes (its flags live on
+// the stack).
+const maxJWASCII = 64
+
+// jaroWinklerASCII is matchr.JaroWinkler(a, b, false) for ASCII strings,
+// step for step and operation for operation (so bit-identical, which a test
+// checks), without the library's four allocations per call: it runs on
+// every candidate's names and street, and those allocations were a tenth
+// of a registration's cost. It keeps the library's quirks: the search
+// range and prefix bound come from the longer string, and digits do not
+// count towards the common prefix.
+func jaroWinklerASCII(a, b string) float64 {
+	la, lb := len(a), len(b)
+	if la == 0 || lb == 0 {
+		return 0
+	}
+	longer := max(la, lb)
+	searchRange := max(longer/2-1, 0)
+	var flagsA, flagsB [maxJWASCII + 1]bool
+	common := 0
+	for i := 0; i < la; i++ {
+		lo := max(i-searchRange, 0)
+		hi := min(i+searchRange, lb-1)
+		for j := lo; j <= hi; j++ {
+			if !flagsB[j] && b[j] == a[i] {
+				flagsB[j], flagsA[i] = true, true
+				common++
+				break
+			}
+		}
+	}
+	if common == 0 {
+		return 0
+	}
+	k, trans := 0, 0
+	for i := 0; i < la; i++ {
+		if !flagsA[i] {
+			continue
+		}
+		j := k
+		for ; j < lb; j++ {
+			if flagsB[j] {
+				k = j + 1
+				break
+			}
+		}
+		if a[i] != b[j] {
+			trans++
+		}
+	}
+	trans /= 2
+	d := float64(common)/float64(la) + float64(common)/float64(lb) + float64(common-trans)/float64(common)
+	d /= 3.0
+	if d > 0.7 {
+		prefixMax := min(longer, 4)
+		i := 0
+		for i < prefixMax && i < la && i < lb && a[i] == b[i] && (a[i] > '9' || a[i] < '0') {
+			i++
+		}
+		if i > 0 {
+			d += float64(i) * 0.1 * (1.0 - d)
+		}
+	}
+	return d
 }
 
 // jaroWinklerAtLeast returns the Jaro–Winkler similarity of a and b when it

@@ -1,6 +1,11 @@
 package mpi
 
-import "testing"
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/antzucaro/matchr"
+)
 
 func nrm(r Record) *Normalized {
 	n := Normalize(r)
@@ -175,6 +180,33 @@ func TestJaroWinklerAtLeastAgreesWithLibrary(t *testing.T) {
 				if full < min && got >= min {
 					t.Errorf("jaroWinklerAtLeast(%q, %q, %v) = %v above the bound", a, b, min, got)
 				}
+			}
+		}
+	}
+}
+
+// TestJaroWinklerASCIIIsTheLibrary holds the allocation-free port to the
+// library bit for bit, on names, typos, digits and random strings.
+func TestJaroWinklerASCIIIsTheLibrary(t *testing.T) {
+	words := []string{"martha", "marhta", "dwayne", "duane", "dixon", "dicksonx", "mary", "judith", "a", "ab", "ba",
+		"crate", "trace", "1234 main st", "1243 main st", "12", "21", "abcd", "abdc", "jellyfish", "smellyfish",
+		"hensman st", "hensmann st", "o", "oo", "aaaa", "aaab"}
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := 0; i < 3000; i++ {
+		n := 1 + rng.IntN(14)
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = "abcde12 "[rng.IntN(8)]
+		}
+		words = append(words, string(b))
+	}
+	for i, a := range words {
+		for _, b := range words[max(0, i-40) : i+1] {
+			if got, want := jaroWinklerASCII(a, b), matchr.JaroWinkler(a, b, false); got != want {
+				t.Fatalf("jaroWinklerASCII(%q, %q) = %v, library %v", a, b, got, want)
+			}
+			if got, want := jaroWinklerASCII(b, a), matchr.JaroWinkler(b, a, false); got != want {
+				t.Fatalf("jaroWinklerASCII(%q, %q) = %v, library %v", b, a, got, want)
 			}
 		}
 	}

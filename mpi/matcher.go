@@ -89,18 +89,83 @@ type Matcher struct {
 // against a large index allocates little (at a million records, garbage
 // collection of per-query maps cost more than the scoring).
 type scratch struct {
-	members []RecordKey
-	index   map[RecordKey]int
-	hits    []hit
-	keys    []RecordKey
-	records map[RecordKey]*StoredRecord
-	seen    map[string]bool
-	euids   []string
+	members  []RecordKey // of all blocks read, block i's ending at ends[i]
+	ends     []int
+	complete []bool
+	index    map[RecordKey]int
+	hits     []hit
+	best     []hit
+	keys     []RecordKey
+	found    []*StoredRecord // the records of keys, in order
+	records  map[RecordKey]*StoredRecord
+	seen     map[string]bool
+	euids    []string
+	persons  []Person // the persons of euids, in order
+	exists   []bool
+	sink     int // see prefetchRecords
+}
+
+// prefetchRecords reads one word from each cache line that comparing the
+// records will read (their normalised fields, strings, address and phone
+// lists) and returns a meaningless sum, stored so the reads are not
+// optimised away. In a large index every one of those lines is a cache
+// miss; touched here, a dozen records' misses overlap, where inside each
+// comparison they would be waited for one after another.
+func prefetchRecords(records []*StoredRecord) int {
+	sum := 0
+	for _, sr := range records {
+		n := &sr.Norm
+		sum += len(n.Given) + len(n.Family) + len(n.GivenCode) + len(n.Birth) + len(n.Sex) +
+			len(n.City) + len(n.Phones) + len(n.SSN) + len(n.SSNLast4)
+		if n.Given != "" {
+			sum += int(n.Given[0])
+		}
+		if n.SSNLast4 != "" {
+			sum += int(n.SSNLast4[0])
+		}
+		for i := range n.Addresses {
+			sum += len(n.Addresses[i].Full)
+		}
+		for _, p := range n.Phones {
+			sum += len(p)
+		}
+	}
+	return sum
 }
 
 type hit struct {
 	key  RecordKey
 	rank int
+}
+
+// better orders hits: more shared blocks first, then by key.
+func (h *hit) better(o *hit) bool {
+	if h.rank != o.rank {
+		return h.rank > o.rank
+	}
+	return h.key < o.key
+}
+
+// bestHits appends to buf the k best hits, best first. Only a dozen of a
+// hundred-odd hits are kept, so an insertion into a short sorted list beats
+// sorting them all.
+func bestHits(hits []hit, k int, buf []hit) []hit {
+	for i := range hits {
+		h := &hits[i]
+		if len(buf) == k && !h.better(&buf[k-1]) {
+			continue
+		}
+		at := len(buf)
+		for at > 0 && h.better(&buf[at-1]) {
+			at--
+		}
+		if len(buf) < k {
+			buf = append(buf, hit{})
+		}
+		copy(buf[at+1:], buf[at:len(buf)-1])
+		buf[at] = *h
+	}
+	return buf
 }
 
 // maxScratchEntries keeps an unusually large query's maps from being
@@ -125,9 +190,14 @@ func (m *Matcher) putScratch(sc *scratch) {
 	// slices still hold them beyond their length.
 	clear(sc.members[:cap(sc.members)])
 	clear(sc.hits[:cap(sc.hits)])
+	clear(sc.best[:cap(sc.best)])
 	clear(sc.keys[:cap(sc.keys)])
+	clear(sc.found[:cap(sc.found)])
 	clear(sc.euids[:cap(sc.euids)])
-	sc.members, sc.hits, sc.keys, sc.euids = sc.members[:0], sc.hits[:0], sc.keys[:0], sc.euids[:0]
+	clear(sc.persons[:cap(sc.persons)])
+	sc.members, sc.ends, sc.complete = sc.members[:0], sc.ends[:0], sc.complete[:0]
+	sc.hits, sc.best, sc.keys, sc.found = sc.hits[:0], sc.best[:0], sc.keys[:0], sc.found[:0]
+	sc.euids, sc.persons, sc.exists = sc.euids[:0], sc.persons[:0], sc.exists[:0]
 	m.scratch.Put(sc)
 }
 
@@ -211,7 +281,6 @@ func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error
 		d.Review.EUID = d.EUID
 	}
 	sr := &StoredRecord{Key: key, EUID: d.EUID, Record: rec, Norm: n, Blocks: blocks}
-	compactStrings(sr)
 	if err := attach(s, sr); err != nil {
 		return Decision{}, fmt.Errorf("register %s: %w", key, err)
 	}
@@ -314,14 +383,15 @@ func normOf(sr *StoredRecord) *Normalized {
 func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []string, self RecordKey, d *Decision) ([]Candidate, error) {
 	sc := m.getScratch()
 	defer m.putScratch(sc)
+	if err := readBlocks(s, blocks, cc.cfg.MaxBlockSize, sc); err != nil {
+		return nil, err
+	}
 	index, hits := sc.index, sc.hits
-	for _, block := range blocks {
-		members, complete, err := s.BlockMembers(block, cc.cfg.MaxBlockSize, sc.members[:0])
-		if err != nil {
-			return nil, fmt.Errorf("read block %s: %w", block, err)
-		}
-		sc.members = members
-		if !complete {
+	start := 0
+	for i, block := range blocks {
+		members := sc.members[start:sc.ends[i]]
+		start = sc.ends[i]
+		if !sc.complete[i] {
 			d.SkippedBlocks = append(d.SkippedBlocks, block)
 			continue
 		}
@@ -343,17 +413,12 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 	if i, ok := index[self]; ok && self != "" {
 		hits = append(hits[:i], hits[i+1:]...)
 	}
-	if len(hits) > cc.cfg.MaxCandidateRecords {
-		slices.SortFunc(hits, func(a, b hit) int {
-			if a.rank != b.rank {
-				return b.rank - a.rank
-			}
-			return strings.Compare(string(a.key), string(b.key))
-		})
-		d.UnscoredRecords = len(hits) - cc.cfg.MaxCandidateRecords
-		hits = hits[:cc.cfg.MaxCandidateRecords]
-	}
 	sc.hits = hits
+	if len(hits) > cc.cfg.MaxCandidateRecords {
+		d.UnscoredRecords = len(hits) - cc.cfg.MaxCandidateRecords
+		hits = bestHits(hits, cc.cfg.MaxCandidateRecords, sc.best[:0])
+		sc.best = hits
+	}
 	keys := sc.keys
 	for _, h := range hits {
 		keys = append(keys, h.key)
@@ -361,12 +426,14 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 	slices.Sort(keys)
 	sc.keys = keys
 
+	found, err := readRecords(s, keys, sc.found[:0])
+	sc.found = found
+	if err != nil {
+		return nil, err
+	}
 	records, euids, euidSeen := sc.records, sc.euids, sc.seen
-	for _, k := range keys {
-		sr, err := s.Record(k)
-		if err != nil {
-			return nil, fmt.Errorf("read record %s: %w", k, err)
-		}
+	for i, k := range keys {
+		sr := found[i]
 		if sr == nil {
 			return nil, fmt.Errorf("%w: block lists %s, which is not stored", ErrCorruptStore, k)
 		}
@@ -378,15 +445,18 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 	}
 	slices.Sort(euids)
 	sc.euids = euids
+	sc.sink = prefetchRecords(found)
 
+	persons, exists, err := readPersons(s, euids, sc.persons[:0], sc.exists[:0])
+	sc.persons, sc.exists = persons, exists
+	if err != nil {
+		return nil, err
+	}
 	tf := storeTF(s, cc)
 	out := make([]Candidate, 0, len(euids))
-	for _, euid := range euids {
-		p, ok, err := s.Person(euid)
-		if err != nil {
-			return nil, fmt.Errorf("read person %s: %w", euid, err)
-		}
-		if !ok {
+	for i, euid := range euids {
+		p := &persons[i]
+		if !exists[i] {
 			return nil, fmt.Errorf("%w: person %s of a stored record does not exist", ErrCorruptStore, euid)
 		}
 		c := Candidate{EUID: euid, Score: math.Inf(-1)}
@@ -439,6 +509,69 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 	return out, nil
 }
 
+// readBlocks reads the members of every block into sc.members, block i's
+// ending at sc.ends[i], through BatchReader when the store has it.
+func readBlocks(s Store, blocks []string, limit int, sc *scratch) error {
+	members, ends, complete := sc.members[:0], sc.ends[:0], sc.complete[:0]
+	defer func() { sc.members, sc.ends, sc.complete = members, ends, complete }()
+	if br, ok := s.(BatchReader); ok {
+		var err error
+		if members, ends, complete, err = br.BlockMembersBatch(blocks, limit, members, ends, complete); err != nil {
+			return fmt.Errorf("read blocks: %w", err)
+		}
+		return nil
+	}
+	for _, block := range blocks {
+		var c bool
+		var err error
+		if members, c, err = s.BlockMembers(block, limit, members); err != nil {
+			return fmt.Errorf("read block %s: %w", block, err)
+		}
+		ends, complete = append(ends, len(members)), append(complete, c)
+	}
+	return nil
+}
+
+// readRecords appends the stored record of each key to out (nil where
+// none), through BatchReader when the store has it.
+func readRecords(s Store, keys []RecordKey, out []*StoredRecord) ([]*StoredRecord, error) {
+	if br, ok := s.(BatchReader); ok {
+		out, err := br.RecordsBatch(keys, out)
+		if err != nil {
+			return out, fmt.Errorf("read records: %w", err)
+		}
+		return out, nil
+	}
+	for _, k := range keys {
+		sr, err := s.Record(k)
+		if err != nil {
+			return out, fmt.Errorf("read record %s: %w", k, err)
+		}
+		out = append(out, sr)
+	}
+	return out, nil
+}
+
+// readPersons appends the person of each EUID to out and whether it exists
+// to found, through BatchReader when the store has it.
+func readPersons(s Store, euids []string, out []Person, found []bool) ([]Person, []bool, error) {
+	if br, ok := s.(BatchReader); ok {
+		out, found, err := br.PersonsBatch(euids, out, found)
+		if err != nil {
+			return out, found, fmt.Errorf("read persons: %w", err)
+		}
+		return out, found, nil
+	}
+	for _, euid := range euids {
+		p, ok, err := s.Person(euid)
+		if err != nil {
+			return out, found, fmt.Errorf("read person %s: %w", euid, err)
+		}
+		out, found = append(out, p), append(found, ok)
+	}
+	return out, found, nil
+}
+
 func grade(cc *compiled, c *Candidate) string {
 	switch {
 	case c.Household != "":
@@ -452,54 +585,50 @@ func grade(cc *compiled, c *Candidate) string {
 }
 
 // decide applies the thresholds, the ambiguity margin and the household
-// rules to the scored candidates (sorted best first).
+// rules to the scored candidates (sorted best first). The common outcomes
+// (linked, new) allocate nothing.
 func decide(cc *compiled, d *Decision, cands []Candidate) {
 	cfg := cc.cfg
 	d.Candidates = cands
 	if len(d.Candidates) > cfg.MaxCandidates {
 		d.Candidates = d.Candidates[:cfg.MaxCandidates]
 	}
-	var linkable, forbidden []Candidate
-	for _, c := range cands {
-		if c.Household == "" {
-			linkable = append(linkable, c)
-		} else if c.Score >= cfg.Upper {
-			forbidden = append(forbidden, c)
-		}
-	}
+	linkable := func(c *Candidate) bool { return c.Household == "" }
 	d.Outcome = OutcomeNew
 	var review *ReviewItem
-	if len(linkable) > 0 {
-		best := linkable[0]
-		d.Score = best.Score
+	if best := slices.IndexFunc(cands, func(c Candidate) bool { return linkable(&c) }); best >= 0 {
+		b := cands[best]
+		d.Score = b.Score
 		switch {
-		case best.Score >= cfg.Upper:
+		case b.Score >= cfg.Upper:
 			var close []Candidate
-			for _, c := range linkable[1:] {
-				if c.Score >= best.Score-cfg.Margin {
-					close = append(close, c)
+			for i := best + 1; i < len(cands); i++ {
+				if c := &cands[i]; linkable(c) && c.Score >= b.Score-cfg.Margin {
+					close = append(close, *c)
 				}
 			}
 			if len(close) == 0 {
-				d.Outcome, d.EUID = OutcomeLinked, best.EUID
+				d.Outcome, d.EUID = OutcomeLinked, b.EUID
 				return
 			}
-			review = &ReviewItem{Reason: ReviewAmbiguous, Score: best.Score, Candidates: append([]Candidate{best}, close...)}
-		case best.Score >= cfg.Lower:
+			review = &ReviewItem{Reason: ReviewAmbiguous, Score: b.Score, Candidates: append([]Candidate{b}, close...)}
+		case b.Score >= cfg.Lower:
 			var named []Candidate
-			for _, c := range linkable {
-				if c.Score >= cfg.Lower {
-					named = append(named, c)
+			for i := best; i < len(cands); i++ {
+				if c := &cands[i]; linkable(c) && c.Score >= cfg.Lower {
+					named = append(named, *c)
 				}
 			}
-			review = &ReviewItem{Reason: ReviewBetweenThresholds, Score: best.Score, Candidates: named}
+			review = &ReviewItem{Reason: ReviewBetweenThresholds, Score: b.Score, Candidates: named}
 		}
 	}
-	if len(forbidden) > 0 {
-		if review == nil {
-			review = &ReviewItem{Reason: ReviewHousehold, Score: forbidden[0].Score}
+	for i := range cands {
+		if c := &cands[i]; !linkable(c) && c.Score >= cfg.Upper {
+			if review == nil {
+				review = &ReviewItem{Reason: ReviewHousehold, Score: c.Score}
+			}
+			review.Candidates = append(review.Candidates, *c)
 		}
-		review.Candidates = append(review.Candidates, forbidden...)
 	}
 	if review != nil {
 		if len(review.Candidates) > cfg.MaxCandidates {

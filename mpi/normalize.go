@@ -148,14 +148,7 @@ func Normalize(r Record) Normalized {
 // fold lower-cases s and removes accents (é → e, ß → ss), keeping letters
 // that have no ASCII form.
 func fold(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
+	if isASCII(s) {
 		return strings.ToLower(s) // nothing to decompose
 	}
 	var b strings.Builder
@@ -192,12 +185,48 @@ var apostrophes = strings.NewReplacer("'", "", "’", "", "`", "", "´", "")
 // join (O'Brien → obrien) rather than split.
 func tokens(s string) []string {
 	s = fold(s)
-	s = apostrophes.Replace(s)
-	return strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	if strings.ContainsAny(s, apostropheChars) { // the replacer allocates even when it replaces nothing
+		s = apostrophes.Replace(s)
+	}
+	return strings.FieldsFunc(s, isTokenSeparator)
 }
 
+const apostropheChars = "'’`´"
+
+func isTokenSeparator(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }
+
 // keyOf is the joined token form of s: "Winston Hills" → "winstonhills".
-func keyOf(s string) string { return strings.Join(tokens(s), "") }
+func keyOf(s string) string {
+	if !isASCII(s) {
+		return strings.Join(tokens(s), "")
+	}
+	// In ASCII the joined tokens are the letters and digits, lower-cased:
+	// one pass, and no allocation when s is already in that form (most
+	// states, sexes and postal codes).
+	var buf [64]byte
+	b := buf[:0]
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			b = append(b, c)
+		case 'A' <= c && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		}
+	}
+	if string(b) == s {
+		return s
+	}
+	return string(b)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
 
 // nameTokens tokenises a name and drops titles and digits.
 func nameTokens(s string) []string {
@@ -253,11 +282,15 @@ func appendUnique(list []string, s string) []string {
 // date whose parts are digits but impossible (month 13) is kept: its parts
 // still compare, and that is how FEBRL's corrupted dates behave.
 func normalizeBirthDate(s string) (string, int, int, int) {
-	var digits []byte
+	var buf [8]byte
+	digits := buf[:0]
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c >= '0' && c <= '9':
+			if len(digits) == len(buf) {
+				return "", 0, 0, 0 // more than 8 digits
+			}
 			digits = append(digits, c)
 		case c == '-' || c == '/' || c == '.' || c == ' ':
 		default:
@@ -399,41 +432,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// compactStrings copies the strings a stored record's comparisons read (its
-// normalised form and blocking keys) into one backing string, so that
-// scoring a candidate touches a few adjacent cache lines instead of dozens
-// of scattered allocations, and the garbage collector tracks one object.
-// The values are unchanged.
-func compactStrings(sr *StoredRecord) {
-	n := &sr.Norm
-	var fields []*string
-	add := func(ps ...*string) { fields = append(fields, ps...) }
-	add(&n.Given, &n.Middle, &n.Family, &n.Suffix, &n.GivenCode, &n.FamilyCode, &n.Birth, &n.Sex,
-		&n.City, &n.State, &n.Postal, &n.Email, &n.SSN, &n.SSNLast4)
-	for _, list := range [][]string{n.GivenParts, n.FamilyParts, n.FormalCodes, n.FamilyPartCodes, n.Phones, sr.Blocks} {
-		for i := range list {
-			add(&list[i])
-		}
-	}
-	for i := range n.Addresses {
-		a := &n.Addresses[i]
-		add(&a.Full, &a.Number, &a.Street, &a.StreetCode)
-	}
-	size := 0
-	for _, p := range fields {
-		size += len(*p)
-	}
-	var b strings.Builder
-	b.Grow(size)
-	for _, p := range fields {
-		b.WriteString(*p)
-	}
-	all, off := b.String(), 0
-	for _, p := range fields {
-		l := len(*p)
-		*p = all[off : off+l]
-		off += l
-	}
 }

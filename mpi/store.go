@@ -81,6 +81,29 @@ type Store interface {
 	AppendReview(item ReviewItem) error
 }
 
+// BatchReader is an optional interface a Store may implement to serve the
+// matcher's reads in batches. A query knows at once the fifteen-odd blocks
+// it reads, then the dozen records it ranks highest, then their persons;
+// an in-memory store can overlap the cache misses of such independent
+// lookups instead of taking them one after another (MemStore registers
+// about a quarter more records per second with it at a million records).
+// The matcher uses these methods when the store has them and the single
+// reads otherwise; the results must be exactly those of calling the single
+// reads in turn, so a store without it (bbolt, where a read is a B+tree
+// descent either way) decides identically.
+type BatchReader interface {
+	// BlockMembersBatch is BlockMembers for each block in turn: it appends
+	// the members of blocks[i] to buf, then len(buf) to ends and the
+	// block's completeness to complete, and returns the three slices.
+	BlockMembersBatch(blocks []string, limit int, buf []RecordKey, ends []int, complete []bool) ([]RecordKey, []int, []bool, error)
+	// RecordsBatch appends Record(keys[i]) for each key to out (nil where
+	// there is none).
+	RecordsBatch(keys []RecordKey, out []*StoredRecord) ([]*StoredRecord, error)
+	// PersonsBatch appends Person(euids[i]) for each EUID to out and its ok
+	// to found (a zero Person where found is false).
+	PersonsBatch(euids []string, out []Person, found []bool) ([]Person, []bool, error)
+}
+
 // StoredRecord is a source record as the index keeps it: the record as
 // registered, the person it belongs to, its normalised form and the
 // blocking keys it is filed under (kept so an update removes exactly those,
