@@ -332,3 +332,40 @@ func TestForwardingLogsCarryNoQuery(t *testing.T) {
 		t.Fatalf("log: %s", buf.String())
 	}
 }
+
+// TestAuditSnapshotAndConsent: a snapshot download (the whole state, streamed) is recorded
+// before its first byte leaves, and consent directives are audited with their patient.
+func TestAuditSnapshotAndConsent(t *testing.T) {
+	a := newTestAPI(t)
+	tokA, _ := a.participants()
+	_, body, _ := a.do("POST", "/fhir/Patient", tokA, patientJSON(sysA, "S-1", "Ada", "Quist", "1961-03-09", "female", "62704", "2175550100"), nil)
+	euid := euidOf(t, body)
+
+	code, snap, _ := a.do("GET", "/v1/cluster/snapshot", testAdminToken, nil, nil)
+	if code != 200 || len(snap) == 0 {
+		t.Fatalf("snapshot download: %d (%d bytes)", code, len(snap))
+	}
+	var downloads []model.AuditEntry
+	for _, e := range a.auditList(t, "participant=admin").Entries {
+		if e.Action == "snapshot-download" {
+			downloads = append(downloads, e)
+		}
+	}
+	if len(downloads) != 1 || downloads[0].Status != 200 {
+		t.Fatalf("snapshot download entries: %+v", downloads)
+	}
+
+	code, body, _ = a.do("POST", "/fhir/Consent", tokA, consentJSON("Patient/"+model.PatientID(sysA+"|S-1"), true, nil, nil), nil)
+	if code != 201 {
+		t.Fatalf("consent: %d %s", code, body)
+	}
+	var consents []model.AuditEntry
+	for _, e := range a.auditList(t, "euid="+euid).Entries {
+		if e.Action == "consent-create" {
+			consents = append(consents, e)
+		}
+	}
+	if len(consents) != 1 || consents[0].Status != 201 || !slices.Contains(consents[0].Records, model.PatientID(sysA+"|S-1")) {
+		t.Fatalf("consent entries: %+v", consents)
+	}
+}

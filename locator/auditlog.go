@@ -30,6 +30,9 @@ const (
 	// headerAuditReport carries, from the leader back to the node that forwarded a
 	// request, what the request disclosed, so that node writes the one audit entry.
 	headerAuditReport = "X-Rls-Audit-Report"
+	// headerAuditedUpstream tells the node that forwarded a request with a streamed answer
+	// that the node answering it recorded its audit entry (see auditBeforeStream).
+	headerAuditedUpstream = "X-Rls-Audited-Upstream"
 )
 
 // Exactly one audit entry per request, written by the node that received the request from
@@ -122,7 +125,7 @@ func (s *Server) beginAudit(w *responseWriter, r *http.Request, rt route, rq *re
 	if s.opts.auditOff {
 		return
 	}
-	w.held = true
+	w.held = !rt.streamAnswer
 	rq.audit = &auditState{entry: model.AuditEntry{
 		Observed:   time.Now().UTC(),
 		Node:       s.node.ID(),
@@ -210,6 +213,35 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 	w.release()
 }
 
+// auditBeforeStream records the entry of a route whose answer is streamed (a snapshot
+// download: the whole state, too large to hold back) before the first byte leaves, as a
+// disclosure with status 200: better a record of a download that then broke off than a
+// download without a record. Headers the answer needs must be set before the call. It
+// returns false when the entry could not be recorded; the 503 is then written and the
+// handler must write nothing more.
+//
+// The node that streams records the entry itself, also when a follower forwarded the
+// request (the follower copies the stream and could only record after it): it marks the
+// answer with headerAuditedUpstream so that the follower records nothing.
+func (s *Server) auditBeforeStream(r *http.Request, w *responseWriter, rq *request) bool {
+	if rq.audit == nil {
+		return true
+	}
+	forwarded := r.Header.Get(headerNodeCredential) != ""
+	r.Header.Del(headerNodeCredential)
+	w.held = true
+	if forwarded {
+		w.Header().Set(headerAuditedUpstream, s.node.ID())
+	}
+	s.finishAudit(r, w, rq, nil)
+	rq.audit = nil
+	if w.status != http.StatusOK {
+		w.Header().Del(headerAuditedUpstream)
+		return false
+	}
+	return true
+}
+
 // maxAuditQuery bounds the query text kept in an entry.
 const maxAuditQuery = 8 << 10
 
@@ -226,6 +258,12 @@ func sorted(v []string) []string {
 func (rq *request) adoptReport(h http.Header) {
 	raw := h.Get(headerAuditReport)
 	h.Del(headerAuditReport)
+	if h.Get(headerAuditedUpstream) != "" {
+		// The leader recorded the entry of a streamed answer itself.
+		h.Del(headerAuditedUpstream)
+		rq.audit = nil
+		return
+	}
 	if rq.audit == nil || raw == "" {
 		return
 	}

@@ -245,6 +245,9 @@ func (s *Server) snapshotSave(w http.ResponseWriter, r *http.Request, rq *reques
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="rls-snapshot.db"`)
 	w.Header().Set("X-Rls-Snapshot-Index", strconv.FormatUint(sn.Index(), 10))
+	if rw, ok := w.(*responseWriter); ok && !s.auditBeforeStream(r, rw, rq) {
+		return nil // the 503 is written
+	}
 	w.WriteHeader(http.StatusOK)
 	if _, err := sn.WriteTo(w); err != nil {
 		// Headers are gone: the client sees a short body, which the CLI checks.

@@ -335,6 +335,7 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, rq *request,
 	}
 	s.logger.Info("consent directive recorded", "consent", m.ID, "status", m.Status, "opt_out", m.OptOut,
 		"denied_participants", len(m.DenyParticipants), "withheld_labels", len(m.WithholdLabels), "by", rq.principal.ID, "request_id", rq.id)
+	rq.disclose([]string{m.EUID}, recordIDs(m.Records))
 	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, m.Version))
 	w.Header().Set(HeaderRaftIndex, strconv.FormatUint(a.Index, 10))
 	if status == http.StatusCreated {
@@ -366,6 +367,7 @@ func (s *Server) readConsent(w http.ResponseWriter, r *http.Request, rq *request
 	if err != nil {
 		return err
 	}
+	rq.disclose([]string{m.EUID}, recordIDs(m.Records))
 	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, m.Version))
 	return writeFHIR(w, http.StatusOK, consentResource(m))
 }
@@ -422,6 +424,7 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request, rq *requ
 	slices.SortFunc(found, func(a, b model.Consent) int { return strings.Compare(a.ID, b.ID) })
 	var entries []fhir.BundleEntry
 	for i := offset; i < min(offset+count, len(found)); i++ {
+		rq.disclose([]string{found[i].EUID}, recordIDs(found[i].Records))
 		entries = append(entries, fhir.BundleEntry{FullURL: "Consent/" + found[i].ID, Resource: consentResource(found[i]), Search: &fhir.SearchInfo{Mode: "match"}})
 	}
 	return writeFHIR(w, http.StatusOK, searchset(r, entries, len(found), offset, count))

@@ -186,6 +186,10 @@ type route struct {
 	place           placement
 	// streamBody leaves the body unread for the handler (snapshot uploads).
 	streamBody bool
+	// streamAnswer: the answer is too large to hold until its audit entry commits (a
+	// snapshot is the whole state); the handler records the entry before the first byte
+	// leaves (auditBeforeStream).
+	streamAnswer bool
 	// audit names the action of a route that touches patient data (see audit.Actions):
 	// every call of it, answered or refused, leaves exactly one audit entry.
 	audit string
@@ -243,14 +247,14 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/v1/cluster/join", access: admin, place: onLeader, handle: s.clusterJoin},
 		{method: "DELETE", pattern: "/v1/cluster/members/{id}", access: admin, place: onLeader, handle: s.clusterRemove},
 		{method: "POST", pattern: "/v1/cluster/transfer-leadership", access: admin, place: onLeader, handle: s.transferLeadership},
-		{method: "GET", pattern: "/v1/cluster/snapshot", access: admin, place: byConsistency, handle: s.snapshotSave},
-		{method: "POST", pattern: "/v1/cluster/restore", access: admin, place: onThisNode, streamBody: true, handle: s.snapshotRestore},
+		{method: "GET", pattern: "/v1/cluster/snapshot", access: admin, place: byConsistency, audit: "snapshot-download", streamAnswer: true, handle: s.snapshotSave},
+		{method: "POST", pattern: "/v1/cluster/restore", access: admin, place: onThisNode, streamBody: true, audit: "snapshot-restore", handle: s.snapshotRestore},
 
 		{method: "GET", pattern: "/debug/pprof/{profile...}", access: admin, place: onThisNode, diagnostic: true, handle: profile},
 
 		{method: "GET", pattern: "/v1/mpi/config", access: admin, place: byConsistency, handle: s.matchConfig},
 		{method: "PUT", pattern: "/v1/mpi/config", access: admin, place: onLeader, handle: s.putMatchConfig},
-		{method: "POST", pattern: "/v1/mpi/train", access: admin, place: onLeader, handle: s.train},
+		{method: "POST", pattern: "/v1/mpi/train", access: admin, place: onLeader, audit: "mpi-train", handle: s.train},
 		{method: "GET", pattern: "/v1/mpi/explain", access: admin, place: byConsistency, audit: "mpi-explain", handle: s.explain},
 
 		{method: "POST", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-create", handle: s.createPatient},
@@ -286,10 +290,10 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/v1/internal/audit", access: public, place: onThisNode, handle: s.internalAudit},
 		{method: "POST", pattern: "/v1/internal/cluster-key", access: public, place: onThisNode, handle: s.internalClusterKey},
 
-		{method: "POST", pattern: "/fhir/Consent", access: participant, place: onLeader, handle: s.createConsent},
-		{method: "PUT", pattern: "/fhir/Consent/{id}", access: participant, place: onLeader, handle: s.updateConsent},
-		{method: "GET", pattern: "/fhir/Consent/{id}", access: participant, place: byConsistency, handle: s.readConsent},
-		{method: "GET", pattern: "/fhir/Consent", access: participant, place: byConsistency, handle: s.searchConsents},
+		{method: "POST", pattern: "/fhir/Consent", access: participant, place: onLeader, audit: "consent-create", handle: s.createConsent},
+		{method: "PUT", pattern: "/fhir/Consent/{id}", access: participant, place: onLeader, audit: "consent-update", handle: s.updateConsent},
+		{method: "GET", pattern: "/fhir/Consent/{id}", access: participant, place: byConsistency, audit: "consent-read", handle: s.readConsent},
+		{method: "GET", pattern: "/fhir/Consent", access: participant, place: byConsistency, audit: "consent-search", handle: s.searchConsents},
 
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},

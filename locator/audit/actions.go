@@ -38,4 +38,8 @@ var Actions = map[string]Action{
 	"snapshot-download": {"read", "R"},
 	"snapshot-restore":  {"update", "U"},
 	"mpi-train":         {"operation", "E"},
+	"consent-create":    {"create", "C"},
+	"consent-update":    {"update", "U"},
+	"consent-read":      {"read", "R"},
+	"consent-search":    {"search-type", "E"},
 }
