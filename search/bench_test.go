@@ -75,8 +75,14 @@ func loadAverage() string {
 // Index.Apply and, batch for batch in the same run, into a plain Bleve index
 // with the same mapping given the already derived documents (so the ratio is
 // what this layer costs: validation, derivation, the applied-index record),
-// then measures query latencies on the result. It runs once whatever b.N is;
-// its figures are the reported metrics.
+// then measures query latencies on the result. Both indexes live in the same
+// process and directory with Bleve's defaults and the same batches, and
+// which goes first alternates batch by batch, so each side's background
+// merging lands as often on the other's clock as on its own. Queries run
+// one at a time after the plain index is closed, the generated documents
+// are dropped, and the index has finished merging (the wait is reported).
+// It runs once whatever b.N is; its figures are the reported metrics and
+// one JSON line on standard output ("search-benchmark-json: {...}").
 //
 //	go test -run '^$' -bench Registry -benchtime 1x -timeout 3h ./search/
 func BenchmarkRegistry(b *testing.B) {
