@@ -107,6 +107,9 @@ type Index struct {
 	// locateStoredCap is the largest Locate answered from stored fields
 	// rather than a facet; 0 always uses the facet.
 	locateStoredCap int
+	// firstPage is the page searchAllStored asks for before it knows the
+	// total (defaultFirstPage; tests lower it to exercise the second ask).
+	firstPage int
 
 	mu      sync.Mutex // serialises writers; guards the fields below
 	live    bleve.Index
@@ -224,6 +227,7 @@ func newIndex(dir string, gen uint64, live bleve.Index, applied uint64, opts Opt
 		textTerms:       func(s string) int { return len(text.Analyze([]byte(s))) },
 		patientDateCap:  defaultPatientDateCap,
 		locateStoredCap: defaultLocateStoredCap,
+		firstPage:       defaultFirstPage,
 		live:            live,
 		gen:             gen,
 		applied:         applied,

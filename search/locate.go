@@ -88,15 +88,12 @@ func (ix *Index) Locate(ctx context.Context, lq LocateQuery) ([]Holding, error) 
 		return nil
 	}
 	// A patient's documents are few: read their stored locate terms.
-	req := bleve.NewSearchRequestOptions(q, ix.locateStoredCap+1, 0, false)
-	req.Score = bleve.ScoreNone
-	req.Fields = []string{fieldLocate}
-	res, err := ix.alias.SearchInContext(ctx, req)
+	hits, ok, err := ix.searchAllStored(ctx, q, fieldLocate, ix.locateStoredCap)
 	if err != nil {
-		return nil, searchError(err)
+		return nil, err
 	}
-	if len(res.Hits) <= ix.locateStoredCap && res.Total <= uint64(ix.locateStoredCap) {
-		for _, hit := range res.Hits {
+	if ok {
+		for _, hit := range hits {
 			// Documents that are not current have no locate term.
 			if term, ok := hit.Fields[fieldLocate].(string); ok {
 				if err := add(term, 1); err != nil {
@@ -107,10 +104,10 @@ func (ix *Index) Locate(ctx context.Context, lq LocateQuery) ([]Holding, error) 
 		return sortedHoldings(byHolder), nil
 	}
 	// Many documents: count them from doc values with a terms facet.
-	req = bleve.NewSearchRequestOptions(q, 0, 0, false)
+	req := bleve.NewSearchRequestOptions(q, 0, 0, false)
 	req.Score = bleve.ScoreNone
 	req.AddFacet(fieldLocate, bleve.NewFacetRequest(fieldLocate, maxLocateTerms))
-	res, err = ix.alias.SearchInContext(ctx, req)
+	res, err := ix.alias.SearchInContext(ctx, req)
 	if err != nil {
 		return nil, searchError(err)
 	}

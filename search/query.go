@@ -192,18 +192,12 @@ func (ix *Index) searchPatientFilteringDates(ctx context.Context, q Query, limit
 	}
 	// Unsorted, reading the stored sort key: doc values would cost a chunk
 	// decompression per scattered hit (see newMapping).
-	req := bleve.NewSearchRequestOptions(bq, ix.patientDateCap+1, 0, false)
-	req.Score = bleve.ScoreNone
-	req.Fields = []string{fieldCreatedSort}
-	res, err := ix.alias.SearchInContext(ctx, req)
-	if err != nil {
-		return nil, false, searchError(err)
+	hits, ok, err := ix.searchAllStored(ctx, bq, fieldCreatedSort, ix.patientDateCap)
+	if err != nil || !ok {
+		return nil, false, err
 	}
-	if len(res.Hits) > ix.patientDateCap || res.Total > uint64(ix.patientDateCap) {
-		return nil, false, nil
-	}
-	kept := res.Hits[:0]
-	for _, h := range res.Hits {
+	kept := hits[:0]
+	for _, h := range hits {
 		key, _ := h.Fields[fieldCreatedSort].(string)
 		created := sortValueTime([]string{key})
 		if !created.IsZero() && datesHold(created, q.Created) {
@@ -236,6 +230,41 @@ func (ix *Index) searchPatientFilteringDates(ctx context.Context, q Query, limit
 		out.Next = encodeCursor(q.Sort, kept[end-1].Sort)
 	}
 	return out, true, nil
+}
+
+// defaultFirstPage is how many hits searchAllStored asks for first. Bleve
+// allocates a hit (232 bytes, zeroed) for every place of the page requested,
+// before it finds any, so asking every patient search for the whole cap
+// (1,001 places, about a quarter of a megabyte) costs more than the search
+// itself at the median, and the garbage costs collections; most patients
+// have a few documents.
+const defaultFirstPage = 100
+
+// searchAllStored returns, unscored and unsorted, every document bq matches
+// with the stored field given, when there are at most limit of them; ok is
+// false when there are more. It asks for a small page first and only
+// repeats the search, with a page sized by the total, when that was short.
+func (ix *Index) searchAllStored(ctx context.Context, bq query.Query, field string, limit int) (_ search.DocumentMatchCollection, ok bool, _ error) {
+	size := min(limit, max(1, ix.firstPage))
+	for {
+		// One place more than needed tells a short page from a full one.
+		req := bleve.NewSearchRequestOptions(bq, size+1, 0, false)
+		req.Score = bleve.ScoreNone
+		req.Fields = []string{field}
+		res, err := ix.alias.SearchInContext(ctx, req)
+		if err != nil {
+			return nil, false, searchError(err)
+		}
+		if len(res.Hits) <= size && res.Total <= uint64(size) {
+			return res.Hits, true, nil
+		}
+		if size >= limit || res.Total > uint64(limit) {
+			return nil, false, nil
+		}
+		// Documents indexed in between can make this short again; the
+		// page grows each time and stops at the limit.
+		size = min(limit, max(2*size, int(res.Total)+int(res.Total)/4))
+	}
 }
 
 // datesHold evaluates date conditions on an instant, as dateCondition does

@@ -286,6 +286,14 @@ func TestLocate(t *testing.T) {
 		t.Fatalf("via the facet: %+v, %v; want %+v", viaFacet, err, want)
 	}
 	ix.locateStoredCap = defaultLocateStoredCap
+	// So does asking for a page too small for the patient's documents
+	// first, then again for all of them.
+	ix.firstPage = 1
+	viaSecondAsk, err := ix.Locate(context.Background(), LocateQuery{PersonEUIDs: []string{"E1"}})
+	if err != nil || !equalHoldings(viaSecondAsk, want) {
+		t.Fatalf("after a short first page: %+v, %v; want %+v", viaSecondAsk, err, want)
+	}
+	ix.firstPage = defaultFirstPage
 
 	consented, err := ix.Locate(context.Background(), LocateQuery{
 		PatientRecords:        []string{mrnCity + "|MRN-9", mrnStMary + "|MRN-2"},
@@ -352,6 +360,9 @@ func TestPatientDateFilterMatchesBleve(t *testing.T) {
 			q.Statuses = []Status{StatusCurrent}
 		}
 		ix.patientDateCap = defaultPatientDateCap
+		// Persons 0 and 1 have more documents than the first page; a
+		// first page of 1 makes every other person's search ask twice too.
+		ix.firstPage = []int{defaultFirstPage, 1}[n/2%2]
 		fast := allIDs(t, ix, q)
 		fastCount, err := ix.Search(context.Background(), Query{PersonEUIDs: q.PersonEUIDs, Created: created, CountOnly: true})
 		if err != nil {
