@@ -52,6 +52,7 @@ func BenchmarkLocateAudit(b *testing.B) {
 				for time.Now().Before(stop) {
 					req, _ := http.NewRequest("GET", a.url+path, nil)
 					req.Header.Set("Authorization", "Bearer "+tok)
+					req.Header.Set(HeaderPurposeOfUse, "TREAT")
 					resp, err := client.Do(req)
 					if err != nil {
 						failed.Add(1)

@@ -152,11 +152,7 @@ func (s *Server) searchAuditEvents(w http.ResponseWriter, r *http.Request, rq *r
 	if err != nil {
 		return err
 	}
-	count, err := intParam(q, "_count", 50, 1, 1000)
-	if err != nil {
-		return err
-	}
-	offset, err := intParam(q, "_offset", 0, 0, 1<<31)
+	count, offset, err := pageParams(q, 50, 1, 1000)
 	if err != nil {
 		return err
 	}

@@ -383,11 +383,7 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request, rq *requ
 			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "search parameter %q is not supported on Consent", name)
 		}
 	}
-	count, err := intParam(q, "_count", defaultSearchCount, 0, maxSearchCount)
-	if err != nil {
-		return err
-	}
-	offset, err := intParam(q, "_offset", 0, 0, 1<<31)
+	count, offset, err := pageParams(q, defaultSearchCount, 0, maxSearchCount)
 	if err != nil {
 		return err
 	}

@@ -232,11 +232,7 @@ func (s *Server) searchOrganizations(w http.ResponseWriter, r *http.Request, rq 
 			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "search parameter %q is not supported on Organization", name)
 		}
 	}
-	count, err := intParam(q, "_count", defaultSearchCount, 0, maxSearchCount)
-	if err != nil {
-		return err
-	}
-	offset, err := intParam(q, "_offset", 0, 0, 1<<31)
+	count, offset, err := pageParams(q, defaultSearchCount, 0, maxSearchCount)
 	if err != nil {
 		return err
 	}
@@ -288,6 +284,17 @@ func (s *Server) searchOrganizations(w http.ResponseWriter, r *http.Request, rq 
 		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: r.URL.Path + "?" + next.Encode()})
 	}
 	return writeFHIR(w, http.StatusOK, bundle)
+}
+
+// pageParams reads a search's paging: _count (def when absent, within lo..hi) and _offset.
+func pageParams(q url.Values, def, lo, hi int) (count, offset int, err error) {
+	if count, err = intParam(q, "_count", def, lo, hi); err != nil {
+		return 0, 0, err
+	}
+	if offset, err = intParam(q, "_offset", 0, 0, 1<<31); err != nil {
+		return 0, 0, err
+	}
+	return count, offset, nil
 }
 
 func intParam(q url.Values, name string, def, lo, hi int) (int, error) {

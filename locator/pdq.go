@@ -94,11 +94,7 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "search parameter %q is not supported on Patient", name)
 		}
 	}
-	count, err := intParam(q, "_count", defaultPatientCount, 0, maxPatientCount)
-	if err != nil {
-		return err
-	}
-	offset, err := intParam(q, "_offset", 0, 0, 1<<31)
+	count, offset, err := pageParams(q, defaultPatientCount, 0, maxPatientCount)
 	if err != nil {
 		return err
 	}
