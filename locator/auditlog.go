@@ -62,6 +62,9 @@ type auditState struct {
 	reported bool
 	// queryFromBody: the query is the request body ($match).
 	queryFromBody bool
+	// beforeStream: the entry is recorded before the answer is written (auditBeforeStream),
+	// so a recorded entry releases nothing.
+	beforeStream bool
 }
 
 // auditReport is what headerAuditReport carries (base64 of its JSON).
@@ -210,15 +213,17 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 		}
 		s.writeError(w, fe)
 	}
+	if a.beforeStream && w.status == 0 {
+		return // recorded; the handler writes the answer now
+	}
 	w.release()
 }
 
 // auditBeforeStream records the entry of a route whose answer is streamed (a snapshot
-// download: the whole state, too large to hold back) before the first byte leaves, as a
+// download: the whole state, too large to hold back) before anything is written, as a
 // disclosure with status 200: better a record of a download that then broke off than a
-// download without a record. Headers the answer needs must be set before the call. It
-// returns false when the entry could not be recorded; the 503 is then written and the
-// handler must write nothing more.
+// download without a record. It returns false when the entry could not be recorded; the
+// 503 is then written and the handler must write nothing more.
 //
 // The node that streams records the entry itself, also when a follower forwarded the
 // request (the follower copies the stream and could only record after it): it marks the
@@ -229,15 +234,16 @@ func (s *Server) auditBeforeStream(r *http.Request, w *responseWriter, rq *reque
 	}
 	forwarded := r.Header.Get(headerNodeCredential) != ""
 	r.Header.Del(headerNodeCredential)
+	rq.audit.beforeStream = true
 	w.held = true
-	if forwarded {
-		w.Header().Set(headerAuditedUpstream, s.node.ID())
-	}
 	s.finishAudit(r, w, rq, nil)
 	rq.audit = nil
-	if w.status != http.StatusOK {
-		w.Header().Del(headerAuditedUpstream)
-		return false
+	if w.status != 0 {
+		return false // the 503, released by finishAudit
+	}
+	w.held = false
+	if forwarded {
+		w.Header().Set(headerAuditedUpstream, s.node.ID())
 	}
 	return true
 }

@@ -237,6 +237,14 @@ func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request, rq *
 // snapshotSave streams a consistent copy of the state (the leader's, unless the caller asks
 // for consistency=stale).
 func (s *Server) snapshotSave(w http.ResponseWriter, r *http.Request, rq *request) error {
+	// Recorded before the snapshot is taken, so a snapshot carries the record of its own
+	// export.
+	if rw, ok := w.(*responseWriter); ok && !s.auditBeforeStream(r, rw, rq) {
+		return nil // the 503 is written
+	}
+	if err := s.node.SyncLocal(r.Context()); err != nil {
+		return err
+	}
 	sn, err := s.node.State().BeginSnapshot()
 	if err != nil {
 		return err
@@ -245,9 +253,6 @@ func (s *Server) snapshotSave(w http.ResponseWriter, r *http.Request, rq *reques
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="rls-snapshot.db"`)
 	w.Header().Set("X-Rls-Snapshot-Index", strconv.FormatUint(sn.Index(), 10))
-	if rw, ok := w.(*responseWriter); ok && !s.auditBeforeStream(r, rw, rq) {
-		return nil // the 503 is written
-	}
 	w.WriteHeader(http.StatusOK)
 	if _, err := sn.WriteTo(w); err != nil {
 		// Headers are gone: the client sees a short body, which the CLI checks.
