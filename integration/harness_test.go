@@ -144,10 +144,11 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 		t.Fatal(err)
 	}
 	slots := opts.Nodes + opts.Spares
+	ports := freePorts(t, 2*slots)
 	for i := 0; i < slots; i++ {
 		id := fmt.Sprintf("n%d", i+1)
 		c.Nodes = append(c.Nodes, &Node{
-			Index: i, ID: id, Dir: filepath.Join(c.Dir, id), HTTPAddr: freePort(t), RaftAddr: freePort(t),
+			Index: i, ID: id, Dir: filepath.Join(c.Dir, id), HTTPAddr: ports[2*i], RaftAddr: ports[2*i+1],
 			LogPath: filepath.Join(c.Dir, id+".log"), config: filepath.Join(c.Dir, id+".hcl"), scheme: "http",
 		})
 	}
@@ -289,14 +290,21 @@ func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func freePort(t testing.TB) string {
+// freePorts returns n distinct free loopback addresses. All n listeners stay open until the
+// last is taken: closed one at a time, the kernel may hand the same port out twice (seen:
+// a node's HTTP and Raft addresses equal, so it could not start).
+func freePorts(t testing.TB, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // startNode starts node i's process; join lists the nodes it asks to join it when it has no

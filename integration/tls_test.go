@@ -122,7 +122,8 @@ type outsiderNode struct {
 // certificates). It is killed when the test ends.
 func (c *Cluster) outsider(t *testing.T, id, certDir, join string) *outsiderNode {
 	t.Helper()
-	o := &outsiderNode{exited: make(chan struct{}), log: filepath.Join(c.Dir, id+".log"), httpAddr: freePort(t), raftAddr: freePort(t)}
+	ports := freePorts(t, 2)
+	o := &outsiderNode{exited: make(chan struct{}), log: filepath.Join(c.Dir, id+".log"), httpAddr: ports[0], raftAddr: ports[1]}
 	cfg := filepath.Join(c.Dir, id+".hcl")
 	hcl := fmt.Sprintf("raft {\n  tls = true\n  tls_cert_file = %q\n  tls_key_file = %q\n  tls_ca_file = %q\n}\n",
 		filepath.Join(certDir, id+".pem"), filepath.Join(certDir, id+"-key.pem"), filepath.Join(certDir, "ca.pem"))
