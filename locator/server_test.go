@@ -42,13 +42,14 @@ func newTestAPI(t *testing.T, options ...func(*Options)) *testAPI {
 // is built and the server before it serves.
 func newTestAPIWith(t testing.TB, adjust func(*Options) func(*Server)) *testAPI {
 	t.Helper()
+	// The API listens first: a port closed before the next is taken may be handed out again.
+	srv := httptest.NewUnstartedServer(nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	raftAddr := l.Addr().String()
 	l.Close()
-	srv := httptest.NewUnstartedServer(nil)
 	reg := prometheus.NewRegistry()
 	node, err := raft.Open(raft.Config{
 		Registerer: reg,

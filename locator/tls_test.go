@@ -68,14 +68,15 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 	if f.otherCA, err = pki.NewCA("other CA", now.Add(-time.Hour), now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	// The API listens first: a port closed before the next is taken may be handed out again.
+	require := httptest.NewUnstartedServer(nil)
+	request := httptest.NewUnstartedServer(nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	raftAddr := l.Addr().String()
 	l.Close()
-	require := httptest.NewUnstartedServer(nil)
-	request := httptest.NewUnstartedServer(nil)
 	node, err := raft.Open(raft.Config{
 		NodeID: "n1", DataDir: t.TempDir(), BindAddr: raftAddr, HTTPAddr: "https://" + require.Listener.Addr().String(),
 		Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,

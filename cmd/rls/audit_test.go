@@ -26,13 +26,14 @@ func startNodeIn(t *testing.T, dataDir string) (string, func()) {
 	var node *raft.Node
 	var srv *httptest.Server
 	for attempt := 0; ; attempt++ {
+		// The API listens first: a port closed before the next is taken may be handed out again.
+		srv = httptest.NewUnstartedServer(nil)
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		raftAddr := l.Addr().String()
 		l.Close()
-		srv = httptest.NewUnstartedServer(nil)
 		node, err = raft.Open(raft.Config{NodeID: "n1", DataDir: dataDir, BindAddr: raftAddr, HTTPAddr: "http://" + srv.Listener.Addr().String(),
 			Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
 			BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(testToken)}})
