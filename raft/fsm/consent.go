@@ -58,22 +58,38 @@ func applyConsentSet(tx *state.Tx, h command.Header, c command.ConsentSet) (any,
 }
 
 // applyParticipantRevokeToken drops a participant's token: from this entry on, no node
-// knows a token that authenticates as it.
+// knows a token that authenticates as it. Revoking an absent token changes nothing.
 func applyParticipantRevokeToken(tx *state.Tx, h command.Header, c command.ParticipantRevokeToken) (any, error) {
 	old, err := loadParticipant(tx, c.ID)
 	if err != nil {
 		return nil, err
 	}
-	next := old
-	next.TokenHash = ""
-	next.TokenIssued = h.Time
+	if old.TokenHash == "" {
+		return old, nil
+	}
 	if old.Active && old.IsAdmin() {
-		// An admin without a token is as unusable as a disabled one.
-		next.Active = false
-		if err := checkAdminRemains(tx, old, next); err != nil {
+		if err := checkTokenAdminRemains(tx, old.ID); err != nil {
 			return nil, err
 		}
-		next.Active = true
 	}
+	next := old
+	next.TokenHash = ""
 	return storeChanged(tx, h, next)
+}
+
+// checkTokenAdminRemains refuses to leave the cluster without an active admin holding a
+// token. An admin who authenticates only by client certificate does not count: the
+// replicated state cannot tell whether one exists, and a locked-out cluster is worse than a
+// refused revocation (rotate the token instead).
+func checkTokenAdminRemains(tx *state.Tx, id string) error {
+	all, err := tx.Participants()
+	if err != nil {
+		return err
+	}
+	for _, p := range all {
+		if p.ID != id && p.Active && p.IsAdmin() && p.TokenHash != "" {
+			return nil
+		}
+	}
+	return business("participant %q: %w", id, ErrLastAdmin)
 }

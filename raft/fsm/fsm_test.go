@@ -213,6 +213,20 @@ func TestHandlers(t *testing.T) {
 			demoted.Role = model.RoleParticipant
 			return apply(f, command.TypeParticipantUpdate, &command.ParticipantUpdate{Participant: demoted}).Err
 		}, ErrLastAdmin},
+		{"revoking the last admin token refused, a tokenless admin does not count", func(f *FSM) error {
+			apply(f, command.TypeBootstrapAdmin, &command.BootstrapAdmin{Participant: admin})
+			second := testParticipant(1)
+			second.Role, second.Kind, second.IdentifierSystem = model.RoleAdmin, model.KindHIE, ""
+			apply(f, command.TypeParticipantAdd, &command.ParticipantAdd{Participant: second})
+			if r := apply(f, command.TypeParticipantRevokeToken, command.ParticipantRevokeToken{ID: second.ID}); r.Err != nil {
+				return fmt.Errorf("revoking one of two admin tokens: %w", r.Err)
+			}
+			// Revoking again changes nothing, not even the version.
+			if r := apply(f, command.TypeParticipantRevokeToken, command.ParticipantRevokeToken{ID: second.ID}); r.Err != nil || r.Value.(model.Participant).Version != 2 {
+				return fmt.Errorf("revoking an absent token: %+v", r)
+			}
+			return apply(f, command.TypeParticipantRevokeToken, command.ParticipantRevokeToken{ID: admin.ID}).Err
+		}, ErrLastAdmin},
 		{"stale version refused", func(f *FSM) error {
 			apply(f, command.TypeParticipantAdd, &command.ParticipantAdd{Participant: testParticipant(1)})
 			apply(f, command.TypeParticipantUpdate, &command.ParticipantUpdate{Participant: testParticipant(1), ExpectedVersion: 1})
