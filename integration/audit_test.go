@@ -260,3 +260,53 @@ func rewriteAuditChain(t *testing.T, path string, seq uint64) {
 		t.Fatal(err)
 	}
 }
+
+// TestAuditOfForwardedQueryPurpose: a read sent to a follower with its purpose of use in the
+// query string (an HL7 v3 code) is forwarded to the leader, which takes the parameter out of
+// the query before it checks the follower's signature; the request still has exactly one
+// audit entry, written by the follower, with the purpose the leader's policy point accepted.
+func TestAuditOfForwardedQueryPurpose(t *testing.T) {
+	c := NewCluster(t, Options{Nodes: 3})
+	leader, _, err := c.Leader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower := c.Nodes[(leader+1)%3]
+	const requestID = "forwarded-purpose-1"
+	req, err := http.NewRequest("GET", follower.URL()+"/v1/locate?identifier="+url.QueryEscape("urn:oid:7.7|nobody")+"&purpose-of-use=PUBHLTH", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("X-Request-Id", requestID)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("locate of an unknown identifier through %s: %d", follower.ID, resp.StatusCode)
+	}
+	code, body, _, err := c.call(leader, "GET", "/v1/audit?limit=10000&consistency=strong", nil)
+	if err != nil || code != 200 {
+		t.Fatalf("audit list: %d %s %v", code, body, err)
+	}
+	var log struct {
+		Entries []struct {
+			auditEntry
+			Purpose string `json:"purpose"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal(body, &log); err != nil {
+		t.Fatal(err)
+	}
+	var mine []string
+	for _, e := range log.Entries {
+		if e.RequestID == requestID {
+			mine = append(mine, fmt.Sprintf("%s %s %d %s", e.Node, e.Action, e.Status, e.Purpose))
+		}
+	}
+	if want := follower.ID + " locate 404 PUBLICHEALTH"; len(mine) != 1 || mine[0] != want {
+		t.Fatalf("audit entries of the forwarded request: %q, want [%q]", mine, want)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/policy"
@@ -22,6 +23,9 @@ const (
 	HeaderBreakGlassReason = "X-Rls-Break-Glass-Reason"
 	ParamPurposeOfUse      = "purpose-of-use"
 )
+
+// maxClaimedPurpose bounds the purpose a refused request's audit entry keeps.
+const maxClaimedPurpose = 64
 
 // admit is the policy point's entry, run by serve for every authenticated call once the
 // participant is known: the participant's rate limit, then, on routes that disclose patient
@@ -39,24 +43,31 @@ func (s *Server) admit(r *http.Request, rt route, rq *request) error {
 	if !rt.patientData {
 		return nil
 	}
-	rq.purpose = r.Header.Get(HeaderPurposeOfUse)
+	purpose := r.Header.Get(HeaderPurposeOfUse)
 	if q := r.URL.Query(); q.Has(ParamPurposeOfUse) {
 		// The handlers refuse parameters they do not know, so the policy point consumes its own.
-		if rq.purpose == "" {
-			rq.purpose = q.Get(ParamPurposeOfUse)
+		if purpose == "" {
+			purpose = q.Get(ParamPurposeOfUse)
 		}
 		q.Del(ParamPurposeOfUse)
 		r.URL.RawQuery = q.Encode()
 	}
-	rq.breakGlass = r.Header.Get(HeaderBreakGlassReason)
-	a, err := policy.Authorize(rq.principal, rq.purpose, rq.breakGlass)
+	reason := r.Header.Get(HeaderBreakGlassReason)
+	a, err := policy.Authorize(rq.principal, purpose, reason)
+	if err != nil {
+		// The audit entry of a refusal keeps what was claimed, bounded, so that refused
+		// break-the-glass attempts are reviewed with the others.
+		reason = strings.TrimSpace(reason)
+		rq.purpose = strings.ToUpper(purpose[:min(len(purpose), maxClaimedPurpose)])
+		rq.breakGlass = reason[:min(len(reason), policy.MaxReasonLength)]
+	}
 	switch {
 	case errors.Is(err, policy.ErrPurposeNotAllowed):
 		return fhir.Errorf(http.StatusForbidden, "forbidden", HeaderPurposeOfUse, "%v", err)
 	case err != nil:
 		return fhir.Invalid(HeaderPurposeOfUse, "%v: send %s (TREAT, ETREAT, PAYMENT, OPERATIONS, PUBLICHEALTH or REQUEST), and %s only with ETREAT", err, HeaderPurposeOfUse, HeaderBreakGlassReason)
 	}
-	rq.purpose = string(a.Purpose)
+	rq.purpose, rq.breakGlass = string(a.Purpose), a.BreakGlass
 	rq.guard = &guard{access: a, cache: map[string]policy.Decision{}}
 	return nil
 }

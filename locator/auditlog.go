@@ -70,6 +70,8 @@ type auditState struct {
 // auditReport is what headerAuditReport carries (base64 of its JSON).
 type auditReport struct {
 	Participant string   `json:"participant,omitempty"`
+	Purpose     string   `json:"purpose,omitempty"`
+	BreakGlass  string   `json:"break_glass,omitempty"`
 	EUIDs       []string `json:"euids,omitempty"`
 	Records     []string `json:"records,omitempty"`
 }
@@ -135,8 +137,6 @@ func (s *Server) beginAudit(w *responseWriter, r *http.Request, rt route, rq *re
 		Source:     r.RemoteAddr,
 		RequestID:  rq.id,
 		OnBehalfOf: r.Header.Get(HeaderOnBehalfOf),
-		Purpose:    rq.purpose,
-		BreakGlass: rq.breakGlass,
 		Action:     rt.audit,
 		Method:     r.Method,
 		Path:       r.URL.Path,
@@ -153,14 +153,9 @@ func (s *Server) beginAudit(w *responseWriter, r *http.Request, rt route, rq *re
 func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, serveErr error) {
 	a := rq.audit
 	e := a.entry
-	// The policy point may have read the purpose from the query string and normalised it
-	// (HPAYMT → PAYMENT): record what it judged.
-	if rq.purpose != "" {
-		e.Purpose = strings.ToUpper(rq.purpose)
-	}
-	if rq.breakGlass != "" {
-		e.BreakGlass = rq.breakGlass
-	}
+	// What the policy point judged (normalised, HPAYMT → PAYMENT), here or, for a forwarded
+	// request, at the leader (adoptReport).
+	e.Purpose, e.BreakGlass = rq.purpose, rq.breakGlass
 	if a.queryFromBody {
 		// $match's query is its body (a Parameters resource).
 		e.Query = string(rq.body)
@@ -179,9 +174,9 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 	}
 
 	if cred := r.Header.Get(headerNodeCredential); cred != "" {
-		node, err := s.verifyNode(cred, r.Method, r.URL.RequestURI(), rq.body)
+		node, err := s.verifyNode(cred, r.Method, rq.uri, rq.body)
 		if err == nil {
-			rep, _ := json.Marshal(auditReport{Participant: e.Participant, EUIDs: e.EUIDs, Records: e.Records})
+			rep, _ := json.Marshal(auditReport{Participant: e.Participant, Purpose: e.Purpose, BreakGlass: e.BreakGlass, EUIDs: e.EUIDs, Records: e.Records})
 			w.Header().Set(headerAuditReport, base64.StdEncoding.EncodeToString(rep))
 			s.logger.Debug("audit left to the forwarding node", "node", node, "request_id", rq.id)
 			s.auditMetrics.entry("reported", 0)
@@ -280,6 +275,7 @@ func (rq *request) adoptReport(h http.Header) {
 	}
 	rq.audit.reported = true
 	rq.audit.entry.Participant = rep.Participant
+	rq.purpose, rq.breakGlass = rep.Purpose, rep.BreakGlass
 	rq.disclose(rep.EUIDs, rep.Records)
 }
 

@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -167,10 +166,13 @@ type request struct {
 	principal   model.Participant
 	body        []byte
 	consistency string
-	// purpose and breakGlass are the purpose of use and break-the-glass reason sent with a
-	// query of patient data (X-Rls-Purpose-Of-Use, X-Rls-Break-Glass-Reason); the policy
-	// point (admit) checks them, guard applies them to every patient disclosed, and the
-	// audit entry records them.
+	// uri is the request URI as it arrived (the policy point takes its own parameter out
+	// of the query; a forwarding node signed the original).
+	uri string
+	// purpose and breakGlass are the purpose of use and break-the-glass reason of a query
+	// of patient data (X-Rls-Purpose-Of-Use, X-Rls-Break-Glass-Reason) as the policy point
+	// (admit) accepted them; guard applies them to every patient disclosed, and the audit
+	// entry records them.
 	purpose    string
 	breakGlass string
 	guard      *guard
@@ -308,8 +310,7 @@ func (s *Server) routes() []route {
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rq := &request{id: r.Header.Get(HeaderRequestID),
-			purpose: strings.ToUpper(r.Header.Get(HeaderPurposeOfUse)), breakGlass: r.Header.Get(HeaderBreakGlassReason)}
+		rq := &request{id: r.Header.Get(HeaderRequestID), uri: r.URL.RequestURI()}
 		if rq.id == "" {
 			rq.id = newRequestID()
 		}
