@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rls-hie/rls/raft/model"
@@ -161,7 +162,9 @@ func (t *Tx) AuditEntry(seq uint64) (model.AuditEntry, error) {
 	return e, nil
 }
 
-// AuditQuery selects audit entries; empty fields do not filter. Entries come in log order.
+// AuditQuery selects audit entries; empty fields do not filter. Entries come in log order,
+// except for a query by time alone, which walks the time index and so comes in order of
+// recorded time (the two differ where a new leader's clock is behind its predecessor's).
 type AuditQuery struct {
 	EUID string
 	// Record is a Patient id (the record's id, not its identifier).
@@ -213,10 +216,10 @@ func (t *Tx) SearchAudit(q AuditQuery) ([]model.AuditEntry, int, error) {
 }
 
 func (q AuditQuery) matches(e model.AuditEntry) bool {
-	if q.EUID != "" && !contains(e.EUIDs, q.EUID) {
+	if q.EUID != "" && !slices.Contains(e.EUIDs, q.EUID) {
 		return false
 	}
-	if q.Record != "" && !contains(e.Records, q.Record) {
+	if q.Record != "" && !slices.Contains(e.Records, q.Record) {
 		return false
 	}
 	if q.Participant != "" && e.Participant != q.Participant {
@@ -232,15 +235,6 @@ func (q AuditQuery) matches(e model.AuditEntry) bool {
 		return false
 	}
 	return true
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (t *Tx) prefixSeqs(bucket []byte, value string) func(func(uint64) bool) {
