@@ -22,9 +22,8 @@ import (
 //   - Acknowledgement (leader): a security command is acknowledged only when every other
 //     member reports it applied to the state its readers see, or, if some member does not
 //     confirm (down, partitioned, slow), once L has passed since it was applied on the
-//     leader. Members are asked over GET /v1/cluster/fence, which is public because nodes
-//     hold no credential of their own and the answer (raft indexes) is what /v1/health
-//     already publishes.
+//     leader. Members are asked over GET /v1/cluster/fence, which is public: the answer
+//     (raft indexes) is what /v1/health already publishes, so it needs no node credential.
 //
 //   - Serving (follower): a follower answers an authenticated request itself (stale reads,
 //     its own status) only under a lease: at local time t0 it asked the leader for its

@@ -123,23 +123,6 @@ func NewCA(commonName string, notBefore, notAfter time.Time) (*CA, error) {
 	return &CA{Cert: cert, Key: key}, nil
 }
 
-// LoadCA reads a CA certificate and key written by WriteFiles or `rls tls init`.
-func LoadCA(certFile, keyFile string) (*CA, error) {
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load CA %s: %w", certFile, err)
-	}
-	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("load CA %s: key is %T, want ECDSA", certFile, pair.PrivateKey)
-	}
-	cert, err := x509.ParseCertificate(pair.Certificate[0])
-	if err != nil {
-		return nil, fmt.Errorf("parse CA %s: %w", certFile, err)
-	}
-	return &CA{Cert: cert, Key: key}, nil
-}
-
 // Leaf describes a certificate to issue.
 type Leaf struct {
 	CommonName string
@@ -354,7 +337,6 @@ func NodeConfig(cert tls.Certificate, ca *x509.CertPool) *tls.Config {
 	c := baseConfig()
 	c.Certificates = []tls.Certificate{cert}
 	c.ClientCAs = ca
-	c.RootCAs = ca
 	c.ClientAuth = tls.RequireAndVerifyClientCert
 	// The dialling side skips Go's built-in check (it would also demand the host name)
 	// and runs the same chain check as the accepting side in VerifyConnection.
