@@ -81,7 +81,7 @@ func loadAverage() string {
 // merging lands as often on the other's clock as on its own. Queries run
 // one at a time after the plain index is closed, the generated documents
 // are dropped, and the index has finished merging (the wait is reported).
-// It runs once whatever b.N is; its figures are the reported metrics and
+// Each of its b.N runs (use -benchtime 1x) builds both indexes anew; its figures are the reported metrics and
 // one JSON line on standard output ("search-benchmark-json: {...}").
 //
 //	go test -run '^$' -bench Registry -benchtime 1x -timeout 3h ./search/
