@@ -58,20 +58,20 @@ var passConditions = []struct {
 	pass   string
 	fields []int
 }{
-	{passAddress, []int{fAddress, fCity, fState, fPostal, fPhone}},
+	{passAddress, []int{fLocation, fPhone}},
 	{passBirthDate, []int{fBirth}},
 	{passEmail, []int{fEmail}},
 	{passFamilyYear, []int{fFamily, fBirth}},
 	{passGivenMonthDay, []int{fGiven, fBirth}},
 	{passGivenYear, []int{fGiven, fBirth}},
 	{passNames, []int{fGiven, fFamily}},
-	{passNameCity, []int{fGiven, fFamily, fCity, fState, fPostal}},
-	{passNumberPostal, []int{fAddress, fCity, fState, fPostal, fPhone}},
-	{passNameStreet, []int{fGiven, fFamily, fAddress}},
-	{passPhone, []int{fPhone, fAddress, fCity, fState, fPostal}},
-	{passPostalStreet, []int{fAddress, fCity, fState, fPostal, fPhone}},
+	{passNameCity, []int{fGiven, fFamily, fLocation}},
+	{passNumberPostal, []int{fLocation, fPhone}},
+	{passNameStreet, []int{fGiven, fFamily, fLocation}},
+	{passPhone, []int{fPhone, fLocation}},
+	{passPostalStreet, []int{fLocation, fPhone}},
 	{passSSN, []int{fSSN}},
-	{passPostalName, []int{fGiven, fFamily, fCity, fState, fPostal}},
+	{passPostalName, []int{fGiven, fFamily, fLocation}},
 }
 
 // passOf returns the pass of a blocking key.

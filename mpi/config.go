@@ -16,15 +16,27 @@ type Config struct {
 	Version uint64 `json:"version"`
 	// Source says where the weights came from ("default", or the EM run).
 	Source string `json:"source"`
-	// Upper and Lower are the decision thresholds on the total score (a sum
-	// of log2 likelihood ratios): at or above Upper the record links to the
-	// best person; from Lower up to Upper it gets a new person and a review
-	// item; below Lower a new person.
+	// Model is the scoring model the configuration was made for
+	// (ScoringModel); a stored configuration of another model is not used.
+	Model int `json:"model"`
+	// Upper and Lower are the decision thresholds on the posterior log2
+	// odds that the record is the best candidate person rather than anyone
+	// else (another candidate, or nobody in the index): at or above Upper
+	// the record links to that person; from Lower up to Upper it gets a
+	// person of its own and a review item; below Lower a person of its own.
 	Upper float64 `json:"upper"`
 	Lower float64 `json:"lower"`
-	// Margin: when a second person scores within Margin of the best one,
-	// the record goes to review instead of linking.
-	Margin float64 `json:"margin"`
+	// PriorMatchShare is the prior probability that a registration is of
+	// someone already in the index (π). Each indexed person gets the prior
+	// π/N, N the number of persons indexed, so the evidence a link needs
+	// grows with log2 N: in an index of a million persons a stranger who
+	// shares a common name and a town is a million times more likely than
+	// in an index of one.
+	PriorMatchShare float64 `json:"prior_match_share"`
+	// MinPriorPersons is the least N the prior assumes: while an index is
+	// young its registrations still come from a whole population, and the
+	// first records must not link on the strength of a name.
+	MinPriorPersons int `json:"min_prior_persons"`
 	// MaxBlockSize bounds the candidate list: a blocking key with more
 	// records than this is skipped (and named in the Decision), so a query
 	// never scans a block like "born 1970, family name code SM0" in a
@@ -95,11 +107,17 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if !(c.Upper >= c.Lower) || math.IsInf(c.Upper, 0) || math.IsNaN(c.Lower) {
+	if c.Model != ScoringModel {
+		return fmt.Errorf("%w: model %d, this release scores with model %d", ErrInvalidConfig, c.Model, ScoringModel)
+	}
+	if !(c.Upper >= c.Lower) || math.IsInf(c.Upper, 0) || math.IsInf(c.Lower, 0) || math.IsNaN(c.Lower) {
 		return fmt.Errorf("%w: thresholds upper %v lower %v", ErrInvalidConfig, c.Upper, c.Lower)
 	}
-	if c.Margin < 0 || c.MaxBlockSize < 1 || c.MaxCandidateRecords < 1 || c.MaxPersonRecords < 1 || c.MaxCandidates < 1 {
-		return fmt.Errorf("%w: margin, max_block_size, max_candidate_records, max_person_records and max_candidates must be positive", ErrInvalidConfig)
+	if !(c.PriorMatchShare > 0 && c.PriorMatchShare < 1) {
+		return fmt.Errorf("%w: prior_match_share %v must be between 0 and 1", ErrInvalidConfig, c.PriorMatchShare)
+	}
+	if c.MinPriorPersons < 1 || c.MaxBlockSize < 1 || c.MaxCandidateRecords < 1 || c.MaxPersonRecords < 1 || c.MaxCandidates < 1 {
+		return fmt.Errorf("%w: min_prior_persons, max_block_size, max_candidate_records, max_person_records and max_candidates must be positive", ErrInvalidConfig)
 	}
 	if c.TFMaxUp < 0 || c.TFMaxDown < 0 {
 		return fmt.Errorf("%w: tf bounds must not be negative", ErrInvalidConfig)
@@ -119,10 +137,7 @@ var defaultMU = [numFields][][2]float64{
 	fFamily:  {{0.82, 0.005}, {0.03, 0.0005}, {0.05, 0.002}, {0.02, 0.01}, {0.08, 0.9825}},
 	fBirth:   {{0.88, 0.00004}, {0.02, 0.00002}, {0.06, 0.0003}, {0.02, 0.003}, {0.02, 0.99666}},
 	fSex:     {{0.98, 0.5}, {0.02, 0.5}},
-	fAddress: {{0.55, 0.0002}, {0.15, 0.0003}, {0.05, 0.005}, {0.25, 0.9945}},
-	fCity:    {{0.7, 0.05}, {0.05, 0.01}, {0.25, 0.94}},
-	fState:   {{0.8, 0.15}, {0.2, 0.85}},
-	fPostal:  {{0.65, 0.002}, {0.05, 0.001}, {0.05, 0.02}, {0.25, 0.977}},
+	fLocation: {{0.5, 0.00002}, {0.08, 0.00002}, {0.1, 0.001}, {0.1, 0.02}, {0.1, 0.1}, {0.12, 0.87896}},
 	fPhone:   {{0.65, 0.00001}, {0.05, 0.00005}, {0.02, 0.0001}, {0.28, 0.99984}},
 	fEmail:   {{0.85, 0.00001}, {0.05, 0.0001}, {0.1, 0.99989}},
 	fSSN:     {{0.94, 0.00001}, {0.04, 0.0001}, {0.01, 0.0001}, {0.01, 0.99979}},
@@ -134,9 +149,11 @@ func DefaultConfig() Config {
 	c := Config{
 		Version:             0,
 		Source:              "default",
-		Upper:               14,
-		Lower:               8,
-		Margin:              3,
+		Model:               ScoringModel,
+		Upper:               7,
+		Lower:               0,
+		PriorMatchShare:     0.5,
+		MinPriorPersons:     1000,
 		MaxBlockSize:        50,
 		MaxCandidateRecords: 12,
 		MaxPersonRecords:    20,
@@ -168,6 +185,13 @@ func weightOf(m, u float64) float64 {
 	}
 	return math.Max(-bound, math.Min(bound, math.Log2(m/u)))
 }
+
+// ScoringModel identifies how this release compares and scores records:
+// the comparison fields and levels, the location hierarchy, the prior by
+// index size and the posterior decision. A Config names the model it was
+// made for; one made for another model is not used (the default is, until
+// the configuration is trained again).
+const ScoringModel = 2
 
 // maxLevels is the most levels any field has.
 const maxLevels = 8

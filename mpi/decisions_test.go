@@ -172,6 +172,8 @@ func (r *refStore) PutPerson(p Person) error { r.personMap[p.EUID] = p; return n
 
 func (r *refStore) DeletePerson(euid string) error { delete(r.personMap, euid); return nil }
 
+func (r *refStore) PersonCount() (int64, error) { return int64(len(r.personMap)), nil }
+
 func (r *refStore) TermCount(field, value string) (int64, error) {
 	return r.terms[termKey{field, value}], nil
 }

@@ -34,15 +34,29 @@ const (
 // Candidate is a person scored against a record: the best score over the
 // person's records and the record that gave it.
 type Candidate struct {
-	EUID   string    `json:"euid"`
-	Score  float64   `json:"score"`
-	Record RecordKey `json:"record"`
-	// Grade is certain (at or above the upper threshold), probable (at or
-	// above the lower one), possible, or certainly-not (household conflict).
+	EUID string `json:"euid"`
+	// Score is the log2 odds that the record is this person rather than
+	// somebody not in the index: the evidence of the best-scoring record
+	// pair (a sum of log2 likelihood ratios) plus the prior of one person
+	// among those indexed.
+	Score float64 `json:"score"`
+	// Probability is the posterior probability that the record is this
+	// person, weighed against every other candidate and against nobody in
+	// the index (0 for a person a household rule excludes).
+	Probability float64   `json:"probability"`
+	Record      RecordKey `json:"record"`
+	// Grade is certain (posterior log2 odds at or above the upper threshold,
+	// with identifying evidence), probable (at or above the lower one),
+	// possible, or certainly-not (household conflict).
 	Grade string `json:"grade"`
 	// Household names the rule that forbids linking to this person, if any
 	// of its records conflicts with the query (see Explanation.Household).
 	Household string `json:"household,omitempty"`
+
+	// odds is the posterior log2 odds of Probability; identifying whether
+	// the best record pair shares identifying evidence (see identifying).
+	odds        float64
+	identifying bool
 }
 
 // Decision is the result of registering a record. It is deterministic and
@@ -54,8 +68,9 @@ type Decision struct {
 	// EUID is the person the record now belongs to.
 	EUID string `json:"euid"`
 	// Score is the best score of a person the record could link to (0 when
-	// there was none).
-	Score float64 `json:"score"`
+	// there was none), and Probability that person's posterior probability.
+	Score       float64 `json:"score"`
+	Probability float64 `json:"probability"`
 	// Candidates are the best-scoring persons, best first (ties by EUID), at
 	// most Config.MaxCandidates, including those a household rule excluded.
 	Candidates []Candidate `json:"candidates"`
@@ -205,13 +220,15 @@ func (m *Matcher) putScratch(sc *scratch) {
 func NewMatcher() *Matcher { return &Matcher{} }
 
 // loadConfig reads and compiles the configuration stored in s, or the
-// default one when none is stored.
+// default one when none is stored or the stored one was made for another
+// scoring model (an index from an earlier release, until it is trained
+// again: every node of one release reads the same default).
 func loadConfig(s Store) (*compiled, error) {
 	cfg, ok, err := s.Config()
 	if err != nil {
 		return nil, fmt.Errorf("read match configuration: %w", err)
 	}
-	if !ok {
+	if !ok || cfg.Model != ScoringModel {
 		return defaultCompiled, nil
 	}
 	return compile(&cfg)
@@ -266,6 +283,9 @@ func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error
 		return Decision{}, fmt.Errorf("register %s: %w", key, err)
 	}
 	decide(cc, &d, cands)
+	if err := m.bridgeSplitPerson(s, cc, &d, cands); err != nil {
+		return Decision{}, fmt.Errorf("register %s: %w", key, err)
+	}
 	if d.Outcome != OutcomeLinked {
 		d.EUID = reuseEUID
 		if d.EUID == "" {
@@ -453,6 +473,10 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		return nil, err
 	}
 	tf := storeTF(s, cc)
+	prior, err := priorLogOdds(s, cc)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Candidate, 0, len(euids))
 	for i, euid := range euids {
 		p := &persons[i]
@@ -479,13 +503,14 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 				}
 			}
 			d.CandidateRecords++
-			pl := comparePair(cc, n, normOf(sr))
-			score, err := scoreLevels(cc, &pl, n, tf)
+			other := normOf(sr)
+			pl := comparePair(cc, n, other)
+			score, err := scoreLevels(cc, &pl, n, other, tf)
 			if err != nil {
 				return nil, err
 			}
 			if score > c.Score {
-				c.Score, c.Record = score, rk
+				c.Score, c.Record, c.identifying = score, rk, identifying(&pl, n)
 			}
 			if pl.household != "" && c.Household == "" {
 				c.Household = pl.household
@@ -494,7 +519,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		if scored == 0 {
 			continue
 		}
-		c.Grade = grade(cc, &c)
+		c.Score += prior
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Candidate) int {
@@ -506,7 +531,73 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		}
 		return strings.Compare(a.EUID, b.EUID)
 	})
+	posteriors(cc, out)
 	return out, nil
+}
+
+// priorLogOdds is the prior log2 odds that the record is one given person of
+// the index rather than nobody in it: log2(π/(1-π)) - log2(N), N the number
+// of persons indexed (at least MinPriorPersons).
+func priorLogOdds(s Store, cc *compiled) (float64, error) {
+	n, err := s.PersonCount()
+	if err != nil {
+		return 0, fmt.Errorf("count persons: %w", err)
+	}
+	n = max(n, int64(cc.cfg.MinPriorPersons))
+	pi := cc.cfg.PriorMatchShare
+	return math.Log2(pi) - math.Log2(1-pi) - math.Log2(float64(n)), nil
+}
+
+// posteriors sets each candidate's Probability and Grade from the scores of
+// them all (sorted best first): the probability that the record is that
+// person, against every other candidate and against nobody in the index.
+// A candidate a household rule excludes cannot be the person and takes no
+// share. Sums run in the candidates' order, the same on every node.
+func posteriors(cc *compiled, cands []Candidate) {
+	// Scores are shifted by the best one before exponentiation so that no
+	// term overflows, however strong the evidence.
+	top := 0.0
+	for i := range cands {
+		if cands[i].Household == "" {
+			top = max(top, cands[i].Score)
+			break
+		}
+	}
+	total := math.Exp2(-top) // nobody in the index
+	for i := range cands {
+		if cands[i].Household == "" {
+			total += math.Exp2(cands[i].Score - top)
+		}
+	}
+	for i := range cands {
+		c := &cands[i]
+		if c.Household == "" {
+			c.Probability = math.Exp2(c.Score-top) / total
+			c.odds = c.Score - top - math.Log2(total-math.Exp2(c.Score-top))
+		} else {
+			c.odds = math.Inf(-1)
+		}
+		c.Grade = grade(cc, c)
+	}
+}
+
+// identifying reports whether a pair agrees on something that tells one
+// person from another beyond a name and a place: a birth date (at most one
+// keying error away), a social security number, an e-mail address not made
+// of the name, a phone number or a street address. Given name, family name
+// and town are shared by too many people for a link to rest on them alone,
+// however the weights were estimated.
+func identifying(pl *pairLevels, a *Normalized) bool {
+	switch pl.level[fBirth] {
+	case birthExact, birthTransposed, birthTypo:
+		return true
+	}
+	switch pl.level[fSSN] {
+	case ssnExact, ssnTypo:
+		return true
+	}
+	return (pl.level[fEmail] == emailExact && !emailFromName(a)) || pl.level[fPhone] == phoneExact ||
+		pl.level[fLocation] == locationAddress || pl.level[fLocation] == locationAddressFuzzy
 }
 
 // readBlocks reads the members of every block into sc.members, block i's
@@ -576,17 +667,21 @@ func grade(cc *compiled, c *Candidate) string {
 	switch {
 	case c.Household != "":
 		return GradeCertainlyNot
-	case c.Score >= cc.cfg.Upper:
+	case c.odds >= cc.cfg.Upper && c.identifying:
 		return GradeCertain
-	case c.Score >= cc.cfg.Lower:
+	case c.odds >= cc.cfg.Lower:
 		return GradeProbable
 	}
 	return GradePossible
 }
 
-// decide applies the thresholds, the ambiguity margin and the household
-// rules to the scored candidates (sorted best first). The common outcomes
-// (linked, new) allocate nothing.
+// decide links the record to the best candidate when its posterior log2
+// odds reach Upper and the pair shares identifying evidence; sends it to
+// review (with a person of its own) when the best candidate reaches Lower,
+// when the candidates together are likely though none alone is, when the
+// evidence is strong but not identifying, or when a household rule forbids
+// a strong candidate; and otherwise gives it a new person. The common
+// outcomes (linked, new) allocate nothing.
 func decide(cc *compiled, d *Decision, cands []Candidate) {
 	cfg := cc.cfg
 	d.Candidates = cands
@@ -598,28 +693,29 @@ func decide(cc *compiled, d *Decision, cands []Candidate) {
 	var review *ReviewItem
 	if best := slices.IndexFunc(cands, func(c Candidate) bool { return linkable(&c) }); best >= 0 {
 		b := cands[best]
-		d.Score = b.Score
+		d.Score, d.Probability = b.Score, b.Probability
+		shared := 0.0 // the probability that the record is one of the candidates
+		for i := range cands {
+			shared += cands[i].Probability
+		}
 		switch {
-		case b.Score >= cfg.Upper:
-			var close []Candidate
-			for i := best + 1; i < len(cands); i++ {
-				if c := &cands[i]; linkable(c) && c.Score >= b.Score-cfg.Margin {
-					close = append(close, *c)
-				}
-			}
-			if len(close) == 0 {
-				d.Outcome, d.EUID = OutcomeLinked, b.EUID
-				return
-			}
-			review = &ReviewItem{Reason: ReviewAmbiguous, Score: b.Score, Candidates: append([]Candidate{b}, close...)}
-		case b.Score >= cfg.Lower:
+		case b.odds >= cfg.Upper && b.identifying:
+			d.Outcome, d.EUID = OutcomeLinked, b.EUID
+			return
+		case b.odds >= cfg.Upper:
+			review = &ReviewItem{Reason: ReviewWeakEvidence, Score: b.Score, Candidates: []Candidate{b}}
+		case b.odds >= cfg.Lower || shared >= oddsToProbability(cfg.Upper):
 			var named []Candidate
 			for i := best; i < len(cands); i++ {
-				if c := &cands[i]; linkable(c) && c.Score >= cfg.Lower {
+				if c := &cands[i]; linkable(c) && (c.odds >= cfg.Lower || i == best || c.Probability >= 0.01) {
 					named = append(named, *c)
 				}
 			}
-			review = &ReviewItem{Reason: ReviewBetweenThresholds, Score: b.Score, Candidates: named}
+			reason := ReviewBetweenThresholds
+			if len(named) > 1 && b.odds < cfg.Lower {
+				reason = ReviewAmbiguous
+			}
+			review = &ReviewItem{Reason: reason, Score: b.Score, Candidates: named}
 		}
 	}
 	for i := range cands {
@@ -638,6 +734,56 @@ func decide(cc *compiled, d *Decision, cands []Candidate) {
 		d.Outcome, d.Review = OutcomeReview, review
 	}
 }
+
+// bridgeSplitPerson handles a record that is surely one of several
+// persons who are themselves one person split in two: each candidate alone
+// is strong (at or above Upper against a new person, with identifying
+// evidence) and together they reach Upper, but they share the probability
+// between them, so decide sent the record to review. Founding yet another
+// person would split the person a third time. Instead the record links to
+// the best of them and a review item asks a steward to merge the others
+// into it. Candidates that a household rule keeps apart from the best one
+// are not bridged.
+func (m *Matcher) bridgeSplitPerson(s Store, cc *compiled, d *Decision, cands []Candidate) error {
+	cfg := cc.cfg
+	if d.Review == nil || (d.Review.Reason != ReviewBetweenThresholds && d.Review.Reason != ReviewAmbiguous) {
+		return nil
+	}
+	var strong []Candidate
+	together := 0.0
+	for _, c := range cands {
+		if c.Household == "" && c.identifying && c.Score >= cfg.Upper {
+			strong = append(strong, c)
+			together += c.Probability
+		}
+	}
+	if len(strong) < 2 || together < oddsToProbability(cfg.Upper) {
+		return nil
+	}
+	best, err := s.Record(strong[0].Record)
+	if err != nil || best == nil {
+		return fmt.Errorf("read record %s: %w", strong[0].Record, notFound(err))
+	}
+	others := strong[1:]
+	for _, c := range others {
+		other, err := s.Record(c.Record)
+		if err != nil || other == nil {
+			return fmt.Errorf("read record %s: %w", c.Record, notFound(err))
+		}
+		if pl := comparePair(cc, normOf(best), normOf(other)); pl.household != "" {
+			return nil
+		}
+	}
+	if len(others) > cfg.MaxCandidates {
+		others = others[:cfg.MaxCandidates]
+	}
+	d.Outcome, d.EUID = OutcomeLinked, strong[0].EUID
+	d.Review = &ReviewItem{Record: d.Record, Reason: ReviewDuplicatePersons, Score: strong[0].Score, Candidates: others, ConfigVersion: cfg.Version}
+	return nil
+}
+
+// oddsToProbability converts log2 odds to a probability.
+func oddsToProbability(logOdds float64) float64 { return 1 / (1 + math.Exp2(-logOdds)) }
 
 // attach writes a record and files it under its blocking keys, its term
 // counts and its person.

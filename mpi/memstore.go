@@ -142,6 +142,13 @@ func (m *MemStore) DeletePerson(euid string) error {
 	return nil
 }
 
+// PersonCount implements Store.
+func (m *MemStore) PersonCount() (int64, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return int64(m.persons.count), nil
+}
+
 // TermCount implements Store.
 func (m *MemStore) TermCount(field, value string) (int64, error) {
 	m.mu.RLock()

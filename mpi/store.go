@@ -67,6 +67,9 @@ type Store interface {
 	PutPerson(p Person) error
 	// DeletePerson removes a person (idempotent).
 	DeletePerson(euid string) error
+	// PersonCount returns the number of persons stored: the size of the
+	// index that the prior of a match is drawn from.
+	PersonCount() (int64, error)
 
 	// TermCount returns how many stored records have value in field
 	// ("given" or "family"); value "" returns the number of records that
@@ -128,9 +131,18 @@ const (
 	// ReviewBetweenThresholds: the best person scored between the lower and
 	// upper thresholds.
 	ReviewBetweenThresholds = "between_thresholds"
-	// ReviewAmbiguous: more than one person scored at or above the upper
-	// threshold within the margin of the best.
+	// ReviewAmbiguous: several persons are likely together, though none is
+	// likely enough alone.
 	ReviewAmbiguous = "ambiguous"
+	// ReviewWeakEvidence: a person scored at or above the upper threshold
+	// but the pair shares nothing identifying (birth date, SSN, e-mail,
+	// phone, street address): only names and a place.
+	ReviewWeakEvidence = "weak_evidence"
+	// ReviewDuplicatePersons: the record matched several persons strongly,
+	// each of them alone and all together, as if they were one person
+	// split; it was linked to the best of them, and the item names the
+	// others, for a steward to merge into it (or keep apart).
+	ReviewDuplicatePersons = "duplicate_persons"
 	// ReviewHousehold: a person scored at or above the upper threshold but
 	// a household rule (twin, generation, suffix) forbade the link.
 	ReviewHousehold = "household"

@@ -42,7 +42,14 @@ type TrainStats struct {
 	// RandomMatchShare is the share of random pairs read as matches, which
 	// are discounted from u.
 	RandomMatchShare float64 `json:"random_match_share"`
+	// SexRecordedShare is the share of records stating a sex; the household
+	// rules are on when it is at least minSexRecordedShare.
+	SexRecordedShare float64 `json:"sex_recorded_share"`
 }
+
+// minSexRecordedShare is the share of records with a stated sex from which a
+// source counts as recording it.
+const minSexRecordedShare = 0.5
 
 // Train estimates the m and u probabilities of every field level from
 // unlabelled records and returns a new configuration based on base (same
@@ -62,18 +69,26 @@ type TrainStats struct {
 // in the data to estimate keep base's m and u. Training is deterministic: no
 // map iteration, a seeded generator, and sums in a fixed order.
 func Train(records []Record, base Config, opts TrainOptions) (Config, TrainStats, error) {
-	cc, err := compile(&base)
-	if err != nil {
-		return Config{}, TrainStats{}, err
-	}
 	opts = opts.withDefaults()
 	stats := TrainStats{Records: len(records)}
 	if len(records) < 2 {
 		return Config{}, stats, fmt.Errorf("train: need at least 2 records, have %d", len(records))
 	}
 	norms := make([]Normalized, len(records))
+	withSex := 0
 	for i := range records {
 		norms[i] = Normalize(records[i])
+		if norms[i].Sex != "" {
+			withSex++
+		}
+	}
+	// The twin and generation rules need a source that records sex (see
+	// household); the data says whether it does.
+	stats.SexRecordedShare = float64(withSex) / float64(len(records))
+	base.HouseholdRules = stats.SexRecordedShare >= minSexRecordedShare
+	cc, err := compile(&base)
+	if err != nil {
+		return Config{}, stats, err
 	}
 
 	passes, vecs, households := blockedPairs(cc, norms, base.MaxBlockSize, opts.MaxBlockedPairs)

@@ -52,7 +52,7 @@ func mpiCommand() *cli.Command {
 						return fmt.Errorf("match configuration: %w", err)
 					}
 					return cl.render(c.App.Writer, cfg, func() error {
-						fmt.Fprintf(c.App.Writer, "version %d (%s): link at >= %.2f, review at >= %.2f, ambiguity margin %.2f\n\n", cfg.Version, cfg.Source, cfg.Upper, cfg.Lower, cfg.Margin)
+						fmt.Fprintf(c.App.Writer, "version %d (%s, model %d): link at posterior log2 odds >= %.2f, review at >= %.2f, prior match share %.2f over at least %d persons\n\n", cfg.Version, cfg.Source, cfg.Model, cfg.Upper, cfg.Lower, cfg.PriorMatchShare, cfg.MinPriorPersons)
 						var rows [][]string
 						for _, f := range cfg.Fields {
 							for _, l := range f.Levels {
@@ -131,7 +131,7 @@ func mpiExplain(c *cli.Context, cl *client, ctx context.Context) error {
 		fmt.Fprintln(c.App.Writer)
 		var rows [][]string
 		for _, f := range ex.Fields {
-			rows = append(rows, []string{f.Field, f.A, f.B, f.Level, strconv.FormatFloat(f.Weight, 'f', 2, 64), strconv.FormatFloat(f.TFAdjustment, 'f', 2, 64)})
+			rows = append(rows, []string{f.Field, f.A, f.B, f.Level, strconv.FormatFloat(f.Weight, 'f', 2, 64), strconv.FormatFloat(f.Adjustment, 'f', 2, 64)})
 		}
 		return printTable(c.App.Writer, []string{"FIELD", "A", "B", "LEVEL", "WEIGHT", "TF ADJUSTMENT"}, rows)
 	})

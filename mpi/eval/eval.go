@@ -76,7 +76,9 @@ type ConfigSummary struct {
 	Source  string  `json:"source"`
 	Upper   float64 `json:"upper"`
 	Lower   float64 `json:"lower"`
-	Margin  float64 `json:"margin"`
+	// PriorMatchShare and MinPriorPersons set the prior by index size.
+	PriorMatchShare float64 `json:"prior_match_share"`
+	MinPriorPersons int     `json:"min_prior_persons"`
 }
 
 // Run is the entry point of `rls mpi eval FILE... [--format csv|febrl]
@@ -146,7 +148,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	if err := store.PutConfig(cfg); err != nil {
 		return Report{}, err
 	}
-	rep.Config = ConfigSummary{Version: cfg.Version, Source: cfg.Source, Upper: cfg.Upper, Lower: cfg.Lower, Margin: cfg.Margin}
+	rep.Config = ConfigSummary{Version: cfg.Version, Source: cfg.Source, Upper: cfg.Upper, Lower: cfg.Lower, PriorMatchShare: cfg.PriorMatchShare, MinPriorPersons: cfg.MinPriorPersons}
 
 	m := mpi.NewMatcher()
 	labelOf := map[mpi.RecordKey]string{}

@@ -23,6 +23,10 @@ var (
 	mpiBuckets = [][]byte{bucketMPIConfig, bucketMPIRecords, bucketMPIBlocks, bucketMPIPersons, bucketMPITerms, bucketMPIReviews}
 
 	keyCurrentConfig = []byte("current")
+	// keyPersonCount, in the config bucket, holds the number of persons as 8 bytes
+	// big-endian, kept by PutPerson and DeletePerson so the matcher's prior needs no
+	// walk of the persons bucket.
+	keyPersonCount = []byte("person_count")
 )
 
 // keySep separates the parts of composite keys; blocking keys and field names never hold it.
@@ -125,11 +129,47 @@ func (s mpiStore) PutPerson(p mpi.Person) error {
 	if err != nil {
 		return fmt.Errorf("encode person %s: %w", p.EUID, err)
 	}
-	return s.tx.Bucket(bucketMPIPersons).Put([]byte(p.EUID), v)
+	b := s.tx.Bucket(bucketMPIPersons)
+	if b.Get([]byte(p.EUID)) == nil {
+		if err := s.addPersonCount(1); err != nil {
+			return err
+		}
+	}
+	return b.Put([]byte(p.EUID), v)
 }
 
 func (s mpiStore) DeletePerson(euid string) error {
-	return s.tx.Bucket(bucketMPIPersons).Delete([]byte(euid))
+	b := s.tx.Bucket(bucketMPIPersons)
+	if b.Get([]byte(euid)) == nil {
+		return nil
+	}
+	if err := s.addPersonCount(-1); err != nil {
+		return err
+	}
+	return b.Delete([]byte(euid))
+}
+
+// PersonCount returns the kept count, or counts the persons bucket when the state
+// predates the count (every node then counts the same bucket at the same entry).
+func (s mpiStore) PersonCount() (int64, error) {
+	if v := s.tx.Bucket(bucketMPIConfig).Get(keyPersonCount); len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v)), nil
+	}
+	return int64(s.tx.Bucket(bucketMPIPersons).Stats().KeyN), nil
+}
+
+func (s mpiStore) addPersonCount(delta int64) error {
+	n, err := s.PersonCount()
+	if err != nil {
+		return err
+	}
+	if n += delta; n < 0 {
+		return fmt.Errorf("%w: person count below zero", mpi.ErrCorruptStore)
+	}
+	if err := s.tx.Bucket(bucketMPIConfig).Put(keyPersonCount, encodeUint(uint64(n))); err != nil {
+		return fmt.Errorf("store person count: %w", err)
+	}
+	return nil
 }
 
 func termKey(field, value string) []byte {
