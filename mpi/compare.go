@@ -1,9 +1,5 @@
 package mpi
 
-import (
-	"github.com/antzucaro/matchr"
-)
-
 // Field indexes, in the fixed scoring order of FieldNames.
 const (
 	fGiven = iota
@@ -128,8 +124,18 @@ const (
 // says; shorter names differing by one letter are too often other names.
 const minOneEditLength = 5
 
-// jaroWinkler is symmetric by construction: the arguments are ordered first
-// so score(a, b) == score(b, a) whatever the library does with ties.
+// jaroWinkler is the Jaro–Winkler similarity of a and b, counted in
+// characters (runes). It is symmetric by construction: the arguments are
+// ordered first so score(a, b) == score(b, a) whatever the definition does
+// with ties.
+//
+// The definition is the one rls has always used (it was
+// github.com/antzucaro/matchr's JaroWinkler(a, b, false) until rls dropped
+// that GPL-2.0 library, and TestJaroWinklerPinned holds it to the values the
+// library gave, bit for bit): the matching window and the prefix bound
+// come from the longer string, the Winkler bonus of 0.1 per common prefix
+// character (at most 4, ASCII digits not counted) applies when the Jaro
+// similarity exceeds 0.7, and there is no long-string adjustment.
 func jaroWinkler(a, b string) float64 {
 	if a == b {
 		return 1
@@ -140,20 +146,18 @@ func jaroWinkler(a, b string) float64 {
 	if len(a) <= maxJWASCII && len(b) <= maxJWASCII && isASCII(a) && isASCII(b) {
 		return jaroWinklerASCII(a, b)
 	}
-	return matchr.JaroWinkler(a, b, false)
+	return jaroWinklerRunes(a, b)
 }
 
 // maxJWASCII bounds the strings jaroWinklerASCII takes (its flags live on
 // the stack).
 const maxJWASCII = 64
 
-// jaroWinklerASCII is matchr.JaroWinkler(a, b, false) for ASCII strings,
-// step for step and operation for operation (so bit-identical, which a test
-// checks), without the library's four allocations per call: it runs on
-// every candidate's names and street, and those allocations were a tenth
-// of a registration's cost. It keeps the library's quirks: the search
-// range and prefix bound come from the longer string, and digits do not
-// count towards the common prefix.
+// jaroWinklerASCII is jaroWinkler for ASCII strings, without allocating:
+// it runs on every candidate's names and street, and the allocations of
+// the library it replaced were a tenth of a registration's cost.
+// jaroWinklerRunes takes the same steps over runes, and the two are held
+// equal by a test.
 func jaroWinklerASCII(a, b string) float64 {
 	la, lb := len(a), len(b)
 	if la == 0 || lb == 0 {
@@ -209,10 +213,86 @@ func jaroWinklerASCII(a, b string) float64 {
 	return d
 }
 
+// jaroWinklerRunes is jaroWinkler for any UTF-8 strings, step for step
+// the same as jaroWinklerASCII but over runes. Names with letters that have
+// no ASCII form are rare, so only strings longer than maxJWASCII runes
+// allocate.
+func jaroWinklerRunes(a, b string) float64 {
+	var bufA, bufB [maxJWASCII]rune
+	ra, rb := appendRunes(bufA[:0], a), appendRunes(bufB[:0], b)
+	la, lb := len(ra), len(rb)
+	if la == 0 || lb == 0 {
+		return 0
+	}
+	var flagBufA, flagBufB [maxJWASCII]bool
+	var flagsA, flagsB []bool
+	if la <= maxJWASCII && lb <= maxJWASCII {
+		flagsA, flagsB = flagBufA[:la], flagBufB[:lb]
+	} else {
+		flagsA, flagsB = make([]bool, la), make([]bool, lb)
+	}
+	longer := max(la, lb)
+	searchRange := max(longer/2-1, 0)
+	common := 0
+	for i := 0; i < la; i++ {
+		lo := max(i-searchRange, 0)
+		hi := min(i+searchRange, lb-1)
+		for j := lo; j <= hi; j++ {
+			if !flagsB[j] && rb[j] == ra[i] {
+				flagsB[j], flagsA[i] = true, true
+				common++
+				break
+			}
+		}
+	}
+	if common == 0 {
+		return 0
+	}
+	k, trans := 0, 0
+	for i := 0; i < la; i++ {
+		if !flagsA[i] {
+			continue
+		}
+		j := k
+		for ; j < lb; j++ {
+			if flagsB[j] {
+				k = j + 1
+				break
+			}
+		}
+		if ra[i] != rb[j] {
+			trans++
+		}
+	}
+	trans /= 2
+	d := float64(common)/float64(la) + float64(common)/float64(lb) + float64(common-trans)/float64(common)
+	d /= 3.0
+	if d > 0.7 {
+		prefixMax := min(longer, 4)
+		i := 0
+		for i < prefixMax && i < la && i < lb && ra[i] == rb[i] && (ra[i] > '9' || ra[i] < '0') {
+			i++
+		}
+		if i > 0 {
+			d += float64(i) * 0.1 * (1.0 - d)
+		}
+	}
+	return d
+}
+
+// appendRunes appends the runes of s to dst (invalid UTF-8 as U+FFFD, one
+// per byte, as a range loop reads it).
+func appendRunes(dst []rune, s string) []rune {
+	for _, r := range s {
+		dst = append(dst, r)
+	}
+	return dst
+}
+
 // jaroWinklerAtLeast returns the Jaro–Winkler similarity of a and b when it
 // can reach min, and 0 when it certainly cannot. Most pairs a matcher
 // compares are different names; an upper bound from the letters the two
-// strings share rejects them without the library's allocations. The bound:
+// strings share rejects them before the matching loop. The bound:
 // Jaro counts at most c common characters, where c is the size of the
 // multiset intersection of the letters, so Jaro <= (c/|a| + c/|b| + 1)/3,
 // and the Winkler prefix bonus adds at most 0.4 of the remainder.

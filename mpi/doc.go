@@ -28,11 +28,15 @@
 // iteration, fixed floating-point summation order; the configuration comes
 // from the store).
 //
-// Libraries: string metrics (Jaro–Winkler, Damerau–Levenshtein) and phonetics
-// (Double Metaphone) come from github.com/antzucaro/matchr, pinned, because it
-// is the one Go library that has both a name-oriented phonetic code and the
-// string metrics in one small dependency-free package; accent folding uses
-// golang.org/x/text/unicode/norm.
+// Libraries: accent folding uses golang.org/x/text/unicode/norm. The string
+// metrics (Jaro–Winkler, the one-edit test) are written here, allocation-free
+// because they run on every candidate, and the phonetic code is rls's own
+// Double Metaphone in mpi/metaphone, written from Philips's published rules:
+// the Go library that has both, github.com/antzucaro/matchr, is GPL-2.0 and
+// cannot be linked into rls (Apache-2.0). Its Jaro–Winkler values are pinned
+// bit for bit by a test, and its primary Double Metaphone codes equal
+// mpi/metaphone's on every name of the evaluation data, so decisions did not
+// change when it was dropped.
 //
 // This package is a pure library: it must never import HTTP, Raft, bbolt or
 // any other rls package. Loaders for labelled files live in mpi/dataset and

@@ -6,7 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/antzucaro/matchr"
+	"github.com/rls-hie/rls/mpi/metaphone"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -259,7 +259,7 @@ func phonetic(s string) string {
 	if s == "" {
 		return ""
 	}
-	p, _ := matchr.DoubleMetaphone(s)
+	p := metaphone.Primary(s)
 	if p == "" {
 		return s // a name of letters Double Metaphone ignores still blocks on itself
 	}
