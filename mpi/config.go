@@ -150,7 +150,7 @@ func DefaultConfig() Config {
 		Version:             0,
 		Source:              "default",
 		Model:               ScoringModel,
-		Upper:               7,
+		Upper:               6,
 		Lower:               0,
 		PriorMatchShare:     0.5,
 		MinPriorPersons:     1000,
