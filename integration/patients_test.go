@@ -19,19 +19,30 @@ import (
 	"github.com/rls-hie/rls/mpi/dataset"
 )
 
-// sharedData finds ../shared/data above the repository, or skips.
-func sharedData(t *testing.T) string {
+// repoTestdata returns the path of a file under the repository's testdata directory, found
+// by walking up from the package directory to go.mod. The data is part of the repository:
+// a missing file fails the test.
+func repoTestdata(t testing.TB, elem ...string) string {
 	t.Helper()
-	dir, _ := os.Getwd()
-	for range 6 {
-		p := filepath.Join(dir, "..", "shared", "data")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		dir = filepath.Dir(dir)
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Skip("test data ../shared/data not found beside the repository; skipping")
-	return ""
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the package directory: cannot find the repository's testdata")
+		}
+		dir = parent
+	}
+	p := filepath.Join(append([]string{dir, "testdata"}, elem...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("test data: %v", err)
+	}
+	return p
 }
 
 // addParticipant registers a participant with the given identifier system and returns
@@ -79,8 +90,7 @@ func TestImportMatchesEval(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes; skipped with -short")
 	}
-	data := sharedData(t)
-	files := []string{filepath.Join(data, "febrl", "dataset4a.csv"), filepath.Join(data, "febrl", "dataset4b.csv")}
+	files := []string{repoTestdata(t, "febrl", "dataset4a.csv"), repoTestdata(t, "febrl", "dataset4b.csv")}
 	c := NewCluster(t, Options{Nodes: 3})
 	c.addParticipant("febrl-a", "febrl:dataset4a.csv")
 	c.addParticipant("febrl-b", "febrl:dataset4b.csv")
@@ -90,8 +100,8 @@ func TestImportMatchesEval(t *testing.T) {
 	var rows []dataset.Row
 	for _, f := range files {
 		start := time.Now()
-		// The progress file goes to a temporary directory: ../shared is read-only input and
-		// may be read by another run at the same time.
+		// The progress file goes to a temporary directory: testdata is input that other
+		// tests may be reading at the same time, never a place to write.
 		progress := filepath.Join(t.TempDir(), filepath.Base(f)+".rls-import")
 		cmd := exec.Command(rlsBinary, "import", "patients", "-addr", via.URL(), "-token", adminToken, "-format", "febrl", "-output", "json", "-progress-file", progress, f)
 		out, err := cmd.Output()

@@ -14,25 +14,30 @@ import (
 	"github.com/rls-hie/rls/mpi/dataset"
 )
 
-// sharedData finds ../shared/data by walking up from the package directory
-// (the test data lives beside the repository, never inside it).
-func sharedData(t testing.TB) string {
+// repoTestdata returns the path of a file under the repository's testdata directory, found
+// by walking up from the package directory to go.mod. The data is part of the repository:
+// a missing file fails the test.
+func repoTestdata(t testing.TB, elem ...string) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for {
-		p := filepath.Join(dir, "..", "shared", "data")
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			return p
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Skip("test data ../shared/data not found beside the repository; skipping the evaluation floors")
+			t.Fatal("no go.mod above the package directory: cannot find the repository's testdata")
 		}
 		dir = parent
 	}
+	p := filepath.Join(append([]string{dir, "testdata"}, elem...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("test data: %v", err)
+	}
+	return p
 }
 
 type evalCase struct {
@@ -44,10 +49,9 @@ type evalCase struct {
 }
 
 func TestEvalFloors(t *testing.T) {
-	data := sharedData(t)
-	febrl4 := []string{filepath.Join(data, "febrl", "dataset4a.csv"), filepath.Join(data, "febrl", "dataset4b.csv")}
-	febrl3 := []string{filepath.Join(data, "febrl", "dataset3.csv")}
-	sample := []string{filepath.Join(data, "synthetic", "sample.csv")}
+	febrl4 := []string{repoTestdata(t, "febrl", "dataset4a.csv"), repoTestdata(t, "febrl", "dataset4b.csv")}
+	febrl3 := []string{repoTestdata(t, "febrl", "dataset3.csv")}
+	sample := []string{repoTestdata(t, "synthetic", "sample.csv")}
 	cases := []evalCase{
 		{"febrl4", febrl4, "febrl", nil, 0.999},
 		{"febrl4-without-ssn", febrl4, "febrl", []string{"ssn"}, 0.999},
@@ -58,11 +62,6 @@ func TestEvalFloors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			for _, f := range c.files {
-				if _, err := os.Stat(f); err != nil {
-					t.Skipf("test data %s not found: %v", f, err)
-				}
-			}
 			rep, err := Run(context.Background(), Options{Files: c.files, Format: c.format, Train: true, Without: c.without})
 			if err != nil {
 				t.Fatal(err)
@@ -86,11 +85,7 @@ func TestEvalFloors(t *testing.T) {
 // a twin is labelled P<N>t and a junior or senior P<N>j beside P<N>, and no
 // record of one may share an EUID with a record of the other.
 func TestSampleHouseholdsNeverLinked(t *testing.T) {
-	path := filepath.Join(sharedData(t), "synthetic", "sample.csv")
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("test data %s not found: %v", path, err)
-	}
-	f, err := dataset.Load(path, dataset.CSV)
+	f, err := dataset.Load(repoTestdata(t, "synthetic", "sample.csv"), dataset.CSV)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package command defines the entries of rls's Raft log: a one-byte message type that is
-// never renumbered, a payload-format version, and a JSON body holding the header the leader
-// stamped (time, actor, request id) and the type's payload.
+// never renumbered, a payload-format version, and a MessagePack body holding the header the
+// leader stamped (time, actor, request id) and the type's payload.
 //
 // Layout of an encoded entry:
 //

@@ -21,19 +21,30 @@ import (
 	"github.com/rls-hie/rls/raft/state"
 )
 
-// sharedData finds ../shared/data above the repository, or skips.
-func sharedData(t *testing.T) string {
+// repoTestdata returns the path of a file under the repository's testdata directory, found
+// by walking up from the package directory to go.mod. The data is part of the repository:
+// a missing file fails the test.
+func repoTestdata(t testing.TB, elem ...string) string {
 	t.Helper()
-	dir, _ := os.Getwd()
-	for range 6 {
-		p := filepath.Join(dir, "..", "shared", "data")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		dir = filepath.Dir(dir)
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Skip("test data ../shared/data not found beside the repository; skipping")
-	return ""
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the package directory: cannot find the repository's testdata")
+		}
+		dir = parent
+	}
+	p := filepath.Join(append([]string{dir, "testdata"}, elem...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("test data: %v", err)
+	}
+	return p
 }
 
 // logWriter builds consecutive log entries for one FSM.
@@ -62,7 +73,7 @@ func commandRecord(r mpi.Record) command.PatientRecord {
 // path (the in-memory index, as `rls mpi eval` does), in the same order with the same
 // EUIDs: every decision must be identical, and so must the evaluation's pair counts.
 func TestRegistrationThroughFSMMatchesEval(t *testing.T) {
-	path := filepath.Join(sharedData(t), "synthetic", "sample.csv")
+	path := repoTestdata(t, "synthetic", "sample.csv")
 	file, err := dataset.Load(path, dataset.CSV)
 	if err != nil {
 		t.Fatal(err)
