@@ -50,6 +50,7 @@ const (
 	birthExact int8 = iota
 	birthTransposed
 	birthTypo
+	birthYearTypo
 	birthOnePart
 	birthDisagree
 )
@@ -97,7 +98,7 @@ var levelNames = [numFields][]string{
 	fGiven:   {"exact", "nickname", "fuzzy_high", "fuzzy_low", "initial", "weak", "disagree"},
 	fMiddle:  {"exact", "initial", "fuzzy", "disagree"},
 	fFamily:  {"exact", "part", "fuzzy_high", "fuzzy_low", "disagree"},
-	fBirth:   {"exact", "day_month_transposed", "one_digit", "one_part", "disagree"},
+	fBirth:   {"exact", "day_month_transposed", "one_digit", "year_one_digit", "one_part", "disagree"},
 	fSex:     {"agree", "disagree"},
 	fLocation: {"address", "address_fuzzy", "postal_code", "city", "state", "disagree"},
 	fPhone:   {"exact", "one_digit", "last7", "disagree"},
@@ -534,7 +535,13 @@ func compareBirth(a, b *Normalized) int8 {
 		return birthTransposed
 	}
 	if withinOneEdit(a.Birth, b.Birth) {
-		return birthTypo
+		// A slip in the day or month keeps the year; one in the year may
+		// move it by decades (1970, 1930), which is also how a parent and a
+		// child of one name differ, so the two are weighed apart.
+		if a.BirthYear == b.BirthYear {
+			return birthTypo
+		}
+		return birthYearTypo
 	}
 	same := 0
 	if a.BirthYear == b.BirthYear {

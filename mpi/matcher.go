@@ -510,7 +510,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 				return nil, err
 			}
 			if score > c.Score {
-				c.Score, c.Record, c.identifying = score, rk, identifying(&pl, n)
+				c.Score, c.Record, c.identifying = score, rk, identifying(&pl)
 			}
 			if pl.household != "" && c.Household == "" {
 				c.Household = pl.household
@@ -583,20 +583,20 @@ func posteriors(cc *compiled, cands []Candidate) {
 
 // identifying reports whether a pair agrees on something that tells one
 // person from another beyond a name and a place: a birth date (at most one
-// keying error away), a social security number, an e-mail address not made
-// of the name, a phone number or a street address. Given name, family name
-// and town are shared by too many people for a link to rest on them alone,
-// however the weights were estimated.
-func identifying(pl *pairLevels, a *Normalized) bool {
+// keying error away), a social security number, an e-mail address, a phone
+// number or a street address. Given name, family name and town are shared
+// by too many people for a link to rest on them alone, however the weights
+// were estimated.
+func identifying(pl *pairLevels) bool {
 	switch pl.level[fBirth] {
-	case birthExact, birthTransposed, birthTypo:
+	case birthExact, birthTransposed, birthTypo, birthYearTypo:
 		return true
 	}
 	switch pl.level[fSSN] {
 	case ssnExact, ssnTypo:
 		return true
 	}
-	return (pl.level[fEmail] == emailExact && !emailFromName(a)) || pl.level[fPhone] == phoneExact ||
+	return pl.level[fEmail] == emailExact || pl.level[fPhone] == phoneExact ||
 		pl.level[fLocation] == locationAddress || pl.level[fLocation] == locationAddressFuzzy
 }
 

@@ -121,7 +121,7 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 	g, f, bd := pl.level[fGiven], pl.level[fFamily], pl.level[fBirth]
 	home := sharesHome(pl)
 	sameFamily := f != missing && f <= familyFuzzyLow
-	sameBirth := bd == birthExact || bd == birthTransposed || bd == birthTypo
+	sameBirth := bd == birthExact || bd == birthTransposed || bd == birthTypo || bd == birthYearTypo
 	sameName := g == givenExact || g == givenNickname || g == givenFuzzyHigh
 	otherSex := pl.level[fSex] == disagree
 	// One name mistyped on both records (Danoel, Darniel) is still one
