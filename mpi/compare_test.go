@@ -96,9 +96,10 @@ func TestCompareBirth(t *testing.T) {
 	}{
 		{"1980-02-03", "19800203", birthExact},
 		{"1980-02-03", "1980-03-02", birthTransposed},
-		{"1940-02-04", "1950-02-04", birthTypo},    // one digit of the year
-		{"1941-06-07", "1941-06-08", birthTypo},    // one digit of the day
-		{"1981-09-07", "1918-09-07", birthTypo},    // adjacent digits swapped
+		{"1940-02-04", "1950-02-04", birthYearTypo}, // one digit of the year
+		{"1941-06-07", "1941-06-08", birthTypo},     // one digit of the day
+		{"1941-06-07", "1941-07-07", birthTypo},     // one digit of the month
+		{"1981-09-07", "1918-09-07", birthYearTypo}, // adjacent digits of the year swapped
 		{"1981-09-07", "1958-09-07", birthOnePart}, // two digits of the year
 		{"1972-04-01", "1997-04-01", birthOnePart},
 		{"1972-04-01", "1997-05-01", birthDisagree},

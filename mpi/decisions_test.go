@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -110,14 +111,14 @@ func TestDecisionsGolden(t *testing.T) {
 type refStore struct {
 	cfg       *Config
 	records   map[RecordKey]*StoredRecord
-	blocks    map[string][]RecordKey
+	blocks    map[string][]string
 	personMap map[string]Person
 	terms     map[termKey]int64
 	reviews   []ReviewItem
 }
 
 func newRefStore() *refStore {
-	return &refStore{records: map[RecordKey]*StoredRecord{}, blocks: map[string][]RecordKey{},
+	return &refStore{records: map[RecordKey]*StoredRecord{}, blocks: map[string][]string{},
 		personMap: map[string]Person{}, terms: map[termKey]int64{}}
 }
 
@@ -134,30 +135,36 @@ func (r *refStore) Record(key RecordKey) (*StoredRecord, error) { return r.recor
 
 func (r *refStore) PutRecord(rec *StoredRecord) error { r.records[rec.Key] = rec; return nil }
 
-func (r *refStore) BlockMembers(block string, limit int, buf []RecordKey) ([]RecordKey, bool, error) {
-	keys := r.blocks[block]
-	complete := len(keys) <= limit
+func (r *refStore) BlockMembers(block Block, limit int, buf []RecordKey) ([]RecordKey, bool, error) {
+	members := r.blocks[block.Key] // sort value + 0x00 + record key, ascending
+	complete := len(members) <= limit
 	if !complete {
-		keys = keys[:limit]
+		p, _ := slices.BinarySearch(members, block.Sort+"\x00")
+		skip := min(max(p-limit/2, 0), len(members)-limit)
+		members = members[skip : skip+limit]
 	}
-	return append(buf, keys...), complete, nil
+	for _, m := range members {
+		_, key, _ := strings.Cut(m, "\x00")
+		buf = append(buf, RecordKey(key))
+	}
+	return buf, complete, nil
 }
 
-func (r *refStore) AddToBlock(block string, key RecordKey) error {
-	keys := r.blocks[block]
-	if i, found := slices.BinarySearch(keys, key); !found {
-		r.blocks[block] = slices.Insert(keys, i, key)
+func (r *refStore) AddToBlock(block Block, key RecordKey) error {
+	members, m := r.blocks[block.Key], block.Sort+"\x00"+string(key)
+	if i, found := slices.BinarySearch(members, m); !found {
+		r.blocks[block.Key] = slices.Insert(members, i, m)
 	}
 	return nil
 }
 
-func (r *refStore) RemoveFromBlock(block string, key RecordKey) error {
-	keys := r.blocks[block]
-	if i, found := slices.BinarySearch(keys, key); found {
-		if keys = slices.Delete(keys, i, i+1); len(keys) == 0 {
-			delete(r.blocks, block)
+func (r *refStore) RemoveFromBlock(block Block, key RecordKey) error {
+	members, m := r.blocks[block.Key], block.Sort+"\x00"+string(key)
+	if i, found := slices.BinarySearch(members, m); found {
+		if members = slices.Delete(members, i, i+1); len(members) == 0 {
+			delete(r.blocks, block.Key)
 		} else {
-			r.blocks[block] = keys
+			r.blocks[block.Key] = members
 		}
 	}
 	return nil

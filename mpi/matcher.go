@@ -81,9 +81,10 @@ type Decision struct {
 	// belonged to before.
 	Updated      bool   `json:"updated,omitempty"`
 	PreviousEUID string `json:"previous_euid,omitempty"`
-	// SkippedBlocks are blocking keys with more than Config.MaxBlockSize
-	// records, which were not searched.
-	SkippedBlocks []string `json:"skipped_blocks,omitempty"`
+	// WindowedBlocks are blocking keys with more than Config.MaxBlockSize
+	// records, of which only the window nearest the record's sort value
+	// was searched.
+	WindowedBlocks []string `json:"windowed_blocks,omitempty"`
 	// CandidateRecords is how many records were scored; UnscoredRecords
 	// how many more blocking found beyond Config.MaxCandidateRecords.
 	CandidateRecords int    `json:"candidate_records"`
@@ -400,7 +401,7 @@ func normOf(sr *StoredRecord) *Normalized {
 // hundred), and sharing several keys outranks sharing one. The arithmetic
 // is in integers and ties go to key order, so the ranking is the same on
 // every node.
-func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []string, self RecordKey, d *Decision) ([]Candidate, error) {
+func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Block, self RecordKey, d *Decision) ([]Candidate, error) {
 	sc := m.getScratch()
 	defer m.putScratch(sc)
 	if err := readBlocks(s, blocks, cc.cfg.MaxBlockSize, sc); err != nil {
@@ -412,8 +413,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		members := sc.members[start:sc.ends[i]]
 		start = sc.ends[i]
 		if !sc.complete[i] {
-			d.SkippedBlocks = append(d.SkippedBlocks, block)
-			continue
+			d.WindowedBlocks = append(d.WindowedBlocks, block.Key)
 		}
 		if len(members) == 0 {
 			continue
@@ -602,7 +602,7 @@ func identifying(pl *pairLevels) bool {
 
 // readBlocks reads the members of every block into sc.members, block i's
 // ending at sc.ends[i], through BatchReader when the store has it.
-func readBlocks(s Store, blocks []string, limit int, sc *scratch) error {
+func readBlocks(s Store, blocks []Block, limit int, sc *scratch) error {
 	members, ends, complete := sc.members[:0], sc.ends[:0], sc.complete[:0]
 	defer func() { sc.members, sc.ends, sc.complete = members, ends, complete }()
 	if br, ok := s.(BatchReader); ok {
@@ -616,7 +616,7 @@ func readBlocks(s Store, blocks []string, limit int, sc *scratch) error {
 		var c bool
 		var err error
 		if members, c, err = s.BlockMembers(block, limit, members); err != nil {
-			return fmt.Errorf("read block %s: %w", block, err)
+			return fmt.Errorf("read block %s: %w", block.Key, err)
 		}
 		ends, complete = append(ends, len(members)), append(complete, c)
 	}
@@ -742,8 +742,9 @@ func decide(cc *compiled, d *Decision, cands []Candidate) {
 // between them, so decide sent the record to review. Founding yet another
 // person would split the person a third time. Instead the record links to
 // the best of them and a review item asks a steward to merge the others
-// into it. Candidates that a household rule keeps apart from the best one
-// are not bridged.
+// into it. The others must look like the best one themselves (their
+// records score at least Lower against each other, prior included) and no
+// household rule may keep them apart.
 func (m *Matcher) bridgeSplitPerson(s Store, cc *compiled, d *Decision, cands []Candidate) error {
 	cfg := cc.cfg
 	if d.Review == nil || (d.Review.Reason != ReviewBetweenThresholds && d.Review.Reason != ReviewAmbiguous) {
@@ -764,13 +765,25 @@ func (m *Matcher) bridgeSplitPerson(s Store, cc *compiled, d *Decision, cands []
 	if err != nil || best == nil {
 		return fmt.Errorf("read record %s: %w", strong[0].Record, notFound(err))
 	}
+	prior, err := priorLogOdds(s, cc)
+	if err != nil {
+		return err
+	}
+	tf := storeTF(s, cc)
 	others := strong[1:]
 	for _, c := range others {
 		other, err := s.Record(c.Record)
 		if err != nil || other == nil {
 			return fmt.Errorf("read record %s: %w", c.Record, notFound(err))
 		}
-		if pl := comparePair(cc, normOf(best), normOf(other)); pl.household != "" {
+		a, b := normOf(best), normOf(other)
+		pl := comparePair(cc, a, b)
+		if pl.household != "" {
+			return nil
+		}
+		if score, err := scoreLevels(cc, &pl, a, b, tf); err != nil {
+			return err
+		} else if score+prior < cfg.Lower {
 			return nil
 		}
 	}
@@ -793,7 +806,7 @@ func attach(s Store, sr *StoredRecord) error {
 	}
 	for _, b := range sr.Blocks {
 		if err := s.AddToBlock(b, sr.Key); err != nil {
-			return fmt.Errorf("write block %s: %w", b, err)
+			return fmt.Errorf("write block %s: %w", b.Key, err)
 		}
 	}
 	if err := addTerms(s, &sr.Norm, 1); err != nil {
@@ -823,7 +836,7 @@ func attach(s Store, sr *StoredRecord) error {
 func detach(s Store, sr *StoredRecord) (bool, error) {
 	for _, b := range sr.Blocks {
 		if err := s.RemoveFromBlock(b, sr.Key); err != nil {
-			return false, fmt.Errorf("remove from block %s: %w", b, err)
+			return false, fmt.Errorf("remove from block %s: %w", b.Key, err)
 		}
 	}
 	if err := addTerms(s, &sr.Norm, -1); err != nil {

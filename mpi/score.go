@@ -129,9 +129,10 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 	nearName := sameName || g == givenFuzzyLow || (g == givenWeak && withinEdits(a.Given, b.Given, 2))
 	if sameBirth && (sameFamily || home) && g != missing {
 		// Two names more than two keying errors apart are two names; a
-		// twin of the other sex may have a near one (Michael, Michelle).
+		// twin of the other sex may have a near one (Michael, Michelle):
+		// a sex mistyped together with a name misspelt is rarer.
 		distinct := g == givenDisagree || (g == givenWeak && !withinEdits(a.Given, b.Given, 2))
-		if distinct || (otherSex && !sameName && g != givenInitial) {
+		if distinct || (otherSex && g != givenExact && g != givenNickname && g != givenInitial) {
 			return HouseholdTwin
 		}
 	}
@@ -205,7 +206,7 @@ const nameEmailWeight = 6
 func adjustment(cc *compiled, pl *pairLevels, field int, a, b *Normalized, tf tfLookup) (float64, error) {
 	l := pl.level[field]
 	switch {
-	case field == fEmail && l == emailExact && emailFromName(a):
+	case field == fEmail && l == emailExact && (emailFromName(a) || emailFromName(b)):
 		return min(0, nameEmailWeight-cc.weights[fEmail][emailExact]), nil
 	case pl.swapped || tf == nil || (field != fGiven && field != fFamily):
 		return 0, nil

@@ -1,10 +1,13 @@
 package mpi
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // TrainOptions tune EM estimation. The zero value uses the defaults.
@@ -184,19 +187,25 @@ func (o TrainOptions) withDefaults() TrainOptions {
 	return o
 }
 
-// blockedPairs compares the distinct pairs of records that share a
-// blocking key (skipping blocks larger than maxBlock, evenly thinned to at
-// most maxPairs) and groups them by pass. Pairs a household rule keeps
-// apart are left out and counted.
+// blockedPairs compares the distinct pairs of records that registration
+// could compare: the pairs within each block of at most maxBlock records,
+// and in a larger block each record with its maxBlock/2 neighbours in sort
+// order (the window a query reads); evenly thinned to at most maxPairs and
+// grouped by pass. Pairs a household rule keeps apart are left out and
+// counted.
 func blockedPairs(cc *compiled, norms []Normalized, maxBlock, maxPairs int) ([]trainPass, []pairLevels, int) {
-	blocks := map[string][]uint32{}
+	type entry struct {
+		sort   string
+		record uint32
+	}
+	blocks := map[string][]entry{}
 	var keys []string
 	for i := range norms {
-		for _, k := range BlockingKeys(&norms[i]) {
-			if _, ok := blocks[k]; !ok {
-				keys = append(keys, k)
+		for _, b := range BlockingKeys(&norms[i]) {
+			if _, ok := blocks[b.Key]; !ok {
+				keys = append(keys, b.Key)
 			}
-			blocks[k] = append(blocks[k], uint32(i))
+			blocks[b.Key] = append(blocks[b.Key], entry{b.Sort, uint32(i)})
 		}
 	}
 	sort.Strings(keys)
@@ -204,13 +213,24 @@ func blockedPairs(cc *compiled, norms []Normalized, maxBlock, maxPairs int) ([]t
 	var all []uint64
 	for _, k := range keys {
 		members := blocks[k]
+		reach := len(members)
 		if len(members) > maxBlock {
-			continue
+			slices.SortFunc(members, func(a, b entry) int {
+				if c := strings.Compare(a.sort, b.sort); c != 0 {
+					return c
+				}
+				return cmp.Compare(a.record, b.record)
+			})
+			reach = maxBlock/2 + 1
 		}
 		p := passOf(k)
 		for a := 0; a < len(members); a++ {
-			for b := a + 1; b < len(members); b++ {
-				pair := uint64(members[a])<<32 | uint64(members[b])
+			for b := a + 1; b < len(members) && b < a+reach; b++ {
+				x, y := members[a].record, members[b].record
+				if x > y {
+					x, y = y, x
+				}
+				pair := uint64(x)<<32 | uint64(y)
 				byPass[p] = append(byPass[p], pair)
 				all = append(all, pair)
 			}

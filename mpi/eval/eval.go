@@ -63,11 +63,12 @@ type Report struct {
 	GenerationFalseLinks int64 `json:"generation_false_links"`
 	// Outcomes counts registrations by outcome (linked, new, review).
 	Outcomes map[mpi.Outcome]int `json:"outcomes"`
-	// SkippedBlocks counts registrations that skipped an oversize block.
-	SkippedBlocks int             `json:"skipped_blocks"`
-	Config        ConfigSummary   `json:"config"`
-	Train         *mpi.TrainStats `json:"train,omitempty"`
-	Without       []string        `json:"without,omitempty"`
+	// WindowedBlocks counts registrations that read an oversize block
+	// through a window (see mpi.Decision.WindowedBlocks).
+	WindowedBlocks int             `json:"windowed_blocks"`
+	Config         ConfigSummary   `json:"config"`
+	Train          *mpi.TrainStats `json:"train,omitempty"`
+	Without        []string        `json:"without,omitempty"`
 }
 
 // ConfigSummary names the configuration the run matched with.
@@ -164,8 +165,8 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 			return Report{}, fmt.Errorf("eval %s line %d: %w", row.File, row.Line, err)
 		}
 		rep.Outcomes[d.Outcome]++
-		if len(d.SkippedBlocks) > 0 {
-			rep.SkippedBlocks++
+		if len(d.WindowedBlocks) > 0 {
+			rep.WindowedBlocks++
 		}
 		labelOf[d.Record] = row.Label
 		normOf[d.Record] = mpi.Normalize(row.Record)

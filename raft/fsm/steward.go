@@ -272,7 +272,7 @@ type ruledStore struct {
 	hide func(mpi.RecordKey) (bool, error)
 }
 
-func (r ruledStore) BlockMembers(block string, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
+func (r ruledStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
 	start := len(buf)
 	out, complete, err := r.Store.BlockMembers(block, limit, buf)
 	if err != nil {

@@ -15,10 +15,14 @@ import (
 var (
 	bucketMPIConfig  = []byte("mpi_config")
 	bucketMPIRecords = []byte("mpi_records")
-	bucketMPIBlocks  = []byte("mpi_blocks")
-	bucketMPIPersons = []byte("mpi_persons")
-	bucketMPITerms   = []byte("mpi_terms")
-	bucketMPIReviews = []byte("mpi_reviews")
+	// bucketMPIBlocks holds block entries with their sort values (key + 0x00 + sort +
+	// 0x00 + record key). Releases before scoring model 2 filed entries without sort
+	// values in "mpi_blocks"; `rls mpi rematch` files every record anew and drops it.
+	bucketMPIBlocks   = []byte("mpi_block_entries")
+	bucketMPIBlocksV1 = []byte("mpi_blocks")
+	bucketMPIPersons  = []byte("mpi_persons")
+	bucketMPITerms    = []byte("mpi_terms")
+	bucketMPIReviews  = []byte("mpi_reviews")
 
 	mpiBuckets = [][]byte{bucketMPIConfig, bucketMPIRecords, bucketMPIBlocks, bucketMPIPersons, bucketMPITerms, bucketMPIReviews}
 
@@ -83,32 +87,69 @@ func (s mpiStore) PutRecord(r *mpi.StoredRecord) error {
 	return s.tx.Bucket(bucketMPIRecords).Put([]byte(r.Key), v)
 }
 
-func blockKey(block string, key mpi.RecordKey) []byte {
-	k := make([]byte, 0, len(block)+1+len(key))
-	k = append(k, block...)
+func blockKey(block mpi.Block, key mpi.RecordKey) []byte {
+	k := make([]byte, 0, len(block.Key)+len(block.Sort)+2+len(key))
+	k = append(k, block.Key...)
+	k = append(k, keySep)
+	k = append(k, block.Sort...)
 	k = append(k, keySep)
 	return append(k, key...)
 }
 
-func (s mpiStore) BlockMembers(block string, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
-	prefix := append([]byte(block), keySep)
+// memberKey is the record key of a block entry, past its block prefix.
+func memberKey(rest []byte) mpi.RecordKey {
+	if i := bytes.IndexByte(rest, keySep); i >= 0 {
+		return mpi.RecordKey(rest[i+1:])
+	}
+	return ""
+}
+
+func (s mpiStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
+	prefix := append([]byte(block.Key), keySep)
 	c := s.tx.Bucket(bucketMPIBlocks).Cursor()
-	n := 0
+	start, n := len(buf), 0
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if n == limit {
-			return buf, false, nil
+			return s.blockWindow(c, prefix, block.Sort, limit, buf[:start]), false, nil
 		}
-		buf = append(buf, mpi.RecordKey(k[len(prefix):]))
+		buf = append(buf, memberKey(k[len(prefix):]))
 		n++
 	}
 	return buf, true, nil
 }
 
-func (s mpiStore) AddToBlock(block string, key mpi.RecordKey) error {
+// blockWindow appends the window of limit entries of a block larger than limit
+// around the position of at (see mpi.Store.BlockMembers): limit/2 entries before that
+// position, or more when fewer than the rest follow it, then the entries from it on.
+func (s mpiStore) blockWindow(c *bolt.Cursor, prefix []byte, at string, limit int, buf []mpi.RecordKey) []mpi.RecordKey {
+	probe := append(append(append([]byte(nil), prefix...), at...), keySep)
+	inBlock := func(k []byte) bool { return k != nil && bytes.HasPrefix(k, prefix) }
+	var after []mpi.RecordKey
+	for k, _ := c.Seek(probe); inBlock(k) && len(after) < limit; k, _ = c.Next() {
+		after = append(after, memberKey(k[len(prefix):]))
+	}
+	wantBefore := max(limit/2, limit-len(after))
+	var before []mpi.RecordKey // nearest first
+	k, _ := c.Seek(probe)
+	if k == nil {
+		k, _ = c.Last() // the probe lies past the bucket's last key
+	} else {
+		k, _ = c.Prev()
+	}
+	for ; inBlock(k) && len(before) < wantBefore; k, _ = c.Prev() {
+		before = append(before, memberKey(k[len(prefix):]))
+	}
+	for i := len(before) - 1; i >= 0; i-- {
+		buf = append(buf, before[i])
+	}
+	return append(buf, after[:limit-len(before)]...)
+}
+
+func (s mpiStore) AddToBlock(block mpi.Block, key mpi.RecordKey) error {
 	return s.tx.Bucket(bucketMPIBlocks).Put(blockKey(block, key), nil)
 }
 
-func (s mpiStore) RemoveFromBlock(block string, key mpi.RecordKey) error {
+func (s mpiStore) RemoveFromBlock(block mpi.Block, key mpi.RecordKey) error {
 	return s.tx.Bucket(bucketMPIBlocks).Delete(blockKey(block, key))
 }
 
