@@ -95,15 +95,15 @@ const (
 
 // levelNames names each field's levels, indexed like the constants above.
 var levelNames = [numFields][]string{
-	fGiven:   {"exact", "nickname", "fuzzy_high", "fuzzy_low", "initial", "weak", "disagree"},
-	fMiddle:  {"exact", "initial", "fuzzy", "disagree"},
-	fFamily:  {"exact", "part", "fuzzy_high", "fuzzy_low", "disagree"},
-	fBirth:   {"exact", "day_month_transposed", "one_digit", "year_one_digit", "one_part", "disagree"},
-	fSex:     {"agree", "disagree"},
+	fGiven:    {"exact", "nickname", "fuzzy_high", "fuzzy_low", "initial", "weak", "disagree"},
+	fMiddle:   {"exact", "initial", "fuzzy", "disagree"},
+	fFamily:   {"exact", "part", "fuzzy_high", "fuzzy_low", "disagree"},
+	fBirth:    {"exact", "day_month_transposed", "one_digit", "year_one_digit", "one_part", "disagree"},
+	fSex:      {"agree", "disagree"},
 	fLocation: {"address", "address_fuzzy", "postal_code", "city", "state", "disagree"},
-	fPhone:   {"exact", "one_digit", "last7", "disagree"},
-	fEmail:   {"exact", "fuzzy", "disagree"},
-	fSSN:     {"exact", "one_char", "last4", "disagree"},
+	fPhone:    {"exact", "one_digit", "last7", "disagree"},
+	fEmail:    {"exact", "fuzzy", "disagree"},
+	fSSN:      {"exact", "one_char", "last4", "disagree"},
 }
 
 // Jaro–Winkler bands. 0.92 keeps one typo in a name of six or more letters

@@ -100,7 +100,7 @@ func TestCompareBirth(t *testing.T) {
 		{"1941-06-07", "1941-06-08", birthTypo},     // one digit of the day
 		{"1941-06-07", "1941-07-07", birthTypo},     // one digit of the month
 		{"1981-09-07", "1918-09-07", birthYearTypo}, // adjacent digits of the year swapped
-		{"1981-09-07", "1958-09-07", birthOnePart}, // two digits of the year
+		{"1981-09-07", "1958-09-07", birthOnePart},  // two digits of the year
 		{"1972-04-01", "1997-04-01", birthOnePart},
 		{"1972-04-01", "1997-05-01", birthDisagree},
 		{"", "1997-05-01", missing},

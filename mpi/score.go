@@ -258,14 +258,14 @@ type Explanation struct {
 // FieldScore is one field's part of an Explanation. Level is "missing" when
 // either side is empty; such a field weighs nothing.
 type FieldScore struct {
-	Field        string  `json:"field"`
-	Level        string  `json:"level"`
+	Field  string  `json:"field"`
+	Level  string  `json:"level"`
 	Weight float64 `json:"weight"`
 	// Adjustment corrects Weight for the values compared: how common a
 	// name is, or an e-mail address made of the name (see adjustment).
 	Adjustment float64 `json:"adjustment,omitempty"`
-	A            string  `json:"a,omitempty"`
-	B            string  `json:"b,omitempty"`
+	A          string  `json:"a,omitempty"`
+	B          string  `json:"b,omitempty"`
 }
 
 func explainLevels(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) (Explanation, error) {
