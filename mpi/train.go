@@ -402,7 +402,7 @@ func emByPass(passes []trainPass, vecs []pairLevels, m, u, m0 [numFields][]float
 	matches, pairs := 0.0, 0
 	for pi := range passes {
 		p := &passes[pi]
-		if len(p.pairs) < minPassPairs {
+		if len(p.pairs) < minPassPairs || informativeFields(vecs, p) < minInformativeFields {
 			continue
 		}
 		_, lambda, counts, it, conv := em(vecs, p, m, u, m0, opts)
@@ -428,6 +428,33 @@ func emByPass(passes []trainPass, vecs []pairLevels, m, u, m0 [numFields][]float
 
 // minPassPairs is the fewest pairs a pass needs for EM to learn from it.
 const minPassPairs = 20
+
+// minInformativeFields is the fewest fields a pass must leave to compare
+// for EM to learn from it: with one field, the share of matches and that
+// field's m cannot be told apart (any split fits the data alike), and EM
+// drifts instead of converging. FEBRL records without an SSN, blocked on a
+// name and a place, leave only the birth date.
+const minInformativeFields = 2
+
+// informativeFields counts the fields the pass does not select on that are
+// compared (not missing) in at least minSupport of its pairs.
+func informativeFields(vecs []pairLevels, p *trainPass) int {
+	var present [numFields]int
+	for _, i := range p.pairs {
+		for f := 0; f < numFields; f++ {
+			if vecs[i].level[f] != missing {
+				present[f]++
+			}
+		}
+	}
+	n := 0
+	for f := 0; f < numFields; f++ {
+		if !p.excluded[f] && present[f] >= minSupport {
+			n++
+		}
+	}
+	return n
+}
 
 // em runs expectation–maximisation of m and λ over one pass's pairs with u
 // held fixed and the pass's own fields left out. It returns m, λ, the

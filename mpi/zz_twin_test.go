@@ -154,3 +154,10 @@ func editDistance(a, b string) int {
 	}
 	return d[len(a)][len(b)]
 }
+
+func csvAll(fh *os.File) ([][]string, error) {
+	r := csv.NewReader(fh)
+	r.FieldsPerRecord = -1
+	r.TrimLeadingSpace = true
+	return r.ReadAll()
+}
