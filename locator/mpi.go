@@ -54,10 +54,7 @@ func (s *Server) train(w http.ResponseWriter, r *http.Request, rq *request) erro
 		if err != nil {
 			return err
 		}
-		if !ok {
-			c = mpi.DefaultConfig()
-		}
-		current = c
+		current = mpi.EffectiveConfig(c, ok)
 		return tx.ForEachRecord(func(sr *mpi.StoredRecord) error {
 			records = append(records, sr.Record)
 			return nil

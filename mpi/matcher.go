@@ -235,6 +235,21 @@ func loadConfig(s Store) (*compiled, error) {
 	return compile(&cfg)
 }
 
+// EffectiveConfig is the configuration a store's matcher decides with,
+// given what the store holds: the stored one, or DefaultConfig when none is
+// stored or it was made for another scoring model (then with the stored
+// version, so a configuration trained from it still goes up).
+func EffectiveConfig(stored Config, ok bool) Config {
+	if ok && stored.Model == ScoringModel {
+		return stored
+	}
+	c := DefaultConfig()
+	if ok {
+		c.Version = stored.Version
+	}
+	return c
+}
+
 // Register files a record and decides its link: it joins the best person at
 // or above the upper threshold unless another person scores within the
 // margin (then review); between the thresholds, or when a household rule

@@ -48,6 +48,10 @@ type TrainStats struct {
 	// SexRecordedShare is the share of records stating a sex; the household
 	// rules are on when it is at least minSexRecordedShare.
 	SexRecordedShare float64 `json:"sex_recorded_share"`
+	// Bounded names the m estimates held to their bounds (see boundM).
+	Bounded []string `json:"bounded,omitempty"`
+	// Changes compares every weight with the configuration trained from.
+	Changes []WeightChange `json:"changes,omitempty"`
 }
 
 // minSexRecordedShare is the share of records with a stated sex from which a
@@ -132,6 +136,7 @@ func Train(records []Record, base Config, opts TrainOptions) (Config, TrainStats
 		u, uSupport = levelShares(rVecs, rWeights, u0, nil)
 	}
 
+	stats.Bounded = boundM(&m, base)
 	out := base
 	out.Version = base.Version + 1
 	out.Source = fmt.Sprintf("em: %d records, %d blocked pairs, %d random pairs, seed %d", stats.Records, stats.BlockedPairs, stats.RandomPairs, opts.Seed)
@@ -153,7 +158,68 @@ func Train(records []Record, base Config, opts TrainOptions) (Config, TrainStats
 	if err := out.Validate(); err != nil {
 		return Config{}, stats, fmt.Errorf("train: %w", err)
 	}
+	stats.Changes = WeightChanges(base, out)
 	return out, stats, nil
+}
+
+// maxDisagreeM bounds the share of true matches EM may find disagreeing
+// on a field. Above it the "matches" EM found are not one person's records
+// (households, namesakes): the weight of a disagreement would shrink, and
+// with it the evidence that keeps such people apart.
+const maxDisagreeM = 0.5
+
+// boundM holds each field's disagreement level to maxDisagreeM, spreading
+// the excess over the field's other levels in proportion, and returns what
+// it changed.
+func boundM(m *[numFields][]float64, base Config) []string {
+	var out []string
+	for f := 0; f < numFields; f++ {
+		levels := m[f]
+		last := len(levels) - 1
+		if levels[last] <= maxDisagreeM {
+			continue
+		}
+		rest := 1 - levels[last]
+		if rest <= 0 {
+			continue // every match disagrees: nothing to spread it over
+		}
+		out = append(out, fmt.Sprintf("%s %s m %.3f bounded to %.2f", base.Fields[f].Field, base.Fields[f].Levels[last].Level, levels[last], maxDisagreeM))
+		scale := (1 - maxDisagreeM) / rest
+		for l := range levels[:last] {
+			levels[l] *= scale
+		}
+		levels[last] = maxDisagreeM
+	}
+	return out
+}
+
+// WeightChange is how a new configuration moved one level's weight.
+type WeightChange struct {
+	Field  string  `json:"field"`
+	Level  string  `json:"level"`
+	Before float64 `json:"before"`
+	After  float64 `json:"after"`
+	M      float64 `json:"m"`
+	U      float64 `json:"u"`
+}
+
+// WeightChanges lists every level of after with its weight in before (0
+// when before has no such field and level, as a configuration of another
+// scoring model), in after's field and level order.
+func WeightChanges(before, after Config) []WeightChange {
+	old := map[[2]string]float64{}
+	for _, f := range before.Fields {
+		for _, l := range f.Levels {
+			old[[2]string{f.Field, l.Level}] = l.Weight
+		}
+	}
+	var out []WeightChange
+	for _, f := range after.Fields {
+		for _, l := range f.Levels {
+			out = append(out, WeightChange{Field: f.Field, Level: l.Level, Before: old[[2]string{f.Field, l.Level}], After: l.Weight, M: l.M, U: l.U})
+		}
+	}
+	return out
 }
 
 // trainPass is one blocking pass's pairs (indexes into the compared

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -109,8 +112,21 @@ func mpiTrain(c *cli.Context, cl *client, ctx context.Context) error {
 		return fmt.Errorf("train: unreadable answer: %w", err)
 	}
 	return cl.render(c.App.Writer, res, func() error {
-		_, err := fmt.Fprintf(c.App.Writer, "trained on %d records in %.1fs; configuration version %d is replicated (index %d)\n", res.Records, res.Seconds, res.Version, res.Index)
-		return err
+		fmt.Fprintf(c.App.Writer, "trained on %d records in %.1fs; configuration version %d is replicated (index %d)\n", res.Records, res.Seconds, res.Version, res.Index)
+		for _, b := range res.Stats.Bounded {
+			fmt.Fprintf(c.App.Writer, "bounded: %s\n", b)
+		}
+		fmt.Fprintln(c.App.Writer, "weights against the configuration trained from, largest change first:")
+		changes := slices.Clone(res.Stats.Changes)
+		slices.SortStableFunc(changes, func(a, b mpi.WeightChange) int {
+			return cmp.Compare(math.Abs(b.After-b.Before), math.Abs(a.After-a.Before))
+		})
+		var rows [][]string
+		for _, ch := range changes {
+			rows = append(rows, []string{ch.Field, ch.Level, fmt.Sprintf("%+.2f", ch.Before), fmt.Sprintf("%+.2f", ch.After),
+				fmt.Sprintf("%+.2f", ch.After-ch.Before), fmt.Sprintf("%.4f", ch.M), fmt.Sprintf("%.6f", ch.U)})
+		}
+		return printTable(c.App.Writer, []string{"FIELD", "LEVEL", "BEFORE", "AFTER", "CHANGE", "M", "U"}, rows)
 	})
 }
 
