@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -44,6 +45,20 @@ func mpiCommand() *cli.Command {
 				Usage:  "estimate match weights with EM from the cluster's records and replicate them as the new configuration",
 				Flags:  clientFlags(),
 				Action: withClient(mpiTrain),
+			},
+			{
+				Name:  "rematch",
+				Usage: "decide every record's link again under the current match configuration (after training), keeping every steward decision",
+				Description: "Sends replicated batches of records, in key order, each decided again as if its participant had\n" +
+					"registered it anew; records a steward placed stay where they are and separations hold. With\n" +
+					"-dry-run the same batches are applied to a private copy of the leader's state and nothing changes.\n" +
+					"Prints how many records kept their person, joined another (a link made), left for a person of their\n" +
+					"own (a link broken) or went to review, and every change.",
+				Flags: append(clientFlags(),
+					&cli.BoolFlag{Name: "dry-run", Usage: "report what would change, change nothing"},
+					&cli.IntFlag{Name: "batch", Value: 200, Usage: "records per replicated command"},
+				),
+				Action: withClient(mpiRematch),
 			},
 			{
 				Name:  "config",
@@ -127,6 +142,43 @@ func mpiTrain(c *cli.Context, cl *client, ctx context.Context) error {
 				fmt.Sprintf("%+.2f", ch.After-ch.Before), fmt.Sprintf("%.4f", ch.M), fmt.Sprintf("%.6f", ch.U)})
 		}
 		return printTable(c.App.Writer, []string{"FIELD", "LEVEL", "BEFORE", "AFTER", "CHANGE", "M", "U"}, rows)
+	})
+}
+
+func mpiRematch(c *cli.Context, cl *client, ctx context.Context) error {
+	body, err := json.Marshal(locator.RematchRequest{DryRun: c.Bool("dry-run"), Batch: c.Int("batch")})
+	if err != nil {
+		return err
+	}
+	data, _, err := cl.do(ctx, http.MethodPost, "/v1/mpi/rematch", body, nil)
+	if err != nil {
+		return fmt.Errorf("rematch: %w", err)
+	}
+	var rep locator.RematchReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return fmt.Errorf("rematch: unreadable answer: %w", err)
+	}
+	return cl.render(c.App.Writer, rep, func() error {
+		w := c.App.Writer
+		what := "rematched"
+		if rep.DryRun {
+			what = "dry run: would rematch"
+		}
+		fmt.Fprintf(w, "%s %d records under configuration version %d in %.1fs\n", what, rep.Records, rep.ConfigVersion, rep.Seconds)
+		fmt.Fprintf(w, "unchanged %d, joined another person %d, left for a person of their own %d, kept by a steward %d, gone %d, refused %d\n",
+			rep.Unchanged, rep.Linked, rep.SplitOff, rep.Kept, rep.Gone, rep.Refused)
+		reasons := slices.Sorted(maps.Keys(rep.Reviews))
+		for _, r := range reasons {
+			fmt.Fprintf(w, "review items queued (%s): %d\n", r, rep.Reviews[r])
+		}
+		if len(rep.Changes) == 0 {
+			return nil
+		}
+		var rows [][]string
+		for _, ch := range rep.Changes {
+			rows = append(rows, []string{ch.Record, ch.From, ch.To, string(ch.Outcome), ch.Review})
+		}
+		return printTable(w, []string{"RECORD", "FROM", "TO", "OUTCOME", "REVIEW"}, rows)
 	})
 }
 

@@ -293,7 +293,8 @@ func (r ruledStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey
 
 // storeFor returns the store Register should use for key, and the person a steward pinned
 // the record to ("" if none). A pinned record sees no candidates (it stays where the
-// steward put it); a record separated from persons sees none of their records.
+// steward put it); a separated record sees no record of the persons it was separated from,
+// nor of the persons that now hold the records it was separated from.
 func storeFor(tx *state.Tx, key mpi.RecordKey) (mpi.Store, string, error) {
 	store := tx.MPI()
 	if pin, ok := tx.Pin(key); ok {
@@ -303,8 +304,17 @@ func storeFor(tx *state.Tx, key mpi.RecordKey) (mpi.Store, string, error) {
 			return ruledStore{Store: store, hide: func(mpi.RecordKey) (bool, error) { return true, nil }}, pin, nil
 		}
 	}
-	separated := tx.Separations(key)
-	if len(separated) == 0 {
+	forbidden := tx.Separations(key)
+	for _, other := range tx.SeparatedRecords(key) {
+		sr, err := store.Record(other)
+		if err != nil {
+			return nil, "", err
+		}
+		if sr != nil && !slices.Contains(forbidden, sr.EUID) {
+			forbidden = append(forbidden, sr.EUID)
+		}
+	}
+	if len(forbidden) == 0 {
 		return store, "", nil
 	}
 	return ruledStore{Store: store, hide: func(k mpi.RecordKey) (bool, error) {
@@ -312,6 +322,6 @@ func storeFor(tx *state.Tx, key mpi.RecordKey) (mpi.Store, string, error) {
 		if err != nil || sr == nil {
 			return false, err
 		}
-		return slices.Contains(separated, sr.EUID), nil
+		return slices.Contains(forbidden, sr.EUID), nil
 	}}, "", nil
 }

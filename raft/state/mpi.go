@@ -23,8 +23,11 @@ var (
 	bucketMPIPersons  = []byte("mpi_persons")
 	bucketMPITerms    = []byte("mpi_terms")
 	bucketMPIReviews  = []byte("mpi_reviews")
+	// bucketMPIReviewRecords indexes the review queue by record: record key + 0x00 +
+	// sequence (8 bytes) → empty, for finding a record's open items.
+	bucketMPIReviewRecords = []byte("mpi_review_records")
 
-	mpiBuckets = [][]byte{bucketMPIConfig, bucketMPIRecords, bucketMPIBlocks, bucketMPIPersons, bucketMPITerms, bucketMPIReviews}
+	mpiBuckets = [][]byte{bucketMPIConfig, bucketMPIRecords, bucketMPIBlocks, bucketMPIPersons, bucketMPITerms, bucketMPIReviews, bucketMPIReviewRecords}
 
 	keyCurrentConfig = []byte("current")
 	// keyPersonCount, in the config bucket, holds the number of persons as 8 bytes
@@ -252,7 +255,45 @@ func (s mpiStore) AppendReview(item mpi.ReviewItem) error {
 	if err != nil {
 		return fmt.Errorf("encode review item: %w", err)
 	}
-	return b.Put(encodeUint(seq), v)
+	if err := b.Put(encodeUint(seq), v); err != nil {
+		return fmt.Errorf("store review item: %w", err)
+	}
+	return s.tx.Bucket(bucketMPIReviewRecords).Put(append(append([]byte(item.Record), keySep), encodeUint(seq)...), nil)
+}
+
+// HasOpenReview reports whether a record has a review item no steward has resolved
+// (items queued before the queue was indexed by record are not seen).
+func (t *Tx) HasOpenReview(key mpi.RecordKey) bool {
+	prefix := append([]byte(key), keySep)
+	c := t.tx.Bucket(bucketMPIReviewRecords).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if t.tx.Bucket(bucketResolutions).Get(k[len(prefix):]) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// DropLegacyBlocks removes the blocking index of releases before scoring model 2, which
+// a rematch has replaced (it is not read any more).
+func (t *Tx) DropLegacyBlocks() error {
+	if t.tx.Bucket(bucketMPIBlocksV1) == nil {
+		return nil
+	}
+	if err := t.tx.DeleteBucket(bucketMPIBlocksV1); err != nil {
+		return fmt.Errorf("drop the legacy blocking index: %w", err)
+	}
+	return nil
+}
+
+// RecordKeys returns the key of every registered source record, in key order.
+func (t *Tx) RecordKeys() []mpi.RecordKey {
+	var out []mpi.RecordKey
+	c := t.tx.Bucket(bucketMPIRecords).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		out = append(out, mpi.RecordKey(k))
+	}
+	return out
 }
 
 // ForEachPerson calls fn for every person, in EUID order.

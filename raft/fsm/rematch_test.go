@@ -1,0 +1,185 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/mpi/dataset"
+	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/state"
+)
+
+// TestRematchLinksUnderTheNewConfigurationAndKeepsStewardDecisions registers the labelled
+// sample under a configuration that links nothing, has a steward link two strangers and
+// take a record off its true person, then puts the default configuration back and
+// rematches every record in batches. The records of one person come together, the
+// steward's decisions all stand, and a second FSM fed the same log ends in the same state.
+func TestRematchLinksUnderTheNewConfigurationAndKeepsStewardDecisions(t *testing.T) {
+	file, err := dataset.Load(repoTestdata(t, "synthetic", "sample.csv"), dataset.CSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := file.Rows[:600] // the bbolt path decides a few hundred records a second
+	w := &logWriter{t: t}
+	var log []*hraft.Log
+	var systems []string
+	for _, row := range rows {
+		if !slices.Contains(systems, row.Record.System) {
+			systems = append(systems, row.Record.System)
+		}
+	}
+	for i, sys := range systems {
+		p := testParticipant(100 + i)
+		p.IdentifierSystem = sys
+		log = append(log, w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p}))
+	}
+	strict := mpi.DefaultConfig()
+	strict.Version, strict.Upper, strict.Lower = 1, 1000, 999
+	log = append(log, w.entry(command.TypeMatchConfigSet, &command.MatchConfigSet{Config: mustJSON(t, strict)}))
+	for i := 0; i < len(rows); i += 50 {
+		var regs []command.PatientRegistration
+		for j := i; j < min(i+50, len(rows)); j++ {
+			regs = append(regs, command.PatientRegistration{Record: commandRecord(rows[j].Record), NewEUID: fmt.Sprintf("E%06d", j)})
+		}
+		log = append(log, w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: regs}))
+	}
+	// Every record is its own person now. A steward links two strangers (rows 0 and 1 are
+	// different people) and takes one record of a person with several off to a new person.
+	if rows[0].Label == rows[1].Label {
+		t.Fatal("the test needs rows 0 and 1 to be different people")
+	}
+	stranger, host := string(rows[1].Record.Key()), "E000000"
+	byLabel := map[string][]int{}
+	for i, row := range rows {
+		byLabel[row.Label] = append(byLabel[row.Label], i)
+	}
+	var separated, sibling string
+	for _, row := range rows {
+		if idx := byLabel[row.Label]; len(idx) >= 3 {
+			separated, sibling = string(rows[idx[0]].Record.Key()), string(rows[idx[1]].Record.Key())
+			break
+		}
+	}
+	siblingEUID := fmt.Sprintf("E%06d", byLabel[labelOf(rows, sibling)][1])
+	log = append(log,
+		w.entry(command.TypeRecordLink, &command.RecordLink{Record: stranger, EUID: host, Reason: "steward"}),
+		w.entry(command.TypeRecordLink, &command.RecordLink{Record: separated, EUID: siblingEUID, Reason: "steward"}),
+		w.entry(command.TypeRecordUnlink, &command.RecordUnlink{Record: separated, NewEUID: "S1", Reason: "not the same"}))
+	loose := mpi.DefaultConfig()
+	loose.Version = 2
+	log = append(log, w.entry(command.TypeMatchConfigSet, &command.MatchConfigSet{Config: mustJSON(t, loose)}))
+	var batches []int
+	for i := 0; i < len(rows); i += 97 {
+		var keys, euids []string
+		for j := i; j < min(i+97, len(rows)); j++ {
+			keys, euids = append(keys, string(rows[j].Record.Key())), append(euids, fmt.Sprintf("R%06d", j))
+		}
+		log = append(log, w.entry(command.TypeMPIRematch, &command.MPIRematch{Records: keys, NewEUIDs: euids, DropLegacyBlocks: i == 0}))
+		batches = append(batches, len(log)-1)
+	}
+
+	a, b := newFSM(t), newFSM(t)
+	results := applyInBatches(a, log, func() int { return 3 })
+	applyInBatches(b, log, func() int { return 11 })
+	a.commitOpen()
+	b.commitOpen()
+
+	kept, moved := 0, 0
+	for _, i := range batches {
+		res := results[i].(Response)
+		if res.Err != nil {
+			t.Fatalf("rematch batch refused: %v", res.Err)
+		}
+		for _, o := range res.Value.([]Rematched) {
+			if o.Err != nil || o.Gone {
+				t.Fatalf("record %s: %+v", o.Record, o)
+			}
+			if o.Kept {
+				kept++
+			}
+			if o.From != o.To {
+				moved++
+			}
+		}
+	}
+	if kept != 2 {
+		t.Errorf("%d records kept by a steward, want 2", kept)
+	}
+	err = a.store.View(func(tx *state.Tx) error {
+		euidOf := func(key string) string {
+			sr, err := tx.MPI().Record(mpi.RecordKey(key))
+			if err != nil || sr == nil {
+				t.Fatalf("record %s: %v", key, err)
+			}
+			return sr.EUID
+		}
+		if got := euidOf(stranger); got != host {
+			t.Errorf("the steward's link of %s to %s was undone: now on %s", stranger, host, got)
+		}
+		if got := euidOf(separated); got != "S1" || got == euidOf(sibling) {
+			t.Errorf("the record the steward took off its person is on %s (the record it was separated from on %s)", got, euidOf(sibling))
+		}
+		var truePairs, predicted, correct int64
+		for _, idx := range byLabel {
+			n := int64(len(idx))
+			truePairs += n * (n - 1) / 2
+		}
+		err := tx.ForEachPerson(func(p mpi.Person) error {
+			n := int64(len(p.Records))
+			predicted += n * (n - 1) / 2
+			counts := map[string]int64{}
+			for _, k := range p.Records {
+				counts[labelOf(rows, string(k))]++
+			}
+			for _, c := range counts {
+				correct += c * (c - 1) / 2
+			}
+			if p.EUID == "S1" && slices.Contains(p.Records, mpi.RecordKey(sibling)) {
+				t.Errorf("the record the steward separated shares a person with %s again: %v", sibling, p.Records)
+			}
+			return nil
+		})
+		// The two steward links of different people's records are wrong pairs on purpose.
+		precision, recall := float64(correct)/float64(predicted), float64(correct)/float64(truePairs)
+		if precision < 0.99 || recall < 0.9 {
+			t.Errorf("after rematch: precision %.4f, recall %.4f (%d correct of %d linked, %d true pairs)", precision, recall, correct, predicted, truePairs)
+		}
+		t.Logf("after rematch: precision %.4f, recall %.4f", precision, recall)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved == 0 {
+		t.Error("no record moved under the linking configuration")
+	}
+	ha, _ := a.store.Hash()
+	hb, _ := b.store.Hash()
+	if ha != hb {
+		t.Errorf("two FSMs fed the same rematch log differ: %v and %v", ha, hb)
+	}
+	t.Logf("%d records rematched: %d moved, %d kept by a steward; state %v", len(rows), moved, kept, ha)
+}
+
+func labelOf(rows []dataset.Row, key string) string {
+	for _, r := range rows {
+		if string(r.Record.Key()) == key {
+			return r.Label
+		}
+	}
+	return ""
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
