@@ -68,6 +68,19 @@ func mpiCommand() *cli.Command {
 				Action: mpiSynth,
 			},
 			{
+				Name:      "profile",
+				Usage:     "describe labelled files: structure, and what changes between a person's records and how often",
+				ArgsUsage: "FILE...",
+				Description: "Reads labelled files (as mpi eval does) and prints, for the records of persons with two or more\n" +
+					"records, the shares of each kind of change against the person's most common value of the field;\n" +
+					"this is how mpi synth's default rates were read from a reference population.",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "format", Value: "csv", Usage: "csv or febrl"},
+					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
+				},
+				Action: mpiProfile,
+			},
+			{
 				Name:   "train",
 				Usage:  "estimate match weights with EM from the cluster's records and replicate them as the new configuration",
 				Flags:  clientFlags(),
@@ -247,6 +260,19 @@ func mpiSynth(c *cli.Context) error {
 		_, err := synth.Write(c.Context, c.App.Writer, opts)
 		return err
 	}
+	if st, err := os.Stat(out); err == nil && !st.Mode().IsRegular() {
+		// A device or a pipe is written in place: renaming over it would
+		// replace it with a file.
+		f, err := os.OpenFile(out, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("mpi synth: %w", err)
+		}
+		_, err = synth.Write(c.Context, f, opts)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
 	// Write beside the target and rename, so a failure leaves no half file.
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
 	if err != nil {
@@ -266,6 +292,53 @@ func mpiSynth(c *cli.Context) error {
 	_, err = fmt.Fprintf(c.App.Writer, "wrote %s: %d persons, %d records (%d twin pairs, %d juniors), home state %s, %d towns, %d ZIP codes, %d facilities\n",
 		out, sum.Persons, sum.Records, sum.Twins, sum.Juniors, sum.HomeState, sum.Towns, sum.ZIPs, sum.Facilities)
 	return err
+}
+
+func mpiProfile(c *cli.Context) error {
+	output := c.String("output")
+	if output != "table" && output != "json" {
+		return fmt.Errorf("-output %q must be table or json", output)
+	}
+	rows, err := eval.Load(c.Args().Slice(), c.String("format"))
+	if err != nil {
+		return err
+	}
+	p := synth.ProfileRows(rows)
+	if output == "json" {
+		return printJSON(c.App.Writer, p)
+	}
+	w := c.App.Writer
+	rp := p.RecordsPerPerson
+	fmt.Fprintf(w, "%d persons, %d records; records per person 1/2/3/4+: %.1f/%.1f/%.1f/%.1f %%\n", p.Persons, p.Records, 100*rp[0], 100*rp[1], 100*rp[2], 100*rp[3])
+	fmt.Fprintf(w, "%d twins (P<N>t), %d juniors (P<N>j), %d facilities, %d ZIP codes, %d cities\n", p.Twins, p.Juniors, p.Facilities, p.ZIPs, p.Cities)
+	fmt.Fprintf(w, "most common family name %q: %.2f %% of persons; family names at most 10 others share: %.1f %% of persons\n", p.TopFamily, 100*p.TopFamilyShare, 100*p.RareFamilyShare)
+	fmt.Fprintf(w, "persons sharing their address with another household member: %.1f %%\n\n", 100*p.SharedAddress)
+	var fields []string
+	for f := range p.Changes {
+		fields = append(fields, f)
+	}
+	slices.Sort(fields)
+	var rows2 [][]string
+	for _, f := range fields {
+		kinds := p.Changes[f]
+		var ks []string
+		for k := range kinds {
+			ks = append(ks, k)
+		}
+		slices.SortFunc(ks, func(a, b string) int {
+			if kinds[a] != kinds[b] {
+				if kinds[a] > kinds[b] {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a, b)
+		})
+		for _, k := range ks {
+			rows2 = append(rows2, []string{f, k, fmt.Sprintf("%.4f", kinds[k])})
+		}
+	}
+	return printTable(w, []string{"FIELD", "CHANGE", "SHARE OF RECORDS"}, rows2)
 }
 
 func mpiTrain(c *cli.Context, cl *client, ctx context.Context) error {

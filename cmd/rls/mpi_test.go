@@ -37,6 +37,11 @@ func TestSynthThenEval(t *testing.T) {
 		t.Fatalf("eval: exit %d, %q %q", code, out, errOut)
 	}
 
+	out, errOut, code = rls(t, "mpi", "profile", file)
+	if code != 0 || !strings.Contains(out, "400 persons") || !strings.Contains(out, "given_name") {
+		t.Fatalf("profile: exit %d, %q %q", code, out, errOut)
+	}
+
 	out, errOut, code = rls(t, "mpi", "eval", "--sizes", "100,400", file)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "PERSONS") || !strings.HasPrefix(lines[2], "400 ") {

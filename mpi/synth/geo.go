@@ -64,17 +64,29 @@ const minTown = 1500
 
 // buildRegion lays out the region of a population of persons.
 func buildRegion(t *tables, r *rand.Rand, persons int, k Knobs) (*region, error) {
+	residents := math.Max(float64(persons)/k.Coverage, k.MinResidents)
 	home := t.state(k.HomeState)
 	if home == nil {
+		// A state with neighbours and ZIP prefixes enough for the region's
+		// ZIP codes (about 99 a prefix), else the one with most prefixes.
+		need := int(2 * residents / k.ResidentsPerZIP / 99)
 		var candidates []*stateInfo
+		roomiest := &t.states[0]
 		for i := range t.states {
-			if len(t.states[i].neighbours) >= 2 {
-				candidates = append(candidates, &t.states[i])
+			s := &t.states[i]
+			if len(s.zip3) > len(roomiest.zip3) {
+				roomiest = s
+			}
+			if len(s.neighbours) >= 2 && len(s.zip3) >= need {
+				candidates = append(candidates, s)
 			}
 		}
-		home = candidates[r.IntN(len(candidates))]
+		home = roomiest
+		if len(candidates) > 0 {
+			home = candidates[r.IntN(len(candidates))]
+		}
 	}
-	g := &region{states: []*stateInfo{home}, residents: math.Max(float64(persons)/k.Coverage, k.MinResidents)}
+	g := &region{states: []*stateInfo{home}, residents: residents}
 	shares := []float64{1}
 	if k.NeighbourShare > 0 && len(home.neighbours) > 0 {
 		nb := append([]string(nil), home.neighbours...)
@@ -189,10 +201,13 @@ func (c *zipCursor) next(r *rand.Rand) (string, error) {
 		c.started = true
 		c.last = 0
 	}
-	c.last += 1 + r.IntN(3)
+	c.last++
+	if r.IntN(5) == 0 { // codes not in use leave gaps
+		c.last++
+	}
 	if c.last > 99 {
 		c.p++
-		c.last = 1 + r.IntN(3)
+		c.last = 1
 	}
 	if c.p >= len(c.prefixes)*(c.wraps+1) {
 		// Only a region of tens of millions exhausts a state's prefixes;

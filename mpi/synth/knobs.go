@@ -37,6 +37,13 @@ type Knobs struct {
 	JuniorShare  float64 `json:"junior_share"`
 	JuniorSuffix float64 `json:"junior_suffix"`
 
+	// NameConcentration is the share of names drawn from steep Zipf
+	// distributions over the most common names instead of the US ones:
+	// 0 (default) is the US (Smith 0.8% of persons), 0.85 resembles
+	// population-20k (Smith about 7%, Mary 13% of women), where same-name
+	// strangers are many times more common.
+	NameConcentration float64 `json:"name_concentration"`
+
 	// HomeState is the postal code of the exchange's state (data/states.txt);
 	// empty picks one from the seed. NeighbourShare of persons live in
 	// neighbouring states.

@@ -217,6 +217,25 @@ func TestRates(t *testing.T) {
 	within("given name in capitals", float64(upper)/records, 0.24, 0.02)
 	within("phone (xxx) xxx-xxxx", float64(parens)/records, 0.235, 0.02)
 	within("Smith", float64(smith)/records, 0.007, 0.004) // households cluster it: a wide band at 10k
+	// The rates read from population-20k (README.md), measured the same way.
+	prof := ProfileRows(rows)
+	within("records per person 1", prof.RecordsPerPerson[0], 0.45, 0.03)
+	within("given name typo", prof.Changes["given_name"]["typo"], 0.147, 0.02)
+	within("given name nickname", prof.Changes["given_name"]["nickname"], 0.03, 0.02)
+	within("given/family swap", prof.Changes["given_name"]["given/family swap"], 0.02, 0.008)
+	within("family name typo", prof.Changes["family_name"]["typo"], 0.144, 0.02)
+	within("birth day", prof.Changes["birth_date"]["day"], 0.06, 0.015)
+	within("birth day/month swap", prof.Changes["birth_date"]["day and month swapped"], 0.01, 0.005)
+	within("birth year ±10", prof.Changes["birth_date"]["year ±10"], 0.011, 0.005)
+	within("address moved", prof.Changes["address_line"]["moved"], 0.248, 0.03)
+	within("street type abbreviated", prof.Changes["address_line"]["abbreviated or unit"], 0.106, 0.02)
+	within("phone changed", prof.Changes["phone"]["changed"], 0.19, 0.03)
+	within("SSN typo", prof.Changes["ssn"]["typo"], 0.015, 0.006)
+	within("middle name missing", prof.Changes["middle_name"]["missing"], 0.406, 0.03)
+	within("sex unknown", prof.Changes["sex"]["unknown"], 0.01, 0.005)
+	if prof.Twins == 0 || prof.Juniors == 0 || prof.Persons != n {
+		t.Errorf("profile: %d persons, %d twins, %d juniors", prof.Persons, prof.Twins, prof.Juniors)
+	}
 	shared := map[string]bool{}
 	for _, labels := range addr {
 		if len(labels) > 1 && len(labels) < 20 {

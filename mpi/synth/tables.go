@@ -37,6 +37,12 @@ type tables struct {
 	placeStandalone, placeFirst, placeSecond, placeWord, placePrefix []string
 
 	states []stateInfo
+
+	// The steep name distributions of NameConcentration: Zipf over the 250
+	// most common surnames and over the decade lists' given names.
+	concentratedFamily weighted
+	concentratedGiven  [2]weighted
+	surnameGroup       map[string]group
 }
 
 type givenDecade struct {
@@ -144,6 +150,38 @@ func parseTables() (*tables, error) {
 	}
 	if err := t.parseGiven(); err != nil {
 		return nil, err
+	}
+	t.surnameGroup = map[string]group{}
+	var head []string
+	for _, s := range t.surnames.listed {
+		if s.name == "" {
+			break
+		}
+		t.surnameGroup[s.name] = s.group
+		if len(head) < 250 {
+			head = append(head, s.name)
+		}
+	}
+	t.concentratedFamily = zipfWeights(head, 0.85)
+	for sex := range 2 {
+		var names []string
+		seen := map[string]bool{}
+		for i := 0; ; i++ { // rank by rank across the decades, oldest first
+			added := false
+			for _, d := range t.given[sex] {
+				if i < len(d.dist.names) && d.dist.names[i] != "" && i < 30 {
+					if n := d.dist.names[i]; !seen[n] {
+						seen[n] = true
+						names = append(names, n)
+					}
+					added = true
+				}
+			}
+			if !added {
+				break
+			}
+		}
+		t.concentratedGiven[sex] = zipfWeights(names, 1)
 	}
 	if t.nicknames, err = parseNicknames("nicknames.txt"); err != nil {
 		return nil, err

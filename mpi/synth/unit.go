@@ -163,8 +163,7 @@ func (g *generator) buildUnit(u int, sh unitShape, b *unitBuf) {
 	}
 	g.planRoles(r, sh, ps)
 
-	famRank := g.t.surnames.rank(r.Float64())
-	family, grp := g.t.surnames.name(famRank)
+	family, grp := g.familyName(r)
 	home := b.newResidence()
 	g.settle(r, b, home, ps[0].index, -1, g.geo.pickZIP(r), 1)
 
@@ -174,7 +173,7 @@ func (g *generator) buildUnit(u int, sh unitShape, b *unitBuf) {
 		p.family, p.grp = family, grp
 		switch {
 		case p.role == roleRoommate && i > 0:
-			p.family, p.grp = g.t.surnames.name(g.t.surnames.rank(r.Float64()))
+			p.family, p.grp = g.familyName(r)
 		case p.role == rolePartner:
 			g.partnerName(r, p, family)
 		case p.role == roleChild && i > 0 && ps[1].role == rolePartner && ps[1].married == "" && ps[1].family != family && chance(r, 0.1):
@@ -314,7 +313,7 @@ func (g *generator) family(r *rand.Rand, ps []person, adults, headAge int) {
 // husbands), hyphenated, or their own; a marriage inside the span shows
 // the maiden name on the records before it.
 func (g *generator) partnerName(r *rand.Rand, p *person, headFamily string) {
-	own, grp := g.t.surnames.name(g.t.surnames.rank(r.Float64()))
+	own, grp := g.familyName(r)
 	took := (p.sex == 0 && chance(r, 0.8)) || (p.sex == 1 && chance(r, 0.03))
 	if !took {
 		p.family, p.grp = own, grp
@@ -332,9 +331,27 @@ func (g *generator) partnerName(r *rand.Rand, p *person, headFamily string) {
 	p.family = married
 }
 
+// familyName draws a family name: from the US distribution, or with
+// NameConcentration from the steep head population-20k shows.
+func (g *generator) familyName(r *rand.Rand) (string, group) {
+	if chance(r, g.k.NameConcentration) {
+		n := g.t.concentratedFamily.pick(r.Float64())
+		return n, g.t.surnameGroup[n]
+	}
+	return g.t.surnames.name(g.t.surnames.rank(r.Float64()))
+}
+
+// givenName draws a given name likewise.
+func (g *generator) givenName(r *rand.Rand, sex, birthYear int, grp group) string {
+	if chance(r, g.k.NameConcentration) {
+		return g.t.concentratedGiven[sex].pick(r.Float64())
+	}
+	return g.t.givenName(r, sex, birthYear, grp)
+}
+
 func (g *generator) hispanicSurname(r *rand.Rand) string {
 	for range 6 {
-		if n, grp := g.t.surnames.name(g.t.surnames.rank(r.Float64())); grp == groupHispanic {
+		if n, grp := g.familyName(r); grp == groupHispanic {
 			return n
 		}
 	}
@@ -370,7 +387,7 @@ func (g *generator) names(r *rand.Rand, ps []person) {
 		default:
 			sameInitial := p.twinOf >= 0 && chance(r, g.k.TwinLookalike/(1-g.k.TwinLookalike+1e-9))
 			for try := range 40 {
-				p.given = g.t.givenName(r, p.sex, p.by, p.grp)
+				p.given = g.givenName(r, p.sex, p.by, p.grp)
 				if !g.clashes(ps, i, p.given) && (!sameInitial || p.given[0] == ps[p.twinOf].given[0] || try == 39) {
 					break
 				}
@@ -430,7 +447,7 @@ func (g *generator) awayAndMarriages(r *rand.Rand, b *unitBuf) {
 		}
 		unmarried := p.sex == 0 && p.married == "" && p.role != rolePartner && p.role != roleHead
 		if unmarried && p.age >= 18 && p.age-10 <= 45 && chance(r, g.k.MarriagesPerDecade) {
-			newName, _ := g.t.surnames.name(g.t.surnames.rank(r.Float64()))
+			newName, _ := g.familyName(r)
 			if chance(r, g.k.Hyphenate) {
 				newName = p.family + "-" + newName
 			}
