@@ -35,8 +35,8 @@ func mpiCommand() *cli.Command {
 					"and prints JSON: records, true and predicted pairs, precision, recall, F1, review items, seconds.\n" +
 					"--sizes 1000,5000,20000 prints the curve by index size instead: each size is a nested subset of\n" +
 					"the files' persons (all their records, in file order), or with --synth a population generated\n" +
-					"at that size (--seed, --knobs, --noise as for mpi synth), each in a fresh index, trained on its\n" +
-					"own records with --train.",
+					"at that size (--seed, --knobs, --noise as for mpi synth; --nested: subsets of the largest), each\n" +
+					"in a fresh index, trained on its own records with --train.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "format", Value: "csv", Usage: "csv or febrl"},
 					&cli.BoolFlag{Name: "train", Usage: "estimate the weights with EM on the files first (labels unused)"},
@@ -45,6 +45,7 @@ func mpiCommand() *cli.Command {
 					&cli.Float64Flag{Name: "lower", Usage: "lower threshold (review at or above)"},
 					&cli.StringFlag{Name: "sizes", Usage: "comma-separated `PERSONS`: measure a curve by index size"},
 					&cli.BoolFlag{Name: "synth", Usage: "with --sizes: generate a population at each size instead of reading files"},
+					&cli.BoolFlag{Name: "nested", Usage: "with --synth: generate the largest size once and measure nested subsets of it (one region, coverage growing) instead of a population per size (region growing with it)"},
 					&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "with --synth: population `SEED`"},
 					&cli.StringFlag{Name: "knobs", Usage: "with --synth: JSON `FILE` of generator knobs over the defaults"},
 					&cli.Float64Flag{Name: "noise", Value: 1, Usage: "with --synth: scale every error rate by `F`"},
@@ -171,7 +172,17 @@ func mpiEval(c *cli.Context) error {
 			rows, _, err := synth.Rows(ctx, synth.Options{Persons: persons, Seed: seed, Knobs: k})
 			return rows, err
 		}
+		if c.Bool("nested") {
+			rows, err := pop(c.Context, slices.Max(sizes))
+			if err != nil {
+				return err
+			}
+			pop, _ = eval.Subsets(rows)
+		}
 	} else {
+		if c.Bool("nested") {
+			return fmt.Errorf("--nested goes with --synth (subsets of files are always nested)")
+		}
 		rows, err := eval.Load(opts.Files, opts.Format)
 		if err != nil {
 			return err
@@ -183,8 +194,12 @@ func mpiEval(c *cli.Context) error {
 		}
 	}
 	points, err := eval.Curve(c.Context, pop, sizes, opts, func(p eval.CurvePoint) {
-		fmt.Fprintf(c.App.ErrWriter, "%d persons: %d records, precision %.4f, recall %.4f, F1 %.4f (train %.1fs, register %.1fs)\n",
-			p.TruePersons, p.Records, p.Precision, p.Recall, p.F1, p.TrainSeconds, p.RegisterSeconds)
+		train := ""
+		if p.Train != nil {
+			train = fmt.Sprintf("train %.1fs, ", p.TrainSeconds)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "%d persons: %d records, precision %.4f, recall %.4f, F1 %.4f (%sregister %.1fs)\n",
+			p.TruePersons, p.Records, p.Precision, p.Recall, p.F1, train, p.RegisterSeconds)
 	})
 	if err != nil {
 		return err

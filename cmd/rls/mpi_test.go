@@ -59,7 +59,16 @@ func TestSynthThenEval(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &points) != nil || len(points) != 2 || points[0].TruePersons != 150 || points[1].TruePersons != 300 {
 		t.Fatalf("eval --synth: exit %d, %q %q", code, out, errOut)
 	}
+	out, errOut, code = rls(t, "mpi", "eval", "--synth", "--nested", "--sizes", "150,300", "--seed", "5", "-o", "json")
+	var nested []struct {
+		TruePersons int `json:"true_persons"`
+		Records     int `json:"records"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &nested) != nil || len(nested) != 2 || nested[1] != points[1] || nested[0].TruePersons < 150 || nested[0].TruePersons > 151 {
+		t.Fatalf("eval --synth --nested: exit %d, %q %q (per size: %+v)", code, out, errOut, points)
+	}
 	for _, bad := range [][]string{
+		{"mpi", "eval", "--nested", "--sizes", "10", file},
 		{"mpi", "eval", "--synth", file},
 		{"mpi", "eval", "--synth"},
 		{"mpi", "eval", "--synth", "--sizes", "10,x"},

@@ -56,6 +56,18 @@ func Curve(ctx context.Context, pop Population, sizes []int, opts Options, progr
 	return out, nil
 }
 
+// scramble is the SplitMix64 finaliser. FNV alone leaves labels that
+// differ in their last characters (P19319, P19321) close together, which
+// would pick whole runs of consecutive persons (households) into a subset.
+func scramble(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
 func countLabels(rows []dataset.Row) int {
 	seen := map[string]struct{}{}
 	for _, r := range rows {
@@ -97,7 +109,7 @@ func Subsets(rows []dataset.Row) (Population, int) {
 	for g := range members {
 		h := fnv.New64a()
 		h.Write([]byte("rls-eval-subset\x00" + g))
-		order = append(order, keyed{h.Sum64(), g})
+		order = append(order, keyed{scramble(h.Sum64()), g})
 	}
 	slices.SortFunc(order, func(a, b keyed) int {
 		switch {

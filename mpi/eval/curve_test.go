@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -70,6 +71,24 @@ func TestSubsetsNested(t *testing.T) {
 			}
 		}
 		prev = ids
+	}
+	// Consecutive labels (one household) are chosen independently: of the
+	// 200 persons of the smallest subset, about 200·200/3000 have P<N+1>
+	// beside them.
+	small, _ := pop(context.Background(), 200)
+	chosen := map[string]bool{}
+	for _, r := range small {
+		chosen[r.Label] = true
+	}
+	neighbours := 0
+	for l := range chosen {
+		var n int
+		if _, err := fmt.Sscanf(l, "P%d", &n); err == nil && chosen[fmt.Sprintf("P%d", n+1)] {
+			neighbours++
+		}
+	}
+	if neighbours > 2*200*200/3000+5 {
+		t.Fatalf("%d of the 200 persons chosen have the next label beside them: the choice is not independent", neighbours)
 	}
 	if _, err := pop(context.Background(), 3001); !errors.Is(err, ErrTooFewPersons) {
 		t.Fatalf("a subset larger than the file: %v", err)
