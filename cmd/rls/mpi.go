@@ -237,10 +237,11 @@ func printCurve(w io.Writer, points []eval.CurvePoint) error {
 		rows = append(rows, []string{persons, strconv.Itoa(p.Records), strconv.FormatInt(p.TruePairs, 10),
 			fmt.Sprintf("%.4f", p.Precision), fmt.Sprintf("%.4f", p.Recall), fmt.Sprintf("%.4f", p.F1),
 			strconv.Itoa(p.ReviewItems), fmt.Sprintf("%d / %d", p.TwinFalseLinks, p.GenerationFalseLinks),
+			fmt.Sprintf("%d / %d / %d", p.FalsePairs.Household, p.FalsePairs.FamilyName, p.FalsePairs.Other),
 			strconv.Itoa(p.SkippedBlocks), strconv.FormatFloat(p.RecordsPerSecond, 'f', 0, 64), train})
 	}
 	return printTable(w, []string{"PERSONS", "RECORDS", "TRUE PAIRS", "PRECISION", "RECALL", "F1", "REVIEWS",
-		"TWIN / GEN FALSE LINKS", "SKIPPED BLOCKS", "RECORDS/S", "TRAIN S"}, rows)
+		"TWIN / GEN FALSE LINKS", "FALSE PAIRS HOME / NAME / OTHER", "SKIPPED BLOCKS", "RECORDS/S", "TRAIN S"}, rows)
 }
 
 // synthKnobs reads --knobs and --noise.

@@ -119,6 +119,12 @@ func TestCurveOnGeneratedPopulations(t *testing.T) {
 			t.Fatalf("point %d trained without Options.Train", i)
 		}
 	}
+	for _, p := range points {
+		fp := p.FalsePairs
+		if wrong := p.PredictedPairs - p.CorrectPairs; fp.Household+fp.FamilyName+fp.Other != wrong {
+			t.Fatalf("false pairs %+v do not add up to %d", fp, wrong)
+		}
+	}
 	if points[1].Records <= points[0].Records {
 		t.Fatalf("records %d then %d", points[0].Records, points[1].Records)
 	}

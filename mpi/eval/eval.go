@@ -1,7 +1,8 @@
 // Package eval measures the master patient index on labelled files: it
 // registers every record into a fresh in-memory index exactly as the
-// cluster would, then compares the persons formed with the truth labels.
-// It backs `rls mpi eval`.
+// cluster would, then compares the persons formed with the truth labels
+// (Run, RunRows), and measures that by index size (Curve, over nested
+// subsets of a file or generated populations). It backs `rls mpi eval`.
 //
 // It owns the evaluation harness only: it must never import HTTP or Raft
 // code.
@@ -61,6 +62,11 @@ type Report struct {
 	// birth years at least mpi.MinGenerationGap apart.
 	TwinFalseLinks       int64 `json:"twin_false_links"`
 	GenerationFalseLinks int64 `json:"generation_false_links"`
+	// FalsePairs splits the linked pairs of different people by what the
+	// two records share: "household" an address line or a phone,
+	// "family_name" the family name only (relatives apart, namesakes),
+	// "other" neither (strangers).
+	FalsePairs FalsePairs `json:"false_pairs"`
 	// Outcomes counts registrations by outcome (linked, new, review).
 	Outcomes map[mpi.Outcome]int `json:"outcomes"`
 	// SkippedBlocks counts registrations that skipped an oversize block.
@@ -246,6 +252,14 @@ func RunRows(ctx context.Context, rows []dataset.Row, opts Options) (Report, err
 				if isGenerationPair(&na, &nb) {
 					rep.GenerationFalseLinks++
 				}
+				switch {
+				case sharesHome(&na, &nb):
+					rep.FalsePairs.Household++
+				case na.Family != "" && na.Family == nb.Family:
+					rep.FalsePairs.FamilyName++
+				default:
+					rep.FalsePairs.Other++
+				}
 			}
 		}
 	}
@@ -267,6 +281,32 @@ func ratio(a, b int64) float64 {
 }
 
 func round(x float64) float64 { return math.Round(x*1e6) / 1e6 }
+
+// FalsePairs counts wrongly linked pairs by what their records share.
+type FalsePairs struct {
+	Household  int64 `json:"household"`
+	FamilyName int64 `json:"family_name"`
+	Other      int64 `json:"other"`
+}
+
+// sharesHome: the same normalised address line, or a phone in common.
+func sharesHome(a, b *mpi.Normalized) bool {
+	for _, x := range a.Addresses {
+		for _, y := range b.Addresses {
+			if x.Full != "" && x.Full == y.Full {
+				return true
+			}
+		}
+	}
+	for _, x := range a.Phones {
+		for _, y := range b.Phones {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // isTwinPair: same birth date and family name, different given names that
 // are not nicknames of each other.

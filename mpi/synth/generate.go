@@ -283,13 +283,16 @@ func Rows(ctx context.Context, opts Options) ([]dataset.Row, Summary, error) {
 		done <- result{s, err}
 	}()
 	f, readErr := dataset.Read(pr, fmt.Sprintf("synth(persons=%d,seed=%d)", opts.Persons, opts.Seed), dataset.CSV)
-	pr.CloseWithError(errors.New("synth: reader stopped"))
+	errStopped := errors.New("synth: the reader stopped")
+	pr.CloseWithError(errStopped)
 	res := <-done
-	if res.err != nil {
+	switch {
+	case res.err != nil && !errors.Is(res.err, errStopped):
 		return nil, Summary{}, res.err
-	}
-	if readErr != nil {
+	case readErr != nil:
 		return nil, Summary{}, fmt.Errorf("synth: the generated file does not load: %w", readErr)
+	case res.err != nil:
+		return nil, Summary{}, res.err
 	}
 	return f.Rows, res.s, nil
 }

@@ -3,6 +3,7 @@ package synth
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -359,5 +360,16 @@ func TestPermute(t *testing.T) {
 		if days(y, m, dd) != d {
 			t.Fatalf("civil(%d) = %d-%d-%d", d, y, m, dd)
 		}
+	}
+}
+
+func TestCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Write(ctx, &bytes.Buffer{}, Options{Persons: 20000, Knobs: DefaultKnobs()}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Write after cancel: %v", err)
+	}
+	if _, _, err := Rows(ctx, Options{Persons: 20000, Knobs: DefaultKnobs()}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Rows after cancel: %v", err)
 	}
 }
