@@ -60,7 +60,7 @@ func mpiCommand() *cli.Command {
 					"person_id, in registration order. The same --persons, --seed and --knobs give the same bytes.\n" +
 					"--knobs FILE is a JSON object of rates over the defaults (see mpi/synth/README.md).",
 				Flags: []cli.Flag{
-					&cli.IntFlag{Name: "persons", Usage: "number of `N` persons", Required: true},
+					&cli.IntFlag{Name: "persons", Usage: "generate `N` persons (twins and juniors included)", Required: true},
 					&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "population `SEED`"},
 					&cli.StringFlag{Name: "out", Usage: "write to `FILE` (created atomically) instead of stdout"},
 					&cli.StringFlag{Name: "knobs", Usage: "JSON `FILE` of knobs over the defaults"},
