@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/antzucaro/matchr"
-
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/mpi/dataset"
 )
@@ -243,7 +241,7 @@ func profilePerson(rs []*dataset.Row, add func(field, kind string)) {
 			add("phone", "missing")
 		case d == mPhone:
 			add("phone", "same")
-		case matchr.DamerauLevenshtein(d, mPhone) == 1:
+		case editDistance(d, mPhone) == 1:
 			add("phone", "typo")
 		default:
 			add("phone", "changed")
@@ -253,7 +251,7 @@ func profilePerson(rs []*dataset.Row, add func(field, kind string)) {
 			add("ssn", "missing")
 		case s == mSSN:
 			add("ssn", "same")
-		case mSSN != "" && matchr.DamerauLevenshtein(s, mSSN) == 1:
+		case mSSN != "" && editDistance(s, mSSN) == 1:
 			add("ssn", "typo")
 		default:
 			add("ssn", "other")
@@ -312,13 +310,13 @@ func nameChange(v, m, other string, isGiven bool) string {
 		return "nickname"
 	case len(v) == 1:
 		return "initial"
-	case matchr.DamerauLevenshtein(v, m) == 1:
+	case editDistance(v, m) == 1:
 		return "typo"
-	case other != "" && matchr.DamerauLevenshtein(v, other) <= 1:
+	case other != "" && editDistance(v, other) <= 1:
 		return "given/family swap"
 	case !isGiven && (slices.Contains(strings.FieldsFunc(v, isSeparator), m) || slices.Contains(strings.FieldsFunc(m, isSeparator), v)):
 		return "one part of two (hyphen, second surname, suffix)"
-	case matchr.DamerauLevenshtein(v, m) == 2:
+	case editDistance(v, m) == 2:
 		return "two edits"
 	}
 	return "other (married name, nickname outside mpi's table)"
@@ -358,4 +356,31 @@ func atoi(s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// editDistance is the optimal string alignment distance of a and b: insertions,
+// deletions, substitutions and transpositions of adjacent characters, each counting one
+// (the keying errors the generator makes), over bytes.
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }

@@ -373,3 +373,20 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("Rows after cancel: %v", err)
 	}
 }
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"abc", "abc", 0}, {"abc", "abd", 1}, {"abc", "acb", 1}, {"abc", "ab", 1},
+		{"ab", "abc", 1}, {"", "abc", 3}, {"kevin", "krvin", 1}, {"kevn", "krvin", 2}, {"mary", "margaret", 4},
+	} {
+		if got := editDistance(c.a, c.b); got != c.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+		if got := editDistance(c.b, c.a); got != c.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.b, c.a, got, c.want)
+		}
+	}
+}
