@@ -1,7 +1,8 @@
 // Package eval measures the master patient index on labelled files: it
 // registers every record into a fresh in-memory index exactly as the
-// cluster would, then compares the persons formed with the truth labels.
-// It backs `rls mpi eval`.
+// cluster would, then compares the persons formed with the truth labels
+// (Run, RunRows), and measures that by index size (Curve, over nested
+// subsets of a file or generated populations). It backs `rls mpi eval`.
 //
 // It owns the evaluation harness only: it must never import HTTP or Raft
 // code.
@@ -61,14 +62,25 @@ type Report struct {
 	// birth years at least mpi.MinGenerationGap apart.
 	TwinFalseLinks       int64 `json:"twin_false_links"`
 	GenerationFalseLinks int64 `json:"generation_false_links"`
+	// FalsePairs splits the linked pairs of different people by what the
+	// two records share: "household" an address line or a phone,
+	// "family_name" the family name only (relatives apart, namesakes),
+	// "other" neither (strangers).
+	FalsePairs FalsePairs `json:"false_pairs"`
 	// Outcomes counts registrations by outcome (linked, new, review).
 	Outcomes map[mpi.Outcome]int `json:"outcomes"`
 	// WindowedBlocks counts registrations that read an oversize block
 	// through a window (see mpi.Decision.WindowedBlocks).
-	WindowedBlocks int             `json:"windowed_blocks"`
-	Config         ConfigSummary   `json:"config"`
-	Train          *mpi.TrainStats `json:"train,omitempty"`
-	Without        []string        `json:"without,omitempty"`
+	WindowedBlocks int `json:"windowed_blocks"`
+	// TrainSeconds is the time EM took (0 without training);
+	// RegisterSeconds the time registration took, and RecordsPerSecond
+	// its throughput (loading, training and scoring excluded).
+	TrainSeconds     float64         `json:"train_seconds"`
+	RegisterSeconds  float64         `json:"register_seconds"`
+	RecordsPerSecond float64         `json:"records_per_second"`
+	Config           ConfigSummary   `json:"config"`
+	Train            *mpi.TrainStats `json:"train,omitempty"`
+	Without          []string        `json:"without,omitempty"`
 }
 
 // ConfigSummary names the configuration the run matched with.
@@ -88,39 +100,68 @@ type ConfigSummary struct {
 // Options.Without (comma-separated field names, see mpi.WithoutFields), and
 // --upper/--lower set Options.Upper/Lower. Print the Report as JSON.
 //
-// Run loads the files, empties the --without fields, optionally trains
-// (EM on all records, labels unused), registers every record in file order
-// into a fresh mpi.MemStore through mpi.Matcher.Register exactly as the
-// FSM does (new persons get EUIDs from a counter, as the Raft leader would
-// stamp them), and scores the persons formed against the labels: a
-// predicted pair is two records with the same EUID, a true pair two records
-// with the same label. A record whose identifier repeats replaces the
-// earlier one, as registration does. Files without labels are refused with
-// ErrNoLabels; malformed rows fail with their file and line.
+// Run loads the files (Load) and measures them (RunRows).
 func Run(ctx context.Context, opts Options) (Report, error) {
 	start := time.Now()
-	if len(opts.Files) == 0 {
-		return Report{}, errors.New("eval: no files given")
-	}
-	format, err := dataset.ParseFormat(opts.Format)
+	rows, err := Load(opts.Files, opts.Format)
 	if err != nil {
-		return Report{}, fmt.Errorf("eval: %w", err)
+		return Report{}, err
+	}
+	rep, err := RunRows(ctx, rows, opts)
+	rep.Seconds = round(time.Since(start).Seconds())
+	return rep, err
+}
+
+// Load reads labelled files in order. Files without labels are refused
+// with ErrNoLabels; malformed rows fail with their file and line.
+func Load(files []string, format string) ([]dataset.Row, error) {
+	if len(files) == 0 {
+		return nil, errors.New("eval: no files given")
+	}
+	f, err := dataset.ParseFormat(format)
+	if err != nil {
+		return nil, fmt.Errorf("eval: %w", err)
 	}
 	var rows []dataset.Row
-	for _, path := range opts.Files {
-		f, err := dataset.Load(path, format)
+	for _, path := range files {
+		file, err := dataset.Load(path, f)
 		if err != nil {
-			return Report{}, fmt.Errorf("eval: %w", err)
+			return nil, fmt.Errorf("eval: %w", err)
 		}
-		if !f.Labelled {
-			return Report{}, fmt.Errorf("eval %s: %w (csv needs a %s column; febrl needs rec_id rec-N-org/rec-N-dup-K)", path, ErrNoLabels, dataset.LabelColumn)
+		if !file.Labelled {
+			return nil, fmt.Errorf("eval %s: %w (csv needs a %s column; febrl needs rec_id rec-N-org/rec-N-dup-K)", path, ErrNoLabels, dataset.LabelColumn)
 		}
-		rows = append(rows, f.Rows...)
+		rows = append(rows, file.Rows...)
 	}
-	for i := range rows {
-		if rows[i].Record, err = mpi.WithoutFields(rows[i].Record, opts.Without); err != nil {
-			return Report{}, fmt.Errorf("eval --without: %w", err)
+	return rows, nil
+}
+
+// RunRows measures matching on labelled rows (Options.Files and Format
+// are not used): it empties the --without fields, optionally trains (EM on
+// all the rows, labels unused), registers every row in order into a fresh
+// mpi.MemStore through mpi.Matcher.Register exactly as the FSM does (new
+// persons get EUIDs from a counter, as the Raft leader would stamp them),
+// and scores the persons formed against the labels: a predicted pair is
+// two records with the same EUID, a true pair two records with the same
+// label. A record whose identifier repeats replaces the earlier one, as
+// registration does. The rows are not modified.
+func RunRows(ctx context.Context, rows []dataset.Row, opts Options) (Report, error) {
+	start := time.Now()
+	for _, row := range rows {
+		if row.Label == "" {
+			return Report{}, fmt.Errorf("eval %s line %d: %w", row.File, row.Line, ErrNoLabels)
 		}
+	}
+	if len(opts.Without) > 0 {
+		stripped := make([]dataset.Row, len(rows))
+		for i, row := range rows {
+			var err error
+			stripped[i] = row
+			if stripped[i].Record, err = mpi.WithoutFields(row.Record, opts.Without); err != nil {
+				return Report{}, fmt.Errorf("eval --without: %w", err)
+			}
+		}
+		rows = stripped
 	}
 
 	store := mpi.NewMemStore()
@@ -131,10 +172,12 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		for i := range rows {
 			recs[i] = rows[i].Record
 		}
+		trainStart := time.Now()
 		trained, stats, err := mpi.Train(recs, cfg, opts.TrainOptions)
 		if err != nil {
 			return Report{}, fmt.Errorf("eval: %w", err)
 		}
+		rep.TrainSeconds = round(time.Since(trainStart).Seconds())
 		cfg, rep.Train = trained, &stats
 	}
 	if opts.Upper != nil {
@@ -152,6 +195,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	rep.Config = ConfigSummary{Version: cfg.Version, Source: cfg.Source, Upper: cfg.Upper, Lower: cfg.Lower, PriorMatchShare: cfg.PriorMatchShare, MinPriorPersons: cfg.MinPriorPersons}
 
 	m := mpi.NewMatcher()
+	registerStart := time.Now()
 	labelOf := map[mpi.RecordKey]string{}
 	normOf := map[mpi.RecordKey]mpi.Normalized{}
 	for i, row := range rows {
@@ -169,7 +213,13 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 			rep.WindowedBlocks++
 		}
 		labelOf[d.Record] = row.Label
-		normOf[d.Record] = mpi.Normalize(row.Record)
+	}
+	rep.RegisterSeconds = round(time.Since(registerStart).Seconds())
+	if rep.RegisterSeconds > 0 {
+		rep.RecordsPerSecond = math.Round(float64(len(rows)) / time.Since(registerStart).Seconds())
+	}
+	for _, row := range rows { // outside the timed loop; the last of a repeated key wins, as in registration
+		normOf[row.Record.Key()] = mpi.Normalize(row.Record)
 	}
 	rep.ReviewItems = len(store.Reviews())
 
@@ -205,6 +255,14 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 				if isGenerationPair(&na, &nb) {
 					rep.GenerationFalseLinks++
 				}
+				switch {
+				case sharesHome(&na, &nb):
+					rep.FalsePairs.Household++
+				case na.Family != "" && na.Family == nb.Family:
+					rep.FalsePairs.FamilyName++
+				default:
+					rep.FalsePairs.Other++
+				}
 			}
 		}
 	}
@@ -226,6 +284,32 @@ func ratio(a, b int64) float64 {
 }
 
 func round(x float64) float64 { return math.Round(x*1e6) / 1e6 }
+
+// FalsePairs counts wrongly linked pairs by what their records share.
+type FalsePairs struct {
+	Household  int64 `json:"household"`
+	FamilyName int64 `json:"family_name"`
+	Other      int64 `json:"other"`
+}
+
+// sharesHome: the same normalised address line, or a phone in common.
+func sharesHome(a, b *mpi.Normalized) bool {
+	for _, x := range a.Addresses {
+		for _, y := range b.Addresses {
+			if x.Full != "" && x.Full == y.Full {
+				return true
+			}
+		}
+	}
+	for _, x := range a.Phones {
+		for _, y := range b.Phones {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // isTwinPair: same birth date and family name, different given names that
 // are not nicknames of each other.
