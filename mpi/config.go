@@ -37,6 +37,15 @@ type Config struct {
 	// young its registrations still come from a whole population, and the
 	// first records must not link on the strength of a name.
 	MinPriorPersons int `json:"min_prior_persons"`
+	// HouseholdRate is how many members of other people's households a
+	// record's blocking finds on average (κ). A record that shares a home
+	// with an indexed person is that person with prior π/N, or a member of
+	// their household with prior κ/N; the second reading is scored with the
+	// H of each level. Spouses, parents and children share a family name,
+	// an address, a phone and sometimes an e-mail address: counted as one
+	// person's evidence, those agreements outweigh a different given name
+	// and birth date.
+	HouseholdRate float64 `json:"household_rate"`
 	// MaxBlockSize bounds the candidate list: a blocking key with more
 	// records than this is skipped (and named in the Decision), so a query
 	// never scans a block like "born 1970, family name code SM0" in a
@@ -75,12 +84,17 @@ type FieldWeights struct {
 
 // LevelWeight is the Fellegi–Sunter weight of one agreement level: M is
 // P(level | same person), U is P(level | different people) and Weight is
-// log2(M/U), the evidence the level adds to the score.
+// log2(M/U), the evidence the level adds to the score. H is P(level | two
+// people of one household) and HouseholdWeight log2(H/U): for a pair that
+// shares a home, the household is the reading a link must beat (see
+// Config.HouseholdRate).
 type LevelWeight struct {
-	Level  string  `json:"level"`
-	M      float64 `json:"m"`
-	U      float64 `json:"u"`
-	Weight float64 `json:"weight"`
+	Level           string  `json:"level"`
+	M               float64 `json:"m"`
+	U               float64 `json:"u"`
+	Weight          float64 `json:"weight"`
+	H               float64 `json:"h"`
+	HouseholdWeight float64 `json:"household_weight"`
 }
 
 // Validate checks that the configuration names exactly the fields and
@@ -102,7 +116,7 @@ func (c *Config) Validate() error {
 			if l.Level != levelNames[i][j] {
 				return fmt.Errorf("%w: field %s level %d is %q, want %q", ErrInvalidConfig, f.Field, j, l.Level, levelNames[i][j])
 			}
-			if math.IsNaN(l.Weight) || math.IsInf(l.Weight, 0) {
+			if math.IsNaN(l.Weight) || math.IsInf(l.Weight, 0) || math.IsNaN(l.HouseholdWeight) || math.IsInf(l.HouseholdWeight, 0) {
 				return fmt.Errorf("%w: field %s level %s weight is not finite", ErrInvalidConfig, f.Field, l.Level)
 			}
 		}
@@ -112,6 +126,9 @@ func (c *Config) Validate() error {
 	}
 	if !(c.Upper >= c.Lower) || math.IsInf(c.Upper, 0) || math.IsInf(c.Lower, 0) || math.IsNaN(c.Lower) {
 		return fmt.Errorf("%w: thresholds upper %v lower %v", ErrInvalidConfig, c.Upper, c.Lower)
+	}
+	if !(c.HouseholdRate >= 0) || math.IsInf(c.HouseholdRate, 0) {
+		return fmt.Errorf("%w: household_rate %v must be a number of 0 or more", ErrInvalidConfig, c.HouseholdRate)
 	}
 	if !(c.PriorMatchShare > 0 && c.PriorMatchShare < 1) {
 		return fmt.Errorf("%w: prior_match_share %v must be between 0 and 1", ErrInvalidConfig, c.PriorMatchShare)
@@ -143,6 +160,23 @@ var defaultMU = [numFields][][2]float64{
 	fSSN:      {{0.94, 0.00001}, {0.04, 0.0001}, {0.01, 0.0001}, {0.01, 0.99979}},
 }
 
+// defaultH holds the hand-set H of DefaultConfig: how the records of two
+// people of one household compare. They share the address (or a phone, or
+// both: that is what makes a pair a household candidate at all), usually
+// the family name and sometimes an e-mail address; they rarely share a
+// given name (a junior) or a birth date (twins).
+var defaultH = [numFields][]float64{
+	fGiven:    {0.01, 0.002, 0.005, 0.005, 0.003, 0.03, 0.945},
+	fMiddle:   {0.01, 0.07, 0.005, 0.915},
+	fFamily:   {0.5, 0.04, 0.05, 0.02, 0.39},
+	fBirth:    {0.03, 0.001, 0.01, 0.005, 0.01, 0.944},
+	fSex:      {0.5, 0.5},
+	fLocation: {0.85, 0.05, 0.03, 0.04, 0.02, 0.01},
+	fPhone:    {0.4, 0.005, 0.005, 0.59},
+	fEmail:    {0.1, 0.01, 0.89},
+	fSSN:      {0.001, 0.001, 0.003, 0.995},
+}
+
 // DefaultConfig is the configuration a new cluster starts with, before any
 // EM training: version 0, hand-set weights.
 func DefaultConfig() Config {
@@ -154,6 +188,7 @@ func DefaultConfig() Config {
 		Lower:               0,
 		PriorMatchShare:     0.5,
 		MinPriorPersons:     1000,
+		HouseholdRate:       0.5,
 		MaxBlockSize:        50,
 		MaxCandidateRecords: 12,
 		MaxPersonRecords:    20,
@@ -166,7 +201,9 @@ func DefaultConfig() Config {
 	for i := range names {
 		fw := FieldWeights{Field: names[i]}
 		for j, mu := range defaultMU[i] {
-			fw.Levels = append(fw.Levels, LevelWeight{Level: levelNames[i][j], M: mu[0], U: mu[1], Weight: weightOf(mu[0], mu[1])})
+			h := defaultH[i][j]
+			fw.Levels = append(fw.Levels, LevelWeight{Level: levelNames[i][j], M: mu[0], U: mu[1], Weight: weightOf(mu[0], mu[1]),
+				H: h, HouseholdWeight: weightOf(h, mu[1])})
 		}
 		c.Fields = append(c.Fields, fw)
 	}
@@ -201,7 +238,9 @@ const maxLevels = 8
 type compiled struct {
 	cfg     *Config
 	weights [numFields][maxLevels]float64
-	uExact  [numFields]float64
+	// household holds the HouseholdWeight of every level.
+	household [numFields][maxLevels]float64
+	uExact    [numFields]float64
 }
 
 func compile(c *Config) (*compiled, error) {
@@ -212,6 +251,7 @@ func compile(c *Config) (*compiled, error) {
 	for i, f := range c.Fields {
 		for j, l := range f.Levels {
 			cc.weights[i][j] = l.Weight
+			cc.household[i][j] = l.HouseholdWeight
 		}
 		cc.uExact[i] = f.Levels[0].U
 	}

@@ -488,7 +488,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 		return nil, err
 	}
 	tf := storeTF(s, cc)
-	prior, err := priorLogOdds(s, cc)
+	pri, err := loadPriors(s, cc)
 	if err != nil {
 		return nil, err
 	}
@@ -520,7 +520,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 			d.CandidateRecords++
 			other := normOf(sr)
 			pl := comparePair(cc, n, other)
-			score, err := scoreLevels(cc, &pl, n, other, tf)
+			score, err := pri.pairScore(cc, &pl, n, other, tf)
 			if err != nil {
 				return nil, err
 			}
@@ -534,7 +534,6 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 		if scored == 0 {
 			continue
 		}
-		c.Score += prior
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Candidate) int {
@@ -550,17 +549,69 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 	return out, nil
 }
 
-// priorLogOdds is the prior log2 odds that the record is one given person of
-// the index rather than nobody in it: log2(π/(1-π)) - log2(N), N the number
-// of persons indexed (at least MinPriorPersons).
-func priorLogOdds(s Store, cc *compiled) (float64, error) {
+// priors are the prior log2 odds of a decision, for an index of N persons
+// (at least MinPriorPersons): match is log2(π/(1-π)) - log2 N, that the
+// record is one given indexed person rather than somebody not in the index;
+// household is log2 κ - log2 N - log2(1-π), that it is a member of that
+// person's household rather than somebody unrelated.
+type priors struct {
+	match, household float64
+}
+
+func loadPriors(s Store, cc *compiled) (priors, error) {
 	n, err := s.PersonCount()
 	if err != nil {
-		return 0, fmt.Errorf("count persons: %w", err)
+		return priors{}, fmt.Errorf("count persons: %w", err)
 	}
-	n = max(n, int64(cc.cfg.MinPriorPersons))
+	logN := math.Log2(float64(max(n, int64(cc.cfg.MinPriorPersons))))
 	pi := cc.cfg.PriorMatchShare
-	return math.Log2(pi) - math.Log2(1-pi) - math.Log2(float64(n)), nil
+	return priors{
+		match:     math.Log2(pi) - math.Log2(1-pi) - logN,
+		household: math.Log2(cc.cfg.HouseholdRate) - logN - math.Log2(1-pi),
+	}, nil
+}
+
+// pairScore is the log2 odds that record a is the person of record b: the
+// pair's evidence, the prior, and for records that share a home the
+// household reading weighed against it (log2(1 + κ/(N(1-π))·H/U): a pair
+// that agrees on the home and little else is a household, not a person).
+// Adjustments of a level's weight for the values compared (how common a
+// name is) correct U, the chance of an agreement, and so apply to H/U as
+// they do to M/U.
+func (p priors) pairScore(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) (float64, error) {
+	mu, hu, err := pairEvidence(cc, pl, a, b, tf)
+	if err != nil {
+		return 0, err
+	}
+	score := mu + p.match
+	if sharesHome(pl) && !math.IsInf(p.household, -1) {
+		x := p.household + hu
+		// log2(1 + 2^x), without overflow for large x
+		if x > 0 {
+			score -= x + math.Log2(1+math.Exp2(-x))
+		} else {
+			score -= math.Log2(1 + math.Exp2(x))
+		}
+	}
+	return score, nil
+}
+
+// pairEvidence returns log2(M/U) and log2(H/U) of a pair, in field order,
+// each with the adjustments of the values compared.
+func pairEvidence(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) (mu, hu float64, err error) {
+	for f := 0; f < numFields; f++ {
+		l := pl.level[f]
+		if l == missing {
+			continue
+		}
+		adj, err := adjustment(cc, pl, f, a, b, tf)
+		if err != nil {
+			return 0, 0, err
+		}
+		mu += cc.weights[f][l] + adj
+		hu += cc.household[f][l] + adj
+	}
+	return mu, hu, nil
 }
 
 // posteriors sets each candidate's Probability and Grade from the scores of
@@ -780,7 +831,7 @@ func (m *Matcher) bridgeSplitPerson(s Store, cc *compiled, d *Decision, cands []
 	if err != nil || best == nil {
 		return fmt.Errorf("read record %s: %w", strong[0].Record, notFound(err))
 	}
-	prior, err := priorLogOdds(s, cc)
+	pri, err := loadPriors(s, cc)
 	if err != nil {
 		return err
 	}
@@ -796,9 +847,9 @@ func (m *Matcher) bridgeSplitPerson(s Store, cc *compiled, d *Decision, cands []
 		if pl.household != "" {
 			return nil
 		}
-		if score, err := scoreLevels(cc, &pl, a, b, tf); err != nil {
+		if score, err := pri.pairScore(cc, &pl, a, b, tf); err != nil {
 			return err
-		} else if score+prior < cfg.Lower {
+		} else if score < cfg.Lower {
 			return nil
 		}
 	}

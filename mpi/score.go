@@ -173,23 +173,12 @@ func generationsApart(y1, y2 int, home bool) bool {
 // value in field (fGiven or fFamily).
 type tfLookup func(field int, value string) (float64, error)
 
-// scoreLevels sums the weights of the levels, with their adjustments, in
-// field order (a fixed order, so the floating-point sum is the same on
-// every node).
+// scoreLevels is log2(M/U) of a pair: the weights of its levels, with
+// their adjustments, summed in field order (a fixed order, so the
+// floating-point sum is the same on every node).
 func scoreLevels(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) (float64, error) {
-	total := 0.0
-	for i := 0; i < numFields; i++ {
-		l := pl.level[i]
-		if l == missing {
-			continue
-		}
-		adj, err := adjustment(cc, pl, i, a, b, tf)
-		if err != nil {
-			return 0, err
-		}
-		total += cc.weights[i][l] + adj
-	}
-	return total, nil
+	mu, _, err := pairEvidence(cc, pl, a, b, tf)
+	return mu, err
 }
 
 // nameEmailWeight caps the weight of an e-mail address built from the
@@ -249,6 +238,10 @@ type Explanation struct {
 	Fields []FieldScore `json:"fields"`
 	// NamesSwapped is set when given and family names agreed crosswise.
 	NamesSwapped bool `json:"names_swapped,omitempty"`
+	// HouseholdEvidence, for records that share a home, is log2(H/U) of the
+	// pair: the evidence for two people of one household, which the score of
+	// a match must beat (see Config.HouseholdRate).
+	HouseholdEvidence float64 `json:"household_evidence,omitempty"`
 	// Household names the household rule that forbids linking the two
 	// records ("twin", "generation", "suffix"), if any.
 	Household     string `json:"household,omitempty"`
@@ -274,6 +267,11 @@ func explainLevels(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) 
 		return Explanation{}, err
 	}
 	e := Explanation{Score: total, NamesSwapped: pl.swapped, Household: pl.household, ConfigVersion: cc.cfg.Version}
+	if sharesHome(pl) {
+		if _, e.HouseholdEvidence, err = pairEvidence(cc, pl, a, b, tf); err != nil {
+			return Explanation{}, err
+		}
+	}
 	names := FieldNames()
 	for i := 0; i < numFields; i++ {
 		fs := FieldScore{Field: names[i], Level: "missing"}

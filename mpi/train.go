@@ -40,8 +40,10 @@ type TrainStats struct {
 	HouseholdPairs int  `json:"household_pairs"`
 	Iterations     int  `json:"iterations"`
 	Converged      bool `json:"converged"`
-	// MatchShare is the share of blocked pairs EM reads as matches (λ).
-	MatchShare float64 `json:"match_share"`
+	// MatchShare is the share of blocked pairs EM reads as matches (λ);
+	// HouseholdShare the share it reads as two people of one household.
+	MatchShare     float64 `json:"match_share"`
+	HouseholdShare float64 `json:"household_share"`
 	// RandomMatchShare is the share of random pairs read as matches, which
 	// are discounted from u.
 	RandomMatchShare float64 `json:"random_match_share"`
@@ -106,24 +108,29 @@ func Train(records []Record, base Config, opts TrainOptions) (Config, TrainStats
 	rVecs := randomPairs(cc, norms, opts)
 	stats.RandomPairs = len(rVecs)
 
-	var m, m0, u0 [numFields][]float64
+	var m, m0, h0, u0 [numFields][]float64
 	for f := 0; f < numFields; f++ {
 		for _, l := range base.Fields[f].Levels {
 			m0[f] = append(m0[f], l.M)
+			h0[f] = append(h0[f], l.H)
 			u0[f] = append(u0[f], l.U)
 		}
 		m[f] = append([]float64(nil), m0[f]...)
 	}
+	h := h0
 	rWeights := make([]float64, len(rVecs))
 	for i := range rWeights {
 		rWeights[i] = 1
 	}
 	u, uSupport := levelShares(rVecs, rWeights, u0, nil)
-	var mSupport [numFields][]float64
+	var mSupport, hSupport [numFields][]float64
+	var shareH float64
 	for round := 0; round < 3; round++ {
 		var it int
 		var conv bool
-		m, mSupport, stats.MatchShare, it, conv = emByPass(passes, vecs, m, u, m0, opts)
+		var mix mixture
+		mix, mSupport, hSupport, stats.MatchShare, shareH, it, conv = emByPass(passes, vecs, mixture{m: m, h: h, u: u, households: base.HouseholdRules}, m0, h0, opts)
+		m, h = mix.m, mix.h
 		stats.Iterations += it
 		stats.Converged = conv
 		// Re-estimate u from random pairs weighted by P(different people).
@@ -137,20 +144,29 @@ func Train(records []Record, base Config, opts TrainOptions) (Config, TrainStats
 	}
 
 	stats.Bounded = boundM(&m, base)
+	stats.HouseholdShare = shareH
 	out := base
+	out.HouseholdRate = 0
+	if base.HouseholdRules {
+		out.HouseholdRate = householdRate(vecs, mixture{m: m, h: h, u: u}, stats.MatchShare, shareH, len(records))
+	}
 	out.Version = base.Version + 1
 	out.Source = fmt.Sprintf("em: %d records, %d blocked pairs, %d random pairs, seed %d", stats.Records, stats.BlockedPairs, stats.RandomPairs, opts.Seed)
 	out.Fields = make([]FieldWeights, numFields)
 	for f := 0; f < numFields; f++ {
 		fw := FieldWeights{Field: base.Fields[f].Field}
 		for l, bl := range base.Fields[f].Levels {
-			lw := LevelWeight{Level: bl.Level, M: m[f][l], U: u[f][l]}
+			lw := LevelWeight{Level: bl.Level, M: m[f][l], U: u[f][l], H: h[f][l]}
 			// A level seen too rarely among matches or non-matches keeps
 			// the base estimate: a handful of pairs says little.
 			if mSupport[f][l] < minSupport || uSupport[f][l] < minSupport {
 				lw.M, lw.U = bl.M, bl.U
 			}
+			if !householdLearned[f] || hSupport[f][l] < minSupport || uSupport[f][l] < minSupport {
+				lw.H = bl.H
+			}
 			lw.Weight = weightOf(lw.M, lw.U)
+			lw.HouseholdWeight = weightOf(lw.H, lw.U)
 			fw.Levels = append(fw.Levels, lw)
 		}
 		out.Fields[f] = fw
@@ -455,41 +471,72 @@ func posterior(pl *pairLevels, w *[numFields][]float64, lambda float64, excluded
 	return 1 / (1 + math.Exp(-x))
 }
 
-// emByPass runs EM on each pass with u fixed, learning m only for the fields
-// the pass does not select on, then pools every pass's expected match
-// counts into one m per field. It returns m, the pooled expected match
-// counts per level, the pooled match share, and the iteration count.
-func emByPass(passes []trainPass, vecs []pairLevels, m, u, m0 [numFields][]float64, opts TrainOptions) ([numFields][]float64, [numFields][]float64, float64, int, bool) {
-	var pooled [numFields][]float64
+// emByPass runs EM on each pass with u fixed, learning m and h only for
+// the fields the pass does not select on, then pools every pass's expected
+// counts into one m and one h per field. It returns the pooled mixture
+// (u unchanged), the pooled expected counts behind m and h, the pooled
+// shares of matches and of household pairs among the blocked pairs, and the
+// iteration count.
+func emByPass(passes []trainPass, vecs []pairLevels, start mixture, m0, h0 [numFields][]float64, opts TrainOptions) (mixture, [numFields][]float64, [numFields][]float64, float64, float64, int, bool) {
+	var pooledM, pooledH [numFields][]float64
 	for f := 0; f < numFields; f++ {
-		pooled[f] = make([]float64, len(m[f]))
+		pooledM[f] = make([]float64, len(start.m[f]))
+		pooledH[f] = make([]float64, len(start.h[f]))
 	}
 	iterations, converged := 0, true
-	matches, pairs := 0.0, 0
+	matches, households, pairs := 0.0, 0.0, 0
 	for pi := range passes {
 		p := &passes[pi]
 		if len(p.pairs) < minPassPairs || informativeFields(vecs, p) < minInformativeFields {
 			continue
 		}
-		_, lambda, counts, it, conv := em(vecs, p, m, u, m0, opts)
-		iterations += it
-		converged = converged && conv
-		matches += lambda * float64(len(p.pairs))
+		r := em(vecs, p, start, m0, h0, opts)
+		iterations += r.iterations
+		converged = converged && r.converged
+		matches += r.expectedM
+		households += r.expectedH
 		pairs += len(p.pairs)
 		for f := 0; f < numFields; f++ {
 			if p.excluded[f] {
 				continue
 			}
-			for l := range counts[f] {
-				pooled[f][l] += counts[f][l]
+			for l := range r.countsM[f] {
+				pooledM[f][l] += r.countsM[f][l]
+				pooledH[f][l] += r.countsH[f][l]
 			}
 		}
 	}
-	share := 0.0
+	shareM, shareH := 0.0, 0.0
 	if pairs > 0 {
-		share = matches / float64(pairs)
+		shareM, shareH = matches/float64(pairs), households/float64(pairs)
 	}
-	return sharesOf(pooled, m0), pooled, share, iterations, converged
+	out := mixture{m: sharesOf(pooledM, m0), h: sharesOf(pooledH, h0), u: start.u, households: start.households}
+	return out, pooledM, pooledH, shareM, shareH, iterations, converged
+}
+
+// householdRate estimates how many household members of another person
+// the average record meets among its blocked pairs: the expected number of
+// household pairs among all blocked pairs (every field compared), per
+// record. It is the prior weight of the household reading at decision time.
+func householdRate(vecs []pairLevels, mix mixture, shareM, shareH float64, records int) float64 {
+	if records == 0 || shareH <= 0 {
+		return 0
+	}
+	lm, lh, lu := logTable(&mix.m), logTable(&mix.h), logTable(&mix.u)
+	shareU := max(1-shareM-shareH, 1e-9)
+	expected := 0.0
+	for i := range vecs {
+		pl := &vecs[i]
+		if !sharesHome(pl) {
+			continue
+		}
+		xm := math.Log(shareM) + logLik(pl, lm, nil)
+		xh := math.Log(shareH) + logLik(pl, lh, nil)
+		xu := math.Log(shareU) + logLik(pl, lu, nil)
+		top := max(xm, xh, xu)
+		expected += math.Exp(xh-top) / (math.Exp(xm-top) + math.Exp(xh-top) + math.Exp(xu-top))
+	}
+	return expected / float64(records)
 }
 
 // minPassPairs is the fewest pairs a pass needs for EM to learn from it.
@@ -522,39 +569,124 @@ func informativeFields(vecs []pairLevels, p *trainPass) int {
 	return n
 }
 
-// em runs expectation–maximisation of m and λ over one pass's pairs with u
-// held fixed and the pass's own fields left out. It returns m, λ, the
-// expected match counts per level, and the iterations used.
-func em(vecs []pairLevels, p *trainPass, m, u, m0 [numFields][]float64, opts TrainOptions) ([numFields][]float64, float64, [numFields][]float64, int, bool) {
-	post := make([]float64, len(p.pairs))
-	lambda := 0.5
-	var counts [numFields][]float64
+// mixture holds the class distributions EM estimates: m for records of one
+// person, h for two people of one household (pairs that share a home
+// only), u (fixed) for unrelated people.
+type mixture struct {
+	m, h, u [numFields][]float64
+	// households is false for a source without household rules (see
+	// Train): the mixture then has no household class.
+	households bool
+}
+
+// emResult is what EM learned from one pass.
+type emResult struct {
+	m, h                 [numFields][]float64
+	countsM, countsH     [numFields][]float64
+	lambdaM, lambdaH     float64
+	iterations           int
+	converged            bool
+	expectedM, expectedH float64
+}
+
+// em runs expectation–maximisation over one pass's pairs with u held fixed
+// and the pass's own fields left out. The mixture has three classes: the
+// same person (m), two people of one household (h), unrelated people (u).
+// Only a pair that shares a home (see sharesHome) may be of the household
+// class: without it, a household's shared family name, address and phone
+// look like one person's records, and EM learns that given names and birth
+// dates often disagree between a person's records.
+func em(vecs []pairLevels, p *trainPass, start mixture, m0, h0 [numFields][]float64, opts TrainOptions) emResult {
+	m, h, u := start.m, start.h, start.u
+	postM := make([]float64, len(p.pairs))
+	postH := make([]float64, len(p.pairs))
+	lambdaM, lambdaH := 0.4, 0.2
+	if !start.households {
+		lambdaH = 0
+	}
+	var r emResult
 	for it := 1; it <= opts.MaxIterations; it++ {
-		sum := 0.0
-		w := logRatios(&m, &u)
+		lm, lh, lu := logTable(&m), logTable(&h), logTable(&u)
+		sumM, sumH := 0.0, 0.0
 		for k, i := range p.pairs {
-			post[k] = posterior(&vecs[i], w, lambda, &p.excluded)
-			sum += post[k]
+			pl := &vecs[i]
+			xm := math.Log(lambdaM) + logLik(pl, lm, &p.excluded)
+			xu := math.Log(1-lambdaM-lambdaH) + logLik(pl, lu, &p.excluded)
+			xh := math.Inf(-1)
+			if start.households && sharesHome(pl) {
+				xh = math.Log(lambdaH) + logLik(pl, lh, &p.excluded)
+			}
+			top := max(xm, xu, xh)
+			em, eh, eu := math.Exp(xm-top), math.Exp(xh-top), math.Exp(xu-top)
+			total := em + eh + eu
+			postM[k], postH[k] = em/total, eh/total
+			sumM += postM[k]
+			sumH += postH[k]
 		}
-		var next [numFields][]float64
-		next, counts = levelShares(vecs, post, m0, p.pairs)
-		lambda = math.Min(math.Max(sum/float64(len(p.pairs)), 1e-6), 1-1e-6)
+		nextM, countsM := levelShares(vecs, postM, m0, p.pairs)
+		nextH, countsH := levelShares(vecs, postH, h0, p.pairs)
+		n := float64(len(p.pairs))
+		lambdaM = math.Min(math.Max(sumM/n, 1e-6), 1-2e-6)
+		if start.households {
+			lambdaH = math.Min(math.Max(sumH/n, 1e-6), 1-lambdaM-1e-6)
+		}
 		delta := 0.0
 		for f := 0; f < numFields; f++ {
+			if !householdLearned[f] {
+				nextH[f] = h0[f]
+			}
 			if p.excluded[f] {
-				next[f] = m[f]
+				nextM[f], nextH[f] = m[f], h[f]
 				continue
 			}
-			for l := range next[f] {
-				delta = math.Max(delta, math.Abs(next[f][l]-m[f][l]))
+			for l := range nextM[f] {
+				delta = max(delta, math.Abs(nextM[f][l]-m[f][l]), math.Abs(nextH[f][l]-h[f][l]))
 			}
 		}
-		m = next
+		m, h = nextM, nextH
+		r = emResult{m: m, h: h, countsM: countsM, countsH: countsH, lambdaM: lambdaM, lambdaH: lambdaH,
+			iterations: it, expectedM: sumM, expectedH: sumH}
 		if delta < opts.Tolerance {
-			return m, lambda, counts, it, true
+			r.converged = true
+			return r
 		}
 	}
-	return m, lambda, counts, opts.MaxIterations, false
+	return r
+}
+
+// householdLearned marks the fields whose H training estimates: what two
+// people of one household share (family name, home, phone, e-mail) and
+// their sexes. The others keep the configuration's H, because they are what
+// makes a household two people rather than one: estimated too, the
+// household class becomes "one person's records at one home" and takes
+// true matches from the match class.
+var householdLearned = [numFields]bool{fFamily: true, fLocation: true, fPhone: true, fEmail: true, fSex: true}
+
+// logTable returns the natural log of every probability of a class.
+func logTable(p *[numFields][]float64) *[numFields][]float64 {
+	var out [numFields][]float64
+	for f := 0; f < numFields; f++ {
+		out[f] = make([]float64, len(p[f]))
+		for l, v := range p[f] {
+			out[f][l] = math.Log(v)
+		}
+	}
+	return &out
+}
+
+// logLik is the log likelihood of a comparison vector under one class,
+// leaving out the excluded fields and the missing ones.
+func logLik(pl *pairLevels, logP *[numFields][]float64, excluded *[numFields]bool) float64 {
+	s := 0.0
+	for f := 0; f < numFields; f++ {
+		if excluded != nil && excluded[f] {
+			continue
+		}
+		if l := pl.level[f]; l != missing {
+			s += logP[f][l]
+		}
+	}
+	return s
 }
 
 // randomPrior estimates the share of matches among random pairs by EM on

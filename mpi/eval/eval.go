@@ -92,6 +92,7 @@ type ConfigSummary struct {
 	// PriorMatchShare and MinPriorPersons set the prior by index size.
 	PriorMatchShare float64 `json:"prior_match_share"`
 	MinPriorPersons int     `json:"min_prior_persons"`
+	HouseholdRate   float64 `json:"household_rate"`
 }
 
 // Run is the entry point of `rls mpi eval FILE... [--format csv|febrl]
@@ -192,7 +193,7 @@ func RunRows(ctx context.Context, rows []dataset.Row, opts Options) (Report, err
 	if err := store.PutConfig(cfg); err != nil {
 		return Report{}, err
 	}
-	rep.Config = ConfigSummary{Version: cfg.Version, Source: cfg.Source, Upper: cfg.Upper, Lower: cfg.Lower, PriorMatchShare: cfg.PriorMatchShare, MinPriorPersons: cfg.MinPriorPersons}
+	rep.Config = ConfigSummary{Version: cfg.Version, Source: cfg.Source, Upper: cfg.Upper, Lower: cfg.Lower, PriorMatchShare: cfg.PriorMatchShare, MinPriorPersons: cfg.MinPriorPersons, HouseholdRate: cfg.HouseholdRate}
 
 	m := mpi.NewMatcher()
 	registerStart := time.Now()
