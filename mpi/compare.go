@@ -460,7 +460,10 @@ func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB 
 	if (len(middleA) > 1 && middleA == gb) || (len(middleB) > 1 && middleB == ga) {
 		return givenFuzzyLow
 	}
-	if best >= jwDifferent {
+	// A short name one keying error away (Eva and Eav, Jim and Jm) may be
+	// the same name or another one: Jaro–Winkler cannot tell for three
+	// letters, and the weak level leaves it to the other fields.
+	if best >= jwDifferent || withinOneEdit(ga, gb) {
 		return givenWeak
 	}
 	return givenDisagree
