@@ -501,7 +501,8 @@ type Applied struct {
 }
 
 // Apply proposes a command and waits until it is committed and applied on this node, the
-// leader. The header's time is stamped here if the caller did not. A business error from
+// leader. The header's time is stamped here if the caller did not, and so is the version of
+// the input limits (model.LimitsVersion) the FSM holds the entry to. A business error from
 // the FSM is returned as is (with the index); ErrNotLeader means nothing was proposed;
 // ErrOutcomeUnknown means it may have been applied.
 func (n *Node) Apply(ctx context.Context, t command.Type, h command.Header, payload command.Payload) (Applied, error) {
@@ -511,6 +512,9 @@ func (n *Node) Apply(ctx context.Context, t command.Type, h command.Header, payl
 	if h.Time.IsZero() {
 		h.Time = time.Now().UTC()
 	}
+	// This leader holds its proposals to these limits (the API checked them), and says so:
+	// every node's FSM then checks the entry against the same rules.
+	h.Limits = model.LimitsVersion
 	data, err := command.Encode(t, h, payload)
 	if err != nil {
 		return Applied{}, err
@@ -615,6 +619,12 @@ func (n *Node) establish(ctx context.Context, current func() bool) error {
 	}
 	if !current() {
 		return nil
+	}
+	// The barrier is applied, but readers (registerSelf, bootstrapAdmin) see only committed
+	// state: make it visible first, or a node that replayed its log would register itself
+	// again.
+	if err := n.SyncLocal(ctx); err != nil {
+		return fmt.Errorf("barrier: %w", err)
 	}
 	n.leaderReady.Store(true)
 	n.logger.Info("leader ready", "node", n.cfg.NodeID, "applied_index", n.AppliedIndex())

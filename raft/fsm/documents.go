@@ -42,6 +42,12 @@ func (f *FSM) applyDocumentRegister(tx *state.Tx, h command.Header, c command.Do
 			out[i].Err = business("%w: %v", ErrInvalidDocument, err)
 			continue
 		}
+		if h.Limits >= 1 {
+			if err := CheckDocumentLimits(&d, h.Time); err != nil {
+				out[i].Err = business("document %d: %w: %w", i, ErrInvalidDocument, err)
+				continue
+			}
+		}
 		stored, targets, err := checkDocument(tx, &d)
 		if err != nil {
 			if !isBusiness(err) {
