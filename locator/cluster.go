@@ -182,10 +182,13 @@ func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request, rq *request
 		return fhir.Invalid("id", "%v", err)
 	}
 	if _, _, err := net.SplitHostPort(j.RaftAddr); err != nil {
-		return fhir.Invalid("raft_addr", "raft_addr %q must be host:port", j.RaftAddr)
+		return fhir.Invalid("raft_addr", "raft_addr %q must be host:port", clip(j.RaftAddr))
 	}
 	if err := model.ValidateHTTPURL("http_addr", j.HTTPAddr); err != nil {
 		return fhir.Invalid("http_addr", "%v", err)
+	}
+	if err := (model.Node{ID: j.ID, RaftAddr: j.RaftAddr, HTTPAddr: j.HTTPAddr}).Validate(); err != nil {
+		return limitError("", err)
 	}
 	index, err := s.node.Join(r.Context(), model.Node{ID: j.ID, RaftAddr: j.RaftAddr, HTTPAddr: j.HTTPAddr})
 	if err != nil {
@@ -300,6 +303,11 @@ func (s *Server) snapshotRestore(w http.ResponseWriter, r *http.Request, rq *req
 func decodeJSON(body []byte, v any) error {
 	if len(body) == 0 {
 		return fhir.Invalid("", "the request body is empty")
+	}
+	// The body limit bounds its size; depth and characters are bounded as for a resource
+	// (each FHIR resource a batch carries is checked again on its own).
+	if err := fhir.CheckBounds(body, "body", fhir.Bounds{MaxDepth: fhir.MaxDepth}); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -126,12 +126,12 @@ func TestSecuritySuite(t *testing.T) {
 	})
 
 	t.Run("another participant's records cannot be changed", func(t *testing.T) {
-		code, body, _ := a.do("POST", "/fhir/Patient", tokA, patientJSON(sysA, "OWN-1", "Ada", "Byron", "1815-12-10", "female", "", ""), nil)
+		code, body, _ := a.do("POST", "/fhir/Patient", tokA, patientJSON(sysA, "OWN-1", "Ada", "Byron", "1915-12-10", "female", "", ""), nil)
 		if code != 201 {
 			t.Fatalf("register: %d %s", code, body)
 		}
 		id := model.PatientID(sysA + "|OWN-1")
-		p := patientJSON(sysA, "OWN-1", "Ada", "Lovelace", "1815-12-10", "female", "", "")
+		p := patientJSON(sysA, "OWN-1", "Ada", "Lovelace", "1915-12-10", "female", "", "")
 		p["id"] = id
 		if code, body, _ := a.do("PUT", "/fhir/Patient/"+id, tokB, p, nil); code != 403 && code != 404 {
 			t.Fatalf("B updates A's patient: %d %s", code, body)
