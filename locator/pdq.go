@@ -145,10 +145,14 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 		}
 		total = len(hits)
 		end := min(offset+count, len(hits))
+		size := 0
 		for i := offset; i < end; i++ {
 			p, err := loadPatientByKey(tx, string(hits[i].Key))
 			if err != nil {
 				return err
+			}
+			if size += len(mustJSON(p)); size > s.pageBudget() && len(entries) > 0 {
+				break // the answer's bound: the next link continues from here
 			}
 			rq.disclosePatient(p)
 			entries = append(entries, fhir.BundleEntry{FullURL: "Patient/" + p.ID, Resource: p, Search: &fhir.SearchInfo{Mode: "match"}})
@@ -158,7 +162,7 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 	if err != nil {
 		return err
 	}
-	return writeFHIR(w, http.StatusOK, searchset(r, entries, total, offset, count))
+	return writeFHIR(w, http.StatusOK, searchsetPage(r, entries, total, offset, count))
 }
 
 func keep(hits []state.PatientHit, ok func(state.PatientHit) bool) []state.PatientHit {
@@ -176,6 +180,20 @@ func nonEmpty(s string) []string {
 		return nil
 	}
 	return []string{s}
+}
+
+// searchsetPage is searchset for a page that may have ended before count entries (to
+// bound the answer): the next page starts after the last entry sent.
+func searchsetPage(r *http.Request, entries []fhir.BundleEntry, total, offset, count int) fhir.Bundle {
+	b := fhir.Bundle{ResourceType: "Bundle", Type: "searchset", Total: total, Entry: entries}
+	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: r.URL.RequestURI()})
+	if sent := offset + len(entries); len(entries) > 0 && sent < total {
+		next := r.URL.Query()
+		next.Set("_offset", strconv.Itoa(sent))
+		next.Set("_count", strconv.Itoa(count))
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: r.URL.Path + "?" + next.Encode()})
+	}
+	return b
 }
 
 // searchset wraps a page of entries in a Bundle with self and next links.

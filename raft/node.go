@@ -10,6 +10,7 @@ package raft
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -626,12 +627,34 @@ func (n *Node) establish(ctx context.Context, current func() bool) error {
 	if err := n.SyncLocal(ctx); err != nil {
 		return fmt.Errorf("barrier: %w", err)
 	}
+	if err := n.ensureClusterKey(ctx); err != nil {
+		return err
+	}
 	n.leaderReady.Store(true)
 	n.logger.Info("leader ready", "node", n.cfg.NodeID, "applied_index", n.AppliedIndex())
 	if err := n.registerSelf(ctx); err != nil {
 		return err
 	}
 	return n.bootstrapAdmin(ctx)
+}
+
+// ensureClusterKey draws the secret nodes authenticate their calls to each other with (the
+// node credential of locator/audit), if the cluster has none yet: every node then has it
+// from the log before it needs it, and no node has to ask for it unauthenticated.
+func (n *Node) ensureClusterKey(ctx context.Context) error {
+	var key []byte
+	if err := n.store.View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil }); err != nil || key != nil {
+		return err
+	}
+	key = make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("draw cluster key: %w", err)
+	}
+	a, err := n.Apply(ctx, command.TypeAuditAppend, command.Header{Actor: n.cfg.NodeID}, &command.AuditAppend{ClusterKey: key})
+	if err != nil {
+		return fmt.Errorf("store cluster key: %w", err)
+	}
+	return n.fsm.WaitApplied(ctx, a.Index)
 }
 
 func (n *Node) registerSelf(ctx context.Context) error {
