@@ -141,8 +141,8 @@ func runAgent(c *cli.Context) error {
 		ReadHeaderTimeout: readHeader,
 		// Headers beyond this are refused by net/http (431) before any handler runs.
 		MaxHeaderBytes: maxHeader,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		IdleTimeout:    2 * time.Minute,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() {
