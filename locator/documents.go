@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/fsm"
@@ -233,7 +234,7 @@ func documentSubject(tx *state.Tx, ref *fhir.Reference, holder model.Participant
 	case strings.HasPrefix(ref.Reference, "Patient/"):
 		key, ok := tx.PatientKeyByID(strings.TrimPrefix(ref.Reference, "Patient/"))
 		if !ok {
-			return "", "", fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject", "%s is not a registered Patient", ref.Reference)
+			return "", "", unknownSubject(ref)
 		}
 		return key, "", nil
 	case strings.HasPrefix(ref.Reference, "Person/"):
@@ -243,7 +244,7 @@ func documentSubject(tx *state.Tx, ref *fhir.Reference, holder model.Participant
 			return "", "", err
 		}
 		if !ok || len(p.Records) == 0 {
-			return "", "", fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject", "%s is not a registered person", ref.Reference)
+			return "", "", unknownSubject(ref)
 		}
 		record = string(p.Records[0])
 		for _, k := range p.Records {
@@ -258,11 +259,67 @@ func documentSubject(tx *state.Tx, ref *fhir.Reference, holder model.Participant
 		if r, err := tx.MPI().Record(mpi.RecordKey(key)); err != nil {
 			return "", "", err
 		} else if r == nil {
-			return "", "", fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject.identifier", "no Patient is registered with identifier %s", key)
+			return "", "", unknownSubject(ref)
 		}
 		return key, "", nil
 	}
 	return "", "", fhir.Invalid("DocumentReference.subject", "subject must reference Patient/{id}, Person/{euid}, or a Patient by identifier")
+}
+
+// unknownSubject is the one answer for a document subject that is not registered, and,
+// alike in status and body, for one the registering participant may not know of (see
+// checkSubjectConsent).
+func unknownSubject(ref *fhir.Reference) error {
+	switch {
+	case strings.HasPrefix(ref.Reference, "Patient/"):
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject", "%s is not a registered Patient", ref.Reference)
+	case strings.HasPrefix(ref.Reference, "Person/"):
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject", "%s is not a registered person", ref.Reference)
+	case ref.Identifier != nil:
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject.identifier", "no Patient is registered with identifier %s", mpi.KeyOf(ref.Identifier.System, ref.Identifier.Value))
+	}
+	return fhir.Invalid("DocumentReference.subject", "subject must reference Patient/{id}, Person/{euid}, or a Patient by identifier")
+}
+
+// checkSubjectConsent applies the patient's directives to a registration: a participant the
+// patient denied may not register documents about them, and a participant that holds no
+// record of an opted-out patient is told what it would be told of a patient rls does not
+// know (the registration itself would disclose that the patient is in the exchange). The
+// admin registers for the exchange (bulk loads) and is held only to a denial that names it.
+// The FSM repeats the rule (fsm.checkSubjectConsent) against directives recorded since.
+func checkSubjectConsent(tx *state.Tx, record string, ref *fhir.Reference, holder model.Participant) error {
+	sr, err := tx.MPI().Record(mpi.RecordKey(record))
+	if err != nil || sr == nil {
+		return err
+	}
+	records, err := personRecords(tx, sr.EUID)
+	if err != nil {
+		return err
+	}
+	directives, err := tx.ConsentsOfRecords(records)
+	if err != nil {
+		return err
+	}
+	d := policy.Decide(policy.Access{Participant: holder.ID, Purpose: policy.Treat}, directives, false)
+	if d.Disclose || (holder.IsAdmin() && d.Reason != policy.ReasonParticipantDeny) {
+		return nil
+	}
+	holds := false
+	for _, k := range records {
+		owner, err := recordOwner(tx, k)
+		if err != nil {
+			return err
+		}
+		holds = holds || owner == holder.ID
+	}
+	switch {
+	case !holds:
+		return unknownSubject(ref)
+	case d.Reason == policy.ReasonParticipantDeny:
+		// It holds a record of the patient, so it knows of them; the patient named it.
+		return fhir.Errorf(http.StatusForbidden, "forbidden", "DocumentReference.subject", "the patient's consent directives do not allow this participant to register documents about them")
+	}
+	return nil // an opted-out patient's own provider registers its own documents
 }
 
 // documentFromResource maps a DocumentReference to the registry's document, naming the
@@ -290,6 +347,9 @@ func documentFromResource(tx *state.Tx, dr fhir.DocumentReference, holder model.
 	}
 	var err error
 	if d.PatientRecord, d.PersonEUID, err = documentSubject(tx, dr.Subject, holder); err != nil {
+		return d, err
+	}
+	if err := checkSubjectConsent(tx, d.PatientRecord, dr.Subject, holder); err != nil {
 		return d, err
 	}
 	if len(dr.Content) == 0 || dr.Content[0].Attachment.URL == "" {
@@ -450,6 +510,7 @@ func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]by
 	errs := make([]error, len(raws))
 	var regs []command.DocumentRegistration
 	var slots []int
+	var subjects []*fhir.Reference
 	err := s.node.State().View(func(tx *state.Tx) error {
 		for i, raw := range raws {
 			var dr fhir.DocumentReference
@@ -473,6 +534,7 @@ func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]by
 			}
 			regs = append(regs, command.DocumentRegistration{Document: doc, Resource: resource})
 			slots = append(slots, i)
+			subjects = append(subjects, dr.Subject)
 		}
 		return nil
 	})
@@ -491,6 +553,11 @@ func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]by
 		out[slots[k]] = res
 		if res.Err != nil {
 			errs[slots[k]] = res.Err
+			if errors.Is(res.Err, fsm.ErrUnknownSubject) {
+				// Refused in Apply (a directive recorded since the check above, or the
+				// record gone): the same answer as at the edge.
+				errs[slots[k]] = unknownSubject(subjects[k])
+			}
 		}
 	}
 	return out, errs, a.Index, nil
