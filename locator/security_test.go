@@ -475,8 +475,8 @@ func TestDocumentWritesAreConsentNeutral(t *testing.T) {
 
 	missingPatient := model.PatientID(sysA + "|NOBODY")
 	subjects := []struct {
-		name            string
-		hidden, missing map[string]any
+		name                string
+		hidden, missing     map[string]any
 		hiddenID, missingID string
 	}{
 		{"Patient/id", map[string]any{"reference": "Patient/" + w.patA}, map[string]any{"reference": "Patient/" + missingPatient}, w.patA, missingPatient},
