@@ -169,7 +169,7 @@ func TestAuditCompleteness(t *testing.T) {
 	reqs := []req{
 		{"GET", "/fhir/Patient/" + patA, tokB, nil, nil, "patient-read", []string{e1}, 200},
 		{"GET", "/fhir/Patient/nosuchpatient", tokB, nil, nil, "patient-read", nil, 404},
-		{"GET", "/fhir/Patient?family=Okonjo", tokB, nil, nil, "patient-search", []string{e1}, 200},
+		{"GET", "/fhir/Patient?family=Okonjo&birthdate=1958-02-14", tokB, nil, nil, "patient-search", []string{e1}, 200},
 		{"GET", "/fhir/Patient", tokB, nil, nil, "patient-search", nil, 400},
 		{"POST", "/fhir/Patient/$match", tokB, match, nil, "patient-match", []string{e1}, 200},
 		{"GET", "/fhir/Patient/$ihe-pix?sourceIdentifier=" + url.QueryEscape(sysA+"|A-1"), tokB, nil, nil, "patient-pix", []string{e1}, 200},

@@ -166,6 +166,36 @@ func (s *Server) stateHash(w http.ResponseWriter, r *http.Request, rq *request) 
 	return writeJSON(w, http.StatusOK, StateHash{Node: s.node.ID(), Index: d.Index, Hash: d.Hash})
 }
 
+// FailedEntries is the answer of GET /v1/cluster/failed-entries: the log entries this
+// node (like every node) could not apply and skipped.
+type FailedEntries struct {
+	Node    string              `json:"node"`
+	Index   uint64              `json:"index"`
+	Entries []state.FailedEntry `json:"entries"`
+}
+
+// failedEntries serves GET /v1/cluster/failed-entries.
+func (s *Server) failedEntries(w http.ResponseWriter, r *http.Request, rq *request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.node.CatchUp(ctx); err != nil {
+		return err
+	}
+	out := FailedEntries{Node: s.node.ID(), Entries: []state.FailedEntry{}}
+	err := s.node.State().View(func(tx *state.Tx) error {
+		out.Index, _ = tx.Applied()
+		failed, err := tx.FailedEntries()
+		if failed != nil {
+			out.Entries = failed
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
 // JoinRequest is the body of POST /v1/cluster/join.
 type JoinRequest struct {
 	ID       string `json:"id"`

@@ -379,7 +379,7 @@ func TestConsentDirectivesEnforced(t *testing.T) {
 		if got := docs(tok, h); len(got) != 0 {
 			t.Fatalf("documents: %v", got)
 		}
-		_, body, _ := a.do("GET", "/fhir/Patient?family=Okonjo", tok, nil, h)
+		_, body, _ := a.do("GET", "/fhir/Patient?family=Okonjo&birthdate=1958-02-14", tok, nil, h)
 		var b fhir.Bundle
 		json.Unmarshal(body, &b)
 		for _, e := range b.Entry {

@@ -301,6 +301,7 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/cluster/status", access: admin, place: onThisNode, diagnostic: true, handle: s.clusterStatus},
 		{method: "GET", pattern: "/v1/cluster/self", access: admin, place: onThisNode, diagnostic: true, handle: s.clusterSelf},
 		{method: "GET", pattern: "/v1/cluster/state-hash", access: admin, place: onThisNode, diagnostic: true, handle: s.stateHash},
+		{method: "GET", pattern: "/v1/cluster/failed-entries", access: admin, place: onThisNode, diagnostic: true, handle: s.failedEntries},
 		{method: "POST", pattern: "/v1/cluster/join", access: admin, place: onLeader, handle: s.clusterJoin},
 		{method: "DELETE", pattern: "/v1/cluster/members/{id}", access: admin, place: onLeader, handle: s.clusterRemove},
 		{method: "POST", pattern: "/v1/cluster/transfer-leadership", access: admin, place: onLeader, handle: s.transferLeadership},
