@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestCheckText(t *testing.T) {
@@ -69,4 +70,33 @@ func TestCheckBirthDate(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// FuzzCheckText: whatever the value, CheckText and CheckFreeText never panic, accept only
+// valid UTF-8 of at most max characters without a forbidden character, and never repeat
+// the value in their error.
+//
+// Run it longer with: go test -run '^$' -fuzz FuzzCheckText -fuzztime 5m ./raft/model/
+func FuzzCheckText(f *testing.F) {
+	f.Add("O'Brien", uint8(10))
+	f.Add("a\x00b\u202e\xff\ufeff", uint8(3))
+	f.Fuzz(func(t *testing.T, s string, max uint8) {
+		for _, multiline := range []bool{false, true} {
+			err := checkString("f", s, int(max), multiline)
+			if err != nil {
+				if len(s) > 200 && strings.Contains(err.Error(), s) {
+					t.Fatalf("the error repeats the value: %v", err)
+				}
+				continue
+			}
+			if !utf8.ValidString(s) || utf8.RuneCountInString(s) > int(max) {
+				t.Fatalf("accepted %q (max %d)", s, max)
+			}
+			for _, r := range s {
+				if ForbiddenRune(r, multiline) {
+					t.Fatalf("accepted %q holding %U", s, r)
+				}
+			}
+		}
+	})
 }
