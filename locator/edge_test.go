@@ -3,7 +3,11 @@ package locator
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -114,35 +118,48 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestEdgeLimits: the per-address limits refuse before authentication, and a client's own
-// forwarding headers and request ids are not believed.
+// TestEdgeLimits: the per-address limits refuse before authentication. Requests come from
+// addresses of their own (the test's readiness probes from loopback do not count).
 func TestEdgeLimits(t *testing.T) {
-	a := newTestAPI(t, func(o *Options) {
-		o.AddressRateLimit, o.AddressRateBurst = 0.001, 40
+	var srv *Server
+	a := newTestAPIWith(t, func(o *Options) func(*Server) {
+		o.AddressRateLimit, o.AddressRateBurst = 0.001, 10
 		o.AuthFailureRate, o.AuthFailureBurst = 0.001, 3
+		return func(s *Server) { srv = s }
 	})
-	tokA, _ := a.participants() // 2 requests
+	tokA, _ := a.participants()
+	from := func(addr, token string) (int, string, http.Header) {
+		req := httptest.NewRequest("GET", "/v1/locate?identifier="+url.QueryEscape(sysA+"|1"), nil)
+		req.RemoteAddr = addr
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set(HeaderPurposeOfUse, "TREAT")
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String(), rec.Header()
+	}
 	for range 3 {
-		if code, _, _ := a.do("GET", "/v1/locate?identifier=x|1", "rls_bad", nil, nil); code != 401 {
-			t.Fatalf("bad token: %d", code)
+		if code, body, _ := from("198.51.100.7:4000", "rls_bad"); code != 401 {
+			t.Fatalf("bad token: %d %s", code, body)
 		}
 	}
 	// The address has used up its failed authentications: refused before authentication,
-	// valid token or not.
-	code, body, h := a.do("GET", "/v1/locate?identifier="+sysA+"|1", tokA, nil, nil)
-	if code != 429 || h.Get("Retry-After") == "" || !strings.Contains(string(body), "failed authentications") {
+	// valid token or not; another address is not affected.
+	code, body, h := from("198.51.100.7:4001", tokA)
+	if code != 429 || h.Get("Retry-After") == "" || !strings.Contains(body, "failed authentications") {
 		t.Fatalf("after 3 failures: %d %s", code, body)
 	}
-
-	b := newTestAPI(t, func(o *Options) { o.AddressRateLimit, o.AddressRateBurst = 0.001, 10 })
+	if code, body, _ := from("198.51.100.8:4000", tokA); code != 404 {
+		t.Fatalf("another address: %d %s", code, body)
+	}
+	// Requests per address: 10 at once, then 429, whoever asks; an IPv6 client counts by
+	// its /64.
 	statuses := map[int]int{}
-	for range 15 {
-		code, _, _ := b.do("GET", "/fhir/Organization/admin", testAdminToken, nil, nil)
+	for i := range 12 {
+		code, _, _ := from(fmt.Sprintf("[2001:db8:1:2::%x]:5000", i+1), tokA)
 		statuses[code]++
 	}
-	// newTestAPI's readiness probe took some of the 10.
-	if statuses[429] < 5 || statuses[200]+statuses[429] != 15 {
-		t.Fatalf("per-address limit: %v", statuses)
+	if statuses[404] != 10 || statuses[429] != 2 {
+		t.Fatalf("per-address limit over one /64: %v", statuses)
 	}
 }
 
