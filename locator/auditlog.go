@@ -210,6 +210,7 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 		// Every field was bounded above; this would be a bug, and the FSM would refuse the
 		// whole batch with it.
 		s.logger.Error("audit entry out of bounds", "err", err, "request_id", rq.id)
+		boundAuditEntry(&e)
 	}
 
 	start := time.Now()
@@ -238,6 +239,27 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 		return // recorded; the handler writes the answer now
 	}
 	w.release()
+}
+
+// boundAuditEntry holds every field of an entry to the audit limits the FSM checks
+// (command.CheckAuditEntry), cutting and cleaning what is beyond them: one bad entry must
+// never make the FSM refuse a whole batch of others. Entries this node builds are bounded as
+// they are made; this is for entries another node sends (a node of an older release).
+func boundAuditEntry(e *model.AuditEntry) {
+	for _, f := range []struct {
+		v   *string
+		max int
+	}{
+		{&e.Node, model.MaxIDLength}, {&e.Source, model.MaxSourceLength}, {&e.RequestID, model.MaxRequestIDLength},
+		{&e.Participant, model.MaxIDLength}, {&e.OnBehalfOf, model.MaxOnBehalfOfLength}, {&e.Purpose, model.MaxPurposeLength},
+		{&e.Action, model.MaxActionLength}, {&e.Method, model.MaxActionLength}, {&e.Path, model.MaxAuditPathLength},
+		{&e.Outcome, model.MaxOutcomeLength},
+	} {
+		*f.v = boundText(*f.v, f.max)
+	}
+	e.BreakGlass = boundFreeText(e.BreakGlass, model.MaxBreakGlassLength)
+	e.Query = boundFreeText(e.Query, model.MaxAuditQueryLength)
+	e.EUIDs, e.Records = boundIDs(e.EUIDs), boundIDs(e.Records)
 }
 
 // boundIDs sorts the ids an entry names, keeping only well-formed ones, at most
@@ -490,10 +512,11 @@ func (s *Server) internalAudit(w http.ResponseWriter, r *http.Request, rq *reque
 	if _, err := c.UnmarshalMsg(rq.body); err != nil {
 		return fhir.Errorf(http.StatusBadRequest, "structure", "", "decode audit batch: %v", err)
 	}
-	for _, e := range c.Entries {
-		if e.ID == "" {
-			return fhir.Invalid("id", "audit entry without an id")
+	for i := range c.Entries {
+		if c.Entries[i].ID == "" || model.CheckID("id", c.Entries[i].ID) != nil {
+			return fhir.Invalid("id", "audit entry without a well-formed id")
 		}
+		boundAuditEntry(&c.Entries[i])
 	}
 	if err := s.audit.Record(r.Context(), c.Entries...); err != nil {
 		return fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%v", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft"
+	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -206,6 +207,20 @@ func FuzzOrganizationToParticipant(f *testing.F) {
 		}
 		if !reflect.DeepEqual(again, p) {
 			t.Fatalf("round trip changed the participant:\n got %+v\nwant %+v", again, p)
+		}
+	})
+}
+
+// FuzzBoundAuditEntry: whatever another node sends in an audit batch, the entry the leader
+// records from it passes the FSM's check.
+func FuzzBoundAuditEntry(f *testing.F) {
+	f.Add("n1", "dr\x00house", "/v1/locate", "a=1", "locate", "x\u202e", "E1")
+	f.Fuzz(func(t *testing.T, node, obo, path, query, action, reason, euid string) {
+		e := model.AuditEntry{ID: "a1", Node: node, OnBehalfOf: obo, Path: path, Query: query, Action: action, BreakGlass: reason,
+			Source: obo, RequestID: path, Participant: node, Purpose: reason, Method: action, Outcome: query, EUIDs: []string{euid, node}, Records: []string{path}}
+		boundAuditEntry(&e)
+		if err := command.CheckAuditEntry("", &e); err != nil {
+			t.Fatalf("bounded entry refused: %v", err)
 		}
 	})
 }
