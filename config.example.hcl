@@ -2,8 +2,9 @@
 # there is none). Flags of `rls agent` override the file: -node-id, -data-dir, -http-addr,
 # -http-advertise-addr, -raft-addr, -raft-advertise-addr, -bootstrap, -join,
 # -admin-token-file, -log-level, -log-format, -tls-cert-file, -tls-key-file,
-# -tls-ca-file, -tls-client-auth, -raft-tls, -raft-tls-cert-file, -raft-tls-key-file,
-# -raft-tls-ca-file, -snapshot-threshold, -trailing-logs, -raft-peer-dial.
+# -tls-ca-file, -tls-client-auth, -raft-tls, -raft-insecure, -raft-tls-cert-file,
+# -raft-tls-key-file, -raft-tls-ca-file, -snapshot-threshold, -trailing-logs,
+# -raft-peer-dial.
 #
 # `rls tls init -dir DIR -nodes n1,n2,n3 -participants admin` makes a CA and the
 # certificates the TLS settings below name (see README.md, "TLS").
@@ -44,7 +45,9 @@ join = []
 # File holding the admin token. On a bootstrapping node it is the token of the first admin
 # participant ("admin"); on a joining node it authenticates the join. When empty, a
 # bootstrapping node generates a token into DATA_DIR/admin-token, and a joining node reads
-# RLS_TOKEN from its environment.
+# RLS_TOKEN from its environment. The file must be readable by its owner only (chmod 600)
+# and the token drawn at random with at least 128 bits (for example openssl rand -hex 32):
+# the agent refuses to start otherwise (in -dev it warns).
 admin_token_file = ""
 
 # debug, info, warn or error.
@@ -111,6 +114,12 @@ raft {
   # append to the log. Host names are not checked (peers may be dialled through
   # peer_dial_addresses). All nodes of a cluster must agree; -dev and tests leave it off.
   tls = false
+
+  # Outside -dev, a node whose raft_addr or raft_advertise_addr is not a loopback address
+  # refuses to start without tls: on plain TCP anyone who can reach the port can append
+  # forged entries (a new admin) to a follower's log. insecure = true accepts plain TCP
+  # anyway (a network you trust and control end to end) and logs a warning at every start.
+  insecure = false
   # The node certificate, its key and the cluster CA for Raft. Empty: the tls block's
   # cert_file, key_file and ca_file.
   tls_cert_file = ""
@@ -120,8 +129,16 @@ raft {
 
 # Tuning of the HTTP API server.
 http {
-  # Largest request body accepted (413 beyond).
+  # Largest request body accepted (413 beyond). Each FHIR resource in it is also held to
+  # 64 KiB, 32 levels of nesting and 4096 elements (see README, "Limits").
   max_body_bytes = 1048576
+
+  # Largest request header block accepted (431 beyond, before any handler runs).
+  max_header_bytes = 65536
+
+  # Largest answer a node sends: a search page ends early (with a next link) before its
+  # resources exceed half of it; an answer that would exceed it is an error, never cut.
+  max_response_bytes = 16777216
 
   # Largest snapshot `rls cluster snapshot restore` may upload.
   max_snapshot_bytes = 8589934592
@@ -154,4 +171,15 @@ privacy {
   # Retry-After beyond). The admin is not limited. A negative rate_limit disables it.
   rate_limit = 200
   rate_burst = 400
+
+  # Per-client-address limits on one node, applied before authentication (an IPv6 client
+  # counts by its /64): requests per second and burst, and failed authentications per
+  # second and burst. An address beyond its failed authentications is refused (429) until
+  # its allowance refills, whatever credentials it then presents. Requests another node
+  # forwards are exempt (the node they arrived at applied the limits). A negative rate
+  # disables a limit.
+  address_rate_limit = 500
+  address_rate_burst = 1000
+  auth_failure_rate  = 10
+  auth_failure_burst = 100
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 	"github.com/rls-hie/rls/search"
 )
@@ -35,9 +36,18 @@ func (s *Server) admit(r *http.Request, rt route, rq *request) error {
 	// The admin is not limited: it runs bulk loads and the cluster itself.
 	if !rq.principal.IsAdmin() {
 		if ok, wait := s.privacy.limiter.Allow(rq.principal.ID); !ok {
+			// Counted and logged by the edge (bounded), not audited: see finishAudit.
+			s.edge.refuse(refusedParticipantRate, rq.addr, rt.pattern, rq.id)
+			rq.refused = true
 			e := fhir.Errorf(http.StatusTooManyRequests, "throttled", "", "participant %q exceeds its rate limit; retry later", rq.principal.ID)
 			e.Header = map[string]string{"Retry-After": strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1))))}
 			return e
+		}
+	}
+	if obo := r.Header.Get(HeaderOnBehalfOf); obo != "" {
+		// The user it names is audited: a bounded, printable name (the entry keeps it cut).
+		if err := model.CheckText(HeaderOnBehalfOf, obo, model.MaxOnBehalfOfLength); err != nil {
+			return limitError(HeaderOnBehalfOf, err)
 		}
 	}
 	if !rt.patientData {

@@ -65,11 +65,14 @@ type auditState struct {
 	// beforeStream: the entry is recorded before the answer is written (auditBeforeStream),
 	// so a recorded entry releases nothing.
 	beforeStream bool
+	// outcome is the issue code the leader reported for a forwarded request.
+	outcome string
 }
 
 // auditReport is what headerAuditReport carries (base64 of its JSON).
 type auditReport struct {
 	Participant string   `json:"participant,omitempty"`
+	Outcome     string   `json:"outcome,omitempty"`
 	Purpose     string   `json:"purpose,omitempty"`
 	BreakGlass  string   `json:"break_glass,omitempty"`
 	EUIDs       []string `json:"euids,omitempty"`
@@ -131,16 +134,18 @@ func (s *Server) beginAudit(w *responseWriter, r *http.Request, rt route, rq *re
 		return
 	}
 	w.held = !rt.streamAnswer
+	// Every field taken from the request is bounded (model's audit limits), whatever it
+	// was: the entry is copied to every node.
 	rq.audit = &auditState{entry: model.AuditEntry{
 		Observed:   time.Now().UTC(),
 		Node:       s.node.ID(),
-		Source:     r.RemoteAddr,
+		Source:     boundText(r.RemoteAddr, model.MaxSourceLength),
 		RequestID:  rq.id,
-		OnBehalfOf: r.Header.Get(HeaderOnBehalfOf),
+		OnBehalfOf: boundText(r.Header.Get(HeaderOnBehalfOf), model.MaxOnBehalfOfLength),
 		Action:     rt.audit,
-		Method:     r.Method,
-		Path:       r.URL.Path,
-		Query:      r.URL.RawQuery,
+		Method:     boundText(r.Method, model.MaxActionLength),
+		Path:       boundText(r.URL.Path, model.MaxAuditPathLength),
+		Query:      boundFreeText(r.URL.RawQuery, model.MaxAuditQueryLength),
 	}}
 	if rt.audit == "patient-match" {
 		rq.audit.queryFromBody = true
@@ -150,40 +155,62 @@ func (s *Server) beginAudit(w *responseWriter, r *http.Request, rt route, rq *re
 // finishAudit completes the entry with the outcome and records it (or, for a request a
 // node forwarded, reports it), then releases the held answer — or replaces it with a 503
 // when the entry could not be recorded.
+//
+// A request nobody authenticated is not recorded: it was refused before it could touch
+// anything (401, or 400/413/429 before authentication), and recording it would let anyone
+// without credentials write into every node's replicated state. Nor is a participant's
+// request refused by its rate limit (429): it read and changed nothing, and recording each
+// would let one participant flood the log it is limited to protect. The edge counts and
+// logs both (rls_http_refused_total).
 func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, serveErr error) {
 	a := rq.audit
 	e := a.entry
 	// What the policy point judged (normalised, HPAYMT → PAYMENT), here or, for a forwarded
 	// request, at the leader (adoptReport).
-	e.Purpose, e.BreakGlass = rq.purpose, rq.breakGlass
+	e.Purpose = boundText(rq.purpose, model.MaxPurposeLength)
+	e.BreakGlass = boundFreeText(rq.breakGlass, model.MaxBreakGlassLength)
 	if a.queryFromBody {
 		// $match's query is its body (a Parameters resource).
-		e.Query = string(rq.body)
+		e.Query = boundFreeText(string(rq.body), model.MaxAuditQueryLength)
 	}
-	e.Query = e.Query[:min(len(e.Query), maxAuditQuery)]
 	if !a.reported {
 		e.Participant = rq.principal.ID
+		if e.Participant == "" {
+			// Forwarded, and the leader never answered: whom this node's state says it was.
+			e.Participant = rq.tentative
+		}
 	}
-	e.EUIDs, e.Records = sorted(a.euids), sorted(a.records)
+	e.EUIDs, e.Records = boundIDs(a.euids), boundIDs(a.records)
 	e.Status = w.status
 	if e.Status == 0 {
 		e.Status = http.StatusOK
 	}
-	if serveErr != nil {
+	switch {
+	case serveErr != nil:
 		e.Outcome = apiError(serveErr).Issue.Code
+	case a.reported:
+		e.Outcome = boundText(a.outcome, model.MaxOutcomeLength)
 	}
 
-	if cred := r.Header.Get(headerNodeCredential); cred != "" {
-		node, err := s.verifyNode(cred, r.Method, rq.uri, rq.body)
-		if err == nil {
-			rep, _ := json.Marshal(auditReport{Participant: e.Participant, Purpose: e.Purpose, BreakGlass: e.BreakGlass, EUIDs: e.EUIDs, Records: e.Records})
-			w.Header().Set(headerAuditReport, base64.StdEncoding.EncodeToString(rep))
-			s.logger.Debug("audit left to the forwarding node", "node", node, "request_id", rq.id)
-			s.auditMetrics.entry("reported", 0)
-			w.release()
-			return
-		}
-		s.logger.Warn("node credential does not verify; auditing the request here", "err", err, "request_id", rq.id)
+	if rq.fromNode && r.Header.Get(headerNodeCredential) != "" {
+		// Forwarded by another node, whose credential serve verified: it records the entry.
+		rep, _ := json.Marshal(auditReport{Participant: e.Participant, Outcome: e.Outcome, Purpose: e.Purpose, BreakGlass: e.BreakGlass, EUIDs: e.EUIDs, Records: e.Records})
+		w.Header().Set(headerAuditReport, base64.StdEncoding.EncodeToString(rep))
+		s.logger.Debug("audit left to the forwarding node", "request_id", rq.id)
+		s.auditMetrics.entry("reported", 0)
+		w.release()
+		return
+	}
+	if e.Participant == "" || (rq.refused && e.Status == http.StatusTooManyRequests) {
+		s.auditMetrics.entry("not-admitted", 0)
+		w.release()
+		return
+	}
+	if err := command.CheckAuditEntry("", &e); err != nil {
+		// Every field was bounded above; this would be a bug, and the FSM would refuse the
+		// whole batch with it.
+		s.logger.Error("audit entry out of bounds", "err", err, "request_id", rq.id)
+		boundAuditEntry(&e)
 	}
 
 	start := time.Now()
@@ -212,6 +239,34 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 		return // recorded; the handler writes the answer now
 	}
 	w.release()
+}
+
+// boundAuditEntry holds every field of an entry to the audit limits the FSM checks
+// (command.CheckAuditEntry), cutting and cleaning what is beyond them: one bad entry must
+// never make the FSM refuse a whole batch of others. Entries this node builds are bounded as
+// they are made; this is for entries another node sends (a node of an older release).
+func boundAuditEntry(e *model.AuditEntry) {
+	for _, f := range []struct {
+		v   *string
+		max int
+	}{
+		{&e.Node, model.MaxIDLength}, {&e.Source, model.MaxSourceLength}, {&e.RequestID, model.MaxRequestIDLength},
+		{&e.Participant, model.MaxIDLength}, {&e.OnBehalfOf, model.MaxOnBehalfOfLength}, {&e.Purpose, model.MaxPurposeLength},
+		{&e.Action, model.MaxActionLength}, {&e.Method, model.MaxActionLength}, {&e.Path, model.MaxAuditPathLength},
+		{&e.Outcome, model.MaxOutcomeLength},
+	} {
+		*f.v = boundText(*f.v, f.max)
+	}
+	e.BreakGlass = boundFreeText(e.BreakGlass, model.MaxBreakGlassLength)
+	e.Query = boundFreeText(e.Query, model.MaxAuditQueryLength)
+	e.EUIDs, e.Records = boundIDs(e.EUIDs), boundIDs(e.Records)
+}
+
+// boundIDs sorts the ids an entry names, keeping only well-formed ones, at most
+// model.MaxAuditListLength of them.
+func boundIDs(ids []string) []string {
+	out := sorted(slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return model.CheckID("id", id) != nil }))
+	return out[:min(len(out), model.MaxAuditListLength)]
 }
 
 // auditBeforeStream records the entry of a route whose answer is streamed (a snapshot
@@ -243,9 +298,6 @@ func (s *Server) auditBeforeStream(r *http.Request, w *responseWriter, rq *reque
 	return true
 }
 
-// maxAuditQuery bounds the query text kept in an entry.
-const maxAuditQuery = 8 << 10
-
 func sorted(v []string) []string {
 	if len(v) == 0 {
 		return nil
@@ -274,15 +326,20 @@ func (rq *request) adoptReport(h http.Header) {
 		return
 	}
 	rq.audit.reported = true
-	rq.audit.entry.Participant = rep.Participant
+	rq.audit.entry.Participant = boundText(rep.Participant, model.MaxIDLength)
+	rq.audit.outcome = rep.Outcome
 	rq.purpose, rq.breakGlass = rep.Purpose, rep.BreakGlass
 	rq.disclose(rep.EUIDs, rep.Records)
 }
 
-// signForward adds this node's credential to a request it forwards for an audited route,
-// so that the leader leaves the audit entry to this node.
+// signForward adds this node's credential to a request it forwards: the leader then knows
+// another node sends it (the per-address limits were applied here), and, on an audited
+// route, leaves the audit entry to this node, which must then have the key.
 func (s *Server) signForward(ctx context.Context, req *http.Request, rq *request) error {
 	if rq.audit == nil {
+		if key := s.localClusterKey(); key != nil {
+			req.Header.Set(headerNodeCredential, audit.Sign(key, s.node.ID(), time.Now(), req.Method, req.URL.RequestURI(), rq.body))
+		}
 		return nil
 	}
 	key, err := s.clusterKey(ctx)
@@ -301,8 +358,15 @@ func (s *Server) verifyNode(cred, method, uri string, body []byte) (string, erro
 	return audit.Verify(key, cred, time.Now(), method, uri, body)
 }
 
-// clusterKey returns the cluster key, asking the leader to draw one if the cluster has
-// none yet and waiting for it to arrive here.
+// localClusterKey returns the cluster key this node holds, or nil.
+func (s *Server) localClusterKey() []byte {
+	var key []byte
+	_ = s.node.State().View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil })
+	return key
+}
+
+// clusterKey returns the cluster key, drawing it on a leader if the cluster has none yet,
+// and waiting for it to arrive on a follower.
 func (s *Server) clusterKey(ctx context.Context) ([]byte, error) {
 	read := func() []byte {
 		var key []byte
@@ -313,18 +377,11 @@ func (s *Server) clusterKey(ctx context.Context) ([]byte, error) {
 		return key, nil
 	}
 	for {
+		// Every leader draws the key when it becomes ready (raft.Node), so a follower only
+		// waits for it to arrive through the log.
 		if s.node.IsLeader() {
 			if err := s.ensureClusterKey(ctx); err != nil {
 				return nil, err
-			}
-		} else if leader, err := s.waitLeader(ctx); err == nil {
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(leader.HTTPAddr, "/")+"/v1/internal/cluster-key", nil)
-			if err != nil {
-				return nil, fmt.Errorf("ask the leader for a cluster key: %w", err)
-			}
-			if resp, err := s.peers.Do(req); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
 			}
 		}
 		_ = s.node.CatchUp(ctx)
@@ -455,10 +512,11 @@ func (s *Server) internalAudit(w http.ResponseWriter, r *http.Request, rq *reque
 	if _, err := c.UnmarshalMsg(rq.body); err != nil {
 		return fhir.Errorf(http.StatusBadRequest, "structure", "", "decode audit batch: %v", err)
 	}
-	for _, e := range c.Entries {
-		if e.ID == "" {
-			return fhir.Invalid("id", "audit entry without an id")
+	for i := range c.Entries {
+		if c.Entries[i].ID == "" || model.CheckID("id", c.Entries[i].ID) != nil {
+			return fhir.Invalid("id", "audit entry without a well-formed id")
 		}
+		boundAuditEntry(&c.Entries[i])
 	}
 	if err := s.audit.Record(r.Context(), c.Entries...); err != nil {
 		return fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%v", err)
@@ -467,9 +525,9 @@ func (s *Server) internalAudit(w http.ResponseWriter, r *http.Request, rq *reque
 	return nil
 }
 
-// internalClusterKey is POST /v1/internal/cluster-key: a follower that needs the cluster
-// key before any exists asks the leader to draw it. It returns nothing; the key arrives
-// through the log.
+// internalClusterKey is POST /v1/internal/cluster-key: the leader draws the cluster key if
+// none exists (a leader does when it becomes ready; this serves nodes of older releases and
+// the admin). It returns nothing; the key arrives through the log.
 func (s *Server) internalClusterKey(w http.ResponseWriter, r *http.Request, rq *request) error {
 	if !s.node.IsLeader() {
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "node %s is not the leader", s.node.ID()))

@@ -80,6 +80,28 @@ func (s *Server) authenticate(r *http.Request) (model.Participant, error) {
 	return p, nil
 }
 
+// identify returns the active participant this node's state says the request's credentials
+// name, without waiting and without refusing anything: only to name a forwarded request in
+// its audit entry when the leader, which authenticates it, never answers.
+func (s *Server) identify(r *http.Request) string {
+	if id, ok := clientCertParticipant(r); ok {
+		return id
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if token = strings.TrimSpace(token); !ok || token == "" {
+		return ""
+	}
+	var id string
+	hash := TokenHash(token)
+	_ = s.node.State().View(func(tx *state.Tx) error {
+		if p, err := tx.ParticipantByTokenHash(hash); err == nil && p.Active {
+			id = p.ID
+		}
+		return nil
+	})
+	return id
+}
+
 // certParticipant returns the participant id a request's client certificate names. A
 // cluster node's certificate names none of its own (nodes call with the admin token), but
 // on a request the node forwarded it vouches for the participant in

@@ -3,8 +3,10 @@ package locator
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
@@ -72,7 +74,12 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 		regs = append(regs, command.PatientRegistration{Record: rec, NewEUID: euid, Resource: resource})
 		slots = append(slots, i)
 	}
+	now := time.Now().UTC()
 	for i, rec := range req.Records {
+		if err := rec.Check(fmt.Sprintf("records[%d].", i), now); err != nil {
+			results[i] = refused(rec, limitError("", err))
+			continue
+		}
 		propose(i, rec, nil)
 	}
 	for j, raw := range req.Patients {
@@ -119,7 +126,7 @@ func refused(rec command.PatientRecord, err error) BatchResult {
 	fe := apiError(err)
 	res := BatchResult{Status: fe.Status, Error: fe.Error()}
 	if rec.System != "" || rec.Value != "" {
-		res.Record = string(mpi.KeyOf(rec.System, rec.Value))
+		res.Record = clip(string(mpi.KeyOf(rec.System, rec.Value)))
 	}
 	return res
 }

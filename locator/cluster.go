@@ -166,6 +166,36 @@ func (s *Server) stateHash(w http.ResponseWriter, r *http.Request, rq *request) 
 	return writeJSON(w, http.StatusOK, StateHash{Node: s.node.ID(), Index: d.Index, Hash: d.Hash})
 }
 
+// FailedEntries is the answer of GET /v1/cluster/failed-entries: the log entries this
+// node (like every node) could not apply and skipped.
+type FailedEntries struct {
+	Node    string              `json:"node"`
+	Index   uint64              `json:"index"`
+	Entries []state.FailedEntry `json:"entries"`
+}
+
+// failedEntries serves GET /v1/cluster/failed-entries.
+func (s *Server) failedEntries(w http.ResponseWriter, r *http.Request, rq *request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.node.CatchUp(ctx); err != nil {
+		return err
+	}
+	out := FailedEntries{Node: s.node.ID(), Entries: []state.FailedEntry{}}
+	err := s.node.State().View(func(tx *state.Tx) error {
+		out.Index, _ = tx.Applied()
+		failed, err := tx.FailedEntries()
+		if failed != nil {
+			out.Entries = failed
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
 // JoinRequest is the body of POST /v1/cluster/join.
 type JoinRequest struct {
 	ID       string `json:"id"`
@@ -182,10 +212,13 @@ func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request, rq *request
 		return fhir.Invalid("id", "%v", err)
 	}
 	if _, _, err := net.SplitHostPort(j.RaftAddr); err != nil {
-		return fhir.Invalid("raft_addr", "raft_addr %q must be host:port", j.RaftAddr)
+		return fhir.Invalid("raft_addr", "raft_addr %q must be host:port", clip(j.RaftAddr))
 	}
 	if err := model.ValidateHTTPURL("http_addr", j.HTTPAddr); err != nil {
 		return fhir.Invalid("http_addr", "%v", err)
+	}
+	if err := (model.Node{ID: j.ID, RaftAddr: j.RaftAddr, HTTPAddr: j.HTTPAddr}).Validate(); err != nil {
+		return limitError("", err)
 	}
 	index, err := s.node.Join(r.Context(), model.Node{ID: j.ID, RaftAddr: j.RaftAddr, HTTPAddr: j.HTTPAddr})
 	if err != nil {
@@ -300,6 +333,11 @@ func (s *Server) snapshotRestore(w http.ResponseWriter, r *http.Request, rq *req
 func decodeJSON(body []byte, v any) error {
 	if len(body) == 0 {
 		return fhir.Invalid("", "the request body is empty")
+	}
+	// The body limit bounds its size; depth and characters are bounded as for a resource
+	// (each FHIR resource a batch carries is checked again on its own).
+	if err := fhir.CheckBounds(body, "body", fhir.Bounds{MaxDepth: fhir.MaxDepth}); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -87,6 +87,23 @@ func readProvision(m *model.Consent, p fhir.ConsentProvision, elem string, top b
 	default:
 		return fhir.Invalid(elem+".type", "provision type %q must be deny or permit", p.Type)
 	}
+	for _, l := range []struct {
+		name string
+		n    int
+	}{{"actor", len(p.Actor)}, {"securityLabel", len(p.SecurityLabel)}, {"provision", len(p.Provision)}} {
+		if err := model.CheckCount(elem+"."+l.name, l.n, model.MaxListLength); err != nil {
+			return limitError("", err)
+		}
+	}
+	for i, l := range p.SecurityLabel {
+		le := fmt.Sprintf("%s.securityLabel[%d]", elem, i)
+		if err := model.CheckSystem(le+".system", l.System); err != nil {
+			return limitError("", err)
+		}
+		if err := model.CheckText(le+".code", l.Code, model.MaxCodeLength); err != nil {
+			return limitError("", err)
+		}
+	}
 	if p.Type == "deny" {
 		switch {
 		case len(p.Actor) > 0 && len(p.SecurityLabel) > 0:
@@ -319,6 +336,10 @@ func (s *Server) updateConsent(w http.ResponseWriter, r *http.Request, rq *reque
 
 // setConsent proposes a directive and answers once the fence acknowledges it.
 func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, rq *request, cmd command.ConsentSet, status int) error {
+	// The elements were checked as they were read; this is the check the FSM repeats.
+	if err := cmd.Check(); err != nil {
+		return limitError("Consent", err)
+	}
 	a, err := s.node.Apply(r.Context(), command.TypeConsentSet, header(rq), &cmd)
 	if errors.Is(err, fsm.ErrConsentExists) {
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "consent id collision; retry"))

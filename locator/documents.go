@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/fsm"
@@ -50,17 +51,176 @@ func firstCode(cc *fhir.CodeableConcept) search.Code {
 	return codeOf(cc.Coding[0])
 }
 
-// parseInstant reads a FHIR date or dateTime (the precision it has).
-func parseInstant(field, v string) (time.Time, error) {
+// parseInstant reads a FHIR date or dateTime (the precision it has) between the year
+// fsm.MinDocumentYear and latest: a date such as 0001-01-01 is a data-entry error, not a
+// document (and would read as "no date" further down, where the zero time means absent).
+func parseInstant(field, v string, latest time.Time) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
+	if len(v) > 64 {
+		return time.Time{}, fhir.Invalid(field, "%s is not a FHIR date or dateTime", field)
+	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
 		if t, err := time.Parse(layout, v); err == nil {
-			return t.UTC(), nil
+			t = t.UTC()
+			if t.Year() < fsm.MinDocumentYear || t.After(latest) {
+				return time.Time{}, fhir.Invalid(field, "%s %s is not a plausible date for a document (from %d to %s)", field, v, fsm.MinDocumentYear, latest.Format("2006-01-02"))
+			}
+			return t, nil
 		}
 	}
-	return time.Time{}, fhir.Invalid(field, "%s %q is not a FHIR date or dateTime", field, v)
+	return time.Time{}, fhir.Invalid(field, "%s %q is not a FHIR date or dateTime", field, clip(v))
+}
+
+// Document dates: the document's own date (its creation) cannot be later than the moment it
+// is registered, give or take a day of time zones; a service period may be scheduled into
+// the future, within the registry's range of dates.
+var (
+	lastServiceDate = time.Date(2199, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// checkDocumentReference holds the elements of a DocumentReference that reach the
+// replicated state's keys and the document index to the limits of raft/model, naming the
+// element at fault. (CheckBounds has already refused control and bidirectional-override
+// characters anywhere in the resource.)
+func checkDocumentReference(dr fhir.DocumentReference) error {
+	check := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		field, _ := model.FieldOf(err)
+		return limitError(field, err)
+	}
+	identifier := func(elem string, id *fhir.Identifier) error {
+		if id == nil {
+			return nil
+		}
+		if err := check(model.CheckSystem(elem+".system", id.System)); err != nil {
+			return err
+		}
+		return check(model.CheckText(elem+".value", id.Value, model.MaxIdentifierValueLength))
+	}
+	coding := func(elem string, c fhir.Coding) error {
+		if err := check(model.CheckSystem(elem+".system", c.System)); err != nil {
+			return err
+		}
+		if err := check(model.CheckText(elem+".code", c.Code, model.MaxCodeLength)); err != nil {
+			return err
+		}
+		return check(model.CheckText(elem+".display", c.Display, model.MaxDisplayLength))
+	}
+	concept := func(elem string, cc *fhir.CodeableConcept) error {
+		if cc == nil {
+			return nil
+		}
+		if err := check(model.CheckCount(elem+".coding", len(cc.Coding), model.MaxListLength)); err != nil {
+			return err
+		}
+		for i, c := range cc.Coding {
+			if err := coding(fmt.Sprintf("%s.coding[%d]", elem, i), c); err != nil {
+				return err
+			}
+		}
+		return check(model.CheckText(elem+".text", cc.Text, model.MaxDisplayLength))
+	}
+	concepts := func(elem string, ccs []fhir.CodeableConcept) error {
+		if err := check(model.CheckCount(elem, len(ccs), model.MaxListLength)); err != nil {
+			return err
+		}
+		for i := range ccs {
+			if err := concept(fmt.Sprintf("%s[%d]", elem, i), &ccs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	reference := func(elem string, r *fhir.Reference) error {
+		if r == nil {
+			return nil
+		}
+		if err := check(model.CheckText(elem+".reference", r.Reference, model.MaxURLLength)); err != nil {
+			return err
+		}
+		if err := check(model.CheckText(elem+".display", r.Display, model.MaxDisplayLength)); err != nil {
+			return err
+		}
+		return identifier(elem+".identifier", r.Identifier)
+	}
+	if err := identifier("DocumentReference.masterIdentifier", dr.MasterIdentifier); err != nil {
+		return err
+	}
+	if err := check(model.CheckCount("DocumentReference.identifier", len(dr.Identifier), model.MaxListLength)); err != nil {
+		return err
+	}
+	for i := range dr.Identifier {
+		if err := identifier(fmt.Sprintf("DocumentReference.identifier[%d]", i), &dr.Identifier[i]); err != nil {
+			return err
+		}
+	}
+	if err := reference("DocumentReference.subject", dr.Subject); err != nil {
+		return err
+	}
+	if err := concept("DocumentReference.type", dr.Type); err != nil {
+		return err
+	}
+	if err := concepts("DocumentReference.category", dr.Category); err != nil {
+		return err
+	}
+	if err := concepts("DocumentReference.securityLabel", dr.SecurityLabel); err != nil {
+		return err
+	}
+	if err := check(model.CheckFreeText("DocumentReference.description", dr.Description, model.MaxTextLength)); err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		name string
+		n    int
+	}{{"author", len(dr.Author)}, {"relatesTo", len(dr.RelatesTo)}, {"content", len(dr.Content)}, {"contained", len(dr.Contained)}} {
+		if err := check(model.CheckCount("DocumentReference."+l.name, l.n, model.MaxListLength)); err != nil {
+			return err
+		}
+	}
+	for i := range dr.Author {
+		if err := reference(fmt.Sprintf("DocumentReference.author[%d]", i), &dr.Author[i]); err != nil {
+			return err
+		}
+	}
+	for i := range dr.RelatesTo {
+		if err := reference(fmt.Sprintf("DocumentReference.relatesTo[%d].target", i), &dr.RelatesTo[i].Target); err != nil {
+			return err
+		}
+	}
+	for i, c := range dr.Content {
+		elem := fmt.Sprintf("DocumentReference.content[%d]", i)
+		a := c.Attachment
+		for _, f := range []struct {
+			name, value string
+			max         int
+		}{{"url", a.URL, model.MaxURLLength}, {"title", a.Title, model.MaxDisplayLength}, {"contentType", a.ContentType, model.MaxCodeLength},
+			{"language", a.Language, model.MaxCodeLength}, {"hash", a.Hash, model.MaxCodeLength}, {"creation", a.Creation, model.MaxCodeLength}} {
+			if err := check(model.CheckText(elem+".attachment."+f.name, f.value, f.max)); err != nil {
+				return err
+			}
+		}
+		if c.Format != nil {
+			if err := coding(elem+".format", *c.Format); err != nil {
+				return err
+			}
+		}
+	}
+	if ctx := dr.Context; ctx != nil {
+		if err := concept("DocumentReference.context.facilityType", ctx.FacilityType); err != nil {
+			return err
+		}
+		if err := concept("DocumentReference.context.practiceSetting", ctx.PracticeSetting); err != nil {
+			return err
+		}
+		if err := concepts("DocumentReference.context.event", ctx.Event); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // documentSubject resolves DocumentReference.subject to the record the document belongs
@@ -74,7 +234,7 @@ func documentSubject(tx *state.Tx, ref *fhir.Reference, holder model.Participant
 	case strings.HasPrefix(ref.Reference, "Patient/"):
 		key, ok := tx.PatientKeyByID(strings.TrimPrefix(ref.Reference, "Patient/"))
 		if !ok {
-			return "", "", fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject", "%s is not a registered Patient", ref.Reference)
+			return "", "", unknownSubject(ref)
 		}
 		return key, "", nil
 	case strings.HasPrefix(ref.Reference, "Person/"):
@@ -84,7 +244,7 @@ func documentSubject(tx *state.Tx, ref *fhir.Reference, holder model.Participant
 			return "", "", err
 		}
 		if !ok || len(p.Records) == 0 {
-			return "", "", fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject", "%s is not a registered person", ref.Reference)
+			return "", "", unknownSubject(ref)
 		}
 		record = string(p.Records[0])
 		for _, k := range p.Records {
@@ -99,17 +259,77 @@ func documentSubject(tx *state.Tx, ref *fhir.Reference, holder model.Participant
 		if r, err := tx.MPI().Record(mpi.RecordKey(key)); err != nil {
 			return "", "", err
 		} else if r == nil {
-			return "", "", fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject.identifier", "no Patient is registered with identifier %s", key)
+			return "", "", unknownSubject(ref)
 		}
 		return key, "", nil
 	}
 	return "", "", fhir.Invalid("DocumentReference.subject", "subject must reference Patient/{id}, Person/{euid}, or a Patient by identifier")
 }
 
+// unknownSubject is the one answer for a document subject that is not registered, and,
+// alike in status and body, for one the registering participant may not know of (see
+// checkSubjectConsent).
+func unknownSubject(ref *fhir.Reference) error {
+	switch {
+	case strings.HasPrefix(ref.Reference, "Patient/"):
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject", "%s is not a registered Patient", ref.Reference)
+	case strings.HasPrefix(ref.Reference, "Person/"):
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject", "%s is not a registered person", ref.Reference)
+	case ref.Identifier != nil:
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "DocumentReference.subject.identifier", "no Patient is registered with identifier %s", mpi.KeyOf(ref.Identifier.System, ref.Identifier.Value))
+	}
+	return fhir.Invalid("DocumentReference.subject", "subject must reference Patient/{id}, Person/{euid}, or a Patient by identifier")
+}
+
+// checkSubjectConsent applies the patient's directives to a registration: a participant the
+// patient denied may not register documents about them, and a participant that holds no
+// record of an opted-out patient is told what it would be told of a patient rls does not
+// know (the registration itself would disclose that the patient is in the exchange). The
+// admin registers for the exchange (bulk loads) and is held only to a denial that names it.
+// The FSM repeats the rule (fsm.checkSubjectConsent) against directives recorded since.
+func checkSubjectConsent(tx *state.Tx, record string, ref *fhir.Reference, holder model.Participant) error {
+	sr, err := tx.MPI().Record(mpi.RecordKey(record))
+	if err != nil || sr == nil {
+		return err
+	}
+	records, err := personRecords(tx, sr.EUID)
+	if err != nil {
+		return err
+	}
+	directives, err := tx.ConsentsOfRecords(records)
+	if err != nil {
+		return err
+	}
+	d := policy.Decide(policy.Access{Participant: holder.ID, Purpose: policy.Treat}, directives, false)
+	if d.Disclose || (holder.IsAdmin() && d.Reason != policy.ReasonParticipantDeny) {
+		return nil
+	}
+	holds := false
+	for _, k := range records {
+		owner, err := recordOwner(tx, k)
+		if err != nil {
+			return err
+		}
+		holds = holds || owner == holder.ID
+	}
+	switch {
+	case !holds:
+		return unknownSubject(ref)
+	case d.Reason == policy.ReasonParticipantDeny:
+		// It holds a record of the patient, so it knows of them; the patient named it.
+		return fhir.Errorf(http.StatusForbidden, "forbidden", "DocumentReference.subject", "the patient's consent directives do not allow this participant to register documents about them")
+	}
+	return nil // an opted-out patient's own provider registers its own documents
+}
+
 // documentFromResource maps a DocumentReference to the registry's document, naming the
 // element at fault in every error.
 func documentFromResource(tx *state.Tx, dr fhir.DocumentReference, holder model.Participant) (search.Document, error) {
 	var d search.Document
+	now := time.Now().UTC()
+	if err := checkDocumentReference(dr); err != nil {
+		return d, err
+	}
 	if dr.MasterIdentifier == nil || dr.MasterIdentifier.Value == "" {
 		return d, fhir.Invalid("DocumentReference.masterIdentifier", "masterIdentifier (the document's unique id) is required")
 	}
@@ -127,6 +347,9 @@ func documentFromResource(tx *state.Tx, dr fhir.DocumentReference, holder model.
 	}
 	var err error
 	if d.PatientRecord, d.PersonEUID, err = documentSubject(tx, dr.Subject, holder); err != nil {
+		return d, err
+	}
+	if err := checkSubjectConsent(tx, d.PatientRecord, dr.Subject, holder); err != nil {
 		return d, err
 	}
 	if len(dr.Content) == 0 || dr.Content[0].Attachment.URL == "" {
@@ -150,11 +373,12 @@ func documentFromResource(tx *state.Tx, dr fhir.DocumentReference, holder model.
 	}
 	// The creation time of the content is the document's date; DocumentReference.date
 	// (when the reference was made) stands in when the attachment has none.
-	date, err := parseInstant("DocumentReference.date", dr.Date)
+	latest := now.Add(24 * time.Hour)
+	date, err := parseInstant("DocumentReference.date", dr.Date, latest)
 	if err != nil {
 		return d, err
 	}
-	if d.Created, err = parseInstant("DocumentReference.content[0].attachment.creation", a.Creation); err != nil {
+	if d.Created, err = parseInstant("DocumentReference.content[0].attachment.creation", a.Creation, latest); err != nil {
 		return d, err
 	}
 	if d.Created.IsZero() {
@@ -167,10 +391,10 @@ func documentFromResource(tx *state.Tx, dr fhir.DocumentReference, holder model.
 	if c := dr.Context; c != nil {
 		d.FacilityType, d.PracticeSetting, d.Events = firstCode(c.FacilityType), firstCode(c.PracticeSetting), codesOf(c.Event)
 		if c.Period != nil {
-			if d.ServicePeriod.Start, err = parseInstant("DocumentReference.context.period.start", c.Period.Start); err != nil {
+			if d.ServicePeriod.Start, err = parseInstant("DocumentReference.context.period.start", c.Period.Start, lastServiceDate); err != nil {
 				return d, err
 			}
-			if d.ServicePeriod.End, err = parseInstant("DocumentReference.context.period.end", c.Period.End); err != nil {
+			if d.ServicePeriod.End, err = parseInstant("DocumentReference.context.period.end", c.Period.End, lastServiceDate); err != nil {
 				return d, err
 			}
 		}
@@ -198,6 +422,10 @@ func documentFromResource(tx *state.Tx, dr fhir.DocumentReference, holder model.
 		}
 		return d, fhir.Invalid("DocumentReference", "%v", err)
 	}
+	// The check the FSM repeats; the elements were checked one by one above.
+	if err := fsm.CheckDocumentLimits(&d, now); err != nil {
+		return d, limitError("DocumentReference", err)
+	}
 	return d, nil
 }
 
@@ -205,12 +433,19 @@ func documentFromResource(tx *state.Tx, dr fhir.DocumentReference, holder model.
 // that DocumentReference.author references (#id), as MHD documents carry them.
 func documentAuthors(dr fhir.DocumentReference) ([]search.Author, error) {
 	contained := map[string]fhir.ContainedAuthor{}
+	index := map[string]int{}
 	for i, raw := range dr.Contained {
 		var c fhir.ContainedAuthor
 		if err := json.Unmarshal(raw, &c); err != nil || c.ID == "" {
 			return nil, fhir.Invalid(fmt.Sprintf("DocumentReference.contained[%d]", i), "a contained resource needs a resourceType and an id")
 		}
-		contained[c.ID] = c
+		contained[c.ID], index[c.ID] = c, i
+	}
+	checkName := func(elem, v string, max int) error {
+		if err := model.CheckText(elem, v, max); err != nil {
+			return limitError(elem, err)
+		}
+		return nil
 	}
 	var out []search.Author
 	for _, ref := range dr.Author {
@@ -222,15 +457,30 @@ func documentAuthors(dr fhir.DocumentReference) ([]search.Author, error) {
 			}
 			continue
 		}
+		elem := fmt.Sprintf("DocumentReference.contained[%d].name", index[id])
 		switch c.ResourceType {
 		case "Practitioner":
 			var names []fhir.HumanName
 			if len(c.Name) > 0 && json.Unmarshal(c.Name, &names) == nil && len(names) > 0 {
+				if err := checkName(elem+"[0].family", names[0].Family, model.MaxNameLength); err != nil {
+					return nil, err
+				}
+				if len(names[0].Given) > model.MaxNamePartCount {
+					return nil, limitError(elem+"[0].given", model.CheckCount(elem+"[0].given", len(names[0].Given), model.MaxNamePartCount))
+				}
+				for j, g := range names[0].Given {
+					if err := checkName(fmt.Sprintf("%s[0].given[%d]", elem, j), g, model.MaxNameLength); err != nil {
+						return nil, err
+					}
+				}
 				out = append(out, search.Author{Given: names[0].Given, Family: names[0].Family})
 			}
 		case "Organization":
 			var name string
 			if len(c.Name) > 0 && json.Unmarshal(c.Name, &name) == nil {
+				if err := checkName(elem, name, model.MaxDisplayLength); err != nil {
+					return nil, err
+				}
 				out = append(out, search.Author{Institution: name})
 			}
 		}
@@ -260,6 +510,7 @@ func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]by
 	errs := make([]error, len(raws))
 	var regs []command.DocumentRegistration
 	var slots []int
+	var subjects []*fhir.Reference
 	err := s.node.State().View(func(tx *state.Tx) error {
 		for i, raw := range raws {
 			var dr fhir.DocumentReference
@@ -283,6 +534,7 @@ func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]by
 			}
 			regs = append(regs, command.DocumentRegistration{Document: doc, Resource: resource})
 			slots = append(slots, i)
+			subjects = append(subjects, dr.Subject)
 		}
 		return nil
 	})
@@ -301,6 +553,11 @@ func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]by
 		out[slots[k]] = res
 		if res.Err != nil {
 			errs[slots[k]] = res.Err
+			if errors.Is(res.Err, fsm.ErrUnknownSubject) {
+				// Refused in Apply (a directive recorded since the check above, or the
+				// record gone): the same answer as at the edge.
+				errs[slots[k]] = unknownSubject(subjects[k])
+			}
 		}
 	}
 	return out, errs, a.Index, nil

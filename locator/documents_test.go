@@ -44,8 +44,8 @@ type docWorld struct {
 	euid             string
 }
 
-func newDocWorld(t *testing.T) docWorld {
-	a := newTestAPI(t)
+func newDocWorld(t *testing.T, options ...func(*Options)) docWorld {
+	a := newTestAPI(t, options...)
 	tokA, tokB := a.participants()
 	w := docWorld{a: a, tokA: tokA, tokB: tokB}
 	_, body, _ := a.do("POST", "/fhir/Patient", tokA, patientJSON(sysA, "A-1", "Margaret", "Okonjo", "1958-02-14", "female", "62704", "2175550123"), nil)

@@ -22,6 +22,9 @@ func apiError(err error) *fhir.Error {
 	}
 	msg := err.Error()
 	switch {
+	case errors.Is(err, fsm.ErrEntryFailed):
+		// Never from a request the API checked: a bug, or an entry from an older release.
+		return fhir.Errorf(http.StatusInternalServerError, "exception", "", "%s; nothing was changed, and retrying will fail the same way", msg)
 	case errors.Is(err, model.ErrInvalid), errors.Is(err, state.ErrNotState), errors.Is(err, state.ErrSearchTooBroad):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
 	case errors.Is(err, state.ErrNotFound), errors.Is(err, raft.ErrNodeNotFound), errors.Is(err, mpi.ErrNotFound):

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rls-hie/rls/locator/audit"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/policy"
 )
@@ -22,8 +23,9 @@ import (
 //   - Acknowledgement (leader): a security command is acknowledged only when every other
 //     member reports it applied to the state its readers see, or, if some member does not
 //     confirm (down, partitioned, slow), once L has passed since it was applied on the
-//     leader. Members are asked over GET /v1/cluster/fence, which is public: the answer
-//     (raft indexes) is what /v1/health already publishes, so it needs no node credential.
+//     leader. Members are asked over GET /v1/cluster/fence with the node credential (the
+//     term and indexes it answers are what a forged Raft message needs, so only nodes and
+//     the admin may read them).
 //
 //   - Serving (follower): a follower answers an authenticated request itself (stale reads,
 //     its own status) only under a lease: at local time t0 it asked the leader for its
@@ -182,9 +184,13 @@ func (f *fence) askLeader(start time.Time) (FenceStatus, error) {
 
 func (f *fence) ask(ctx context.Context, base string) (FenceStatus, error) {
 	var st FenceStatus
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/cluster/fence", nil)
+	const path = "/v1/cluster/fence"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return st, err
+	}
+	if key := f.s.localClusterKey(); key != nil {
+		req.Header.Set(headerNodeCredential, audit.Sign(key, f.s.node.ID(), time.Now(), http.MethodGet, path, nil))
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {

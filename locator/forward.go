@@ -103,6 +103,11 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 		// moving; the sender retries after looking the leader up again.
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "node %s is not the leader (request forwarded by %s)", s.node.ID(), by))
 	}
+	if rq.audit != nil {
+		// The leader authenticates; should it never answer, the audit entry names whom this
+		// node's state says the credentials belong to.
+		rq.tentative = s.identify(r)
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ForwardTimeout)
 	defer cancel()
 	leader, err := s.waitLeader(ctx)
@@ -148,14 +153,50 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 		return fhir.Errorf(http.StatusBadGateway, "transient", "", "forwarding to the leader failed, outcome unknown: %v", redactErr(err))
 	}
 	defer resp.Body.Close()
-	w.forwarded = true
 	rq.adoptReport(resp.Header)
+	limit := s.opts.MaxResponseBytes
+	if w.limit == 0 {
+		limit = -1 // a streamed answer (a snapshot) is as large as it is
+	}
+	incomplete := func(n int64, err error) bool {
+		return err != nil || (limit >= 0 && n > limit) || (resp.ContentLength >= 0 && n != resp.ContentLength)
+	}
+	if limit >= 0 && resp.ContentLength > limit {
+		return fhir.Errorf(http.StatusBadGateway, "too-costly", "", "the leader's answer is %d bytes, beyond this node's bound of %d; ask for less", resp.ContentLength, limit)
+	}
+	if w.held {
+		// The answer waits for its audit entry anyway: read it whole first, so that one
+		// the leader could not complete becomes an error, never a shortened 200.
+		body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+		if incomplete(int64(len(body)), err) {
+			s.logger.Warn("forwarded answer incomplete", "err", redactErr(err), "bytes", len(body), "status", resp.StatusCode, "request_id", rq.id)
+			return fhir.Errorf(http.StatusBadGateway, "incomplete", "", "the leader's answer could not be read whole (%d bytes received); outcome unknown, check before retrying", len(body))
+		}
+		s.copyForwardedHeader(w, resp)
+		w.WriteHeader(resp.StatusCode)
+		_, err = w.Write(body)
+		return err
+	}
+	s.copyForwardedHeader(w, resp)
+	w.WriteHeader(resp.StatusCode)
+	var src io.Reader = resp.Body
+	if limit >= 0 {
+		src = io.LimitReader(resp.Body, limit+1)
+	}
+	n, err := io.Copy(w, src)
+	if incomplete(n, err) {
+		// The status line is out: cut the connection so that the client sees a broken
+		// answer, never a complete-looking one.
+		s.logger.Warn("forwarded answer incomplete; connection cut", "err", redactErr(err), "bytes", n, "status", resp.StatusCode, "request_id", rq.id)
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// copyForwardedHeader passes the leader's answer headers on.
+func (s *Server) copyForwardedHeader(w *responseWriter, resp *http.Response) {
+	w.forwarded = true
 	for k, vs := range resp.Header {
 		w.Header()[k] = vs
 	}
-	w.WriteHeader(resp.StatusCode)
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		s.logger.Warn("copy forwarded response", "err", err, "request_id", rq.id)
-	}
-	return nil
 }

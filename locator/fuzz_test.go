@@ -8,17 +8,26 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft"
+	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/state"
 )
 
 // fuzzHandler is the API of one bootstrapped node holding a few participants, shared by
 // every input of a fuzz run (starting a node per input would leave nothing to fuzz).
 func fuzzHandler(tb testing.TB) http.Handler {
+	h, _ := fuzzServer(tb)
+	return h
+}
+
+// fuzzServer is fuzzHandler with its node, so that a target can check the state.
+func fuzzServer(tb testing.TB) (http.Handler, *raft.Node) {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,7 +44,7 @@ func fuzzHandler(tb testing.TB) http.Handler {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { node.Close() })
-	h := New(Options{Node: node, TempDir: tb.TempDir(), MaxBodyBytes: 64 << 10}).Handler()
+	h := New(Options{Node: node, TempDir: tb.TempDir(), MaxBodyBytes: 1 << 20, AddressRateLimit: -1, AuthFailureRate: -1}).Handler()
 	serve := func(method, target string, body any) *httptest.ResponseRecorder {
 		var data []byte
 		if body != nil {
@@ -60,11 +69,80 @@ func fuzzHandler(tb testing.TB) http.Handler {
 			tb.Fatalf("add %s: %d %s", id, rec.Code, rec.Body)
 		}
 	}
-	return h
+	if rec := serve("POST", "/fhir/Patient", patientJSON("urn:oid:1.2.3.1", "MRN-1", "Mary", "Smith", "1961-07-04", "female", "62704", "2175550101")); rec.Code != 201 {
+		tb.Fatalf("register a patient: %d %s", rec.Code, rec.Body)
+	}
+	return h, node
+}
+
+// writeRoutes are the write endpoints whose bodies come from outside.
+var writeRoutes = []string{"/fhir/Patient", "/v1/patients/batch", "/fhir/DocumentReference", "/v1/documents/batch", "/fhir/Consent"}
+
+// FuzzWrites sends arbitrary bodies to the write endpoints of a live node, as the admin
+// (who may register under every participant's system, so the most input reaches Apply).
+// Whatever the body, the answer is a client error or a success, never a 5xx, and no log
+// entry fails in Apply: everything the API lets through, the FSM applies (or refuses as a
+// business error).
+//
+// Each input is a replicated write (an fsync or two), so the fuzzer minimises new inputs
+// slowly: run it with a short -fuzzminimizetime, as .ci/fuzz does:
+// go test -run '^$' -fuzz FuzzWrites -fuzztime 5m -fuzzminimizetime 10s ./locator/
+func FuzzWrites(f *testing.F) {
+	h, node := fuzzServer(f)
+	patient, _ := json.Marshal(patientJSON("urn:oid:1.2.3.1", "MRN-2", "Ann", "Lee", "1970-01-02", "female", "62704", ""))
+	doc, _ := json.Marshal(docJSON("urn:uuid:f-1", "Patient/"+model.PatientID("urn:oid:1.2.3.1|MRN-1"), "current", "11506-3", "2024-03-01", "Note"))
+	f.Add(uint8(0), patient)
+	f.Add(uint8(1), []byte(`{"records":[{"system":"urn:oid:1.2.3.2","value":"R-1","family":"Ng","birth_date":"19610704"}],"patients":[`+string(patient)+`]}`))
+	f.Add(uint8(2), doc)
+	f.Add(uint8(3), []byte(`{"documents":[`+string(doc)+`]}`))
+	f.Add(uint8(4), []byte(`{"resourceType":"Consent","status":"active","patient":{"reference":"Patient/`+model.PatientID("urn:oid:1.2.3.1|MRN-1")+`"},"provision":{"type":"deny"}}`))
+	f.Add(uint8(0), []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2.3.1","value":"x"}],"birthDate":"2024-02-30"}`))
+	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
+		path := writeRoutes[int(route)%len(writeRoutes)]
+		req := httptest.NewRequest("POST", path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		rec := httptest.NewRecorder()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(rec, req)
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("POST %s did not answer within 20s: %q", path, body)
+		}
+		if rec.Code >= 500 {
+			t.Fatalf("POST %s: %d %s", path, rec.Code, rec.Body)
+		}
+		var failed []state.FailedEntry
+		err := node.State().View(func(tx *state.Tx) (err error) { failed, err = tx.FailedEntries(); return err })
+		if err != nil || len(failed) > 0 {
+			t.Fatalf("POST %s: entries failed in Apply: %+v %v", path, failed, err)
+		}
+	})
+}
+
+// FuzzBoundText: whatever a request carries, what the audit entry keeps of it passes the
+// FSM's check of the same limit, so that one request can never make the FSM refuse a whole
+// batch of audit entries.
+func FuzzBoundText(f *testing.F) {
+	f.Add("dr-house", uint16(256))
+	f.Add("a\x00b\u202e\xff", uint16(5))
+	f.Add(strings.Repeat("é", 300), uint16(256))
+	f.Fuzz(func(t *testing.T, s string, max uint16) {
+		n := int(max%1024) + 1
+		if err := model.CheckText("f", boundText(s, n), n); err != nil {
+			t.Fatalf("boundText(%q, %d): %v", s, n, err)
+		}
+		if err := model.CheckFreeText("f", boundFreeText(s, n), n); err != nil {
+			t.Fatalf("boundFreeText(%q, %d): %v", s, n, err)
+		}
+	})
 }
 
 // searchRoutes are the searches whose query strings come from outside.
-var searchRoutes = []string{"/fhir/Organization", "/fhir/Patient", "/fhir/Patient/$ihe-pix"}
+var searchRoutes = []string{"/fhir/Organization", "/fhir/Patient", "/fhir/Patient/$ihe-pix", "/fhir/DocumentReference", "/v1/locate", "/fhir/Consent", "/fhir/AuditEvent", "/v1/audit"}
 
 // FuzzSearchQuery sends arbitrary query strings to the search endpoints of a live node.
 // Whatever the query, the answer is a client error or a result, never a 5xx or a panic, and
@@ -129,6 +207,20 @@ func FuzzOrganizationToParticipant(f *testing.F) {
 		}
 		if !reflect.DeepEqual(again, p) {
 			t.Fatalf("round trip changed the participant:\n got %+v\nwant %+v", again, p)
+		}
+	})
+}
+
+// FuzzBoundAuditEntry: whatever another node sends in an audit batch, the entry the leader
+// records from it passes the FSM's check.
+func FuzzBoundAuditEntry(f *testing.F) {
+	f.Add("n1", "dr\x00house", "/v1/locate", "a=1", "locate", "x\u202e", "E1")
+	f.Fuzz(func(t *testing.T, node, obo, path, query, action, reason, euid string) {
+		e := model.AuditEntry{ID: "a1", Node: node, OnBehalfOf: obo, Path: path, Query: query, Action: action, BreakGlass: reason,
+			Source: obo, RequestID: path, Participant: node, Purpose: reason, Method: action, Outcome: query, EUIDs: []string{euid, node}, Records: []string{path}}
+		boundAuditEntry(&e)
+		if err := command.CheckAuditEntry("", &e); err != nil {
+			t.Fatalf("bounded entry refused: %v", err)
 		}
 	})
 }

@@ -203,7 +203,8 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 		if res, err = s.node.Documents().Search(r.Context(), sq); err != nil {
 			return err
 		}
-		for _, h := range res.Hits {
+		size := 0
+		for i, h := range res.Hits {
 			sd, ok, err := tx.Document(h.ID)
 			if err != nil {
 				return err
@@ -214,6 +215,12 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 			body, err := storedDocumentResource(sd)
 			if err != nil {
 				return err
+			}
+			if size += len(body); size > s.pageBudget() && len(entries) > 0 {
+				// The page would outgrow the answer's bound: end it here; the next page
+				// starts after the last document sent.
+				res.Next = res.Hits[i-1].Cursor
+				break
 			}
 			entries = append(entries, fhir.BundleEntry{FullURL: "DocumentReference/" + h.ID, Resource: json.RawMessage(body), Search: &fhir.SearchInfo{Mode: "match"}})
 		}
@@ -229,6 +236,7 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: r.URL.RequestURI()})
 	if res.Next != "" {
 		next := r.URL.Query()
+		next.Del("_offset")
 		next.Set("_cursor", res.Next)
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: r.URL.Path + "?" + next.Encode()})
 	}

@@ -2,12 +2,15 @@ package locator
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
@@ -25,13 +28,14 @@ var (
 // which system the participant may use). Errors name the element at fault.
 func patientRecord(p fhir.Patient, ownSystem func(systems []string) (string, error)) (command.PatientRecord, error) {
 	var rec command.PatientRecord
+	now := time.Now().UTC()
+	if err := checkPatient(p, now); err != nil {
+		return rec, err
+	}
 	var systems []string
 	for i, id := range p.Identifier {
 		if id.System == "" || id.Value == "" {
 			return rec, fhir.Invalid(fmt.Sprintf("Patient.identifier[%d]", i), "every identifier needs a system and a value")
-		}
-		if strings.Contains(id.System, "|") {
-			return rec, fhir.Invalid(fmt.Sprintf("Patient.identifier[%d].system", i), "identifier system %q contains '|'", id.System)
 		}
 		if id.System == fhir.EUIDSystem {
 			continue // rls's own identifier, echoed back by a client; the link is rls's to decide
@@ -60,12 +64,7 @@ func patientRecord(p fhir.Patient, ownSystem func(systems []string) (string, err
 			rec.Suffix = name.Suffix[0]
 		}
 	}
-	if p.BirthDate != "" {
-		if !fhirDate.MatchString(p.BirthDate) {
-			return rec, fhir.Invalid("Patient.birthDate", "birthDate %q must be a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)", p.BirthDate)
-		}
-		rec.BirthDate = p.BirthDate
-	}
+	rec.BirthDate = p.BirthDate
 	if p.Gender != "" {
 		if !slices.Contains(fhirGenders, p.Gender) {
 			return rec, fhir.Invalid("Patient.gender", "gender %q must be male, female, other or unknown", p.Gender)
@@ -85,10 +84,145 @@ func patientRecord(p fhir.Patient, ownSystem func(systems []string) (string, err
 			}
 		case "", "fax", "pager", "url", "other":
 		default:
-			return rec, fhir.Invalid(fmt.Sprintf("Patient.telecom[%d].system", i), "telecom system %q is not a FHIR contact-point-system code", t.System)
+			return rec, fhir.Invalid(fmt.Sprintf("Patient.telecom[%d].system", i), "telecom system %q is not a FHIR contact-point-system code", clip(t.System))
 		}
 	}
+	// The elements were checked one by one above; this is the check the FSM repeats.
+	if err := rec.Check("", now); err != nil {
+		return rec, limitError("Patient", err)
+	}
 	return rec, nil
+}
+
+// checkPatient holds the elements of a Patient that reach the replicated state's keys and
+// indexes to the limits of raft/model, naming the element at fault: identifiers, names,
+// telecoms, addresses, and a birth date that must be a real calendar date in a plausible
+// year. (CheckBounds has already refused control and bidirectional-override characters
+// anywhere in the resource.)
+func checkPatient(p fhir.Patient, now time.Time) error {
+	check := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		field, _ := model.FieldOf(err)
+		return limitError(field, err)
+	}
+	lists := []struct {
+		name string
+		n    int
+	}{{"identifier", len(p.Identifier)}, {"name", len(p.Name)}, {"telecom", len(p.Telecom)}, {"address", len(p.Address)}}
+	for _, l := range lists {
+		if err := check(model.CheckCount("Patient."+l.name, l.n, model.MaxListLength)); err != nil {
+			return err
+		}
+	}
+	for i, id := range p.Identifier {
+		elem := fmt.Sprintf("Patient.identifier[%d]", i)
+		if err := check(model.CheckSystem(elem+".system", id.System)); err != nil {
+			return err
+		}
+		if err := check(model.CheckText(elem+".value", id.Value, model.MaxIdentifierValueLength)); err != nil {
+			return err
+		}
+	}
+	for i, n := range p.Name {
+		elem := fmt.Sprintf("Patient.name[%d]", i)
+		if err := check(model.CheckText(elem+".family", n.Family, model.MaxNameLength)); err != nil {
+			return err
+		}
+		if err := check(model.CheckText(elem+".text", n.Text, model.MaxDisplayLength)); err != nil {
+			return err
+		}
+		for _, part := range []struct {
+			name   string
+			values []string
+		}{{"given", n.Given}, {"prefix", n.Prefix}, {"suffix", n.Suffix}} {
+			if err := check(model.CheckCount(elem+"."+part.name, len(part.values), model.MaxNamePartCount)); err != nil {
+				return err
+			}
+			for j, v := range part.values {
+				if err := check(model.CheckText(fmt.Sprintf("%s.%s[%d]", elem, part.name, j), v, model.MaxNameLength)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for i, t := range p.Telecom {
+		if err := check(model.CheckText(fmt.Sprintf("Patient.telecom[%d].value", i), t.Value, model.MaxTelecomLength)); err != nil {
+			return err
+		}
+	}
+	for i, a := range p.Address {
+		elem := fmt.Sprintf("Patient.address[%d]", i)
+		if err := check(model.CheckCount(elem+".line", len(a.Line), model.MaxAddressLineCount)); err != nil {
+			return err
+		}
+		for j, l := range a.Line {
+			if err := check(model.CheckText(fmt.Sprintf("%s.line[%d]", elem, j), l, model.MaxAddressLineLength)); err != nil {
+				return err
+			}
+		}
+		for _, part := range []struct {
+			name, value string
+			max         int
+		}{{"city", a.City, model.MaxCityLength}, {"district", a.District, model.MaxCityLength}, {"state", a.State, model.MaxStateLength},
+			{"postalCode", a.PostalCode, model.MaxPostalCodeLength}, {"country", a.Country, model.MaxCountryLength}, {"text", a.Text, model.MaxDisplayLength}} {
+			if err := check(model.CheckText(elem+"."+part.name, part.value, part.max)); err != nil {
+				return err
+			}
+		}
+	}
+	return checkFHIRBirthDate("Patient.birthDate", p.BirthDate, now)
+}
+
+// checkFHIRBirthDate accepts a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD) that is a real
+// calendar date (2024-02-30 is not), from model.MinBirthYear up to today (one day of slack
+// for time zones ahead of UTC).
+func checkFHIRBirthDate(elem, v string, now time.Time) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) > model.MaxDateLength || !fhirDate.MatchString(v) {
+		return fhir.Invalid(elem, "%s %q must be a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)", elem, clip(v))
+	}
+	layout := map[int]string{4: "2006", 7: "2006-01", 10: "2006-01-02"}[len(v)]
+	t, err := time.Parse(layout, v)
+	if err != nil {
+		return fhir.Invalid(elem, "%s %s is not a calendar date", elem, v)
+	}
+	if t.Year() < model.MinBirthYear {
+		return fhir.Invalid(elem, "%s %s is before %d: not a plausible birth date", elem, v, model.MinBirthYear)
+	}
+	if t.After(now.AddDate(0, 0, 1)) {
+		return fhir.Invalid(elem, "%s %s is in the future", elem, v)
+	}
+	return nil
+}
+
+// limitError is the 400 for a value beyond its limit (a model.FieldError), with the element
+// as expression and a message that never repeats the value.
+func limitError(elem string, err error) error {
+	if elem == "" {
+		elem, _ = model.FieldOf(err)
+	}
+	code := "invalid"
+	if errors.Is(err, model.ErrTooLong) {
+		code = "too-long"
+	}
+	return fhir.Errorf(http.StatusBadRequest, code, elem, "%v", err)
+}
+
+// clip shortens a value a message repeats, so that an error about a huge value is not huge.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
 }
 
 // preferredName picks the name matching compares: the official one, else the usual one,

@@ -2,11 +2,13 @@ package locator
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
 )
 
@@ -203,9 +205,10 @@ func TestPDQmSearch(t *testing.T) {
 			t.Fatalf("register %s: %d %s", p.mrn, code, body)
 		}
 	}
+	// The admin searches: a participant's searches need more criteria (TestPDQmMinimumCriteria).
 	search := func(q string) []string {
 		t.Helper()
-		code, body, _ := a.do("GET", "/fhir/Patient?"+q, tokA, nil, nil)
+		code, body, _ := a.do("GET", "/fhir/Patient?"+q, testAdminToken, nil, nil)
 		if code != 200 {
 			t.Fatalf("search %s: %d %s", q, code, body)
 		}
@@ -242,12 +245,12 @@ func TestPDQmSearch(t *testing.T) {
 		}
 	}
 	// Paging.
-	code, body, _ := a.do("GET", "/fhir/Patient?family=smith&_count=1", tokA, nil, nil)
+	code, body, _ := a.do("GET", "/fhir/Patient?family=smith&_count=1", testAdminToken, nil, nil)
 	if code != 200 || !strings.Contains(string(body), `"relation": "next"`) || !strings.Contains(string(body), `"total": 3`) {
 		t.Fatalf("paging: %d %s", code, body)
 	}
 	for _, bad := range []string{"gender=male", "colour=red", "family:contains=smi", "birthdate=1950-13", "birthdate=ap1950", "_count=1000"} {
-		if code, body, _ := a.do("GET", "/fhir/Patient?"+bad, tokA, nil, nil); code != 400 {
+		if code, body, _ := a.do("GET", "/fhir/Patient?"+bad, testAdminToken, nil, nil); code != 400 {
 			t.Errorf("search %s: %d %s, want 400", bad, code, body)
 		}
 	}
@@ -366,5 +369,43 @@ func TestPIXmFeedMergeByReplacedBy(t *testing.T) {
 	p["link"] = []any{map[string]any{"type": "replaced-by", "other": map[string]any{"identifier": map[string]any{"system": sysB, "value": "B"}}}}
 	if code, body, _ := a.do("PUT", "/fhir/Patient?identifier="+url.QueryEscape(sysA+"|OLD-1"), tokA, p, nil); code != 422 {
 		t.Fatalf("replaced by another system's record: %d %s", code, body)
+	}
+}
+
+// TestPDQmMinimumCriteria: a participant cannot page out the index: a search needs the
+// minimum criteria PDQ suppliers ask for, and one matching more than MaxParticipantMatches
+// patients is refused, not paged.
+func TestPDQmMinimumCriteria(t *testing.T) {
+	a := newTestAPI(t, func(o *Options) { o.MaxBodyBytes = 1 << 20 })
+	tokA, _ := a.participants()
+	var records []command.PatientRecord
+	for i := range MaxParticipantMatches + 20 {
+		records = append(records, command.PatientRecord{System: sysA, Value: fmt.Sprintf("M-%d", i), Family: "Nguyen",
+			Given: []string{fmt.Sprintf("Given%c%c", 'a'+i%26, 'a'+i/26)}, BirthDate: "1961-07-04", Sex: "female", PostalCode: "62704"})
+	}
+	if code, body, _ := a.do("POST", "/v1/patients/batch", testAdminToken, BatchRequest{Records: records}, nil); code != 200 {
+		t.Fatalf("load: %d %.300s", code, body)
+	}
+	for _, q := range []string{"birthdate=ge0001&_count=200", "birthdate=ge1900", "family=Nguyen", "given=Giveng", "family=N&given=G",
+		"gender=female", "address-postalcode=62704", "birthdate=1961-07-04", "family=Nguyen&birthdate=ge1950", ""} {
+		code, body, _ := a.do("GET", "/fhir/Patient?"+q, tokA, nil, nil)
+		if code != 400 || !strings.Contains(string(body), "too-costly") {
+			t.Errorf("participant search %q: %d %.200s, want 400 too-costly", q, code, body)
+		}
+	}
+	// Enough criteria, but more than MaxParticipantMatches patients: refused, not paged.
+	code, body, _ := a.do("GET", "/fhir/Patient?family=Nguyen&birthdate=1961-07-04", tokA, nil, nil)
+	if code != 400 || !strings.Contains(string(body), "more than") {
+		t.Errorf("broad search: %d %.200s", code, body)
+	}
+	for _, q := range []string{"family=Nguyen&given:exact=Givenaa", "given:exact=Givenab&birthdate=1961-07-04", "identifier=M-7", "family=Nguyen&birthdate=1961&given:exact=Givenac"} {
+		code, body, _ := a.do("GET", "/fhir/Patient?"+q, tokA, nil, nil)
+		if code != 200 || !strings.Contains(string(body), `"total": 1`) {
+			t.Errorf("participant search %q: %d %.300s", q, code, body)
+		}
+	}
+	// The admin keeps the broad searches its data stewards need.
+	if code, body, _ := a.do("GET", "/fhir/Patient?family=Nguyen&_count=5", testAdminToken, nil, nil); code != 200 || !strings.Contains(string(body), fmt.Sprintf(`"total": %d`, MaxParticipantMatches+20)) {
+		t.Errorf("admin search: %d %.300s", code, body)
 	}
 }

@@ -109,6 +109,11 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 	}
 	criteria := pq.Family != "" || pq.Given != "" || pq.BirthFrom != "" || pq.BirthTo != "" || pq.Postal != "" ||
 		pq.City != "" || pq.Phone != "" || pq.Email != "" || pq.IdentifierValue != "" || pq.Sex != ""
+	if !rq.principal.IsAdmin() {
+		if err := minimumCriteria(pq, id, bounds); err != nil {
+			return err
+		}
+	}
 
 	var entries []fhir.BundleEntry
 	total := 0
@@ -143,12 +148,21 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 		if hits, err = rq.guard.patientHits(tx, hits); err != nil {
 			return err
 		}
+		if len(hits) > MaxParticipantMatches && !rq.principal.IsAdmin() {
+			// A demographic search is for finding a patient, not for listing many: as PDQ
+			// suppliers do, a search that matches more is refused, not paged.
+			return fhir.Errorf(http.StatusBadRequest, "too-costly", "", "more than %d patients match; add criteria (given name, full birth date, postal code, identifier)", MaxParticipantMatches)
+		}
 		total = len(hits)
 		end := min(offset+count, len(hits))
+		size := 0
 		for i := offset; i < end; i++ {
 			p, err := loadPatientByKey(tx, string(hits[i].Key))
 			if err != nil {
 				return err
+			}
+			if size += len(mustJSON(p)); size > s.pageBudget() && len(entries) > 0 {
+				break // the answer's bound: the next link continues from here
 			}
 			rq.disclosePatient(p)
 			entries = append(entries, fhir.BundleEntry{FullURL: "Patient/" + p.ID, Resource: p, Search: &fhir.SearchInfo{Mode: "match"}})
@@ -158,7 +172,44 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 	if err != nil {
 		return err
 	}
-	return writeFHIR(w, http.StatusOK, searchset(r, entries, total, offset, count))
+	return writeFHIR(w, http.StatusOK, searchsetPage(r, entries, total, offset, count))
+}
+
+// MaxParticipantMatches is the most patients a participant's PDQm search may match (the
+// admin is not limited): beyond it the search is refused and the caller asked to narrow it.
+const MaxParticipantMatches = 100
+
+// minNameCriterion is the shortest name that counts towards the minimum criteria: name
+// criteria match by prefix, and a letter or two matches a large part of any population.
+const minNameCriterion = 2
+
+// maxBirthSpanDays is the widest birth date range that counts towards the minimum criteria.
+const maxBirthSpanDays = 366
+
+// minimumCriteria is what a participant's PDQm search must carry, as PDQ suppliers require
+// before they answer (README, "Minimum search criteria"): an identifier or _id; or a
+// telephone number or e-mail address; or a family name with a given name, a birth date
+// range of at most a year or a postal code; or a given name with a full birth date. Names
+// count from two characters. Anything broader could page out the index.
+func minimumCriteria(pq state.PatientQuery, id string, b dateBounds) error {
+	nameLen := func(s string, exact bool) bool { return s != "" && (exact || len([]rune(s)) >= minNameCriterion) }
+	family, given := nameLen(pq.Family, pq.ExactFamily), nameLen(pq.Given, pq.ExactGiven)
+	birth, birthDay := false, false
+	if b.from != "" && b.to != "" {
+		from, err1 := time.Parse("20060102", b.from)
+		to, err2 := time.Parse("20060102", b.to)
+		birth = err1 == nil && err2 == nil && to.Sub(from) <= maxBirthSpanDays*24*time.Hour
+		birthDay = birth && b.from == b.to
+	}
+	switch {
+	case pq.IdentifierValue != "" || id != "":
+	case pq.Phone != "" || pq.Email != "":
+	case family && (given || birth || pq.Postal != ""):
+	case given && birthDay:
+	default:
+		return fhir.Errorf(http.StatusBadRequest, "too-costly", "", "a patient search needs identifier or _id; or telecom or email; or family with given, birthdate (a day, month or year) or address-postalcode; or given with a full birthdate (names of at least %d characters)", minNameCriterion)
+	}
+	return nil
 }
 
 func keep(hits []state.PatientHit, ok func(state.PatientHit) bool) []state.PatientHit {
@@ -176,6 +227,20 @@ func nonEmpty(s string) []string {
 		return nil
 	}
 	return []string{s}
+}
+
+// searchsetPage is searchset for a page that may have ended before count entries (to
+// bound the answer): the next page starts after the last entry sent.
+func searchsetPage(r *http.Request, entries []fhir.BundleEntry, total, offset, count int) fhir.Bundle {
+	b := fhir.Bundle{ResourceType: "Bundle", Type: "searchset", Total: total, Entry: entries}
+	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: r.URL.RequestURI()})
+	if sent := offset + len(entries); len(entries) > 0 && sent < total {
+		next := r.URL.Query()
+		next.Set("_offset", strconv.Itoa(sent))
+		next.Set("_count", strconv.Itoa(count))
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: r.URL.Path + "?" + next.Encode()})
+	}
+	return b
 }
 
 // searchset wraps a page of entries in a Bundle with self and next links.

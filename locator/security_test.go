@@ -126,12 +126,12 @@ func TestSecuritySuite(t *testing.T) {
 	})
 
 	t.Run("another participant's records cannot be changed", func(t *testing.T) {
-		code, body, _ := a.do("POST", "/fhir/Patient", tokA, patientJSON(sysA, "OWN-1", "Ada", "Byron", "1815-12-10", "female", "", ""), nil)
+		code, body, _ := a.do("POST", "/fhir/Patient", tokA, patientJSON(sysA, "OWN-1", "Ada", "Byron", "1915-12-10", "female", "", ""), nil)
 		if code != 201 {
 			t.Fatalf("register: %d %s", code, body)
 		}
 		id := model.PatientID(sysA + "|OWN-1")
-		p := patientJSON(sysA, "OWN-1", "Ada", "Lovelace", "1815-12-10", "female", "", "")
+		p := patientJSON(sysA, "OWN-1", "Ada", "Lovelace", "1915-12-10", "female", "", "")
 		p["id"] = id
 		if code, body, _ := a.do("PUT", "/fhir/Patient/"+id, tokB, p, nil); code != 403 && code != 404 {
 			t.Fatalf("B updates A's patient: %d %s", code, body)
@@ -379,7 +379,7 @@ func TestConsentDirectivesEnforced(t *testing.T) {
 		if got := docs(tok, h); len(got) != 0 {
 			t.Fatalf("documents: %v", got)
 		}
-		_, body, _ := a.do("GET", "/fhir/Patient?family=Okonjo", tok, nil, h)
+		_, body, _ := a.do("GET", "/fhir/Patient?family=Okonjo&birthdate=1958-02-14", tok, nil, h)
 		var b fhir.Bundle
 		json.Unmarshal(body, &b)
 		for _, e := range b.Entry {
@@ -455,5 +455,63 @@ func TestConsentDirectivesEnforced(t *testing.T) {
 	json.Unmarshal(body, &b)
 	if b.Total != 3 {
 		t.Fatalf("inactive directives of the person: %s", body)
+	}
+}
+
+// TestDocumentWritesAreConsentNeutral: registering a document about an opted-out patient,
+// by a participant that holds no record of them, answers exactly (status and body) as for a
+// patient rls does not know, whichever way the subject is named and on the batch route too;
+// the patient's own providers still register; a participant the patient denied cannot.
+func TestDocumentWritesAreConsentNeutral(t *testing.T) {
+	w := newDocWorld(t)
+	a := w.a
+	_, body, _ := a.do("POST", "/fhir/Organization", testAdminToken, org("hosp-c", "urn:oid:2.16.840.1.113883.3.7003"), nil)
+	tokC := tokenOf(t, body)
+	before := docJSON("urn:uuid:n-0", "Patient/"+w.patA, "current", "11506-3", "2024-03-01", "Note")
+	if code, body, _ := a.do("POST", "/fhir/DocumentReference", tokC, before, nil); code != 201 {
+		t.Fatalf("before any directive: %d %s", code, body)
+	}
+	a.consent(t, w.tokA, consentJSON("Person/"+w.euid, true, nil, nil))
+
+	missingPatient := model.PatientID(sysA + "|NOBODY")
+	subjects := []struct {
+		name                string
+		hidden, missing     map[string]any
+		hiddenID, missingID string
+	}{
+		{"Patient/id", map[string]any{"reference": "Patient/" + w.patA}, map[string]any{"reference": "Patient/" + missingPatient}, w.patA, missingPatient},
+		{"Person/euid", map[string]any{"reference": "Person/" + w.euid}, map[string]any{"reference": "Person/Enobody"}, w.euid, "Enobody"},
+		{"identifier", map[string]any{"identifier": map[string]any{"system": sysA, "value": "A-1"}}, map[string]any{"identifier": map[string]any{"system": sysA, "value": "NOBODY"}}, "A-1", "NOBODY"},
+	}
+	for i, s := range subjects {
+		doc := func(subject map[string]any) map[string]any {
+			d := docJSON(fmt.Sprintf("urn:uuid:n-%d", i+1), "", "current", "11506-3", "2024-03-01", "Note")
+			d["subject"] = subject
+			return d
+		}
+		hc, hb, _ := a.do("POST", "/fhir/DocumentReference", tokC, doc(s.hidden), nil)
+		mc, mb, _ := a.do("POST", "/fhir/DocumentReference", tokC, doc(s.missing), nil)
+		if hc < 400 {
+			t.Fatalf("%s: a document about an opted-out patient registered: %d %s", s.name, hc, hb)
+		}
+		sameAnswer(t, "document by "+s.name, hc, hb, s.hiddenID, mc, mb, s.missingID)
+
+		// The batch route answers alike, result by result.
+		hr, _ := json.Marshal(doc(s.hidden))
+		mr, _ := json.Marshal(doc(s.missing))
+		_, hbb, _ := a.do("POST", "/v1/documents/batch", tokC, DocumentBatchRequest{Documents: []json.RawMessage{hr}}, nil)
+		_, mbb, _ := a.do("POST", "/v1/documents/batch", tokC, DocumentBatchRequest{Documents: []json.RawMessage{mr}}, nil)
+		sameAnswer(t, "batch document by "+s.name, 200, hbb, s.hiddenID, 200, mbb, s.missingID)
+	}
+	// Its own provider registers its own documents about the patient.
+	if code, body, _ := a.do("POST", "/fhir/DocumentReference", w.tokA, docJSON("urn:uuid:n-own", "Patient/"+w.patA, "current", "11506-3", "2024-03-01", "Note"), nil); code != 201 {
+		t.Fatalf("the patient's own provider: %d %s", code, body)
+	}
+
+	// A participant the patient denied: refused, whether it holds a record of them (403) or
+	// not (the unknown patient's answer).
+	a.consent(t, w.tokA, consentJSON("Person/"+w.euid, false, []string{"hosp-b", "hosp-c"}, nil))
+	if code, body, _ := a.do("POST", "/fhir/DocumentReference", w.tokB, docJSON("urn:uuid:n-b", "Patient/"+w.patB, "current", "11506-3", "2024-03-01", "Note"), nil); code != 403 {
+		t.Fatalf("a denied participant holding a record registered a document: %d %s", code, body)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -32,6 +33,7 @@ import (
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 // Response headers every answer carries.
@@ -93,6 +95,18 @@ type Options struct {
 	// its burst; zero RateLimit disables the limit.
 	RateLimit float64
 	RateBurst int
+	// AddressRateLimit is each client address's requests per second on this node before
+	// authentication (AddressRateBurst its burst); AuthFailureRate and AuthFailureBurst
+	// bound the failed authentications of one address, beyond which it is refused before
+	// authentication until its allowance refills. Zero takes the defaults; a negative rate
+	// disables the limit.
+	AddressRateLimit float64
+	AddressRateBurst int
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	// MaxResponseBytes bounds the answer of one request: a search page ends early (with
+	// a next link) before it grows beyond it, and a forwarded answer beyond it is refused.
+	MaxResponseBytes int64
 }
 
 func (o *Options) setDefaults() {
@@ -117,7 +131,29 @@ func (o *Options) setDefaults() {
 	if o.RateBurst == 0 {
 		o.RateBurst = max(1, int(2*o.RateLimit))
 	}
+	if o.AddressRateLimit == 0 {
+		o.AddressRateLimit = DefaultAddressRateLimit
+	}
+	if o.AddressRateBurst == 0 {
+		o.AddressRateBurst = max(1, int(2*o.AddressRateLimit))
+	}
+	if o.AuthFailureRate == 0 {
+		o.AuthFailureRate = DefaultAuthFailureRate
+	}
+	if o.AuthFailureBurst == 0 {
+		o.AuthFailureBurst = DefaultAuthFailureBurst
+	}
+	if o.MaxResponseBytes == 0 {
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
 }
+
+// DefaultMaxResponseBytes bounds an answer (Options.MaxResponseBytes).
+const DefaultMaxResponseBytes = 16 << 20
+
+// pageBudget is what the resources of one search page may add up to: half the answer's
+// bound leaves room for the Bundle around them and the indentation.
+func (s *Server) pageBudget() int { return int(s.opts.MaxResponseBytes / 2) }
 
 // DefaultFenceInterval is L of the security fence: above the default raft leader lease
 // (1 s) with room for drift and a renewal round trip.
@@ -137,6 +173,7 @@ type Server struct {
 	auditClient  *http.Client
 	auditMetrics *auditMetrics
 	privacy      *privacy
+	edge         *edge
 }
 
 // access is who may call a route.
@@ -146,6 +183,9 @@ const (
 	public      access = iota // no token (health, metrics)
 	participant               // any active participant
 	admin                     // participants with the admin role
+	// clusterNode: another node of the cluster (node credential or node certificate), or
+	// the admin; the cluster's internals (its fence, its key, audit batches).
+	clusterNode
 )
 
 // placement is where a route is served.
@@ -178,6 +218,16 @@ type request struct {
 	guard      *guard
 	// audit is the request's audit entry in the making (nil if the route is not audited).
 	audit *auditState
+	// addr is the client's address (see clientAddress); fromNode: another node of the
+	// cluster sent the request (see fromNode), so the per-address limits do not apply.
+	addr     string
+	fromNode bool
+	// tentative is the participant this node's state says the credentials name, on a
+	// request it forwards without authenticating: the audit entry names it if the leader
+	// never answers.
+	tentative string
+	// refused: the request was refused before admission and the edge logged it.
+	refused bool
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, rq *request) error
@@ -219,6 +269,11 @@ func New(opts Options) *Server {
 	s.auditClient = &http.Client{Timeout: opts.ForwardTimeout, Transport: peerTransport(opts.PeerTLS)}
 	s.audit = audit.NewBatcher(s.commitAudit, audit.BatcherOptions{Timeout: opts.ForwardTimeout})
 	s.privacy = newPrivacy(s, opts)
+	var reg prometheus.Registerer
+	if opts.Registry != nil {
+		reg = opts.Registry
+	}
+	s.edge = newEdge(opts, opts.Logger, reg)
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
 		s.auditMetrics = newAuditMetrics(opts.Registry)
@@ -242,10 +297,11 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/health", access: public, place: onThisNode, handle: s.health},
 		{method: "GET", pattern: "/fhir/metadata", access: public, place: onThisNode, handle: s.metadata},
 
-		{method: "GET", pattern: "/v1/cluster/fence", access: public, place: onThisNode, handle: s.fenceStatus},
+		{method: "GET", pattern: "/v1/cluster/fence", access: clusterNode, place: onThisNode, diagnostic: true, handle: s.fenceStatus},
 		{method: "GET", pattern: "/v1/cluster/status", access: admin, place: onThisNode, diagnostic: true, handle: s.clusterStatus},
 		{method: "GET", pattern: "/v1/cluster/self", access: admin, place: onThisNode, diagnostic: true, handle: s.clusterSelf},
 		{method: "GET", pattern: "/v1/cluster/state-hash", access: admin, place: onThisNode, diagnostic: true, handle: s.stateHash},
+		{method: "GET", pattern: "/v1/cluster/failed-entries", access: admin, place: onThisNode, diagnostic: true, handle: s.failedEntries},
 		{method: "POST", pattern: "/v1/cluster/join", access: admin, place: onLeader, handle: s.clusterJoin},
 		{method: "DELETE", pattern: "/v1/cluster/members/{id}", access: admin, place: onLeader, handle: s.clusterRemove},
 		{method: "POST", pattern: "/v1/cluster/transfer-leadership", access: admin, place: onLeader, handle: s.transferLeadership},
@@ -289,9 +345,9 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/fhir/AuditEvent", access: admin, place: byConsistency, audit: "audit-search", handle: s.searchAuditEvents},
 		{method: "GET", pattern: "/v1/audit", access: admin, place: byConsistency, audit: "audit-search", handle: s.listAudit},
 		{method: "GET", pattern: "/v1/audit/verify", access: admin, place: byConsistency, handle: s.verifyAudit},
-		// Node to node; authenticated by the node credential inside the handler.
-		{method: "POST", pattern: "/v1/internal/audit", access: public, place: onThisNode, handle: s.internalAudit},
-		{method: "POST", pattern: "/v1/internal/cluster-key", access: public, place: onThisNode, handle: s.internalClusterKey},
+		// Node to node: the node credential or a node certificate (or the admin).
+		{method: "POST", pattern: "/v1/internal/audit", access: clusterNode, place: onThisNode, diagnostic: true, handle: s.internalAudit},
+		{method: "POST", pattern: "/v1/internal/cluster-key", access: clusterNode, place: onThisNode, diagnostic: true, handle: s.internalClusterKey},
 
 		{method: "POST", pattern: "/fhir/Consent", access: participant, place: onLeader, audit: "consent-create", handle: s.createConsent},
 		{method: "PUT", pattern: "/fhir/Consent/{id}", access: participant, place: onLeader, audit: "consent-update", handle: s.updateConsent},
@@ -306,46 +362,74 @@ func (s *Server) routes() []route {
 	}
 }
 
-// wrap is the single path every call takes: request id, metrics and access log, body limit,
-// placement (forwarding to the leader, consistency), authentication and the role check.
+// wrap is the single path every call takes: request id, metrics and access log, the
+// per-address limits, body limit, placement (forwarding to the leader, consistency),
+// authentication and the role check.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rq := &request{id: r.Header.Get(HeaderRequestID), uri: r.URL.RequestURI()}
-		if rq.id == "" {
-			rq.id = newRequestID()
-		}
+		rq := &request{id: requestID(r), uri: r.URL.RequestURI(), addr: clientAddress(r)}
 		rw := &responseWriter{ResponseWriter: w, node: s.node}
+		if !rt.streamAnswer && !strings.HasPrefix(rt.pattern, "/debug/") {
+			rw.limit = s.opts.MaxResponseBytes
+		}
 		rw.Header().Set(HeaderRequestID, rq.id)
 		if rt.audit != "" {
 			s.beginAudit(rw, r, rt, rq)
 		}
 		err := s.serve(rw, r, rt, rq)
+		if rw.overflow {
+			if !rw.held {
+				// Part of the answer is out: cut the connection, so that the client sees a
+				// broken answer rather than a complete-looking one.
+				s.logger.Warn("answer exceeded its bound; connection cut", "route", rt.pattern, "request_id", rq.id, "limit", rw.limit)
+				panic(http.ErrAbortHandler)
+			}
+			rw.discard()
+			err = fhir.Errorf(http.StatusInternalServerError, "too-costly", "", "the answer would exceed %d bytes; ask for less (a smaller _count, narrower criteria)", rw.limit)
+		}
 		if err != nil {
 			s.writeError(rw, err)
-		}
-		if rq.audit != nil {
-			s.finishAudit(r, rw, rq, err)
 		}
 		status := rw.status
 		if status == 0 {
 			status = http.StatusOK
 		}
+		if status == http.StatusUnauthorized && !rq.fromNode {
+			// Refused credentials: counted and logged here (bounded), never audited.
+			s.edge.authFailed(rq.addr, rt.pattern, rq.id)
+			rq.refused = true
+		}
+		if rq.audit != nil {
+			s.finishAudit(r, rw, rq, err)
+		}
 		if s.metrics != nil {
 			s.metrics.observe(rt.pattern, r.Method, status, time.Since(start))
+		}
+		s.logOutcome(rq, rt.pattern, status)
+		if rq.refused {
+			return // the edge logged it, within its allowance
 		}
 		level := slog.LevelInfo
 		if rt.access == public && status < 400 {
 			level = slog.LevelDebug
 		}
-		s.logOutcome(rq, rt.pattern, status)
-		s.logger.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path, "route", rt.pattern,
+		s.logger.Log(r.Context(), level, "http request", "method", boundText(r.Method, 16), "path", boundText(r.URL.Path, maxLoggedPath), "route", rt.pattern,
 			"status", status, "duration_ms", time.Since(start).Milliseconds(), "participant", rq.principal.ID,
-			"request_id", rq.id, "remote", r.RemoteAddr, "forwarded", rw.forwarded)
+			"request_id", rq.id, "remote", boundText(r.RemoteAddr, model.MaxSourceLength), "forwarded", rw.forwarded)
 	})
 }
 
 func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request) error {
+	// A node certificate proves a node at once; a node credential needs the body it signs.
+	rq.fromNode = s.tlsFromNode(r)
+	signed := !rq.fromNode && r.Header.Get(headerNodeCredential) != ""
+	if !rq.fromNode && !signed {
+		if err := s.edge.admitAddress(rq.addr); err != nil {
+			rq.refused = true
+			return err
+		}
+	}
 	if !rt.streamBody {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 		if err != nil {
@@ -356,6 +440,23 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 			return fhir.Errorf(http.StatusBadRequest, "structure", "", "read request body: %v", err)
 		}
 		rq.body = body
+	}
+	if signed {
+		rq.fromNode = s.fromNode(r, rq)
+		if !rq.fromNode {
+			// Not a node after all (a forged or stale credential): a client like any other.
+			r.Header.Del(headerNodeCredential)
+			s.edge.refuse(refusedUnauthenticated, rq.addr, rt.pattern, rq.id)
+			if err := s.edge.admitAddress(rq.addr); err != nil {
+				rq.refused = true
+				return err
+			}
+		}
+	}
+	if !rq.fromNode {
+		// Only a node may say it forwarded a request, or whose certificate it verified.
+		r.Header.Del(headerForwarded)
+		r.Header.Del(headerForwardedParticipant)
 	}
 	switch rt.place {
 	case onLeader:
@@ -375,26 +476,36 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 			return err
 		}
 	}
-	if rt.access != public {
-		if !rt.diagnostic {
-			// Before authentication: a token revoked everywhere must not pass here.
-			if err := s.privacy.fence.admit(r.Context()); err != nil {
-				return err
-			}
-		}
-		p, err := s.authenticate(r)
-		if err != nil {
-			return err
-		}
-		rq.principal = p
-		if rt.access == admin && !p.IsAdmin() {
-			return fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q lacks the admin role this operation needs", p.ID)
-		}
-		if err := s.admit(r, rt, rq); err != nil {
+	if rt.access == public || (rt.access == clusterNode && rq.fromNode) {
+		return rt.handle(w, r, rq)
+	}
+	if !rt.diagnostic && rt.access != clusterNode {
+		// Before authentication: a token revoked everywhere must not pass here.
+		if err := s.privacy.fence.admit(r.Context()); err != nil {
 			return err
 		}
 	}
+	p, err := s.authenticate(r)
+	if err != nil {
+		return err
+	}
+	rq.principal = p
+	if (rt.access == admin || rt.access == clusterNode) && !p.IsAdmin() {
+		return fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q lacks the admin role this operation needs", p.ID)
+	}
+	if err := s.admit(r, rt, rq); err != nil {
+		return err
+	}
 	return rt.handle(w, r, rq)
+}
+
+// tlsFromNode reports a request over TLS with a node certificate of the cluster CA.
+func (s *Server) tlsFromNode(r *http.Request) bool {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return false
+	}
+	_, ok := pki.IsClusterNode(r.TLS.VerifiedChains[0], s.opts.ClusterCA)
+	return ok
 }
 
 // consistency reads the read mode from ?consistency= or the X-Rls-Consistency header.
@@ -461,7 +572,15 @@ type responseWriter struct {
 	forwarded bool
 	held      bool
 	buf       bytes.Buffer
+	// limit bounds the bytes of the answer (0: unbounded); overflow: a write went beyond
+	// it, so the answer is incomplete and must not reach the client as if it were whole.
+	limit    int64
+	written  int64
+	overflow bool
 }
+
+// errAnswerTooLarge is what a write beyond the answer's bound returns.
+var errAnswerTooLarge = errors.New("the answer exceeds this node's bound on answers")
 
 func (w *responseWriter) WriteHeader(status int) {
 	if w.status != 0 {
@@ -485,6 +604,11 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.limit > 0 && w.written+int64(len(b)) > w.limit {
+		w.overflow = true
+		return 0, errAnswerTooLarge
+	}
+	w.written += int64(len(b))
 	if w.held {
 		return w.buf.Write(b)
 	}
@@ -517,7 +641,7 @@ func (w *responseWriter) release() {
 
 // discard drops a held answer (and the headers describing it) so another can be written.
 func (w *responseWriter) discard() {
-	w.status, w.forwarded = 0, false
+	w.status, w.forwarded, w.written, w.overflow = 0, false, 0, false
 	w.buf.Reset()
 	for _, h := range []string{"Content-Type", "Content-Length", "Location", "ETag", "Last-Modified", HeaderRaftIndex, HeaderNode, HeaderAppliedIndex} {
 		w.Header().Del(h)

@@ -60,7 +60,9 @@ func newTestAPIWith(t testing.TB, adjust func(*Options) func(*Server)) *testAPI 
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Node: node, Registry: reg, TempDir: t.TempDir(), MaxBodyBytes: 64 << 10}
+	// The per-address limits would count every test's deliberate refusals from loopback
+	// together; TestEdgeLimits turns them on.
+	opts := Options{Node: node, Registry: reg, TempDir: t.TempDir(), MaxBodyBytes: 64 << 10, AddressRateLimit: -1, AuthFailureRate: -1}
 	var after func(*Server)
 	if adjust != nil {
 		after = adjust(&opts)

@@ -75,6 +75,10 @@ func newMetrics(n *Node) *metrics {
 		gauge("rls_raft_last_log_index", "Index of the last entry in this node's log.", func() float64 { return float64(n.raft.LastIndex()) }),
 		gauge("rls_raft_commit_index", "Highest log index this node knows to be committed.", func() float64 { return float64(n.raft.CommitIndex()) }),
 		gauge("rls_fsm_applied_index", "Index of the last log entry applied to this node's state.", func() float64 { return float64(n.fsm.AppliedIndex()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "rls_fsm_failed_entries_total",
+			Help: "Log entries this node could not apply since it started: rolled back, recorded as failed and skipped (as on every node). Alert on any.",
+		}, func() float64 { return float64(n.fsm.FailedEntries()) }),
 		gauge("rls_raft_last_contact_seconds", "Age of the last contact with the leader (0 on the leader, -1 never).", func() float64 {
 			lc := n.LastContact()
 			if lc < 0 {

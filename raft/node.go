@@ -10,6 +10,7 @@ package raft
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -501,7 +502,8 @@ type Applied struct {
 }
 
 // Apply proposes a command and waits until it is committed and applied on this node, the
-// leader. The header's time is stamped here if the caller did not. A business error from
+// leader. The header's time is stamped here if the caller did not, and so is the version of
+// the input limits (model.LimitsVersion) the FSM holds the entry to. A business error from
 // the FSM is returned as is (with the index); ErrNotLeader means nothing was proposed;
 // ErrOutcomeUnknown means it may have been applied.
 func (n *Node) Apply(ctx context.Context, t command.Type, h command.Header, payload command.Payload) (Applied, error) {
@@ -511,6 +513,9 @@ func (n *Node) Apply(ctx context.Context, t command.Type, h command.Header, payl
 	if h.Time.IsZero() {
 		h.Time = time.Now().UTC()
 	}
+	// This leader holds its proposals to these limits (the API checked them), and says so:
+	// every node's FSM then checks the entry against the same rules.
+	h.Limits = model.LimitsVersion
 	data, err := command.Encode(t, h, payload)
 	if err != nil {
 		return Applied{}, err
@@ -616,12 +621,40 @@ func (n *Node) establish(ctx context.Context, current func() bool) error {
 	if !current() {
 		return nil
 	}
+	// The barrier is applied, but readers (registerSelf, bootstrapAdmin) see only committed
+	// state: make it visible first, or a node that replayed its log would register itself
+	// again.
+	if err := n.SyncLocal(ctx); err != nil {
+		return fmt.Errorf("barrier: %w", err)
+	}
+	if err := n.ensureClusterKey(ctx); err != nil {
+		return err
+	}
 	n.leaderReady.Store(true)
 	n.logger.Info("leader ready", "node", n.cfg.NodeID, "applied_index", n.AppliedIndex())
 	if err := n.registerSelf(ctx); err != nil {
 		return err
 	}
 	return n.bootstrapAdmin(ctx)
+}
+
+// ensureClusterKey draws the secret nodes authenticate their calls to each other with (the
+// node credential of locator/audit), if the cluster has none yet: every node then has it
+// from the log before it needs it, and no node has to ask for it unauthenticated.
+func (n *Node) ensureClusterKey(ctx context.Context) error {
+	var key []byte
+	if err := n.store.View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil }); err != nil || key != nil {
+		return err
+	}
+	key = make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("draw cluster key: %w", err)
+	}
+	a, err := n.Apply(ctx, command.TypeAuditAppend, command.Header{Actor: n.cfg.NodeID}, &command.AuditAppend{ClusterKey: key})
+	if err != nil {
+		return fmt.Errorf("store cluster key: %w", err)
+	}
+	return n.fsm.WaitApplied(ctx, a.Index)
 }
 
 func (n *Node) registerSelf(ctx context.Context) error {

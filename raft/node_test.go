@@ -103,7 +103,7 @@ func TestBusinessErrorLeavesStateUnchanged(t *testing.T) {
 	before := stateHash(t, n)
 	ctx := context.Background()
 	dup := participant(1)
-	dup.TokenHash = "other"
+	dup.TokenHash = participant(99).TokenHash
 	_, err := n.Apply(ctx, command.TypeParticipantAdd, command.Header{}, &command.ParticipantAdd{Participant: dup})
 	if !errors.Is(err, fsm.ErrParticipantExists) {
 		t.Fatalf("duplicate add: err = %v, want ErrParticipantExists", err)

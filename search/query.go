@@ -92,6 +92,9 @@ type Query struct {
 type Hit struct {
 	ID      string
 	Created time.Time // zero when the document has no creation date
+	// Cursor continues the search after this hit (Query.After): a caller that sends only
+	// part of a page (to bound its answer) pages on from the last hit it sent.
+	Cursor string
 }
 
 // Results is one page of a search.
@@ -161,7 +164,7 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Results, error) {
 			out.Next = encodeCursor(q.Sort, res.Hits[i-1].Sort)
 			break
 		}
-		out.Hits = append(out.Hits, Hit{ID: h.ID, Created: sortValueTime(h.Sort)})
+		out.Hits = append(out.Hits, Hit{ID: h.ID, Created: sortValueTime(h.Sort), Cursor: encodeCursor(q.Sort, h.Sort)})
 	}
 	return out, nil
 }
@@ -224,7 +227,7 @@ func (ix *Index) searchPatientFilteringDates(ctx context.Context, q Query, limit
 	}
 	end := min(start+limit, len(kept))
 	for _, h := range kept[start:end] {
-		out.Hits = append(out.Hits, Hit{ID: h.ID, Created: sortValueTime(h.Sort)})
+		out.Hits = append(out.Hits, Hit{ID: h.ID, Created: sortValueTime(h.Sort), Cursor: encodeCursor(q.Sort, h.Sort)})
 	}
 	if end < len(kept) {
 		out.Next = encodeCursor(q.Sort, kept[end-1].Sort)

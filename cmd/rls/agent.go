@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -60,6 +61,11 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 
+	if cfg.RaftInsecure() {
+		logger.Warn("Raft runs over plain TCP on an address other hosts can reach (raft.insecure): anyone who can connect to it can forge log entries; turn on raft.tls (-raft-tls)",
+			"raft_addr", cfg.RaftAddr, "raft_advertise_addr", cfg.RaftAdvertiseAddr)
+	}
+
 	var admin *model.Participant
 	var adminToken string
 	if cfg.Bootstrap {
@@ -106,6 +112,7 @@ func runAgent(c *cli.Context) error {
 		Logger:           logger,
 		Registry:         registry,
 		MaxBodyBytes:     cfg.HTTP.MaxBodyBytes,
+		MaxResponseBytes: cfg.HTTP.MaxResponseBytes,
 		MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes,
 		HealthMaxLag:     cfg.HTTP.HealthMaxLag,
 		ForwardTimeout:   mustDuration(cfg.HTTP.ForwardTimeout),
@@ -124,12 +131,18 @@ func runAgent(c *cli.Context) error {
 	if readHeader == 0 {
 		readHeader = 10 * time.Second
 	}
+	maxHeader := cfg.HTTP.MaxHeaderBytes
+	if maxHeader == 0 {
+		maxHeader = defaultMaxHeaderBytes
+	}
 	server := &http.Server{
 		Handler:           api.Handler(),
 		TLSConfig:         tlsCfg.api,
 		ReadHeaderTimeout: readHeader,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// Headers beyond this are refused by net/http (431) before any handler runs.
+		MaxHeaderBytes: maxHeader,
+		IdleTimeout:    2 * time.Minute,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() {
@@ -194,11 +207,11 @@ func bootstrapToken(cfg Config, logger *slog.Logger) (string, error) {
 		return locator.NewToken()
 	}
 	if cfg.AdminTokenFile != "" {
-		return readToken(cfg.AdminTokenFile)
+		return readToken(cfg.AdminTokenFile, logger, false)
 	}
 	path := filepath.Join(cfg.DataDir, "admin-token")
-	if token, err := readToken(path); err == nil {
-		return token, nil
+	if _, err := os.Stat(path); err == nil {
+		return readToken(path, logger, false)
 	}
 	token, err := locator.NewToken()
 	if err != nil {
@@ -214,7 +227,21 @@ func bootstrapToken(cfg Config, logger *slog.Logger) (string, error) {
 	return token, nil
 }
 
-func readToken(path string) (string, error) {
+// readToken reads the admin token from its file. The file must be readable by its owner
+// only, and the token must look drawn at random (see checkTokenStrength): it is the key to
+// every patient's data. In -dev both are warnings.
+func readToken(path string, logger *slog.Logger, dev bool) (string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	if mode := info.Mode().Perm(); mode&0o077 != 0 {
+		msg := fmt.Sprintf("admin token file %s can be read by its group or others (mode %04o): restrict it with chmod 600 %s", path, mode, path)
+		if !dev {
+			return "", errors.New(msg)
+		}
+		logger.Warn(msg)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("read admin token: %w", err)
@@ -223,8 +250,62 @@ func readToken(path string) (string, error) {
 	if token == "" {
 		return "", fmt.Errorf("admin token file %s is empty", path)
 	}
+	if err := checkTokenStrength(token); err != nil {
+		msg := fmt.Sprintf("admin token in %s is too weak: %v; draw one with openssl rand -hex 32", path, err)
+		if !dev {
+			return "", errors.New(msg)
+		}
+		logger.Warn(msg)
+	}
 	return token, nil
 }
+
+// minTokenBits is the least strength accepted for the admin token (rls's own tokens have
+// 256 random bits).
+const minTokenBits = 128
+
+// checkTokenStrength refuses an admin token that cannot have been drawn at random with
+// minTokenBits of entropy: shorter than the alphabet it uses allows (length × bits per
+// character of the smallest usual alphabet holding it: hex, base32, base64, printable
+// ASCII), one character more than a quarter of it, or a shorter string repeated. It is a
+// guard against placeholders and passwords, not a proof of randomness.
+func checkTokenStrength(token string) error {
+	bits := 0.0
+	for _, a := range []struct {
+		chars string
+		bits  float64
+	}{
+		{"0123456789abcdefABCDEF", 4},
+		{"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567=", 5},
+		{"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_", 6},
+	} {
+		if strings.Trim(token, a.chars) == "" {
+			bits = a.bits
+			break
+		}
+	}
+	if bits == 0 {
+		bits = math.Log2(95)
+	}
+	if got := float64(len(token)) * bits; got < minTokenBits {
+		return fmt.Errorf("%d characters of that alphabet hold at most %.0f bits, fewer than %d", len(token), got, minTokenBits)
+	}
+	counts := map[rune]int{}
+	for _, r := range token {
+		if counts[r]++; counts[r]*4 > len(token) {
+			return fmt.Errorf("the character %q makes up more than a quarter of it", r)
+		}
+	}
+	for period := 1; period <= len(token)/2; period++ {
+		if len(token)%period == 0 && strings.Repeat(token[:period], len(token)/period) == token {
+			return errors.New("it repeats a shorter string")
+		}
+	}
+	return nil
+}
+
+// defaultMaxHeaderBytes bounds request headers (net/http's own default is 1 MiB).
+const defaultMaxHeaderBytes = 64 << 10
 
 // joinCluster asks a node of the cluster (which forwards to the leader) to add this node as
 // a voter, retrying while the cluster elects a leader or the target starts.
@@ -232,7 +313,7 @@ func joinCluster(ctx context.Context, cfg Config, peerTLS *tls.Config, logger *s
 	token := os.Getenv("RLS_TOKEN")
 	if cfg.AdminTokenFile != "" {
 		var err error
-		if token, err = readToken(cfg.AdminTokenFile); err != nil {
+		if token, err = readToken(cfg.AdminTokenFile, logger, cfg.Dev); err != nil {
 			return err
 		}
 	}

@@ -56,6 +56,12 @@ func clusterCommand() *cli.Command {
 				Action: withClient(clusterStateHash),
 			},
 			{
+				Name:   "failed-entries",
+				Usage:  "log entries the cluster could not apply and skipped (index, type, reason)",
+				Flags:  clientFlags(),
+				Action: withClient(clusterFailedEntries),
+			},
+			{
 				Name:  "snapshot",
 				Usage: "save or restore a snapshot of the replicated state",
 				Subcommands: []*cli.Command{
@@ -133,6 +139,24 @@ func clusterStateHash(c *cli.Context, cl *client, ctx context.Context) error {
 	}
 	return cl.render(c.App.Writer, h, func() error {
 		return printFields(c.App.Writer, [][2]string{{"node", h.Node}, {"index", strconv.FormatUint(h.Index, 10)}, {"hash", h.Hash}})
+	})
+}
+
+func clusterFailedEntries(c *cli.Context, cl *client, ctx context.Context) error {
+	var f locator.FailedEntries
+	if err := cl.getJSON(ctx, "/v1/cluster/failed-entries", &f); err != nil {
+		return fmt.Errorf("failed entries: %w", err)
+	}
+	return cl.render(c.App.Writer, f, func() error {
+		if len(f.Entries) == 0 {
+			_, err := fmt.Fprintf(c.App.Writer, "no failed entries on %s (applied index %d)\n", f.Node, f.Index)
+			return err
+		}
+		var rows [][]string
+		for _, e := range f.Entries {
+			rows = append(rows, []string{strconv.FormatUint(e.Index, 10), strconv.FormatUint(e.Term, 10), e.Type, e.Reason})
+		}
+		return printTable(c.App.Writer, []string{"INDEX", "TERM", "TYPE", "REASON"}, rows)
 	})
 }
 

@@ -64,7 +64,10 @@ type RaftConfig struct {
 
 	// TLS turns on mutually authenticated TLS between nodes; the files default to the
 	// API's (tls block) when empty.
-	TLS         bool   `hcl:"tls,optional"`
+	TLS bool `hcl:"tls,optional"`
+	// Insecure accepts plain TCP for Raft on an address other hosts can reach (outside
+	// -dev, the agent refuses that otherwise) and logs a warning at every start.
+	Insecure    bool   `hcl:"insecure,optional"`
 	TLSCertFile string `hcl:"tls_cert_file,optional"`
 	TLSKeyFile  string `hcl:"tls_key_file,optional"`
 	TLSCAFile   string `hcl:"tls_ca_file,optional"`
@@ -73,6 +76,8 @@ type RaftConfig struct {
 // HTTPConfig tunes the API server.
 type HTTPConfig struct {
 	MaxBodyBytes      int64  `hcl:"max_body_bytes,optional"`
+	MaxHeaderBytes    int    `hcl:"max_header_bytes,optional"`
+	MaxResponseBytes  int64  `hcl:"max_response_bytes,optional"`
 	MaxSnapshotBytes  int64  `hcl:"max_snapshot_bytes,optional"`
 	ForwardTimeout    string `hcl:"forward_timeout,optional"`
 	ReadHeaderTimeout string `hcl:"read_header_timeout,optional"`
@@ -118,6 +123,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tls-ca-file", Usage: "CA bundle verifying client certificates and peer nodes' API certificates"},
 		&cli.StringFlag{Name: "tls-client-auth", Usage: "client certificates on the API: none, request or require"},
 		&cli.BoolFlag{Name: "raft-tls", Usage: "mutually authenticated TLS between nodes (certificate files default to the API's)"},
+		&cli.BoolFlag{Name: "raft-insecure", Usage: "accept plain TCP for Raft on a non-loopback address (raft.insecure; anyone who reaches it can forge log entries)"},
 		&cli.StringFlag{Name: "raft-tls-cert-file", Usage: "this node's certificate for Raft (default: -tls-cert-file)"},
 		&cli.StringFlag{Name: "raft-tls-key-file", Usage: "key of -raft-tls-cert-file (default: -tls-key-file)"},
 		&cli.StringFlag{Name: "raft-tls-ca-file", Usage: "cluster CA that signs every node's certificate (default: -tls-ca-file)"},
@@ -173,6 +179,9 @@ func configFromFlags(c *cli.Context) (Config, error) {
 	str("tls-client-auth", &cfg.TLS.ClientAuth)
 	if c.IsSet("raft-tls") {
 		cfg.Raft.TLS = c.Bool("raft-tls")
+	}
+	if c.IsSet("raft-insecure") {
+		cfg.Raft.Insecure = c.Bool("raft-insecure")
 	}
 	str("raft-tls-cert-file", &cfg.Raft.TLSCertFile)
 	str("raft-tls-key-file", &cfg.Raft.TLSKeyFile)
@@ -266,6 +275,12 @@ func (c *Config) finish() error {
 	if err := c.deriveAdvertise(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.checkRaftTransport(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.HTTP.MaxHeaderBytes < 0 || c.HTTP.MaxResponseBytes < 0 || c.HTTP.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("http.max_body_bytes, max_header_bytes and max_response_bytes must not be negative"))
+	}
 	if c.DataDir != "" {
 		abs, err := filepath.Abs(c.DataDir)
 		if err == nil {
@@ -305,6 +320,44 @@ func (c *Config) finishTLS() []error {
 		errs = append(errs, errors.New("raft.tls needs a node certificate, its key and the cluster CA: set raft.tls_cert_file, tls_key_file and tls_ca_file, or the tls block's cert_file, key_file and ca_file"))
 	}
 	return errs
+}
+
+// checkRaftTransport refuses, outside -dev, Raft on plain TCP at an address other hosts can
+// reach unless raft.insecure says so: anyone who can open a connection to it could append
+// forged entries (a new admin) to a follower's log.
+func (c *Config) checkRaftTransport() error {
+	if c.Raft.TLS && c.Raft.Insecure {
+		return errors.New("raft.tls and raft.insecure exclude each other: -raft-tls encrypts and authenticates Raft, -raft-insecure accepts plain TCP")
+	}
+	if c.Dev || c.Raft.TLS || c.Raft.Insecure {
+		return nil
+	}
+	for _, a := range []struct{ name, addr string }{{"raft_addr", c.RaftAddr}, {"raft_advertise_addr", c.RaftAdvertiseAddr}} {
+		if a.addr == "" || loopback(a.addr) {
+			continue
+		}
+		return fmt.Errorf("%s %s is not a loopback address and Raft would run over plain TCP, where anyone who can reach it can forge log entries: turn on raft.tls (-raft-tls) with node certificates (rls tls init), or set raft.insecure = true (-raft-insecure) to accept plain TCP on a network you trust", a.name, a.addr)
+	}
+	return nil
+}
+
+// RaftInsecure reports a node that runs Raft over plain TCP on an address other hosts can
+// reach (raft.insecure): the agent warns at every start.
+func (c *Config) RaftInsecure() bool {
+	return !c.Dev && !c.Raft.TLS && (!loopback(c.RaftAddr) || !loopback(c.RaftAdvertiseAddr))
+}
+
+// loopback reports whether host:port names this machine only (127.0.0.0/8, ::1, localhost).
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // deriveAdvertise fills the advertised addresses from the listen addresses, which works

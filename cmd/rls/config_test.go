@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -146,5 +147,70 @@ func TestCLIFailsWithOneLineReason(t *testing.T) {
 	code = run([]string{"rls", "cluster", "status", "-output", "yaml"}, &out, &errOut)
 	if code == 0 || !strings.Contains(errOut.String(), "table or json") {
 		t.Fatalf("bad output: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestRaftOnPlainTCPNeedsToBeSaid(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"-node-id", "a", "-data-dir", dir}
+	for _, args := range [][]string{
+		{"-raft-addr", "0.0.0.0:7000", "-raft-advertise-addr", "10.0.0.5:7000"},
+		{"-raft-addr", "10.0.0.5:7000"},
+		{"-raft-addr", "127.0.0.1:7000", "-raft-advertise-addr", "rls-1.hie.example:7000"},
+	} {
+		_, err := parseAgentFlags(t, append(base, args...)...)
+		if err == nil || !strings.Contains(err.Error(), "raft.insecure") || !strings.Contains(err.Error(), "raft.tls") {
+			t.Errorf("%v: err = %v, want a refusal naming raft.tls and raft.insecure", args, err)
+		}
+	}
+	cfg, err := parseAgentFlags(t, append(base, "-raft-addr", "0.0.0.0:7000", "-raft-advertise-addr", "10.0.0.5:7000", "-raft-insecure")...)
+	if err != nil || !cfg.RaftInsecure() {
+		t.Errorf("-raft-insecure: err %v, insecure %v", err, cfg.RaftInsecure())
+	}
+	cfg, err = parseAgentFlags(t, append(base, "-raft-addr", "127.0.0.1:7000")...)
+	if err != nil || cfg.RaftInsecure() {
+		t.Errorf("loopback: err %v, insecure %v", err, cfg.RaftInsecure())
+	}
+	if _, err := parseAgentFlags(t, "-dev", "-data-dir", dir, "-raft-addr", "0.0.0.0:7000", "-raft-advertise-addr", "10.0.0.5:7000"); err != nil {
+		t.Errorf("-dev: %v", err)
+	}
+	if _, err := parseAgentFlags(t, append(base, "-raft-tls", "-raft-insecure")...); err == nil || !strings.Contains(err.Error(), "exclude each other") {
+		t.Errorf("tls and insecure together: %v", err)
+	}
+}
+
+func TestAdminTokenFileMustBePrivateAndStrong(t *testing.T) {
+	dir := t.TempDir()
+	logs := &bytes.Buffer{}
+	logger := newLogger(logs, slog.LevelInfo, "text")
+	write := func(name, token string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(token+"\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	strong := "4f1c7d2e9a8b3c6d5e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"
+	if got, err := readToken(write("ok", strong, 0o600), logger, false); err != nil || got != strong {
+		t.Fatalf("private strong token: %q %v", got, err)
+	}
+	if _, err := readToken(write("world", strong, 0o644), logger, false); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("world-readable file accepted: %v", err)
+	}
+	if _, err := readToken(write("group", strong, 0o640), logger, true); err != nil || !strings.Contains(logs.String(), "group or others") {
+		t.Errorf("-dev should warn about a group-readable file: %v %q", err, logs.String())
+	}
+	for _, weak := range []string{"rls_cluster_admin", "0123456789abcdef", strings.Repeat("ab", 40), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"} {
+		if _, err := readToken(write("weak", weak, 0o600), logger, false); err == nil || !strings.Contains(err.Error(), "too weak") {
+			t.Errorf("weak token %q accepted: %v", weak, err)
+		}
+	}
+	for _, good := range []string{"rls_integration_admin_token", "rls_mK3v9Qx7LpT2wR8yZ4nB6cD1fG5hJ0sA2eU7iO9pX3q", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXQ"} {
+		if err := checkTokenStrength(good); err != nil {
+			t.Errorf("token %q refused: %v", good, err)
+		}
 	}
 }

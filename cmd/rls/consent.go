@@ -31,6 +31,15 @@ type PrivacyConfig struct {
 	// (unset: twice the rate). The admin is not limited: it runs bulk loads and the cluster.
 	RateLimit float64 `hcl:"rate_limit,optional"`
 	RateBurst int     `hcl:"rate_burst,optional"`
+	// AddressRateLimit bounds each client address's requests per second before
+	// authentication, AddressRateBurst its burst; AuthFailureRate and AuthFailureBurst the
+	// failed authentications of one address (beyond them it is refused before
+	// authentication until its allowance refills). Unset: the locator defaults; negative:
+	// no limit.
+	AddressRateLimit float64 `hcl:"address_rate_limit,optional"`
+	AddressRateBurst int     `hcl:"address_rate_burst,optional"`
+	AuthFailureRate  float64 `hcl:"auth_failure_rate,optional"`
+	AuthFailureBurst int     `hcl:"auth_failure_burst,optional"`
 }
 
 // check validates the privacy settings against the raft timeouts they depend on.
@@ -51,8 +60,8 @@ func (p *PrivacyConfig) check(heartbeat string) error {
 	if fence < 2*hb {
 		return fmt.Errorf("privacy.fence_interval %s must be at least twice raft.heartbeat_timeout (%s): a deposed leader may serve for up to the heartbeat timeout", fence, hb)
 	}
-	if p.RateBurst < 0 {
-		return errors.New("privacy.rate_burst must not be negative")
+	if p.RateBurst < 0 || p.AddressRateBurst < 0 || p.AuthFailureBurst < 0 {
+		return errors.New("privacy.rate_burst, address_rate_burst and auth_failure_burst must not be negative")
 	}
 	return nil
 }
@@ -66,6 +75,8 @@ func (p *PrivacyConfig) options(o *locator.Options) {
 	case p.RateLimit < 0:
 		o.RateLimit = 0
 	}
+	o.AddressRateLimit, o.AddressRateBurst = p.AddressRateLimit, p.AddressRateBurst
+	o.AuthFailureRate, o.AuthFailureBurst = p.AuthFailureRate, p.AuthFailureBurst
 }
 
 // defaultRateLimit is generous for a clinical system's queries (a busy hospital's EHR

@@ -92,6 +92,9 @@ type importSummary struct {
 type rejectedLine struct {
 	Line   int    `json:"line"`
 	Record string `json:"record,omitempty"`
+	// Status is the HTTP status the record would have had alone (0: refused before it was
+	// sent, as not a JSON object).
+	Status int    `json:"status,omitempty"`
 	Error  string `json:"error"`
 }
 
@@ -130,6 +133,7 @@ func fileSHA256(path string) (string, error) {
 type importResult struct {
 	Key     string
 	Outcome string
+	Status  int
 	Error   string
 }
 
@@ -221,7 +225,7 @@ func runImport(c *cli.Context, path string, items []importItem, malformed []reje
 				}
 				for i, res := range results {
 					if res.Error != "" {
-						sum.Rejected = append(sum.Rejected, rejectedLine{Line: b.items[i].line, Record: res.Key, Error: res.Error})
+						sum.Rejected = append(sum.Rejected, rejectedLine{Line: b.items[i].line, Record: res.Key, Status: res.Status, Error: res.Error})
 					} else {
 						sum.Outcomes[res.Outcome]++
 					}
@@ -333,7 +337,7 @@ func sendDocuments(ctx context.Context, cl *client, items []importItem) ([]impor
 		if r.Version > 1 {
 			outcome = "updated"
 		}
-		out[i] = importResult{Key: r.ID, Outcome: outcome, Error: r.Error}
+		out[i] = importResult{Key: r.ID, Outcome: outcome, Status: r.Status, Error: r.Error}
 	}
 	return out, nil
 }
@@ -367,7 +371,7 @@ func sendPatients(ctx context.Context, cl *client, items []importItem) ([]import
 	}
 	out := make([]importResult, len(items))
 	for k, res := range resp.Results {
-		out[order[k]] = importResult{Key: res.Record, Outcome: res.Outcome, Error: res.Error}
+		out[order[k]] = importResult{Key: res.Record, Outcome: res.Outcome, Status: res.Status, Error: res.Error}
 	}
 	return out, nil
 }

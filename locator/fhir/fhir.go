@@ -179,6 +179,9 @@ func Decode(r io.Reader, resourceType string, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return Invalid(resourceType, "the request body is empty; expected a %s resource", resourceType)
 	}
+	if err := CheckBounds(data, resourceType, ResourceBounds); err != nil {
+		return err
+	}
 	var probe struct {
 		ResourceType string `json:"resourceType"`
 	}

@@ -134,3 +134,31 @@ func TestLimiter(t *testing.T) {
 		t.Fatal("a zero rate must not limit")
 	}
 }
+
+// FuzzAuthorize feeds arbitrary purpose-of-use and break-the-glass headers to the policy
+// point: it never panics, refuses with one of its errors, and grants only a purpose the
+// participant holds, with a reason no longer than MaxReasonLength.
+//
+// Run it longer with: go test -run '^$' -fuzz FuzzAuthorize -fuzztime 5m ./locator/policy/
+func FuzzAuthorize(f *testing.F) {
+	f.Add("TREAT", "")
+	f.Add("http://terminology.hl7.org/CodeSystem/v3-ActReason|ETREAT", "unconscious")
+	f.Add("etreat", "\x00\u202e")
+	f.Add("|", " ")
+	p := model.Participant{ID: "p", Role: model.RoleParticipant, Purposes: []string{"TREAT", "ETREAT"}}
+	f.Fuzz(func(t *testing.T, purpose, reason string) {
+		a, err := Authorize(p, purpose, reason)
+		if err != nil {
+			if !errors.Is(err, ErrPurposeMissing) && !errors.Is(err, ErrPurposeUnknown) && !errors.Is(err, ErrPurposeNotAllowed) && !errors.Is(err, ErrBreakGlass) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if a.Purpose != Treat && a.Purpose != EmergencyTx {
+			t.Fatalf("granted %s", a.Purpose)
+		}
+		if len(a.BreakGlass) > MaxReasonLength || (a.BreakGlass != "" && a.Purpose != EmergencyTx) {
+			t.Fatalf("break-the-glass %q with %s", a.BreakGlass, a.Purpose)
+		}
+	})
+}

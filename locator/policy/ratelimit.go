@@ -48,6 +48,38 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b := l.refill(key)
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, l.wait(b)
+}
+
+// Exhausted reports, without taking a token, whether key's bucket is empty, and how long
+// until a token is due. A key never seen is not exhausted.
+func (l *Limiter) Exhausted(key string) (bool, time.Duration) {
+	if l == nil || l.rate <= 0 {
+		return false, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.buckets[key]; !ok {
+		return false, 0
+	}
+	b := l.refill(key)
+	if b.tokens >= 1 {
+		return false, 0
+	}
+	return true, l.wait(b)
+}
+
+func (l *Limiter) wait(b *bucket) time.Duration {
+	return time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+// refill returns key's bucket (a full one if it had none), topped up for the time passed.
+func (l *Limiter) refill(key string) *bucket {
 	now := l.now()
 	b, ok := l.buckets[key]
 	if !ok {
@@ -61,18 +93,25 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 		b.tokens = math.Min(l.burst, b.tokens+el*l.rate)
 	}
 	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-	return false, wait
+	return b
 }
 
+// prune drops the full buckets (a full bucket is the same as none) and, if the keys still
+// exceed maxBuckets (an attacker cycling through addresses), arbitrary others: forgetting
+// a key only gives it its burst again.
 func (l *Limiter) prune(now time.Time) {
 	for k, b := range l.buckets {
 		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
 			delete(l.buckets, k)
 		}
 	}
+	for k := range l.buckets {
+		if len(l.buckets) < maxBuckets {
+			break
+		}
+		delete(l.buckets, k)
+	}
 }
+
+// maxBuckets bounds the keys a limiter remembers.
+const maxBuckets = 4 * maxIdleBuckets

@@ -134,6 +134,10 @@ type Header struct {
 	Actor string `json:"actor,omitempty"`
 	// RequestID ties the entry to the API request (and its logs) that produced it.
 	RequestID string `json:"request_id,omitempty"`
+	// Limits is the version of the input limits (model.LimitsVersion) the proposing leader
+	// validated the command against; the FSM enforces the same version before it writes.
+	// Zero (entries from before the limits existed) applies them as those releases did.
+	Limits uint16 `json:"limits,omitempty"`
 }
 
 // Entry is a log entry whose type is known and whose body is not yet decoded: each FSM

@@ -305,11 +305,11 @@ func (z *DocumentRegistration) Msgsize() (s int) {
 }
 
 // MarshalMsg implements msgp.Marshaler
-func (z Header) MarshalMsg(b []byte) (o []byte, err error) {
+func (z *Header) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(3)
-	var zb0001Mask uint8 /* 3 bits */
+	zb0001Len := uint32(4)
+	var zb0001Mask uint8 /* 4 bits */
 	_ = zb0001Mask
 	if z.Actor == "" {
 		zb0001Len--
@@ -318,6 +318,10 @@ func (z Header) MarshalMsg(b []byte) (o []byte, err error) {
 	if z.RequestID == "" {
 		zb0001Len--
 		zb0001Mask |= 0x4
+	}
+	if z.Limits == 0 {
+		zb0001Len--
+		zb0001Mask |= 0x8
 	}
 	// variable map header, size zb0001Len
 	o = append(o, 0x80|uint8(zb0001Len))
@@ -336,6 +340,11 @@ func (z Header) MarshalMsg(b []byte) (o []byte, err error) {
 			// string "request_id"
 			o = append(o, 0xaa, 0x72, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x5f, 0x69, 0x64)
 			o = msgp.AppendString(o, z.RequestID)
+		}
+		if (zb0001Mask & 0x8) == 0 { // if not omitted
+			// string "limits"
+			o = append(o, 0xa6, 0x6c, 0x69, 0x6d, 0x69, 0x74, 0x73)
+			o = msgp.AppendUint16(o, z.Limits)
 		}
 	}
 	return
@@ -377,6 +386,12 @@ func (z *Header) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "RequestID")
 				return
 			}
+		case "limits":
+			z.Limits, bts, err = msgp.ReadUint16Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Limits")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -390,8 +405,8 @@ func (z *Header) UnmarshalMsg(bts []byte) (o []byte, err error) {
 }
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
-func (z Header) Msgsize() (s int) {
-	s = 1 + 5 + msgp.TimeSize + 6 + msgp.StringPrefixSize + len(z.Actor) + 11 + msgp.StringPrefixSize + len(z.RequestID)
+func (z *Header) Msgsize() (s int) {
+	s = 1 + 5 + msgp.TimeSize + 6 + msgp.StringPrefixSize + len(z.Actor) + 11 + msgp.StringPrefixSize + len(z.RequestID) + 7 + msgp.Uint16Size
 	return
 }
 

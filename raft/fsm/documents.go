@@ -3,9 +3,11 @@ package fsm
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 	"github.com/rls-hie/rls/search"
 )
@@ -41,6 +43,12 @@ func (f *FSM) applyDocumentRegister(tx *state.Tx, h command.Header, c command.Do
 		if err := json.Unmarshal(r.Document, &d); err != nil {
 			out[i].Err = business("%w: %v", ErrInvalidDocument, err)
 			continue
+		}
+		if h.Limits >= 1 {
+			if err := CheckDocumentLimits(&d, h.Time); err != nil {
+				out[i].Err = business("document %d: %w: %w", i, ErrInvalidDocument, err)
+				continue
+			}
 		}
 		stored, targets, err := checkDocument(tx, &d)
 		if err != nil {
@@ -95,8 +103,14 @@ func checkDocument(tx *state.Tx, d *search.Document) (state.StoredDocument, []st
 			return state.StoredDocument{}, nil, business("document %s: %w: Person/%s", d.ID, ErrUnknownSubject, d.PersonEUID)
 		}
 	}
-	if !tx.HasParticipant(d.Holder) {
+	holder, err := tx.Participant(d.Holder)
+	if errors.Is(err, state.ErrNotFound) {
 		return state.StoredDocument{}, nil, business("document %s: %w: %s", d.ID, ErrUnknownHolder, d.Holder)
+	} else if err != nil {
+		return state.StoredDocument{}, nil, err
+	}
+	if err := checkSubjectConsent(tx, d, holder); err != nil {
+		return state.StoredDocument{}, nil, err
 	}
 	stored, exists, err := tx.Document(d.ID)
 	if err != nil {
@@ -128,4 +142,52 @@ func checkDocument(tx *state.Tx, d *search.Document) (state.StoredDocument, []st
 		targets = append(targets, t)
 	}
 	return stored, targets, nil
+}
+
+// checkSubjectConsent is the locator's rule (locator.checkSubjectConsent, after
+// policy.Decide) applied again in Apply, against the directives the state holds when the
+// entry applies: a participant an active directive of the person denies may not register a
+// document about them, nor may one that holds no record of an opted-out person, unless it is
+// the admin (not denied by name). Either is refused as an unknown subject.
+func checkSubjectConsent(tx *state.Tx, d *search.Document, holder model.Participant) error {
+	sr, err := tx.MPI().Record(mpi.RecordKey(d.PatientRecord))
+	if err != nil || sr == nil {
+		return err
+	}
+	person, ok, err := tx.MPI().Person(sr.EUID)
+	if err != nil || !ok {
+		return err
+	}
+	records := make([]string, len(person.Records))
+	for i, k := range person.Records {
+		records[i] = string(k)
+	}
+	directives, err := tx.ConsentsOfRecords(records)
+	if err != nil {
+		return err
+	}
+	optedOut := false
+	for _, c := range directives {
+		if !c.Active() {
+			continue
+		}
+		if slices.Contains(c.DenyParticipants, holder.ID) {
+			return business("document %s: %w", d.ID, ErrUnknownSubject)
+		}
+		optedOut = optedOut || c.OptOut
+	}
+	if !optedOut || holder.IsAdmin() {
+		return nil
+	}
+	for _, k := range records {
+		if meta, ok, err := tx.PatientMeta(k); err != nil {
+			return err
+		} else if ok && meta.Owner == holder.ID {
+			return nil
+		}
+		if sys, _ := mpi.RecordKey(k).Split(); sys == holder.IdentifierSystem && holder.IdentifierSystem != "" {
+			return nil
+		}
+	}
+	return business("document %s: %w", d.ID, ErrUnknownSubject)
 }

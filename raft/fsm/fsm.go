@@ -4,9 +4,17 @@
 //
 // Apply is deterministic: a handler reads only its command (whose time and ids the leader
 // stamped) and the replicated state, never a clock, a random source, local configuration or
-// Go map order. Entries that would make nodes diverge if skipped (undecodable bytes, an
-// unknown type without the ignore flag) stop the node with a panic; business outcomes such as
-// "participant already exists" are returned as the entry's Response and change nothing.
+// Go map order. Business outcomes such as "participant already exists", and input beyond the
+// limits of raft/model, are returned as the entry's Response and change nothing.
+//
+// An entry that a node of this version cannot apply at all (undecodable bytes, a storage
+// error such as a key too large, a panic in a handler) fails the same way on every node of
+// this version: its writes are rolled back, the entry is filed in the state as failed (index,
+// type and a fixed reason, never its contents) and skipped, so that every node stays
+// identical and keeps going. Only an entry of an unknown type without the ignore flag (the
+// node is older than the log) and a commit that the local disk refuses stop the node: the
+// first is fixed by upgrading, the second by fixing the disk, and neither is something the
+// other nodes share, so skipping it would make this node diverge.
 //
 // The package must never import HTTP or API code.
 package fsm
@@ -17,12 +25,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
 	"github.com/tinylib/msgp/msgp"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/command"
@@ -50,6 +61,11 @@ func typed[P any, PP interface {
 		h, p, err := command.DecodeBody[P, PP](e)
 		if err != nil {
 			return nil, err
+		}
+		if h.Limits >= 1 {
+			if err := checkLimits(h, any(PP(&p))); err != nil {
+				return nil, business("%s: %w", e.Type, err)
+			}
 		}
 		return apply(tx, h, p)
 	}
@@ -87,6 +103,12 @@ type FSM struct {
 	openCount int
 	// openDocs lists the documents changed in the open transaction, for the search index.
 	openDocs []string
+	// openLogs are the command entries applied into the open transaction, in order, with
+	// the failure each one that was skipped met: when an entry fails (see Apply), the
+	// transaction is rolled back and they are applied (or recorded as failed) again.
+	openLogs []openEntry
+	// failed counts the entries recorded as failed since start (metrics).
+	failed atomic.Uint64
 	// applyingIndex is the index of the entry being applied (handlers record it).
 	applyingIndex uint64
 	// openRecords counts the patient records registered into the open transaction: each
@@ -304,7 +326,13 @@ func (f *FSM) applyToOpen(logs []*hraft.Log, already uint64, results []any) (*hr
 			continue // configuration changes only advance the index
 		}
 		f.applyingIndex = l.Index
-		results[i] = f.applyCommand(tx, l)
+		resp, failure := f.applyCommand(tx, l)
+		if failure != nil {
+			tx = f.skipFailed(l, failure)
+			resp = Response{Err: failure}
+		}
+		f.openLogs = append(f.openLogs, openEntry{log: l, failure: failure})
+		results[i] = resp
 	}
 	if last != nil {
 		if err := tx.SetApplied(last.Index, last.Term); err != nil {
@@ -340,7 +368,7 @@ func (f *FSM) commitInline(last *hraft.Log) *state.Tx {
 	if err != nil {
 		panic(fmt.Sprintf("rls fsm: %v", err))
 	}
-	f.open, f.openCount, f.openRecords, f.openIndex = b, 0, 0, last.Index
+	f.open, f.openCount, f.openRecords, f.openIndex, f.openLogs = b, 0, 0, last.Index, nil
 	return b.Tx()
 }
 
@@ -395,7 +423,7 @@ func (f *FSM) commitOpen() {
 	defer f.commitMu.Unlock()
 	f.openMu.Lock()
 	b, index, count, docs := f.open, f.openIndex, f.openCount, f.openDocs
-	f.open, f.openCount, f.openRecords, f.openDocs = nil, 0, 0, nil
+	f.open, f.openCount, f.openRecords, f.openDocs, f.openLogs = nil, 0, 0, nil, nil
 	f.openMu.Unlock()
 	if b == nil {
 		return
@@ -413,25 +441,166 @@ func (f *FSM) commitOpen() {
 	}
 }
 
-func (f *FSM) applyCommand(tx *state.Tx, l *hraft.Log) Response {
+// applyCommand applies one command entry. A failure is an entry this node cannot apply (see
+// Apply); the caller rolls the transaction back and skips it. An entry of an unknown type
+// that may not be skipped stops the node.
+func (f *FSM) applyCommand(tx *state.Tx, l *hraft.Log) (Response, *EntryFailure) {
 	e, err := command.Decode(l.Data)
 	if err != nil {
-		panic(fmt.Sprintf("rls fsm: entry %d: %v", l.Index, err))
+		return Response{}, newFailure(l, "", "malformed entry: "+malformedReason(err))
 	}
 	h, ok := f.handlers[e.Type.Base()]
 	if !ok {
 		if e.Type.IgnoreIfUnknown() {
 			f.logger.Warn("skipping unknown command marked ignorable", "index", l.Index, "type", e.Type)
-			return Response{}
+			return Response{}, nil
 		}
-		panic(fmt.Sprintf("rls fsm: entry %d has unknown command type %s; upgrade this node", l.Index, e.Type))
+		// The log is newer than this node: skipping would diverge from the nodes that know
+		// the type, so stop, naming only the index and the type.
+		panic(fmt.Sprintf("rls fsm: entry %d has unknown command type %s; upgrade this node (see README, \"Upgrading\")", l.Index, e.Type))
 	}
-	v, err := h(tx, e)
+	v, err, panicked := f.callHandler(h, tx, e, l.Index)
+	if panicked != "" {
+		return Response{}, newFailure(l, e.Type.String(), "panic in the handler: "+panicked)
+	}
 	if err != nil && !isBusiness(err) {
-		// Storage failures are not outcomes every node would reach alike.
-		panic(fmt.Sprintf("rls fsm: entry %d (%s): %v", l.Index, e.Type, err))
+		if errors.Is(err, command.ErrMalformed) {
+			return Response{}, newFailure(l, e.Type.String(), "malformed entry: "+malformedReason(err))
+		}
+		if local := localStorageError(err); local {
+			// Not a property of the entry: the next node would apply it. Stop; a restart
+			// replays it.
+			panic(fmt.Sprintf("rls fsm: entry %d (%s): state file unusable: %v", l.Index, e.Type, storageReason(err)))
+		}
+		return Response{}, newFailure(l, e.Type.String(), "storage error: "+storageReason(err))
 	}
-	return Response{Value: v, Err: err}
+	return Response{Value: v, Err: err}, nil
+}
+
+// callHandler runs a handler, turning a panic into a description of it: a bug that every
+// node of this version hits on the same entry, not a reason to stop them all.
+func (f *FSM) callHandler(h handler, tx *state.Tx, e command.Entry, index uint64) (v any, err error, panicked string) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = panicReason(p)
+			f.logger.Error("handler panicked on a log entry", "index", index, "type", e.Type, "reason", panicked, "stack", string(debug.Stack()))
+		}
+	}()
+	v, err = h(tx, e)
+	return v, err, ""
+}
+
+// EntryFailure is the response of an entry that could not be applied and was skipped.
+type EntryFailure struct {
+	state.FailedEntry
+}
+
+func (e *EntryFailure) Error() string {
+	return fmt.Sprintf("log entry %d (%s) could not be applied and was skipped on every node: %s", e.Index, e.Type, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrEntryFailed) true.
+func (e *EntryFailure) Unwrap() error { return ErrEntryFailed }
+
+func newFailure(l *hraft.Log, typ, reason string) *EntryFailure {
+	if typ == "" && len(l.Data) > 0 {
+		typ = command.Type(l.Data[0]).String()
+	}
+	return &EntryFailure{state.FailedEntry{Index: l.Index, Term: l.Term, Type: typ, Reason: reason}}
+}
+
+// skipFailed rolls back the open transaction, applies again the entries it held before l,
+// files l as failed and returns the transaction to continue in. Replaying is deterministic:
+// the same entries on the same committed state give the same writes and the same documents
+// to index; an entry that applied a moment ago and now fails means this node cannot trust
+// its own state, so it stops.
+func (f *FSM) skipFailed(l *hraft.Log, failure *EntryFailure) *state.Tx {
+	f.open.Rollback()
+	b, err := f.store.Begin()
+	if err != nil {
+		panic(fmt.Sprintf("rls fsm: %v", err))
+	}
+	f.open, f.openDocs, f.openRecords = b, nil, 0
+	tx := b.Tx()
+	for _, oe := range f.openLogs {
+		f.applyingIndex = oe.log.Index
+		if oe.failure != nil {
+			recordFailure(tx, oe.failure)
+			continue
+		}
+		if _, again := f.applyCommand(tx, oe.log); again != nil {
+			panic(fmt.Sprintf("rls fsm: entry %d applied, then failed when applied again after entry %d failed (%s); this node's state cannot be trusted: restore it from a snapshot of another node", oe.log.Index, l.Index, again.Reason))
+		}
+	}
+	f.applyingIndex = l.Index
+	recordFailure(tx, failure)
+	f.failed.Add(1)
+	f.logger.Error("log entry could not be applied: rolled back, recorded as failed and skipped (every node does the same); see README, \"Recovering from an entry that cannot be applied\"",
+		"index", l.Index, "term", l.Term, "type", failure.Type, "reason", failure.Reason)
+	return tx
+}
+
+// openEntry is an entry of the open transaction and, if it was skipped, why.
+type openEntry struct {
+	log     *hraft.Log
+	failure *EntryFailure
+}
+
+func recordFailure(tx *state.Tx, failure *EntryFailure) {
+	if err := tx.RecordFailedEntry(failure.FailedEntry); err != nil {
+		panic(fmt.Sprintf("rls fsm: entry %d: %v", failure.Index, err))
+	}
+}
+
+// FailedEntries returns how many entries this node recorded as failed since it started.
+func (f *FSM) FailedEntries() uint64 { return f.failed.Load() }
+
+// malformedReason describes a decoding error without the bytes it met.
+func malformedReason(err error) string {
+	msg := err.Error()
+	// msgp's errors name fields and types, never values; cut anything long all the same.
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return msg
+}
+
+// storageReason describes a storage error by its innermost cause: bbolt's own errors are
+// fixed texts ("key too large"); the wrapping errors above them name keys, which hold
+// identifiers and names, so they are left out.
+func storageReason(err error) string {
+	for _, known := range []error{berrors.ErrKeyTooLarge, berrors.ErrValueTooLarge, berrors.ErrKeyRequired,
+		berrors.ErrIncompatibleValue, berrors.ErrBucketNotFound, berrors.ErrBucketExists, berrors.ErrBucketNameRequired,
+		berrors.ErrTxNotWritable, berrors.ErrTxClosed, berrors.ErrDatabaseNotOpen, berrors.ErrDatabaseReadOnly,
+		state.ErrNotFound, mpi.ErrCorruptStore, mpi.ErrNotFound, mpi.ErrInvalidRecord, mpi.ErrInvalidEUID, mpi.ErrInvalidConfig} {
+		if errors.Is(err, known) {
+			return known.Error()
+		}
+	}
+	inner := err
+	for {
+		next := errors.Unwrap(inner)
+		if next == nil {
+			break
+		}
+		inner = next
+	}
+	return fmt.Sprintf("%T", inner)
+}
+
+// localStorageError reports errors that say the state file itself is unusable on this node
+// (closed, read-only), not that the entry is.
+func localStorageError(err error) bool {
+	return errors.Is(err, berrors.ErrTxClosed) || errors.Is(err, berrors.ErrDatabaseNotOpen) || errors.Is(err, berrors.ErrDatabaseReadOnly)
+}
+
+// panicReason describes a recovered panic: a runtime error's text (index out of range, nil
+// dereference: no data), otherwise only the value's type.
+func panicReason(p any) string {
+	if re, ok := p.(runtime.Error); ok {
+		return re.Error()
+	}
+	return fmt.Sprintf("%T", p)
 }
 
 // Snapshot implements hraft.FSM: it commits what is pending, so the snapshot holds every
@@ -455,7 +624,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.openMu.Lock()
 	if f.open != nil {
 		f.open.Rollback()
-		f.open, f.openCount, f.openRecords, f.openDocs = nil, 0, 0, nil
+		f.open, f.openCount, f.openRecords, f.openDocs, f.openLogs = nil, 0, 0, nil, nil
 	}
 	f.openMu.Unlock()
 	if err := f.store.Replace(rc); err != nil {
@@ -505,6 +674,9 @@ var (
 	ErrAlreadyBootstrapped = errors.New("cluster already has an admin")
 	// ErrTokenInUse: the token hash is already issued (a collision; ask for a new token).
 	ErrTokenInUse = errors.New("token already issued")
+	// ErrEntryFailed: the entry could not be applied on any node and was skipped (see
+	// Apply); it changed nothing.
+	ErrEntryFailed = errors.New("log entry could not be applied")
 )
 
 // businessError wraps an outcome sentinel with the entry's details.

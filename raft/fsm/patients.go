@@ -52,6 +52,13 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 	f.openRecords += len(c.Registrations)
 	out := make([]Registered, len(c.Registrations))
 	for i, r := range c.Registrations {
+		if h.Limits >= 1 {
+			if err := r.Check("", h.Time); err != nil {
+				// The record's key may be what is too long: name the field, not the record.
+				out[i].Err = business("register record %d: %w: %w", i, ErrInvalidRecord, err)
+				continue
+			}
+		}
 		rec := MPIRecord(r.Record)
 		if err := rec.Validate(); err != nil {
 			out[i].Err = business("register %s: %w: %v", rec.Key(), ErrInvalidRecord, err)

@@ -122,6 +122,9 @@ func ValidateRole(role Role) error {
 
 // ValidateHTTPURL checks that s is an absolute http(s) URL with a host.
 func ValidateHTTPURL(field, s string) error {
+	if err := CheckText(field, s, MaxURLLength); err != nil {
+		return err
+	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%w: %s %q must be an absolute http or https URL", ErrInvalid, field, s)
@@ -132,6 +135,9 @@ func ValidateHTTPURL(field, s string) error {
 // ValidateSystemURI checks that s is an absolute URI, such as urn:oid:1.2.3 or
 // https://hospital.example/mrn, fit to be an identifier system.
 func ValidateSystemURI(field, s string) error {
+	if err := CheckSystem(field, s); err != nil {
+		return err
+	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" || (u.Opaque == "" && u.Host == "") {
 		return fmt.Errorf("%w: %s %q must be an absolute URI (for example urn:oid:1.2.3 or https://example.org/mrn)", ErrInvalid, field, s)
@@ -148,8 +154,8 @@ func (p Participant) Validate() error {
 	if p.Name == "" {
 		return fmt.Errorf("%w: name is required", ErrInvalid)
 	}
-	if len(p.Name) > 256 {
-		return fmt.Errorf("%w: name is longer than 256 characters", ErrInvalid)
+	if err := CheckText("name", p.Name, MaxParticipantNameLength); err != nil {
+		return err
 	}
 	if err := ValidateKind(p.Kind); err != nil {
 		return err
@@ -170,7 +176,43 @@ func (p Participant) Validate() error {
 	if p.Role == RoleParticipant && p.Kind != KindHIE && p.IdentifierSystem == "" {
 		return fmt.Errorf("%w: identifier system is required for a %s (it is the assigning authority of its MRNs)", ErrInvalid, p.Kind)
 	}
+	if err := p.CheckTokenHash(); err != nil {
+		return err
+	}
+	if err := CheckCount("purposes", len(p.Purposes), MaxListLength); err != nil {
+		return err
+	}
+	for i, pu := range p.Purposes {
+		if err := CheckText(fmt.Sprintf("purposes[%d]", i), pu, MaxPurposeLength); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// CheckTokenHash checks the form of the stored token hash (hex SHA-256), if any.
+func (p Participant) CheckTokenHash() error {
+	if p.TokenHash != "" && !tokenHashPattern.MatchString(p.TokenHash) {
+		return &FieldError{Field: "token_hash", Reason: "must be 64 hex digits (SHA-256)"}
+	}
+	return nil
+}
+
+// MaxParticipantNameLength bounds a participant's name.
+const MaxParticipantNameLength = 256
+
+// tokenHashPattern is the form of a stored token hash: hex SHA-256.
+var tokenHashPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Validate checks a catalog entry: its id and addresses, bounded.
+func (n Node) Validate() error {
+	if err := ValidateID("node id", n.ID); err != nil {
+		return err
+	}
+	if err := CheckText("raft address", n.RaftAddr, MaxSystemLength); err != nil {
+		return err
+	}
+	return CheckText("HTTP address", n.HTTPAddr, MaxURLLength)
 }
 
 // PatientMeta is what rls keeps about a registered source record besides its
