@@ -1,6 +1,7 @@
 package locator
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -15,7 +16,8 @@ import (
 
 // RematchRequest is the body of POST /v1/mpi/rematch.
 type RematchRequest struct {
-	// DryRun reports what a rematch would change, on a private copy of the state.
+	// DryRun reports what a rematch would change, on a private copy of the leader's
+	// state (raft.Sandbox).
 	DryRun bool `json:"dry_run,omitempty"`
 	// Batch is how many records one replicated command re-decides (default 200).
 	Batch int `json:"batch,omitempty"`
@@ -48,7 +50,10 @@ type RematchReport struct {
 	Gone    int             `json:"gone"`
 	Refused int             `json:"refused"`
 	Changes []RematchChange `json:"changes"`
-	Seconds float64         `json:"seconds"`
+	// Passes is how many passes the rematch took: the first over every record, each
+	// further one over the records the one before moved.
+	Passes  int     `json:"passes"`
+	Seconds float64 `json:"seconds"`
 	// Index is the Raft index of the last batch applied (0 for a dry run).
 	Index uint64 `json:"index,omitempty"`
 }
@@ -87,37 +92,77 @@ func (s *Server) rematch(w http.ResponseWriter, r *http.Request, rq *request) er
 	}); err != nil {
 		return err
 	}
-	var batches []command.Payload
-	for i := 0; i < len(keys); i += req.Batch {
-		part := keys[i:min(i+req.Batch, len(keys))]
-		c := &command.MPIRematch{DropLegacyBlocks: i == 0}
-		for _, k := range part {
-			euid, err := newEUID()
+	// A person split over several persons under the old configuration gathers again only
+	// as its records are decided one by one: a record decided early may join one part
+	// before the others have met. So the records whose person changed are decided again,
+	// pass after pass, until a pass changes none (at most maxRematchPasses).
+	apply := func(ctx context.Context, batches []command.Payload) ([]fsm.Response, error) {
+		var out []fsm.Response
+		for _, b := range batches {
+			a, err := s.node.Apply(ctx, command.TypeMPIRematch, header(rq), b)
 			if err != nil {
-				return err
+				return out, fmt.Errorf("rematch stopped (index %d): %w", rep.Index, err)
 			}
-			c.Records, c.NewEUIDs = append(c.Records, string(k)), append(c.NewEUIDs, euid)
+			rep.Index = a.Index
+			out = append(out, fsm.Response{Value: a.Value})
 		}
-		batches = append(batches, c)
+		return out, nil
 	}
 	if req.DryRun {
-		results, err := s.node.DryRun(r.Context(), command.TypeMPIRematch, header(rq), batches)
+		sb, err := s.node.Sandbox()
 		if err != nil {
 			return err
 		}
+		defer sb.Close()
+		apply = func(ctx context.Context, batches []command.Payload) ([]fsm.Response, error) {
+			return sb.Apply(ctx, command.TypeMPIRematch, header(rq), batches)
+		}
+	}
+	origin := map[string]string{}
+	final := map[string]rematchOutcome{}
+	pending := keys
+	for pass := 1; pass <= maxRematchPasses && len(pending) > 0; pass++ {
+		batches, err := rematchBatches(pending, req.Batch, pass == 1)
+		if err != nil {
+			return err
+		}
+		results, err := apply(r.Context(), batches)
+		if err != nil {
+			return fmt.Errorf("pass %d: %w", pass, err)
+		}
+		var moved []mpi.RecordKey
 		for _, res := range results {
-			if err := rep.add(res.Value, res.Err); err != nil {
-				return err
+			if res.Err != nil {
+				return res.Err
+			}
+			outs, ok := res.Value.([]fsm.Rematched)
+			if !ok {
+				return fmt.Errorf("unexpected rematch result %T", res.Value)
+			}
+			for _, o := range outs {
+				if _, seen := origin[o.Record]; !seen {
+					origin[o.Record] = o.From
+				}
+				prev, seen := final[o.Record]
+				o.From = origin[o.Record]
+				if seen && o.Review == "" {
+					o.Review = prev.Review
+				}
+				final[o.Record] = rematchOutcome{o}
+				if o.To != prev.To || !seen && o.To != o.From {
+					moved = append(moved, mpi.RecordKey(o.Record))
+				}
 			}
 		}
-	} else {
-		for _, b := range batches {
-			a, err := s.node.Apply(r.Context(), command.TypeMPIRematch, header(rq), b)
-			if err := rep.add(a.Value, err); err != nil {
-				return fmt.Errorf("rematch stopped after %d of %d records (index %d): %w", rep.Records, len(keys), rep.Index, err)
-			}
-			rep.Index = a.Index
+		rep.Passes = pass
+		pending = moved
+	}
+	for _, k := range keys {
+		if o, ok := final[string(k)]; ok {
+			rep.add(o.Rematched)
 		}
+	}
+	if !req.DryRun {
 		w.Header().Set(HeaderRaftIndex, strconv.FormatUint(rep.Index, 10))
 	}
 	rep.Seconds = time.Since(start).Seconds()
@@ -126,41 +171,55 @@ func (s *Server) rematch(w http.ResponseWriter, r *http.Request, rq *request) er
 	return writeJSON(w, http.StatusOK, rep)
 }
 
-// add counts one batch's outcomes into the report.
-func (rep *RematchReport) add(value any, err error) error {
-	if err != nil {
-		return err
-	}
-	outs, ok := value.([]fsm.Rematched)
-	if !ok {
-		return fmt.Errorf("unexpected rematch result %T", value)
-	}
-	for _, o := range outs {
-		rep.Records++
-		switch {
-		case o.Err != nil:
-			rep.Refused++
-			continue
-		case o.Gone:
-			rep.Gone++
-			continue
-		case o.Kept:
-			rep.Kept++
-			continue
-		case o.To == o.From:
-			rep.Unchanged++
-		case o.Outcome == mpi.OutcomeLinked:
-			rep.Linked++
-		default:
-			rep.SplitOff++
+// maxRematchPasses bounds how often a rematch decides the records that moved again.
+const maxRematchPasses = 4
+
+// rematchOutcome is a record's outcome over all passes (From is where it was before the
+// first).
+type rematchOutcome struct{ fsm.Rematched }
+
+// rematchBatches cuts keys into MPIRematch commands of batch records, each record with a
+// new EUID drawn for it; the first command of a first pass also drops the legacy index.
+func rematchBatches(keys []mpi.RecordKey, batch int, first bool) ([]command.Payload, error) {
+	var out []command.Payload
+	for i := 0; i < len(keys); i += batch {
+		c := &command.MPIRematch{DropLegacyBlocks: first && i == 0}
+		for _, k := range keys[i:min(i+batch, len(keys))] {
+			euid, err := newEUID()
+			if err != nil {
+				return nil, err
+			}
+			c.Records, c.NewEUIDs = append(c.Records, string(k)), append(c.NewEUIDs, euid)
 		}
-		if o.Review != "" {
-			rep.Reviews[o.Review]++
-		}
-		if o.To != o.From || o.Review != "" {
-			rep.Changes = append(rep.Changes, RematchChange{Record: o.Record, From: o.From, To: o.To, Outcome: o.Outcome, Review: o.Review})
-		}
+		out = append(out, c)
 	}
-	return nil
+	return out, nil
 }
 
+// add counts one record's outcome into the report.
+func (rep *RematchReport) add(o fsm.Rematched) {
+	rep.Records++
+	switch {
+	case o.Err != nil:
+		rep.Refused++
+		return
+	case o.Gone:
+		rep.Gone++
+		return
+	case o.Kept:
+		rep.Kept++
+		return
+	case o.To == o.From:
+		rep.Unchanged++
+	case o.Outcome == mpi.OutcomeLinked:
+		rep.Linked++
+	default:
+		rep.SplitOff++
+	}
+	if o.Review != "" {
+		rep.Reviews[o.Review]++
+	}
+	if o.To != o.From || o.Review != "" {
+		rep.Changes = append(rep.Changes, RematchChange{Record: o.Record, From: o.From, To: o.To, Outcome: o.Outcome, Review: o.Review})
+	}
+}

@@ -3,6 +3,12 @@ package command
 //go:generate go run github.com/tinylib/msgp@v1.6.5 -file mpi.go -o mpi_gen.go -io=false -tests=false
 //msgp:tag json
 
+import (
+	"fmt"
+
+	"github.com/rls-hie/rls/raft/model"
+)
+
 // Master patient index maintenance commands, numbered from 20 (after the privacy
 // commands); the numbers are as permanent as those in command.go.
 const (
@@ -30,4 +36,24 @@ type MPIRematch struct {
 	Records          []string `json:"records"`
 	NewEUIDs         []string `json:"new_euids"`
 	DropLegacyBlocks bool     `json:"drop_legacy_blocks,omitempty"`
+}
+
+// Check holds the command to the limits: at most model.MaxBatchEntries records, one new
+// EUID for each, every key and EUID well formed.
+func (c *MPIRematch) Check() error {
+	if err := model.CheckCount("records", len(c.Records), model.MaxBatchEntries); err != nil {
+		return err
+	}
+	if len(c.NewEUIDs) != len(c.Records) {
+		return fmt.Errorf("%w: %d records but %d new EUIDs", model.ErrInvalid, len(c.Records), len(c.NewEUIDs))
+	}
+	for i := range c.Records {
+		if err := model.CheckRecordKey(fmt.Sprintf("records[%d]", i), c.Records[i]); err != nil {
+			return err
+		}
+		if err := model.CheckID(fmt.Sprintf("new_euids[%d]", i), c.NewEUIDs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
