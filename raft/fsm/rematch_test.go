@@ -2,8 +2,8 @@ package fsm
 
 import (
 	"encoding/json"
-	"os"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 
