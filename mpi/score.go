@@ -127,7 +127,9 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 	// One name mistyped on both records (Danoel, Darniel) is still one
 	// name for the generation rule.
 	nearName := sameName || g == givenFuzzyLow || (g == givenWeak && withinEdits(a.Given, b.Given, 2))
-	if sameBirth && (sameFamily || home) && g != missing {
+	// Names matched crosswise are one person's names entered in each
+	// other's place, which twins' are not.
+	if sameBirth && (sameFamily || home) && g != missing && !pl.swapped {
 		// Two names more than two keying errors apart are two names; a
 		// twin of the other sex may have a near one (Michael, Michelle):
 		// a sex mistyped together with a name misspelt is rarer.

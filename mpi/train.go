@@ -122,7 +122,7 @@ func Train(records []Record, base Config, opts TrainOptions) (Config, TrainStats
 	for i := range rWeights {
 		rWeights[i] = 1
 	}
-	u, uSupport := levelShares(rVecs, rWeights, u0, nil)
+	u, uSupport := unrelatedShares(rVecs, rWeights, u0)
 	var mSupport, hSupport [numFields][]float64
 	var shareH float64
 	for round := 0; round < 3; round++ {
@@ -140,7 +140,7 @@ func Train(records []Record, base Config, opts TrainOptions) (Config, TrainStats
 		for i := range rVecs {
 			rWeights[i] = 1 - posterior(&rVecs[i], w, rl, nil)
 		}
-		u, uSupport = levelShares(rVecs, rWeights, u0, nil)
+		u, uSupport = unrelatedShares(rVecs, rWeights, u0)
 	}
 
 	stats.Bounded = boundM(&m, base)
@@ -157,10 +157,17 @@ func Train(records []Record, base Config, opts TrainOptions) (Config, TrainStats
 		fw := FieldWeights{Field: base.Fields[f].Field}
 		for l, bl := range base.Fields[f].Levels {
 			lw := LevelWeight{Level: bl.Level, M: m[f][l], U: u[f][l], H: h[f][l]}
-			// A level seen too rarely among matches or non-matches keeps
-			// the base estimate: a handful of pairs says little.
-			if mSupport[f][l] < minSupport || uSupport[f][l] < minSupport {
+			// A level seen too rarely among matches keeps the base estimate:
+			// a handful of pairs says little. One that unrelated people almost
+			// never reach (the same street address, where people do not share
+			// homes) is estimated as half a pair of all those compared: the
+			// base value would credit the data with coincidences it never
+			// showed.
+			switch {
+			case mSupport[f][l] < minSupport:
 				lw.M, lw.U = bl.M, bl.U
+			case uSupport[f][l] < minSupport:
+				lw.U = max(uSupport[f][l], 0.5) / max(sum(uSupport[f]), 1)
 			}
 			if !householdLearned[f] || hSupport[f][l] < minSupport || uSupport[f][l] < minSupport {
 				lw.H = bl.H
@@ -244,6 +251,14 @@ type trainPass struct {
 	name     string
 	pairs    []int
 	excluded [numFields]bool
+}
+
+func sum(xs []float64) float64 {
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
 
 // minSupport is the least expected number of pairs at a level for its
@@ -416,6 +431,51 @@ func levelShares(vecs []pairLevels, weights []float64, prior [numFields][]float6
 	} else {
 		for k, i := range subset {
 			add(i, weights[k])
+		}
+	}
+	return sharesOf(support, prior), support
+}
+
+// unrelatedShares estimates u, each field's level distribution between
+// unrelated people, from random pairs weighted by their probability of
+// being different people; for each field it counts only the pairs that
+// plainly are unrelated on the other identifying fields (they disagree on
+// at least two of given name, family name and birth date, leaving the
+// field itself aside). Random pairs hold a few records of one person and of
+// one household, and at the rare levels (the same street address, the same
+// SSN) those few decide the estimate: a source whose people never share an
+// address would otherwise be credited with one person's duplicates as
+// chance agreements.
+func unrelatedShares(vecs []pairLevels, weights []float64, prior [numFields][]float64) (shares, support [numFields][]float64) {
+	for f := 0; f < numFields; f++ {
+		support[f] = make([]float64, len(prior[f]))
+	}
+	strong := [...]int{fGiven, fFamily, fBirth}
+	disagrees := func(pl *pairLevels, f int) bool {
+		switch f {
+		case fGiven:
+			return pl.level[f] == givenDisagree
+		case fFamily:
+			return pl.level[f] == familyDisagree
+		}
+		return pl.level[f] == birthDisagree
+	}
+	for i := range vecs {
+		pl := &vecs[i]
+		for f := 0; f < numFields; f++ {
+			l := pl.level[f]
+			if l == missing {
+				continue
+			}
+			apart := 0
+			for _, g := range strong {
+				if g != f && disagrees(pl, g) {
+					apart++
+				}
+			}
+			if apart >= 2 {
+				support[f][l] += weights[i]
+			}
 		}
 	}
 	return sharesOf(support, prior), support
