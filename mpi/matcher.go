@@ -770,7 +770,7 @@ func decide(cc *compiled, d *Decision, cands []Candidate) {
 			return
 		case b.odds >= cfg.Upper:
 			review = &ReviewItem{Reason: ReviewWeakEvidence, Score: b.Score, Candidates: []Candidate{b}}
-		case b.odds >= cfg.Lower || shared >= oddsToProbability(cfg.Upper):
+		case b.odds >= cfg.Lower || shared >= oddsToProbability(cfg.Lower):
 			var named []Candidate
 			for i := best; i < len(cands); i++ {
 				if c := &cands[i]; linkable(c) && (c.odds >= cfg.Lower || i == best || c.Probability >= 0.01) {

@@ -122,11 +122,22 @@ func TestStore(t *testing.T, newStore func(t *testing.T) mpi.Store) {
 		if err != nil || !ok || !reflect.DeepEqual(got, p) {
 			t.Fatalf("person round trip: %+v ok=%v err=%v", got, ok, err)
 		}
+		count := func(want int64) {
+			t.Helper()
+			if n, err := s.PersonCount(); err != nil || n != want {
+				t.Fatalf("person count %d (err %v), want %d", n, err, want)
+			}
+		}
+		count(1)
+		must(t, s.PutPerson(mpi.Person{EUID: "E1", Records: []mpi.RecordKey{"a|1"}})) // a replacement is no new person
+		must(t, s.PutPerson(mpi.Person{EUID: "E2", Records: []mpi.RecordKey{"c|3"}}))
+		count(2)
 		must(t, s.DeletePerson("E1"))
 		must(t, s.DeletePerson("E1"))
 		if _, ok, _ := s.Person("E1"); ok {
 			t.Fatal("deleted person still there")
 		}
+		count(1)
 	})
 	t.Run("terms", func(t *testing.T) {
 		s := newStore(t)
