@@ -47,6 +47,11 @@ type TrainResult struct {
 // it. It runs on the leader, from the leader's state.
 func (s *Server) train(w http.ResponseWriter, r *http.Request, rq *request) error {
 	start := time.Now()
+	// Train from everything committed, the configuration an operator just replaced
+	// included: the FSM commits its state in batches after it acknowledges.
+	if err := s.node.CatchUp(r.Context()); err != nil {
+		return err
+	}
 	var records []mpi.Record
 	var current mpi.Config
 	err := s.node.State().View(func(tx *state.Tx) error {

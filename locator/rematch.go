@@ -82,6 +82,9 @@ func (s *Server) rematch(w http.ResponseWriter, r *http.Request, rq *request) er
 		return fhir.Invalid("batch", "batch must be between 1 and %d", maxRematchBatch)
 	}
 	start := time.Now()
+	if err := s.node.CatchUp(r.Context()); err != nil {
+		return err
+	}
 	var keys []mpi.RecordKey
 	rep := RematchReport{DryRun: req.DryRun, Reviews: map[string]int{}, Changes: []RematchChange{}}
 	if err := s.node.State().View(func(tx *state.Tx) error {

@@ -119,8 +119,9 @@ func TestRematchLinksUnderTheNewConfigurationAndKeepsStewardDecisions(t *testing
 	a.commitOpen()
 	b.commitOpen()
 
-	if kept != 2 {
-		t.Errorf("%d records kept by a steward, want 2", kept)
+	// The steward's links pinned the records of both persons they touched.
+	if kept != 4 {
+		t.Errorf("%d records kept by a steward, want 4", kept)
 	}
 	err = a.store.View(func(tx *state.Tx) error {
 		euidOf := func(key string) string {
@@ -142,10 +143,17 @@ func TestRematchLinksUnderTheNewConfigurationAndKeepsStewardDecisions(t *testing
 			truePairs += n * (n - 1) / 2
 		}
 		err := tx.ForEachPerson(func(p mpi.Person) error {
-			n := int64(len(p.Records))
+			// The stranger the steward linked on purpose is left out of the count.
+			var keys []mpi.RecordKey
+			for _, k := range p.Records {
+				if string(k) != stranger {
+					keys = append(keys, k)
+				}
+			}
+			n := int64(len(keys))
 			predicted += n * (n - 1) / 2
 			counts := map[string]int64{}
-			for _, k := range p.Records {
+			for _, k := range keys {
 				counts[labelOf(rows, string(k))]++
 			}
 			for _, c := range counts {
@@ -236,4 +244,65 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestDuplicatePersonsReviewLinkMerges: a record that bridged two persons (one person split
+// in two) is linked to the best of them with a review item; resolving it as "link" merges
+// the other person in and keeps the three records together from then on.
+func TestDuplicatePersonsReviewLinkMerges(t *testing.T) {
+	f := newFSM(t)
+	w := &logWriter{t: t}
+	var log []*hraft.Log
+	var systems []string
+	for i := 0; i < 3; i++ {
+		p := testParticipant(200 + i)
+		systems = append(systems, p.IdentifierSystem)
+		log = append(log, w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p}))
+	}
+	rec := func(i int) command.PatientRecord {
+		return command.PatientRecord{System: systems[i], Value: fmt.Sprintf("M%d", i), Given: []string{"Mary"}, Family: "Jones",
+			BirthDate: "2011-01-22", Sex: "F", AddressLines: []string{"4309 Forest Court"}, PostalCode: "80255", Phones: []string{"3356042247"}}
+	}
+	strict := mpi.DefaultConfig()
+	strict.Version, strict.Upper = 1, 1000
+	loose := mpi.DefaultConfig()
+	loose.Version = 2
+	log = append(log,
+		w.entry(command.TypeMatchConfigSet, &command.MatchConfigSet{Config: mustJSON(t, strict)}),
+		w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{Record: rec(0), NewEUID: "E1"}}}),
+		w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{Record: rec(1), NewEUID: "E2"}}}),
+		w.entry(command.TypeMatchConfigSet, &command.MatchConfigSet{Config: mustJSON(t, loose)}),
+		w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{Record: rec(2), NewEUID: "E3"}}}))
+	res := f.ApplyBatch(log)
+	d := res[len(res)-1].(Response).Value.([]Registered)[0].Decision
+	if d.Outcome != mpi.OutcomeLinked || d.Review == nil || d.Review.Reason != mpi.ReviewDuplicatePersons {
+		t.Fatalf("bridging registration: %+v", d)
+	}
+	var seq uint64
+	f.commitOpen()
+	f.store.View(func(tx *state.Tx) error {
+		return tx.Reviews(func(e state.ReviewEntry) error {
+			if e.Item.Reason == mpi.ReviewDuplicatePersons {
+				seq = e.Seq
+			}
+			return nil
+		})
+	})
+	out := f.ApplyBatch([]*hraft.Log{w.entry(command.TypeReviewResolve, &command.ReviewResolve{Seq: seq, Decision: "link", Reason: "one person"})})
+	if r := out[0].(Response); r.Err != nil {
+		t.Fatalf("resolve: %v", r.Err)
+	}
+	f.commitOpen()
+	f.store.View(func(tx *state.Tx) error {
+		p, ok, err := tx.MPI().Person(d.EUID)
+		if err != nil || !ok || len(p.Records) != 3 {
+			t.Fatalf("after the merge, person %s: %+v %v %v", d.EUID, p, ok, err)
+		}
+		for _, k := range p.Records {
+			if pin, ok := tx.Pin(k); !ok || pin != d.EUID {
+				t.Errorf("record %s is not pinned to the merged person (%q)", k, pin)
+			}
+		}
+		return nil
+	})
 }
