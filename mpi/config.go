@@ -46,10 +46,11 @@ type Config struct {
 	// person's evidence, those agreements outweigh a different given name
 	// and birth date.
 	HouseholdRate float64 `json:"household_rate"`
-	// MaxBlockSize bounds the candidate list: a blocking key with more
-	// records than this is skipped (and named in the Decision), so a query
-	// never scans a block like "born 1970, family name code SM0" in a
-	// million-person index. The other passes still find true matches.
+	// MaxBlockSize bounds what a query reads of one block: a blocking key
+	// with more records than this is read through a window of MaxBlockSize
+	// records around the query's own sort value (named in the Decision), so
+	// a query never scans a block like "born 1970, family name code SM0" in
+	// a million-person index, and never skips it either.
 	MaxBlockSize int `json:"max_block_size"`
 	// MaxCandidateRecords bounds how many records a query scores: the
 	// records found through blocking are ranked by the blocking keys they

@@ -250,13 +250,14 @@ func EffectiveConfig(stored Config, ok bool) Config {
 	return c
 }
 
-// Register files a record and decides its link: it joins the best person at
-// or above the upper threshold unless another person scores within the
-// margin (then review); between the thresholds, or when a household rule
-// forbids the best link, it gets a new person and a review item; below, a
-// new person. A new person takes newEUID (the caller stamps IDs, as the
-// Raft leader does), except that a re-registered record whose old person
-// has no other record keeps that person's EUID.
+// Register files a record and decides its link (see decide): it joins the
+// best person when that person's posterior reaches the upper threshold with
+// identifying evidence, or the best of several persons that look like one
+// person split (with a review item for their merge); when the decision is
+// uncertain it gets a person of its own and a review item; otherwise a new
+// person. A new person takes newEUID (the caller stamps IDs, as the Raft
+// leader does), except that a re-registered record whose old person has no
+// other record keeps that person's EUID.
 //
 // Re-registering a known identifier replaces the record and decides its
 // link again. Register is deterministic for a given store content and
