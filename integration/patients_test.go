@@ -198,15 +198,20 @@ func TestConcurrentRegistrationsAtTwoNodesFormOnePerson(t *testing.T) {
 	c := NewCluster(t, Options{Nodes: 3})
 	tokA := c.addParticipant("hosp-a", "urn:oid:1.2.840.99.1")
 	tokB := c.addParticipant("hosp-b", "urn:oid:1.2.840.99.2")
+	// Twenty different people (the rounds must not be near-duplicates of each other, or
+	// they would compete as candidates): each round registers one of them twice.
+	given := []string{"Alexandra", "Beatrice", "Cordelia", "Dolores", "Evangeline", "Felicity", "Genevieve", "Henrietta",
+		"Isadora", "Josephine", "Katarina", "Lucinda", "Marisol", "Nadia", "Ophelia", "Penelope", "Rosalind", "Seraphina", "Theodora", "Valentina"}
+	streets := []string{"Elm", "Oak", "Birch", "Cedar", "Maple", "Willow", "Aspen", "Spruce", "Hawthorn", "Juniper"}
 	patient := func(system, mrn string, i int) map[string]any {
 		return map[string]any{
 			"resourceType": "Patient",
 			"identifier":   []any{map[string]any{"system": system, "value": mrn}},
-			"name":         []any{map[string]any{"family": fmt.Sprintf("Concurrent%c%c", 'a'+i%26, 'a'+i/26), "given": []string{"Alexandra"}}},
+			"name":         []any{map[string]any{"family": fmt.Sprintf("Concurrent%c%c", 'a'+i%26, 'a'+i/26), "given": []string{given[i]}}},
 			"birthDate":    fmt.Sprintf("19%02d-0%d-1%d", 40+i, 1+i%9, i%10),
 			"gender":       "female",
-			"telecom":      []any{map[string]any{"system": "phone", "value": fmt.Sprintf("555010%04d", i)}},
-			"address":      []any{map[string]any{"line": []string{fmt.Sprintf("%d Elm St", i)}, "city": "Salem", "postalCode": "97301"}},
+			"telecom":      []any{map[string]any{"system": "phone", "value": fmt.Sprintf("555%03d%04d", 100+7*i, 1000+37*i)}},
+			"address":      []any{map[string]any{"line": []string{fmt.Sprintf("%d %s St", 100+11*i, streets[i%len(streets)])}, "city": "Salem", "postalCode": "97301"}},
 		}
 	}
 	for i := 0; i < 20; i++ {

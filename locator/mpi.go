@@ -47,6 +47,11 @@ type TrainResult struct {
 // it. It runs on the leader, from the leader's state.
 func (s *Server) train(w http.ResponseWriter, r *http.Request, rq *request) error {
 	start := time.Now()
+	// Train from everything committed, the configuration an operator just replaced
+	// included: the FSM commits its state in batches after it acknowledges.
+	if err := s.node.CatchUp(r.Context()); err != nil {
+		return err
+	}
 	var records []mpi.Record
 	var current mpi.Config
 	err := s.node.State().View(func(tx *state.Tx) error {
@@ -54,10 +59,7 @@ func (s *Server) train(w http.ResponseWriter, r *http.Request, rq *request) erro
 		if err != nil {
 			return err
 		}
-		if !ok {
-			c = mpi.DefaultConfig()
-		}
-		current = c
+		current = mpi.EffectiveConfig(c, ok)
 		return tx.ForEachRecord(func(sr *mpi.StoredRecord) error {
 			records = append(records, sr.Record)
 			return nil

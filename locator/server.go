@@ -313,6 +313,7 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/mpi/config", access: admin, place: byConsistency, handle: s.matchConfig},
 		{method: "PUT", pattern: "/v1/mpi/config", access: admin, place: onLeader, handle: s.putMatchConfig},
 		{method: "POST", pattern: "/v1/mpi/train", access: admin, place: onLeader, audit: "mpi-train", handle: s.train},
+		{method: "POST", pattern: "/v1/mpi/rematch", access: admin, place: onLeader, audit: "mpi-rematch", handle: s.rematch},
 		{method: "GET", pattern: "/v1/mpi/explain", access: admin, place: byConsistency, audit: "mpi-explain", handle: s.explain},
 
 		{method: "POST", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-create", handle: s.createPatient},

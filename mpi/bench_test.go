@@ -309,7 +309,7 @@ func BenchmarkComparePair(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		pl := comparePair(cc, &norms[i%1000], &norms[(i*7+1)%1000])
-		if _, err := scoreLevels(cc, &pl, &norms[i%1000], nil); err != nil {
+		if _, err := scoreLevels(cc, &pl, &norms[i%1000], &norms[(i*7+1)%1000], nil); err != nil {
 			b.Fatal(err)
 		}
 	}

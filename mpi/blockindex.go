@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
+	"strings"
 )
 
 // blockIndex is MemStore's blocking index: blocking key → the sorted set of
-// record keys filed under it. It is laid out for an index of millions of
+// members filed under it (MemStore's members are sort value, 0x00, record
+// key; see memberOf). It is laid out for an index of millions of
 // records, where every random memory access costs hundreds of nanoseconds
 // and the garbage collector's cost grows with the number of pointers:
 //
@@ -82,40 +84,63 @@ func (x *blockIndex) isBlock(block string) func(regionRef) bool {
 	}
 }
 
-// members appends to buf the first limit members of a block.
-func (x *blockIndex) members(block string, limit int, buf []RecordKey) ([]RecordKey, bool) {
-	_, r, ok := x.find(block)
+// members appends to buf the record keys of a block's members, or of the
+// window of limit members around block.Sort (see Store.BlockMembers).
+func (x *blockIndex) members(block Block, limit int, buf []RecordKey) ([]RecordKey, bool) {
+	_, r, ok := x.find(block.Key)
 	if !ok {
 		return buf, true
 	}
-	return x.regionMembers(r, limit, buf)
+	return x.regionMembers(r, block.Sort, limit, buf)
 }
 
-// regionMembers appends to buf the first limit members of a block's region.
-func (x *blockIndex) regionMembers(r []byte, limit int, buf []RecordKey) ([]RecordKey, bool) {
+// regionMembers appends to buf the record keys of a region's members, all
+// of them when there are at most limit, else the window of limit members
+// around the position of at.
+func (x *blockIndex) regionMembers(r []byte, at string, limit int, buf []RecordKey) ([]RecordKey, bool) {
 	count := regionCount(r)
-	n := min(count, limit)
-	if n <= 0 {
-		return buf, count <= limit
+	if limit <= 0 {
+		return buf, count == 0
 	}
-	_, first := regionKey(r)
-	end := first
+	_, pos := regionKey(r)
+	skip := 0
+	if count > limit {
+		// The position at would take: members before at+0x00 sort lower
+		// (a member is its sort value, 0x00, its record key).
+		var atBuf [64]byte
+		probe := append(append(atBuf[:0], at...), 0)
+		p, scan := 0, pos
+		for ; p < count; p++ {
+			s, e := nextMember(r, scan)
+			if bytes.Compare(r[s:e], probe) >= 0 {
+				break
+			}
+			scan = e
+		}
+		skip = min(max(p-limit/2, 0), count-limit)
+	}
+	for i := 0; i < skip; i++ {
+		_, pos = nextMember(r, pos)
+	}
+	n := min(count-skip, limit)
+	first, end := pos, pos
 	for i := 0; i < n; i++ {
 		_, end = nextMember(r, end)
 	}
-	// One string for all the keys returned: the region's bytes change on
-	// the next insert, and a string must never change.
-	keys := string(r[first:end])
-	for pos := first; pos < end; {
-		s, e := nextMember(r, pos)
-		buf = append(buf, RecordKey(keys[s-first:e-first]))
-		pos = e
+	// One string for all the members returned: the region's bytes change
+	// on the next insert, and a string must never change.
+	all := string(r[first:end])
+	for p := first; p < end; {
+		s, e := nextMember(r, p)
+		m := all[s-first : e-first]
+		buf = append(buf, RecordKey(m[strings.IndexByte(m, 0)+1:]))
+		p = e
 	}
 	return buf, count <= limit
 }
 
-// add files key under block (idempotent).
-func (x *blockIndex) add(block string, key RecordKey) {
+// add files a member under block (idempotent).
+func (x *blockIndex) add(block string, key string) {
 	entry := uvarintLen(len(key)) + len(key)
 	ref, r, ok := x.find(block)
 	if !ok {
@@ -158,8 +183,9 @@ func (x *blockIndex) add(block string, key RecordKey) {
 	setRegionCount(r, regionCount(r)+1)
 }
 
-// del removes key from block (idempotent); a block left empty is released.
-func (x *blockIndex) del(block string, key RecordKey) {
+// del removes a member from block (idempotent); a block left empty is
+// released.
+func (x *blockIndex) del(block string, key string) {
 	ref, r, ok := x.find(block)
 	if !ok {
 		return

@@ -35,7 +35,7 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 				for b := 0; b < 60; b++ {
 					block := fmt.Sprintf("p:%d", b)
 					for _, limit := range []int{1, 7, 1 << 30} {
-						got, complete := x.members(block, limit, nil)
+						got, complete := x.members(Block{Key: block}, limit, nil)
 						w := want[block]
 						if len(w) > limit {
 							w = w[:limit]
@@ -54,7 +54,7 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 				keys := want[block]
 				i, found := slices.BinarySearch(keys, key)
 				if rng.IntN(3) == 0 {
-					x.del(block, key)
+					x.del(block, memberOf("", key))
 					if found {
 						if keys = slices.Delete(keys, i, i+1); len(keys) == 0 {
 							delete(want, block)
@@ -63,7 +63,7 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 						}
 					}
 				} else {
-					x.add(block, key)
+					x.add(block, memberOf("", key))
 					if !found {
 						want[block] = slices.Insert(keys, i, key)
 					}
@@ -81,10 +81,10 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 // as they were when the block's region is rewritten by later inserts.
 func TestBlockIndexReturnsStableKeys(t *testing.T) {
 	x := newBlockIndex()
-	x.add("b", "k2")
-	got, _ := x.members("b", 10, nil)
-	x.add("b", "k1")
-	x.del("b", "k2")
+	x.add("b", memberOf("", "k2"))
+	got, _ := x.members(Block{Key: "b"}, 10, nil)
+	x.add("b", memberOf("", "k1"))
+	x.del("b", memberOf("", "k2"))
 	if !slices.Equal(got, []RecordKey{"k2"}) {
 		t.Fatalf("keys read before a rewrite changed to %v", got)
 	}

@@ -1,6 +1,7 @@
 package mpi
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 )
@@ -10,25 +11,34 @@ import (
 // fields so that a true match survives any one field, and most pairs of
 // fields, being wrong:
 //
-//	db  birth year + month/day (sorted)     wrong names (marriage), day and month swapped
-//	fy  family-name code + birth year       wrong given name, month or day
-//	gd  formal given-name code + month/day  new family name and a wrong year
-//	gy  formal given-name code + birth year new family name, wrong month or day
-//	gf  both name codes (unordered)         wrong birth date, names swapped
-//	zn  postal code + any name code         wrong birth date and one name
-//	ns  any name code + street name code    wrong birth date, postal code, one name
-//	nc  any name code + city                wrong birth date, postal code, address
-//	ps  postal code + street name code      wrong names and birth date
-//	np  house number + postal code          wrong names, street spelling, birth date
-//	ad  house number + street name code     wrong names, birth date, postal code
-//	ssn full SSN                            everything else (movers who marry)
-//	ph  phone number                        everything else
-//	em  e-mail address                      everything else
+//	pass key                                survives                         sorted by
+//	db   birth year + month/day (sorted)    wrong names (marriage), d/m swap given name code
+//	fy   family-name code + birth year      wrong given name, month or day   month/day
+//	gd   formal given-name code + month/day new family name and a wrong year birth year
+//	gy   formal given-name code + birth year new family name, wrong month/day month/day
+//	gf   both name codes (unordered)        wrong birth date, names swapped  birth date
+//	zn   postal code + any name code        wrong birth date and one name    birth date
+//	ns   any name code + street name code   wrong birth date, postal, a name birth date
+//	nc   any name code + city               wrong birth date, postal, street birth date
+//	ps   postal code + street name code     wrong names and birth date       house number
+//	np   house number + postal code         wrong names, street, birth date  street code
+//	ad   house number + street name code    wrong names, birth date, postal  postal code
+//	ssn  full SSN                           everything else (movers who marry)
+//	ph   phone number                       everything else                  birth date
+//	em   e-mail address                     everything else
 //
 // "Any name code" files the given name's codes and the family name's under
 // the same key space, so a record with given and family swapped still
 // meets. Keys are "pass:value" strings; their byte order is their storage
 // order.
+//
+// Within a block records are kept in the order of a sort value, a field the
+// pass does not select on. A block that grows beyond Config.MaxBlockSize
+// (Mary Smith in a city of a million) is not skipped: the query reads the
+// MaxBlockSize records whose sort values lie nearest its own, a window of
+// the sorted block (the sorted-neighbourhood method of Hernández and
+// Stolfo), so every block costs a bounded read at any index size and a
+// person is still found through a common name when the sort field agrees.
 const (
 	passBirthDate       = "db"
 	passFamilyYear      = "fy"
@@ -48,6 +58,24 @@ const (
 	blockValueSeparator = "|"
 )
 
+// Block is one blocking key of a record and the record's sort value within
+// that block. A query reads a block around its own sort value.
+type Block struct {
+	Key  string `json:"k"`
+	Sort string `json:"s,omitempty"`
+}
+
+// UnmarshalJSON also reads the plain key strings of records stored before
+// blocks had sort values.
+func (b *Block) UnmarshalJSON(data []byte) error {
+	if len(data) > 0 && data[0] == '"' {
+		b.Sort = ""
+		return json.Unmarshal(data, &b.Key)
+	}
+	type plain Block
+	return json.Unmarshal(data, (*plain)(b))
+}
+
 // passConditions lists, for each blocking pass, the fields whose agreement
 // the pass itself selects (and fields that follow from them, such as city
 // and state from a postal code). EM training leaves those fields out when
@@ -58,20 +86,20 @@ var passConditions = []struct {
 	pass   string
 	fields []int
 }{
-	{passAddress, []int{fAddress, fCity, fState, fPostal, fPhone}},
+	{passAddress, []int{fLocation, fPhone}},
 	{passBirthDate, []int{fBirth}},
 	{passEmail, []int{fEmail}},
 	{passFamilyYear, []int{fFamily, fBirth}},
 	{passGivenMonthDay, []int{fGiven, fBirth}},
 	{passGivenYear, []int{fGiven, fBirth}},
 	{passNames, []int{fGiven, fFamily}},
-	{passNameCity, []int{fGiven, fFamily, fCity, fState, fPostal}},
-	{passNumberPostal, []int{fAddress, fCity, fState, fPostal, fPhone}},
-	{passNameStreet, []int{fGiven, fFamily, fAddress}},
-	{passPhone, []int{fPhone, fAddress, fCity, fState, fPostal}},
-	{passPostalStreet, []int{fAddress, fCity, fState, fPostal, fPhone}},
+	{passNameCity, []int{fGiven, fFamily, fLocation}},
+	{passNumberPostal, []int{fLocation, fPhone}},
+	{passNameStreet, []int{fGiven, fFamily, fLocation}},
+	{passPhone, []int{fPhone, fLocation}},
+	{passPostalStreet, []int{fLocation, fPhone}},
 	{passSSN, []int{fSSN}},
-	{passPostalName, []int{fGiven, fFamily, fCity, fState, fPostal}},
+	{passPostalName, []int{fGiven, fFamily, fLocation}},
 }
 
 // passOf returns the pass of a blocking key.
@@ -84,9 +112,10 @@ func passOf(key string) string {
 	return key
 }
 
-// BlockingKeys returns the blocking keys of a normalised record, sorted and
-// without duplicates. The keys share one allocation.
-func BlockingKeys(n *Normalized) []string {
+// BlockingKeys returns the blocking keys of a normalised record with its
+// sort value in each, sorted by key and without duplicate keys. The keys
+// share one allocation.
+func BlockingKeys(n *Normalized) []Block {
 	var kb keyBuilder
 	year, monthDay := "", ""
 	var monthDayBuf [4]byte
@@ -110,66 +139,73 @@ func BlockingKeys(n *Normalized) []string {
 	}
 	streetCodes = uniqueNonEmpty(streetCodes)
 
-	kb.add(passBirthDate, year, monthDay)
+	kb.add(passBirthDate, n.GivenCode, year, monthDay)
 	for _, fc := range familyCodes {
-		kb.add(passFamilyYear, fc, year)
+		kb.add(passFamilyYear, monthDay, fc, year)
 	}
 	for _, gc := range n.FormalCodes {
-		kb.add(passGivenMonthDay, gc, monthDay)
-		kb.add(passGivenYear, gc, year)
+		kb.add(passGivenMonthDay, year, gc, monthDay)
+		kb.add(passGivenYear, monthDay, gc, year)
 	}
 	if n.GivenCode != "" && n.FamilyCode != "" {
 		a, b := n.GivenCode, n.FamilyCode
 		if a > b {
 			a, b = b, a
 		}
-		kb.add(passNames, a, b)
+		kb.add(passNames, n.Birth, a, b)
 	}
 	for _, nc := range nameCodes {
-		kb.add(passPostalName, n.Postal, nc)
-		kb.add(passNameCity, nc, n.City)
+		kb.add(passPostalName, n.Birth, n.Postal, nc)
+		kb.add(passNameCity, n.Birth, nc, n.City)
 		for _, sc := range streetCodes {
-			kb.add(passNameStreet, nc, sc)
+			kb.add(passNameStreet, n.Birth, nc, sc)
+		}
+	}
+	houseNumber := ""
+	for _, a := range n.Addresses {
+		if a.Number != "" {
+			houseNumber = a.Number
+			break
 		}
 	}
 	for _, sc := range streetCodes {
-		kb.add(passPostalStreet, n.Postal, sc)
+		kb.add(passPostalStreet, houseNumber, n.Postal, sc)
 	}
 	for _, a := range n.Addresses {
 		if a.Number != "" {
-			kb.add(passNumberPostal, a.Number, n.Postal)
-			kb.add(passAddress, a.Number, a.StreetCode)
+			kb.add(passNumberPostal, a.StreetCode, a.Number, n.Postal)
+			kb.add(passAddress, n.Postal, a.Number, a.StreetCode)
 		}
 	}
-	kb.add(passSSN, n.SSN)
+	kb.add(passSSN, "", n.SSN)
 	for _, p := range n.Phones {
-		kb.add(passPhone, p)
+		kb.add(passPhone, n.Birth, p)
 	}
-	kb.add(passEmail, n.Email)
-	keys := kb.keys()
-	slices.Sort(keys)
-	return uniqueSorted(keys)
+	kb.add(passEmail, "", n.Email)
+	blocks := kb.blocks()
+	slices.SortFunc(blocks, func(a, b Block) int { return strings.Compare(a.Key, b.Key) })
+	return slices.CompactFunc(blocks, func(a, b Block) bool { return a.Key == b.Key })
 }
 
-// keyBuilder writes blocking keys into one buffer and cuts them out of one
-// string at the end: a record's thirty-odd keys cost two allocations, not
-// sixty.
+// keyBuilder writes blocking keys and sort values into one buffer and cuts
+// them out of one string at the end: a record's thirty-odd blocks cost two
+// allocations, not sixty.
 type keyBuilder struct {
 	buf  []byte
-	ends []int
+	ends []int // end of each key, then end of its sort value
 }
 
-// add writes the key "pass:part1|part2…", unless a part is empty (the
-// record has no value for a field the pass needs).
-func (kb *keyBuilder) add(pass string, parts ...string) {
+// add writes the key "pass:part1|part2…" with its sort value, unless a part
+// is empty (the record has no value for a field the pass needs).
+func (kb *keyBuilder) add(pass, sort string, parts ...string) {
 	for _, p := range parts {
 		if p == "" {
 			return
 		}
 	}
 	if kb.buf == nil {
-		kb.buf = make([]byte, 0, 512)
-		kb.ends = make([]int, 0, 48)
+		kb.buf = make([]byte, 0, 768)
+		kb.ends = make([]int, 0, 96)
 	}
 	kb.buf = append(kb.buf, pass...)
 	kb.buf = append(kb.buf, blockKeySeparator...)
@@ -180,17 +216,20 @@ func (kb *keyBuilder) add(pass string, parts ...string) {
 		kb.buf = append(kb.buf, p...)
 	}
 	kb.ends = append(kb.ends, len(kb.buf))
+	kb.buf = append(kb.buf, sort...)
+	kb.ends = append(kb.ends, len(kb.buf))
 }
 
-func (kb *keyBuilder) keys() []string {
+func (kb *keyBuilder) blocks() []Block {
 	all := string(kb.buf)
-	keys := make([]string, len(kb.ends))
+	out := make([]Block, len(kb.ends)/2)
 	start := 0
-	for i, end := range kb.ends {
-		keys[i] = all[start:end]
-		start = end
+	for i := range out {
+		keyEnd, sortEnd := kb.ends[2*i], kb.ends[2*i+1]
+		out[i] = Block{Key: all[start:keyEnd], Sort: all[keyEnd:sortEnd]}
+		start = sortEnd
 	}
-	return keys
+	return out
 }
 
 // streetCode is the phonetic code of the first word of a street name
@@ -210,16 +249,6 @@ func uniqueNonEmpty(list []string) []string {
 	for _, s := range list {
 		if s != "" && !containsString(out, s) {
 			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func uniqueSorted(keys []string) []string {
-	out := keys[:0]
-	for i, k := range keys {
-		if i == 0 || k != keys[i-1] {
-			out = append(out, k)
 		}
 	}
 	return out

@@ -1,6 +1,8 @@
 package mpi
 
 import (
+	"encoding/json"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -11,12 +13,12 @@ func sharedPasses(a, b Record) []string {
 	ka := BlockingKeys(nrm(a))
 	in := map[string]bool{}
 	for _, k := range ka {
-		in[k] = true
+		in[k.Key] = true
 	}
 	passes := map[string]bool{}
 	for _, k := range BlockingKeys(nrm(b)) {
-		if in[k] {
-			passes[passOf(k)] = true
+		if in[k.Key] {
+			passes[passOf(k.Key)] = true
 		}
 	}
 	var out []string
@@ -81,23 +83,29 @@ func contains(list []string, s string) bool {
 func TestBlockingKeysSortedUniqueAndKnown(t *testing.T) {
 	r := person("1", "Mary", "Ann", "Castro-Garcia", "1975-12-13", "F", "3972 View Ave", "93761", "2904435669", "")
 	r.AddressLines = append(r.AddressLines, "Apt 4")
-	keys := BlockingKeys(nrm(r))
-	if !sort.StringsAreSorted(keys) {
-		t.Errorf("keys not sorted: %v", keys)
+	blocks := BlockingKeys(nrm(r))
+	if !slices.IsSortedFunc(blocks, func(a, b Block) int { return strings.Compare(a.Key, b.Key) }) {
+		t.Errorf("blocks not sorted by key: %v", blocks)
 	}
 	known := map[string]bool{}
 	for _, pc := range passConditions {
 		known[pc.pass] = true
 	}
-	for i, k := range keys {
-		if i > 0 && keys[i-1] == k {
-			t.Errorf("duplicate key %s", k)
+	for i, b := range blocks {
+		if i > 0 && blocks[i-1].Key == b.Key {
+			t.Errorf("duplicate key %s", b.Key)
 		}
-		if !known[passOf(k)] {
-			t.Errorf("key %s of an unknown pass", k)
+		if !known[passOf(b.Key)] {
+			t.Errorf("key %s of an unknown pass", b.Key)
 		}
-		if strings.ContainsRune(k, 0) {
-			t.Errorf("key %q contains NUL, which the bbolt layout uses as a separator", k)
+		if strings.ContainsRune(b.Key+b.Sort, 0) {
+			t.Errorf("block %q contains NUL, which the store layouts use as a separator", b)
+		}
+	}
+	// A sort value is a field the pass does not select on.
+	for _, b := range blocks {
+		if p := passOf(b.Key); (p == passNameCity || p == passPostalName || p == passNames) && b.Sort != "19751213" {
+			t.Errorf("block %s sorts by %q, want the birth date", b.Key, b.Sort)
 		}
 	}
 	// A hyphenated family name blocks under each part too (Castro / Castro-Garcia).
@@ -106,5 +114,18 @@ func TestBlockingKeysSortedUniqueAndKnown(t *testing.T) {
 	}
 	if len(BlockingKeys(nrm(Record{}))) != 0 {
 		t.Error("an empty record has blocking keys")
+	}
+}
+
+// TestBlockJSONReadsPlainKeys checks that records stored before blocks had
+// sort values (a list of key strings) still decode.
+func TestBlockJSONReadsPlainKeys(t *testing.T) {
+	var sr StoredRecord
+	if err := json.Unmarshal([]byte(`{"key":"a|1","blocks":["db:1980|0101",{"k":"nc:SM0|x","s":"19800101"}]}`), &sr); err != nil {
+		t.Fatal(err)
+	}
+	want := []Block{{Key: "db:1980|0101"}, {Key: "nc:SM0|x", Sort: "19800101"}}
+	if !slices.Equal(sr.Blocks, want) {
+		t.Errorf("blocks %v, want %v", sr.Blocks, want)
 	}
 }

@@ -7,10 +7,7 @@ const (
 	fFamily
 	fBirth
 	fSex
-	fAddress
-	fCity
-	fState
-	fPostal
+	fLocation
 	fPhone
 	fEmail
 	fSSN
@@ -53,6 +50,7 @@ const (
 	birthExact int8 = iota
 	birthTransposed
 	birthTypo
+	birthYearTypo
 	birthOnePart
 	birthDisagree
 )
@@ -62,24 +60,17 @@ const (
 	disagree
 )
 
+// Location levels: address line, postal code, city and state are nested
+// (a street address lies in one ZIP, which lies in one city and state), so
+// they are one comparison scored at its most specific agreement, never four
+// pieces of evidence added up.
 const (
-	addressExact int8 = iota
-	addressFuzzyHigh
-	addressFuzzyLow
-	addressDisagree
-)
-
-const (
-	cityExact int8 = iota
-	cityFuzzy
-	cityDisagree
-)
-
-const (
-	postalExact int8 = iota
-	postalTypo
-	postalPrefix
-	postalDisagree
+	locationAddress int8 = iota
+	locationAddressFuzzy
+	locationPostal
+	locationCity
+	locationState
+	locationDisagree
 )
 
 const (
@@ -104,18 +95,15 @@ const (
 
 // levelNames names each field's levels, indexed like the constants above.
 var levelNames = [numFields][]string{
-	fGiven:   {"exact", "nickname", "fuzzy_high", "fuzzy_low", "initial", "weak", "disagree"},
-	fMiddle:  {"exact", "initial", "fuzzy", "disagree"},
-	fFamily:  {"exact", "part", "fuzzy_high", "fuzzy_low", "disagree"},
-	fBirth:   {"exact", "day_month_transposed", "one_digit", "one_part", "disagree"},
-	fSex:     {"agree", "disagree"},
-	fAddress: {"exact", "fuzzy_high", "fuzzy_low", "disagree"},
-	fCity:    {"exact", "fuzzy", "disagree"},
-	fState:   {"agree", "disagree"},
-	fPostal:  {"exact", "one_digit", "prefix3", "disagree"},
-	fPhone:   {"exact", "one_digit", "last7", "disagree"},
-	fEmail:   {"exact", "fuzzy", "disagree"},
-	fSSN:     {"exact", "one_char", "last4", "disagree"},
+	fGiven:    {"exact", "nickname", "fuzzy_high", "fuzzy_low", "initial", "weak", "disagree"},
+	fMiddle:   {"exact", "initial", "fuzzy", "disagree"},
+	fFamily:   {"exact", "part", "fuzzy_high", "fuzzy_low", "disagree"},
+	fBirth:    {"exact", "day_month_transposed", "one_digit", "year_one_digit", "one_part", "disagree"},
+	fSex:      {"agree", "disagree"},
+	fLocation: {"address", "address_fuzzy", "postal_code", "city", "state", "disagree"},
+	fPhone:    {"exact", "one_digit", "last7", "disagree"},
+	fEmail:    {"exact", "fuzzy", "disagree"},
+	fSSN:      {"exact", "one_char", "last4", "disagree"},
 }
 
 // Jaro–Winkler bands. 0.92 keeps one typo in a name of six or more letters
@@ -370,6 +358,50 @@ func withinOneEdit(a, b string) bool {
 	return false
 }
 
+// withinEdits reports whether a and b are at most k insertions, deletions,
+// substitutions or adjacent transpositions apart (optimal string alignment
+// distance), for the short strings names are; longer ones (over
+// maxEditLength bytes) count as further apart.
+func withinEdits(a, b string, k int) bool {
+	la, lb := len(a), len(b)
+	if la > maxEditLength || lb > maxEditLength {
+		return a == b
+	}
+	if d := la - lb; d > k || -d > k {
+		return false
+	}
+	// Three rows of the dynamic programme, on the stack.
+	var rows [3][maxEditLength + 1]int
+	prev2, prev, cur := &rows[0], &rows[1], &rows[2]
+	for j := 0; j <= lb; j++ {
+		prev[j] = j
+	}
+	for i := 1; i <= la; i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= lb; j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			v := min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				v = min(v, prev2[j-2]+1)
+			}
+			cur[j] = v
+			rowMin = min(rowMin, v)
+		}
+		if rowMin > k {
+			return false
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[lb] <= k
+}
+
+// maxEditLength bounds the strings withinEdits compares.
+const maxEditLength = 32
+
 // oneDeletion reports whether removing one byte of long gives short.
 func oneDeletion(long, short string) bool {
 	i := 0
@@ -428,7 +460,10 @@ func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB 
 	if (len(middleA) > 1 && middleA == gb) || (len(middleB) > 1 && middleB == ga) {
 		return givenFuzzyLow
 	}
-	if best >= jwDifferent {
+	// A short name one keying error away (Eva and Eav, Jim and Jm) may be
+	// the same name or another one: Jaro–Winkler cannot tell for three
+	// letters, and the weak level leaves it to the other fields.
+	if best >= jwDifferent || withinOneEdit(ga, gb) {
 		return givenWeak
 	}
 	return givenDisagree
@@ -503,7 +538,13 @@ func compareBirth(a, b *Normalized) int8 {
 		return birthTransposed
 	}
 	if withinOneEdit(a.Birth, b.Birth) {
-		return birthTypo
+		// A slip in the day or month keeps the year; one in the year may
+		// move it by decades (1970, 1930), which is also how a parent and a
+		// child of one name differ, so the two are weighed apart.
+		if a.BirthYear == b.BirthYear {
+			return birthTypo
+		}
+		return birthYearTypo
 	}
 	same := 0
 	if a.BirthYear == b.BirthYear {
@@ -530,6 +571,68 @@ func compareSex(a, b *Normalized) int8 {
 	}
 	return disagree
 }
+
+// compareLocation compares where two records live, at the most specific
+// level both records allow: the same street address (where ZIP, city and
+// state do not clearly contradict it), the same ZIP, the same city, the
+// same state, or a contradiction. A ZIP implies its city and state and a
+// street address its ZIP, so these are nested readings of one fact and are
+// weighed once.
+//
+// One typo or one wrong part is not a contradiction (a ZIP one digit off in
+// the same city, a suburb name in the city field with the right ZIP): a
+// place clashes when two of its parts disagree, or one disagrees and
+// nothing more precise agrees.
+func compareLocation(a, b *Normalized) int8 {
+	postal := comparePostal(a, b)
+	city := compareCity(a, b)
+	state := compareState(a, b)
+	postalAgrees := postal == postalExact || postal == postalTypo
+	cityAgrees := city == cityExact
+	clash := (postal == postalDisagree && (!cityAgrees || state == disagree)) ||
+		(city == cityDisagree && !postalAgrees) ||
+		(state == disagree && !postalAgrees && !cityAgrees)
+	placeKnown := postal != missing || city != missing || state != missing
+	switch addr := compareAddress(a, b); {
+	case clash:
+	case addr == addressExact:
+		return locationAddress
+	case addr == addressFuzzyHigh:
+		return locationAddressFuzzy
+	case !placeKnown && addr != missing:
+		return locationDisagree
+	}
+	switch {
+	case !placeKnown:
+		return missing
+	case postal == postalExact && !clash:
+		return locationPostal
+	case !clash && (cityAgrees || postal == postalTypo):
+		return locationCity
+	case state == agree && !cityAgrees && postal != postalExact:
+		return locationState
+	}
+	return locationDisagree
+}
+
+// Sub-levels of the location comparison.
+const (
+	addressExact int8 = iota
+	addressFuzzyHigh
+	addressFuzzyLow
+	addressDisagree
+)
+
+const (
+	cityExact int8 = iota
+	cityDisagree
+)
+
+const (
+	postalExact int8 = iota
+	postalTypo
+	postalDisagree
+)
 
 func compareAddress(a, b *Normalized) int8 {
 	if len(a.Addresses) == 0 || len(b.Addresses) == 0 {
@@ -558,9 +661,13 @@ func compareAddressLine(x, y *AddressLine) int8 {
 	}
 	streetJW := jaroWinklerAtLeast(x.Street, y.Street, jwLow)
 	if x.Number != "" && y.Number != "" && x.Number != y.Number {
-		// Another house: on the same street it is a neighbour or a typo in
-		// the number, which EM weighs as one level.
-		if streetJW >= 0.9 {
+		// Another house number: one keying error away on the same street
+		// it is most likely the same home mistyped; further off, a
+		// neighbour.
+		switch {
+		case x.Street == y.Street && withinOneEdit(x.Number, y.Number):
+			return addressFuzzyHigh
+		case streetJW >= 0.9:
 			return addressFuzzyLow
 		}
 		return addressDisagree
@@ -574,15 +681,13 @@ func compareAddressLine(x, y *AddressLine) int8 {
 	return addressDisagree
 }
 
+// compareCity reads a city one typo away as the same city (Springfeld).
 func compareCity(a, b *Normalized) int8 {
 	if a.City == "" || b.City == "" {
 		return missing
 	}
-	if a.City == b.City {
+	if a.City == b.City || jaroWinklerAtLeast(a.City, b.City, 0.9) >= 0.9 {
 		return cityExact
-	}
-	if jaroWinklerAtLeast(a.City, b.City, 0.9) >= 0.9 {
-		return cityFuzzy
 	}
 	return cityDisagree
 }
@@ -606,8 +711,6 @@ func comparePostal(a, b *Normalized) int8 {
 		return postalExact
 	case len(a.Postal) == len(b.Postal) && withinOneEdit(a.Postal, b.Postal):
 		return postalTypo
-	case len(a.Postal) >= 3 && len(b.Postal) >= 3 && a.Postal[:3] == b.Postal[:3]:
-		return postalPrefix
 	}
 	return postalDisagree
 }

@@ -10,15 +10,21 @@
 //     generational suffixes, phone digits, 5-digit postal codes, street
 //     suffix abbreviations;
 //   - blocking: several passes of blocking keys ([BlockingKeys]) so that a true
-//     match survives any one field being wrong, read from an index in the
-//     [Store] rather than by scanning every person;
-//   - comparison of each field into agreement levels and Fellegi–Sunter
-//     scoring (log2 likelihood ratios from the replicated [Config]), with
-//     term-frequency adjustment, missing values neutral, and household rules
-//     (twins, junior/senior) that forbid a link;
-//   - the decision against upper and lower thresholds with an ambiguity margin
+//     match survives any one field being wrong, read from a sorted index in the
+//     [Store] (an oversized block through a window around the record's own
+//     sort value) rather than by scanning every person;
+//   - comparison of each field into agreement levels (address, ZIP, city and
+//     state as one nested location comparison) and scoring as posterior log2
+//     odds: Fellegi–Sunter evidence from the replicated [Config] with
+//     term-frequency adjustment, the prior of one person among those indexed,
+//     and for records that share a home the household reading weighed
+//     against it; missing values neutral; household rules (twins,
+//     junior/senior) that forbid a link;
+//   - the decision on the posterior of the best candidate against the others
+//     and nobody, with identifying evidence required for a link
 //     ([Matcher.Register], [Matcher.Match], [Matcher.Explain]);
-//   - EM estimation of m and u from unlabelled records ([Train]).
+//   - EM estimation of m, u and the household distribution from unlabelled
+//     records ([Train]).
 //
 // All state lives behind the small key/value-shaped [Store] interface so that
 // the same code runs inside the Raft FSM over a bbolt transaction and over

@@ -34,15 +34,29 @@ const (
 // Candidate is a person scored against a record: the best score over the
 // person's records and the record that gave it.
 type Candidate struct {
-	EUID   string    `json:"euid"`
-	Score  float64   `json:"score"`
-	Record RecordKey `json:"record"`
-	// Grade is certain (at or above the upper threshold), probable (at or
-	// above the lower one), possible, or certainly-not (household conflict).
+	EUID string `json:"euid"`
+	// Score is the log2 odds that the record is this person rather than
+	// somebody not in the index: the evidence of the best-scoring record
+	// pair (a sum of log2 likelihood ratios) plus the prior of one person
+	// among those indexed.
+	Score float64 `json:"score"`
+	// Probability is the posterior probability that the record is this
+	// person, weighed against every other candidate and against nobody in
+	// the index (0 for a person a household rule excludes).
+	Probability float64   `json:"probability"`
+	Record      RecordKey `json:"record"`
+	// Grade is certain (posterior log2 odds at or above the upper threshold,
+	// with identifying evidence), probable (at or above the lower one),
+	// possible, or certainly-not (household conflict).
 	Grade string `json:"grade"`
 	// Household names the rule that forbids linking to this person, if any
 	// of its records conflicts with the query (see Explanation.Household).
 	Household string `json:"household,omitempty"`
+
+	// odds is the posterior log2 odds of Probability; identifying whether
+	// the best record pair shares identifying evidence (see identifying).
+	odds        float64
+	identifying bool
 }
 
 // Decision is the result of registering a record. It is deterministic and
@@ -54,8 +68,9 @@ type Decision struct {
 	// EUID is the person the record now belongs to.
 	EUID string `json:"euid"`
 	// Score is the best score of a person the record could link to (0 when
-	// there was none).
-	Score float64 `json:"score"`
+	// there was none), and Probability that person's posterior probability.
+	Score       float64 `json:"score"`
+	Probability float64 `json:"probability"`
 	// Candidates are the best-scoring persons, best first (ties by EUID), at
 	// most Config.MaxCandidates, including those a household rule excluded.
 	Candidates []Candidate `json:"candidates"`
@@ -66,9 +81,10 @@ type Decision struct {
 	// belonged to before.
 	Updated      bool   `json:"updated,omitempty"`
 	PreviousEUID string `json:"previous_euid,omitempty"`
-	// SkippedBlocks are blocking keys with more than Config.MaxBlockSize
-	// records, which were not searched.
-	SkippedBlocks []string `json:"skipped_blocks,omitempty"`
+	// WindowedBlocks are blocking keys with more than Config.MaxBlockSize
+	// records, of which only the window nearest the record's sort value
+	// was searched.
+	WindowedBlocks []string `json:"windowed_blocks,omitempty"`
 	// CandidateRecords is how many records were scored; UnscoredRecords
 	// how many more blocking found beyond Config.MaxCandidateRecords.
 	CandidateRecords int    `json:"candidate_records"`
@@ -205,25 +221,43 @@ func (m *Matcher) putScratch(sc *scratch) {
 func NewMatcher() *Matcher { return &Matcher{} }
 
 // loadConfig reads and compiles the configuration stored in s, or the
-// default one when none is stored.
+// default one when none is stored or the stored one was made for another
+// scoring model (an index from an earlier release, until it is trained
+// again: every node of one release reads the same default).
 func loadConfig(s Store) (*compiled, error) {
 	cfg, ok, err := s.Config()
 	if err != nil {
 		return nil, fmt.Errorf("read match configuration: %w", err)
 	}
-	if !ok {
+	if !ok || cfg.Model != ScoringModel {
 		return defaultCompiled, nil
 	}
 	return compile(&cfg)
 }
 
-// Register files a record and decides its link: it joins the best person at
-// or above the upper threshold unless another person scores within the
-// margin (then review); between the thresholds, or when a household rule
-// forbids the best link, it gets a new person and a review item; below, a
-// new person. A new person takes newEUID (the caller stamps IDs, as the
-// Raft leader does), except that a re-registered record whose old person
-// has no other record keeps that person's EUID.
+// EffectiveConfig is the configuration a store's matcher decides with,
+// given what the store holds: the stored one, or DefaultConfig when none is
+// stored or it was made for another scoring model (then with the stored
+// version, so a configuration trained from it still goes up).
+func EffectiveConfig(stored Config, ok bool) Config {
+	if ok && stored.Model == ScoringModel {
+		return stored
+	}
+	c := DefaultConfig()
+	if ok {
+		c.Version = stored.Version
+	}
+	return c
+}
+
+// Register files a record and decides its link (see decide): it joins the
+// best person when that person's posterior reaches the upper threshold with
+// identifying evidence, or the best of several persons that look like one
+// person split (with a review item for their merge); when the decision is
+// uncertain it gets a person of its own and a review item; otherwise a new
+// person. A new person takes newEUID (the caller stamps IDs, as the Raft
+// leader does), except that a re-registered record whose old person has no
+// other record keeps that person's EUID.
 //
 // Re-registering a known identifier replaces the record and decides its
 // link again. Register is deterministic for a given store content and
@@ -266,6 +300,9 @@ func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error
 		return Decision{}, fmt.Errorf("register %s: %w", key, err)
 	}
 	decide(cc, &d, cands)
+	if err := m.bridgeSplitPerson(s, cc, &d, cands); err != nil {
+		return Decision{}, fmt.Errorf("register %s: %w", key, err)
+	}
 	if d.Outcome != OutcomeLinked {
 		d.EUID = reuseEUID
 		if d.EUID == "" {
@@ -380,7 +417,7 @@ func normOf(sr *StoredRecord) *Normalized {
 // hundred), and sharing several keys outranks sharing one. The arithmetic
 // is in integers and ties go to key order, so the ranking is the same on
 // every node.
-func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []string, self RecordKey, d *Decision) ([]Candidate, error) {
+func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Block, self RecordKey, d *Decision) ([]Candidate, error) {
 	sc := m.getScratch()
 	defer m.putScratch(sc)
 	if err := readBlocks(s, blocks, cc.cfg.MaxBlockSize, sc); err != nil {
@@ -392,8 +429,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		members := sc.members[start:sc.ends[i]]
 		start = sc.ends[i]
 		if !sc.complete[i] {
-			d.SkippedBlocks = append(d.SkippedBlocks, block)
-			continue
+			d.WindowedBlocks = append(d.WindowedBlocks, block.Key)
 		}
 		if len(members) == 0 {
 			continue
@@ -453,6 +489,10 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		return nil, err
 	}
 	tf := storeTF(s, cc)
+	pri, err := loadPriors(s, cc)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Candidate, 0, len(euids))
 	for i, euid := range euids {
 		p := &persons[i]
@@ -479,13 +519,14 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 				}
 			}
 			d.CandidateRecords++
-			pl := comparePair(cc, n, normOf(sr))
-			score, err := scoreLevels(cc, &pl, n, tf)
+			other := normOf(sr)
+			pl := comparePair(cc, n, other)
+			score, err := pri.pairScore(cc, &pl, n, other, tf)
 			if err != nil {
 				return nil, err
 			}
 			if score > c.Score {
-				c.Score, c.Record = score, rk
+				c.Score, c.Record, c.identifying = score, rk, identifying(&pl)
 			}
 			if pl.household != "" && c.Household == "" {
 				c.Household = pl.household
@@ -494,7 +535,6 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		if scored == 0 {
 			continue
 		}
-		c.Grade = grade(cc, &c)
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Candidate) int {
@@ -506,12 +546,130 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []stri
 		}
 		return strings.Compare(a.EUID, b.EUID)
 	})
+	posteriors(cc, out)
 	return out, nil
+}
+
+// priors are the prior log2 odds of a decision, for an index of N persons
+// (at least MinPriorPersons): match is log2(π/(1-π)) - log2 N, that the
+// record is one given indexed person rather than somebody not in the index;
+// household is log2 κ - log2 N - log2(1-π), that it is a member of that
+// person's household rather than somebody unrelated.
+type priors struct {
+	match, household float64
+}
+
+func loadPriors(s Store, cc *compiled) (priors, error) {
+	n, err := s.PersonCount()
+	if err != nil {
+		return priors{}, fmt.Errorf("count persons: %w", err)
+	}
+	logN := math.Log2(float64(max(n, int64(cc.cfg.MinPriorPersons))))
+	pi := cc.cfg.PriorMatchShare
+	return priors{
+		match:     math.Log2(pi) - math.Log2(1-pi) - logN,
+		household: math.Log2(cc.cfg.HouseholdRate) - logN - math.Log2(1-pi),
+	}, nil
+}
+
+// pairScore is the log2 odds that record a is the person of record b: the
+// pair's evidence, the prior, and for records that share a home the
+// household reading weighed against it (log2(1 + κ/(N(1-π))·H/U): a pair
+// that agrees on the home and little else is a household, not a person).
+// Adjustments of a level's weight for the values compared (how common a
+// name is) correct U, the chance of an agreement, and so apply to H/U as
+// they do to M/U.
+func (p priors) pairScore(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) (float64, error) {
+	mu, hu, err := pairEvidence(cc, pl, a, b, tf)
+	if err != nil {
+		return 0, err
+	}
+	score := mu + p.match
+	if sharesHome(pl) && !math.IsInf(p.household, -1) {
+		x := p.household + hu
+		// log2(1 + 2^x), without overflow for large x
+		if x > 0 {
+			score -= x + math.Log2(1+math.Exp2(-x))
+		} else {
+			score -= math.Log2(1 + math.Exp2(x))
+		}
+	}
+	return score, nil
+}
+
+// pairEvidence returns log2(M/U) and log2(H/U) of a pair, in field order,
+// each with the adjustments of the values compared.
+func pairEvidence(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) (mu, hu float64, err error) {
+	for f := 0; f < numFields; f++ {
+		l := pl.level[f]
+		if l == missing {
+			continue
+		}
+		adj, err := adjustment(cc, pl, f, a, b, tf)
+		if err != nil {
+			return 0, 0, err
+		}
+		mu += cc.weights[f][l] + adj
+		hu += cc.household[f][l] + adj
+	}
+	return mu, hu, nil
+}
+
+// posteriors sets each candidate's Probability and Grade from the scores of
+// them all (sorted best first): the probability that the record is that
+// person, against every other candidate and against nobody in the index.
+// A candidate a household rule excludes cannot be the person and takes no
+// share. Sums run in the candidates' order, the same on every node.
+func posteriors(cc *compiled, cands []Candidate) {
+	// Scores are shifted by the best one before exponentiation so that no
+	// term overflows, however strong the evidence.
+	top := 0.0
+	for i := range cands {
+		if cands[i].Household == "" {
+			top = max(top, cands[i].Score)
+			break
+		}
+	}
+	total := math.Exp2(-top) // nobody in the index
+	for i := range cands {
+		if cands[i].Household == "" {
+			total += math.Exp2(cands[i].Score - top)
+		}
+	}
+	for i := range cands {
+		c := &cands[i]
+		if c.Household == "" {
+			c.Probability = math.Exp2(c.Score-top) / total
+			c.odds = c.Score - top - math.Log2(total-math.Exp2(c.Score-top))
+		} else {
+			c.odds = math.Inf(-1)
+		}
+		c.Grade = grade(cc, c)
+	}
+}
+
+// identifying reports whether a pair agrees on something that tells one
+// person from another beyond a name and a place: a birth date (at most one
+// keying error away), a social security number, an e-mail address, a phone
+// number or a street address. Given name, family name and town are shared
+// by too many people for a link to rest on them alone, however the weights
+// were estimated.
+func identifying(pl *pairLevels) bool {
+	switch pl.level[fBirth] {
+	case birthExact, birthTransposed, birthTypo, birthYearTypo:
+		return true
+	}
+	switch pl.level[fSSN] {
+	case ssnExact, ssnTypo:
+		return true
+	}
+	return pl.level[fEmail] == emailExact || pl.level[fPhone] == phoneExact ||
+		pl.level[fLocation] == locationAddress || pl.level[fLocation] == locationAddressFuzzy
 }
 
 // readBlocks reads the members of every block into sc.members, block i's
 // ending at sc.ends[i], through BatchReader when the store has it.
-func readBlocks(s Store, blocks []string, limit int, sc *scratch) error {
+func readBlocks(s Store, blocks []Block, limit int, sc *scratch) error {
 	members, ends, complete := sc.members[:0], sc.ends[:0], sc.complete[:0]
 	defer func() { sc.members, sc.ends, sc.complete = members, ends, complete }()
 	if br, ok := s.(BatchReader); ok {
@@ -525,7 +683,7 @@ func readBlocks(s Store, blocks []string, limit int, sc *scratch) error {
 		var c bool
 		var err error
 		if members, c, err = s.BlockMembers(block, limit, members); err != nil {
-			return fmt.Errorf("read block %s: %w", block, err)
+			return fmt.Errorf("read block %s: %w", block.Key, err)
 		}
 		ends, complete = append(ends, len(members)), append(complete, c)
 	}
@@ -576,17 +734,21 @@ func grade(cc *compiled, c *Candidate) string {
 	switch {
 	case c.Household != "":
 		return GradeCertainlyNot
-	case c.Score >= cc.cfg.Upper:
+	case c.odds >= cc.cfg.Upper && c.identifying:
 		return GradeCertain
-	case c.Score >= cc.cfg.Lower:
+	case c.odds >= cc.cfg.Lower:
 		return GradeProbable
 	}
 	return GradePossible
 }
 
-// decide applies the thresholds, the ambiguity margin and the household
-// rules to the scored candidates (sorted best first). The common outcomes
-// (linked, new) allocate nothing.
+// decide links the record to the best candidate when its posterior log2
+// odds reach Upper and the pair shares identifying evidence; sends it to
+// review (with a person of its own) when the best candidate reaches Lower,
+// when the candidates together are likely though none alone is, when the
+// evidence is strong but not identifying, or when a household rule forbids
+// a strong candidate; and otherwise gives it a new person. The common
+// outcomes (linked, new) allocate nothing.
 func decide(cc *compiled, d *Decision, cands []Candidate) {
 	cfg := cc.cfg
 	d.Candidates = cands
@@ -598,28 +760,29 @@ func decide(cc *compiled, d *Decision, cands []Candidate) {
 	var review *ReviewItem
 	if best := slices.IndexFunc(cands, func(c Candidate) bool { return linkable(&c) }); best >= 0 {
 		b := cands[best]
-		d.Score = b.Score
+		d.Score, d.Probability = b.Score, b.Probability
+		shared := 0.0 // the probability that the record is one of the candidates
+		for i := range cands {
+			shared += cands[i].Probability
+		}
 		switch {
-		case b.Score >= cfg.Upper:
-			var close []Candidate
-			for i := best + 1; i < len(cands); i++ {
-				if c := &cands[i]; linkable(c) && c.Score >= b.Score-cfg.Margin {
-					close = append(close, *c)
-				}
-			}
-			if len(close) == 0 {
-				d.Outcome, d.EUID = OutcomeLinked, b.EUID
-				return
-			}
-			review = &ReviewItem{Reason: ReviewAmbiguous, Score: b.Score, Candidates: append([]Candidate{b}, close...)}
-		case b.Score >= cfg.Lower:
+		case b.odds >= cfg.Upper && b.identifying:
+			d.Outcome, d.EUID = OutcomeLinked, b.EUID
+			return
+		case b.odds >= cfg.Upper:
+			review = &ReviewItem{Reason: ReviewWeakEvidence, Score: b.Score, Candidates: []Candidate{b}}
+		case b.odds >= cfg.Lower || shared >= oddsToProbability(cfg.Lower):
 			var named []Candidate
 			for i := best; i < len(cands); i++ {
-				if c := &cands[i]; linkable(c) && c.Score >= cfg.Lower {
+				if c := &cands[i]; linkable(c) && (c.odds >= cfg.Lower || i == best || c.Probability >= 0.01) {
 					named = append(named, *c)
 				}
 			}
-			review = &ReviewItem{Reason: ReviewBetweenThresholds, Score: b.Score, Candidates: named}
+			reason := ReviewBetweenThresholds
+			if len(named) > 1 && b.odds < cfg.Lower {
+				reason = ReviewAmbiguous
+			}
+			review = &ReviewItem{Reason: reason, Score: b.Score, Candidates: named}
 		}
 	}
 	for i := range cands {
@@ -639,6 +802,69 @@ func decide(cc *compiled, d *Decision, cands []Candidate) {
 	}
 }
 
+// bridgeSplitPerson handles a record that is surely one of several
+// persons who are themselves one person split in two: each candidate alone
+// is strong (at or above Upper against a new person, with identifying
+// evidence) and together they reach Upper, but they share the probability
+// between them, so decide sent the record to review. Founding yet another
+// person would split the person a third time. Instead the record links to
+// the best of them and a review item asks a steward to merge the others
+// into it. The others must look like the best one themselves (their
+// records score at least Lower against each other, prior included) and no
+// household rule may keep them apart.
+func (m *Matcher) bridgeSplitPerson(s Store, cc *compiled, d *Decision, cands []Candidate) error {
+	cfg := cc.cfg
+	if d.Review == nil || (d.Review.Reason != ReviewBetweenThresholds && d.Review.Reason != ReviewAmbiguous) {
+		return nil
+	}
+	var strong []Candidate
+	together := 0.0
+	for _, c := range cands {
+		if c.Household == "" && c.identifying && c.Score >= cfg.Upper {
+			strong = append(strong, c)
+			together += c.Probability
+		}
+	}
+	if len(strong) < 2 || together < oddsToProbability(cfg.Upper) {
+		return nil
+	}
+	best, err := s.Record(strong[0].Record)
+	if err != nil || best == nil {
+		return fmt.Errorf("read record %s: %w", strong[0].Record, notFound(err))
+	}
+	pri, err := loadPriors(s, cc)
+	if err != nil {
+		return err
+	}
+	tf := storeTF(s, cc)
+	others := strong[1:]
+	for _, c := range others {
+		other, err := s.Record(c.Record)
+		if err != nil || other == nil {
+			return fmt.Errorf("read record %s: %w", c.Record, notFound(err))
+		}
+		a, b := normOf(best), normOf(other)
+		pl := comparePair(cc, a, b)
+		if pl.household != "" {
+			return nil
+		}
+		if score, err := pri.pairScore(cc, &pl, a, b, tf); err != nil {
+			return err
+		} else if score < cfg.Lower {
+			return nil
+		}
+	}
+	if len(others) > cfg.MaxCandidates {
+		others = others[:cfg.MaxCandidates]
+	}
+	d.Outcome, d.EUID = OutcomeLinked, strong[0].EUID
+	d.Review = &ReviewItem{Record: d.Record, Reason: ReviewDuplicatePersons, Score: strong[0].Score, Candidates: others, ConfigVersion: cfg.Version}
+	return nil
+}
+
+// oddsToProbability converts log2 odds to a probability.
+func oddsToProbability(logOdds float64) float64 { return 1 / (1 + math.Exp2(-logOdds)) }
+
 // attach writes a record and files it under its blocking keys, its term
 // counts and its person.
 func attach(s Store, sr *StoredRecord) error {
@@ -647,7 +873,7 @@ func attach(s Store, sr *StoredRecord) error {
 	}
 	for _, b := range sr.Blocks {
 		if err := s.AddToBlock(b, sr.Key); err != nil {
-			return fmt.Errorf("write block %s: %w", b, err)
+			return fmt.Errorf("write block %s: %w", b.Key, err)
 		}
 	}
 	if err := addTerms(s, &sr.Norm, 1); err != nil {
@@ -677,7 +903,7 @@ func attach(s Store, sr *StoredRecord) error {
 func detach(s Store, sr *StoredRecord) (bool, error) {
 	for _, b := range sr.Blocks {
 		if err := s.RemoveFromBlock(b, sr.Key); err != nil {
-			return false, fmt.Errorf("remove from block %s: %w", b, err)
+			return false, fmt.Errorf("remove from block %s: %w", b.Key, err)
 		}
 	}
 	if err := addTerms(s, &sr.Norm, -1); err != nil {

@@ -69,28 +69,63 @@ func TestRegisterBetweenThresholdsGoesToReview(t *testing.T) {
 	}
 }
 
-func TestAmbiguousMatchIsNeverLinked(t *testing.T) {
+// TestSplitPersonIsBridged: a record that matches two persons who are
+// themselves one person split in two joins the best of them, and a review
+// item asks for their merge, instead of founding a third person.
+func TestSplitPersonIsBridged(t *testing.T) {
 	m := NewMatcher()
 	s := NewMemStore()
-	// Two persons that look alike exist already (e.g. a duplicate nobody merged yet).
+	// Two persons that look alike exist already (a duplicate nobody merged yet).
 	r1 := person("A1", "Mary", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", "")
 	r2 := r1
 	r2.System = "urn:other"
-	cfg := DefaultConfig()
-	cfg.Upper = 1000 // keep them apart while setting up
-	if err := s.PutConfig(cfg); err != nil {
-		t.Fatal(err)
-	}
-	register(t, m, s, r1, "E1")
-	register(t, m, s, r2, "E2")
-	if err := s.PutConfig(DefaultConfig()); err != nil {
-		t.Fatal(err)
-	}
+	keptApart(t, s, func() {
+		register(t, m, s, r1, "E1")
+		register(t, m, s, r2, "E2")
+	})
 	r3 := r1
 	r3.System = "urn:third"
 	d := register(t, m, s, r3, "E3")
+	if d.Outcome != OutcomeLinked || d.EUID != "E1" || d.Review == nil || d.Review.Reason != ReviewDuplicatePersons ||
+		len(d.Review.Candidates) != 1 || d.Review.Candidates[0].EUID != "E2" || d.Review.EUID != "E1" {
+		t.Fatalf("bridging record: %+v", d)
+	}
+	if got := s.Reviews(); len(got) == 0 || got[len(got)-1].Reason != ReviewDuplicatePersons {
+		t.Fatalf("review queue %+v", got)
+	}
+}
+
+// TestAmbiguousBetweenTwinsIsNeverLinked: a record that matches two persons
+// who are twins of each other (it names neither's given name) is not
+// linked to either.
+func TestAmbiguousBetweenTwinsIsNeverLinked(t *testing.T) {
+	m := NewMatcher()
+	s := NewMemStore()
+	mary := person("A1", "Mary", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", "")
+	judith := person("A2", "Judith", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", "")
+	keptApart(t, s, func() {
+		register(t, m, s, mary, "E1")
+		register(t, m, s, judith, "E2")
+	})
+	unnamed := mary
+	unnamed.System, unnamed.Given = "urn:third", nil
+	d := register(t, m, s, unnamed, "E3")
 	if d.Outcome != OutcomeReview || d.EUID != "E3" || d.Review.Reason != ReviewAmbiguous || len(d.Review.Candidates) != 2 {
 		t.Fatalf("ambiguous record: %+v", d)
+	}
+}
+
+// keptApart runs setup with linking turned off.
+func keptApart(t *testing.T, s *MemStore, setup func()) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Upper = 1000
+	if err := s.PutConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	setup()
+	if err := s.PutConfig(DefaultConfig()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -105,8 +140,8 @@ func TestTwinsAndJuniorsAreNotLinked(t *testing.T) {
 	if len(d.Candidates) != 1 || d.Candidates[0].Household != HouseholdTwin || d.Candidates[0].Grade != GradeCertainlyNot {
 		t.Fatalf("twin candidate: %+v", d.Candidates)
 	}
-	if d.Review == nil || d.Review.Reason != ReviewHousehold {
-		t.Fatalf("a forbidden strong match should be reviewed: %+v", d)
+	if d.Candidates[0].Probability != 0 {
+		t.Fatalf("a twin takes no share of the probability: %+v", d.Candidates[0])
 	}
 	// Judith again, elsewhere: links to Judith, not to Mary.
 	d = register(t, m, s, person("B1", "Judith", "", "Jones", "2011-01-22", "F", "4309 Forest Ct", "80255", "", ""), "E3")
@@ -152,7 +187,7 @@ func TestReregistrationUpdatesAndReevaluates(t *testing.T) {
 	if n, _ := s.TermCount(FieldGiven, "mary"); n != 0 {
 		t.Errorf("term count of the replaced name is %d", n)
 	}
-	keys, _, _ := s.BlockMembers("ssn:111223333", 10, nil)
+	keys, _, _ := s.BlockMembers(Block{Key: "ssn:111223333"}, 10, nil)
 	if len(keys) != 0 {
 		t.Errorf("old blocking key still lists %v", keys)
 	}

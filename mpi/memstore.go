@@ -88,7 +88,7 @@ func (m *MemStore) PutRecord(rec *StoredRecord) error {
 }
 
 // BlockMembers implements Store.
-func (m *MemStore) BlockMembers(block string, limit int, buf []RecordKey) ([]RecordKey, bool, error) {
+func (m *MemStore) BlockMembers(block Block, limit int, buf []RecordKey) ([]RecordKey, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	buf, complete := m.blocks.members(block, limit, buf)
@@ -96,19 +96,25 @@ func (m *MemStore) BlockMembers(block string, limit int, buf []RecordKey) ([]Rec
 }
 
 // AddToBlock implements Store.
-func (m *MemStore) AddToBlock(block string, key RecordKey) error {
+func (m *MemStore) AddToBlock(block Block, key RecordKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.blocks.add(block, key)
+	m.blocks.add(block.Key, memberOf(block.Sort, key))
 	return nil
 }
 
 // RemoveFromBlock implements Store.
-func (m *MemStore) RemoveFromBlock(block string, key RecordKey) error {
+func (m *MemStore) RemoveFromBlock(block Block, key RecordKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.blocks.del(block, key)
+	m.blocks.del(block.Key, memberOf(block.Sort, key))
 	return nil
+}
+
+// memberOf is a block member as blockIndex files it: the sort value, 0x00,
+// the record key, so that byte order is block order.
+func memberOf(sort string, key RecordKey) string {
+	return sort + "\x00" + string(key)
 }
 
 // Person implements Store. The Records slice returned is shared: do not
@@ -140,6 +146,13 @@ func (m *MemStore) DeletePerson(euid string) error {
 	defer m.mu.Unlock()
 	m.persons.delete(hashString(euid), isPerson(euid))
 	return nil
+}
+
+// PersonCount implements Store.
+func (m *MemStore) PersonCount() (int64, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return int64(m.persons.count), nil
 }
 
 // TermCount implements Store.
@@ -213,7 +226,7 @@ func compactRecord(sr *StoredRecord) *StoredRecord {
 	cp := *sr
 	n, r := &cp.Norm, &cp.Record
 	lists := [...]*[]string{&n.Phones, &n.FormalCodes, &n.GivenParts, &n.FamilyParts, &n.FamilyPartCodes,
-		&cp.Blocks, &r.Given, &r.AddressLines, &r.Phones}
+		&r.Given, &r.AddressLines, &r.Phones}
 	total := 0
 	for _, l := range lists {
 		total += len(*l)
@@ -223,6 +236,7 @@ func compactRecord(sr *StoredRecord) *StoredRecord {
 		*l = appendShared(&backing, *l)
 	}
 	n.Addresses = slices.Clone(n.Addresses)
+	cp.Blocks = slices.Clone(cp.Blocks)
 
 	fields := make([]*string, 0, 64)
 	fields = append(fields, (*string)(&cp.Key), &n.Given, &n.Middle, &n.Family, &n.Suffix, &n.GivenCode,
@@ -233,6 +247,9 @@ func compactRecord(sr *StoredRecord) *StoredRecord {
 	}
 	for i := range backing {
 		fields = append(fields, &backing[i])
+	}
+	for i := range cp.Blocks {
+		fields = append(fields, &cp.Blocks[i].Key, &cp.Blocks[i].Sort)
 	}
 	fields = append(fields, &cp.EUID, &r.System, &r.Value, &r.Family, &r.Suffix, &r.BirthDate, &r.Sex,
 		&r.City, &r.State, &r.PostalCode, &r.Email, &r.SSN)
@@ -354,7 +371,7 @@ func (m *MemStore) PersonsBatch(euids []string, out []Person, found []bool) ([]P
 }
 
 // BlockMembersBatch implements BatchReader.
-func (m *MemStore) BlockMembersBatch(blocks []string, limit int, buf []RecordKey, ends []int, complete []bool) ([]RecordKey, []int, []bool, error) {
+func (m *MemStore) BlockMembersBatch(blocks []Block, limit int, buf []RecordKey, ends []int, complete []bool) ([]RecordKey, []int, []bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	x := m.blocks
@@ -363,16 +380,16 @@ func (m *MemStore) BlockMembersBatch(blocks []string, limit int, buf []RecordKey
 	var refBuf [64]regionRef
 	hashes, found, refs := stackOr(hashBuf[:], len(blocks)), stackOr(foundBuf[:], len(blocks)), stackOr(refBuf[:], len(blocks))
 	for i, b := range blocks {
-		hashes[i] = x.hash(b)
+		hashes[i] = x.hash(b.Key)
 	}
 	x.table.findEach(hashes, func(i int, ref regionRef) bool {
 		k, _ := regionKey(x.arena.region(ref))
-		return string(k) == blocks[i]
+		return string(k) == blocks[i].Key
 	}, refs, found)
 	for i := range blocks {
 		c := true
 		if found[i] {
-			buf, c = x.regionMembers(x.arena.region(refs[i]), limit, buf)
+			buf, c = x.regionMembers(x.arena.region(refs[i]), blocks[i].Sort, limit, buf)
 		}
 		ends = append(ends, len(buf))
 		complete = append(complete, c)

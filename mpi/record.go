@@ -94,7 +94,10 @@ func (r Record) Validate() error {
 	return nil
 }
 
-// Field names, as used by Config, Explain and eval's --without list.
+// Field names. The comparison fields (FieldNames) name the parts of a
+// Config and an Explanation; eval's --without list takes the record fields
+// (RecordFieldNames), of which address, city, state and postal code are
+// compared together as the location.
 const (
 	FieldGiven     = "given"
 	FieldMiddle    = "middle"
@@ -108,12 +111,19 @@ const (
 	FieldPhone     = "phone"
 	FieldEmail     = "email"
 	FieldSSN       = "ssn"
+	FieldLocation  = "location"
 )
 
 // FieldNames lists the compared fields in their fixed scoring order. Scores
 // are summed in this order, which keeps floating-point results identical on
 // every node.
 func FieldNames() []string {
+	return []string{FieldGiven, FieldMiddle, FieldFamily, FieldBirthDate, FieldSex,
+		FieldLocation, FieldPhone, FieldEmail, FieldSSN}
+}
+
+// RecordFieldNames lists the fields of a Record that WithoutFields can empty.
+func RecordFieldNames() []string {
 	return []string{FieldGiven, FieldMiddle, FieldFamily, FieldBirthDate, FieldSex,
 		FieldAddress, FieldCity, FieldState, FieldPostal, FieldPhone, FieldEmail, FieldSSN}
 }
@@ -144,6 +154,8 @@ func WithoutFields(r Record, fields []string) (Record, error) {
 			out.AddressLines = nil
 		case FieldCity, "suburb":
 			out.City = ""
+		case FieldLocation:
+			out.AddressLines, out.City, out.State, out.PostalCode = nil, "", "", ""
 		case FieldState:
 			out.State = ""
 		case FieldPostal, "postal", "postcode", "zip":
@@ -157,7 +169,7 @@ func WithoutFields(r Record, fields []string) (Record, error) {
 		case "suffix":
 			out.Suffix = ""
 		default:
-			return Record{}, fmt.Errorf("unknown field %q (known: %s, suffix)", f, strings.Join(FieldNames(), ", "))
+			return Record{}, fmt.Errorf("unknown field %q (known: %s, suffix)", f, strings.Join(RecordFieldNames(), ", "))
 		}
 	}
 	return out, nil

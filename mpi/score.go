@@ -43,10 +43,7 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 	pl.level[fFamily] = compareFamily(a, b)
 	pl.level[fBirth] = compareBirth(a, b)
 	pl.level[fSex] = compareSex(a, b)
-	pl.level[fAddress] = compareAddress(a, b)
-	pl.level[fCity] = compareCity(a, b)
-	pl.level[fState] = compareState(a, b)
-	pl.level[fPostal] = comparePostal(a, b)
+	pl.level[fLocation] = compareLocation(a, b)
 	pl.level[fPhone] = comparePhone(a, b)
 	pl.level[fEmail] = compareEmail(a, b)
 	pl.level[fSSN] = compareSSN(a, b)
@@ -96,44 +93,79 @@ func crossToFamily(l int8) int8 {
 // The twin and generation rules decide between two readings that name,
 // birth date and address alone cannot separate: the same person with a
 // mistyped given name or birth year, or two people of one household. They
-// apply only when both records state an administrative sex: a registration
-// desk records it for every patient, and sources that record no sex (such
-// as the FEBRL test files, whose generator replaces whole given names and
-// birth dates as "typing errors") would otherwise lose real links. There the
-// pair is scored on its fields alone, where the given-name or birth-date
-// disagreement still counts against it.
+// apply when the configuration turns them on (Train does for data that
+// records an administrative sex: a registration desk records it for every
+// patient, while sources that record none, such as the FEBRL test files,
+// whose generator replaces whole given names and birth dates as "typing
+// errors", would lose real links).
+//
+// Records that share a home (the same street address or phone number) are
+// held to more: there a household of several people is the likelier
+// reading of every near miss. Twins may have similar names (Mary and
+// Margaret, Michael and Michelle) or be told apart by sex alone; a father
+// and son of one name born 1968 and 1998 are a generation, though the years
+// are one keystroke apart.
+//
+// A shared SSN or e-mail address is one person's: no rule separates such a
+// pair.
 func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 	if a.Suffix != "" && b.Suffix != "" && a.Suffix != b.Suffix {
 		return HouseholdSuffix
 	}
-	if !cc.cfg.HouseholdRules || a.Sex == "" || b.Sex == "" || pl.swapped {
+	if !cc.cfg.HouseholdRules {
 		return ""
 	}
-	if s := pl.level[fSSN]; s == ssnExact || s == ssnTypo {
-		return "" // one person's number: two people of a household never share it
+	if s := pl.level[fSSN]; s == ssnExact || s == ssnTypo || pl.level[fEmail] == emailExact {
+		return ""
 	}
 	g, f, bd := pl.level[fGiven], pl.level[fFamily], pl.level[fBirth]
+	home := sharesHome(pl)
 	sameFamily := f != missing && f <= familyFuzzyLow
-	if g == givenDisagree && sameFamily && (bd == birthExact || bd == birthTransposed || bd == birthTypo) {
-		return HouseholdTwin
+	sameBirth := bd == birthExact || bd == birthTransposed || bd == birthTypo || bd == birthYearTypo
+	sameName := g == givenExact || g == givenNickname || g == givenFuzzyHigh
+	otherSex := pl.level[fSex] == disagree
+	// One name mistyped on both records (Danoel, Darniel) is still one
+	// name for the generation rule.
+	nearName := sameName || g == givenFuzzyLow || (g == givenWeak && withinEdits(a.Given, b.Given, 2))
+	// Names matched crosswise are one person's names entered in each
+	// other's place, which twins' are not.
+	if sameBirth && (sameFamily || home) && g != missing && !pl.swapped {
+		// Two names more than two keying errors apart are two names; a
+		// twin of the other sex may have a near one (Michael, Michelle):
+		// a sex mistyped together with a name misspelt is rarer.
+		distinct := g == givenDisagree || (g == givenWeak && !withinEdits(a.Given, b.Given, 2))
+		if distinct || (otherSex && g != givenExact && g != givenNickname && g != givenInitial) {
+			return HouseholdTwin
+		}
 	}
-	if g != missing && g <= givenFuzzyHigh && sameFamily &&
-		a.BirthYear != 0 && b.BirthYear != 0 && generationsApart(a.BirthYear, b.BirthYear) {
+	if nearName && (sameFamily || home) && a.BirthYear != 0 && b.BirthYear != 0 &&
+		generationsApart(a.BirthYear, b.BirthYear, home) {
 		return HouseholdGeneration
 	}
 	return ""
 }
 
+// sharesHome reports whether two records give the same street address or
+// phone number.
+func sharesHome(pl *pairLevels) bool {
+	l, p := pl.level[fLocation], pl.level[fPhone]
+	return l == locationAddress || l == locationAddressFuzzy || p == phoneExact || p == phoneTypo
+}
+
 // generationsApart reports whether two birth years are at least
-// MinGenerationGap apart and not one keying error from each other
-// (1940/1950 is one digit, 1972/1927 a transposition; 1972/1997 is neither).
-func generationsApart(y1, y2 int) bool {
+// MinGenerationGap apart and, unless the records share a home, not one
+// keying error from each other (1940/1950 is one digit, 1972/1927 a
+// transposition; 1972/1997 is neither).
+func generationsApart(y1, y2 int, home bool) bool {
 	d := y1 - y2
 	if d < 0 {
 		d = -d
 	}
 	if d < MinGenerationGap {
 		return false
+	}
+	if home {
+		return true
 	}
 	s1, s2 := strconv.Itoa(y1), strconv.Itoa(y2)
 	return len(s1) != len(s2) || !withinOneEdit(s1, s2)
@@ -143,33 +175,62 @@ func generationsApart(y1, y2 int) bool {
 // value in field (fGiven or fFamily).
 type tfLookup func(field int, value string) (float64, error)
 
-// scoreLevels sums the weights of the levels in field order (a fixed order,
-// so the floating-point sum is the same on every node). Exact agreement on
-// a given or family name is adjusted by how common the name is.
-func scoreLevels(cc *compiled, pl *pairLevels, a *Normalized, tf tfLookup) (float64, error) {
-	total := 0.0
-	for i := 0; i < numFields; i++ {
-		l := pl.level[i]
-		if l == missing {
-			continue
+// scoreLevels is log2(M/U) of a pair: the weights of its levels, with
+// their adjustments, summed in field order (a fixed order, so the
+// floating-point sum is the same on every node).
+func scoreLevels(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) (float64, error) {
+	mu, _, err := pairEvidence(cc, pl, a, b, tf)
+	return mu, err
+}
+
+// nameEmailWeight caps the weight of an e-mail address built from the
+// person's name (john.hall36@…): between two people of one name such
+// addresses coincide far more often than between two random people, so it
+// adds little to the names it repeats.
+const nameEmailWeight = 6
+
+// adjustment corrects a field's level weight for what the values
+// themselves say. An exact or near-exact name agreement is adjusted by how
+// common the name is (a near miss by the commoner spelling: "Barabra" and
+// "Barbara" are as likely by chance as two Barbaras); an e-mail address
+// made of the name is capped at nameEmailWeight.
+func adjustment(cc *compiled, pl *pairLevels, field int, a, b *Normalized, tf tfLookup) (float64, error) {
+	l := pl.level[field]
+	switch {
+	case field == fEmail && l == emailExact && (emailFromName(a) || emailFromName(b)):
+		return min(0, nameEmailWeight-cc.weights[fEmail][emailExact]), nil
+	case pl.swapped || tf == nil || (field != fGiven && field != fFamily):
+		return 0, nil
+	}
+	va, vb := a.Given, b.Given
+	exact, near := givenExact, givenFuzzyHigh
+	if field == fFamily {
+		va, vb, exact, near = a.Family, b.Family, familyExact, familyFuzzyHigh
+	}
+	switch l {
+	case exact:
+		return tf(field, va)
+	case near:
+		x, err := tf(field, va)
+		if err != nil {
+			return 0, err
 		}
-		total += cc.weights[i][l]
-		if l == 0 && !pl.swapped && tf != nil {
-			var adj float64
-			var err error
-			switch i {
-			case fGiven:
-				adj, err = tf(fGiven, a.Given)
-			case fFamily:
-				adj, err = tf(fFamily, a.Family)
-			}
-			if err != nil {
-				return 0, err
-			}
-			total += adj
+		y, err := tf(field, vb)
+		return min(x, y), err
+	}
+	return 0, nil
+}
+
+// emailFromName reports whether an e-mail address's local part contains
+// the record's given or family name (three letters or more).
+func emailFromName(n *Normalized) bool {
+	local, _, _ := strings.Cut(n.Email, "@")
+	for _, name := range [...]string{n.Given, n.Family} {
+		if len(name) >= 3 && strings.Contains(local, name) {
+			return true
 		}
 	}
-	return total, nil
+	return false
 }
 
 // Explanation shows why two records scored as they did: each field's
@@ -179,6 +240,10 @@ type Explanation struct {
 	Fields []FieldScore `json:"fields"`
 	// NamesSwapped is set when given and family names agreed crosswise.
 	NamesSwapped bool `json:"names_swapped,omitempty"`
+	// HouseholdEvidence, for records that share a home, is log2(H/U) of the
+	// pair: the evidence for two people of one household, which the score of
+	// a match must beat (see Config.HouseholdRate).
+	HouseholdEvidence float64 `json:"household_evidence,omitempty"`
 	// Household names the household rule that forbids linking the two
 	// records ("twin", "generation", "suffix"), if any.
 	Household     string `json:"household,omitempty"`
@@ -188,20 +253,27 @@ type Explanation struct {
 // FieldScore is one field's part of an Explanation. Level is "missing" when
 // either side is empty; such a field weighs nothing.
 type FieldScore struct {
-	Field        string  `json:"field"`
-	Level        string  `json:"level"`
-	Weight       float64 `json:"weight"`
-	TFAdjustment float64 `json:"tf_adjustment,omitempty"`
-	A            string  `json:"a,omitempty"`
-	B            string  `json:"b,omitempty"`
+	Field  string  `json:"field"`
+	Level  string  `json:"level"`
+	Weight float64 `json:"weight"`
+	// Adjustment corrects Weight for the values compared: how common a
+	// name is, or an e-mail address made of the name (see adjustment).
+	Adjustment float64 `json:"adjustment,omitempty"`
+	A          string  `json:"a,omitempty"`
+	B          string  `json:"b,omitempty"`
 }
 
 func explainLevels(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) (Explanation, error) {
-	total, err := scoreLevels(cc, pl, a, tf)
+	total, err := scoreLevels(cc, pl, a, b, tf)
 	if err != nil {
 		return Explanation{}, err
 	}
 	e := Explanation{Score: total, NamesSwapped: pl.swapped, Household: pl.household, ConfigVersion: cc.cfg.Version}
+	if sharesHome(pl) {
+		if _, e.HouseholdEvidence, err = pairEvidence(cc, pl, a, b, tf); err != nil {
+			return Explanation{}, err
+		}
+	}
 	names := FieldNames()
 	for i := 0; i < numFields; i++ {
 		fs := FieldScore{Field: names[i], Level: "missing"}
@@ -209,14 +281,8 @@ func explainLevels(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) 
 		if l := pl.level[i]; l != missing {
 			fs.Level = levelNames[i][l]
 			fs.Weight = cc.weights[i][l]
-			if l == 0 && !pl.swapped && tf != nil && (i == fGiven || i == fFamily) {
-				v := a.Given
-				if i == fFamily {
-					v = a.Family
-				}
-				if fs.TFAdjustment, err = tf(i, v); err != nil {
-					return Explanation{}, err
-				}
+			if fs.Adjustment, err = adjustment(cc, pl, i, a, b, tf); err != nil {
+				return Explanation{}, err
 			}
 		}
 		e.Fields = append(e.Fields, fs)
@@ -239,18 +305,17 @@ func fieldValue(field int, n *Normalized) string {
 		return n.Birth
 	case fSex:
 		return n.Sex
-	case fAddress:
-		var lines []string
+	case fLocation:
+		var parts []string
 		for _, l := range n.Addresses {
-			lines = append(lines, l.Full)
+			parts = append(parts, l.Full)
 		}
-		return strings.Join(lines, "; ")
-	case fCity:
-		return n.City
-	case fState:
-		return n.State
-	case fPostal:
-		return n.Postal
+		for _, p := range []string{n.City, n.State, n.Postal} {
+			if p != "" {
+				parts = append(parts, p)
+			}
+		}
+		return strings.Join(parts, ", ")
 	case fPhone:
 		return strings.Join(n.Phones, "; ")
 	case fEmail:

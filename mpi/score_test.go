@@ -45,11 +45,19 @@ func TestHouseholdRules(t *testing.T) {
 		{"father and son of the same name", person("1", "Kenny", "", "Moore", "1997-04-01", "M", "8685 Highland Avenue", "97323", "9338041849", ""),
 			person("2", "Kenneth", "", "Mopre", "1972-04-01", "M", "8685 Highland Avenue", "97323", "7317974746", ""), HouseholdGeneration},
 		{"one mistyped digit of a birth year is no generation", person("1", "Jennifer", "", "Ward", "1940-02-04", "F", "9259 Meadow Lane", "23278", "8713759475", ""),
-			person("2", "Jenny", "", "Ward", "1950-02-04", "F", "9259 Meadow Lane", "23278", "8713759475", ""), ""},
+			person("2", "Jenny", "", "Ward", "1970-02-04", "F", "71 Elm Street", "97301", "5034441212", ""), ""},
+		{"but at one home it is a mother and daughter", person("1", "Jennifer", "", "Ward", "1940-02-04", "F", "9259 Meadow Lane", "23278", "8713759475", ""),
+			person("2", "Jenny", "", "Ward", "1970-02-04", "F", "9259 Meadow Lane", "23278", "8713759475", ""), HouseholdGeneration},
+		{"twins with near names at one home", person("1", "Mary", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""),
+			person("2", "Margaret", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""), HouseholdTwin},
+		{"twins told apart by sex alone", person("1", "Michael", "", "Lopez", "2003-05-14", "M", "12 Oak Road", "97301", "", ""),
+			person("2", "Michelle", "", "Lopez", "2003-05-14", "F", "12 Oak Road", "97301", "", ""), HouseholdTwin},
+		{"a shared e-mail address is one person", withEmail(person("1", "Mary", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""), "mj@example.org"),
+			withEmail(person("2", "Judith", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""), "mj@example.org"), ""},
 		{"Jr and Sr", person("1", "John", "", "Smith Jr", "1980-01-01", "", "1 Main St", "97301", "", ""),
 			person("2", "John", "", "Smith Sr.", "1980-01-01", "", "1 Main St", "97301", "", ""), HouseholdSuffix},
-		{"without a recorded sex the rules stay silent", person("1", "Olivia", "", "Shepherd", "1932-09-07", "", "39 Burnage Place", "3183", "", ""),
-			person("2", "Connor", "", "Shepherd", "1932-09-07", "", "39 Burnage Place", "3183", "", ""), ""},
+		{"a record without a sex is still judged", person("1", "Olivia", "", "Shepherd", "1932-09-07", "", "39 Burnage Place", "3183", "", ""),
+			person("2", "Connor", "", "Shepherd", "1932-09-07", "", "39 Burnage Place", "3183", "", ""), HouseholdTwin},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for _, pair := range [][2]Record{{c.a, c.b}, {c.b, c.a}} {
@@ -59,6 +67,33 @@ func TestHouseholdRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func withEmail(r Record, email string) Record {
+	r.Email = email
+	return r
+}
+
+// TestHouseholdRulesOff checks that a configuration without household rules
+// (what Train chooses for a source that records no sex) judges no twin or
+// generation, while explicit suffixes still conflict.
+func TestHouseholdRulesOff(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HouseholdRules = false
+	cc, err := compile(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	olivia := person("1", "Olivia", "", "Shepherd", "1932-09-07", "", "39 Burnage Place", "3183", "", "")
+	connor := person("2", "Connor", "", "Shepherd", "1932-09-07", "", "39 Burnage Place", "3183", "", "")
+	if pl := comparePair(cc, nrm(olivia), nrm(connor)); pl.household != "" {
+		t.Errorf("rules off, household %q", pl.household)
+	}
+	jr, sr := olivia, connor
+	jr.Family, sr.Family, sr.Given = "Shepherd Jr", "Shepherd Sr", jr.Given
+	if pl := comparePair(cc, nrm(jr), nrm(sr)); pl.household != HouseholdSuffix {
+		t.Errorf("rules off, suffixes: household %q", pl.household)
 	}
 }
 
@@ -84,7 +119,7 @@ func TestMissingIsNeutral(t *testing.T) {
 	otherSSN.SSN = "999887777"
 	score := func(a, b Record) float64 {
 		pl := comparePair(defaultCompiled, nrm(a), nrm(b))
-		s, err := scoreLevels(defaultCompiled, &pl, nrm(a), nil)
+		s, err := scoreLevels(defaultCompiled, &pl, nrm(a), nrm(b), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,15 +169,15 @@ func TestScoringSymmetricAndDeterministic(t *testing.T) {
 		if plAB != plBA {
 			t.Fatalf("levels not symmetric for %v / %v: %+v vs %+v", a, b, plAB, plBA)
 		}
-		sAB, err := scoreLevels(cc, &plAB, na, tf)
+		sAB, err := scoreLevels(cc, &plAB, na, nb, tf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sBA, _ := scoreLevels(cc, &plBA, nb, tf)
+		sBA, _ := scoreLevels(cc, &plBA, nb, na, tf)
 		if math.Float64bits(sAB) != math.Float64bits(sBA) {
 			t.Fatalf("score not symmetric: %v vs %v for %v / %v", sAB, sBA, a, b)
 		}
-		again, _ := scoreLevels(cc, &plAB, na, storeTF(store, cc))
+		again, _ := scoreLevels(cc, &plAB, na, nb, storeTF(store, cc))
 		if math.Float64bits(again) != math.Float64bits(sAB) {
 			t.Fatalf("score not deterministic: %v then %v", sAB, again)
 		}
@@ -164,13 +199,13 @@ func TestExplain(t *testing.T) {
 	sum := 0.0
 	levels := map[string]string{}
 	for _, f := range e.Fields {
-		sum += f.Weight + f.TFAdjustment
+		sum += f.Weight + f.Adjustment
 		levels[f.Field] = f.Level
 	}
 	if math.Abs(sum-e.Score) > 1e-9 {
 		t.Errorf("field weights sum to %v, score %v", sum, e.Score)
 	}
-	if levels[FieldGiven] != "nickname" || levels[FieldAddress] != "missing" || levels[FieldBirthDate] != "exact" {
+	if levels[FieldGiven] != "nickname" || levels[FieldLocation] != "postal_code" || levels[FieldBirthDate] != "exact" {
 		t.Errorf("levels %v", levels)
 	}
 }

@@ -29,10 +29,12 @@ package mpi
 //
 //	config   "current"                     → Config (JSON)
 //	records  RecordKey ("system|value")    → StoredRecord (JSON)
-//	blocks   block + 0x00 + RecordKey      → empty; BlockMembers seeks to
-//	                                         block+0x00 and reads at most
-//	                                         limit+1 keys with that prefix
-//	                                         (blocking keys never contain 0x00)
+//	blocks   key + 0x00 + sort + 0x00 +    → empty; BlockMembers seeks to
+//	         RecordKey                       key+0x00 and reads at most limit+1
+//	                                         entries with that prefix; beyond,
+//	                                         it seeks to key+0x00+sort+0x00 and
+//	                                         reads around it (blocking keys and
+//	                                         sort values never contain 0x00)
 //	persons  EUID                          → Person (JSON)
 //	terms    field + 0x00 + value          → int64 (8 bytes big-endian)
 //	reviews  NextSequence (8 bytes BE)     → ReviewItem (JSON)
@@ -50,16 +52,21 @@ type Store interface {
 	// PutRecord inserts or replaces the record under rec.Key.
 	PutRecord(rec *StoredRecord) error
 
-	// BlockMembers appends to buf the record keys filed under a blocking
-	// key, in ascending order, at most limit of them, and returns the
-	// extended slice; complete is false when the block holds more than
-	// limit keys (the matcher then skips the block). The matcher passes a
-	// reused buffer, so a query allocates nothing here.
-	BlockMembers(block string, limit int, buf []RecordKey) (members []RecordKey, complete bool, err error)
-	// AddToBlock files a record key under a blocking key (idempotent).
-	AddToBlock(block string, key RecordKey) error
-	// RemoveFromBlock removes a record key from a blocking key (idempotent).
-	RemoveFromBlock(block string, key RecordKey) error
+	// BlockMembers appends to buf the record keys filed under block.Key,
+	// in block order (ascending sort value, then record key), and returns
+	// the extended slice. When the block holds at most limit records it
+	// appends them all and complete is true; otherwise complete is false
+	// and it appends the window of limit records around block.Sort: the
+	// records from position p-limit/2 on, where p is the position block.Sort
+	// would take, moved to lie wholly inside the block. The matcher passes
+	// a reused buffer, so a query allocates nothing here.
+	BlockMembers(block Block, limit int, buf []RecordKey) (members []RecordKey, complete bool, err error)
+	// AddToBlock files a record key under block.Key at block.Sort
+	// (idempotent).
+	AddToBlock(block Block, key RecordKey) error
+	// RemoveFromBlock removes a record key filed under block.Key at
+	// block.Sort (idempotent).
+	RemoveFromBlock(block Block, key RecordKey) error
 
 	// Person returns the person with that EUID.
 	Person(euid string) (p Person, ok bool, err error)
@@ -67,6 +74,9 @@ type Store interface {
 	PutPerson(p Person) error
 	// DeletePerson removes a person (idempotent).
 	DeletePerson(euid string) error
+	// PersonCount returns the number of persons stored: the size of the
+	// index that the prior of a match is drawn from.
+	PersonCount() (int64, error)
 
 	// TermCount returns how many stored records have value in field
 	// ("given" or "family"); value "" returns the number of records that
@@ -95,7 +105,7 @@ type BatchReader interface {
 	// BlockMembersBatch is BlockMembers for each block in turn: it appends
 	// the members of blocks[i] to buf, then len(buf) to ends and the
 	// block's completeness to complete, and returns the three slices.
-	BlockMembersBatch(blocks []string, limit int, buf []RecordKey, ends []int, complete []bool) ([]RecordKey, []int, []bool, error)
+	BlockMembersBatch(blocks []Block, limit int, buf []RecordKey, ends []int, complete []bool) ([]RecordKey, []int, []bool, error)
 	// RecordsBatch appends Record(keys[i]) for each key to out (nil where
 	// there is none).
 	RecordsBatch(keys []RecordKey, out []*StoredRecord) ([]*StoredRecord, error)
@@ -105,15 +115,15 @@ type BatchReader interface {
 }
 
 // StoredRecord is a source record as the index keeps it: the record as
-// registered, the person it belongs to, its normalised form and the
-// blocking keys it is filed under (kept so an update removes exactly those,
-// even after the blocking rules change).
+// registered, the person it belongs to, its normalised form and the blocks
+// it is filed under (kept so an update removes exactly those, even after
+// the blocking rules change).
 type StoredRecord struct {
 	Key    RecordKey  `json:"key"`
 	EUID   string     `json:"euid"`
 	Record Record     `json:"record"`
 	Norm   Normalized `json:"norm"`
-	Blocks []string   `json:"blocks"`
+	Blocks []Block    `json:"blocks"`
 }
 
 // Person is an enterprise identity: its EUID and the keys of the source
@@ -128,9 +138,18 @@ const (
 	// ReviewBetweenThresholds: the best person scored between the lower and
 	// upper thresholds.
 	ReviewBetweenThresholds = "between_thresholds"
-	// ReviewAmbiguous: more than one person scored at or above the upper
-	// threshold within the margin of the best.
+	// ReviewAmbiguous: several persons are likely together, though none is
+	// likely enough alone.
 	ReviewAmbiguous = "ambiguous"
+	// ReviewWeakEvidence: a person scored at or above the upper threshold
+	// but the pair shares nothing identifying (birth date, SSN, e-mail,
+	// phone, street address): only names and a place.
+	ReviewWeakEvidence = "weak_evidence"
+	// ReviewDuplicatePersons: the record matched several persons strongly,
+	// each of them alone and all together, as if they were one person
+	// split; it was linked to the best of them, and the item names the
+	// others, for a steward to merge into it (or keep apart).
+	ReviewDuplicatePersons = "duplicate_persons"
 	// ReviewHousehold: a person scored at or above the upper threshold but
 	// a household rule (twin, generation, suffix) forbade the link.
 	ReviewHousehold = "household"

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -88,6 +91,20 @@ func mpiCommand() *cli.Command {
 				Action: withClient(mpiTrain),
 			},
 			{
+				Name:  "rematch",
+				Usage: "decide every record's link again under the current match configuration (after training), keeping every steward decision",
+				Description: "Sends replicated batches of records, in key order, each decided again as if its participant had\n" +
+					"registered it anew; records a steward placed stay where they are and separations hold. With\n" +
+					"-dry-run the same batches are applied to a private copy of the leader's state and nothing changes.\n" +
+					"Prints how many records kept their person, joined another (a link made), left for a person of their\n" +
+					"own (a link broken) or went to review, and every change.",
+				Flags: append(clientFlags(),
+					&cli.BoolFlag{Name: "dry-run", Usage: "report what would change, change nothing"},
+					&cli.IntFlag{Name: "batch", Value: 200, Usage: "records per replicated command"},
+				),
+				Action: withClient(mpiRematch),
+			},
+			{
 				Name:  "config",
 				Usage: "show the replicated match configuration",
 				Flags: clientFlags(),
@@ -97,7 +114,7 @@ func mpiCommand() *cli.Command {
 						return fmt.Errorf("match configuration: %w", err)
 					}
 					return cl.render(c.App.Writer, cfg, func() error {
-						fmt.Fprintf(c.App.Writer, "version %d (%s): link at >= %.2f, review at >= %.2f, ambiguity margin %.2f\n\n", cfg.Version, cfg.Source, cfg.Upper, cfg.Lower, cfg.Margin)
+						fmt.Fprintf(c.App.Writer, "version %d (%s, model %d): link at posterior log2 odds >= %.2f, review at >= %.2f, prior match share %.2f over at least %d persons\n\n", cfg.Version, cfg.Source, cfg.Model, cfg.Upper, cfg.Lower, cfg.PriorMatchShare, cfg.MinPriorPersons)
 						var rows [][]string
 						for _, f := range cfg.Fields {
 							for _, l := range f.Levels {
@@ -238,10 +255,10 @@ func printCurve(w io.Writer, points []eval.CurvePoint) error {
 			fmt.Sprintf("%.4f", p.Precision), fmt.Sprintf("%.4f", p.Recall), fmt.Sprintf("%.4f", p.F1),
 			strconv.Itoa(p.ReviewItems), fmt.Sprintf("%d / %d", p.TwinFalseLinks, p.GenerationFalseLinks),
 			fmt.Sprintf("%d / %d / %d", p.FalsePairs.Household, p.FalsePairs.FamilyName, p.FalsePairs.Other),
-			strconv.Itoa(p.SkippedBlocks), strconv.FormatFloat(p.RecordsPerSecond, 'f', 0, 64), train})
+			strconv.Itoa(p.WindowedBlocks), strconv.FormatFloat(p.RecordsPerSecond, 'f', 0, 64), train})
 	}
 	return printTable(w, []string{"PERSONS", "RECORDS", "TRUE PAIRS", "PRECISION", "RECALL", "F1", "REVIEWS",
-		"TWIN / GEN FALSE LINKS", "FALSE PAIRS HOME / NAME / OTHER", "SKIPPED BLOCKS", "RECORDS/S", "TRAIN S"}, rows)
+		"TWIN / GEN FALSE LINKS", "FALSE PAIRS HOME / NAME / OTHER", "WINDOWED", "RECORDS/S", "TRAIN S"}, rows)
 }
 
 // synthKnobs reads --knobs and --noise.
@@ -367,8 +384,58 @@ func mpiTrain(c *cli.Context, cl *client, ctx context.Context) error {
 		return fmt.Errorf("train: unreadable answer: %w", err)
 	}
 	return cl.render(c.App.Writer, res, func() error {
-		_, err := fmt.Fprintf(c.App.Writer, "trained on %d records in %.1fs; configuration version %d is replicated (index %d)\n", res.Records, res.Seconds, res.Version, res.Index)
+		fmt.Fprintf(c.App.Writer, "trained on %d records in %.1fs; configuration version %d is replicated (index %d)\n", res.Records, res.Seconds, res.Version, res.Index)
+		for _, b := range res.Stats.Bounded {
+			fmt.Fprintf(c.App.Writer, "bounded: %s\n", b)
+		}
+		fmt.Fprintln(c.App.Writer, "weights against the configuration trained from, largest change first:")
+		changes := slices.Clone(res.Stats.Changes)
+		slices.SortStableFunc(changes, func(a, b mpi.WeightChange) int {
+			return cmp.Compare(math.Abs(b.After-b.Before), math.Abs(a.After-a.Before))
+		})
+		var rows [][]string
+		for _, ch := range changes {
+			rows = append(rows, []string{ch.Field, ch.Level, fmt.Sprintf("%+.2f", ch.Before), fmt.Sprintf("%+.2f", ch.After),
+				fmt.Sprintf("%+.2f", ch.After-ch.Before), fmt.Sprintf("%.4f", ch.M), fmt.Sprintf("%.6f", ch.U)})
+		}
+		return printTable(c.App.Writer, []string{"FIELD", "LEVEL", "BEFORE", "AFTER", "CHANGE", "M", "U"}, rows)
+	})
+}
+
+func mpiRematch(c *cli.Context, cl *client, ctx context.Context) error {
+	body, err := json.Marshal(locator.RematchRequest{DryRun: c.Bool("dry-run"), Batch: c.Int("batch")})
+	if err != nil {
 		return err
+	}
+	data, _, err := cl.do(ctx, http.MethodPost, "/v1/mpi/rematch", body, nil)
+	if err != nil {
+		return fmt.Errorf("rematch: %w", err)
+	}
+	var rep locator.RematchReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return fmt.Errorf("rematch: unreadable answer: %w", err)
+	}
+	return cl.render(c.App.Writer, rep, func() error {
+		w := c.App.Writer
+		what := "rematched"
+		if rep.DryRun {
+			what = "dry run: would rematch"
+		}
+		fmt.Fprintf(w, "%s %d records under configuration version %d in %.1fs\n", what, rep.Records, rep.ConfigVersion, rep.Seconds)
+		fmt.Fprintf(w, "unchanged %d, joined another person %d, left for a person of their own %d, kept by a steward %d, gone %d, refused %d\n",
+			rep.Unchanged, rep.Linked, rep.SplitOff, rep.Kept, rep.Gone, rep.Refused)
+		reasons := slices.Sorted(maps.Keys(rep.Reviews))
+		for _, r := range reasons {
+			fmt.Fprintf(w, "review items queued (%s): %d\n", r, rep.Reviews[r])
+		}
+		if len(rep.Changes) == 0 {
+			return nil
+		}
+		var rows [][]string
+		for _, ch := range rep.Changes {
+			rows = append(rows, []string{ch.Record, ch.From, ch.To, string(ch.Outcome), ch.Review})
+		}
+		return printTable(w, []string{"RECORD", "FROM", "TO", "OUTCOME", "REVIEW"}, rows)
 	})
 }
 
@@ -389,7 +456,7 @@ func mpiExplain(c *cli.Context, cl *client, ctx context.Context) error {
 		fmt.Fprintln(c.App.Writer)
 		var rows [][]string
 		for _, f := range ex.Fields {
-			rows = append(rows, []string{f.Field, f.A, f.B, f.Level, strconv.FormatFloat(f.Weight, 'f', 2, 64), strconv.FormatFloat(f.TFAdjustment, 'f', 2, 64)})
+			rows = append(rows, []string{f.Field, f.A, f.B, f.Level, strconv.FormatFloat(f.Weight, 'f', 2, 64), strconv.FormatFloat(f.Adjustment, 'f', 2, 64)})
 		}
 		return printTable(c.App.Writer, []string{"FIELD", "A", "B", "LEVEL", "WEIGHT", "TF ADJUSTMENT"}, rows)
 	})

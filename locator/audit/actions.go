@@ -38,6 +38,7 @@ var Actions = map[string]Action{
 	"snapshot-download": {"read", "R"},
 	"snapshot-restore":  {"update", "U"},
 	"mpi-train":         {"operation", "E"},
+	"mpi-rematch":       {"operation", "E"},
 	"consent-create":    {"create", "C"},
 	"consent-update":    {"update", "U"},
 	"consent-read":      {"read", "R"},

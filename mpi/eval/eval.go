@@ -69,8 +69,9 @@ type Report struct {
 	FalsePairs FalsePairs `json:"false_pairs"`
 	// Outcomes counts registrations by outcome (linked, new, review).
 	Outcomes map[mpi.Outcome]int `json:"outcomes"`
-	// SkippedBlocks counts registrations that skipped an oversize block.
-	SkippedBlocks int `json:"skipped_blocks"`
+	// WindowedBlocks counts registrations that read an oversize block
+	// through a window (see mpi.Decision.WindowedBlocks).
+	WindowedBlocks int `json:"windowed_blocks"`
 	// TrainSeconds is the time EM took (0 without training);
 	// RegisterSeconds the time registration took, and RecordsPerSecond
 	// its throughput (loading, training and scoring excluded).
@@ -88,7 +89,10 @@ type ConfigSummary struct {
 	Source  string  `json:"source"`
 	Upper   float64 `json:"upper"`
 	Lower   float64 `json:"lower"`
-	Margin  float64 `json:"margin"`
+	// PriorMatchShare and MinPriorPersons set the prior by index size.
+	PriorMatchShare float64 `json:"prior_match_share"`
+	MinPriorPersons int     `json:"min_prior_persons"`
+	HouseholdRate   float64 `json:"household_rate"`
 }
 
 // Run is the entry point of `rls mpi eval FILE... [--format csv|febrl]
@@ -189,7 +193,7 @@ func RunRows(ctx context.Context, rows []dataset.Row, opts Options) (Report, err
 	if err := store.PutConfig(cfg); err != nil {
 		return Report{}, err
 	}
-	rep.Config = ConfigSummary{Version: cfg.Version, Source: cfg.Source, Upper: cfg.Upper, Lower: cfg.Lower, Margin: cfg.Margin}
+	rep.Config = ConfigSummary{Version: cfg.Version, Source: cfg.Source, Upper: cfg.Upper, Lower: cfg.Lower, PriorMatchShare: cfg.PriorMatchShare, MinPriorPersons: cfg.MinPriorPersons, HouseholdRate: cfg.HouseholdRate}
 
 	m := mpi.NewMatcher()
 	registerStart := time.Now()
@@ -206,8 +210,8 @@ func RunRows(ctx context.Context, rows []dataset.Row, opts Options) (Report, err
 			return Report{}, fmt.Errorf("eval %s line %d: %w", row.File, row.Line, err)
 		}
 		rep.Outcomes[d.Outcome]++
-		if len(d.SkippedBlocks) > 0 {
-			rep.SkippedBlocks++
+		if len(d.WindowedBlocks) > 0 {
+			rep.WindowedBlocks++
 		}
 		labelOf[d.Record] = row.Label
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/mpi/dataset"
+	"github.com/rls-hie/rls/mpi/synth"
 )
 
 // repoTestdata returns the path of a file under the repository's testdata directory, found
@@ -45,20 +46,31 @@ type evalCase struct {
 	files   []string
 	format  string
 	without []string
-	minF1   float64
+	// minPrecision and minF1 are the floors; maxHousehold bounds the twin and
+	// junior/senior false links.
+	minPrecision, minF1 float64
+	maxHousehold        int64
 }
 
+// TestEvalFloors holds the matcher, trained by EM without labels as `rls mpi eval --train`
+// does, to floors a little below its figures on every labelled file of the repository
+// (mpi/README.md lists the figures): FEBRL 3 and 4, the 1,000-person sample and the
+// 20,000-person population, each with and without SSN.
 func TestEvalFloors(t *testing.T) {
 	febrl4 := []string{repoTestdata(t, "febrl", "dataset4a.csv"), repoTestdata(t, "febrl", "dataset4b.csv")}
 	febrl3 := []string{repoTestdata(t, "febrl", "dataset3.csv")}
 	sample := []string{repoTestdata(t, "synthetic", "sample.csv")}
+	population := []string{repoTestdata(t, "synthetic", "population-20k.csv")}
+	ssn := []string{"ssn"}
 	cases := []evalCase{
-		{"febrl4", febrl4, "febrl", nil, 0.999},
-		{"febrl4-without-ssn", febrl4, "febrl", []string{"ssn"}, 0.999},
-		{"febrl3", febrl3, "febrl", nil, 0.995},
-		{"febrl3-without-ssn", febrl3, "febrl", []string{"ssn"}, 0.995},
-		{"sample", sample, "csv", nil, 0.99},
-		{"sample-without-ssn", sample, "csv", []string{"ssn"}, 0.99},
+		{"febrl4", febrl4, "febrl", nil, 0.999, 0.999, 0},
+		{"febrl4-without-ssn", febrl4, "febrl", ssn, 0.999, 0.99, 0},
+		{"febrl3", febrl3, "febrl", nil, 0.999, 0.999, 0},
+		{"febrl3-without-ssn", febrl3, "febrl", ssn, 0.999, 0.99, 0},
+		{"sample", sample, "csv", nil, 0.998, 0.995, 0},
+		{"sample-without-ssn", sample, "csv", ssn, 0.998, 0.993, 0},
+		{"population-20k", population, "csv", nil, 0.998, 0.99, 3},
+		{"population-20k-without-ssn", population, "csv", ssn, 0.995, 0.985, 3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -66,18 +78,46 @@ func TestEvalFloors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			js, _ := json.Marshal(rep)
-			t.Logf("%s", js)
+			t.Logf("precision %.4f recall %.4f F1 %.4f, %d review items, twin/generation false links %d/%d",
+				rep.Precision, rep.Recall, rep.F1, rep.ReviewItems, rep.TwinFalseLinks, rep.GenerationFalseLinks)
 			if rep.F1 < c.minF1 {
 				t.Errorf("F1 %.4f < %.3f", rep.F1, c.minF1)
 			}
-			if rep.Precision < 0.998 {
-				t.Errorf("precision %.4f < 0.998", rep.Precision)
+			if rep.Precision < c.minPrecision {
+				t.Errorf("precision %.4f < %.3f", rep.Precision, c.minPrecision)
 			}
-			if rep.TwinFalseLinks != 0 || rep.GenerationFalseLinks != 0 {
-				t.Errorf("household false links: %d twin, %d generation", rep.TwinFalseLinks, rep.GenerationFalseLinks)
+			if n := rep.TwinFalseLinks + rep.GenerationFalseLinks; n > c.maxHousehold {
+				t.Errorf("household false links: %d twin, %d generation (at most %d)", rep.TwinFalseLinks, rep.GenerationFalseLinks, c.maxHousehold)
 			}
 		})
+	}
+}
+
+// TestPrecisionHoldsAsTheIndexGrows measures generated populations of 1,000 and 10,000
+// persons (households, twins, juniors, movers, the errors of population-20k), each trained
+// on its own records: precision stays at 0.995 or more at both sizes and F1 does not fall
+// by more than 0.005. `rls mpi eval --synth --sizes 1000,10000,100000 --train` prints the
+// longer curve.
+func TestPrecisionHoldsAsTheIndexGrows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains on 30,000 generated records; skipped with -short")
+	}
+	pop := func(ctx context.Context, n int) ([]dataset.Row, error) {
+		rows, _, err := synth.Rows(ctx, synth.Options{Persons: n, Seed: 11, Knobs: synth.DefaultKnobs()})
+		return rows, err
+	}
+	points, err := Curve(context.Background(), pop, []int{1000, 10000}, Options{Train: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range points {
+		t.Logf("%d persons: precision %.4f recall %.4f F1 %.4f", p.TruePersons, p.Precision, p.Recall, p.F1)
+		if p.Precision < 0.995 {
+			t.Errorf("%d persons: precision %.4f < 0.995", p.TruePersons, p.Precision)
+		}
+	}
+	if small, large := points[0].F1, points[1].F1; large < small-0.005 {
+		t.Errorf("F1 falls from %.4f at %d persons to %.4f at %d", small, points[0].TruePersons, large, points[1].TruePersons)
 	}
 }
 

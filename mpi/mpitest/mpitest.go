@@ -47,35 +47,68 @@ func TestStore(t *testing.T, newStore func(t *testing.T) mpi.Store) {
 	})
 	t.Run("blocks", func(t *testing.T) {
 		s := newStore(t)
-		for _, k := range []mpi.RecordKey{"b|2", "a|9", "c|1", "a|10", "b|2"} {
-			must(t, s.AddToBlock("db:19800101", k))
+		block := func(sort string) mpi.Block { return mpi.Block{Key: "db:1980|0101", Sort: sort} }
+		for _, e := range []struct {
+			sort string
+			key  mpi.RecordKey
+		}{{"b", "x|1"}, {"a", "x|2"}, {"c", "x|3"}, {"a", "x|0"}, {"b", "x|1"}, {"", "x|9"}} {
+			must(t, s.AddToBlock(block(e.sort), e.key))
 		}
-		must(t, s.AddToBlock("db:19800102", "z|1"))
-		all, complete, err := s.BlockMembers("db:19800101", 10, nil)
-		if err != nil || !complete || !reflect.DeepEqual(all, []mpi.RecordKey{"a|10", "a|9", "b|2", "c|1"}) {
-			t.Fatalf("members sorted and unique: %v complete=%v err=%v", all, complete, err)
+		must(t, s.AddToBlock(mpi.Block{Key: "db:1980|0102"}, "z|1"))
+		all, complete, err := s.BlockMembers(block("zzz"), 10, nil)
+		if err != nil || !complete || !reflect.DeepEqual(all, []mpi.RecordKey{"x|9", "x|0", "x|2", "x|1", "x|3"}) {
+			t.Fatalf("members in sort order, then key order, unique: %v complete=%v err=%v", all, complete, err)
 		}
-		exact, complete, _ := s.BlockMembers("db:19800101", 4, nil)
-		if !complete || len(exact) != 4 {
+		exact, complete, _ := s.BlockMembers(block(""), 5, nil)
+		if !complete || len(exact) != 5 {
 			t.Fatalf("limit equal to the size: %v complete=%v", exact, complete)
 		}
-		first, complete, _ := s.BlockMembers("db:19800101", 2, nil)
-		if complete || !reflect.DeepEqual(first, []mpi.RecordKey{"a|10", "a|9"}) {
-			t.Fatalf("limit below the size: %v complete=%v", first, complete)
-		}
-		must(t, s.RemoveFromBlock("db:19800101", "b|2"))
-		must(t, s.RemoveFromBlock("db:19800101", "b|2"))
-		must(t, s.RemoveFromBlock("nope", "b|2"))
-		after, _, _ := s.BlockMembers("db:19800101", 10, nil)
-		if !reflect.DeepEqual(after, []mpi.RecordKey{"a|10", "a|9", "c|1"}) {
+		must(t, s.RemoveFromBlock(block("b"), "x|1"))
+		must(t, s.RemoveFromBlock(block("b"), "x|1"))
+		must(t, s.RemoveFromBlock(block("a"), "x|3")) // filed at another sort value
+		must(t, s.RemoveFromBlock(mpi.Block{Key: "nope"}, "x|2"))
+		after, _, _ := s.BlockMembers(block(""), 10, nil)
+		if !reflect.DeepEqual(after, []mpi.RecordKey{"x|9", "x|0", "x|2", "x|3"}) {
 			t.Fatalf("after remove: %v", after)
 		}
-		if none, complete, _ := s.BlockMembers("db:1980", 10, nil); len(none) != 0 || !complete {
+		if none, complete, _ := s.BlockMembers(mpi.Block{Key: "db:1980"}, 10, nil); len(none) != 0 || !complete {
 			t.Fatalf("a prefix of a block key is another block: %v", none)
 		}
 		buf := []mpi.RecordKey{"keep|me"}
-		if got, _, _ := s.BlockMembers("db:19800101", 10, buf); len(got) != 4 || got[0] != "keep|me" {
+		if got, _, _ := s.BlockMembers(block(""), 10, buf); len(got) != 5 || got[0] != "keep|me" {
 			t.Fatalf("BlockMembers must append to buf: %v", got)
+		}
+	})
+	t.Run("block windows", func(t *testing.T) {
+		s := newStore(t)
+		key := "nc:SM0|springfield"
+		for i := 9; i >= 0; i-- {
+			must(t, s.AddToBlock(mpi.Block{Key: key, Sort: fmt.Sprintf("19%02d", 50+i)}, mpi.RecordKey(fmt.Sprintf("k|%d", i))))
+		}
+		for _, c := range []struct {
+			at   string
+			want []int
+		}{
+			{"1955", []int{3, 4, 5, 6}},  // two before the position, two from it
+			{"19555", []int{4, 5, 6, 7}}, // between two sort values
+			{"", []int{0, 1, 2, 3}},      // before the first: the first four
+			{"1999", []int{6, 7, 8, 9}},  // past the last: the last four
+			{"1959", []int{6, 7, 8, 9}},  // near the end: moved back inside the block
+		} {
+			got, complete, err := s.BlockMembers(mpi.Block{Key: key, Sort: c.at}, 4, []mpi.RecordKey{"keep|me"})
+			var want []mpi.RecordKey
+			want = append(want, "keep|me")
+			for _, i := range c.want {
+				want = append(want, mpi.RecordKey(fmt.Sprintf("k|%d", i)))
+			}
+			if err != nil || complete || !reflect.DeepEqual(got, want) {
+				t.Errorf("window at %q: %v complete=%v err=%v, want %v", c.at, got, complete, err, want)
+			}
+		}
+		// A block of another key sorting right after this one does not leak in.
+		must(t, s.AddToBlock(mpi.Block{Key: key + "x", Sort: "1900"}, "other|1"))
+		if got, _, _ := s.BlockMembers(mpi.Block{Key: key, Sort: "1999"}, 4, nil); !reflect.DeepEqual(got, []mpi.RecordKey{"k|6", "k|7", "k|8", "k|9"}) {
+			t.Errorf("window at the end with a neighbouring block: %v", got)
 		}
 	})
 	t.Run("persons", func(t *testing.T) {
@@ -89,11 +122,22 @@ func TestStore(t *testing.T, newStore func(t *testing.T) mpi.Store) {
 		if err != nil || !ok || !reflect.DeepEqual(got, p) {
 			t.Fatalf("person round trip: %+v ok=%v err=%v", got, ok, err)
 		}
+		count := func(want int64) {
+			t.Helper()
+			if n, err := s.PersonCount(); err != nil || n != want {
+				t.Fatalf("person count %d (err %v), want %d", n, err, want)
+			}
+		}
+		count(1)
+		must(t, s.PutPerson(mpi.Person{EUID: "E1", Records: []mpi.RecordKey{"a|1"}})) // a replacement is no new person
+		must(t, s.PutPerson(mpi.Person{EUID: "E2", Records: []mpi.RecordKey{"c|3"}}))
+		count(2)
 		must(t, s.DeletePerson("E1"))
 		must(t, s.DeletePerson("E1"))
 		if _, ok, _ := s.Person("E1"); ok {
 			t.Fatal("deleted person still there")
 		}
+		count(1)
 	})
 	t.Run("terms", func(t *testing.T) {
 		s := newStore(t)

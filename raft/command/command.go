@@ -116,6 +116,9 @@ func (t Type) String() string {
 	if name, ok := privacyTypeName(t); ok {
 		return name
 	}
+	if name, ok := mpiTypeName(t); ok {
+		return name
+	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
 

@@ -39,6 +39,7 @@ func TestTypeNumbersNeverChange(t *testing.T) {
 		{TypeAuditAppend, 17, "audit-append"},
 		{TypeConsentSet, 18, "consent-set"},
 		{TypeParticipantRevokeToken, 19, "participant-revoke-token"},
+		{TypeMPIRematch, 20, "mpi-rematch"},
 	}
 	if FlagIgnoreUnknown != 0x80 {
 		t.Fatalf("FlagIgnoreUnknown = %#x, want 0x80", uint8(FlagIgnoreUnknown))
@@ -168,6 +169,7 @@ func everyCommand() []sample {
 		sampleOf[AuditAppend](TypeAuditAppend),
 		sampleOf[ConsentSet](TypeConsentSet),
 		sampleOf[ParticipantRevokeToken](TypeParticipantRevokeToken),
+		sampleOf[MPIRematch](TypeMPIRematch),
 	}
 }
 

@@ -184,6 +184,7 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		command.TypePersonMerge:            typed(applyPersonMerge),
 		command.TypePersonUnmerge:          typed(applyPersonUnmerge),
 		command.TypeReviewResolve:          typed(applyReviewResolve),
+		command.TypeMPIRematch:             typed(f.applyMPIRematch),
 		command.TypeAuditAppend:            typed(applyAuditAppend),
 	}
 	for t, h := range privacyHandlers() {

@@ -66,6 +66,22 @@ func relink(tx *state.Tx, key, euid string, create bool) (string, error) {
 	return from, tx.SetPin(mpi.RecordKey(key), euid)
 }
 
+// confirmPerson pins every record of a person to it: a steward who puts a record on a
+// person, or merges two, says these records are one person, and a later rematch (which
+// decides unpinned records again) must not take any of them away from the others.
+func confirmPerson(tx *state.Tx, euid string) error {
+	p, ok, err := tx.MPI().Person(euid)
+	if err != nil || !ok {
+		return err
+	}
+	for _, k := range p.Records {
+		if err := tx.SetPin(k, euid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func history(tx *state.Tx, h command.Header, action, euid, other, reason string, records ...string) error {
 	ev := model.LinkEvent{Time: h.Time, Action: action, EUID: euid, Other: other, Actor: h.Actor, Reason: reason}
 	if len(records) == 1 {
@@ -89,6 +105,9 @@ func applyRecordLink(tx *state.Tx, h command.Header, c command.RecordLink) (any,
 		return nil, err
 	}
 	if err := tx.Unseparate(mpi.RecordKey(c.Record), c.EUID); err != nil {
+		return nil, err
+	}
+	if err := confirmPerson(tx, c.EUID); err != nil {
 		return nil, err
 	}
 	if from == "" {
@@ -136,17 +155,26 @@ func applyPersonMerge(tx *state.Tx, h command.Header, c command.PersonMerge) (an
 	if _, err := requirePerson(tx, c.Into); err != nil {
 		return nil, err
 	}
-	var moved []string
-	for _, key := range from.Records {
-		if _, err := relink(tx, string(key), c.Into, false); err != nil {
-			return nil, err
-		}
-		moved = append(moved, string(key))
+	moved, err := mergeInto(tx, from, c.Into)
+	if err != nil {
+		return nil, err
 	}
 	if err := history(tx, h, "merged", c.From, c.Into, c.Reason, moved...); err != nil {
 		return nil, err
 	}
 	return Relinked{EUID: c.Into, From: c.From, Records: moved}, history(tx, h, "merged", c.Into, c.From, c.Reason, moved...)
+}
+
+// mergeInto moves every record of person from onto into and confirms into's records.
+func mergeInto(tx *state.Tx, from mpi.Person, into string) ([]string, error) {
+	var moved []string
+	for _, key := range from.Records {
+		if _, err := relink(tx, string(key), into, false); err != nil {
+			return nil, err
+		}
+		moved = append(moved, string(key))
+	}
+	return moved, confirmPerson(tx, into)
 }
 
 func applyPersonUnmerge(tx *state.Tx, h command.Header, c command.PersonUnmerge) (any, error) {
@@ -219,8 +247,39 @@ func applyReviewResolve(tx *state.Tx, h command.Header, c command.ReviewResolve)
 	}
 	res := state.Resolution{Decision: c.Decision, Actor: h.Actor, Reason: c.Reason, Time: h.Time}
 	var out Relinked
-	switch c.Decision {
-	case "link":
+	switch {
+	case c.Decision == "link" && entry.Item.Reason == mpi.ReviewDuplicatePersons:
+		// The record joined the best of several persons it matched, which looked like one
+		// person split: linking merges the others into the record's person.
+		var merged []string
+		for _, cand := range entry.Item.Candidates {
+			if cand.EUID == sr.EUID {
+				continue
+			}
+			p, ok, err := tx.MPI().Person(cand.EUID)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue // merged or emptied since
+			}
+			moved, err := mergeInto(tx, p, sr.EUID)
+			if err != nil {
+				return nil, err
+			}
+			if err := history(tx, h, "merged", cand.EUID, sr.EUID, c.Reason, moved...); err != nil {
+				return nil, err
+			}
+			if err := history(tx, h, "merged", sr.EUID, cand.EUID, c.Reason, moved...); err != nil {
+				return nil, err
+			}
+			merged = append(merged, moved...)
+		}
+		if err := confirmPerson(tx, sr.EUID); err != nil {
+			return nil, err
+		}
+		res.EUID, out = sr.EUID, Relinked{EUID: sr.EUID, Records: merged}
+	case c.Decision == "link":
 		target := c.EUID
 		if target == "" && len(entry.Item.Candidates) > 0 {
 			target = entry.Item.Candidates[0].EUID
@@ -238,13 +297,16 @@ func applyReviewResolve(tx *state.Tx, h command.Header, c command.ReviewResolve)
 		if err := tx.Unseparate(mpi.RecordKey(key), target); err != nil {
 			return nil, err
 		}
+		if err := confirmPerson(tx, target); err != nil {
+			return nil, err
+		}
 		if from != "" {
 			if err := history(tx, h, "unlinked", from, target, c.Reason, key); err != nil {
 				return nil, err
 			}
 		}
 		res.EUID, out = target, Relinked{EUID: target, From: from, Records: []string{key}}
-	case "separate":
+	case c.Decision == "separate":
 		for _, cand := range entry.Item.Candidates {
 			if cand.EUID != sr.EUID {
 				if err := tx.Separate(mpi.RecordKey(key), cand.EUID); err != nil {
@@ -272,7 +334,7 @@ type ruledStore struct {
 	hide func(mpi.RecordKey) (bool, error)
 }
 
-func (r ruledStore) BlockMembers(block string, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
+func (r ruledStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
 	start := len(buf)
 	out, complete, err := r.Store.BlockMembers(block, limit, buf)
 	if err != nil {
@@ -293,7 +355,8 @@ func (r ruledStore) BlockMembers(block string, limit int, buf []mpi.RecordKey) (
 
 // storeFor returns the store Register should use for key, and the person a steward pinned
 // the record to ("" if none). A pinned record sees no candidates (it stays where the
-// steward put it); a record separated from persons sees none of their records.
+// steward put it); a separated record sees no record of the persons it was separated from,
+// nor of the persons that now hold the records it was separated from.
 func storeFor(tx *state.Tx, key mpi.RecordKey) (mpi.Store, string, error) {
 	store := tx.MPI()
 	if pin, ok := tx.Pin(key); ok {
@@ -303,8 +366,17 @@ func storeFor(tx *state.Tx, key mpi.RecordKey) (mpi.Store, string, error) {
 			return ruledStore{Store: store, hide: func(mpi.RecordKey) (bool, error) { return true, nil }}, pin, nil
 		}
 	}
-	separated := tx.Separations(key)
-	if len(separated) == 0 {
+	forbidden := tx.Separations(key)
+	for _, other := range tx.SeparatedRecords(key) {
+		sr, err := store.Record(other)
+		if err != nil {
+			return nil, "", err
+		}
+		if sr != nil && !slices.Contains(forbidden, sr.EUID) {
+			forbidden = append(forbidden, sr.EUID)
+		}
+	}
+	if len(forbidden) == 0 {
 		return store, "", nil
 	}
 	return ruledStore{Store: store, hide: func(k mpi.RecordKey) (bool, error) {
@@ -312,6 +384,6 @@ func storeFor(tx *state.Tx, key mpi.RecordKey) (mpi.Store, string, error) {
 		if err != nil || sr == nil {
 			return false, err
 		}
-		return slices.Contains(separated, sr.EUID), nil
+		return slices.Contains(forbidden, sr.EUID), nil
 	}}, "", nil
 }

@@ -15,14 +15,25 @@ import (
 var (
 	bucketMPIConfig  = []byte("mpi_config")
 	bucketMPIRecords = []byte("mpi_records")
-	bucketMPIBlocks  = []byte("mpi_blocks")
-	bucketMPIPersons = []byte("mpi_persons")
-	bucketMPITerms   = []byte("mpi_terms")
-	bucketMPIReviews = []byte("mpi_reviews")
+	// bucketMPIBlocks holds block entries with their sort values (key + 0x00 + sort +
+	// 0x00 + record key). Releases before scoring model 2 filed entries without sort
+	// values in "mpi_blocks"; `rls mpi rematch` files every record anew and drops it.
+	bucketMPIBlocks   = []byte("mpi_block_entries")
+	bucketMPIBlocksV1 = []byte("mpi_blocks")
+	bucketMPIPersons  = []byte("mpi_persons")
+	bucketMPITerms    = []byte("mpi_terms")
+	bucketMPIReviews  = []byte("mpi_reviews")
+	// bucketMPIReviewRecords indexes the review queue by record: record key + 0x00 +
+	// sequence (8 bytes) → empty, for finding a record's open items.
+	bucketMPIReviewRecords = []byte("mpi_review_records")
 
-	mpiBuckets = [][]byte{bucketMPIConfig, bucketMPIRecords, bucketMPIBlocks, bucketMPIPersons, bucketMPITerms, bucketMPIReviews}
+	mpiBuckets = [][]byte{bucketMPIConfig, bucketMPIRecords, bucketMPIBlocks, bucketMPIPersons, bucketMPITerms, bucketMPIReviews, bucketMPIReviewRecords}
 
 	keyCurrentConfig = []byte("current")
+	// keyPersonCount, in the config bucket, holds the number of persons as 8 bytes
+	// big-endian, kept by PutPerson and DeletePerson so the matcher's prior needs no
+	// walk of the persons bucket.
+	keyPersonCount = []byte("person_count")
 )
 
 // keySep separates the parts of composite keys; blocking keys and field names never hold it.
@@ -79,32 +90,69 @@ func (s mpiStore) PutRecord(r *mpi.StoredRecord) error {
 	return s.tx.Bucket(bucketMPIRecords).Put([]byte(r.Key), v)
 }
 
-func blockKey(block string, key mpi.RecordKey) []byte {
-	k := make([]byte, 0, len(block)+1+len(key))
-	k = append(k, block...)
+func blockKey(block mpi.Block, key mpi.RecordKey) []byte {
+	k := make([]byte, 0, len(block.Key)+len(block.Sort)+2+len(key))
+	k = append(k, block.Key...)
+	k = append(k, keySep)
+	k = append(k, block.Sort...)
 	k = append(k, keySep)
 	return append(k, key...)
 }
 
-func (s mpiStore) BlockMembers(block string, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
-	prefix := append([]byte(block), keySep)
+// memberKey is the record key of a block entry, past its block prefix.
+func memberKey(rest []byte) mpi.RecordKey {
+	if i := bytes.IndexByte(rest, keySep); i >= 0 {
+		return mpi.RecordKey(rest[i+1:])
+	}
+	return ""
+}
+
+func (s mpiStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
+	prefix := append([]byte(block.Key), keySep)
 	c := s.tx.Bucket(bucketMPIBlocks).Cursor()
-	n := 0
+	start, n := len(buf), 0
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if n == limit {
-			return buf, false, nil
+			return s.blockWindow(c, prefix, block.Sort, limit, buf[:start]), false, nil
 		}
-		buf = append(buf, mpi.RecordKey(k[len(prefix):]))
+		buf = append(buf, memberKey(k[len(prefix):]))
 		n++
 	}
 	return buf, true, nil
 }
 
-func (s mpiStore) AddToBlock(block string, key mpi.RecordKey) error {
+// blockWindow appends the window of limit entries of a block larger than limit
+// around the position of at (see mpi.Store.BlockMembers): limit/2 entries before that
+// position, or more when fewer than the rest follow it, then the entries from it on.
+func (s mpiStore) blockWindow(c *bolt.Cursor, prefix []byte, at string, limit int, buf []mpi.RecordKey) []mpi.RecordKey {
+	probe := append(append(append([]byte(nil), prefix...), at...), keySep)
+	inBlock := func(k []byte) bool { return k != nil && bytes.HasPrefix(k, prefix) }
+	var after []mpi.RecordKey
+	for k, _ := c.Seek(probe); inBlock(k) && len(after) < limit; k, _ = c.Next() {
+		after = append(after, memberKey(k[len(prefix):]))
+	}
+	wantBefore := max(limit/2, limit-len(after))
+	var before []mpi.RecordKey // nearest first
+	k, _ := c.Seek(probe)
+	if k == nil {
+		k, _ = c.Last() // the probe lies past the bucket's last key
+	} else {
+		k, _ = c.Prev()
+	}
+	for ; inBlock(k) && len(before) < wantBefore; k, _ = c.Prev() {
+		before = append(before, memberKey(k[len(prefix):]))
+	}
+	for i := len(before) - 1; i >= 0; i-- {
+		buf = append(buf, before[i])
+	}
+	return append(buf, after[:limit-len(before)]...)
+}
+
+func (s mpiStore) AddToBlock(block mpi.Block, key mpi.RecordKey) error {
 	return s.tx.Bucket(bucketMPIBlocks).Put(blockKey(block, key), nil)
 }
 
-func (s mpiStore) RemoveFromBlock(block string, key mpi.RecordKey) error {
+func (s mpiStore) RemoveFromBlock(block mpi.Block, key mpi.RecordKey) error {
 	return s.tx.Bucket(bucketMPIBlocks).Delete(blockKey(block, key))
 }
 
@@ -125,11 +173,47 @@ func (s mpiStore) PutPerson(p mpi.Person) error {
 	if err != nil {
 		return fmt.Errorf("encode person %s: %w", p.EUID, err)
 	}
-	return s.tx.Bucket(bucketMPIPersons).Put([]byte(p.EUID), v)
+	b := s.tx.Bucket(bucketMPIPersons)
+	if b.Get([]byte(p.EUID)) == nil {
+		if err := s.addPersonCount(1); err != nil {
+			return err
+		}
+	}
+	return b.Put([]byte(p.EUID), v)
 }
 
 func (s mpiStore) DeletePerson(euid string) error {
-	return s.tx.Bucket(bucketMPIPersons).Delete([]byte(euid))
+	b := s.tx.Bucket(bucketMPIPersons)
+	if b.Get([]byte(euid)) == nil {
+		return nil
+	}
+	if err := s.addPersonCount(-1); err != nil {
+		return err
+	}
+	return b.Delete([]byte(euid))
+}
+
+// PersonCount returns the kept count, or counts the persons bucket when the state
+// predates the count (every node then counts the same bucket at the same entry).
+func (s mpiStore) PersonCount() (int64, error) {
+	if v := s.tx.Bucket(bucketMPIConfig).Get(keyPersonCount); len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v)), nil
+	}
+	return int64(s.tx.Bucket(bucketMPIPersons).Stats().KeyN), nil
+}
+
+func (s mpiStore) addPersonCount(delta int64) error {
+	n, err := s.PersonCount()
+	if err != nil {
+		return err
+	}
+	if n += delta; n < 0 {
+		return fmt.Errorf("%w: person count below zero", mpi.ErrCorruptStore)
+	}
+	if err := s.tx.Bucket(bucketMPIConfig).Put(keyPersonCount, encodeUint(uint64(n))); err != nil {
+		return fmt.Errorf("store person count: %w", err)
+	}
+	return nil
 }
 
 func termKey(field, value string) []byte {
@@ -171,7 +255,45 @@ func (s mpiStore) AppendReview(item mpi.ReviewItem) error {
 	if err != nil {
 		return fmt.Errorf("encode review item: %w", err)
 	}
-	return b.Put(encodeUint(seq), v)
+	if err := b.Put(encodeUint(seq), v); err != nil {
+		return fmt.Errorf("store review item: %w", err)
+	}
+	return s.tx.Bucket(bucketMPIReviewRecords).Put(append(append([]byte(item.Record), keySep), encodeUint(seq)...), nil)
+}
+
+// HasOpenReview reports whether a record has a review item no steward has resolved
+// (items queued before the queue was indexed by record are not seen).
+func (t *Tx) HasOpenReview(key mpi.RecordKey) bool {
+	prefix := append([]byte(key), keySep)
+	c := t.tx.Bucket(bucketMPIReviewRecords).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if t.tx.Bucket(bucketResolutions).Get(k[len(prefix):]) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// DropLegacyBlocks removes the blocking index of releases before scoring model 2, which
+// a rematch has replaced (it is not read any more).
+func (t *Tx) DropLegacyBlocks() error {
+	if t.tx.Bucket(bucketMPIBlocksV1) == nil {
+		return nil
+	}
+	if err := t.tx.DeleteBucket(bucketMPIBlocksV1); err != nil {
+		return fmt.Errorf("drop the legacy blocking index: %w", err)
+	}
+	return nil
+}
+
+// RecordKeys returns the key of every registered source record, in key order.
+func (t *Tx) RecordKeys() []mpi.RecordKey {
+	var out []mpi.RecordKey
+	c := t.tx.Bucket(bucketMPIRecords).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		out = append(out, mpi.RecordKey(k))
+	}
+	return out
 }
 
 // ForEachPerson calls fn for every person, in EUID order.

@@ -15,8 +15,11 @@ var (
 	bucketPins        = []byte("mpi_pins")        // record key → EUID the steward put it on
 	bucketSeparations = []byte("mpi_separations") // record key 0x00 EUID → empty: never link them
 	bucketResolutions = []byte("mpi_resolutions") // review seq → Resolution
+	// bucketRecordSeparations: record key 0x00 record key → empty, both ways round: the
+	// two records must never share a person through automatic matching.
+	bucketRecordSeparations = []byte("mpi_record_separations")
 
-	stewardBuckets = [][]byte{bucketPins, bucketSeparations, bucketResolutions}
+	stewardBuckets = [][]byte{bucketPins, bucketSeparations, bucketResolutions, bucketRecordSeparations}
 )
 
 // Pin returns the person a steward put a record on, if any.
@@ -34,14 +37,64 @@ func separationKey(key mpi.RecordKey, euid string) []byte {
 	return append(append([]byte(key), keySep), euid...)
 }
 
-// Separate records that a record must never be linked to a person automatically.
+// Separate records that a record must never be linked to a person automatically: neither
+// to the person (whatever records it later holds) nor to any record the person holds now,
+// wherever automatic matching later puts that record. The second half is what keeps the
+// steward's word when the person's records move: a rematch that gathers them on another
+// person, or on the separated record's own, must still keep them apart.
 func (t *Tx) Separate(key mpi.RecordKey, euid string) error {
-	return t.tx.Bucket(bucketSeparations).Put(separationKey(key, euid), nil)
+	if err := t.tx.Bucket(bucketSeparations).Put(separationKey(key, euid), nil); err != nil {
+		return fmt.Errorf("separate %s from %s: %w", key, euid, err)
+	}
+	return t.eachRecordOf(euid, key, func(other []byte) error {
+		b := t.tx.Bucket(bucketRecordSeparations)
+		if err := b.Put(separationKey(key, string(other)), nil); err != nil {
+			return fmt.Errorf("separate %s from %s: %w", key, other, err)
+		}
+		return b.Put(append(append(other, keySep), key...), nil)
+	})
 }
 
-// Unseparate lifts a separation (a steward linked the two after all).
+// Unseparate lifts a separation (a steward linked the two after all): from the person and
+// from every record it holds now.
 func (t *Tx) Unseparate(key mpi.RecordKey, euid string) error {
-	return t.tx.Bucket(bucketSeparations).Delete(separationKey(key, euid))
+	if err := t.tx.Bucket(bucketSeparations).Delete(separationKey(key, euid)); err != nil {
+		return fmt.Errorf("unseparate %s from %s: %w", key, euid, err)
+	}
+	return t.eachRecordOf(euid, key, func(other []byte) error {
+		b := t.tx.Bucket(bucketRecordSeparations)
+		if err := b.Delete(separationKey(key, string(other))); err != nil {
+			return fmt.Errorf("unseparate %s from %s: %w", key, other, err)
+		}
+		return b.Delete(append(append(other, keySep), key...))
+	})
+}
+
+// eachRecordOf calls fn with (a copy of) the key of every record of a person but skip.
+func (t *Tx) eachRecordOf(euid string, skip mpi.RecordKey, fn func(key []byte) error) error {
+	p, ok, err := t.MPI().Person(euid)
+	if err != nil || !ok {
+		return err
+	}
+	for _, k := range p.Records {
+		if k != skip {
+			if err := fn([]byte(k)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SeparatedRecords returns the records a record must never share a person with.
+func (t *Tx) SeparatedRecords(key mpi.RecordKey) []mpi.RecordKey {
+	prefix := append([]byte(key), keySep)
+	var out []mpi.RecordKey
+	c := t.tx.Bucket(bucketRecordSeparations).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		out = append(out, mpi.RecordKey(k[len(prefix):]))
+	}
+	return out
 }
 
 // Separations returns the persons a record must never be linked to.

@@ -1,0 +1,93 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/fsm"
+	"github.com/rls-hie/rls/raft/state"
+)
+
+// Sandbox is a private copy of a node's state with an FSM of its own: commands applied to
+// it are decided by the FSM's own code, on the state as it was when the sandbox was made,
+// and nothing is proposed or replicated. It answers "what would these commands do?" (a
+// dry run). The copy lives in a temporary file in the data directory until Close.
+type Sandbox struct {
+	path        string
+	store       *state.Store
+	machine     *fsm.FSM
+	index, term uint64
+}
+
+// Sandbox copies this node's state into a new sandbox (a full copy of the state file).
+func (n *Node) Sandbox() (*Sandbox, error) {
+	f, err := os.CreateTemp(n.cfg.DataDir, "sandbox-*.db")
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	sb := &Sandbox{path: f.Name()}
+	sn, err := n.store.BeginSnapshot()
+	if err != nil {
+		f.Close()
+		sb.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	_, err = sn.WriteTo(f)
+	sn.Release()
+	if err = errors.Join(err, f.Close()); err != nil {
+		sb.Close()
+		return nil, fmt.Errorf("sandbox: copy the state: %w", err)
+	}
+	if sb.store, err = state.Open(sb.path, n.cfg.Logger); err != nil {
+		sb.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if sb.machine, err = fsm.New(sb.store, nil); err != nil {
+		sb.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if sb.index, sb.term, err = sb.store.Applied(); err != nil {
+		sb.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	return sb, nil
+}
+
+// Apply applies commands of type t, one log entry each, and returns the FSM's answers.
+func (sb *Sandbox) Apply(ctx context.Context, t command.Type, h command.Header, payloads []command.Payload) ([]fsm.Response, error) {
+	out := make([]fsm.Response, 0, len(payloads))
+	for _, p := range payloads {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		data, err := command.Encode(t, h, p)
+		if err != nil {
+			return out, fmt.Errorf("sandbox: %w", err)
+		}
+		sb.index++
+		res := sb.machine.Apply(&hraft.Log{Index: sb.index, Term: sb.term, Type: hraft.LogCommand, Data: data})
+		r, ok := res.(fsm.Response)
+		if !ok {
+			return out, fmt.Errorf("sandbox: unexpected FSM response %T", res)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Close discards the sandbox and its copy of the state.
+func (sb *Sandbox) Close() error {
+	if sb.machine != nil {
+		sb.machine.Close()
+	}
+	var err error
+	if sb.store != nil {
+		err = sb.store.Close()
+	}
+	return errors.Join(err, os.Remove(sb.path))
+}
