@@ -282,6 +282,11 @@ type PatientRegistration struct {
 	// ExpectedVersion, when not zero, must equal the record's current version (FHIR
 	// If-Match); zero registers or replaces unconditionally.
 	ExpectedVersion uint64 `json:"expected_version,omitempty"`
+	// Prepared is the record's normalised form and blocking keys (mpi.Prepared in its
+	// binary form), computed once by the node that proposed it so that the nodes applying
+	// it do not each compute them again. Empty in entries of earlier releases: the FSM
+	// then prepares the record itself, as it does when the bytes do not decode.
+	Prepared []byte `json:"prepared,omitempty"`
 }
 
 // PatientRegister registers records in order; each gets its own outcome, so one refused

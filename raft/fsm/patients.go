@@ -43,6 +43,40 @@ func MPIRecord(r command.PatientRecord) mpi.Record {
 	}
 }
 
+// PrepareProposal does, before a command is proposed, the part of applying it that depends
+// on the command alone, and puts the result in the command: for a patient registration,
+// each record's normalised form and blocking keys (mpi.Prepare), so that the nodes
+// applying it, one after another on the same two cores of a small cluster, skip a tenth
+// of the matcher's work. The result travels as bytes in the entry, the same on every
+// node; a record whose bytes are missing or do not decode is prepared by the FSM itself.
+func PrepareProposal(t command.Type, payload command.Payload) {
+	c, ok := payload.(*command.PatientRegister)
+	if !ok || t != command.TypePatientRegister {
+		return
+	}
+	for i := range c.Registrations {
+		r := &c.Registrations[i]
+		if len(r.Prepared) > 0 {
+			continue
+		}
+		p := mpi.Prepare(MPIRecord(r.Record))
+		r.Prepared, _ = p.AppendBinary(nil) // appending never fails
+	}
+}
+
+// prepared decodes a registration's prepared record, or returns nil (the matcher then
+// prepares the record itself).
+func prepared(data []byte) *mpi.Prepared {
+	if len(data) == 0 {
+		return nil
+	}
+	var p mpi.Prepared
+	if err := p.UnmarshalBinary(data); err != nil {
+		return nil
+	}
+	return &p
+}
+
 // applyPatientRegister registers each record in order through the matcher, against the
 // replicated index, so that every node links alike and two hospitals registering one
 // person at once cannot both create a new person. Every check that can refuse a record
@@ -102,7 +136,7 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 		if err != nil {
 			return nil, err
 		}
-		d, err := f.matcher.Register(ruled, rec, r.NewEUID)
+		d, err := f.matcher.RegisterPrepared(ruled, rec, prepared(r.Prepared), r.NewEUID)
 		if err != nil {
 			return nil, err // storage failure: the node stops and replays
 		}
