@@ -133,8 +133,10 @@ func fileSHA256(path string) (string, error) {
 type importResult struct {
 	Key     string
 	Outcome string
-	Status  int
-	Error   string
+	// EUID is the person a registered patient record joined (empty for documents).
+	EUID   string
+	Status int
+	Error  string
 }
 
 // batchSender registers one batch and returns each item's outcome, in item order.
@@ -371,7 +373,7 @@ func sendPatients(ctx context.Context, cl *client, items []importItem) ([]import
 	}
 	out := make([]importResult, len(items))
 	for k, res := range resp.Results {
-		out[order[k]] = importResult{Key: res.Record, Outcome: res.Outcome, Status: res.Status, Error: res.Error}
+		out[order[k]] = importResult{Key: res.Record, Outcome: res.Outcome, EUID: res.EUID, Status: res.Status, Error: res.Error}
 	}
 	return out, nil
 }
