@@ -98,6 +98,7 @@ func BenchmarkRegisterThroughFSM(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
+		cpuStart, cpuOK := processCPU()
 		tenth, next := len(logs)/10, 1
 		last := start
 		for i, l := range logs {
@@ -116,5 +117,8 @@ func BenchmarkRegisterThroughFSM(b *testing.B) {
 		}
 		f.commitOpen()
 		b.ReportMetric(float64(len(file.Rows))/time.Since(start).Seconds(), "records/s")
+		if cpuEnd, ok := processCPU(); ok && cpuOK {
+			b.ReportMetric(float64(len(file.Rows))/(cpuEnd-cpuStart).Seconds(), "records/cpu-s")
+		}
 	}
 }
