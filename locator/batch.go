@@ -10,8 +10,8 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 )
 
 // MaxBatchRecords caps the records of one batch request (one Raft entry).
@@ -107,7 +107,7 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 			return err
 		}
 		index = a.Index
-		for k, out := range a.Value.([]fsm.Registered) {
+		for k, out := range a.Value.([]raft.Registered) {
 			i := slots[k]
 			if out.Err != nil {
 				results[i] = refused(regs[k].Record, out.Err)

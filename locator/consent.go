@@ -15,8 +15,8 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -341,7 +341,7 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, rq *request,
 		return limitError("Consent", err)
 	}
 	a, err := s.node.Apply(r.Context(), command.TypeConsentSet, header(rq), &cmd)
-	if errors.Is(err, fsm.ErrConsentExists) {
+	if errors.Is(err, raft.ErrConsentExists) {
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "consent id collision; retry"))
 	}
 	if err != nil {

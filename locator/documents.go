@@ -16,8 +16,8 @@ import (
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 	"github.com/rls-hie/rls/search"
@@ -52,7 +52,7 @@ func firstCode(cc *fhir.CodeableConcept) search.Code {
 }
 
 // parseInstant reads a FHIR date or dateTime (the precision it has) between the year
-// fsm.MinDocumentYear and latest: a date such as 0001-01-01 is a data-entry error, not a
+// command.MinDocumentYear and latest: a date such as 0001-01-01 is a data-entry error, not a
 // document (and would read as "no date" further down, where the zero time means absent).
 func parseInstant(field, v string, latest time.Time) (time.Time, error) {
 	if v == "" {
@@ -64,8 +64,8 @@ func parseInstant(field, v string, latest time.Time) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
 		if t, err := time.Parse(layout, v); err == nil {
 			t = t.UTC()
-			if t.Year() < fsm.MinDocumentYear || t.After(latest) {
-				return time.Time{}, fhir.Invalid(field, "%s %s is not a plausible date for a document (from %d to %s)", field, v, fsm.MinDocumentYear, latest.Format("2006-01-02"))
+			if t.Year() < command.MinDocumentYear || t.After(latest) {
+				return time.Time{}, fhir.Invalid(field, "%s %s is not a plausible date for a document (from %d to %s)", field, v, command.MinDocumentYear, latest.Format("2006-01-02"))
 			}
 			return t, nil
 		}
@@ -286,7 +286,7 @@ func unknownSubject(ref *fhir.Reference) error {
 // record of an opted-out patient is told what it would be told of a patient rls does not
 // know (the registration itself would disclose that the patient is in the exchange). The
 // admin registers for the exchange (bulk loads) and is held only to a denial that names it.
-// The FSM repeats the rule (fsm.checkSubjectConsent) against directives recorded since.
+// The FSM repeats the rule (checkSubjectConsent in raft/fsm) against directives recorded since.
 func checkSubjectConsent(tx *state.Tx, record string, ref *fhir.Reference, holder model.Participant) error {
 	sr, err := tx.MPI().Record(mpi.RecordKey(record))
 	if err != nil || sr == nil {
@@ -423,7 +423,7 @@ func documentFromResource(tx *state.Tx, dr fhir.DocumentReference, holder model.
 		return d, fhir.Invalid("DocumentReference", "%v", err)
 	}
 	// The check the FSM repeats; the elements were checked one by one above.
-	if err := fsm.CheckDocumentLimits(&d, now); err != nil {
+	if err := command.CheckDocumentLimits(&d, now); err != nil {
 		return d, limitError("DocumentReference", err)
 	}
 	return d, nil
@@ -503,7 +503,7 @@ func storedDocumentResource(sd state.StoredDocument) (json.RawMessage, error) {
 }
 
 // registerDocuments validates and proposes documents, returning each outcome in order.
-func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]byte) ([]fsm.DocumentRegistered, []error, uint64, error) {
+func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]byte) ([]raft.DocumentRegistered, []error, uint64, error) {
 	if err := s.node.SyncLocal(ctx); err != nil {
 		return nil, nil, 0, err
 	}
@@ -541,7 +541,7 @@ func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]by
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	out := make([]fsm.DocumentRegistered, len(raws))
+	out := make([]raft.DocumentRegistered, len(raws))
 	if len(regs) == 0 {
 		return out, errs, 0, nil
 	}
@@ -549,11 +549,11 @@ func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]by
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	for k, res := range a.Value.([]fsm.DocumentRegistered) {
+	for k, res := range a.Value.([]raft.DocumentRegistered) {
 		out[slots[k]] = res
 		if res.Err != nil {
 			errs[slots[k]] = res.Err
-			if errors.Is(res.Err, fsm.ErrUnknownSubject) {
+			if errors.Is(res.Err, raft.ErrUnknownSubject) {
 				// Refused in Apply (a directive recorded since the check above, or the
 				// record gone): the same answer as at the edge.
 				errs[slots[k]] = unknownSubject(subjects[k])

@@ -14,8 +14,8 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -108,7 +108,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rq *request, r
 	if err != nil {
 		return err
 	}
-	out := a.Value.([]fsm.Registered)[0]
+	out := a.Value.([]raft.Registered)[0]
 	if out.Err != nil {
 		return out.Err
 	}
@@ -118,7 +118,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rq *request, r
 		}
 	}
 	rq.disclose([]string{out.Decision.EUID}, []string{out.Patient.ID})
-	p, err := storedPatient(out.Patient, &mpi.StoredRecord{EUID: out.Decision.EUID, Record: fsm.MPIRecord(reg.record)})
+	p, err := storedPatient(out.Patient, &mpi.StoredRecord{EUID: out.Decision.EUID, Record: reg.record.MPIRecord()})
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -380,7 +379,7 @@ func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *reques
 	if err != nil {
 		return err
 	}
-	query := fsm.MPIRecord(rec)
+	query := rec.MPIRecord()
 	query.System, query.Value = "", "" // a query is not a record: do not exclude any
 
 	var entries []fhir.BundleEntry

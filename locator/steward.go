@@ -6,8 +6,8 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -35,7 +35,7 @@ func (s *Server) steward(w http.ResponseWriter, r *http.Request, rq *request, ty
 	if err != nil {
 		return err
 	}
-	rel := a.Value.(fsm.Relinked)
+	rel := a.Value.(raft.Relinked)
 	rq.disclose([]string{rel.EUID, rel.From}, recordIDs(rel.Records))
 	s.logger.Info("steward action", "action", typ.String(), "euid", rel.EUID, "from", rel.From, "records", len(rel.Records), "by", rq.principal.ID)
 	w.Header().Set(HeaderRaftIndex, strconv.FormatUint(a.Index, 10))
