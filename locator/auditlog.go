@@ -14,6 +14,7 @@ import (
 
 	"github.com/rls-hie/rls/locator/audit"
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/locator/nodeauth"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
@@ -24,9 +25,6 @@ import (
 const (
 	// HeaderOnBehalfOf names the user of the participant's system who made the request.
 	HeaderOnBehalfOf = "X-Rls-On-Behalf-Of"
-	// headerNodeCredential authenticates a call from another node of the cluster (see
-	// audit.Sign).
-	headerNodeCredential = "X-Rls-Node-Credential"
 	// headerAuditReport carries, from the leader back to the node that forwarded a
 	// request, what the request disclosed, so that node writes the one audit entry.
 	headerAuditReport = "X-Rls-Audit-Report"
@@ -192,7 +190,7 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 		e.Outcome = boundText(a.outcome, model.MaxOutcomeLength)
 	}
 
-	if rq.fromNode && r.Header.Get(headerNodeCredential) != "" {
+	if rq.fromNode && nodeauth.Signed(r) {
 		// Forwarded by another node, whose credential serve verified: it records the entry.
 		rep, _ := json.Marshal(auditReport{Participant: e.Participant, Outcome: e.Outcome, Purpose: e.Purpose, BreakGlass: e.BreakGlass, EUIDs: e.EUIDs, Records: e.Records})
 		w.Header().Set(headerAuditReport, base64.StdEncoding.EncodeToString(rep))
@@ -282,8 +280,8 @@ func (s *Server) auditBeforeStream(r *http.Request, w *responseWriter, rq *reque
 	if rq.audit == nil {
 		return true
 	}
-	forwarded := r.Header.Get(headerNodeCredential) != ""
-	r.Header.Del(headerNodeCredential)
+	forwarded := nodeauth.Signed(r)
+	r.Header.Del(nodeauth.Header)
 	rq.audit.beforeStream = true
 	w.held = true
 	s.finishAudit(r, w, rq, nil)
@@ -332,82 +330,6 @@ func (rq *request) adoptReport(h http.Header) {
 	rq.disclose(rep.EUIDs, rep.Records)
 }
 
-// signForward adds this node's credential to a request it forwards: the leader then knows
-// another node sends it (the per-address limits were applied here), and, on an audited
-// route, leaves the audit entry to this node, which must then have the key.
-func (s *Server) signForward(ctx context.Context, req *http.Request, rq *request) error {
-	if rq.audit == nil {
-		if key := s.localClusterKey(); key != nil {
-			req.Header.Set(headerNodeCredential, audit.Sign(key, s.node.ID(), time.Now(), req.Method, req.URL.RequestURI(), rq.body))
-		}
-		return nil
-	}
-	key, err := s.clusterKey(ctx)
-	if err != nil {
-		return err
-	}
-	req.Header.Set(headerNodeCredential, audit.Sign(key, s.node.ID(), time.Now(), req.Method, req.URL.RequestURI(), rq.body))
-	return nil
-}
-
-func (s *Server) verifyNode(cred, method, uri string, body []byte) (string, error) {
-	var key []byte
-	if err := s.node.State().View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil }); err != nil {
-		return "", err
-	}
-	return audit.Verify(key, cred, time.Now(), method, uri, body)
-}
-
-// localClusterKey returns the cluster key this node holds, or nil.
-func (s *Server) localClusterKey() []byte {
-	var key []byte
-	_ = s.node.State().View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil })
-	return key
-}
-
-// clusterKey returns the cluster key, drawing it on a leader if the cluster has none yet,
-// and waiting for it to arrive on a follower.
-func (s *Server) clusterKey(ctx context.Context) ([]byte, error) {
-	read := func() []byte {
-		var key []byte
-		_ = s.node.State().View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil })
-		return key
-	}
-	if key := read(); key != nil {
-		return key, nil
-	}
-	for {
-		// Every leader draws the key when it becomes ready (raft.Node), so a follower only
-		// waits for it to arrive through the log.
-		if s.node.IsLeader() {
-			if err := s.ensureClusterKey(ctx); err != nil {
-				return nil, err
-			}
-		}
-		_ = s.node.CatchUp(ctx)
-		if key := read(); key != nil {
-			return key, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no cluster key yet: %w", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// ensureClusterKey makes the leader draw the cluster key if the state has none.
-func (s *Server) ensureClusterKey(ctx context.Context) error {
-	var key []byte
-	if err := s.node.State().View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil }); err != nil {
-		return err
-	}
-	if key != nil {
-		return nil
-	}
-	return s.applyAudit(ctx, nil)
-}
-
 // commitAudit is the Batcher's commit: on the leader it proposes the batch; on a follower
 // it sends the batch to the leader's internal endpoint. It retries (a new leader, a lost
 // answer) until the Batcher's timeout: the log appends an entry ID once.
@@ -441,7 +363,7 @@ func (s *Server) applyAudit(ctx context.Context, entries []model.AuditEntry) err
 	}
 	if key == nil {
 		var err error
-		if c.ClusterKey, err = audit.NewClusterKey(); err != nil {
+		if c.ClusterKey, err = nodeauth.NewClusterKey(); err != nil {
 			return err
 		}
 	}
@@ -485,7 +407,7 @@ func (s *Server) sendAuditChunk(ctx context.Context, entries []model.AuditEntry)
 	if err != nil {
 		return fmt.Errorf("build audit batch request: %w", err)
 	}
-	req.Header.Set(headerNodeCredential, audit.Sign(key, s.node.ID(), time.Now(), http.MethodPost, path, body))
+	nodeauth.SignRequest(req, key, s.node.ID(), body)
 	req.Header.Set("Content-Type", "application/msgpack")
 	resp, err := s.auditClient.Do(req)
 	if err != nil {
@@ -502,7 +424,7 @@ func (s *Server) sendAuditChunk(ctx context.Context, entries []model.AuditEntry)
 // internalAudit is POST /v1/internal/audit: a follower's batch of audit entries, recorded
 // by the leader. Only a node credential is accepted.
 func (s *Server) internalAudit(w http.ResponseWriter, r *http.Request, rq *request) error {
-	if _, err := s.verifyNode(r.Header.Get(headerNodeCredential), r.Method, r.URL.RequestURI(), rq.body); err != nil {
+	if _, err := s.verifyNode(r, r.URL.RequestURI(), rq.body); err != nil {
 		return unauthorized("internal endpoint: %v", err)
 	}
 	if !s.node.IsLeader() {
@@ -520,20 +442,6 @@ func (s *Server) internalAudit(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	if err := s.audit.Record(r.Context(), c.Entries...); err != nil {
 		return fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%v", err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-// internalClusterKey is POST /v1/internal/cluster-key: the leader draws the cluster key if
-// none exists (a leader does when it becomes ready; this serves nodes of older releases and
-// the admin). It returns nothing; the key arrives through the log.
-func (s *Server) internalClusterKey(w http.ResponseWriter, r *http.Request, rq *request) error {
-	if !s.node.IsLeader() {
-		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "node %s is not the leader", s.node.ID()))
-	}
-	if err := s.ensureClusterKey(r.Context()); err != nil {
-		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

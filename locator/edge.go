@@ -18,7 +18,6 @@ import (
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/raft/model"
-	"github.com/rls-hie/rls/raft/pki"
 )
 
 // The edge: what a node does with a request before it knows who sent it. Nothing a caller
@@ -139,23 +138,6 @@ func (e *edge) refuse(reason, addr, route, requestID string) {
 	e.mu.Unlock()
 	e.logger.Log(context.Background(), slog.LevelWarn, "request refused before admission", "reason", reason, "remote", addr,
 		"route", route, "request_id", requestID, "suppressed_before", dropped)
-}
-
-// fromNode reports whether a request comes from another node of this cluster: signed with
-// the node credential (HMAC with the cluster key over method, URI and body), or over TLS
-// with a node certificate of the cluster CA.
-func (s *Server) fromNode(r *http.Request, rq *request) bool {
-	if cred := r.Header.Get(headerNodeCredential); cred != "" {
-		if _, err := s.verifyNode(cred, r.Method, rq.uri, rq.body); err == nil {
-			return true
-		}
-	}
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		if _, ok := pki.IsClusterNode(r.TLS.VerifiedChains[0], s.opts.ClusterCA); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // requestIDPattern is what a client-chosen X-Request-Id may look like; anything else is

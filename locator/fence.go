@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rls-hie/rls/locator/audit"
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/locator/nodeauth"
 	"github.com/rls-hie/rls/locator/policy"
 )
 
@@ -190,7 +190,7 @@ func (f *fence) ask(ctx context.Context, base string) (FenceStatus, error) {
 		return st, err
 	}
 	if key := f.s.localClusterKey(); key != nil {
-		req.Header.Set(headerNodeCredential, audit.Sign(key, f.s.node.ID(), time.Now(), http.MethodGet, path, nil))
+		nodeauth.SignRequest(req, key, f.s.node.ID(), nil)
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {

@@ -31,9 +31,9 @@ import (
 
 	"github.com/rls-hie/rls/locator/audit"
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/locator/nodeauth"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
-	"github.com/rls-hie/rls/raft/pki"
 )
 
 // Response headers every answer carries.
@@ -423,7 +423,7 @@ func (s *Server) wrap(rt route) http.Handler {
 func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request) error {
 	// A node certificate proves a node at once; a node credential needs the body it signs.
 	rq.fromNode = s.tlsFromNode(r)
-	signed := !rq.fromNode && r.Header.Get(headerNodeCredential) != ""
+	signed := !rq.fromNode && nodeauth.Signed(r)
 	if !rq.fromNode && !signed {
 		if err := s.edge.admitAddress(rq.addr); err != nil {
 			rq.refused = true
@@ -445,7 +445,7 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		rq.fromNode = s.fromNode(r, rq)
 		if !rq.fromNode {
 			// Not a node after all (a forged or stale credential): a client like any other.
-			r.Header.Del(headerNodeCredential)
+			r.Header.Del(nodeauth.Header)
 			s.edge.refuse(refusedUnauthenticated, rq.addr, rt.pattern, rq.id)
 			if err := s.edge.admitAddress(rq.addr); err != nil {
 				rq.refused = true
@@ -497,15 +497,6 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		return err
 	}
 	return rt.handle(w, r, rq)
-}
-
-// tlsFromNode reports a request over TLS with a node certificate of the cluster CA.
-func (s *Server) tlsFromNode(r *http.Request) bool {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		return false
-	}
-	_, ok := pki.IsClusterNode(r.TLS.VerifiedChains[0], s.opts.ClusterCA)
-	return ok
 }
 
 // consistency reads the read mode from ?consistency= or the X-Rls-Consistency header.
