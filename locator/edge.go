@@ -8,10 +8,8 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -94,7 +92,7 @@ func clientAddress(r *http.Request) string {
 	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
 		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
-	return boundText(host, model.MaxSourceLength)
+	return model.BoundText(host, model.MaxSourceLength)
 }
 
 // admitAddress applies the per-address limits; the error is a 429 with Retry-After.
@@ -149,45 +147,4 @@ func requestID(r *http.Request) string {
 		return id
 	}
 	return newRequestID()
-}
-
-// boundText makes a value taken from a request fit to log or audit: valid UTF-8, characters
-// rls does not store replaced by U+FFFD, at most max characters (cut with "…").
-func boundText(s string, max int) string {
-	return bound(s, max, false)
-}
-
-// boundFreeText is boundText keeping tabs and line breaks.
-func boundFreeText(s string, max int) string {
-	return bound(s, max, true)
-}
-
-func bound(s string, max int, multiline bool) string {
-	clean := true
-	n := 0
-	for _, r := range s {
-		n++
-		if r == utf8.RuneError || model.ForbiddenRune(r, multiline) {
-			clean = false
-			break
-		}
-	}
-	if clean && n <= max && utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	total := utf8.RuneCountInString(s)
-	n = 0
-	for _, r := range s {
-		if n == max-1 && total > max {
-			b.WriteRune('…')
-			break
-		}
-		if r == utf8.RuneError || model.ForbiddenRune(r, multiline) {
-			r = '\uFFFD'
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
 }

@@ -171,7 +171,7 @@ type Server struct {
 	// audit group-commits the audit entries of this node's requests.
 	audit        *audit.Batcher
 	auditClient  *http.Client
-	auditMetrics *auditMetrics
+	auditMetrics *audit.Metrics
 	privacy      *privacy
 	edge         *edge
 }
@@ -217,7 +217,7 @@ type request struct {
 	breakGlass string
 	guard      *guard
 	// audit is the request's audit entry in the making (nil if the route is not audited).
-	audit *auditState
+	audit *audit.Capture
 	// addr is the client's address (see clientAddress); fromNode: another node of the
 	// cluster sent the request (see fromNode), so the per-address limits do not apply.
 	addr     string
@@ -276,7 +276,7 @@ func New(opts Options) *Server {
 	s.edge = newEdge(opts, opts.Logger, reg)
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
-		s.auditMetrics = newAuditMetrics(opts.Registry)
+		s.auditMetrics = audit.NewMetrics(opts.Registry)
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	}
 	for _, rt := range s.routes() {
@@ -414,9 +414,9 @@ func (s *Server) wrap(rt route) http.Handler {
 		if rt.access == public && status < 400 {
 			level = slog.LevelDebug
 		}
-		s.logger.Log(r.Context(), level, "http request", "method", boundText(r.Method, 16), "path", boundText(r.URL.Path, maxLoggedPath), "route", rt.pattern,
+		s.logger.Log(r.Context(), level, "http request", "method", model.BoundText(r.Method, 16), "path", model.BoundText(r.URL.Path, maxLoggedPath), "route", rt.pattern,
 			"status", status, "duration_ms", time.Since(start).Milliseconds(), "participant", rq.principal.ID,
-			"request_id", rq.id, "remote", boundText(r.RemoteAddr, model.MaxSourceLength), "forwarded", rw.forwarded)
+			"request_id", rq.id, "remote", model.BoundText(r.RemoteAddr, model.MaxSourceLength), "forwarded", rw.forwarded)
 	})
 }
 

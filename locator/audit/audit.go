@@ -1,9 +1,14 @@
-// Package audit holds the parts of rls's audit trail that need no HTTP: the group-commit
-// Batcher that turns concurrent requests' audit entries into few replicated commands, and
-// the catalogue of audited actions.
+// Package audit is the capture side of rls's audit trail, everything of it that needs no
+// HTTP server: the entry one request builds as it runs (Capture: begun on arrival, told
+// what the request disclosed, completed with the outcome), the Report a leader returns to
+// the node that forwarded a request so that exactly one node records it, the bounds every
+// entry is held to (Bound), the group-commit Batcher that turns concurrent requests'
+// entries into few replicated commands, its metrics, and the catalogue of audited actions.
 //
 // The audit log itself (numbering, hash chain, indexes) lives in raft/state and is written
-// only by the FSM. This package must never import locator (its caller) or HTTP handlers.
+// only by the FSM; the HTTP side (holding answers until their entry commits, sending a
+// follower's batches to the leader, the audit search endpoints) is locator's. This package
+// imports only raft/model (and Prometheus) and must never import locator or the state.
 package audit
 
 import (
