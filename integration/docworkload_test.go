@@ -56,7 +56,7 @@ func (w *Workload) createDocPatients(leader int) {
 }
 
 // documentID is the id rls gives a DocumentReference: derived from its master identifier
-// (locator.DocumentID; the API documents the rule), so that a document of unknown outcome
+// (fhir.DocumentID in locator/fhir; the API documents the rule), so that a document of unknown outcome
 // can be read back by id.
 func documentID(master string) string {
 	sum := sha256.Sum256([]byte(masterSystem + "|" + master))

@@ -47,7 +47,7 @@ func (s *Server) admit(r *http.Request, rt route, rq *request) error {
 	if obo := r.Header.Get(HeaderOnBehalfOf); obo != "" {
 		// The user it names is audited: a bounded, printable name (the entry keeps it cut).
 		if err := model.CheckText(HeaderOnBehalfOf, obo, model.MaxOnBehalfOfLength); err != nil {
-			return limitError(HeaderOnBehalfOf, err)
+			return fhir.LimitError(HeaderOnBehalfOf, err)
 		}
 	}
 	if !rt.patientData {

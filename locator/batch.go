@@ -77,7 +77,7 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 	now := time.Now().UTC()
 	for i, rec := range req.Records {
 		if err := rec.Check(fmt.Sprintf("records[%d].", i), now); err != nil {
-			results[i] = refused(rec, limitError("", err))
+			results[i] = refused(rec, fhir.LimitError("", err))
 			continue
 		}
 		propose(i, rec, nil)
@@ -89,12 +89,12 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 			results[i] = refused(command.PatientRecord{}, err)
 			continue
 		}
-		rec, err := patientRecord(p, own)
+		rec, err := fhir.RecordOf(p, own)
 		if err != nil {
 			results[i] = refused(rec, err)
 			continue
 		}
-		resource, err := canonicalResource(p)
+		resource, err := fhir.CanonicalPatient(p)
 		if err != nil {
 			return err
 		}
@@ -126,7 +126,7 @@ func refused(rec command.PatientRecord, err error) BatchResult {
 	fe := apiError(err)
 	res := BatchResult{Status: fe.Status, Error: fe.Error()}
 	if rec.System != "" || rec.Value != "" {
-		res.Record = clip(string(mpi.KeyOf(rec.System, rec.Value)))
+		res.Record = fhir.Clip(string(mpi.KeyOf(rec.System, rec.Value)))
 	}
 	return res
 }

@@ -212,13 +212,13 @@ func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request, rq *request
 		return fhir.Invalid("id", "%v", err)
 	}
 	if _, _, err := net.SplitHostPort(j.RaftAddr); err != nil {
-		return fhir.Invalid("raft_addr", "raft_addr %q must be host:port", clip(j.RaftAddr))
+		return fhir.Invalid("raft_addr", "raft_addr %q must be host:port", fhir.Clip(j.RaftAddr))
 	}
 	if err := model.ValidateHTTPURL("http_addr", j.HTTPAddr); err != nil {
 		return fhir.Invalid("http_addr", "%v", err)
 	}
 	if err := (model.Node{ID: j.ID, RaftAddr: j.RaftAddr, HTTPAddr: j.HTTPAddr}).Validate(); err != nil {
-		return limitError("", err)
+		return fhir.LimitError("", err)
 	}
 	index, err := s.node.Join(r.Context(), model.Node{ID: j.ID, RaftAddr: j.RaftAddr, HTTPAddr: j.HTTPAddr})
 	if err != nil {

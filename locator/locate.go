@@ -212,7 +212,7 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 			if !ok {
 				continue
 			}
-			body, err := storedDocumentResource(sd)
+			body, err := fhir.StoredDocument(sd.Resource, sd.Document, sd.Version, sd.Updated)
 			if err != nil {
 				return err
 			}

@@ -55,7 +55,7 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 				}
 			}
 		case "gender":
-			if gender = fhirGender(v); gender == "" {
+			if gender = fhir.Gender(v); gender == "" {
 				return fhir.Invalid("gender", "gender %q must be male, female, other or unknown", v)
 			}
 		case "address-postalcode":
@@ -100,7 +100,10 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 	n := mpi.Normalize(mpi.Record{Family: family, Given: nonEmpty(given), PostalCode: pq.Postal, City: pq.City, Phones: nonEmpty(pq.Phone), Email: pq.Email, Sex: gender})
 	pq.Family, pq.FamilyCode, pq.Given, pq.GivenCode, pq.FormalCodes = n.Family, n.FamilyCode, n.Given, n.GivenCode, n.FormalCodes
 	pq.Postal, pq.City, pq.Email, pq.Sex = n.Postal, n.City, n.Email, n.Sex
-	pq.Phone = first(n.Phones)
+	pq.Phone = ""
+	if len(n.Phones) > 0 {
+		pq.Phone = n.Phones[0]
+	}
 	pq.BirthFrom, pq.BirthTo = bounds.from, bounds.to
 	pq.IdentifierValue = idValue
 	if bounds.impossible() {
@@ -375,7 +378,7 @@ func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *reques
 	if err := fhir.Decode(bytes.NewReader(resource), "Patient", &patient); err != nil {
 		return err
 	}
-	rec, err := patientRecord(patient, func([]string) (string, error) { return "", nil })
+	rec, err := fhir.RecordOf(patient, func([]string) (string, error) { return "", nil })
 	if err != nil {
 		return err
 	}

@@ -58,21 +58,21 @@ func (s *Server) stewardRequest(rq *request, required ...string) (StewardRequest
 			return req, fhir.Invalid("record", "record must be an identifier system|value")
 		}
 		if err := model.CheckRecordKey("record", req.Record); err != nil {
-			return req, limitError("record", err)
+			return req, fhir.LimitError("record", err)
 		}
 	}
 	for _, id := range []struct{ name, value string }{{"euid", req.EUID}, {"from", req.From}, {"into", req.Into}} {
 		if id.value != "" {
 			if err := model.CheckID(id.name, id.value); err != nil {
-				return req, limitError(id.name, err)
+				return req, fhir.LimitError(id.name, err)
 			}
 		}
 	}
 	if err := model.CheckText("decision", req.Decision, model.MaxCodeLength); err != nil {
-		return req, limitError("decision", err)
+		return req, fhir.LimitError("decision", err)
 	}
 	if err := model.CheckFreeText("reason", req.Reason, model.MaxReasonLength); err != nil {
-		return req, limitError("reason", err)
+		return req, fhir.LimitError("reason", err)
 	}
 	return req, nil
 }
