@@ -241,7 +241,7 @@ func (s *Server) readDocument(w http.ResponseWriter, r *http.Request, rq *reques
 		if sd, ok, err = tx.Document(r.PathValue("id")); err != nil || !ok {
 			return err
 		}
-		ok, err = rq.guard.document(tx, sd.Document)
+		ok, err = rq.guard.Document(guardState{tx}, sd.Document)
 		return err
 	})
 	if err != nil {

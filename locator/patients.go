@@ -283,7 +283,7 @@ func (s *Server) readPatient(w http.ResponseWriter, r *http.Request, rq *request
 	err := s.node.State().View(func(tx *state.Tx) error {
 		id := r.PathValue("id")
 		if key, ok := tx.PatientKeyByID(id); ok {
-			if d, err := rq.guard.record(tx, key); err != nil {
+			if d, err := rq.guard.Record(guardState{tx}, key); err != nil {
 				return err
 			} else if !d.Disclose {
 				return patientNotFound(id)
@@ -333,7 +333,7 @@ func (s *Server) readPerson(w http.ResponseWriter, r *http.Request, rq *request)
 		if _, ok, err := tx.MPI().Person(euid); err != nil {
 			return err
 		} else if ok {
-			if d, err := rq.guard.person(tx, euid); err != nil {
+			if d, err := rq.guard.Person(guardState{tx}, euid); err != nil {
 				return err
 			} else if !d.Disclose {
 				return personNotFound(euid)

@@ -147,7 +147,7 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 			hits = keep(hits, func(h state.PatientHit) bool { sys, _ := h.Key.Split(); return sys == idSystem })
 		}
 		var err error
-		if hits, err = rq.guard.patientHits(tx, hits); err != nil {
+		if hits, err = visibleHits(rq.guard, tx, hits); err != nil {
 			return err
 		}
 		if len(hits) > MaxParticipantMatches && !rq.principal.IsAdmin() {
@@ -404,7 +404,7 @@ func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *reques
 			if onlyCertain && c.Grade != mpi.GradeCertain {
 				continue
 			}
-			if d, err := rq.guard.person(tx, c.EUID); err != nil {
+			if d, err := rq.guard.Person(guardState{tx}, c.EUID); err != nil {
 				return err
 			} else if !d.Disclose {
 				continue
@@ -485,7 +485,7 @@ func (s *Server) pix(w http.ResponseWriter, r *http.Request, rq *request) error 
 		}
 		// Cross-references reveal the person, so the person's directives decide, even
 		// when the source record is the caller's own.
-		if d, err := rq.guard.person(tx, sr.EUID); err != nil {
+		if d, err := rq.guard.Person(guardState{tx}, sr.EUID); err != nil {
 			return err
 		} else if !d.Disclose {
 			return missing

@@ -32,6 +32,7 @@ import (
 	"github.com/rls-hie/rls/locator/audit"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/nodeauth"
+	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
 )
@@ -215,7 +216,7 @@ type request struct {
 	// entry records them.
 	purpose    string
 	breakGlass string
-	guard      *guard
+	guard      *policy.Guard
 	// audit is the request's audit entry in the making (nil if the route is not audited).
 	audit *audit.Capture
 	// addr is the client's address (see clientAddress); fromNode: another node of the
