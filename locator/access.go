@@ -33,7 +33,7 @@ const maxClaimedPurpose = 64
 func (s *Server) admit(r *http.Request, rt route, rq *request) error {
 	// The admin is not limited: it runs bulk loads and the cluster itself.
 	if !rq.principal.IsAdmin() {
-		if ok, wait := s.privacy.limiter.Allow(rq.principal.ID); !ok {
+		if ok, wait := s.limiter.Allow(rq.principal.ID); !ok {
 			// Counted and logged by the edge (bounded), not audited: see finishAudit.
 			s.edge.refuse(refusedParticipantRate, rq.addr, rt.pattern, rq.id)
 			rq.refused = true

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
@@ -348,4 +349,9 @@ func decodeJSON(body []byte, v any) error {
 		return fhir.Invalid("", "the body holds more than one JSON value")
 	}
 	return nil
+}
+
+// fenceStatus serves GET /v1/cluster/fence (see locator/fence).
+func (s *Server) fenceStatus(w http.ResponseWriter, r *http.Request, rq *request) error {
+	return writeJSON(w, http.StatusOK, fence.StatusOf(s.node.Local()))
 }

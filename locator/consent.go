@@ -187,7 +187,7 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, rq *request,
 	if err != nil {
 		return err
 	}
-	if err := s.privacy.fence.acknowledge(r.Context(), a.Index); err != nil {
+	if err := s.fence.Acknowledge(r.Context(), a.Index); err != nil {
 		return err
 	}
 	m, ok := a.Value.(model.Consent)
@@ -306,5 +306,5 @@ func consentScope(tx *state.Tx, ref string) ([]string, error) {
 
 // acknowledgeSecurity waits for the fence after a security-relevant participant change.
 func (s *Server) acknowledgeSecurity(ctx context.Context, index uint64) error {
-	return s.privacy.fence.acknowledge(ctx, index)
+	return s.fence.Acknowledge(ctx, index)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft"
@@ -54,6 +55,10 @@ func apiError(err error) *fhir.Error {
 		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s", msg)
 	case errors.Is(err, raft.ErrTokenInUse), errors.Is(err, raft.ErrEUIDInUse):
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%s; retry", msg))
+	case errors.Is(err, fence.ErrUnfenced):
+		// This node cannot show it holds every acknowledged security change: nothing was
+		// read or changed.
+		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%s", msg))
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrLeaderNotReady):
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%s; retry shortly", msg))
 	case errors.Is(err, raft.ErrOutcomeUnknown):

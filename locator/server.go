@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rls-hie/rls/locator/audit"
+	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/nodeauth"
 	"github.com/rls-hie/rls/locator/policy"
@@ -173,8 +174,11 @@ type Server struct {
 	audit        *audit.Batcher
 	auditClient  *http.Client
 	auditMetrics *audit.Metrics
-	privacy      *privacy
-	edge         *edge
+	// fence makes security changes hold on every node once acknowledged; limiter is the
+	// per-participant rate limit.
+	fence   *fence.Fence
+	limiter *policy.Limiter
+	edge    *edge
 }
 
 // access is who may call a route.
@@ -269,7 +273,8 @@ func New(opts Options) *Server {
 	s.forward = newForwardClient(s)
 	s.auditClient = &http.Client{Timeout: opts.ForwardTimeout, Transport: peerTransport(opts.PeerTLS)}
 	s.audit = audit.NewBatcher(s.commitAudit, audit.BatcherOptions{Timeout: opts.ForwardTimeout})
-	s.privacy = newPrivacy(s, opts)
+	s.fence = fence.New(s.node, opts.FenceInterval, peerTransport(opts.PeerTLS), s.localClusterKey, opts.Logger)
+	s.limiter = policy.NewLimiter(opts.RateLimit, opts.RateBurst, nil)
 	var reg prometheus.Registerer
 	if opts.Registry != nil {
 		reg = opts.Registry
@@ -482,7 +487,7 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 	}
 	if !rt.diagnostic && rt.access != clusterNode {
 		// Before authentication: a token revoked everywhere must not pass here.
-		if err := s.privacy.fence.admit(r.Context()); err != nil {
+		if err := s.fence.Admit(r.Context()); err != nil {
 			return err
 		}
 	}
