@@ -3,7 +3,6 @@ package locator
 import (
 	"bytes"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/rafttest"
 	"github.com/rls-hie/rls/raft/state"
 )
 
@@ -27,22 +27,8 @@ func fuzzHandler(tb testing.TB) http.Handler {
 // fuzzServer is fuzzHandler with its node, so that a target can check the state.
 func fuzzServer(tb testing.TB) (http.Handler, *raft.Node) {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	raftAddr := l.Addr().String()
-	l.Close()
-	node, err := raft.Open(raft.Config{
-		NodeID: "n1", DataDir: tb.TempDir(), BindAddr: raftAddr, HTTPAddr: "http://n1.test", Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-		BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: TokenHash(testAdminToken)},
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { node.Close() })
-	h := New(Options{Node: node, TempDir: tb.TempDir(), MaxBodyBytes: 1 << 20, AddressRateLimit: -1, AuthFailureRate: -1}).Handler()
+	node := rafttest.Start(tb, rafttest.Options{AdminTokenHash: TokenHash(testAdminToken)})
+	h := New(Options{Node: node.Node, TempDir: tb.TempDir(), MaxBodyBytes: 1 << 20, AddressRateLimit: -1, AuthFailureRate: -1}).Handler()
 	serve := func(method, target string, body any) *httptest.ResponseRecorder {
 		var data []byte
 		if body != nil {
@@ -54,13 +40,6 @@ func fuzzServer(tb testing.TB) (http.Handler, *raft.Node) {
 		h.ServeHTTP(rec, req)
 		return rec
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for serve("GET", "/fhir/Organization/admin?consistency=strong", nil).Code != 200 {
-		if time.Now().After(deadline) {
-			tb.Fatal("single node not ready within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	for i, id := range []string{"st-mary", "lab-one", "clinic-2"} {
 		o := org(id, "urn:oid:1.2.3."+string(rune('1'+i)))
 		if rec := serve("POST", "/fhir/Organization", o); rec.Code != 201 {
@@ -70,7 +49,7 @@ func fuzzServer(tb testing.TB) (http.Handler, *raft.Node) {
 	if rec := serve("POST", "/fhir/Patient", patientJSON("urn:oid:1.2.3.1", "MRN-1", "Mary", "Smith", "1961-07-04", "female", "62704", "2175550101")); rec.Code != 201 {
 		tb.Fatalf("register a patient: %d %s", rec.Code, rec.Body)
 	}
-	return h, node
+	return h, node.Node
 }
 
 // writeRoutes are the write endpoints whose bodies come from outside.
