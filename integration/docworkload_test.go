@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rls-hie/rls/integration/testkit"
 )
 
 // The document workload: DocumentReferences registered for a few patients, and the checks
@@ -241,7 +243,7 @@ func (c *Cluster) CheckDocumentsAgree(w *Workload, timeout time.Duration) {
 	agreed := 0
 	for _, i := range c.Live() {
 		var got map[string]string
-		err := waitUntil(timeout, func() bool {
+		err := testkit.Poll(timeout, pollInterval, func() bool {
 			got, err = c.docAnswers(i, queries, "stale")
 			return err == nil && equalAnswers(got, want)
 		})
