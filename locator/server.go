@@ -645,19 +645,18 @@ func (w *responseWriter) discard() {
 	}
 }
 
+// writeJSON answers with v as indented JSON (the native API).
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write response: %w", err)
-	}
-	return nil
+	return writeAs(w, "application/json", status, v)
 }
 
+// writeFHIR answers with a FHIR resource.
 func writeFHIR(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/fhir+json")
+	return writeAs(w, "application/fhir+json", status, v)
+}
+
+func writeAs(w http.ResponseWriter, contentType string, status int, v any) error {
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
