@@ -4,7 +4,12 @@
 // there from a follower), serves reads at the consistency the caller asks for, and exposes
 // health and Prometheus metrics.
 //
-// Only cmd/ imports this package. It must never be imported by raft/, mpi/ or search/.
+// Its parts with a job of their own are subpackages, none of which imports locator: fhir
+// (resources, decoding, mapping), policy (the access rules and the request guard), fence
+// (security changes on every node at once), audit (audit capture and group commit) and
+// nodeauth (node-to-node authentication). Only cmd/ imports this package. It must never be
+// imported by raft/, mpi/ or search/, and it reaches the FSM only through raft (never
+// raft/fsm).
 package locator
 
 import (

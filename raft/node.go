@@ -4,8 +4,10 @@
 // consistency levels of reads, and manages cluster membership and snapshots.
 //
 // Subpackages: command (log entry format), model (replicated entities), state (bbolt
-// store), fsm (applying entries). This package must never import HTTP or API code; the
-// API layer (locator/) calls it.
+// store), fsm (applying entries), pki (certificates), rafttest (in-process nodes for
+// tests). The FSM's results and business errors reach callers through this package
+// (results.go), so that they never import fsm. This package must never import HTTP or API
+// code; the API layer (locator/) calls it.
 package raft
 
 import (
