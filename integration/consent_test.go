@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/rls-hie/rls/integration/testkit"
 )
 
 // TestOptOutHoldsOnEveryNodeAtOnce is the consent test of issue 6 on three real nodes: once
@@ -142,19 +144,14 @@ func TestOptOutHoldsOnEveryNodeAtOnce(t *testing.T) {
 	// The frozen follower, asked the instant it wakes, answers 503 until it has caught up,
 	// and never discloses.
 	c.Cont(frozen)
-	answered := false
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !answered; {
+	if err := testkit.Poll(20*time.Second, 20*time.Millisecond, func() bool {
 		found, unavailable := disclosed(frozen, nil)
 		if len(found) > 0 {
 			t.Fatalf("%s, woken after the opt-out, disclosed the patient: %v", c.Nodes[frozen].ID, found)
 		}
-		answered = !unavailable
-		if !answered {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	if !answered {
-		t.Fatalf("%s never answered after waking", c.Nodes[frozen].ID)
+		return !unavailable
+	}); err != nil {
+		t.Fatalf("%s never answered after waking: %v", c.Nodes[frozen].ID, err)
 	}
 
 	// Break the glass: ETREAT with a reason returns the patient, on every node.
