@@ -9,6 +9,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/mpi/dataset"
 	"github.com/rls-hie/rls/raft/command"
 )
@@ -61,7 +62,7 @@ func BenchmarkApplyBatch(b *testing.B) {
 func BenchmarkRegisterThroughFSM(b *testing.B) {
 	path := os.Getenv("RLS_BENCH_FILE")
 	if path == "" {
-		path = repoTestdata(b, "synthetic", "population-20k.csv")
+		path = testkit.Testdata(b, "synthetic", "population-20k.csv")
 	}
 	file, err := dataset.Load(path, dataset.CSV)
 	if err != nil {

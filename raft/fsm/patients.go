@@ -34,15 +34,6 @@ type Registered struct {
 	Err      error
 }
 
-// MPIRecord converts the log's patient record to the matcher's.
-func MPIRecord(r command.PatientRecord) mpi.Record {
-	return mpi.Record{
-		System: r.System, Value: r.Value, Given: r.Given, Family: r.Family, Suffix: r.Suffix,
-		BirthDate: r.BirthDate, Sex: r.Sex, AddressLines: r.AddressLines, City: r.City,
-		State: r.State, PostalCode: r.PostalCode, Phones: r.Phones, Email: r.Email, SSN: r.SSN,
-	}
-}
-
 // PrepareProposal does, before a command is proposed, the part of applying it that depends
 // on the command alone, and puts the result in the command: for a patient registration,
 // each record's normalised form and blocking keys (mpi.Prepare), so that the nodes
@@ -59,7 +50,7 @@ func PrepareProposal(t command.Type, payload command.Payload) {
 		if len(r.Prepared) > 0 {
 			continue
 		}
-		p := mpi.Prepare(MPIRecord(r.Record))
+		p := mpi.Prepare(r.Record.MPIRecord())
 		r.Prepared, _ = p.AppendBinary(nil) // appending never fails
 	}
 }
@@ -93,7 +84,7 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 				continue
 			}
 		}
-		rec := MPIRecord(r.Record)
+		rec := r.Record.MPIRecord()
 		if err := rec.Validate(); err != nil {
 			out[i].Err = business("register %s: %w: %v", rec.Key(), ErrInvalidRecord, err)
 			continue
