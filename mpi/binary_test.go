@@ -125,3 +125,43 @@ func FuzzStoredRecordBinary(f *testing.F) {
 		}
 	})
 }
+
+// TestPreparedVerify: a prepared record passes against its own record and fails against
+// any other, under other normalisation rules, or with blocking keys out of order, repeated
+// or of no known pass.
+func TestPreparedVerify(t *testing.T) {
+	gen := newPersonGenerator(3)
+	for i := range 300 {
+		rec := gen.person(i)
+		p := Prepare(rec)
+		if err := p.Verify(rec); err != nil {
+			t.Fatalf("record %d: its own prepared form refused: %v", i, err)
+		}
+		other := rec
+		other.Given = []string{"Zebulon"}
+		if err := p.Verify(other); !errors.Is(err, ErrPreparedMismatch) {
+			t.Fatalf("record %d: prepared form accepted for another given name: %v", i, err)
+		}
+	}
+	rec := Record{System: "s", Value: "v", Given: []string{"Ann"}, Family: "Lee", BirthDate: "1980-02-03",
+		AddressLines: []string{"12 Oak St"}, PostalCode: "97301", Phones: []string{"5035550100"}}
+	tamper := map[string]func(p *Prepared){
+		"rules version": func(p *Prepared) { p.Norm.Version++ },
+		"phonetic code": func(p *Prepared) { p.Norm.FamilyCode = "XX" },
+		"birth year":    func(p *Prepared) { p.Norm.BirthYear++ },
+		"unknown pass":  func(p *Prepared) { p.Blocks[0].Key = "zz:" + p.Blocks[0].Key },
+		"empty key":     func(p *Prepared) { p.Blocks[0].Key = passOf(p.Blocks[0].Key) + ":" },
+		"repeated key":  func(p *Prepared) { p.Blocks[1] = p.Blocks[0] },
+		"unsorted keys": func(p *Prepared) { p.Blocks[0], p.Blocks[1] = p.Blocks[1], p.Blocks[0] },
+	}
+	for name, change := range tamper {
+		p := Prepare(rec)
+		if len(p.Blocks) < 2 {
+			t.Fatalf("the test record has %d blocking keys", len(p.Blocks))
+		}
+		change(&p)
+		if err := p.Verify(rec); !errors.Is(err, ErrPreparedMismatch) {
+			t.Errorf("%s: tampered prepared form accepted: %v", name, err)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package mpi
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -282,11 +284,41 @@ func Prepare(rec Record) Prepared {
 	return Prepared{Norm: n, Blocks: BlockingKeys(&n)}
 }
 
+// ErrPreparedMismatch is returned (wrapped) by Prepared.Verify when a prepared record is
+// not what Prepare gives for its record.
+var ErrPreparedMismatch = errors.New("prepared record does not follow from its record")
+
+// Verify checks a prepared record against the record it claims to come from, at a small
+// part of the cost of preparing it: the normalised form, which decides every comparison
+// and every term count, is derived again and must be identical, under this release's
+// NormVersion; the blocking keys, which cost more to derive than the normalised form and
+// decide only which stored records are read as candidates, must be well formed (sorted by
+// key without duplicates, each of a known blocking pass). A
+// Raft command carries the same bytes to every node, so whatever passes here is filed and
+// matched alike on every node.
+func (p *Prepared) Verify(rec Record) error {
+	if p.Norm.Version != NormVersion {
+		return fmt.Errorf("%w: normalised by rules version %d, this release has %d", ErrPreparedMismatch, p.Norm.Version, NormVersion)
+	}
+	want := Normalize(rec)
+	if !bytes.Equal(appendNormalized(nil, &p.Norm), appendNormalized(nil, &want)) {
+		return fmt.Errorf("%w: the normalised form differs", ErrPreparedMismatch)
+	}
+	for i, b := range p.Blocks {
+		if !knownPass(passOf(b.Key)) || len(b.Key) <= len(passOf(b.Key))+1 {
+			return fmt.Errorf("%w: blocking key %d is of no known pass", ErrPreparedMismatch, i)
+		}
+		if i > 0 && p.Blocks[i-1].Key >= b.Key {
+			return fmt.Errorf("%w: blocking keys not sorted or repeated at %d", ErrPreparedMismatch, i)
+		}
+	}
+	return nil
+}
+
 // RegisterPrepared is Register with the record's normalised form and blocking keys
 // computed beforehand by Prepare(rec); p nil, or prepared by normalisation rules of
-// another NormVersion, is prepared again here. The caller vouches that p is Prepare(rec):
-// a Raft command carries it as the same bytes to every node, so every node decides alike
-// whatever it holds, and the leader that prepared it ran this code.
+// another NormVersion, is prepared again here. The caller checks p first (Verify): a Raft
+// command carries it as the same bytes to every node, so every node decides alike.
 func (m *Matcher) RegisterPrepared(s Store, rec Record, p *Prepared, newEUID string) (Decision, error) {
 	if err := rec.Validate(); err != nil {
 		return Decision{}, err

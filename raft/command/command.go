@@ -289,7 +289,8 @@ type PatientRegistration struct {
 	// Prepared is the record's normalised form and blocking keys (mpi.Prepared in its
 	// binary form), computed once by the node that proposed it so that the nodes applying
 	// it do not each compute them again. Empty in entries of earlier releases: the FSM
-	// then prepares the record itself, as it does when the bytes do not decode.
+	// then prepares the record itself. Bytes that do not decode or do not follow from
+	// Record (mpi.Prepared.Verify) refuse the record on every node alike.
 	Prepared []byte `json:"prepared,omitempty"`
 }
 
