@@ -82,11 +82,16 @@ type benchReport struct {
 }
 
 type benchInMemory struct {
-	Seconds          float64        `json:"seconds"`
-	RecordsPerSecond float64        `json:"records_per_second"`
-	Outcomes         map[string]int `json:"outcomes"`
-	ReviewItems      int            `json:"review_items"`
-	Load             []float64      `json:"load_after"`
+	Seconds          float64 `json:"seconds"`
+	RecordsPerSecond float64 `json:"records_per_second"`
+	// CPUSeconds is the CPU time the run took (user and system); RecordsPerCPUSecond the
+	// rate per second of it, which other work on a shared machine changes far less than
+	// the rate per second of wall time.
+	CPUSeconds          float64        `json:"cpu_seconds,omitempty"`
+	RecordsPerCPUSecond float64        `json:"records_per_cpu_second,omitempty"`
+	Outcomes            map[string]int `json:"outcomes"`
+	ReviewItems         int            `json:"review_items"`
+	Load                []float64      `json:"load_after"`
 }
 
 type benchCluster struct {
@@ -97,10 +102,19 @@ type benchCluster struct {
 	Ratio float64 `json:"ratio"`
 	// Tenths is the rate over each successive tenth of the file; LastToFirst the last over
 	// the first.
-	Tenths      []float64      `json:"tenths_records_per_second"`
-	LastToFirst float64        `json:"last_to_first"`
-	Outcomes    map[string]int `json:"outcomes"`
-	Rejected    int            `json:"rejected"`
+	Tenths      []float64 `json:"tenths_records_per_second"`
+	LastToFirst float64   `json:"last_to_first"`
+	// CPUSeconds is each node's CPU time (user and system) from the start of the import
+	// until every node had applied it. LeaderRecordsPerCPUSecond is the records over the
+	// leader's, and CPURatio that over the in-memory run's records per CPU second: the
+	// cost of a replicated registration against the matcher alone, whatever else the
+	// machine was doing. ClusterRecordsPerCPUSecond divides by the sum over the nodes.
+	CPUSeconds                 []float64      `json:"cpu_seconds,omitempty"`
+	LeaderRecordsPerCPUSecond  float64        `json:"leader_records_per_cpu_second,omitempty"`
+	ClusterRecordsPerCPUSecond float64        `json:"cluster_records_per_cpu_second,omitempty"`
+	CPURatio                   float64        `json:"cpu_ratio,omitempty"`
+	Outcomes                   map[string]int `json:"outcomes"`
+	Rejected                   int            `json:"rejected"`
 	// SamePersons: every record is grouped with the same records as in the in-memory run;
 	// DifferentRecords counts those that are not.
 	SamePersons      bool `json:"same_persons"`
@@ -202,8 +216,12 @@ func benchImport(c *cli.Context) error {
 			return fmt.Errorf("%d-node cluster: %w", n, err)
 		}
 		res.Ratio = round3(res.RecordsPerSecond / mem.RecordsPerSecond)
+		if res.LeaderRecordsPerCPUSecond > 0 && mem.RecordsPerCPUSecond > 0 {
+			res.CPURatio = round3(res.LeaderRecordsPerCPUSecond / mem.RecordsPerCPUSecond)
+		}
 		rep.Clusters = append(rep.Clusters, res)
-		progress("%d node(s): %.0f records/s (%.2f of in-memory)", n, res.RecordsPerSecond, res.Ratio)
+		progress("%d node(s): %.0f records/s (%.2f of in-memory); %.0f records per leader CPU second (%.2f of in-memory)",
+			n, res.RecordsPerSecond, res.Ratio, res.LeaderRecordsPerCPUSecond, res.CPURatio)
 	}
 	return printJSON(c.App.Writer, rep)
 }
@@ -252,6 +270,7 @@ func benchInMemoryRun(ctx context.Context, rows []dataset.Row) (benchInMemory, m
 	store, m := mpi.NewMemStore(), mpi.NewMatcher()
 	out := benchInMemory{Outcomes: map[string]int{}}
 	personOf := make(map[mpi.RecordKey]string, len(rows))
+	cpuStart, cpuOK := procCPU(os.Getpid())
 	start := time.Now()
 	for i, row := range rows {
 		if i%4096 == 0 && ctx.Err() != nil {
@@ -266,6 +285,10 @@ func benchInMemoryRun(ctx context.Context, rows []dataset.Row) (benchInMemory, m
 	}
 	out.Seconds = round3(time.Since(start).Seconds())
 	out.RecordsPerSecond = math.Round(float64(len(rows)) / time.Since(start).Seconds())
+	if cpuEnd, ok := procCPU(os.Getpid()); ok && cpuOK && cpuEnd > cpuStart {
+		out.CPUSeconds = round3((cpuEnd - cpuStart).Seconds())
+		out.RecordsPerCPUSecond = math.Round(float64(len(rows)) / (cpuEnd - cpuStart).Seconds())
+	}
 	out.ReviewItems = len(store.Reviews())
 	return out, personOf, nil
 }
@@ -348,6 +371,10 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 		go func() { profileDone <- fetchProfile(ctx, &lc, opts.profile, 30) }()
 	}
 	opts.progress("%d node(s): importing %d records through %s", opts.nodes, len(opts.rows), leader.id)
+	cpuStart := make([]time.Duration, len(nodes))
+	for i, n := range nodes {
+		cpuStart[i], _ = procCPU(n.cmd.Process.Pid)
+	}
 	personOf, err := benchImportRows(ctx, &lc, opts, &res)
 	if err != nil {
 		return res, err
@@ -363,6 +390,23 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 
 	if err := waitFor(ctx, 5*time.Minute, func() bool { return caughtUp(ctx, admin, nodes) }); err != nil {
 		return res, fmt.Errorf("nodes did not catch up after the import: %w", err)
+	}
+	var clusterCPU time.Duration
+	for i, n := range nodes {
+		end, ok := procCPU(n.cmd.Process.Pid)
+		if !ok || end <= cpuStart[i] {
+			res.CPUSeconds = nil
+			break
+		}
+		used := end - cpuStart[i]
+		clusterCPU += used
+		res.CPUSeconds = append(res.CPUSeconds, round3(used.Seconds()))
+		if n == leader {
+			res.LeaderRecordsPerCPUSecond = math.Round(float64(len(opts.rows)) / used.Seconds())
+		}
+	}
+	if res.CPUSeconds != nil {
+		res.ClusterRecordsPerCPUSecond = math.Round(float64(len(opts.rows)) / clusterCPU.Seconds())
 	}
 	if opts.queries > 0 {
 		opts.progress("%d node(s): %d $match and %d locate requests at %d clients", opts.nodes, opts.queries, opts.queries, opts.clients)
@@ -842,6 +886,34 @@ func procMemory(pid int) (peak, anon, file int64) {
 		}
 	}
 	return peak, anon, file
+}
+
+// clockTicks is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux).
+const clockTicks = 100
+
+// procCPU reads the CPU time (user and system, all threads) a process has used so far from
+// /proc/PID/stat; false where there is no such file.
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) may hold spaces and parentheses; the fields after its
+	// closing parenthesis are plain.
+	end := strings.LastIndexByte(string(b), ')')
+	if end < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(string(b[end+1:])) // fields[0] is field 3 (state): utime is 14, stime 15
+	if len(fields) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, true
 }
 
 // loadAverage reads /proc/loadavg (nil where there is none).
