@@ -114,7 +114,11 @@ type benchCluster struct {
 	ClusterRecordsPerCPUSecond float64        `json:"cluster_records_per_cpu_second,omitempty"`
 	CPURatio                   float64        `json:"cpu_ratio,omitempty"`
 	Outcomes                   map[string]int `json:"outcomes"`
-	Rejected                   int            `json:"rejected"`
+	// Resent counts batches sent again after an error (a timeout, a 503, a lost leader):
+	// a batch that had been applied is registered again, and its records may then be
+	// grouped otherwise than in one pass in file order.
+	Resent   int `json:"resent_batches"`
+	Rejected int `json:"rejected"`
 	// SamePersons: every record is grouped with the same records as in the in-memory run;
 	// DifferentRecords counts those that are not.
 	SamePersons      bool `json:"same_persons"`
@@ -598,8 +602,14 @@ func benchImportRows(ctx context.Context, cl *client, opts benchClusterOptions, 
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				results, err := sendWithRetries(ctx, cl, j.items, sendPatients)
+				attempts := 0
+				counted := func(ctx context.Context, cl *client, items []importItem) ([]importResult, error) {
+					attempts++
+					return sendPatients(ctx, cl, items)
+				}
+				results, err := sendWithRetries(ctx, cl, j.items, counted)
 				mu.Lock()
+				res.Resent += attempts - 1
 				if err != nil {
 					if firstErr == nil {
 						firstErr = err
