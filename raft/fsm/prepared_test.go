@@ -201,4 +201,3 @@ func TestPreparedFormMustFollowFromTheRecord(t *testing.T) {
 	}
 	checkIndexes(t, f)
 }
-
