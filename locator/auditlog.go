@@ -147,7 +147,8 @@ func (s *Server) beginAudit(w *responseWriter, r *http.Request, rt route, rq *re
 		Path:       boundText(r.URL.Path, model.MaxAuditPathLength),
 		Query:      boundFreeText(r.URL.RawQuery, model.MaxAuditQueryLength),
 	}}
-	if rt.audit == "patient-match" {
+	if rt.audit == "patient-match" || rt.pattern == "/fhir/Patient/_search" {
+		// $match's query is its body (a Parameters resource), as is a search by POST's.
 		rq.audit.queryFromBody = true
 	}
 }

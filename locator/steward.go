@@ -163,12 +163,16 @@ func (s *Server) showReview(w http.ResponseWriter, r *http.Request, rq *request)
 	}
 	type candidate struct {
 		mpi.Candidate
+		// Patient is the FHIR id of the candidate's record (Patient/{id}).
+		Patient     string           `json:"patient"`
 		Explanation *mpi.Explanation `json:"explanation,omitempty"`
 	}
 	var out struct {
 		state.ReviewEntry
-		CurrentEUID string      `json:"current_euid"`
-		Candidates  []candidate `json:"explained_candidates"`
+		CurrentEUID string `json:"current_euid"`
+		// RecordPatient is the FHIR id of the record under review (Patient/{id}).
+		RecordPatient string      `json:"record_patient"`
+		Candidates    []candidate `json:"explained_candidates"`
 	}
 	err = s.node.State().View(func(tx *state.Tx) error {
 		e, ok, err := tx.Review(seq)
@@ -179,12 +183,13 @@ func (s *Server) showReview(w http.ResponseWriter, r *http.Request, rq *request)
 			return fhir.Errorf(http.StatusNotFound, "not-found", "", "review item %d does not exist", seq)
 		}
 		out.ReviewEntry = e
+		out.RecordPatient = model.PatientID(string(e.Item.Record))
 		if sr, err := tx.MPI().Record(e.Item.Record); err == nil && sr != nil {
 			out.CurrentEUID = sr.EUID
 		}
 		m := mpi.NewMatcher()
 		for _, c := range e.Item.Candidates {
-			cc := candidate{Candidate: c}
+			cc := candidate{Candidate: c, Patient: model.PatientID(string(c.Record))}
 			if ex, err := m.ExplainRecords(tx.MPI(), e.Item.Record, c.Record); err == nil {
 				cc.Explanation = &ex
 			}

@@ -18,8 +18,12 @@ var (
 	bucketPatientIDs    = []byte("patient_ids")    // FHIR id → record key
 	bucketPatientSearch = []byte("patient_search") // search key → empty (see searchKeys)
 	bucketLinkHistory   = []byte("link_history")   // EUID 0x00 seq → model.LinkEvent
+	// bucketLinkEventOrder lists the link history in log order (seq → the event's key in
+	// bucketLinkHistory), so that the newest events are read without a scan of every
+	// person's history. Events appended before it existed are not in it.
+	bucketLinkEventOrder = []byte("link_event_order")
 
-	patientBuckets = [][]byte{bucketPatients, bucketPatientIDs, bucketPatientSearch, bucketLinkHistory}
+	patientBuckets = [][]byte{bucketPatients, bucketPatientIDs, bucketPatientSearch, bucketLinkHistory, bucketLinkEventOrder}
 )
 
 // PatientMeta returns the registry entry of a record key.
@@ -69,7 +73,37 @@ func (t *Tx) AppendLinkEvent(ev model.LinkEvent) error {
 		return fmt.Errorf("encode link event: %w", err)
 	}
 	key := append(append([]byte(ev.EUID), keySep), encodeUint(seq)...)
-	return b.Put(key, v)
+	if err := b.Put(key, v); err != nil {
+		return fmt.Errorf("store link event: %w", err)
+	}
+	if err := t.tx.Bucket(bucketLinkEventOrder).Put(encodeUint(seq), key); err != nil {
+		return fmt.Errorf("order link event: %w", err)
+	}
+	return nil
+}
+
+// RecentLinkEvents calls fn for the newest link events of the whole index, newest first,
+// until fn returns false or limit events have been read. It reads limit events at most,
+// whatever the index holds.
+func (t *Tx) RecentLinkEvents(limit int, fn func(model.LinkEvent) bool) error {
+	history := t.tx.Bucket(bucketLinkHistory)
+	c := t.tx.Bucket(bucketLinkEventOrder).Cursor()
+	read := 0
+	for k, key := c.Last(); k != nil && read < limit; k, key = c.Prev() {
+		read++
+		v := history.Get(key)
+		if v == nil {
+			continue
+		}
+		var ev model.LinkEvent
+		if _, err := ev.UnmarshalMsg(v); err != nil {
+			return fmt.Errorf("decode link event %d: %w", decodeUint(k), err)
+		}
+		if !fn(ev) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // LinkHistory returns a person's link history, oldest first.
