@@ -151,13 +151,13 @@ func (s *Server) sessionCookie(r *http.Request) string {
 	return c.Value
 }
 
-// consoleOrigin refuses a browser's cross-origin request that would change something
-// with the session cookie, or sign in: Go's CrossOriginProtection, which reads the
-// Sec-Fetch-Site and Origin headers browsers send. The CSRF token is the second lock.
-func (s *Server) consoleOrigin(r *http.Request, rt route) error {
-	if !strings.HasPrefix(rt.pattern, "/ui") && s.sessionCookie(r) == "" {
-		return nil
-	}
+// browserOrigin refuses a browser's cross-origin request that would change something:
+// Go's CrossOriginProtection, which reads the Sec-Fetch-Site and Origin headers browsers
+// send (other clients send neither and pass). No page of another site may act with the
+// console's session, nor with any credential a browser holds for this node (a client
+// certificate); the API serves no CORS, so no legitimate caller is cross-origin. The
+// session's CSRF token is the second lock.
+func (s *Server) browserOrigin(r *http.Request) error {
 	if err := s.crossOrigin.Check(r); err != nil {
 		return fhir.Errorf(http.StatusForbidden, "forbidden", "", "cross-origin request refused: %v", err)
 	}
@@ -229,6 +229,24 @@ func (s *Server) authenticateRequest(w http.ResponseWriter, r *http.Request, rt 
 	}
 	rq.session = &sess
 	return p, nil
+}
+
+// sessionIdentity is the participant a request's console session names, if the session is
+// this cluster's and unexpired; for identify only (it checks nothing else).
+func (s *Server) sessionIdentity(r *http.Request) string {
+	cookie, key := s.sessionCookie(r), s.localClusterKey()
+	if cookie == "" || key == nil {
+		return ""
+	}
+	keys, err := console.NewKeys(key)
+	if err != nil {
+		return ""
+	}
+	sess, err := keys.Open(cookie, time.Now())
+	if err != nil {
+		return ""
+	}
+	return sess.Participant
 }
 
 func safeMethod(m string) bool {

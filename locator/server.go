@@ -485,9 +485,9 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		// Only a node may say it forwarded a request, or whose certificate it verified.
 		r.Header.Del(headerForwarded)
 		r.Header.Del(headerForwardedParticipant)
-		// A browser's cross-origin change with the console's session is refused here, at
-		// the node the browser called (a forwarded request comes from a node).
-		if err := s.consoleOrigin(r, rt); err != nil {
+		// A browser's cross-origin change is refused here, at the node the browser
+		// called (a forwarded request comes from a node).
+		if err := s.browserOrigin(r); err != nil {
 			return err
 		}
 	}
