@@ -69,7 +69,7 @@ func (s *Server) consoleSignIn(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	req.User = strings.TrimSpace(req.User)
 	if err := model.CheckText("user", req.User, model.MaxOnBehalfOfLength); err != nil {
-		return limitError("user", err)
+		return fhir.LimitError("user", err)
 	}
 	keys, err := s.consoleKeys(r)
 	if err != nil {

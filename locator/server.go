@@ -4,7 +4,12 @@
 // there from a follower), serves reads at the consistency the caller asks for, and exposes
 // health and Prometheus metrics.
 //
-// Only cmd/ imports this package. It must never be imported by raft/, mpi/ or search/.
+// Its parts with a job of their own are subpackages, none of which imports locator: fhir
+// (resources, decoding, mapping), policy (the access rules and the request guard), fence
+// (security changes on every node at once), audit (audit capture and group commit) and
+// nodeauth (node-to-node authentication). Only cmd/ imports this package. It must never be
+// imported by raft/, mpi/ or search/, and it reaches the FSM only through raft (never
+// raft/fsm).
 package locator
 
 import (
@@ -31,10 +36,12 @@ import (
 
 	"github.com/rls-hie/rls/locator/audit"
 	"github.com/rls-hie/rls/locator/console"
+	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/locator/nodeauth"
+	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
-	"github.com/rls-hie/rls/raft/pki"
 )
 
 // Response headers every answer carries.
@@ -175,9 +182,12 @@ type Server struct {
 	// audit group-commits the audit entries of this node's requests.
 	audit        *audit.Batcher
 	auditClient  *http.Client
-	auditMetrics *auditMetrics
-	privacy      *privacy
-	edge         *edge
+	auditMetrics *audit.Metrics
+	// fence makes security changes hold on every node once acknowledged; limiter is the
+	// per-participant rate limit.
+	fence   *fence.Fence
+	limiter *policy.Limiter
+	edge    *edge
 	// consoleAssets are the web console's files; crossOrigin refuses browsers'
 	// cross-origin changes made with its session.
 	consoleAssets *console.Assets
@@ -226,9 +236,9 @@ type request struct {
 	// entry records them.
 	purpose    string
 	breakGlass string
-	guard      *guard
+	guard      *policy.Guard
 	// audit is the request's audit entry in the making (nil if the route is not audited).
-	audit *auditState
+	audit *audit.Capture
 	// addr is the client's address (see clientAddress); fromNode: another node of the
 	// cluster sent the request (see fromNode), so the per-address limits do not apply.
 	addr     string
@@ -281,7 +291,8 @@ func New(opts Options) *Server {
 	s.forward = newForwardClient(s)
 	s.auditClient = &http.Client{Timeout: opts.ForwardTimeout, Transport: peerTransport(opts.PeerTLS)}
 	s.audit = audit.NewBatcher(s.commitAudit, audit.BatcherOptions{Timeout: opts.ForwardTimeout})
-	s.privacy = newPrivacy(s, opts)
+	s.fence = fence.New(s.node, opts.FenceInterval, peerTransport(opts.PeerTLS), s.localClusterKey, opts.Logger)
+	s.limiter = policy.NewLimiter(opts.RateLimit, opts.RateBurst, nil)
 	var reg prometheus.Registerer
 	if opts.Registry != nil {
 		reg = opts.Registry
@@ -295,7 +306,7 @@ func New(opts Options) *Server {
 	s.consoleAssets = assets
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
-		s.auditMetrics = newAuditMetrics(opts.Registry)
+		s.auditMetrics = audit.NewMetrics(opts.Registry)
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	}
 	for _, rt := range s.routes() {
@@ -442,16 +453,16 @@ func (s *Server) wrap(rt route) http.Handler {
 		if rt.access == public && status < 400 {
 			level = slog.LevelDebug
 		}
-		s.logger.Log(r.Context(), level, "http request", "method", boundText(r.Method, 16), "path", boundText(r.URL.Path, maxLoggedPath), "route", rt.pattern,
+		s.logger.Log(r.Context(), level, "http request", "method", model.BoundText(r.Method, 16), "path", model.BoundText(r.URL.Path, maxLoggedPath), "route", rt.pattern,
 			"status", status, "duration_ms", time.Since(start).Milliseconds(), "participant", rq.principal.ID,
-			"request_id", rq.id, "remote", boundText(r.RemoteAddr, model.MaxSourceLength), "forwarded", rw.forwarded)
+			"request_id", rq.id, "remote", model.BoundText(r.RemoteAddr, model.MaxSourceLength), "forwarded", rw.forwarded)
 	})
 }
 
 func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request) error {
 	// A node certificate proves a node at once; a node credential needs the body it signs.
 	rq.fromNode = s.tlsFromNode(r)
-	signed := !rq.fromNode && r.Header.Get(headerNodeCredential) != ""
+	signed := !rq.fromNode && nodeauth.Signed(r)
 	if !rq.fromNode && !signed {
 		if err := s.edge.admitAddress(rq.addr); err != nil {
 			rq.refused = true
@@ -473,7 +484,7 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		rq.fromNode = s.fromNode(r, rq)
 		if !rq.fromNode {
 			// Not a node after all (a forged or stale credential): a client like any other.
-			r.Header.Del(headerNodeCredential)
+			r.Header.Del(nodeauth.Header)
 			s.edge.refuse(refusedUnauthenticated, rq.addr, rt.pattern, rq.id)
 			if err := s.edge.admitAddress(rq.addr); err != nil {
 				rq.refused = true
@@ -514,7 +525,7 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 	}
 	if !rt.diagnostic && rt.access != clusterNode {
 		// Before authentication: a token revoked everywhere must not pass here.
-		if err := s.privacy.fence.admit(r.Context()); err != nil {
+		if err := s.fence.Admit(r.Context()); err != nil {
 			return err
 		}
 	}
@@ -533,15 +544,6 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		return err
 	}
 	return rt.handle(w, r, rq)
-}
-
-// tlsFromNode reports a request over TLS with a node certificate of the cluster CA.
-func (s *Server) tlsFromNode(r *http.Request) bool {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		return false
-	}
-	_, ok := pki.IsClusterNode(r.TLS.VerifiedChains[0], s.opts.ClusterCA)
-	return ok
 }
 
 // consistency reads the read mode from ?consistency= or the X-Rls-Consistency header.
@@ -684,19 +686,18 @@ func (w *responseWriter) discard() {
 	}
 }
 
+// writeJSON answers with v as indented JSON (the native API).
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write response: %w", err)
-	}
-	return nil
+	return writeAs(w, "application/json", status, v)
 }
 
+// writeFHIR answers with a FHIR resource.
 func writeFHIR(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/fhir+json")
+	return writeAs(w, "application/fhir+json", status, v)
+}
+
+func writeAs(w http.ResponseWriter, contentType string, status int, v any) error {
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -6,8 +6,8 @@
 // It owns no patient data and makes no access decision: the pages call the same API routes
 // as any client, through the locator's one policy point, which authenticates the session
 // with this package, checks roles and purposes, and audits every call. The package uses
-// only the standard library and raft/model; it must never import locator (its caller), raft,
-// mpi or search, and nothing in it may log a token or a patient's data.
+// only the standard library; it must never import locator (its caller), raft or any of its
+// subpackages, mpi or search, and nothing in it may log a token or a patient's data.
 package console
 
 import (
