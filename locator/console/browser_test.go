@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/locator"
 	"github.com/rls-hie/rls/raft/model"
 )
@@ -48,13 +49,9 @@ func eval[T any](p *page, expr string) T {
 // predicate with new Function, which the console's policy refuses.)
 func (p *page) waitJS(what, expr string) {
 	p.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !eval[bool](p, "Boolean("+expr+")") {
-		if time.Now().After(deadline) {
-			body := eval[string](p, "document.body.innerText.slice(0, 2000)")
-			p.t.Fatalf("timed out waiting for %s (%s); the page says:\n%s", what, expr, body)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := testkit.Poll(20*time.Second, 20*time.Millisecond, func() bool { return eval[bool](p, "Boolean("+expr+")") }); err != nil {
+		body := eval[string](p, "document.body.innerText.slice(0, 2000)")
+		p.t.Fatalf("waiting for %s (%s): %v; the page says:\n%s", what, expr, err, body)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,13 +19,14 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/locator"
 	"github.com/rls-hie/rls/locator/console"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi/synth"
-	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/rafttest"
 )
 
 const adminToken = "rls_console_test_admin_token"
@@ -34,58 +34,26 @@ const adminToken = "rls_console_test_admin_token"
 // node is one dev node (a bootstrapped single-node cluster) serving the API and the
 // console on loopback, as `rls agent -dev` does.
 type node struct {
-	t    testing.TB
-	url  string
-	raft *raft.Node
+	t   testing.TB
+	url string
 }
 
 // startNode starts the node on dataDir (a new temporary one if empty).
 func startNode(t testing.TB, dataDir string) *node {
 	t.Helper()
-	if dataDir == "" {
-		dataDir = t.TempDir()
-	}
 	srv := httptest.NewUnstartedServer(nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := l.Addr().String()
-	l.Close()
-	rn, err := raft.Open(raft.Config{
-		NodeID: "n1", DataDir: dataDir, BindAddr: raftAddr, HTTPAddr: "http://" + srv.Listener.Addr().String(), Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-		BootstrapAdmin: &model.Participant{ID: "admin", Name: "Exchange admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(adminToken)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := locator.New(locator.Options{Node: rn, TempDir: t.TempDir(), AddressRateLimit: -1, AuthFailureRate: -1,
+	rn := rafttest.Start(t, rafttest.Options{DataDir: dataDir, HTTPAddr: "http://" + srv.Listener.Addr().String(), AdminTokenHash: locator.TokenHash(adminToken)})
+	api := locator.New(locator.Options{Node: rn.Node, TempDir: t.TempDir(), AddressRateLimit: -1, AuthFailureRate: -1,
 		Console: console.Options{InsecureCookie: true}})
 	srv.Config.Handler = api.Handler()
 	srv.Start()
-	t.Cleanup(func() {
-		srv.Close()
-		rn.Close()
-	})
-	n := &node{t: t, url: srv.URL, raft: rn}
-	waitFor(t, 15*time.Second, "the API to serve", func() bool {
+	t.Cleanup(srv.Close)
+	n := &node{t: t, url: srv.URL}
+	testkit.WaitFor(t, 15*time.Second, "the API to serve", func() bool {
 		code, _ := n.call("GET", "/fhir/Organization/admin", adminToken, nil, nil)
 		return code == 200
 	})
 	return n
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // call makes one API request; body is JSON unless it is a string.

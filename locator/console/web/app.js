@@ -69,7 +69,15 @@ function drawNav(current) {
   ] : null);
 }
 
+// Each render draws into a stage of its own, put in <main> when the render begins. A page
+// still loading when the steward moves on (keys are quicker than the API) then draws into a
+// stage no longer shown, and cannot overwrite the page that replaced it; its context
+// (navigation, title) is inert once it is stale, so that it cannot pull the steward back.
+let generation = 0;
+
 async function render() {
+  const mine = ++generation;
+  const current = () => mine === generation;
   if (active?.leave) active.leave();
   active = null;
   if (!api.current()) {
@@ -92,19 +100,31 @@ async function render() {
   const started = performance.now();
   const root = document.documentElement;
   delete root.dataset.rendered;
-  replace(main, h('p', {class: 'loading'}, 'Loading…'));
+  const stage = h('div', {class: 'page'}, h('p', {class: 'loading'}, 'Loading…'));
+  replace(main, stage);
   main.focus();
+  const ctx = {
+    flash,
+    // A stale page's navigation (an answer that came after the steward moved on) only
+    // announces its message.
+    go: (to, message) => { if (current()) go(to, message); else if (message) flash(message); },
+    setTitle: t => { if (current()) document.title = `${t} · rls console`; },
+  };
+  let page = null;
   try {
-    active = await rt.view.render(main, params, {flash, go, setTitle: t => { document.title = `${t} · rls console`; }}) || null;
+    page = await rt.view.render(stage, params, ctx) || null;
   } catch (e) {
-    replace(main, h('h1', null, rt.title), h('p', {class: 'error', role: 'alert'}, e.message));
+    replace(stage, h('h1', null, rt.title), h('p', {class: 'error', role: 'alert'}, e.message));
   }
+  if (!current()) {
+    if (page?.leave) page.leave();
+    return;
+  }
+  active = page;
   // When the page is complete, and how long it took from the route to the last node: the
   // browser tests wait for this, and measure the review page with it.
-  if (location.hash === hash || (!location.hash && hash === '#/queue')) {
-    root.dataset.renderMs = (performance.now() - started).toFixed(1);
-    root.dataset.rendered = hash;
-  }
+  root.dataset.renderMs = (performance.now() - started).toFixed(1);
+  root.dataset.rendered = hash;
 }
 
 // Keyboard: "g" then a letter moves between pages, "?" shows the shortcuts, and the page
