@@ -2,6 +2,7 @@ package locator
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -365,5 +366,79 @@ func TestPatientSearchByPost(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no audit entry for the search by POST: %+v", list.Entries)
+	}
+}
+
+// TestConsoleSignInWithCertificate: a steward signs in with its client certificate alone
+// (no token) over HTTPS outside -dev; the cookie is Secure and host-only; the session then
+// works only with that certificate; a participant's certificate without the steward role
+// is refused.
+func TestConsoleSignInWithCertificate(t *testing.T) {
+	f := newTLSFixture(t)
+	admin := f.client(nil)
+	if code, body := f.call(admin, f.request, "POST", "/fhir/Organization", testAdminToken, stewardOrg("stewards-c"), nil); code != 201 {
+		t.Fatalf("add the stewards: %d %s", code, body)
+	}
+	if code, body := f.call(admin, f.request, "POST", "/fhir/Organization", testAdminToken, org("hosp-a", sysA), nil); code != 201 {
+		t.Fatalf("add hosp-a: %d %s", code, body)
+	}
+	stewardCert := f.issue(f.ca, participantLeaf("stewards-c"))
+	hospCert := f.issue(f.ca, participantLeaf("hosp-a"))
+	steward, hosp, anonymous := f.client(&stewardCert), f.client(&hospCert), f.client(nil)
+
+	do := func(c *http.Client, method, path string, cookie *http.Cookie, header map[string]string, body string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, f.request+path, strings.NewReader(body))
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		req.Header.Set(HeaderPurposeOfUse, "OPERATIONS")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp, string(data)
+	}
+
+	if resp, body := do(hosp, "POST", "/ui/session", nil, nil, `{"user":"Someone"}`); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "steward role") {
+		t.Fatalf("a hospital's certificate signing in: %d %s, want 403", resp.StatusCode, body)
+	}
+	resp, body := do(steward, "POST", "/ui/session", nil, map[string]string{HeaderOnBehalfOf: "Dana Steward"}, `{"user":"Dana Steward"}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("sign in with the steward's certificate: %d %s", resp.StatusCode, body)
+	}
+	var sess ConsoleSession
+	if err := json.Unmarshal([]byte(body), &sess); err != nil {
+		t.Fatal(err)
+	}
+	if sess.Participant != "stewards-c" || sess.Via != console.ViaCertificate || sess.CSRFToken == "" {
+		t.Fatalf("session: %+v", sess)
+	}
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == console.CookieName(console.Options{}) {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.Secure || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || !strings.HasPrefix(cookie.Name, "__Host-") || cookie.Domain != "" || cookie.Path != "/" {
+		t.Fatalf("session cookie outside -dev: %+v (all: %v)", cookie, resp.Header.Values("Set-Cookie"))
+	}
+
+	if resp, body := do(steward, "GET", "/v1/review", cookie, nil, ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the queue with the session and its certificate: %d %s", resp.StatusCode, body)
+	}
+	for who, c := range map[string]*http.Client{"another participant's certificate": hosp, "no certificate": anonymous} {
+		if resp, body := do(c, "GET", "/v1/review", cookie, nil, ""); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the session with %s: %d %s, want 401", who, resp.StatusCode, body)
+		}
+	}
+	// A change still needs the CSRF token, certificate or not.
+	if resp, body := do(steward, "POST", "/v1/steward/unlink", cookie, nil, `{"reason":"x"}`); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+		t.Errorf("a change without the CSRF token: %d %s, want 403", resp.StatusCode, body)
 	}
 }

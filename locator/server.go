@@ -330,7 +330,7 @@ func (s *Server) routes() []route {
 		// The web console (locator/console): its files, and its session.
 		{method: "GET", pattern: "/ui", access: public, place: onThisNode, handle: consoleRoot},
 		{method: "GET", pattern: "/ui/{path...}", access: public, place: onThisNode, handle: s.consoleAsset},
-		{method: "POST", pattern: "/ui/session", access: steward, place: onThisNode, handle: s.consoleSignIn},
+		{method: "POST", pattern: "/ui/session", access: steward, place: onThisNode, audit: "console-sign-in", handle: s.consoleSignIn},
 		{method: "GET", pattern: "/ui/session", access: steward, place: onThisNode, handle: s.consoleSessionInfo},
 		{method: "DELETE", pattern: "/ui/session", access: public, place: onThisNode, handle: s.consoleSignOut},
 

@@ -98,6 +98,24 @@ func (p *page) signIn(token, user string) {
 	)
 }
 
+// confirm does one of the person page's steward actions: it clicks the button opener finds
+// (a JavaScript expression; none when the dialog is already open), checks that the dialog
+// holds back without a reason, gives the reason, confirms, and waits for the message
+// that says it was done.
+func (p *page) confirm(what, opener, reason, done string) {
+	p.t.Helper()
+	if opener != "" {
+		eval[chromedp.Void](p, opener+".click()")
+	}
+	p.waitJS(what+": the dialog", `document.querySelector("dialog[open] #confirm-do")`)
+	p.do(what+": confirm without a reason", chromedp.Click(chromedp.ID("confirm-do")))
+	// The reason is a required field: the browser's validation holds the form back (or, past
+	// it, the dialog's own check refuses).
+	p.waitJS(what+": the dialog asks for the reason", `document.querySelector("dialog[open] #confirm-reason:invalid, dialog[open] .error:not([hidden])")`)
+	p.do(what+": give the reason and confirm", chromedp.SendKeys(chromedp.ID("confirm-reason"), reason), chromedp.Click(chromedp.ID("confirm-do")))
+	p.waitJS(what+": done", fmt.Sprintf(`!document.querySelector("dialog[open]") && document.getElementById("status").textContent.includes(%s)`, jsString(done)))
+}
+
 // noOverflow checks that the page needs no sideways scrolling at the current viewport.
 func (p *page) noOverflow(what string) {
 	p.t.Helper()
@@ -258,6 +276,39 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	p.shot(dir, "05-search")
 
+	// The steward's tools on the person, each behind a dialog that wants a reason: unlink
+	// item A's record, merge the person it then makes back into the target, undo the merge.
+	mrnA := a.Item.Record[strings.Index(a.Item.Record, "|")+1:]
+	p.do("open the person", chromedp.Navigate(w.pageURL("#/person/"+target)))
+	p.rendered("#/person/" + target)
+	p.confirm("unlink", fmt.Sprintf(`[...document.querySelectorAll("section[aria-labelledby=sec-source-records] tbody tr")].find(tr => tr.textContent.includes(%s)).querySelector("button")`, jsString(mrnA)),
+		"Different person: the practice mixed up two charts", "Record unlinked")
+	p.rendered("#/person/" + target)
+	apart := w.personOf(a.Item.Record)
+	if apart == target {
+		t.Fatalf("after the unlink, item A's record is still on %s", target)
+	}
+	if !strings.Contains(eval[string](p, `document.querySelector("ol.timeline").textContent`), "mixed up two charts") {
+		t.Errorf("the unlink is not in the person's history")
+	}
+	p.do("open the record's new person", chromedp.Navigate(w.pageURL("#/person/"+apart)))
+	p.rendered("#/person/" + apart)
+	p.do("open the merge dialog", chromedp.Click(chromedp.ID("merge")))
+	p.waitJS("the merge dialog", `document.querySelector("dialog[open] #merge-into")`)
+	p.do("name the person to merge into", chromedp.SendKeys(chromedp.ID("merge-into"), target))
+	p.confirm("merge", "", "The charts were one person after all", "Merged "+apart+" into "+target)
+	p.rendered("#/person/" + target)
+	if got := w.personOf(a.Item.Record); got != target {
+		t.Fatalf("after the merge, item A's record is on %s, want %s", got, target)
+	}
+	p.shot(dir, "04b-person-after-merge")
+	p.confirm("unmerge", `[...document.querySelectorAll("ol.timeline button")].find(b => b.textContent.includes("Undo this merge"))`,
+		"Merged by mistake", "Unmerged")
+	p.rendered("#/person/" + apart)
+	if got := w.personOf(a.Item.Record); got != apart {
+		t.Errorf("after the unmerge, item A's record is on %s, want %s", got, apart)
+	}
+
 	// Operations.
 	p.keys("g", "o")
 	p.rendered("#/ops")
@@ -334,7 +385,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		seen[e.Action]++
 	}
-	for _, action := range []string{"review-list", "review-read", "review-resolve", "person-read", "patient-read", "person-history", "locate", "document-search", "consent-search", "patient-search"} {
+	for _, action := range []string{"console-sign-in", "review-list", "review-read", "review-resolve", "steward-unlink", "steward-merge", "steward-unmerge", "person-read", "patient-read", "person-history", "locate", "document-search", "consent-search", "patient-search"} {
 		if seen[action] == 0 {
 			t.Errorf("no audit entry of %s (seen %v)", action, seen)
 		}
@@ -394,6 +445,15 @@ fetch(%q, {method: "POST", credentials: "include", mode: "no-cors", headers: {"C
 	}
 	p.do("the cross-site fetch", chromedp.Navigate(evilURL+"/fetch"))
 	p.waitJS("the fetch", `document.getElementById("out").textContent !== "pending"`)
+
+	// The refused sign-in is in the audit trail, under the hospital's name.
+	var refused locator.AuditList
+	w.must(200, "GET", "/v1/audit?participant=general-hospital&limit=100", adminToken, nil, &refused)
+	if !slices.ContainsFunc(refused.Entries, func(e model.AuditEntry) bool {
+		return e.Action == "console-sign-in" && e.Status == http.StatusForbidden && e.OnBehalfOf == "Someone"
+	}) {
+		t.Errorf("the hospital's refused sign-in is not audited: %+v", refused.Entries)
+	}
 
 	for _, it := range w.reviews("open") {
 		if it.Seq == seq {

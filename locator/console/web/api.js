@@ -54,7 +54,7 @@ async function outcomeText(resp) {
 
 // call sends one request and returns the decoded answer (null for 204). json: a body to
 // send as JSON; form: URLSearchParams to send form-encoded.
-export async function call(method, path, {json, form, token} = {}) {
+export async function call(method, path, {json, form, token, onBehalfOf} = {}) {
   const extra = {};
   let body;
   if (json !== undefined) {
@@ -65,6 +65,7 @@ export async function call(method, path, {json, form, token} = {}) {
     body = form.toString();
   }
   if (token) extra['Authorization'] = 'Bearer ' + token;
+  if (onBehalfOf) extra['X-Rls-On-Behalf-Of'] = headerBytes(onBehalfOf);
   const resp = await fetch(path, {method, headers: headers(method, extra), body, credentials: 'same-origin', cache: 'no-store', redirect: 'error'});
   if (resp.status === 401 && session && !token) {
     session = null;
@@ -79,9 +80,10 @@ export const get = (path) => call('GET', path);
 export const post = (path, json) => call('POST', path, {json});
 
 // signIn opens a session with a token (or, with no token, the browser's client
-// certificate). The token goes in one request header and is not kept.
+// certificate). The token goes in one request header and is not kept. The sign-in is
+// audited on behalf of the person signing in, as every later call is.
 export async function signIn(token, user) {
-  session = await call('POST', '/ui/session', {json: {user}, token: token || undefined});
+  session = await call('POST', '/ui/session', {json: {user}, token: token || undefined, onBehalfOf: user || undefined});
   return session;
 }
 
