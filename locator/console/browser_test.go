@@ -409,7 +409,7 @@ func TestConsoleRefusesCrossSiteAndNonStewards(t *testing.T) {
 	// A participant without the steward role is refused at sign-in.
 	p.signIn(w.hospitalToken, "Someone")
 	p.waitJS("the refusal", `document.querySelector("form.signin .error:not([hidden])")`)
-	if msg := eval[string](p, `document.querySelector("form.signin .error").textContent`); !strings.Contains(msg, "steward role") {
+	if msg := eval[string](p, `document.querySelector("form.signin .error").textContent`); !strings.Contains(msg, "steward role") || !strings.Contains(msg, "403") {
 		t.Fatalf("refusal: %q", msg)
 	}
 	if code, body := w.call("GET", "/v1/review", w.hospitalToken, nil, nil); code != http.StatusForbidden {

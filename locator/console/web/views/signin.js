@@ -18,8 +18,8 @@ export function render(main, {onSignedIn}) {
     } catch (e) {
       token.value = '';
       err.textContent = e.status === 403
-        ? 'This participant may not use the console: it needs the steward role (or admin).'
-        : e.status === 401 ? 'Sign-in refused: the token or certificate is not valid.' : e.message;
+        ? 'Refused (403 Forbidden): this participant may not use the console, which needs the steward role (or admin).'
+        : e.status === 401 ? 'Refused (401 Unauthorized): the token or certificate is not valid.' : e.message;
       err.hidden = false;
       (withToken ? token : user).focus();
     }
