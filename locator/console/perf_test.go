@@ -22,13 +22,16 @@ var (
 // takes in the browser, from the route to the last node drawn (every API call it makes
 // included, each audited), on an index of -console.persons generated persons:
 //
-//	go test -run TestReviewPageSpeed -console.persons 100000 -timeout 30m -v ./locator/console/
+//	go test -run TestReviewPageSpeed -timeout 60m -v ./locator/console/ -args -console.persons=100000 -console.datadir=/tmp/console100k
+//
+// (The flags go after -args, in the -flag=value form: go test reads a value after a flag it
+// does not know as a package.)
 //
 // It opens up to ten such items, each by loading the page anew (scripts, session check, every
 // API call), and requires the median, navigation included, under 300 ms.
 func TestReviewPageSpeed(t *testing.T) {
 	if *reviewPersons == 0 {
-		t.Skip("the review page's speed is measured with -console.persons N (100000 for the README's figure)")
+		t.Skip("the review page's speed is measured with -args -console.persons=N (100000 for the README's figure)")
 	}
 	path := chromium(t)
 	start := time.Now()

@@ -37,12 +37,15 @@ async function maybe(p) {
   }
 }
 
-// loadPerson reads a person and every source record it links, in parallel.
-async function loadPerson(euid) {
-  const person = await maybe(api.get('/fhir/Person/' + encodeURIComponent(euid)));
+// loadPerson reads a person and every source record it links, all at once: the review
+// item names the person's records (person_records), so the page waits for one round of
+// calls, not two.
+async function loadPerson(euid, recordIds) {
+  const [person, ...records] = await Promise.all([
+    maybe(api.get('/fhir/Person/' + encodeURIComponent(euid))),
+    ...(recordIds || []).map(id => maybe(api.get('/fhir/Patient/' + encodeURIComponent(id)))),
+  ]);
   if (!person) return {euid, person: null, records: []};
-  const ids = (person.link || []).map(l => l.target.reference.replace(/^Patient\//, ''));
-  const records = await Promise.all(ids.map(id => maybe(api.get('/fhir/Patient/' + encodeURIComponent(id)))));
   return {euid, person, records: records.filter(Boolean)};
 }
 
@@ -92,7 +95,7 @@ export async function render(main, [seqText], ctx) {
   const cands = item.explained_candidates || [];
   const [record, ...people] = await Promise.all([
     maybe(api.get('/fhir/Patient/' + encodeURIComponent(item.record_patient))),
-    ...cands.map(c => loadPerson(c.euid)),
+    ...cands.map(c => loadPerson(c.euid, c.person_records)),
   ]);
   ctx.setTitle(`Review item ${seq}`);
   const open = !item.resolution;
