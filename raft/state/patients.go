@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/model"
 )
@@ -20,7 +22,8 @@ var (
 	bucketLinkHistory   = []byte("link_history")   // EUID 0x00 seq → model.LinkEvent
 	// bucketLinkEventOrder lists the link history in log order (seq → the event's key in
 	// bucketLinkHistory), so that the newest events are read without a scan of every
-	// person's history. Events appended before it existed are not in it.
+	// person's history. A state file from before it existed gets it filled from the history
+	// when opened (backfillLinkEventOrder).
 	bucketLinkEventOrder = []byte("link_event_order")
 
 	patientBuckets = [][]byte{bucketPatients, bucketPatientIDs, bucketPatientSearch, bucketLinkHistory, bucketLinkEventOrder}
@@ -80,6 +83,27 @@ func (t *Tx) AppendLinkEvent(ev model.LinkEvent) error {
 		return fmt.Errorf("order link event: %w", err)
 	}
 	return nil
+}
+
+// backfillLinkEventOrder fills the log-ordered index of link events from the link history
+// when a state file has history but no index (written by a release before the index, or
+// restored from such a snapshot). Every node then holds the whole index, and the same state
+// hash, whenever it was upgraded; the index is derived from the history alone.
+func backfillLinkEventOrder(tx *bolt.Tx) error {
+	order := tx.Bucket(bucketLinkEventOrder)
+	if k, _ := order.Cursor().First(); k != nil {
+		return nil
+	}
+	return tx.Bucket(bucketLinkHistory).ForEach(func(k, _ []byte) error {
+		// The key is EUID 0x00 seq, seq 8 bytes big-endian (AppendLinkEvent).
+		if len(k) < 9 || k[len(k)-9] != keySep {
+			return fmt.Errorf("link history key %x is not EUID, separator, sequence", k)
+		}
+		if err := order.Put(bytes.Clone(k[len(k)-8:]), bytes.Clone(k)); err != nil {
+			return fmt.Errorf("backfill the link event order: %w", err)
+		}
+		return nil
+	})
 }
 
 // RecentLinkEvents calls fn for the newest link events of the whole index, newest first,
