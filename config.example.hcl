@@ -183,3 +183,16 @@ privacy {
   auth_failure_rate  = 10
   auth_failure_burst = 100
 }
+
+# The web console for data stewards and operators, served at /ui/ (the admin and
+# participants with the steward role sign in with their token or client certificate).
+# Signing in opens a session: an HttpOnly, SameSite=Strict cookie, Secure outside -dev (so
+# the console needs HTTPS, the tls block, outside -dev), sealed with a key every node
+# derives from the cluster key, so any node accepts it. Rotating or revoking the
+# participant's token ends its sessions on every node.
+console {
+  # A session nobody used for this long ends (it is renewed as it is used)...
+  idle_timeout = "30m"
+  # ...and any session ends this long after sign-in.
+  session_lifetime = "12h"
+}

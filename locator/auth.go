@@ -89,7 +89,7 @@ func (s *Server) identify(r *http.Request) string {
 	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if token = strings.TrimSpace(token); !ok || token == "" {
-		return ""
+		return s.sessionIdentity(r)
 	}
 	var id string
 	hash := TokenHash(token)

@@ -108,10 +108,10 @@ func TestSecuritySuite(t *testing.T) {
 		}
 	})
 
-	t.Run("403 on every admin endpoint with a participant token", func(t *testing.T) {
+	t.Run("403 on every admin and steward endpoint with a participant token", func(t *testing.T) {
 		n := 0
 		for _, rt := range New(Options{Node: a.node}).routes() {
-			if rt.access != admin {
+			if rt.access != admin && rt.access != steward {
 				continue
 			}
 			n++
@@ -120,8 +120,8 @@ func TestSecuritySuite(t *testing.T) {
 				t.Fatalf("%s %s with a participant token: %d %s", rt.method, path, code, body)
 			}
 		}
-		if n < 20 {
-			t.Fatalf("only %d admin routes found", n)
+		if n < 30 {
+			t.Fatalf("only %d admin and steward routes found", n)
 		}
 	})
 

@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rls-hie/rls/locator/audit"
+	"github.com/rls-hie/rls/locator/console"
 	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/nodeauth"
@@ -114,6 +115,8 @@ type Options struct {
 	// MaxResponseBytes bounds the answer of one request: a search page ends early (with
 	// a next link) before it grows beyond it, and a forwarded answer beyond it is refused.
 	MaxResponseBytes int64
+	// Console configures the web console's sessions (locator/console).
+	Console console.Options
 }
 
 func (o *Options) setDefaults() {
@@ -153,6 +156,7 @@ func (o *Options) setDefaults() {
 	if o.MaxResponseBytes == 0 {
 		o.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	o.Console = o.Console.WithDefaults()
 }
 
 // DefaultMaxResponseBytes bounds an answer (Options.MaxResponseBytes).
@@ -184,6 +188,10 @@ type Server struct {
 	fence   *fence.Fence
 	limiter *policy.Limiter
 	edge    *edge
+	// consoleAssets are the web console's files; crossOrigin refuses browsers'
+	// cross-origin changes made with its session.
+	consoleAssets *console.Assets
+	crossOrigin   *http.CrossOriginProtection
 }
 
 // access is who may call a route.
@@ -193,6 +201,9 @@ const (
 	public      access = iota // no token (health, metrics)
 	participant               // any active participant
 	admin                     // participants with the admin role
+	// steward: participants with the steward role, and the admin (the data steward's
+	// review queue and link tools, and the web console).
+	steward
 	// clusterNode: another node of the cluster (node credential or node certificate), or
 	// the admin; the cluster's internals (its fence, its key, audit batches).
 	clusterNode
@@ -238,6 +249,8 @@ type request struct {
 	tentative string
 	// refused: the request was refused before admission and the edge logged it.
 	refused bool
+	// session is the console session that authenticated the request, if any.
+	session *console.Session
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, rq *request) error
@@ -285,6 +298,12 @@ func New(opts Options) *Server {
 		reg = opts.Registry
 	}
 	s.edge = newEdge(opts, opts.Logger, reg)
+	s.crossOrigin = http.NewCrossOriginProtection()
+	assets, err := console.NewAssets()
+	if err != nil {
+		panic(err) // embedded at build time: a broken build, not a condition to handle
+	}
+	s.consoleAssets = assets
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
 		s.auditMetrics = audit.NewMetrics(opts.Registry)
@@ -308,6 +327,13 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/health", access: public, place: onThisNode, handle: s.health},
 		{method: "GET", pattern: "/fhir/metadata", access: public, place: onThisNode, handle: s.metadata},
 
+		// The web console (locator/console): its files, and its session.
+		{method: "GET", pattern: "/ui", access: public, place: onThisNode, handle: consoleRoot},
+		{method: "GET", pattern: "/ui/{path...}", access: public, place: onThisNode, handle: s.consoleAsset},
+		{method: "POST", pattern: "/ui/session", access: steward, place: onThisNode, audit: "console-sign-in", handle: s.consoleSignIn},
+		{method: "GET", pattern: "/ui/session", access: steward, place: onThisNode, handle: s.consoleSessionInfo},
+		{method: "DELETE", pattern: "/ui/session", access: public, place: onThisNode, handle: s.consoleSignOut},
+
 		{method: "GET", pattern: "/v1/cluster/fence", access: clusterNode, place: onThisNode, diagnostic: true, handle: s.fenceStatus},
 		{method: "GET", pattern: "/v1/cluster/status", access: admin, place: onThisNode, diagnostic: true, handle: s.clusterStatus},
 		{method: "GET", pattern: "/v1/cluster/self", access: admin, place: onThisNode, diagnostic: true, handle: s.clusterSelf},
@@ -321,17 +347,19 @@ func (s *Server) routes() []route {
 
 		{method: "GET", pattern: "/debug/pprof/{profile...}", access: admin, place: onThisNode, diagnostic: true, handle: profile},
 
-		{method: "GET", pattern: "/v1/mpi/config", access: admin, place: byConsistency, handle: s.matchConfig},
+		{method: "GET", pattern: "/v1/mpi/config", access: steward, place: byConsistency, handle: s.matchConfig},
 		{method: "PUT", pattern: "/v1/mpi/config", access: admin, place: onLeader, handle: s.putMatchConfig},
 		{method: "POST", pattern: "/v1/mpi/train", access: admin, place: onLeader, audit: "mpi-train", handle: s.train},
 		{method: "POST", pattern: "/v1/mpi/rematch", access: admin, place: onLeader, audit: "mpi-rematch", handle: s.rematch},
-		{method: "GET", pattern: "/v1/mpi/explain", access: admin, place: byConsistency, audit: "mpi-explain", handle: s.explain},
+		{method: "GET", pattern: "/v1/mpi/scores", access: steward, place: byConsistency, handle: s.matchScores},
+		{method: "GET", pattern: "/v1/mpi/explain", access: steward, place: byConsistency, audit: "mpi-explain", handle: s.explain},
 
 		{method: "POST", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-create", handle: s.createPatient},
 		{method: "PUT", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-update", handle: s.conditionalUpdatePatient},
 		{method: "PUT", pattern: "/fhir/Patient/{id}", access: participant, place: onLeader, audit: "patient-update", handle: s.updatePatient},
 		{method: "GET", pattern: "/fhir/Patient/{id}", access: participant, place: byConsistency, patientData: true, audit: "patient-read", handle: s.readPatient},
 		{method: "GET", pattern: "/fhir/Patient", access: participant, place: byConsistency, patientData: true, audit: "patient-search", handle: s.searchPatients},
+		{method: "POST", pattern: "/fhir/Patient/_search", access: participant, place: byConsistency, patientData: true, audit: "patient-search", handle: s.searchPatientsPost},
 		{method: "POST", pattern: "/fhir/Patient/$match", access: participant, place: byConsistency, patientData: true, audit: "patient-match", handle: s.matchPatient},
 		{method: "GET", pattern: "/fhir/Patient/$ihe-pix", access: participant, place: byConsistency, patientData: true, audit: "patient-pix", handle: s.pix},
 		{method: "POST", pattern: "/v1/patients/batch", access: participant, place: onLeader, audit: "patient-batch", handle: s.registerBatch},
@@ -344,14 +372,14 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/v1/documents/batch", access: participant, place: onLeader, audit: "document-batch", handle: s.registerDocumentBatch},
 		{method: "GET", pattern: "/v1/locate", access: participant, place: byConsistency, patientData: true, audit: "locate", handle: s.locate},
 
-		{method: "GET", pattern: "/v1/review", access: admin, place: byConsistency, audit: "review-list", handle: s.listReviews},
-		{method: "GET", pattern: "/v1/review/{seq}", access: admin, place: byConsistency, audit: "review-read", handle: s.showReview},
-		{method: "POST", pattern: "/v1/review/{seq}/resolve", access: admin, place: onLeader, audit: "review-resolve", handle: s.resolveReview},
-		{method: "POST", pattern: "/v1/steward/link", access: admin, place: onLeader, audit: "steward-link", handle: s.linkRecord},
-		{method: "POST", pattern: "/v1/steward/unlink", access: admin, place: onLeader, audit: "steward-unlink", handle: s.unlinkRecord},
-		{method: "POST", pattern: "/v1/steward/merge", access: admin, place: onLeader, audit: "steward-merge", handle: s.mergePersons},
-		{method: "POST", pattern: "/v1/steward/unmerge", access: admin, place: onLeader, audit: "steward-unmerge", handle: s.unmergePerson},
-		{method: "GET", pattern: "/v1/persons/{euid}/history", access: admin, place: byConsistency, audit: "person-history", handle: s.personHistory},
+		{method: "GET", pattern: "/v1/review", access: steward, place: byConsistency, audit: "review-list", handle: s.listReviews},
+		{method: "GET", pattern: "/v1/review/{seq}", access: steward, place: byConsistency, audit: "review-read", handle: s.showReview},
+		{method: "POST", pattern: "/v1/review/{seq}/resolve", access: steward, place: onLeader, audit: "review-resolve", handle: s.resolveReview},
+		{method: "POST", pattern: "/v1/steward/link", access: steward, place: onLeader, audit: "steward-link", handle: s.linkRecord},
+		{method: "POST", pattern: "/v1/steward/unlink", access: steward, place: onLeader, audit: "steward-unlink", handle: s.unlinkRecord},
+		{method: "POST", pattern: "/v1/steward/merge", access: steward, place: onLeader, audit: "steward-merge", handle: s.mergePersons},
+		{method: "POST", pattern: "/v1/steward/unmerge", access: steward, place: onLeader, audit: "steward-unmerge", handle: s.unmergePerson},
+		{method: "GET", pattern: "/v1/persons/{euid}/history", access: steward, place: byConsistency, audit: "person-history", handle: s.personHistory},
 
 		{method: "GET", pattern: "/fhir/AuditEvent", access: admin, place: byConsistency, audit: "audit-search", handle: s.searchAuditEvents},
 		{method: "GET", pattern: "/v1/audit", access: admin, place: byConsistency, audit: "audit-search", handle: s.listAudit},
@@ -468,6 +496,11 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		// Only a node may say it forwarded a request, or whose certificate it verified.
 		r.Header.Del(headerForwarded)
 		r.Header.Del(headerForwardedParticipant)
+		// A browser's cross-origin change is refused here, at the node the browser
+		// called (a forwarded request comes from a node).
+		if err := s.browserOrigin(r); err != nil {
+			return err
+		}
 	}
 	switch rt.place {
 	case onLeader:
@@ -496,13 +529,16 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 			return err
 		}
 	}
-	p, err := s.authenticate(r)
+	p, err := s.authenticateRequest(w, r, rt, rq)
 	if err != nil {
 		return err
 	}
 	rq.principal = p
 	if (rt.access == admin || rt.access == clusterNode) && !p.IsAdmin() {
 		return fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q lacks the admin role this operation needs", p.ID)
+	}
+	if rt.access == steward && !p.IsSteward() {
+		return fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q lacks the steward role this operation needs", p.ID)
 	}
 	if err := s.admit(r, rt, rq); err != nil {
 		return err

@@ -25,6 +25,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rls-hie/rls/locator"
+	"github.com/rls-hie/rls/locator/console"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/pki"
@@ -120,6 +121,9 @@ func runAgent(c *cli.Context) error {
 		Version:          version,
 		PeerTLS:          tlsCfg.peer,
 		ClusterCA:        tlsCfg.clusterCA,
+		// The console's cookie is Secure outside -dev (which serves plain HTTP on loopback).
+		Console: console.Options{IdleTimeout: mustDuration(cfg.Console.IdleTimeout), Lifetime: mustDuration(cfg.Console.SessionLifetime),
+			InsecureCookie: cfg.Dev},
 	}
 	cfg.Privacy.options(&apiOpts)
 	api := locator.New(apiOpts)
@@ -367,6 +371,7 @@ func printDevBanner(w io.Writer, cfg Config, token string) {
 rls is running in dev mode: one node, data in %s.
 
     API:          %s
+    Console:      %s/ui/  (sign in with the admin token)
     Admin token:  %s
 
 Point the CLI at it:
@@ -376,7 +381,7 @@ Point the CLI at it:
 
 Dev mode is for trying rls out. Do not put patient data in it.
 
-`, cfg.DataDir, cfg.HTTPAdvertiseAddr, token, cfg.HTTPAdvertiseAddr, token)
+`, cfg.DataDir, cfg.HTTPAdvertiseAddr, cfg.HTTPAdvertiseAddr, token, cfg.HTTPAdvertiseAddr, token)
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -36,6 +36,8 @@ type Config struct {
 	HTTP *HTTPConfig `hcl:"http,block"`
 	// Privacy tunes the policy point: the security fence and rate limits (consent.go).
 	Privacy *PrivacyConfig `hcl:"privacy,block"`
+	// Console tunes the web console's sessions (/ui/).
+	Console *ConsoleConfig `hcl:"console,block"`
 
 	// Set by flags only.
 	Dev           bool
@@ -82,6 +84,14 @@ type HTTPConfig struct {
 	ForwardTimeout    string `hcl:"forward_timeout,optional"`
 	ReadHeaderTimeout string `hcl:"read_header_timeout,optional"`
 	HealthMaxLag      uint64 `hcl:"health_max_lag,optional"`
+}
+
+// ConsoleConfig tunes the sessions of the web console served at /ui/; durations are
+// strings such as "30m". A session ends after idle_timeout without a request, and
+// session_lifetime after sign-in in any case.
+type ConsoleConfig struct {
+	IdleTimeout     string `hcl:"idle_timeout,optional"`
+	SessionLifetime string `hcl:"session_lifetime,optional"`
 }
 
 // Defaults for a node started without settings.
@@ -173,6 +183,9 @@ func configFromFlags(c *cli.Context) (Config, error) {
 	if cfg.TLS == nil {
 		cfg.TLS = &TLSConfig{}
 	}
+	if cfg.Console == nil {
+		cfg.Console = &ConsoleConfig{}
+	}
 	str("tls-cert-file", &cfg.TLS.CertFile)
 	str("tls-key-file", &cfg.TLS.KeyFile)
 	str("tls-ca-file", &cfg.TLS.CAFile)
@@ -261,6 +274,7 @@ func (c *Config) finish() error {
 		{"raft.election_timeout", c.Raft.ElectionTimeout}, {"raft.leader_lease_timeout", c.Raft.LeaderLeaseTimeout},
 		{"raft.apply_timeout", c.Raft.ApplyTimeout}, {"http.forward_timeout", c.HTTP.ForwardTimeout},
 		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout},
+		{"console.idle_timeout", c.Console.IdleTimeout}, {"console.session_lifetime", c.Console.SessionLifetime},
 	} {
 		if _, err := duration(d.value); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", d.name, err))

@@ -107,6 +107,7 @@ func TestBadConfigIsRefusedWithReasons(t *testing.T) {
 		{"bad duration", `raft { heartbeat_timeout = "soon" }`, []string{"-node-id", "a", "-data-dir", dir}, "raft.heartbeat_timeout"},
 		{"all interfaces", ``, []string{"-node-id", "a", "-data-dir", dir, "-raft-addr", "0.0.0.0:7000"}, "raft_advertise_addr"},
 		{"bad log level", ``, []string{"-node-id", "a", "-data-dir", dir, "-log-level", "loud"}, "log_level"},
+		{"bad console timeout", `console { idle_timeout = "a while" }`, []string{"-node-id", "a", "-data-dir", dir}, "console.idle_timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

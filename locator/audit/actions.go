@@ -43,4 +43,7 @@ var Actions = map[string]Action{
 	"consent-update":    {"update", "U"},
 	"consent-read":      {"read", "R"},
 	"consent-search":    {"search-type", "E"},
+	// A web console session opened (POST /ui/session): who signed in, as whom, and who
+	// was refused.
+	"console-sign-in": {"create", "C"},
 }

@@ -124,7 +124,7 @@ func openDB(path string) (*bolt.DB, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return backfillLinkEventOrder(tx)
 	})
 	if err != nil {
 		db.Close()
