@@ -119,7 +119,9 @@ func TestOptOutHoldsOnEveryNodeAtOnce(t *testing.T) {
 	leader := c.WaitLeader(10 * time.Second)
 	frozen := (leader + 1) % 3
 	c.Stop(frozen)
-	optOut := map[string]any{"resourceType": "Consent", "status": "active", "patient": map[string]any{"reference": "Patient/" + reg.ID},
+	optOut := map[string]any{"resourceType": "Consent", "status": "active", "category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "59284-0"}}}},
+		"policyRule": map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}}},
+		"scope":      map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}}, "patient": map[string]any{"reference": "Patient/" + reg.ID},
 		"provision": map[string]any{"type": "deny"}}
 	start := time.Now()
 	code, body, _, err = c.call(leader, "POST", "/fhir/Consent", optOut)

@@ -11,7 +11,11 @@ import (
 // before it relies on something.
 func (s *Server) capabilityStatement() map[string]any {
 	param := func(name, typ, doc string) map[string]any {
-		return map[string]any{"name": name, "type": typ, "documentation": doc}
+		p := map[string]any{"name": name, "type": typ}
+		if doc != "" { // R4 strings are never empty
+			p["documentation"] = doc
+		}
+		return p
 	}
 	interactions := func(codes ...string) []any {
 		var out []any
@@ -20,12 +24,16 @@ func (s *Server) capabilityStatement() map[string]any {
 		}
 		return out
 	}
+	software := map[string]any{"name": "rls"}
+	if s.opts.Version != "" {
+		software["version"] = s.opts.Version
+	}
 	return map[string]any{
 		"resourceType": "CapabilityStatement",
 		"status":       "active",
 		"date":         time.Now().UTC().Format("2006-01-02"),
 		"kind":         "instance",
-		"software":     map[string]any{"name": "rls", "version": s.opts.Version},
+		"software":     software,
 		"implementation": map[string]any{
 			"description": "rls record locator service: master patient index (PIXm, PDQm, $match) and participant directory",
 		},

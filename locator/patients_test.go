@@ -170,7 +170,7 @@ func TestPatientRegistrationRules(t *testing.T) {
 		t.Fatalf("update: %d %s", code, body)
 	}
 	code, body, _ = a.do("PUT", "/fhir/Patient/"+id, tokA, p, map[string]string{"If-Match": `W/"1"`})
-	if code != 409 {
+	if code != 412 {
 		t.Fatalf("stale update: %d %s", code, body)
 	}
 	code, body, _ = a.do("PUT", "/fhir/Patient?identifier="+url.QueryEscape(sysA+"|U2"), tokA, patientJSON(sysA, "U2", "Bo", "Ng", "1975-05-05", "male", "", ""), nil)

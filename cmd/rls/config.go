@@ -82,6 +82,9 @@ type HTTPConfig struct {
 	ForwardTimeout    string `hcl:"forward_timeout,optional"`
 	ReadHeaderTimeout string `hcl:"read_header_timeout,optional"`
 	HealthMaxLag      uint64 `hcl:"health_max_lag,optional"`
+	// PublicBaseURL is the FHIR base clients reach rls at (behind a proxy or a load
+	// balancer), for absolute links; empty: the host each request came to.
+	PublicBaseURL string `hcl:"public_base_url,optional"`
 }
 
 // Defaults for a node started without settings.

@@ -132,6 +132,7 @@ func ConsentOf(m model.Consent) Consent {
 		Scope:    &CodeableConcept{Coding: []Coding{{System: ConsentScopeSystem, Code: ConsentScopePrivacy}}},
 		Category: []CodeableConcept{{Coding: []Coding{{System: LOINCSystem, Code: ConsentCategoryLOINC}}}},
 		Patient:  ConsentPatient(m), DateTime: m.Created.UTC().Format(time.RFC3339),
+		PolicyRule: PolicyRule(m.OptOut),
 	}
 	if m.RecordedBy != "" {
 		c.Organization = []Reference{{Reference: "Organization/" + m.RecordedBy}}
@@ -143,7 +144,7 @@ func ConsentOf(m model.Consent) Consent {
 	if len(m.DenyParticipants) > 0 {
 		sub := ConsentProvision{Type: "deny"}
 		for _, id := range m.DenyParticipants {
-			sub.Actor = append(sub.Actor, ConsentActor{Reference: Reference{Reference: "Organization/" + id}})
+			sub.Actor = append(sub.Actor, ConsentActor{Role: RecipientRole(), Reference: Reference{Reference: "Organization/" + id}})
 		}
 		top.Provision = append(top.Provision, sub)
 	}

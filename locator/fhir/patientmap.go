@@ -331,16 +331,16 @@ func StoredPatient(meta model.PatientMeta, sr *mpi.StoredRecord) (Patient, error
 	}
 	p.ResourceType = "Patient"
 	p.ID = meta.ID
-	p.Meta = &Meta{VersionID: strconv.FormatUint(meta.Version, 10), LastUpdated: meta.Updated.UTC().Format(time.RFC3339Nano)}
+	p.Meta = Stamped(p.Meta, strconv.FormatUint(meta.Version, 10), meta.Updated.UTC().Format(time.RFC3339Nano))
 	p.Identifier = slices.DeleteFunc(p.Identifier, func(id Identifier) bool { return id.System == EUIDSystem })
 	p.Identifier = append(p.Identifier, Identifier{Use: "secondary", System: EUIDSystem, Value: sr.EUID})
 	return p, nil
 }
 
 // CanonicalPatient is the JSON kept for a registered Patient: what the participant sent,
-// without the id, meta and EUID identifier that rls owns.
+// without the id, versionId, lastUpdated and EUID identifier that rls owns.
 func CanonicalPatient(p Patient) ([]byte, error) {
-	p.ID, p.Meta = "", nil
+	p.ID, p.Meta = "", SenderMeta(p.Meta)
 	p.Identifier = slices.DeleteFunc(slices.Clone(p.Identifier), func(id Identifier) bool { return id.System == EUIDSystem })
 	return json.Marshal(p)
 }
