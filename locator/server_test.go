@@ -167,7 +167,7 @@ func TestOrganizationLifecycle(t *testing.T) {
 		t.Fatalf("update: %d %s %v", code, body, h)
 	}
 	code, body, _ = a.do("PUT", "/fhir/Organization/clinic-1", testAdminToken, changed, map[string]string{"If-Match": `W/"1"`})
-	if code != 409 {
+	if code != 412 {
 		t.Fatalf("stale update: %d %s", code, body)
 	}
 	outcomeMentions(t, body, "version conflict")
