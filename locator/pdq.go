@@ -461,7 +461,8 @@ func matchScore(w, lower float64) float64 {
 }
 
 // matchPatient is POST /fhir/Patient/$match: the persons that could be the given Patient,
-// best first, each with its score, match grade and the agreement of every field.
+// best first, each as a Patient (fhir.GoldenPatient: the golden view, linked to its source
+// records and its Person) with its score, match grade and the agreement of every field.
 func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *request) error {
 	var params fhir.Parameters
 	if err := fhir.Decode(bytes.NewReader(rq.body), "Parameters", &params); err != nil {
@@ -547,7 +548,7 @@ func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *reques
 				}})
 			}
 			rq.disclosePerson(person)
-			entries = append(entries, fhir.BundleEntry{FullURL: "Person/" + c.EUID, Resource: person, Search: search})
+			entries = append(entries, fhir.BundleEntry{FullURL: "Patient/" + c.EUID, Resource: fhir.GoldenPatient(person), Search: search})
 		}
 		return nil
 	})

@@ -414,6 +414,31 @@ func PersonOf(euid string, records []PersonRecord) Person {
 	return p
 }
 
+// PersonExtensionURL is the extension on a golden Patient that references its Person (R4's
+// Patient.link may reference only Patients and RelatedPersons).
+const PersonExtensionURL = Base + "/StructureDefinition/person"
+
+// GoldenPatient is a person as a Patient (what $match answers, and what GET
+// /fhir/Patient/{euid} reads): the golden demographics of the Person, its id the EUID, every
+// source record's identifier, a seealso link to each source record's Patient, and the
+// person extension referencing the Person.
+func GoldenPatient(person Person) Patient {
+	p := Patient{ResourceType: "Patient", ID: person.ID, Identifier: person.Identifier, Active: person.Active,
+		Name: person.Name, Telecom: person.Telecom, Gender: person.Gender, BirthDate: person.BirthDate, Address: person.Address}
+	ext, _ := json.Marshal(Extension{URL: PersonExtensionURL, ValueReference: &Reference{Reference: "Person/" + person.ID}})
+	p.Extension = []json.RawMessage{ext}
+	for _, l := range person.Link {
+		p.Link = append(p.Link, PatientLink{Other: l.Target, Type: "seealso"})
+	}
+	return p
+}
+
+// IsEUID tells an enterprise identifier (E + 32 hex digits) from a record's Patient id (32
+// hex digits).
+func IsEUID(id string) bool {
+	return len(id) == 33 && id[0] == 'E'
+}
+
 // golden returns the non-empty value that occurs most often; ties go to the earliest.
 func golden(values []string) string {
 	best, bestN := "", 0
