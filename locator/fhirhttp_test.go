@@ -215,3 +215,35 @@ func TestPDQmSupplierParameters(t *testing.T) {
 		expectOutcome(t, "too broad: "+q, code, body, 400, "")
 	}
 }
+
+func TestConsentRoundTrips(t *testing.T) {
+	w := newDocWorld(t)
+	body := consentJSON("Patient/"+w.patA, false, []string{"hosp-b"}, nil)
+	body["category"] = []any{map[string]any{"coding": []any{
+		map[string]any{"system": fhir.LOINCSystem, "code": fhir.ConsentCategoryLOINC},
+		map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentcategorycodes", "code": "hipaa-restrictions"}}}}
+	body["policy"] = []any{map[string]any{"authority": "https://hie.example", "uri": "https://hie.example/policy/v2"}}
+	body["policyRule"] = map[string]any{"coding": []any{map[string]any{"system": fhir.ActCodeSystem, "code": "OPTINR"}}}
+	sub := body["provision"].(map[string]any)["provision"].([]any)[0].(map[string]any)
+	sub["actor"].([]any)[0].(map[string]any)["role"] = map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass", "code": "PROV"}}}
+	c := w.a.consent(t, w.tokA, body)
+	code, got, _ := w.a.do("GET", "/fhir/Consent/"+c.ID, w.tokA, nil, nil)
+	if code != 200 {
+		t.Fatalf("read: %d %s", code, got)
+	}
+	for _, want := range []string{"hipaa-restrictions", "https://hie.example/policy/v2", `"OPTINR"`, `"PROV"`, "patient-privacy"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("the Consent lost %s: %s", want, got)
+		}
+	}
+	// ppc-1: a Consent with neither policy nor policyRule is not R4.
+	bad := consentJSON("Patient/"+w.patA, true, nil, nil)
+	delete(bad, "policyRule")
+	code, got, _ = w.a.do("POST", "/fhir/Consent", w.tokA, bad, nil)
+	expectOutcome(t, "Consent without policy or policyRule", code, got, 400, "Consent")
+	// actor.role is required (1..1).
+	bad = consentJSON("Patient/"+w.patA, false, []string{"hosp-b"}, nil)
+	delete(bad["provision"].(map[string]any)["provision"].([]any)[0].(map[string]any)["actor"].([]any)[0].(map[string]any), "role")
+	code, got, _ = w.a.do("POST", "/fhir/Consent", w.tokA, bad, nil)
+	expectOutcome(t, "actor without role", code, got, 400, "Consent.provision.provision[0].actor[0].role")
+}

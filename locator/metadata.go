@@ -88,7 +88,7 @@ func (s *Server) capabilityStatement() map[string]any {
 					},
 					"operation": []any{
 						map[string]any{"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
-							"documentation": "Returns Person resources (enterprise identities, not yet Patient resources as R4 defines) ranked by score, each with search.score, the match-grade extension and one " + "https://rls-hie.github.io/fhir/StructureDefinition/match-field" + " extension per field (agreement level and weight). Parameters: resource, onlyCertainMatches, count (at most 100)."},
+							"documentation": "Returns Patient resources ranked by score: each the golden view of one person (id the EUID, readable at Patient/{euid}; link seealso to each source record; extension " + fhir.PersonExtensionURL + " referencing the Person), each with search.score, the match-grade extension and one " + "https://rls-hie.github.io/fhir/StructureDefinition/match-field" + " extension per field (agreement level and weight). Parameters: resource, onlyCertainMatches, count (at most 100)."},
 						map[string]any{"name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix",
 							"documentation": "PIXm query (ITI-83): sourceIdentifier, targetSystem (repeatable). Unknown domain 400, unknown identifier 404, unknown target system 403."},
 					},

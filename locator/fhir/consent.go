@@ -70,8 +70,32 @@ type Consent struct {
 	Patient      *Reference        `json:"patient,omitempty"`
 	DateTime     string            `json:"dateTime,omitempty"`
 	Organization []Reference       `json:"organization,omitempty"`
+	Policy       []ConsentPolicy   `json:"policy,omitempty"`
 	PolicyRule   *CodeableConcept  `json:"policyRule,omitempty"`
 	Provision    *ConsentProvision `json:"provision,omitempty"`
+}
+
+// ConsentPolicy is Consent.policy: the policy the consent refers to.
+type ConsentPolicy struct {
+	Authority string `json:"authority,omitempty"`
+	URI       string `json:"uri,omitempty"`
+}
+
+// ConsentTerms is what of a sent Consent rls keeps and serves back without enforcing it
+// (model.Consent.Terms): scope, category, policy, policyRule, and the role each denied
+// participant was given.
+type ConsentTerms struct {
+	Scope      *CodeableConcept  `json:"scope,omitempty"`
+	Category   []CodeableConcept `json:"category,omitempty"`
+	Policy     []ConsentPolicy   `json:"policy,omitempty"`
+	PolicyRule *CodeableConcept  `json:"policyRule,omitempty"`
+	ActorRoles []ActorRole       `json:"actorRoles,omitempty"`
+}
+
+// ActorRole is the role a Consent gave a participant it denies.
+type ActorRole struct {
+	Participant string          `json:"participant"`
+	Role        CodeableConcept `json:"role"`
 }
 
 // ConsentProvision is Consent.provision: deny or permit, for actors and security labels,
