@@ -41,6 +41,8 @@ func apiError(err error) *fhir.Error {
 		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
 	case errors.Is(err, raft.ErrInvalidAction):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
+	case errors.Is(err, raft.ErrInvalidSubmission):
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "Bundle", "%s; nothing of the submission was written", msg)
 	case errors.Is(err, raft.ErrInvalidDocument):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
 	case errors.Is(err, raft.ErrNotHolder):

@@ -146,6 +146,15 @@ func absolutize(w http.ResponseWriter, v any) any {
 	case *fhir.Bundle:
 		c := *x
 		b = &c
+	case transactionResponse:
+		for i := range x.Entry {
+			if x.Entry[i].Response != nil {
+				resp := *x.Entry[i].Response
+				resp.Location = absolute(rw.base, resp.Location)
+				x.Entry[i].Response = &resp
+			}
+		}
+		return x
 	default:
 		return v
 	}

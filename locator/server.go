@@ -348,6 +348,10 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/fhir/DocumentReference/{id}", access: participant, place: byConsistency, patientData: true, audit: "document-read", handle: s.readDocument},
 		{method: "GET", pattern: "/fhir/DocumentReference/{id}/_history/{vid}", access: participant, place: byConsistency, patientData: true, audit: "document-read", handle: vread(s.readDocument)},
 		{method: "GET", pattern: "/fhir/DocumentReference", access: participant, place: byConsistency, patientData: true, audit: "document-search", handle: s.searchDocuments},
+		{method: "POST", pattern: "/fhir", access: participant, place: onLeader, audit: "document-provide", handle: s.provideDocuments},
+		{method: "GET", pattern: "/fhir/List/{id}", access: participant, place: byConsistency, patientData: true, audit: "list-read", handle: s.readList},
+		{method: "GET", pattern: "/fhir/List/{id}/_history/{vid}", access: participant, place: byConsistency, patientData: true, audit: "list-read", handle: vread(s.readList)},
+		{method: "GET", pattern: "/fhir/List", access: participant, place: byConsistency, patientData: true, audit: "list-search", handle: s.searchLists},
 		{method: "POST", pattern: "/v1/documents/batch", access: participant, place: onLeader, audit: "document-batch", handle: s.registerDocumentBatch},
 		{method: "GET", pattern: "/v1/locate", access: participant, place: byConsistency, patientData: true, audit: "locate", handle: s.locate},
 
@@ -479,7 +483,7 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		r.Header.Del(headerForwardedParticipant)
 		r.Header.Del(headerForwardedBase)
 	}
-	if strings.HasPrefix(rt.pattern, "/fhir/") {
+	if rt.pattern == "/fhir" || strings.HasPrefix(rt.pattern, "/fhir/") {
 		w.base = s.fhirBase(r, rq)
 		if err := negotiate(r, rq.body); err != nil {
 			return err

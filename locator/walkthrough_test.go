@@ -89,6 +89,21 @@ func TestWalkthroughResponsesAreR4(t *testing.T) {
 	step("document-search", "GET", "/fhir/DocumentReference?patient="+w.patA+"&status=current", w.tokA, nil, nil, 200)
 	step("document-search-mdm", "GET", "/fhir/DocumentReference?patient:mdm=Patient/"+w.patB+"&_summary=count", w.tokB, nil, nil, 200)
 
+	// MHD: ITI-65 Provide Document Bundle, the List it stored, ITI-66.
+	d1 := docJSON("urn:oid:1.2.3.4.9.2", "Patient/"+w.patA, "current", "34133-9", "2026-01-11", "Discharge summary")
+	d2 := docJSON("urn:oid:1.2.3.4.9.3", "Patient/"+w.patA, "current", "11506-3", "2026-01-11", "Progress note")
+	provided := step("mhd-provide-bundle", "POST", "/fhir", w.tokA, submission("urn:oid:1.2.3.4.9.100", "Patient/"+w.patA, d1, d2), nil, 200)
+	var tr struct {
+		Entry []struct {
+			Response fhir.BundleResponse `json:"response"`
+		} `json:"entry"`
+	}
+	json.Unmarshal(provided, &tr)
+	if len(tr.Entry) > 0 {
+		step("list-read", "GET", tr.Entry[0].Response.Location, w.tokA, nil, nil, 200)
+	}
+	step("mhd-find-lists", "GET", "/fhir/List?patient="+w.patA+"&code=submissionset", w.tokA, nil, nil, 200)
+
 	// Consent.
 	cons := step("consent-create", "POST", "/fhir/Consent", w.tokA, consentJSON("Patient/"+w.patA, false, []string{"hosp-b"}, nil), nil, 201)
 	var c fhir.Consent
@@ -120,6 +135,8 @@ func TestWalkthroughResponsesAreR4(t *testing.T) {
 	step("error-unauthenticated", "GET", "/fhir/Patient/"+id, "", nil, nil, 401)
 	step("error-forbidden", "GET", "/fhir/AuditEvent", w.tokA, nil, nil, 403)
 	step("error-too-broad", "GET", "/fhir/Patient?gender=female", w.tokA, nil, nil, 400)
+	bad := submission("urn:oid:1.2.3.4.9.101", "Patient/"+w.patA, with(docJSON("urn:oid:1.2.3.4.9.4", "Patient/"+w.patA, "current", "34133-9", "2026-01-11", "x"), "docStatus", "done"))
+	step("error-mhd-bad-entry", "POST", "/fhir", w.tokA, bad, nil, 400)
 	step("error-no-route", "GET", "/fhir/Observation", w.tokA, nil, nil, 404)
 	if t.Failed() {
 		return

@@ -119,32 +119,41 @@ func ValidateR4(data []byte, resourceType string) error {
 		return fmt.Errorf("validate %s: %w", resourceType, err)
 	}
 	leaf := deepest(ve)
-	// A contained resource is checked against all resource types at once; check it again
-	// against its own type, so that the error names its element.
-	if loc := leaf.InstanceLocation; len(loc) >= 2 && loc[0] == "contained" {
-		if obj, ok := inst.(map[string]any); ok {
-			if list, ok := obj["contained"].([]any); ok {
-				if i, err := strconv.Atoi(loc[1]); err == nil && i < len(list) {
-					return containedError(list[i], resourceType, i)
-				}
+	// A resource inside another (contained, Bundle.entry.resource, Parameters.parameter
+	// .resource) is checked against every resource type at once; check it again against
+	// its own type, so that the error names its element.
+	node := inst
+	for i, seg := range leaf.InstanceLocation {
+		switch n := node.(type) {
+		case map[string]any:
+			node = n[seg]
+		case []any:
+			j, err := strconv.Atoi(seg)
+			if err != nil || j >= len(n) {
+				return issueOf(resourceType, leaf)
+			}
+			node = n[j]
+		default:
+			return issueOf(resourceType, leaf)
+		}
+		if obj, ok := node.(map[string]any); ok {
+			if _, embedded := obj["resourceType"]; embedded {
+				return embeddedError(obj, FHIRPath(resourceType, leaf.InstanceLocation[:i+1]), resourceType, leaf)
 			}
 		}
 	}
 	return issueOf(resourceType, leaf)
 }
 
-func containedError(item any, parent string, i int) error {
-	prefix := fmt.Sprintf("%s.contained[%d]", parent, i)
-	obj, ok := item.(map[string]any)
-	if !ok {
-		return Errorf(400, "structure", prefix, "a contained resource must be a JSON object")
-	}
+// embeddedError validates a resource found inside another at the FHIRPath prefix against
+// its own type, naming the element at fault under prefix.
+func embeddedError(obj map[string]any, prefix, outer string, leaf *jsonschema.ValidationError) error {
 	rt, _ := obj["resourceType"].(string)
 	if !IsResourceType(rt) {
-		return Errorf(400, "structure", prefix+".resourceType", "a contained resource needs an R4 resourceType (got %q)", Clip(rt))
+		return Errorf(400, "structure", prefix+".resourceType", "an embedded resource needs an R4 resourceType (got %q)", Clip(rt))
 	}
 	var buf bytes.Buffer
-	if err := jsonEncode(&buf, item); err != nil {
+	if err := jsonEncode(&buf, obj); err != nil {
 		return err
 	}
 	err := ValidateR4(buf.Bytes(), rt)
@@ -156,8 +165,11 @@ func containedError(item any, parent string, i int) error {
 		return fe
 	}
 	if err == nil {
-		// Valid on its own: R4 forbids nesting (dom-2) and contained meta (dom-4).
-		return Errorf(400, "structure", prefix, "a contained resource must not contain resources")
+		if strings.Contains(prefix, ".contained[") {
+			// Valid on its own: R4 forbids nesting (dom-2).
+			return Errorf(400, "structure", prefix, "a contained resource must not contain resources")
+		}
+		return issueOf(outer, leaf)
 	}
 	return err
 }
