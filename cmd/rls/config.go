@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,6 +233,11 @@ func (c *Config) finish() error {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = defaultHTTPAddr
+	}
+	if b := c.HTTP.PublicBaseURL; b != "" {
+		if u, err := url.Parse(b); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("http.public_base_url %q must be an absolute http(s) URL such as https://rls.example.org/fhir", b)
+		}
 	}
 	if c.RaftAddr == "" {
 		c.RaftAddr = defaultRaftAddr
