@@ -247,3 +247,19 @@ func TestConsentRoundTrips(t *testing.T) {
 	code, got, _ = w.a.do("POST", "/fhir/Consent", w.tokA, bad, nil)
 	expectOutcome(t, "actor without role", code, got, 400, "Consent.provision.provision[0].actor[0].role")
 }
+
+func TestPublicBaseURLMakesTheLinks(t *testing.T) {
+	const base = "https://rls.hie.example/fhir"
+	a := newTestAPI(t, func(o *Options) { o.PublicBaseURL = base + "/" })
+	tokA, _ := a.participants()
+	code, body, h := a.do("POST", "/fhir/Patient", tokA, patientJSON(sysA, "PB-1", "Ada", "Lovelace", "1915-12-10", "female", "62704", ""), nil)
+	if code != 201 || !strings.HasPrefix(h.Get("Location"), base+"/Patient/") {
+		t.Fatalf("create: %d Location %q %s", code, h.Get("Location"), body)
+	}
+	_, body, _ = a.do("GET", "/fhir/Patient?family=Lovelace&given=Ada", tokA, nil, nil)
+	var b fhir.Bundle
+	json.Unmarshal(body, &b)
+	if len(b.Entry) != 1 || !strings.HasPrefix(b.Entry[0].FullURL, base+"/Patient/") || len(b.Link) == 0 || !strings.HasPrefix(b.Link[0].URL, base+"/Patient?") {
+		t.Fatalf("links under the public base: %s", body)
+	}
+}
