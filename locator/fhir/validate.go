@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +28,8 @@ var r4Schema []byte
 
 const r4SchemaURL = "http://hl7.org/fhir/json-schema/4.0"
 
-// r4Validator is the compiled schema, built once on first use: compiling it takes a few
-// hundred milliseconds and it never changes.
+// r4Validator is the schema, loaded once on first use; each resource type's definitions are
+// compiled when that type is first validated (a few milliseconds to tens), and never change.
 var r4Validator = sync.OnceValues(compileR4)
 
 type validator struct {
@@ -60,12 +61,43 @@ func compileR4() (*validator, error) {
 	if len(types) == 0 {
 		return nil, errors.New("the R4 schema lists no resource types")
 	}
+	// Each definition is a resource of its own, its references rewritten to its siblings:
+	// the compiler loads (and checks against the metaschema) only the definitions a
+	// resource type reaches, not the whole schema at the first use.
+	root, _ := doc.(map[string]any)
+	defs, _ := root["definitions"].(map[string]any)
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft6)
-	if err := c.AddResource(r4SchemaURL, doc); err != nil {
-		return nil, fmt.Errorf("load the R4 schema: %w", err)
+	for name, def := range defs {
+		d, ok := def.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("the R4 schema's definition %s is not an object", name)
+		}
+		rewriteRefs(d)
+		if err := c.AddResource(r4SchemaURL+"/"+name, d); err != nil {
+			return nil, fmt.Errorf("load the R4 schema of %s: %w", name, err)
+		}
 	}
 	return &validator{compiler: c, types: types, byType: map[string]*jsonschema.Schema{}}, nil
+}
+
+// rewriteRefs turns the schema's internal references (#/definitions/Meta) into references
+// to the sibling resources (Meta, relative to r4SchemaURL/…).
+func rewriteRefs(v any) {
+	switch n := v.(type) {
+	case map[string]any:
+		for k, x := range n {
+			if ref, ok := x.(string); ok && k == "$ref" {
+				n[k] = strings.TrimPrefix(ref, "#/definitions/")
+				continue
+			}
+			rewriteRefs(x)
+		}
+	case []any:
+		for _, x := range n {
+			rewriteRefs(x)
+		}
+	}
 }
 
 func (v *validator) schema(resourceType string) (*jsonschema.Schema, error) {
@@ -74,7 +106,7 @@ func (v *validator) schema(resourceType string) (*jsonschema.Schema, error) {
 	if s, ok := v.byType[resourceType]; ok {
 		return s, nil
 	}
-	s, err := v.compiler.Compile(r4SchemaURL + "#/definitions/" + resourceType)
+	s, err := v.compiler.Compile(r4SchemaURL + "/" + resourceType)
 	if err != nil {
 		return nil, fmt.Errorf("compile the R4 schema of %s: %w", resourceType, err)
 	}
@@ -110,68 +142,69 @@ func ValidateR4(data []byte, resourceType string) error {
 	if err != nil {
 		return Errorf(400, "structure", "", "malformed JSON: %v", err)
 	}
-	err = s.Validate(inst)
-	if err == nil {
-		return nil
-	}
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		return fmt.Errorf("validate %s: %w", resourceType, err)
-	}
-	leaf := deepest(ve)
-	// A resource inside another (contained, Bundle.entry.resource, Parameters.parameter
-	// .resource) is checked against every resource type at once; check it again against
-	// its own type, so that the error names its element.
-	node := inst
-	for i, seg := range leaf.InstanceLocation {
-		switch n := node.(type) {
-		case map[string]any:
-			node = n[seg]
-		case []any:
-			j, err := strconv.Atoi(seg)
-			if err != nil || j >= len(n) {
-				return issueOf(resourceType, leaf)
-			}
-			node = n[j]
-		default:
-			return issueOf(resourceType, leaf)
+	if err := s.Validate(inst); err != nil {
+		var ve *jsonschema.ValidationError
+		if !errors.As(err, &ve) {
+			return fmt.Errorf("validate %s: %w", resourceType, err)
 		}
-		if obj, ok := node.(map[string]any); ok {
-			if _, embedded := obj["resourceType"]; embedded {
-				return embeddedError(obj, FHIRPath(resourceType, leaf.InstanceLocation[:i+1]), resourceType, leaf)
-			}
-		}
+		return issueOf(resourceType, deepest(ve))
 	}
-	return issueOf(resourceType, leaf)
+	// The schema takes a resource inside this one (contained, Bundle.entry.resource,
+	// Parameters.parameter.resource…) as any object with a resourceType; check each against
+	// its own type. No R4 data type has a resourceType element, so every nested object that
+	// has one is such a resource.
+	return validateEmbedded(inst, nil, resourceType)
 }
 
-// embeddedError validates a resource found inside another at the FHIRPath prefix against
-// its own type, naming the element at fault under prefix.
-func embeddedError(obj map[string]any, prefix, outer string, leaf *jsonschema.ValidationError) error {
-	rt, _ := obj["resourceType"].(string)
-	if !IsResourceType(rt) {
-		return Errorf(400, "structure", prefix+".resourceType", "an embedded resource needs an R4 resourceType (got %q)", Clip(rt))
-	}
-	var buf bytes.Buffer
-	if err := jsonEncode(&buf, obj); err != nil {
-		return err
-	}
-	err := ValidateR4(buf.Bytes(), rt)
-	var fe *Error
-	if errors.As(err, &fe) {
-		for j, e := range fe.Issue.Expression {
-			fe.Issue.Expression[j] = prefix + strings.TrimPrefix(e, rt)
+// validateEmbedded finds the resources nested in v (at the JSON location loc of the outer
+// resource) and validates each against its own type, naming elements under the outer
+// resource's FHIRPath.
+func validateEmbedded(v any, loc []string, outer string) error {
+	switch n := v.(type) {
+	case map[string]any:
+		if rt, ok := n["resourceType"]; ok && len(loc) > 0 {
+			prefix := FHIRPath(outer, loc)
+			name, _ := rt.(string)
+			if !IsResourceType(name) {
+				return Errorf(400, "structure", prefix+".resourceType", "a resource inside %s needs an R4 resourceType (got %q)", outer, Clip(name))
+			}
+			if len(loc) >= 2 && loc[len(loc)-2] == "contained" {
+				if _, nested := n["contained"]; nested {
+					return Errorf(400, "structure", prefix+".contained", "a contained resource must not contain resources (R4 dom-2)")
+				}
+			}
+			var buf bytes.Buffer
+			if err := jsonEncode(&buf, n); err != nil {
+				return err
+			}
+			err := ValidateR4(buf.Bytes(), name)
+			var fe *Error
+			if errors.As(err, &fe) {
+				for j, e := range fe.Issue.Expression {
+					fe.Issue.Expression[j] = prefix + strings.TrimPrefix(e, name)
+				}
+				return fe
+			}
+			return err
 		}
-		return fe
-	}
-	if err == nil {
-		if strings.Contains(prefix, ".contained[") {
-			// Valid on its own: R4 forbids nesting (dom-2).
-			return Errorf(400, "structure", prefix, "a contained resource must not contain resources")
+		keys := make([]string, 0, len(n))
+		for k := range n {
+			keys = append(keys, k)
 		}
-		return issueOf(outer, leaf)
+		slices.Sort(keys) // the first error in a stable order
+		for _, k := range keys {
+			if err := validateEmbedded(n[k], append(slices.Clip(loc), k), outer); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, item := range n {
+			if err := validateEmbedded(item, append(slices.Clip(loc), strconv.Itoa(i)), outer); err != nil {
+				return err
+			}
+		}
 	}
-	return err
+	return nil
 }
 
 // deepest is the most specific error of the tree: the leaf whose element lies deepest.
