@@ -43,6 +43,7 @@ func (s *Server) capabilityStatement() map[string]any {
 		"instantiates": []string{
 			"https://profiles.ihe.net/ITI/PIXm/CapabilityStatement/IHE.PIXm.Manager",
 			"https://profiles.ihe.net/ITI/PDQm/CapabilityStatement/IHE.PDQm.Supplier",
+			"https://profiles.ihe.net/ITI/MHD/CapabilityStatement/IHE.MHD.DocumentResponder",
 		},
 		"rest": []any{map[string]any{
 			"mode": "server",
@@ -127,11 +128,13 @@ func (s *Server) capabilityStatement() map[string]any {
 					"documentation": "A patient's privacy directive (scope patient-privacy). Consent.patient is Patient/{id} or Person/{euid}; provision type deny without actors or labels opts the patient out of the exchange; " +
 						"deny provisions with actor Organization/{id} keep those participants from seeing the patient (break-the-glass does not override this); deny provisions with securityLabel codings withhold documents so labelled (for example 42 CFR Part 2). " +
 						"Directives follow the patient through link, unlink and merge. Revoke with an update to status inactive. A change is acknowledged only once every node enforces it. " +
-						"Participants record directives for patients they hold a record of and see the directives they recorded; the admin sees all.",
+						"Participants record directives for patients they hold a record of and see the directives they recorded; the admin sees all. " +
+						"As R4 requires, a Consent carries scope, category, a policy or policyRule (ppc-1) and a role on every actor; rls keeps and serves back the scope, category, policy, policyRule and roles sent.",
 					"interaction": interactions("create", "update", "read", "vread", "search-type"),
 					"versioning":  "versioned-update",
 					"searchParam": []any{
 						param("patient", "reference", "Patient/{id} or Person/{euid}: the directives of every record of that person"),
+						param("_offset", "number", "Start of the page"),
 						param("status", "token", "active or inactive"),
 						param("_count", "number", "At most 1000"),
 					},
@@ -145,10 +148,32 @@ func (s *Server) capabilityStatement() map[string]any {
 						param("_id", "token", "Participant id"), param("name", "string", "Case-insensitive substring"),
 						param("identifier", "token", "Assigning authority URI"), param("type", "token", "hospital, practice, lab, hie"),
 						param("active", "token", "true or false"),
+						param("_count", "number", "Page size"), param("_offset", "number", "Start of the page (the next link sets it)"),
+					},
+					"operation": []any{
+						map[string]any{"name": "disable", "definition": fhir.Base + "/OperationDefinition/Organization-disable", "documentation": "POST Organization/{id}/$disable: the participant's token stops working on every node (admin)"},
+						map[string]any{"name": "enable", "definition": fhir.Base + "/OperationDefinition/Organization-enable", "documentation": "POST Organization/{id}/$enable (admin)"},
+						map[string]any{"name": "rotate-token", "definition": fhir.Base + "/OperationDefinition/Organization-rotate-token", "documentation": "POST Organization/{id}/$rotate-token: a new token, returned once in the participant-token extension; the old one stops working (admin)"},
+						map[string]any{"name": "revoke-token", "definition": fhir.Base + "/OperationDefinition/Organization-revoke-token", "documentation": "POST Organization/{id}/$revoke-token: removes the token (admin)"},
+					},
+				},
+				map[string]any{
+					"type":             "List",
+					"supportedProfile": []string{"https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Minimal.SubmissionSet"},
+					"documentation":    "MHD SubmissionSets registered by ITI-65 (POST /fhir with a transaction Bundle); the id derives from the SubmissionSet's uniqueId (identifier with use official); items reference the registered DocumentReferences.",
+					"interaction":      interactions("read", "vread", "search-type"),
+					"searchParam": []any{
+						param("patient", "reference", "Patient/{id} or {id}, required; :mdm widens it to every record of the person"),
+						param("subject", "reference", "As patient"),
+						param("code", "token", "submissionset (or system|code)"),
+						param("status", "token", "current"),
+						param("identifier", "token", "system|value or value"),
+						param("_count", "number", "At most 200"), param("_offset", "number", "Start of the page"),
 					},
 				},
 				auditEventCapability(param, interactions),
 			},
+			"interaction": []any{map[string]any{"code": "transaction", "documentation": "MHD ITI-65 Provide Document Bundle only: one SubmissionSet List and the DocumentReferences it lists (no Binary: rls keeps no content), registered all or nothing; answered with a transaction-response. batch is not supported."}},
 		}},
 	}
 }

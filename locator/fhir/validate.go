@@ -213,7 +213,12 @@ func deepest(ve *jsonschema.ValidationError) *jsonschema.ValidationError {
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
 		if len(e.Causes) == 0 {
-			if len(best.Causes) > 0 || len(e.InstanceLocation) > len(best.InstanceLocation) {
+			// The deepest element; among equals the first in location order, so that the
+			// same resource always gets the same error.
+			deeper := len(e.InstanceLocation) > len(best.InstanceLocation)
+			tie := len(e.InstanceLocation) == len(best.InstanceLocation) &&
+				strings.Join(e.InstanceLocation, "/") < strings.Join(best.InstanceLocation, "/")
+			if len(best.Causes) > 0 || deeper || tie {
 				best = e
 			}
 			return
