@@ -30,7 +30,8 @@ func negotiate(r *http.Request, body []byte) error {
 	q := r.URL.Query()
 	if f, ok := q["_format"]; ok {
 		for _, v := range f {
-			mt := strings.ToLower(strings.TrimSpace(strings.SplitN(v, ";", 2)[0]))
+			// An unencoded "+" (application/fhir+json) arrives as a space.
+			mt := strings.ToLower(strings.TrimSpace(strings.SplitN(strings.ReplaceAll(v, " ", "+"), ";", 2)[0]))
 			if mt == "" || !contains(jsonTypes, mt) {
 				return fhir.Errorf(http.StatusNotAcceptable, "not-supported", "_format", "_format %q is not served: rls serves FHIR as JSON only (_format=json or application/fhir+json)", fhir.Clip(v))
 			}

@@ -134,8 +134,10 @@ func TestFHIRHTTPSemantics(t *testing.T) {
 	if code, body, _ = a.do("GET", strings.TrimPrefix(next, a.url), tokA, nil, nil); code != 200 {
 		t.Fatalf("following next: %d %s", code, body)
 	}
-	if code, body, _ = a.do("GET", "/fhir/Patient/"+id+"?_format=application/fhir%2Bjson", tokA, nil, nil); code != 200 {
-		t.Fatalf("read with _format: %d %s", code, body)
+	for _, f := range []string{"application/fhir%2Bjson", "application/fhir+json", "json"} {
+		if code, body, _ = a.do("GET", "/fhir/Patient/"+id+"?_format="+f, tokA, nil, nil); code != 200 {
+			t.Fatalf("read with _format=%s: %d %s", f, code, body)
+		}
 	}
 
 	// Formats rls does not serve.
