@@ -153,6 +153,11 @@ http {
   # /v1/health answers 503 while the node has more than this many committed log entries
   # still to apply.
   health_max_lag = 250
+
+  # FHIR service base clients reach rls at, when a proxy or load balancer stands in
+  # front of the nodes: Bundle links, entry.fullUrl and Location are absolute URLs under
+  # it. Empty: the scheme and host each request came to, with /fhir.
+  public_base_url = ""
 }
 
 privacy {

@@ -646,6 +646,9 @@ func (c *Cluster) callAs(i int, token, method, path string, body any, header map
 
 // getJSON reads path from node i into v within timeout, requiring a 200.
 func (c *Cluster) getJSON(i int, path string, timeout time.Duration, v any) error {
+	if u, err := url.Parse(path); err == nil && u.IsAbs() {
+		path = u.RequestURI() // a next link: absolute, followed on node i
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	r, err := c.Do(ctx, i, "GET", path, nil)

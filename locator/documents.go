@@ -157,7 +157,7 @@ func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]by
 				errs[i] = err
 				continue
 			}
-			dr.ID, dr.Meta = "", nil
+			dr.ID, dr.Meta = "", fhir.SenderMeta(dr.Meta)
 			resource, err := json.Marshal(dr)
 			if err != nil {
 				return err

@@ -131,6 +131,9 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 	}
 	req.Header.Set(headerForwarded, s.node.ID())
 	req.Header.Set(HeaderRequestID, rq.id)
+	if w.base != "" {
+		req.Header.Set(headerForwardedBase, w.base)
+	}
 	// The client's certificate ends at this node's TLS; the leader sees this node's. Pass
 	// on whom it named (never what a caller wrote into the header itself).
 	req.Header.Del(headerForwardedParticipant)

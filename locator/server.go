@@ -117,6 +117,10 @@ type Options struct {
 	MaxResponseBytes int64
 	// Console configures the web console's sessions (locator/console).
 	Console console.Options
+	// PublicBaseURL is the FHIR service base clients reach rls at (https://rls.hie.org/fhir),
+	// for the absolute URLs of Bundle links, entry.fullUrl and Location. Empty: the scheme
+	// and host each request came to, with /fhir.
+	PublicBaseURL string
 }
 
 func (o *Options) setDefaults() {
@@ -358,6 +362,7 @@ func (s *Server) routes() []route {
 		{method: "PUT", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-update", handle: s.conditionalUpdatePatient},
 		{method: "PUT", pattern: "/fhir/Patient/{id}", access: participant, place: onLeader, audit: "patient-update", handle: s.updatePatient},
 		{method: "GET", pattern: "/fhir/Patient/{id}", access: participant, place: byConsistency, patientData: true, audit: "patient-read", handle: s.readPatient},
+		{method: "GET", pattern: "/fhir/Patient/{id}/_history/{vid}", access: participant, place: byConsistency, patientData: true, audit: "patient-read", handle: vread(s.readPatient)},
 		{method: "GET", pattern: "/fhir/Patient", access: participant, place: byConsistency, patientData: true, audit: "patient-search", handle: s.searchPatients},
 		{method: "POST", pattern: "/fhir/Patient/_search", access: participant, place: byConsistency, patientData: true, audit: "patient-search", handle: s.searchPatientsPost},
 		{method: "POST", pattern: "/fhir/Patient/$match", access: participant, place: byConsistency, patientData: true, audit: "patient-match", handle: s.matchPatient},
@@ -368,7 +373,12 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/fhir/DocumentReference", access: participant, place: onLeader, audit: "document-create", handle: s.createDocument},
 		{method: "PUT", pattern: "/fhir/DocumentReference/{id}", access: participant, place: onLeader, audit: "document-update", handle: s.createDocument},
 		{method: "GET", pattern: "/fhir/DocumentReference/{id}", access: participant, place: byConsistency, patientData: true, audit: "document-read", handle: s.readDocument},
+		{method: "GET", pattern: "/fhir/DocumentReference/{id}/_history/{vid}", access: participant, place: byConsistency, patientData: true, audit: "document-read", handle: vread(s.readDocument)},
 		{method: "GET", pattern: "/fhir/DocumentReference", access: participant, place: byConsistency, patientData: true, audit: "document-search", handle: s.searchDocuments},
+		{method: "POST", pattern: "/fhir", access: participant, place: onLeader, audit: "document-provide", handle: s.provideDocuments},
+		{method: "GET", pattern: "/fhir/List/{id}", access: participant, place: byConsistency, patientData: true, audit: "list-read", handle: s.readList},
+		{method: "GET", pattern: "/fhir/List/{id}/_history/{vid}", access: participant, place: byConsistency, patientData: true, audit: "list-read", handle: vread(s.readList)},
+		{method: "GET", pattern: "/fhir/List", access: participant, place: byConsistency, patientData: true, audit: "list-search", handle: s.searchLists},
 		{method: "POST", pattern: "/v1/documents/batch", access: participant, place: onLeader, audit: "document-batch", handle: s.registerDocumentBatch},
 		{method: "GET", pattern: "/v1/locate", access: participant, place: byConsistency, patientData: true, audit: "locate", handle: s.locate},
 
@@ -391,11 +401,13 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/fhir/Consent", access: participant, place: onLeader, audit: "consent-create", handle: s.createConsent},
 		{method: "PUT", pattern: "/fhir/Consent/{id}", access: participant, place: onLeader, audit: "consent-update", handle: s.updateConsent},
 		{method: "GET", pattern: "/fhir/Consent/{id}", access: participant, place: byConsistency, audit: "consent-read", handle: s.readConsent},
+		{method: "GET", pattern: "/fhir/Consent/{id}/_history/{vid}", access: participant, place: byConsistency, audit: "consent-read", handle: vread(s.readConsent)},
 		{method: "GET", pattern: "/fhir/Consent", access: participant, place: byConsistency, audit: "consent-search", handle: s.searchConsents},
 
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},
 		{method: "GET", pattern: "/fhir/Organization/{id}", access: participant, place: byConsistency, handle: s.readOrganization},
+		{method: "GET", pattern: "/fhir/Organization/{id}/_history/{vid}", access: participant, place: byConsistency, handle: vread(s.readOrganization)},
 		{method: "PUT", pattern: "/fhir/Organization/{id}", access: admin, place: onLeader, handle: s.updateOrganization},
 		{method: "POST", pattern: "/fhir/Organization/{id}/{operation}", access: admin, place: onLeader, handle: s.organizationOperation},
 	}
@@ -496,9 +508,16 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		// Only a node may say it forwarded a request, or whose certificate it verified.
 		r.Header.Del(headerForwarded)
 		r.Header.Del(headerForwardedParticipant)
+		r.Header.Del(headerForwardedBase)
 		// A browser's cross-origin change is refused here, at the node the browser
 		// called (a forwarded request comes from a node).
 		if err := s.browserOrigin(r); err != nil {
+			return err
+		}
+	}
+	if rt.pattern == "/fhir" || strings.HasPrefix(rt.pattern, "/fhir/") {
+		w.base = s.fhirBase(r, rq)
+		if err := negotiate(r, rq.body); err != nil {
 			return err
 		}
 	}
@@ -605,7 +624,9 @@ func notFound(w http.ResponseWriter, r *http.Request, rq *request) error {
 // reaches the client before the request's audit entry is committed.
 type responseWriter struct {
 	http.ResponseWriter
-	node      *raft.Node
+	node *raft.Node
+	// base is the FHIR service base of the request (fhirBase), on /fhir routes.
+	base      string
 	status    int
 	forwarded bool
 	held      bool
@@ -697,6 +718,9 @@ func writeFHIR(w http.ResponseWriter, status int, v any) error {
 }
 
 func writeAs(w http.ResponseWriter, contentType string, status int, v any) error {
+	if contentType == "application/fhir+json" {
+		v = absolutize(w, v)
+	}
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)

@@ -19,6 +19,8 @@ type (
 	Registered = fsm.Registered
 	// DocumentRegistered is the outcome of one document of a document-register command.
 	DocumentRegistered = fsm.DocumentRegistered
+	// DocumentsProvided is the outcome of a document-provide command (MHD ITI-65).
+	DocumentsProvided = fsm.DocumentsProvided
 	// Relinked reports what a steward's action changed.
 	Relinked = fsm.Relinked
 	// Rematched is the outcome of one record of an mpi-rematch command.
@@ -51,10 +53,13 @@ var (
 
 	// Document registration.
 	ErrInvalidDocument = fsm.ErrInvalidDocument
-	ErrUnknownSubject  = fsm.ErrUnknownSubject
-	ErrUnknownHolder   = fsm.ErrUnknownHolder
-	ErrNotHolder       = fsm.ErrNotHolder
-	ErrUnknownTarget   = fsm.ErrUnknownTarget
+	// ErrInvalidSubmission: an MHD submission whose documents or list do not fit together
+	// or the state; nothing of it was written.
+	ErrInvalidSubmission = fsm.ErrInvalidSubmission
+	ErrUnknownSubject    = fsm.ErrUnknownSubject
+	ErrUnknownHolder     = fsm.ErrUnknownHolder
+	ErrNotHolder         = fsm.ErrNotHolder
+	ErrUnknownTarget     = fsm.ErrUnknownTarget
 
 	// The data steward's actions and rematching.
 	ErrUnknownRecord   = fsm.ErrUnknownRecord

@@ -114,6 +114,7 @@ func runAgent(c *cli.Context) error {
 		Registry:         registry,
 		MaxBodyBytes:     cfg.HTTP.MaxBodyBytes,
 		MaxResponseBytes: cfg.HTTP.MaxResponseBytes,
+		PublicBaseURL:    cfg.HTTP.PublicBaseURL,
 		MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes,
 		HealthMaxLag:     cfg.HTTP.HealthMaxLag,
 		ForwardTimeout:   mustDuration(cfg.HTTP.ForwardTimeout),

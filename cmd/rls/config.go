@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +85,9 @@ type HTTPConfig struct {
 	ForwardTimeout    string `hcl:"forward_timeout,optional"`
 	ReadHeaderTimeout string `hcl:"read_header_timeout,optional"`
 	HealthMaxLag      uint64 `hcl:"health_max_lag,optional"`
+	// PublicBaseURL is the FHIR base clients reach rls at (behind a proxy or a load
+	// balancer), for absolute links; empty: the host each request came to.
+	PublicBaseURL string `hcl:"public_base_url,optional"`
 }
 
 // ConsoleConfig tunes the sessions of the web console served at /ui/; durations are
@@ -242,6 +246,11 @@ func (c *Config) finish() error {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = defaultHTTPAddr
+	}
+	if b := c.HTTP.PublicBaseURL; b != "" {
+		if u, err := url.Parse(b); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("http.public_base_url %q must be an absolute http(s) URL such as https://rls.example.org/fhir", b)
+		}
 	}
 	if c.RaftAddr == "" {
 		c.RaftAddr = defaultRaftAddr

@@ -108,6 +108,7 @@ func TestBadConfigIsRefusedWithReasons(t *testing.T) {
 		{"all interfaces", ``, []string{"-node-id", "a", "-data-dir", dir, "-raft-addr", "0.0.0.0:7000"}, "raft_advertise_addr"},
 		{"bad log level", ``, []string{"-node-id", "a", "-data-dir", dir, "-log-level", "loud"}, "log_level"},
 		{"bad console timeout", `console { idle_timeout = "a while" }`, []string{"-node-id", "a", "-data-dir", dir}, "console.idle_timeout"},
+		{"relative public base", `http { public_base_url = "/fhir" }`, []string{"-node-id", "a", "-data-dir", dir}, "http.public_base_url"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

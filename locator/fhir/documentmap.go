@@ -388,7 +388,14 @@ func StoredDocument(resource []byte, d search.Document, version uint64, updated 
 	}
 	dr["resourceType"] = "DocumentReference"
 	dr["id"] = d.ID
-	dr["meta"] = Meta{VersionID: strconv.FormatUint(version, 10), LastUpdated: updated.UTC().Format(time.RFC3339Nano)}
+	var sent *Meta
+	if raw, err := json.Marshal(dr["meta"]); err == nil && dr["meta"] != nil {
+		sent = new(Meta)
+		if err := json.Unmarshal(raw, sent); err != nil {
+			return nil, fmt.Errorf("decode the meta of stored DocumentReference %s: %w", d.ID, err)
+		}
+	}
+	dr["meta"] = Stamped(sent, strconv.FormatUint(version, 10), updated.UTC().Format(time.RFC3339Nano))
 	dr["status"] = string(d.Status)
 	return json.Marshal(dr)
 }

@@ -80,7 +80,9 @@ type Patient struct {
 	Name                 []HumanName       `json:"name,omitempty"`
 	Telecom              []ContactPoint    `json:"telecom,omitempty"`
 	Gender               string            `json:"gender,omitempty"`
+	GenderElement        json.RawMessage   `json:"_gender,omitempty"`
 	BirthDate            string            `json:"birthDate,omitempty"`
+	BirthDateElement     json.RawMessage   `json:"_birthDate,omitempty"`
 	DeceasedBoolean      *bool             `json:"deceasedBoolean,omitempty"`
 	DeceasedDateTime     string            `json:"deceasedDateTime,omitempty"`
 	Address              []Address         `json:"address,omitempty"`

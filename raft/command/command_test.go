@@ -41,6 +41,7 @@ func TestTypeNumbersNeverChange(t *testing.T) {
 		{TypeConsentSet, 18, "consent-set"},
 		{TypeParticipantRevokeToken, 19, "participant-revoke-token"},
 		{TypeMPIRematch, 20, "mpi-rematch"},
+		{TypeDocumentProvide, 23, "document-provide"},
 	}
 	if FlagIgnoreUnknown != 0x80 {
 		t.Fatalf("FlagIgnoreUnknown = %#x, want 0x80", uint8(FlagIgnoreUnknown))
@@ -171,6 +172,7 @@ func everyCommand() []sample {
 		sampleOf[ConsentSet](TypeConsentSet),
 		sampleOf[ParticipantRevokeToken](TypeParticipantRevokeToken),
 		sampleOf[MPIRematch](TypeMPIRematch),
+		sampleOf[DocumentProvide](TypeDocumentProvide),
 	}
 }
 

@@ -185,6 +185,7 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		command.TypePersonUnmerge:          typed(applyPersonUnmerge),
 		command.TypeReviewResolve:          typed(applyReviewResolve),
 		command.TypeMPIRematch:             typed(f.applyMPIRematch),
+		command.TypeDocumentProvide:        typed(f.applyDocumentProvide),
 		command.TypeAuditAppend:            typed(applyAuditAppend),
 	}
 	for t, h := range privacyHandlers() {
