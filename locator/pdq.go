@@ -279,24 +279,6 @@ func foldText(s string) string {
 	return b.String()
 }
 
-// searchPatientsPost is POST /fhir/Patient/_search: the parameters in an
-// application/x-www-form-urlencoded body (and the URL), answered as the GET search.
-func (s *Server) searchPatientsPost(w http.ResponseWriter, r *http.Request, rq *request) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/x-www-form-urlencoded") {
-		return fhir.Errorf(http.StatusUnsupportedMediaType, "not-supported", "", "POST _search takes application/x-www-form-urlencoded parameters")
-	}
-	form, err := url.ParseQuery(string(rq.body))
-	if err != nil {
-		return fhir.Invalid("", "the search parameters in the body are not form-encoded: %v", err)
-	}
-	q := r.URL.Query()
-	for name, values := range form {
-		q[name] = append(q[name], values...)
-	}
-	r.URL.Path, r.URL.RawQuery = "/fhir/Patient", q.Encode()
-	return s.searchPatients(w, r, rq)
-}
-
 // MaxParticipantMatches is the most patients a participant's PDQm search may match (the
 // admin is not limited): beyond it the search is refused and the caller asked to narrow it.
 const MaxParticipantMatches = 100
@@ -661,6 +643,7 @@ func (s *Server) searchPatientsPost(w http.ResponseWriter, r *http.Request, rq *
 	for name, values := range body {
 		q[name] = append(q[name], values...)
 	}
-	r.URL.RawQuery = q.Encode()
+	// Answered as the GET search of the same parameters, whose links page it on.
+	r.URL.Path, r.URL.RawQuery = "/fhir/Patient", q.Encode()
 	return s.searchPatients(w, r, rq)
 }
