@@ -21,6 +21,7 @@ package command
 
 //go:generate go run github.com/tinylib/msgp@v1.6.5 -file command.go -o command_gen.go -io=false -tests=false
 //msgp:tag json
+//msgp:timezone utc
 //msgp:ignore Type Entry
 
 import (

@@ -369,7 +369,7 @@ func (z *Header) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		}
 		switch msgp.UnsafeString(field) {
 		case "time":
-			z.Time, bts, err = msgp.ReadTimeBytes(bts)
+			z.Time, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Time")
 				return

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -202,7 +203,6 @@ func TestEveryCommandRoundTrips(t *testing.T) {
 			if e.Type != s.typ {
 				t.Errorf("type %s came back as %s", s.typ, e.Type)
 			}
-			// cmp compares times with time.Time.Equal: msgp decodes them in the local zone.
 			if diff := cmp.Diff(h, gotH); diff != "" {
 				t.Errorf("header (-sent +decoded):\n%s", diff)
 			}
@@ -214,6 +214,76 @@ func TestEveryCommandRoundTrips(t *testing.T) {
 	for _, n := range knownTypes() {
 		if !covered[n] {
 			t.Errorf("type %d (%s) has no sample in everyCommand: add one", uint8(n), n)
+		}
+	}
+}
+
+// Every node must decode an entry to the same values whatever its time zone: a time that came
+// back in the node's local zone prints differently in answers and in anything Apply derives from
+// it. The generated code is told to decode in UTC (//msgp:timezone utc); this holds it there.
+func TestDecodedTimesAreUTCWhateverTheNodesZone(t *testing.T) {
+	saved := time.Local
+	time.Local = time.FixedZone("node-zone", 5*3600+30*60)
+	t.Cleanup(func() { time.Local = saved })
+
+	h := Header{Time: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC), Actor: "admin"}
+	for _, s := range everyCommand() {
+		t.Run(s.typ.String(), func(t *testing.T) {
+			data, err := Encode(s.typ, h, s.payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := Decode(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotH, got, err := s.decode(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range []any{gotH, got} {
+				walkTimes(reflect.ValueOf(v), func(path string, tm time.Time) {
+					if tm.Location() != time.UTC {
+						t.Errorf("%s decoded in zone %q, want UTC", path, tm.Location())
+					}
+				}, fmt.Sprintf("%T", v))
+			}
+			sent, _ := json.Marshal(s.payload)
+			back, _ := json.Marshal(got)
+			if string(sent) != string(back) {
+				t.Errorf("payload JSON changed on the way through:\n sent %s\n back %s", sent, back)
+			}
+		})
+	}
+}
+
+// walkTimes calls visit for every non-zero time.Time reachable from v.
+func walkTimes(v reflect.Value, visit func(string, time.Time), path string) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			walkTimes(v.Elem(), visit, path)
+		}
+	case reflect.Struct:
+		if tm, ok := v.Interface().(time.Time); ok {
+			if !tm.IsZero() {
+				visit(path, tm)
+			}
+			return
+		}
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				walkTimes(v.Field(i), visit, path+"."+v.Type().Field(i).Name)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			walkTimes(v.Index(i), visit, fmt.Sprintf("%s[%d]", path, i))
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			walkTimes(iter.Value(), visit, fmt.Sprintf("%s[%v]", path, iter.Key()))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package command
 
 //go:generate go run github.com/tinylib/msgp@v1.6.5 -file mpi.go -o mpi_gen.go -io=false -tests=false
 //msgp:tag json
+//msgp:timezone utc
 
 import (
 	"fmt"

@@ -200,13 +200,13 @@ func (z *AuditEntry) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "recorded":
-			z.Recorded, bts, err = msgp.ReadTimeBytes(bts)
+			z.Recorded, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Recorded")
 				return
 			}
 		case "observed":
-			z.Observed, bts, err = msgp.ReadTimeBytes(bts)
+			z.Observed, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Observed")
 				return

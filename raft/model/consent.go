@@ -2,6 +2,7 @@ package model
 
 //go:generate go run github.com/tinylib/msgp@v1.6.5 -file consent.go -o consent_gen.go -io=false -tests=false
 //msgp:tag json
+//msgp:timezone utc
 
 import "time"
 

@@ -200,13 +200,13 @@ func (z *Consent) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "created":
-			z.Created, bts, err = msgp.ReadTimeBytes(bts)
+			z.Created, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Created")
 				return
 			}
 		case "updated":
-			z.Updated, bts, err = msgp.ReadTimeBytes(bts)
+			z.Updated, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Updated")
 				return

@@ -8,6 +8,7 @@ package model
 
 //go:generate go run github.com/tinylib/msgp@v1.6.5 -file model.go -o model_gen.go -io=false -tests=false
 //msgp:tag json
+//msgp:timezone utc
 
 import (
 	"crypto/sha256"

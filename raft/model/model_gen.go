@@ -119,7 +119,7 @@ func (z *LinkEvent) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "time":
-			z.Time, bts, err = msgp.ReadTimeBytes(bts)
+			z.Time, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Time")
 				return
@@ -269,7 +269,7 @@ func (z *Node) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "registered":
-			z.Registered, bts, err = msgp.ReadTimeBytes(bts)
+			z.Registered, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Registered")
 				return
@@ -443,13 +443,13 @@ func (z *Participant) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "created":
-			z.Created, bts, err = msgp.ReadTimeBytes(bts)
+			z.Created, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Created")
 				return
 			}
 		case "updated":
-			z.Updated, bts, err = msgp.ReadTimeBytes(bts)
+			z.Updated, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Updated")
 				return
@@ -461,7 +461,7 @@ func (z *Participant) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "token_issued":
-			z.TokenIssued, bts, err = msgp.ReadTimeBytes(bts)
+			z.TokenIssued, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "TokenIssued")
 				return
@@ -620,13 +620,13 @@ func (z *PatientMeta) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "created":
-			z.Created, bts, err = msgp.ReadTimeBytes(bts)
+			z.Created, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Created")
 				return
 			}
 		case "updated":
-			z.Updated, bts, err = msgp.ReadTimeBytes(bts)
+			z.Updated, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Updated")
 				return
