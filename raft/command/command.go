@@ -120,6 +120,9 @@ func (t Type) String() string {
 	if name, ok := mpiTypeName(t); ok {
 		return name
 	}
+	if name, ok := hl7TypeName(t); ok {
+		return name
+	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
 

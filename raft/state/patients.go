@@ -69,7 +69,10 @@ func (t *Tx) AppendLinkEvent(ev model.LinkEvent) error {
 		return fmt.Errorf("encode link event: %w", err)
 	}
 	key := append(append([]byte(ev.EUID), keySep), encodeUint(seq)...)
-	return b.Put(key, v)
+	if err := b.Put(key, v); err != nil {
+		return err
+	}
+	return t.indexLinkEvent(seq, ev.EUID)
 }
 
 // LinkHistory returns a person's link history, oldest first.
