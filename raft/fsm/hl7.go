@@ -80,4 +80,3 @@ func applyHL7EndpointCursor(tx *state.Tx, h command.Header, c command.HL7Endpoin
 	}
 	return e, nil
 }
-
