@@ -279,7 +279,7 @@ func New(opts Options) *Server {
 		s.auditMetrics = newAuditMetrics(opts.Registry)
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	}
-	for _, rt := range s.routes() {
+	for _, rt := range append(s.routes(), s.hl7Routes()...) {
 		if _, ok := audit.Actions[rt.audit]; rt.audit != "" && !ok {
 			panic(fmt.Sprintf("route %s %s names unknown audit action %q", rt.method, rt.pattern, rt.audit))
 		}
@@ -457,6 +457,7 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		// Only a node may say it forwarded a request, or whose certificate it verified.
 		r.Header.Del(headerForwarded)
 		r.Header.Del(headerForwardedParticipant)
+		r.Header.Del(headerForwardedHL7Sender)
 	}
 	switch rt.place {
 	case onLeader:

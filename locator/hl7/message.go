@@ -489,7 +489,7 @@ func clip(s string) string {
 	if len(s) <= max {
 		return s
 	}
-	return s[:max] + "…"
+	return s[:max] + "..."
 }
 
 // String renders the message in ER7, segments ended by CR, in UTF-8.
