@@ -489,8 +489,8 @@ var pdqFields = map[string]string{
 	"PID.3.4": "ns", "PID.3.4.1": "ns", "PID.3.4.2": "uid", "PID.3.4.3": "uidtype",
 	"PID.5": "family", "PID.5.1": "family", "PID.5.1.1": "family",
 	"PID.5.2": "given",
-	"PID.7": "birthdate", "PID.7.1": "birthdate",
-	"PID.8": "gender",
+	"PID.7":   "birthdate", "PID.7.1": "birthdate",
+	"PID.8":    "gender",
 	"PID.11.3": "address-city", "PID.11.5": "address-postalcode",
 	"PID.13": "telecom", "PID.13.1": "telecom", "PID.13.4": "email",
 }
