@@ -2,7 +2,9 @@ package locator
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/url"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/hl7"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/pki"
 )
 
 // hl7World is an in-process node with an MLLP listener that trusts loopback (as -dev does)
@@ -229,5 +232,222 @@ func TestHL7FeedQueriesAndMerge(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(viaHL7, want) || !slices.Equal(viaPIXm, want) || !slices.Equal(viaLocate, want) {
 		t.Fatalf("after A40 the interfaces disagree:\nHL7 PIX %v\nPIXm    %v\nlocate  %v\nwant    %v", viaHL7, viaPIXm, viaLocate, want)
+	}
+}
+
+// TestHL7MalformedMessages is check 2 of issue 16: every malformed message gets AE or AR
+// with an ERR segment that locates the fault, and the node and the connection survive.
+func TestHL7MalformedMessages(t *testing.T) {
+	w := newHL7World(t, HL7Options{})
+	c := w.dial(t)
+	pid := func(fields string) string {
+		return "MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101093000||ADT^A04^ADT_A01|BAD-1|P|2.5\nPID|1||" + fields + "\n"
+	}
+	tests := []struct {
+		name, msg string
+		code      string // MSA-1
+		err       string // ERR-2 and ERR-3
+	}{
+		{"no MSH", "PID|1||MRN-1^^^hosp-a||DOE^JANE||19800101|F\n", "AR", "MSH^1 100"},
+		{"wrong field separator in MSH", "MSH^~\\&|ADT|hosp-a|RLS|HIE|20261101093000||ADT^A04|X|P|2.5\nPID|1\n", "AR", "MSH^1^2 102"},
+		{"wrong field separator in a segment", "MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101093000||ADT^A04|X|P|2.5\nPID!1!!MRN-1\n", "AE", " 100"},
+		{"no identifier", pid("||DOE^JANE||19800101|F"), "AE", "PID^1^3 101"},
+		{"identifier of another domain only", pid("MRN-1^^^hosp-b||DOE^JANE||19800101|F"), "AE", "PID^1^3 101"},
+		{"bad date", pid("MRN-1^^^hosp-a||DOE^JANE||1980-01-01|F"), "AE", "PID^1^7 102"},
+		{"date not on the calendar", pid("MRN-1^^^hosp-a||DOE^JANE||19800230|F"), "AE", "PID^1^7 102"},
+		{"birth in the future", pid("MRN-1^^^hosp-a||DOE^JANE||29800101|F"), "AE", "PID^1^7 102"},
+		{"unknown sex", pid("MRN-1^^^hosp-a||DOE^JANE||19800101|Q"), "AE", "PID^1^8 103"},
+		{"name too long", pid("MRN-1^^^hosp-a||" + strings.Repeat("D", 150) + "^JANE||19800101|F"), "AE", "PID^1^5^1^1 104"},
+		{"control character in a name", pid("MRN-1^^^hosp-a||DOE\\X07\\^JANE||19800101|F"), "AE", "PID^1^5"},
+		{"bad escape", pid("MRN-1^^^hosp-a||DOE\\^JANE||19800101|F"), "AE", "PID^1^5^1^1^1 102"},
+		{"garbage bytes", "\x00\x01\x02\xffgarbage\x7f", "AR", "MSH^1 100"},
+		{"unsupported message type", "MSH|^~\\&|LAB|hosp-a|RLS|HIE|20261101093000||ORU^R01|X|P|2.5\n", "AR", "MSH^1^9^1^1 200"},
+		{"unsupported event", "MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101093000||ADT^A03|X|P|2.5\n", "AR", "MSH^1^9^1^2 201"},
+		{"unsupported version", "MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101093000||ADT^A04|X|P|3.0\n", "AR", "MSH^1^12 203"},
+		{"no control id", "MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101093000||ADT^A04||P|2.5\n", "AR", "MSH^1^10 101"},
+		{"sender no participant", "MSH|^~\\&|ADT|nobody|RLS|HIE|20261101093000||ADT^A04|X|P|2.5\nPID|1||MRN-1^^^hosp-a\n", "AR", " 207"},
+		{"PDQ without criteria", "MSH|^~\\&|PDQC|hosp-a|RLS|HIE|20261101094500||QBP^Q22^QBP_Q21|P-9|P|2.5\nQPD|IHE PDQ Query|t9|@PID.8^F\nRCP|I\n", "AE", "QPD^1^3 101"},
+		{"PDQ unsupported field", "MSH|^~\\&|PDQC|hosp-a|RLS|HIE|20261101094500||QBP^Q22^QBP_Q21|P-8|P|2.5\nQPD|IHE PDQ Query|t8|@PID.19^123456789\nRCP|I\n", "AE", "QPD^1^3^1^1 103"},
+		{"PDQ foreign continuation pointer", "MSH|^~\\&|PDQC|hosp-a|RLS|HIE|20261101094500||QBP^Q22^QBP_Q21|P-7|P|2.5\nQPD|IHE PDQ Query|t7|@PID.5.1.1^DOE~@PID.5.2^JANE\nRCP|I|5^RD\nDSC|20.0badc0ffee0|I\n", "AE", "DSC^1^1 102"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ack := exchange(t, c, tc.msg)
+			if got := ackCode(ack); got != tc.code {
+				t.Errorf("MSA-1 = %s, want %s\n%s", got, tc.code, ack.String())
+			}
+			if got := errLocation(ack); !strings.HasPrefix(got, tc.err) || (strings.HasPrefix(tc.err, " ") && got != tc.err) {
+				t.Errorf("ERR = %q, want %q\n%s", got, tc.err, ack.String())
+			}
+			if e := ack.Segment("ERR"); e == nil || e.Value(8, 1) == "" {
+				t.Errorf("ERR-8 gives no message:\n%s", ack.String())
+			}
+		})
+	}
+	// Oversized: refused, with the control id it could read; the stream stays in step.
+	big := "MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101093000||ADT^A04|HUGE-1|P|2.5\rNTE|1||" + strings.Repeat("x", 100<<10) + "\r"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := c.Exchange(ctx, []byte(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := hl7.Parse(raw)
+	if err != nil || ackCode(ack) != "AR" || ack.Segment("MSA").Value(2, 1) != "HUGE-1" || ack.Segment("ERR") == nil {
+		t.Fatalf("oversized message: %v\n%q", err, raw)
+	}
+	// Garbage outside any frame is dropped; the next frame is answered.
+	if _, err := c.Raw().Write([]byte("\x00garbage between frames\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The connection is still usable, and the node still serves.
+	if ack := exchange(t, c, a04HospA); ackCode(ack) != "AA" {
+		t.Fatalf("a good message after the bad ones: %s", ack.String())
+	}
+	if code, body, _ := w.do("GET", "/v1/health", "", nil, nil); code != 200 {
+		t.Fatalf("health after the bad messages: %d %s", code, body)
+	}
+	// Nothing of the refused registrations was stored.
+	if code, _, _ := w.do("GET", "/fhir/Patient/"+model.PatientID(sysA+"|MRN-1"), w.tokA, nil, nil); code != 404 {
+		t.Fatalf("a refused registration left a record: %d", code)
+	}
+}
+
+// TestHL7AuditAndConsent is check 3 of issue 16: every message is audited with its
+// participant (and, for queries, its purpose of use), like the equivalent FHIR call; a
+// patient who opted out is never returned by a PIX or PDQ query (the answer is the one
+// for a patient nobody knows), except a participant's own record to a PDQ query.
+func TestHL7AuditAndConsent(t *testing.T) {
+	w := newHL7World(t, HL7Options{Purpose: "TREAT"})
+	c := w.dial(t)
+	for _, msg := range []string{a04HospA, a04HospB} {
+		if ack := exchange(t, c, msg); ackCode(ack) != "AA" {
+			t.Fatalf("feed: %s", ack.String())
+		}
+	}
+	pixB := "MSH|^~\\&|PIXC|hosp-b|RLS|HIE|20261101094000||QBP^Q23^QBP_Q21|QB-%d|P|2.5\nQPD|IHE PIX Query|tb|%s^^^hosp-b\nRCP|I\n"
+	pdqB := "MSH|^~\\&|PDQC|hosp-b|RLS|HIE|20261101094500||QBP^Q22^QBP_Q21|PB-1|P|2.5\nQPD|IHE PDQ Query|tp|@PID.5.1.1^OBRIEN~@PID.7^19610704\nRCP|I\n"
+	if rsp := exchange(t, c, fmt.Sprintf(pixB, 1, "B-77")); rsp.Segment("QAK").Value(2, 1) != "OK" {
+		t.Fatalf("PIX before the opt-out: %s", rsp.String())
+	}
+	if ack := exchange(t, c, "MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101093000||ADT^A08^ADT_A01|BAD-2|P|2.5\nPID|1||MRN-A1^^^hosp-a||X^Y||19611340|F\n"); ackCode(ack) != "AE" {
+		t.Fatalf("bad update: %s", ack.String())
+	}
+
+	entries := w.auditList(t, "participant=hosp-a").Entries
+	entries = append(entries, w.auditList(t, "participant=hosp-b").Entries...)
+	byAction := map[string][]model.AuditEntry{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Path, "/v1/hl7/") {
+			byAction[e.Action] = append(byAction[e.Action], e)
+		}
+	}
+	if got := byAction["patient-create"]; len(got) != 2 || got[0].Participant == got[1].Participant || len(got[0].EUIDs) != 1 || got[0].Status != 200 {
+		t.Errorf("the two A04s audited as patient-create: %+v", got)
+	}
+	if got := byAction["patient-update"]; len(got) != 1 || got[0].Participant != "hosp-a" || got[0].Status != 400 {
+		t.Errorf("the refused A08 audited as patient-update with its failure: %+v", got)
+	}
+	if got := byAction["patient-pix"]; len(got) != 1 || got[0].Participant != "hosp-b" || got[0].Purpose != "TREAT" || len(got[0].EUIDs) != 1 ||
+		!strings.Contains(got[0].Query, "sourceIdentifier=") {
+		t.Errorf("the PIX query audited as patient-pix with purpose and disclosures: %+v", got)
+	}
+
+	// The patient opts out (recorded by hospital A).
+	w.consent(t, w.tokA, consentJSON("Patient/"+model.PatientID(sysA+"|MRN-A1"), true, nil, nil))
+	hidden := exchange(t, c, fmt.Sprintf(pixB, 2, "B-77"))
+	unknown := exchange(t, c, fmt.Sprintf(pixB, 3, "NOBODY"))
+	if ackCode(hidden) != "AE" || errLocation(hidden) != errLocation(unknown) || hidden.Segment("QAK").Value(2, 1) != unknown.Segment("QAK").Value(2, 1) ||
+		hidden.Segment("PID") != nil || hidden.Segment("ERR").Value(8, 1) != unknown.Segment("ERR").Value(8, 1) {
+		t.Fatalf("PIX of an opted-out patient differs from an unknown one:\n%s\n%s", hidden.String(), unknown.String())
+	}
+	rsp := exchange(t, c, pdqB)
+	var found []string
+	for _, pid := range rsp.All("PID") {
+		found = append(found, cxList(pid)...)
+	}
+	if !slices.Equal(found, []string{sysB + "|B-77"}) || rsp.Segment("QAK").Value(4, 1) != "1" {
+		t.Fatalf("PDQ of an opted-out patient returned %v (only B's own record may come back)\n%s", found, rsp.String())
+	}
+	// With QPD-8 (cross-references in A's domain), nothing: the person is hidden.
+	rsp = exchange(t, c, "MSH|^~\\&|PDQC|hosp-b|RLS|HIE|20261101094500||QBP^Q22^QBP_Q21|PB-2|P|2.5\nQPD|IHE PDQ Query|tq|@PID.5.1.1^OBRIEN~@PID.7^19610704|||||^^^hosp-a\nRCP|I\n")
+	if rsp.Segment("PID") != nil {
+		t.Fatalf("PDQ with QPD-8 returned a hidden person's identifiers:\n%s", rsp.String())
+	}
+	searches := 0
+	for _, e := range w.auditList(t, "participant=hosp-b").Entries {
+		if e.Action == "patient-search" && e.Path == "/v1/hl7/qbp/pdq" {
+			searches++
+			if e.Purpose != "TREAT" || !strings.Contains(e.Query, "family=OBRIEN") {
+				t.Errorf("PDQ audited without its purpose or query: %+v", e)
+			}
+		}
+	}
+	if searches != 2 {
+		t.Errorf("%d PDQ queries audited, want 2", searches)
+	}
+}
+
+// TestHL7SenderByCertificate: over mllps with client certificates, the certificate names
+// the participant and MSH-4 must agree; a listener that does not trust its network refuses
+// a sender without one.
+func TestHL7SenderByCertificate(t *testing.T) {
+	w := &hl7World{}
+	w.testAPI = newTestAPIWith(t, func(*Options) func(*Server) { return func(s *Server) { w.srv = s } })
+	w.tokA, w.tokB = w.participants()
+	ca, err := pki.NewCA("test CA", time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &tlsFixture{t: t, ca: ca}
+	node := f.issue(ca, pki.Leaf{CommonName: "n1", URIs: []*url.URL{pki.NodeURI("n1")}, Hosts: []string{"127.0.0.1"}, Server: true, Client: true})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &hl7.Server{Handler: w.srv.HL7Handler(HL7Options{}), TLSConfig: pki.ServerConfig(node, ca.Pool(), pki.ClientAuthRequest)}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	dial := func(cert *tls.Certificate) *hl7.Client {
+		cfg := pki.ClientConfig(ca.Pool(), cert)
+		c, err := hl7.Dial(context.Background(), l.Addr().String(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	certA := f.issue(ca, participantLeaf("hosp-a"))
+	a := dial(&certA)
+	msg := func(facility, mrn string) string {
+		return "MSH|^~\\&|ADT|" + facility + "|RLS|HIE|20261101093000||ADT^A04^ADT_A01|C-" + mrn + "|P|2.5\nPID|1||" + mrn + "^^^hosp-a||DOE^JANE||19800101|F\n"
+	}
+	if ack := exchange(t, a, msg("hosp-a", "T-1")); ackCode(ack) != "AA" {
+		t.Fatalf("certificate and MSH-4 agree: %s", ack.String())
+	}
+	if ack := exchange(t, a, msg("STMARY^2.16.840.1.113883.3.7001^ISO", "T-2")); ackCode(ack) != "AR" {
+		t.Fatalf("MSH-4 with A's OID but another namespace: %s", ack.String())
+	}
+	if ack := exchange(t, a, msg("^2.16.840.1.113883.3.7001^ISO", "T-3")); ackCode(ack) != "AA" {
+		t.Fatalf("MSH-4 by universal id: %s", ack.String())
+	}
+	ack := exchange(t, a, msg("hosp-b", "T-4"))
+	if ackCode(ack) != "AR" || errLocation(ack) != "MSH^1^4 207" {
+		t.Fatalf("certificate of A, MSH-4 of B: %s", ack.String())
+	}
+	if code, _, _ := w.do("GET", "/fhir/Patient/"+model.PatientID(sysA+"|T-4"), w.tokA, nil, nil); code != 404 {
+		t.Fatalf("the refused message registered a record: %d", code)
+	}
+	audited := false
+	for _, e := range w.auditList(t, "participant=hosp-a").Entries {
+		audited = audited || (e.Path == "/v1/hl7/adt/register" && e.Status == 403)
+	}
+	if !audited {
+		t.Error("the refused message from a certified sender was not audited")
+	}
+	// No certificate, and the listener does not trust the network.
+	anon := dial(nil)
+	if ack := exchange(t, anon, msg("hosp-a", "T-5")); ackCode(ack) != "AR" || !strings.Contains(ack.Segment("ERR").Value(8, 1), "certificate") {
+		t.Fatalf("sender without a certificate: %s", ack.String())
 	}
 }

@@ -367,10 +367,7 @@ func contactPoint(xtn hl7.Repetition, fieldUse string) (fhir.ContactPoint, bool)
 // FHIR date of the same precision. Calendar validity and plausibility are the Patient
 // checks' to judge, so that both interfaces refuse the same dates.
 func hl7Date(raw string) (string, error) {
-	v := raw
-	if i := strings.IndexAny(v, "+-"); i >= 0 {
-		v = v[:i]
-	}
+	v, _ := cutZone(raw)
 	if i := strings.IndexByte(v, '.'); i >= 0 {
 		v = v[:i]
 	}
@@ -390,14 +387,18 @@ func hl7Date(raw string) (string, error) {
 	return "", fmt.Errorf("must be YYYY, YYYYMM or YYYYMMDD (with an optional time)")
 }
 
+// cutZone splits a DTM's time zone (±ZZZZ, at its end) from it.
+func cutZone(v string) (string, string) {
+	if n := len(v); n > 5 && (v[n-5] == '+' || v[n-5] == '-') {
+		return v[:n-5], v[n-5:]
+	}
+	return v, ""
+}
+
 // hl7DateTime reads a DTM into a FHIR dateTime (the date when there is no time).
 func hl7DateTime(raw string) string {
 	d, _ := hl7Date(raw)
-	v := raw
-	zone := ""
-	if i := strings.IndexAny(v, "+-"); i >= 0 {
-		v, zone = v[:i], v[i:]
-	}
+	v, zone := cutZone(raw)
 	if i := strings.IndexByte(v, '.'); i >= 0 {
 		v = v[:i]
 	}
