@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -449,5 +450,155 @@ func TestHL7SenderByCertificate(t *testing.T) {
 	anon := dial(nil)
 	if ack := exchange(t, anon, msg("hosp-a", "T-5")); ackCode(ack) != "AR" || !strings.Contains(ack.Segment("ERR").Value(8, 1), "certificate") {
 		t.Fatalf("sender without a certificate: %s", ack.String())
+	}
+}
+
+// receiver is an MLLP endpoint that records what it is sent and acknowledges it; the first
+// refuse messages are answered AR (a receiver that is down for a moment).
+type receiver struct {
+	mu     sync.Mutex
+	got    []*hl7.Message
+	refuse int
+	addr   string
+}
+
+func newReceiver(t *testing.T, refuse int) *receiver {
+	t.Helper()
+	rc := &receiver{refuse: refuse}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &hl7.Server{Handler: hl7.HandlerFunc(func(ctx context.Context, r *hl7.Request) [][]byte {
+		m, err := hl7.Parse(r.Message)
+		if err != nil {
+			return nil
+		}
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		code := hl7.AA
+		if rc.refuse > 0 {
+			rc.refuse--
+			code = hl7.AR
+		} else {
+			rc.got = append(rc.got, m)
+		}
+		return [][]byte{hl7.Ack(m.Header(), hl7.Responder{Application: "PIXCONSUMER"}, code, "R1", time.Now(), "").Encode()}
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	rc.addr = l.Addr().String()
+	return rc
+}
+
+func (rc *receiver) messages() []*hl7.Message {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return slices.Clone(rc.got)
+}
+
+// waitFor waits, with a deadline, until cond holds.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func endpointJSON(participant, address string, domains ...string) map[string]any {
+	var ext []any
+	for _, d := range domains {
+		ext = append(ext, map[string]any{"url": fhir.PIXDomainURL, "valueUri": d})
+	}
+	e := map[string]any{"resourceType": "Endpoint", "status": "active",
+		"connectionType":       map[string]any{"system": fhir.EndpointConnectionType, "code": fhir.ConnectionTypeMLLP},
+		"managingOrganization": map[string]any{"reference": "Organization/" + participant},
+		"payloadType":          []any{map[string]any{"text": "ITI-10"}}, "address": address}
+	if ext != nil {
+		e["extension"] = ext
+	}
+	return e
+}
+
+// TestHL7UpdateNotification is the in-process half of check 4 of issue 16: after a link,
+// ADT^A31 reaches the participant's MLLP endpoint with the person's identifiers in its
+// domains, after the endpoint refused it once (retried, not lost); each notification is
+// audited; a person who opted out is not notified about.
+func TestHL7UpdateNotification(t *testing.T) {
+	w := newHL7World(t, HL7Options{})
+	rc := newReceiver(t, 1)
+	code, body, _ := w.do("POST", "/fhir/Endpoint", w.tokA, endpointJSON("hosp-a", "mllp://"+rc.addr, sysA, sysB), nil)
+	if code != 201 {
+		t.Fatalf("register endpoint: %d %s", code, body)
+	}
+	// B may not register an endpoint for A, nor read A's.
+	if code, body, _ := w.do("POST", "/fhir/Endpoint", w.tokB, endpointJSON("hosp-a", "mllp://"+rc.addr), nil); code != 403 {
+		t.Fatalf("endpoint for another participant: %d %s", code, body)
+	}
+	if code, body, _ := w.do("POST", "/fhir/Endpoint", w.tokA, endpointJSON("hosp-a", "http://"+rc.addr), nil); code != 400 || !strings.Contains(string(body), "Endpoint.address") {
+		t.Fatalf("endpoint with an http address: %d %s", code, body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.srv.RunHL7Notifier(ctx, HL7NotifierOptions{Interval: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	c := w.dial(t)
+	for _, msg := range []string{a04HospA, a04HospB} {
+		if ack := exchange(t, c, msg); ackCode(ack) != "AA" {
+			t.Fatalf("feed: %s", ack.String())
+		}
+	}
+	waitFor(t, 15*time.Second, "the A31 after the link", func() bool { return len(rc.messages()) >= 1 })
+	a31 := rc.messages()[0]
+	if h := a31.Header(); h.Type != "ADT" || h.Trigger != "A31" || h.Version != "2.5" {
+		t.Fatalf("notification header: %s", a31.String())
+	}
+	if got := cxList(a31.Segment("PID")); !slices.Equal(got, []string{sysA + "|MRN-A1", sysB + "|B-77"}) {
+		t.Fatalf("A31 PID-3 = %v", got)
+	}
+	if a31.Segment("PID").Field(5).Rep(2).Comp(7).String() != "S" {
+		t.Errorf("A31 PID-5 is not the pseudo name: %s", a31.String())
+	}
+	notified := 0
+	for _, e := range w.auditList(t, "participant=hosp-a").Entries {
+		if e.Action == "pix-notify" {
+			notified++
+			if len(e.EUIDs) != 1 || len(e.Records) != 2 || e.Purpose != "TREAT" {
+				t.Errorf("notification audit entry: %+v", e)
+			}
+		}
+	}
+	if notified != 1 {
+		t.Errorf("%d notifications audited, want 1", notified)
+	}
+	// Once opted out, a new link of the person is not notified.
+	w.consent(t, w.tokA, consentJSON("Patient/"+model.PatientID(sysA+"|MRN-A1"), true, nil, nil))
+	code, body, _ = w.do("POST", "/fhir/Patient", w.tokB, patientJSON(sysB, "B-78", "Margaret", "O'Brien", "1961-07-04", "female", "62704", "(217) 555-0101"), nil)
+	if code != 201 {
+		t.Fatalf("second record at B: %d %s", code, body)
+	}
+	// A link of another person afterwards is notified: the queue went past the hidden one.
+	for _, msg := range []string{
+		"MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101093000||ADT^A04|A-9|P|2.5\nPID|1||MRN-A9^^^hosp-a||REED^THOMAS||19900120|M|||4 ELM ST^^DAYTON^OH^45402||^PRN^PH^^1^937^5550199\n",
+		"MSH|^~\\&|ADT|hosp-b|RLS|HIE|20261101093000||ADT^A04|B-9|P|2.5\nPID|1||B-99^^^hosp-b||REED^THOMAS||19900120|M|||4 ELM ST^^DAYTON^OH^45402||^PRN^PH^^1^937^5550199\n",
+	} {
+		if ack := exchange(t, c, msg); ackCode(ack) != "AA" {
+			t.Fatalf("feed: %s", ack.String())
+		}
+	}
+	waitFor(t, 15*time.Second, "the A31 of the second person", func() bool { return len(rc.messages()) >= 2 })
+	msgs := rc.messages()
+	if got := cxList(msgs[len(msgs)-1].Segment("PID")); !slices.Equal(got, []string{sysA + "|MRN-A9", sysB + "|B-99"}) {
+		t.Fatalf("second A31 PID-3 = %v", got)
+	}
+	for _, m := range msgs {
+		if slices.Contains(cxList(m.Segment("PID")), sysB+"|B-78") {
+			t.Fatalf("a person who opted out was notified about: %s", m.String())
+		}
 	}
 }

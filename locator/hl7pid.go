@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/hl7"
@@ -379,10 +380,13 @@ func hl7Date(raw string) (string, error) {
 	switch {
 	case len(v) == 4:
 		return v, nil
+	case len(v) >= 8 && len(v) <= 14 && len(v)%2 == 0:
+		if _, err := time.Parse("20060102", v[:8]); err != nil {
+			return "", fmt.Errorf("%s is not a calendar date", v[:8])
+		}
+		return v[:4] + "-" + v[4:6] + "-" + v[6:8], nil
 	case len(v) == 6:
 		return v[:4] + "-" + v[4:6], nil
-	case len(v) >= 8 && len(v) <= 14 && len(v)%2 == 0:
-		return v[:4] + "-" + v[4:6] + "-" + v[6:8], nil
 	}
 	return "", fmt.Errorf("must be YYYY, YYYYMM or YYYYMMDD (with an optional time)")
 }
@@ -545,5 +549,21 @@ func hl7ErrorOf(fe *fhir.Error, prov *provenance, fallback hl7.Location) *hl7.Er
 	case fe.Status >= 400 && fe.Status < 500:
 		code = hl7.CodeDataType
 	}
+	if name := fieldName(loc); name != "" {
+		return hl7.Errorf(loc, code, "%s: %s", name, fe.Issue.Diagnostics)
+	}
 	return hl7.Errorf(loc, code, "%s", fe.Issue.Diagnostics)
+}
+
+// fieldName names a location as interface specifications do: PID-5.1, QPD-3 (the
+// repetition is in ERR-2).
+func fieldName(l hl7.Location) string {
+	if l.Segment == "" || l.Field == 0 {
+		return l.Segment
+	}
+	name := fmt.Sprintf("%s-%d", l.Segment, l.Field)
+	if l.Comp > 0 {
+		name += fmt.Sprintf(".%d", l.Comp)
+	}
+	return name
 }

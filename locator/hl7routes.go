@@ -23,7 +23,7 @@ import (
 // hl7Routes are the internal routes of HL7 v2 messages (see hl7.go). Each carries the
 // audit action of the FHIR call it is equivalent to.
 func (s *Server) hl7Routes() []route {
-	return []route{
+	return append(s.endpointRoutes(), []route{
 		// ITI-8 Patient Identity Feed: A01, A04, A05, A28 register; A08, A31 update; A40 merges.
 		{method: "POST", pattern: "/v1/hl7/adt/register", access: participant, place: onLeader, audit: "patient-create", handle: s.hl7Feed},
 		{method: "POST", pattern: "/v1/hl7/adt/update", access: participant, place: onLeader, audit: "patient-update", handle: s.hl7Feed},
@@ -32,7 +32,7 @@ func (s *Server) hl7Routes() []route {
 		// use and consent guard.
 		{method: "POST", pattern: "/v1/hl7/qbp/pix", access: participant, place: byConsistency, patientData: true, audit: "patient-pix", handle: s.hl7PIX},
 		{method: "POST", pattern: "/v1/hl7/qbp/pdq", access: participant, place: byConsistency, patientData: true, audit: "patient-search", handle: s.hl7PDQ},
-	}
+	}...)
 }
 
 // Statuses the routes answer with: what the audit entry records of an HL7 answer.

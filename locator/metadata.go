@@ -124,6 +124,15 @@ func (s *Server) capabilityStatement() map[string]any {
 						param("active", "token", "true or false"),
 					},
 				},
+				map[string]any{
+					"type": "Endpoint",
+					"documentation": "An MLLP endpoint of a participant (managingOrganization) that receives PIX update notifications (IHE ITI-10, ADT^A31) when a person's cross-references change: connectionType " +
+						fhir.EndpointConnectionType + "|" + fhir.ConnectionTypeMLLP + ", address mllp://host:port or mllps://host:port, the identifier systems wanted in PID-3 as " + fhir.PIXDomainURL +
+						" extensions (valueUri; none: every domain). Status active, suspended or off. A participant manages its own endpoints; the admin anyone's.",
+					"interaction": interactions("create", "update", "read", "search-type"),
+					"versioning":  "versioned-update",
+					"searchParam": []any{param("organization", "reference", "The participant (admin only)")},
+				},
 				auditEventCapability(param, interactions),
 			},
 		}},

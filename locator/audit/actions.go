@@ -43,4 +43,6 @@ var Actions = map[string]Action{
 	"consent-update":    {"update", "U"},
 	"consent-read":      {"read", "R"},
 	"consent-search":    {"search-type", "E"},
+	// A PIX update notification (ITI-10) pushed to a participant's MLLP endpoint.
+	"pix-notify": {"operation", "E"},
 }
