@@ -544,7 +544,10 @@ func TestHL7UpdateNotification(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { w.srv.RunHL7Notifier(ctx, HL7NotifierOptions{Interval: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}); close(done) }()
+	go func() {
+		w.srv.RunHL7Notifier(ctx, HL7NotifierOptions{Interval: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+		close(done)
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 
 	c := w.dial(t)
