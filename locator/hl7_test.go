@@ -33,16 +33,23 @@ func newHL7World(t *testing.T, o HL7Options) *hl7World {
 	w := &hl7World{}
 	w.testAPI = newTestAPIWith(t, func(*Options) func(*Server) { return func(s *Server) { w.srv = s } })
 	w.tokA, w.tokB = w.participants()
+	o.TrustNetwork = true
+	var srv *hl7.Server
+	w.mllp, srv = startMLLP(t, w.srv, o)
+	t.Cleanup(func() { srv.Close() })
+	return w
+}
+
+// startMLLP serves s's HL7 handler on a loopback MLLP listener (messages up to 64 KiB).
+func startMLLP(tb testing.TB, s *Server, o HL7Options) (string, *hl7.Server) {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	o.TrustNetwork = true
-	srv := &hl7.Server{Handler: w.srv.HL7Handler(o), MaxMessageBytes: 64 << 10}
+	srv := &hl7.Server{Handler: s.HL7Handler(o), MaxMessageBytes: 64 << 10}
 	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	w.mllp = l.Addr().String()
-	return w
+	return l.Addr().String(), srv
 }
 
 // dial opens an MLLP connection for the length of the test.
@@ -603,5 +610,72 @@ func TestHL7UpdateNotification(t *testing.T) {
 		if slices.Contains(cxList(m.Segment("PID")), sysB+"|B-78") {
 			t.Fatalf("a person who opted out was notified about: %s", m.String())
 		}
+	}
+}
+
+// TestHL7EnhancedModeAndContinuation: enhanced acknowledgement mode answers with a commit
+// acknowledgement and, as MSH-16 asks, the application's; a PDQ query in increments of
+// RCP-2 records is continued with the DSC pointer it was given.
+func TestHL7EnhancedModeAndContinuation(t *testing.T) {
+	w := newHL7World(t, HL7Options{})
+	c := w.dial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	answers := func(msg string, n int) []*hl7.Message {
+		t.Helper()
+		if err := c.Send(ctx, []byte(strings.ReplaceAll(msg, "\n", "\r"))); err != nil {
+			t.Fatal(err)
+		}
+		var out []*hl7.Message
+		for range n {
+			raw, err := c.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := hl7.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	enhanced := strings.Replace(a04HospA, "|P|2.5\n", "|P|2.5|||AL|AL\n", 1)
+	got := answers(enhanced, 2)
+	if ackCode(got[0]) != "CA" || ackCode(got[1]) != "AA" {
+		t.Fatalf("enhanced AL/AL: %s / %s", ackCode(got[0]), ackCode(got[1]))
+	}
+	// Accept acknowledgement only on error (ER), application acknowledgement always.
+	got = answers(strings.Replace(a04HospB, "|P|2.3.1\n", "|P|2.3.1|||ER|AL\n", 1), 1)
+	if ackCode(got[0]) != "AA" {
+		t.Fatalf("enhanced ER/AL on success: %s", got[0].String())
+	}
+	bad := strings.Replace(strings.Replace(a04HospA, "19610704", "19611304", 1), "|P|2.5\n", "|P|2.5|||AL|NE\n", 1)
+	got = answers(bad, 1)
+	if ackCode(got[0]) != "CE" || errLocation(got[0]) != "PID^1^7 102" {
+		t.Fatalf("enhanced AL/NE on error: %s", got[0].String())
+	}
+	// The connection is in step: the next exchange gets its own answer.
+	if ack := exchange(t, c, "MSH|^~\\&|PDQC|hosp-a|RLS|HIE|20261101094500||QCN^J01^QCN_J01|X-1|P|2.5\nQID|tag|IHE PDQ Query\n"); ackCode(ack) != "AA" {
+		t.Fatalf("cancel query: %s", ack.String())
+	}
+
+	query := "MSH|^~\\&|PDQC|hosp-a|RLS|HIE|20261101094500||QBP^Q22^QBP_Q21|P-%d|P|2.5\nQPD|IHE PDQ Query|inc|@PID.5.1.1^OBRIEN~@PID.7^19610704\nRCP|I|1^RD\n"
+	first := exchange(t, c, fmt.Sprintf(query, 1))
+	qak, dsc := first.Segment("QAK"), first.Segment("DSC")
+	if len(first.All("PID")) != 1 || qak.Value(4, 1) != "2" || qak.Value(5, 1) != "1" || qak.Value(6, 1) != "1" || dsc == nil || dsc.Value(2, 1) != "I" {
+		t.Fatalf("first increment: %s", first.String())
+	}
+	second := exchange(t, c, fmt.Sprintf(query, 2)+"DSC|"+dsc.Value(1, 1)+"|I\n")
+	if len(second.All("PID")) != 1 || second.Segment("QAK").Value(6, 1) != "0" || second.Segment("DSC") != nil {
+		t.Fatalf("second increment: %s", second.String())
+	}
+	if slices.Equal(cxList(first.Segment("PID")), cxList(second.Segment("PID"))) {
+		t.Fatal("the second increment repeated the first")
+	}
+	// A pointer is bound to its query.
+	other := strings.Replace(fmt.Sprintf(query, 3), "@PID.7^19610704", "@PID.7^19610705", 1) + "DSC|" + dsc.Value(1, 1) + "|I\n"
+	if rsp := exchange(t, c, other); ackCode(rsp) != "AE" || errLocation(rsp) != "DSC^1^1 102" {
+		t.Fatalf("pointer of another query: %s", rsp.String())
 	}
 }
