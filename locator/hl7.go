@@ -309,7 +309,7 @@ func hl7Refusal(h hl7.Header, m *hl7.Message, from hl7.Responder, code string, h
 // Original mode: the answer. Enhanced mode (MSH-15 or MSH-16 set): a commit
 // acknowledgement (CA, CE or CR; the message was processed and committed before it is
 // sent) as MSH-15 asks, then the application's answer as MSH-16 asks (AL always, ER on
-// an error, SU on success, NE never; an empty one counts as AL).
+// an error, SU on success, NE never; an empty or unknown one counts as AL).
 func (e *hl7Entry) deliver(h hl7.Header, answer []byte) [][]byte {
 	if !h.Enhanced() {
 		return [][]byte{answer}
@@ -327,14 +327,14 @@ func (e *hl7Entry) deliver(h hl7.Header, answer []byte) [][]byte {
 	}
 	wants := func(mode string, ok bool) bool {
 		switch strings.ToUpper(mode) {
-		case "", "AL":
-			return true
+		case "NE":
+			return false
 		case "ER":
 			return !ok
 		case "SU":
 			return ok
 		}
-		return false // NE
+		return true // AL, empty, or a code table 0155 lacks: answer rather than stay silent
 	}
 	var out [][]byte
 	if wants(h.AcceptAck, commit == hl7.CA) {

@@ -205,7 +205,7 @@ func patientFromPID(pid *hl7.Segment, seq int, resolve domainResolver) (pidPatie
 	if raw := value(pid.Field(7).Rep(1).Comp(1)); raw != "" {
 		d, err := hl7Date(raw)
 		if err != nil {
-			return out, hl7.Errorf(at(7), hl7.CodeDataType, "PID-7 (date of birth) %q: %v", clip(raw), err)
+			return out, hl7.Errorf(at(7), hl7.CodeDataType, "PID-7 (date of birth) %q %v", clip(raw), err)
 		}
 		p.BirthDate = d
 	}
@@ -248,7 +248,7 @@ func patientFromPID(pid *hl7.Segment, seq int, resolve domainResolver) (pidPatie
 	}
 	if raw := value(pid.Field(29).Rep(1).Comp(1)); raw != "" {
 		if _, err := hl7Date(raw); err != nil {
-			return out, hl7.Errorf(at(29), hl7.CodeDataType, "PID-29 (date of death) %q: %v", clip(raw), err)
+			return out, hl7.Errorf(at(29), hl7.CodeDataType, "PID-29 (date of death) %q %v", clip(raw), err)
 		}
 		p.DeceasedDateTime = hl7DateTime(raw)
 		out.prov.add("Patient.deceasedDateTime", at(29))
@@ -374,7 +374,7 @@ func hl7Date(raw string) (string, error) {
 	}
 	for _, c := range v {
 		if c < '0' || c > '9' {
-			return "", fmt.Errorf("must be digits YYYYMMDD")
+			return "", fmt.Errorf("must be digits: YYYY, YYYYMM or YYYYMMDD")
 		}
 	}
 	switch {
@@ -382,13 +382,13 @@ func hl7Date(raw string) (string, error) {
 		return v, nil
 	case len(v) >= 8 && len(v) <= 14 && len(v)%2 == 0:
 		if _, err := time.Parse("20060102", v[:8]); err != nil {
-			return "", fmt.Errorf("%s is not a calendar date", v[:8])
+			return "", fmt.Errorf("is not a calendar date")
 		}
 		return v[:4] + "-" + v[4:6] + "-" + v[6:8], nil
 	case len(v) == 6:
 		return v[:4] + "-" + v[4:6], nil
 	}
-	return "", fmt.Errorf("must be YYYY, YYYYMM or YYYYMMDD (with an optional time)")
+	return "", fmt.Errorf("must be YYYY, YYYYMM or YYYYMMDD (a time may follow)")
 }
 
 // cutZone splits a DTM's time zone (±ZZZZ, at its end) from it.

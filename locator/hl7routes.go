@@ -541,7 +541,7 @@ func pdqQueryOf(m *hl7.Message, resolve domainResolver) (pdqQuery, *hl7.Error) {
 		case "birthdate":
 			d, err := hl7Date(v)
 			if err != nil {
-				return q, hl7.Errorf(hl7.At("QPD", 3, rep, 2), hl7.CodeDataType, "@PID.7 %q: %v", clip(v), err)
+				return q, hl7.Errorf(hl7.At("QPD", 3, rep, 2), hl7.CodeDataType, "@PID.7 %q %v", clip(v), err)
 			}
 			v = d
 		case "gender":
