@@ -45,6 +45,10 @@ const hl7ContentType = "x-application/hl7-v2+er7"
 const (
 	headerForwardedHL7Sender = "X-Rls-Forwarded-Hl7-Sender"
 	headerHL7Responder       = "X-Rls-Hl7-Responder"
+	// headerHL7Origin marks a request a node forwards that its MLLP handler made: only
+	// such requests reach the internal routes (serve keeps it only on a request from a
+	// node).
+	headerHL7Origin = "X-Rls-Hl7-Origin"
 )
 
 // hl7SenderKey marks, in a request's context, the participant a trusting MLLP listener
@@ -65,6 +69,12 @@ func hl7TrustedSender(r *http.Request) (string, bool) {
 		return id, true
 	}
 	return "", false
+}
+
+// fromMLLP reports a request the MLLP handler made: on this node, or on the node that
+// forwarded it here.
+func fromMLLP(r *http.Request, rq *request) bool {
+	return r.Context().Value(hl7Origin{}) != nil || (rq.fromNode && r.Header.Get(headerHL7Origin) != "")
 }
 
 // HL7Options configures the HL7 v2 handler of an MLLP listener.
@@ -422,7 +432,7 @@ type hl7Exchange struct {
 // another node may call these routes (anyone else is answered as for a route that does
 // not exist); MSH-4 must name the authenticated participant.
 func (s *Server) hl7Request(r *http.Request, rq *request) (*hl7Exchange, error) {
-	if r.Context().Value(hl7Origin{}) == nil && !rq.fromNode {
+	if !fromMLLP(r, rq) {
 		return nil, notFound(nil, r, rq)
 	}
 	x := &hl7Exchange{from: hl7.Responder{Application: "RLS"}}

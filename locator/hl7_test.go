@@ -679,3 +679,19 @@ func TestHL7EnhancedModeAndContinuation(t *testing.T) {
 		t.Fatalf("pointer of another query: %s", rsp.String())
 	}
 }
+
+// TestHL7RoutesAreNotOnTheAPI: the internal routes exist only for the MLLP handler; an
+// HTTP client, even a participant with valid credentials and a well-formed message, is
+// answered as for a route that does not exist, and its claim to come from MLLP is dropped.
+func TestHL7RoutesAreNotOnTheAPI(t *testing.T) {
+	w := newHL7World(t, HL7Options{})
+	for _, h := range []map[string]string{nil, {headerHL7Origin: "mllp", headerForwardedHL7Sender: "hosp-a"}} {
+		code, body, _ := w.do("POST", "/v1/hl7/adt/register", w.tokA, strings.ReplaceAll(a04HospA, "\n", "\r"), h)
+		if code != 404 {
+			t.Fatalf("HL7 over the API (%v): %d %s", h, code, body)
+		}
+	}
+	if code, _, _ := w.do("GET", "/fhir/Patient/"+model.PatientID(sysA+"|MRN-A1"), w.tokA, nil, nil); code != 404 {
+		t.Fatalf("the message sent over the API registered a record: %d", code)
+	}
+}

@@ -458,6 +458,7 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		r.Header.Del(headerForwarded)
 		r.Header.Del(headerForwardedParticipant)
 		r.Header.Del(headerForwardedHL7Sender)
+		r.Header.Del(headerHL7Origin)
 	}
 	switch rt.place {
 	case onLeader:
