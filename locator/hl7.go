@@ -195,6 +195,9 @@ func (e *hl7Entry) ServeHL7(ctx context.Context, req *hl7.Request) [][]byte {
 		}
 		sender = s.hl7Sender(h.SendingFacility)
 	}
+	// Bounded as a forwarded request is, with room for its audit entry.
+	ctx, cancel := context.WithTimeout(ctx, 2*s.opts.ForwardTimeout)
+	defer cancel()
 	r, err := e.request(ctx, path, req, m, sender)
 	if err != nil {
 		return e.deliver(h, e.refusal(h, m, hl7.AR, hl7.Errorf(hl7.Location{}, hl7.CodeInternal, "%v", err)))

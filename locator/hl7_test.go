@@ -201,6 +201,12 @@ func TestHL7FeedQueriesAndMerge(t *testing.T) {
 	if code != 200 || strings.Contains(string(body), "MRN-A1") {
 		t.Fatalf("setup: MRN-A2 must be a person of its own: %d %s", code, body)
 	}
+	// ITI-9 case 2: known, but no identifier in the domain asked for: AA, NF, no PID.
+	rsp = exchange(t, c, "MSH|^~\\&|PIXC|hosp-a|RLS|HIE|20261101094000||QBP^Q23^QBP_Q21|Q-6|P|2.5\n"+
+		"QPD|IHE PIX Query|tag-7|MRN-A2^^^hosp-a|^^^hosp-b\nRCP|I\n")
+	if ackCode(rsp) != "AA" || rsp.Segment("QAK").Value(2, 1) != "NF" || rsp.Segment("PID") != nil {
+		t.Fatalf("PIX query with nothing in the domain asked for: %s", rsp.String())
+	}
 	ack := exchange(t, c, "MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101095500||ADT^A40^ADT_A39|A-3|P|2.5\n"+
 		"EVN|A40\nPID|1||MRN-A1^^^hosp-a^MR||O'BRIEN^MARGARET^ANN^^^^L||19610704|F\nMRG|MRN-A2^^^hosp-a\n")
 	if ackCode(ack) != "AA" {
