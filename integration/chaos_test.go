@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rls-hie/rls/integration/testkit"
 )
 
 // The fault-injection scenarios of issue 7. Each runs real rls processes, injects one kind
@@ -73,7 +75,7 @@ func (c *Cluster) healthy(i int) bool {
 // returns it with the time that took.
 func (c *Cluster) waitNewLeader(old int, since time.Time, timeout time.Duration) (int, time.Duration, error) {
 	leader := -1
-	err := waitUntil(timeout, func() bool {
+	err := testkit.Poll(timeout, pollInterval, func() bool {
 		i, _, err := c.Leader()
 		if err != nil || i == old {
 			return false

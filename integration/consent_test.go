@@ -4,43 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"testing"
 	"time"
-)
 
-// callWith sends a request to node i with a participant's token and extra headers.
-func callWith(c *Cluster, i int, token, method, path string, body any, header map[string]string) (int, []byte, error) {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.Nodes[i].URL()+path, r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("X-Rls-Purpose-Of-Use", "TREAT")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, err
-}
+	"github.com/rls-hie/rls/integration/testkit"
+)
 
 // TestOptOutHoldsOnEveryNodeAtOnce is the consent test of issue 6 on three real nodes: once
 // an opt-out is acknowledged, locate, document search, $match and PIXm on every node,
@@ -76,7 +47,7 @@ func TestOptOutHoldsOnEveryNodeAtOnce(t *testing.T) {
 		"name":         []any{map[string]any{"family": "Nightingale", "given": []string{"Florence"}}},
 		"birthDate":    "1920-05-12", "gender": "female",
 	}
-	code, body, err = callAs(c, 0, tokA, "POST", "/fhir/Patient", patient)
+	code, body, err = c.callAs(0, tokA, "POST", "/fhir/Patient", patient, nil)
 	if err != nil || code != 201 {
 		t.Fatalf("register patient: %d %s %v", code, body, err)
 	}
@@ -99,7 +70,7 @@ func TestOptOutHoldsOnEveryNodeAtOnce(t *testing.T) {
 		"subject":          map[string]any{"reference": "Patient/" + reg.ID},
 		"content":          []any{map[string]any{"attachment": map[string]any{"url": "https://docs.example/61/1"}}},
 	}
-	if code, body, err := callAs(c, 0, tokA, "POST", "/fhir/DocumentReference", doc); err != nil || code != 201 {
+	if code, body, err := c.callAs(0, tokA, "POST", "/fhir/DocumentReference", doc, nil); err != nil || code != 201 {
 		t.Fatalf("register document: %d %s %v", code, body, err)
 	}
 
@@ -126,13 +97,13 @@ func TestOptOutHoldsOnEveryNodeAtOnce(t *testing.T) {
 				t.Fatalf("%s on %s: %d %s", what, c.Nodes[i].ID, code, body)
 			}
 		}
-		code, body, err := callWith(c, i, tokC, "GET", locate, nil, h)
+		code, body, err := c.callAs(i, tokC, "GET", locate, nil, h)
 		check("locate", code, body, err, func() bool { return true })
-		code, body, err = callWith(c, i, tokC, "GET", pix, nil, h)
+		code, body, err = c.callAs(i, tokC, "GET", pix, nil, h)
 		check("PIXm", code, body, err, func() bool { return true })
-		code, body, err = callWith(c, i, tokC, "GET", docs, nil, h)
+		code, body, err = c.callAs(i, tokC, "GET", docs, nil, h)
 		check("document search", code, body, err, func() bool { return bytes.Contains(body, []byte(`"DocumentReference/`)) })
-		code, body, err = callWith(c, i, tokC, "POST", "/fhir/Patient/$match?consistency=stale", match, h)
+		code, body, err = c.callAs(i, tokC, "POST", "/fhir/Patient/$match?consistency=stale", match, h)
 		check("$match", code, body, err, func() bool { return bytes.Contains(body, []byte(`"Person/`+euid+`"`)) })
 		return found, unavailable
 	}
@@ -173,19 +144,14 @@ func TestOptOutHoldsOnEveryNodeAtOnce(t *testing.T) {
 	// The frozen follower, asked the instant it wakes, answers 503 until it has caught up,
 	// and never discloses.
 	c.Cont(frozen)
-	answered := false
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !answered; {
+	if err := testkit.Poll(20*time.Second, 20*time.Millisecond, func() bool {
 		found, unavailable := disclosed(frozen, nil)
 		if len(found) > 0 {
 			t.Fatalf("%s, woken after the opt-out, disclosed the patient: %v", c.Nodes[frozen].ID, found)
 		}
-		answered = !unavailable
-		if !answered {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	if !answered {
-		t.Fatalf("%s never answered after waking", c.Nodes[frozen].ID)
+		return !unavailable
+	}); err != nil {
+		t.Fatalf("%s never answered after waking: %v", c.Nodes[frozen].ID, err)
 	}
 
 	// Break the glass: ETREAT with a reason returns the patient, on every node.
@@ -234,7 +200,7 @@ func TestOptOutHoldsOnEveryNodeAtOnce(t *testing.T) {
 		t.Fatalf("revoke token: %d %s %v", code, body, err)
 	}
 	for i := range c.Nodes {
-		code, body, err := callWith(c, i, tokC, "GET", "/fhir/Organization/hosp-c?consistency=stale", nil, nil)
+		code, body, err := c.callAs(i, tokC, "GET", "/fhir/Organization/hosp-c?consistency=stale", nil, nil)
 		if err != nil || (code != 401 && code != 503) {
 			t.Fatalf("%s accepts a revoked token: %d %s %v", c.Nodes[i].ID, code, body, err)
 		}

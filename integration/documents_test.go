@@ -24,7 +24,7 @@ func TestDocumentsSearchableOnEveryNode(t *testing.T) {
 		"name":         []any{map[string]any{"family": "Fleming", "given": []string{"Alexander"}}},
 		"birthDate":    "1981-08-06",
 	}
-	if code, body, err := callAs(c, 0, tok, "POST", "/fhir/Patient", patient); err != nil || code != 201 {
+	if code, body, err := c.callAs(0, tok, "POST", "/fhir/Patient", patient, nil); err != nil || code != 201 {
 		t.Fatalf("register patient: %d %s %v", code, body, err)
 	}
 	const perNode = 5
@@ -39,7 +39,7 @@ func TestDocumentsSearchableOnEveryNode(t *testing.T) {
 				"date":             fmt.Sprintf("2024-0%d-1%dT08:00:00Z", 1+i, j),
 				"content":          []any{map[string]any{"attachment": map[string]any{"url": fmt.Sprintf("https://docs.example/%d/%d", i, j)}}},
 			}
-			if code, body, err := callAs(c, i, tok, "POST", "/fhir/DocumentReference", doc); err != nil || code != 201 {
+			if code, body, err := c.callAs(i, tok, "POST", "/fhir/DocumentReference", doc, nil); err != nil || code != 201 {
 				t.Fatalf("register document through node %d: %d %s %v", i, code, body, err)
 			}
 		}
@@ -48,7 +48,7 @@ func TestDocumentsSearchableOnEveryNode(t *testing.T) {
 	query := "/fhir/DocumentReference?consistency=stale&_summary=count&patient.identifier=" + url.QueryEscape(system+"|D-1")
 	for i := range c.Nodes {
 		c.WaitFor(20*time.Second, fmt.Sprintf("node %d to find all %d documents", i, want), func() bool {
-			code, body, err := callAs(c, i, tok, "GET", query, nil)
+			code, body, err := c.callAs(i, tok, "GET", query, nil, nil)
 			if err != nil || code != 200 {
 				return false
 			}
@@ -57,7 +57,7 @@ func TestDocumentsSearchableOnEveryNode(t *testing.T) {
 			}
 			return json.Unmarshal(body, &b) == nil && b.Total == want
 		})
-		code, body, err := callAs(c, i, tok, "GET", "/v1/locate?consistency=stale&identifier="+url.QueryEscape(system+"|D-1"), nil)
+		code, body, err := c.callAs(i, tok, "GET", "/v1/locate?consistency=stale&identifier="+url.QueryEscape(system+"|D-1"), nil, nil)
 		var res struct {
 			Locations []struct {
 				DocumentCount  int    `json:"document_count"`

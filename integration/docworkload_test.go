@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rls-hie/rls/integration/testkit"
 )
 
 // The document workload: DocumentReferences registered for a few patients, and the checks
@@ -56,7 +58,7 @@ func (w *Workload) createDocPatients(leader int) {
 }
 
 // documentID is the id rls gives a DocumentReference: derived from its master identifier
-// (locator.DocumentID; the API documents the rule), so that a document of unknown outcome
+// (fhir.DocumentID in locator/fhir; the API documents the rule), so that a document of unknown outcome
 // can be read back by id.
 func documentID(master string) string {
 	sum := sha256.Sum256([]byte(masterSystem + "|" + master))
@@ -241,7 +243,7 @@ func (c *Cluster) CheckDocumentsAgree(w *Workload, timeout time.Duration) {
 	agreed := 0
 	for _, i := range c.Live() {
 		var got map[string]string
-		err := waitUntil(timeout, func() bool {
+		err := testkit.Poll(timeout, pollInterval, func() bool {
 			got, err = c.docAnswers(i, queries, "stale")
 			return err == nil && equalAnswers(got, want)
 		})

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rls-hie/rls/integration/testkit"
 )
 
 // The tests of issue 11 (hardening) on real processes. The in-process counterparts are in
@@ -119,7 +121,7 @@ func TestOversizedInputsLeaveTheClusterWhole(t *testing.T) {
 	}
 	c := NewCluster(t, Options{Nodes: 3})
 	tok := c.addParticipant("hosp-h", hardenSystem)
-	code, body, err := callWith(c, 0, tok, "POST", "/fhir/Patient", hardenPatient("H-1", nil), nil)
+	code, body, err := c.callAs(0, tok, "POST", "/fhir/Patient", hardenPatient("H-1", nil), nil)
 	if err != nil || code != 201 {
 		t.Fatalf("register a patient: %d %s %v", code, body, err)
 	}
@@ -150,7 +152,7 @@ func TestOversizedInputsLeaveTheClusterWhole(t *testing.T) {
 		raw, _ := json.Marshal(body)
 		rawPatients = append(rawPatients, raw)
 		for i := range c.Nodes {
-			code, resp, err := callWith(c, i, tok, "POST", "/fhir/Patient", body, nil)
+			code, resp, err := c.callAs(i, tok, "POST", "/fhir/Patient", body, nil)
 			if _, expr := outcomeOf(resp); err != nil || code != 400 || len(expr) == 0 || expr[0] != p.expression {
 				t.Errorf("%s through %s: %d %v %.200s", p.what, c.Nodes[i].ID, code, err, resp)
 			}
@@ -158,7 +160,7 @@ func TestOversizedInputsLeaveTheClusterWhole(t *testing.T) {
 	}
 	masterBig := hardenDocument(big, "Patient/"+reg.ID)
 	for i := range c.Nodes {
-		code, resp, err := callWith(c, i, tok, "POST", "/fhir/DocumentReference", masterBig, nil)
+		code, resp, err := c.callAs(i, tok, "POST", "/fhir/DocumentReference", masterBig, nil)
 		if _, expr := outcomeOf(resp); err != nil || code != 400 || len(expr) == 0 || expr[0] != "DocumentReference.masterIdentifier.value" {
 			t.Errorf("40 KB masterIdentifier through %s: %d %v %.200s", c.Nodes[i].ID, code, err, resp)
 		}
@@ -173,7 +175,7 @@ func TestOversizedInputsLeaveTheClusterWhole(t *testing.T) {
 		{"system": hardenSystem, "value": id20k},
 	}
 	for i := range c.Nodes {
-		code, resp, err := callWith(c, i, tok, "POST", "/v1/patients/batch", map[string]any{"records": flat, "patients": rawPatients}, nil)
+		code, resp, err := c.callAs(i, tok, "POST", "/v1/patients/batch", map[string]any{"records": flat, "patients": rawPatients}, nil)
 		var res struct {
 			Results []struct {
 				Status int    `json:"status"`
@@ -190,7 +192,7 @@ func TestOversizedInputsLeaveTheClusterWhole(t *testing.T) {
 		}
 	}
 	masterRaw, _ := json.Marshal(masterBig)
-	code, body, err = callWith(c, 1, tok, "POST", "/v1/documents/batch", map[string]any{"documents": []json.RawMessage{masterRaw}}, nil)
+	code, body, err = c.callAs(1, tok, "POST", "/v1/documents/batch", map[string]any{"documents": []json.RawMessage{masterRaw}}, nil)
 	if err != nil || code != 200 || !strings.Contains(string(body), `"status": 400`) {
 		t.Errorf("document batch with a 40 KB masterIdentifier: %d %v %.300s", code, err, body)
 	}
@@ -284,7 +286,7 @@ func TestOversizedInputsLeaveTheClusterWhole(t *testing.T) {
 		t.Fatalf("state after restarting every node %s differs from before %s", after.Hash, before.Hash)
 	}
 	c.checkNoFailedEntries(t)
-	if code, body, err := callWith(c, 1, tok, "POST", "/fhir/Patient", hardenPatient("H-2", nil), nil); err != nil || code != 201 {
+	if code, body, err := c.callAs(1, tok, "POST", "/fhir/Patient", hardenPatient("H-2", nil), nil); err != nil || code != 201 {
 		t.Fatalf("a write after the restart: %d %s %v", code, body, err)
 	}
 	c.CheckNoCrash()
@@ -300,7 +302,7 @@ func TestUnauthenticatedHugeHeadersWriteNothing(t *testing.T) {
 	}
 	c := NewCluster(t, Options{Nodes: 3})
 	tok := c.addParticipant("hosp-h", hardenSystem)
-	if code, body, err := callWith(c, 0, tok, "POST", "/fhir/Patient", hardenPatient("U-1", nil), nil); err != nil || code != 201 {
+	if code, body, err := c.callAs(0, tok, "POST", "/fhir/Patient", hardenPatient("U-1", nil), nil); err != nil || code != 201 {
 		t.Fatalf("register: %d %s %v", code, body, err)
 	}
 	head := func() uint64 {
@@ -383,7 +385,7 @@ func TestAPIRulesOnACluster(t *testing.T) {
 	const sysOther = "urn:oid:1.2.840.99.111"
 	tok := c.addParticipant("hosp-h", hardenSystem)
 	tokOther := c.addParticipant("hosp-o", sysOther)
-	code, body, err := callWith(c, 0, tok, "POST", "/fhir/Patient", hardenPatient("R-1", nil), nil)
+	code, body, err := c.callAs(0, tok, "POST", "/fhir/Patient", hardenPatient("R-1", nil), nil)
 	if err != nil || code != 201 {
 		t.Fatalf("register: %d %s %v", code, body, err)
 	}
@@ -414,7 +416,7 @@ func TestAPIRulesOnACluster(t *testing.T) {
 			t.Logf("refused through %s in %s", c.Nodes[i].ID, time.Since(start).Round(time.Millisecond))
 		}
 		// Nothing was stored: a search of the patient's documents is empty and small.
-		code, b, _ := callWith(c, leader, tok, "GET", "/fhir/DocumentReference?patient=Patient/"+reg.ID, nil, nil)
+		code, b, _ := c.callAs(leader, tok, "GET", "/fhir/DocumentReference?patient=Patient/"+reg.ID, nil, nil)
 		if code != 200 || strings.Contains(string(b), "nested") || len(b) > 1<<20 {
 			t.Errorf("document search after the refusal: %d %d bytes", code, len(b))
 		}
@@ -425,13 +427,13 @@ func TestAPIRulesOnACluster(t *testing.T) {
 			"scope":     map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
 			"patient":   map[string]any{"reference": "Patient/" + reg.ID},
 			"provision": map[string]any{"type": "deny"}}
-		if code, body, err := callWith(c, leader, tok, "POST", "/fhir/Consent", optOut, nil); err != nil || code != 201 {
+		if code, body, err := c.callAs(leader, tok, "POST", "/fhir/Consent", optOut, nil); err != nil || code != 201 {
 			t.Fatalf("opt-out: %d %s %v", code, body, err)
 		}
 		const missing = "0123456789abcdef0123456789abcdef"
 		for i := range c.Nodes {
-			hc, hb, err1 := callWith(c, i, tokOther, "POST", "/fhir/DocumentReference", hardenDocument(fmt.Sprintf("urn:uuid:o-%d", i), "Patient/"+reg.ID), nil)
-			mc, mb, err2 := callWith(c, i, tokOther, "POST", "/fhir/DocumentReference", hardenDocument(fmt.Sprintf("urn:uuid:o-%d", i), "Patient/"+missing), nil)
+			hc, hb, err1 := c.callAs(i, tokOther, "POST", "/fhir/DocumentReference", hardenDocument(fmt.Sprintf("urn:uuid:o-%d", i), "Patient/"+reg.ID), nil)
+			mc, mb, err2 := c.callAs(i, tokOther, "POST", "/fhir/DocumentReference", hardenDocument(fmt.Sprintf("urn:uuid:o-%d", i), "Patient/"+missing), nil)
 			if err1 != nil || err2 != nil {
 				t.Fatal(err1, err2)
 			}
@@ -444,7 +446,7 @@ func TestAPIRulesOnACluster(t *testing.T) {
 	t.Run("check 6: 2024-02-30", func(t *testing.T) {
 		for i := range c.Nodes {
 			p := hardenPatient(fmt.Sprintf("R-date-%d", i), func(p map[string]any) { p["birthDate"] = "2024-02-30" })
-			code, body, err := callWith(c, i, tok, "POST", "/fhir/Patient", p, nil)
+			code, body, err := c.callAs(i, tok, "POST", "/fhir/Patient", p, nil)
 			if _, expr := outcomeOf(body); err != nil || code != 400 || len(expr) != 1 || expr[0] != "Patient.birthDate" {
 				t.Errorf("birthDate 2024-02-30 through %s: %d %s %v", c.Nodes[i].ID, code, body, err)
 			}
@@ -541,7 +543,7 @@ func TestRaftRefusesPlainTCPUnlessSaid(t *testing.T) {
 			warned <- false
 		}
 	}()
-	err = waitUntil(20*time.Second, func() bool {
+	err = testkit.Poll(20*time.Second, pollInterval, func() bool {
 		resp, err := httpClient.Get("http://" + ports[0] + "/v1/health")
 		if err != nil {
 			return false

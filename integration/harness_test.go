@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rls-hie/rls/integration/testkit"
 )
 
 // rlsBinary is the rls binary built once for the whole package by TestMain.
@@ -552,24 +554,16 @@ func (c *Cluster) cleanup() {
 	c.t.Logf("kept the nodes' logs, data dirs and the recorded history in %s", c.Dir)
 }
 
-// WaitFor polls cond every 50 ms until it holds, failing the test after timeout.
+// pollInterval is how often the harness checks a condition: each check asks processes
+// over HTTP, so it polls less often than in-process tests do.
+const pollInterval = 50 * time.Millisecond
+
+// WaitFor polls cond every pollInterval until it holds, failing the test after timeout.
 func (c *Cluster) WaitFor(timeout time.Duration, what string, cond func() bool) {
 	c.t.Helper()
-	if err := waitUntil(timeout, cond); err != nil {
+	if err := testkit.Poll(timeout, pollInterval, cond); err != nil {
 		c.t.Fatalf("%s: %v", what, err)
 	}
-}
-
-// waitUntil polls cond every 50 ms until it holds or timeout passes.
-func waitUntil(timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil
 }
 
 // httpClient is shared by the harness and the workload clients; every call carries a
@@ -590,6 +584,13 @@ type Response struct {
 // Do sends a request to node i with the admin token. body is nil, []byte, or a value sent
 // as JSON.
 func (c *Cluster) Do(ctx context.Context, i int, method, path string, body any) (Response, error) {
+	return c.send(ctx, i, adminToken, method, path, body, nil)
+}
+
+// send sends a request to node i with a bearer token, the purpose of use every harness
+// request declares, and the headers given (an empty value removes one). body is nil,
+// []byte, or a value sent as JSON.
+func (c *Cluster) send(ctx context.Context, i int, token, method, path string, body any, header map[string]string) (Response, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -606,9 +607,16 @@ func (c *Cluster) Do(ctx context.Context, i int, method, path string, body any) 
 	if err != nil {
 		return Response{}, err
 	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/fhir+json")
 	setPurposeOfUse(req)
+	for k, v := range header {
+		if v == "" {
+			req.Header.Del(k)
+			continue
+		}
+		req.Header.Set(k, v)
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return Response{}, err
@@ -636,6 +644,15 @@ func (c *Cluster) call(i int, method, path string, body any) (int, []byte, http.
 	defer cancel()
 	r, err := c.Do(ctx, i, method, path, body)
 	return r.Status, r.Body, r.Header, err
+}
+
+// callAs sends a request to node i with a participant's token and extra headers, within a
+// minute, returning status and body.
+func (c *Cluster) callAs(i int, token, method, path string, body any, header map[string]string) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := c.send(ctx, i, token, method, path, body, header)
+	return r.Status, r.Body, err
 }
 
 // getJSON reads path from node i into v within timeout, requiring a 200.

@@ -2,13 +2,13 @@ package integration
 
 import (
 	"context"
-	"net"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/locator/hl7"
 )
 
@@ -34,10 +34,7 @@ type pixConsumer struct {
 func newPIXConsumer(t *testing.T) *pixConsumer {
 	t.Helper()
 	pc := &pixConsumer{}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := testkit.Listen(t)
 	srv := &hl7.Server{Handler: hl7.HandlerFunc(func(ctx context.Context, r *hl7.Request) [][]byte {
 		m, err := hl7.Parse(r.Message)
 		if err != nil {

@@ -1,11 +1,8 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,35 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/mpi/dataset"
 )
-
-// repoTestdata returns the path of a file under the repository's testdata directory, found
-// by walking up from the package directory to go.mod. The data is part of the repository:
-// a missing file fails the test.
-func repoTestdata(t testing.TB, elem ...string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the package directory: cannot find the repository's testdata")
-		}
-		dir = parent
-	}
-	p := filepath.Join(append([]string{dir, "testdata"}, elem...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("test data: %v", err)
-	}
-	return p
-}
 
 // addParticipant registers a participant with the given identifier system and returns
 // its token.
@@ -90,7 +62,7 @@ func TestImportMatchesEval(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes; skipped with -short")
 	}
-	files := []string{repoTestdata(t, "febrl", "dataset4a.csv"), repoTestdata(t, "febrl", "dataset4b.csv")}
+	files := []string{testkit.Testdata(t, "febrl", "dataset4a.csv"), testkit.Testdata(t, "febrl", "dataset4b.csv")}
 	c := NewCluster(t, Options{Nodes: 3})
 	c.addParticipant("febrl-a", "febrl:dataset4a.csv")
 	c.addParticipant("febrl-b", "febrl:dataset4b.csv")
@@ -226,7 +198,7 @@ func TestConcurrentRegistrationsAtTwoNodesFormOnePerson(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				code, body, err := callAs(c, side.node, side.tok, "POST", "/fhir/Patient", patient(side.sys, side.value, i))
+				code, body, err := c.callAs(side.node, side.tok, "POST", "/fhir/Patient", patient(side.sys, side.value, i), nil)
 				if err != nil || (code != 201 && code != 200) {
 					t.Errorf("register %s: %d %s %v", side.value, code, body, err)
 					return
@@ -241,26 +213,4 @@ func TestConcurrentRegistrationsAtTwoNodesFormOnePerson(t *testing.T) {
 			t.Fatalf("round %d: the same person registered at two nodes got EUIDs %q and %q", i, euids[0], euids[1])
 		}
 	}
-}
-
-// callAs sends a request to node i with a participant's token.
-func callAs(c *Cluster, i int, token, method, path string, body any) (int, []byte, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := http.NewRequest(method, c.Nodes[i].URL()+path, bytes.NewReader(b))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/fhir+json")
-	setPurposeOfUse(req)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/mpi/dataset"
 	"github.com/rls-hie/rls/raft/model"
 )
@@ -23,7 +24,7 @@ func TestRematchAfterTrainingOnACluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes; skipped with -short")
 	}
-	file, err := dataset.Load(repoTestdata(t, "synthetic", "sample.csv"), dataset.CSV)
+	file, err := dataset.Load(testkit.Testdata(t, "synthetic", "sample.csv"), dataset.CSV)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestRematchAfterTrainingOnACluster(t *testing.T) {
 		}
 	}
 	csvPath := filepath.Join(t.TempDir(), "part.csv")
-	writeSampleRows(t, repoTestdata(t, "synthetic", "sample.csv"), csvPath, len(rows))
+	writeSampleRows(t, testkit.Testdata(t, "synthetic", "sample.csv"), csvPath, len(rows))
 	// rls runs a command (its words, then flags and arguments) against node 1.
 	rls := func(words []string, args ...string) []byte {
 		t.Helper()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
-	"github.com/rls-hie/rls/search"
 )
 
 // Purpose-of-use and break-the-glass request headers (and the query parameter that may
@@ -35,7 +33,7 @@ const maxClaimedPurpose = 64
 func (s *Server) admit(r *http.Request, rt route, rq *request) error {
 	// The admin is not limited: it runs bulk loads and the cluster itself.
 	if !rq.principal.IsAdmin() {
-		if ok, wait := s.privacy.limiter.Allow(rq.principal.ID); !ok {
+		if ok, wait := s.limiter.Allow(rq.principal.ID); !ok {
 			// Counted and logged by the edge (bounded), not audited: see finishAudit.
 			s.edge.refuse(refusedParticipantRate, rq.addr, rt.pattern, rq.id)
 			rq.refused = true
@@ -47,7 +45,7 @@ func (s *Server) admit(r *http.Request, rt route, rq *request) error {
 	if obo := r.Header.Get(HeaderOnBehalfOf); obo != "" {
 		// The user it names is audited: a bounded, printable name (the entry keeps it cut).
 		if err := model.CheckText(HeaderOnBehalfOf, obo, model.MaxOnBehalfOfLength); err != nil {
-			return limitError(HeaderOnBehalfOf, err)
+			return fhir.LimitError(HeaderOnBehalfOf, err)
 		}
 	}
 	if !rt.patientData {
@@ -78,85 +76,32 @@ func (s *Server) admit(r *http.Request, rt route, rq *request) error {
 		return fhir.Invalid(HeaderPurposeOfUse, "%v: send %s (TREAT, ETREAT, PAYMENT, OPERATIONS, PUBLICHEALTH or REQUEST), and %s only with ETREAT", err, HeaderPurposeOfUse, HeaderBreakGlassReason)
 	}
 	rq.purpose, rq.breakGlass = string(a.Purpose), a.BreakGlass
-	rq.guard = &guard{access: a, cache: map[string]policy.Decision{}}
+	rq.guard = policy.NewGuard(a)
 	return nil
 }
 
-// guard applies policy.Decide to what one request is about to disclose. Handlers ask it
-// about every patient (person or record) before putting them in an answer, and answer a
-// denied patient exactly as an unknown one. A nil guard (a route not marked patientData)
-// denies everything, so a handler wired to the wrong route fails closed.
-type guard struct {
-	access policy.Access
-	// cache holds decisions by EUID for the request (a search meets a person many times).
-	cache map[string]policy.Decision
-	// brokeGlass lists the persons disclosed only because of break-the-glass.
-	brokeGlass []string
-	denied     int
+// guardState is the replicated state as the request guard (policy.Guard) reads it: the
+// handler's read transaction.
+type guardState struct{ tx *state.Tx }
+
+func (s guardState) PersonRecords(euid string) ([]string, error) { return personRecords(s.tx, euid) }
+
+func (s guardState) ConsentsOfRecords(records []string) ([]model.Consent, error) {
+	return s.tx.ConsentsOfRecords(records)
 }
 
-// person decides for a person: the directives of all its current records apply.
-func (g *guard) person(tx *state.Tx, euid string) (policy.Decision, error) {
-	if g == nil {
-		return policy.Decision{Reason: "no policy context"}, nil
+func (s guardState) RecordPerson(key string) (string, bool, error) {
+	sr, err := s.tx.MPI().Record(mpi.RecordKey(key))
+	if err != nil || sr == nil {
+		return "", false, err
 	}
-	if d, ok := g.cache[euid]; ok {
-		return d, nil
-	}
-	records, err := personRecords(tx, euid)
-	if err != nil {
-		return policy.Decision{}, fmt.Errorf("records of person %s: %w", euid, err)
-	}
-	directives, err := tx.ConsentsOfRecords(records)
-	if err != nil {
-		return policy.Decision{}, fmt.Errorf("consent of person %s: %w", euid, err)
-	}
-	d := policy.Decide(g.access, directives, false)
-	g.note(euid, d)
-	g.cache[euid] = d
-	return d, nil
+	return sr.EUID, true, nil
 }
 
-func (g *guard) note(euid string, d policy.Decision) {
-	if !d.Disclose {
-		g.denied++
-	}
-	if d.BrokeGlass && !slices.Contains(g.brokeGlass, euid) {
-		g.brokeGlass = append(g.brokeGlass, euid)
-	}
-}
+func (s guardState) RecordOwner(key string) (string, error) { return recordOwner(s.tx, key) }
 
-// record decides for one source record: its owner always sees it (the owner holds it; that
-// discloses nothing), anyone else as for the record's person.
-func (g *guard) record(tx *state.Tx, key string) (policy.Decision, error) {
-	if g == nil {
-		return policy.Decision{Reason: "no policy context"}, nil
-	}
-	if owner, err := recordOwner(tx, key); err != nil {
-		return policy.Decision{}, err
-	} else if owner != "" && owner == g.access.Participant {
-		return policy.Decide(g.access, nil, true), nil
-	}
-	return g.recordPerson(tx, key)
-}
-
-// recordPerson decides for a record as for its person, owner or not: for what others
-// registered about the record (documents held elsewhere), which the owner does not hold.
-func (g *guard) recordPerson(tx *state.Tx, key string) (policy.Decision, error) {
-	if g == nil {
-		return policy.Decision{Reason: "no policy context"}, nil
-	}
-	sr, err := tx.MPI().Record(mpi.RecordKey(key))
-	if err != nil {
-		return policy.Decision{}, fmt.Errorf("record %s: %w", key, err)
-	}
-	if sr == nil {
-		// Unknown: nothing to disclose, and answering "unknown" is what the caller gets anyway.
-		return policy.Decision{Disclose: true, Reason: policy.ReasonNoDirective}, nil
-	}
-	return g.person(tx, sr.EUID)
-}
-
+// recordOwner is the participant that holds a record: the one that registered it, or, for
+// a record registered from a flat file, the owner of its identifier system.
 func recordOwner(tx *state.Tx, key string) (string, error) {
 	meta, ok, err := tx.PatientMeta(key)
 	if err != nil {
@@ -170,11 +115,11 @@ func recordOwner(tx *state.Tx, key string) (string, error) {
 	return owner, nil
 }
 
-// patientHits keeps the PDQm hits the caller may see.
-func (g *guard) patientHits(tx *state.Tx, hits []state.PatientHit) ([]state.PatientHit, error) {
+// visibleHits keeps the PDQm hits the caller may see.
+func visibleHits(g *policy.Guard, tx *state.Tx, hits []state.PatientHit) ([]state.PatientHit, error) {
 	out := hits[:0:0]
 	for _, h := range hits {
-		d, err := g.record(tx, string(h.Key))
+		d, err := g.Record(guardState{tx}, string(h.Key))
 		if err != nil {
 			return nil, err
 		}
@@ -185,69 +130,6 @@ func (g *guard) patientHits(tx *state.Tx, hits []state.PatientHit) ([]state.Pati
 	return out, nil
 }
 
-// deniedScope stands in for a document search's patients when all of them are denied: it
-// matches nothing, exactly as an unknown patient does.
-const deniedScope = "unknown|denied"
-
-// documentScope narrows a document search's patients (records and persons) to those the
-// caller may see, and returns the security labels to withhold.
-func (g *guard) documentScope(tx *state.Tx, records, euids []string) ([]string, []string, []string, error) {
-	var keptRecords, keptEUIDs, withhold []string
-	add := func(d policy.Decision) {
-		for _, l := range d.WithholdLabels {
-			if !slices.Contains(withhold, l) {
-				withhold = append(withhold, l)
-			}
-		}
-	}
-	for _, e := range euids {
-		d, err := g.person(tx, e)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if d.Disclose {
-			keptEUIDs = append(keptEUIDs, e)
-			add(d)
-		}
-	}
-	for _, k := range records {
-		// Documents about a record may be held by anyone: the person's directives decide,
-		// even for the record's owner (who reads its own documents by id).
-		d, err := g.recordPerson(tx, k)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if d.Disclose {
-			keptRecords = append(keptRecords, k)
-			add(d)
-		}
-	}
-	if len(keptRecords)+len(keptEUIDs) == 0 && len(records)+len(euids) > 0 {
-		keptRecords = []string{deniedScope}
-	}
-	slices.Sort(withhold)
-	return keptRecords, keptEUIDs, withhold, nil
-}
-
-// document decides for one registered document: its holder sees it; anyone else if the
-// patient may be disclosed and the document carries no withheld label.
-func (g *guard) document(tx *state.Tx, d search.Document) (bool, error) {
-	if g != nil && d.Holder == g.access.Participant {
-		return true, nil
-	}
-	// As in a search: the person's directives decide, even for the record's owner, who
-	// does not hold a document another participant registered.
-	dec, err := g.recordPerson(tx, d.PatientRecord)
-	if err != nil || !dec.Disclose {
-		return false, err
-	}
-	var labels []string
-	for _, c := range d.SecurityLabels {
-		labels = append(labels, c.Token(), c.Code)
-	}
-	return !dec.Withheld(labels), nil
-}
-
 // logOutcome records what the policy point decided for a request, by ids only (never
 // names, birth dates or addresses, nor the break-the-glass reason, which may hold them).
 func (s *Server) logOutcome(rq *request, route string, status int) {
@@ -255,13 +137,13 @@ func (s *Server) logOutcome(rq *request, route string, status int) {
 	if g == nil {
 		return
 	}
-	if len(g.brokeGlass) > 0 {
+	if persons := g.BrokeGlass(); len(persons) > 0 {
 		s.logger.Warn("break-the-glass disclosure", "participant", rq.principal.ID, "purpose", rq.purpose,
-			"persons", g.brokeGlass, "route", route, "status", status, "request_id", rq.id)
+			"persons", persons, "route", route, "status", status, "request_id", rq.id)
 	}
-	if g.denied > 0 {
+	if n := g.Denied(); n > 0 {
 		s.logger.Info("consent withheld patients", "participant", rq.principal.ID, "purpose", rq.purpose,
-			"denied", g.denied, "route", route, "request_id", rq.id)
+			"denied", n, "route", route, "request_id", rq.id)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rls-hie/rls/locator/audit"
+	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -283,7 +284,7 @@ func TestAuditEventSearch(t *testing.T) {
 	n, body := count("patient=" + euid + "&agent=hosp-b&_count=1&_offset=1")
 	var b struct {
 		Entry []struct {
-			Resource AuditEvent `json:"resource"`
+			Resource fhir.AuditEvent `json:"resource"`
 		} `json:"entry"`
 	}
 	json.Unmarshal(body, &b)

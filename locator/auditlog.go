@@ -3,17 +3,15 @@ package locator
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/rls-hie/rls/locator/audit"
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/locator/nodeauth"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
@@ -24,77 +22,24 @@ import (
 const (
 	// HeaderOnBehalfOf names the user of the participant's system who made the request.
 	HeaderOnBehalfOf = "X-Rls-On-Behalf-Of"
-	// headerNodeCredential authenticates a call from another node of the cluster (see
-	// audit.Sign).
-	headerNodeCredential = "X-Rls-Node-Credential"
 	// headerAuditReport carries, from the leader back to the node that forwarded a
-	// request, what the request disclosed, so that node writes the one audit entry.
+	// request, what the request disclosed (audit.Report), so that node writes the one
+	// audit entry.
 	headerAuditReport = "X-Rls-Audit-Report"
 	// headerAuditedUpstream tells the node that forwarded a request with a streamed answer
 	// that the node answering it recorded its audit entry (see auditBeforeStream).
 	headerAuditedUpstream = "X-Rls-Audited-Upstream"
 )
 
-// Exactly one audit entry per request, written by the node that received the request from
-// the client (the entry node):
-//
-//   - a request served where it arrived (a stale read on a follower, anything on the
-//     leader) is recorded there;
-//   - a request a follower forwards to the leader carries the follower's node credential;
-//     the leader then records nothing and returns, in headerAuditReport, the participant it
-//     authenticated and what it disclosed, which the follower records with the outcome the
-//     client sees — also when the leader never answered (killed mid-request: the entry
-//     says 502/503 and discloses nothing, which is what reached the client);
-//   - a forwarded request whose credential does not verify is recorded by both nodes:
-//     twice is an annoyance, never recording it would be a hole.
-//
-// The answer is held back (status, headers and body buffered) until the entry is durably
-// committed through Raft; if it cannot be, the client gets 503 and none of the data.
-// Entries carry a random ID and the FSM appends an ID once, so a batch that is retried
-// (a leader died after committing it, before answering) is not recorded twice.
-
-// auditState is the audit entry a request builds as it runs.
-type auditState struct {
-	entry   model.AuditEntry
-	euids   []string
-	records []string
-	// reported: the leader reported on a request this node forwarded.
-	reported bool
-	// queryFromBody: the query is the request body ($match).
-	queryFromBody bool
-	// beforeStream: the entry is recorded before the answer is written (auditBeforeStream),
-	// so a recorded entry releases nothing.
-	beforeStream bool
-	// outcome is the issue code the leader reported for a forwarded request.
-	outcome string
-}
-
-// auditReport is what headerAuditReport carries (base64 of its JSON).
-type auditReport struct {
-	Participant string   `json:"participant,omitempty"`
-	Outcome     string   `json:"outcome,omitempty"`
-	Purpose     string   `json:"purpose,omitempty"`
-	BreakGlass  string   `json:"break_glass,omitempty"`
-	EUIDs       []string `json:"euids,omitempty"`
-	Records     []string `json:"records,omitempty"`
-}
+// The node that received a request from its client records the request's one audit entry
+// (see locator/audit): wrap begins it, handlers tell it what they disclose, finishAudit
+// completes it and holds the answer (status, headers and body buffered) until the entry
+// is committed.
 
 // disclose notes persons (EUIDs) and source records (Patient ids) the request disclosed or
 // changed. Handlers call it with what they put in the answer.
 func (rq *request) disclose(euids []string, records []string) {
-	if rq.audit == nil {
-		return
-	}
-	for _, e := range euids {
-		if e != "" && !slices.Contains(rq.audit.euids, e) {
-			rq.audit.euids = append(rq.audit.euids, e)
-		}
-	}
-	for _, r := range records {
-		if r != "" && !slices.Contains(rq.audit.records, r) {
-			rq.audit.records = append(rq.audit.records, r)
-		}
-	}
+	rq.audit.Disclose(euids, records)
 }
 
 // disclosePatient notes a Patient resource put in an answer: its record and its person.
@@ -134,22 +79,8 @@ func (s *Server) beginAudit(w *responseWriter, r *http.Request, rt route, rq *re
 		return
 	}
 	w.held = !rt.streamAnswer
-	// Every field taken from the request is bounded (model's audit limits), whatever it
-	// was: the entry is copied to every node.
-	rq.audit = &auditState{entry: model.AuditEntry{
-		Observed:   time.Now().UTC(),
-		Node:       s.node.ID(),
-		Source:     boundText(r.RemoteAddr, model.MaxSourceLength),
-		RequestID:  rq.id,
-		OnBehalfOf: boundText(r.Header.Get(HeaderOnBehalfOf), model.MaxOnBehalfOfLength),
-		Action:     rt.audit,
-		Method:     boundText(r.Method, model.MaxActionLength),
-		Path:       boundText(r.URL.Path, model.MaxAuditPathLength),
-		Query:      boundFreeText(r.URL.RawQuery, model.MaxAuditQueryLength),
-	}}
-	if rt.audit == "patient-match" {
-		rq.audit.queryFromBody = true
-	}
+	rq.audit = audit.Begin(time.Now(), audit.Request{Node: s.node.ID(), Source: r.RemoteAddr, RequestID: rq.id,
+		OnBehalfOf: r.Header.Get(HeaderOnBehalfOf), Action: rt.audit, Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery})
 }
 
 // finishAudit completes the entry with the outcome and records it (or, for a request a
@@ -163,54 +94,31 @@ func (s *Server) beginAudit(w *responseWriter, r *http.Request, rt route, rq *re
 // would let one participant flood the log it is limited to protect. The edge counts and
 // logs both (rls_http_refused_total).
 func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, serveErr error) {
-	a := rq.audit
-	e := a.entry
-	// What the policy point judged (normalised, HPAYMT → PAYMENT), here or, for a forwarded
-	// request, at the leader (adoptReport).
-	e.Purpose = boundText(rq.purpose, model.MaxPurposeLength)
-	e.BreakGlass = boundFreeText(rq.breakGlass, model.MaxBreakGlassLength)
-	if a.queryFromBody {
-		// $match's query is its body (a Parameters resource).
-		e.Query = boundFreeText(string(rq.body), model.MaxAuditQueryLength)
+	o := audit.Outcome{Participant: rq.principal.ID, Tentative: rq.tentative, Purpose: rq.purpose, BreakGlass: rq.breakGlass,
+		Body: rq.body, Status: w.status, Failed: serveErr != nil}
+	if serveErr != nil {
+		o.Code = apiError(serveErr).Issue.Code
 	}
-	if !a.reported {
-		e.Participant = rq.principal.ID
-		if e.Participant == "" {
-			// Forwarded, and the leader never answered: whom this node's state says it was.
-			e.Participant = rq.tentative
-		}
-	}
-	e.EUIDs, e.Records = boundIDs(a.euids), boundIDs(a.records)
-	e.Status = w.status
-	if e.Status == 0 {
-		e.Status = http.StatusOK
-	}
-	switch {
-	case serveErr != nil:
-		e.Outcome = apiError(serveErr).Issue.Code
-	case a.reported:
-		e.Outcome = boundText(a.outcome, model.MaxOutcomeLength)
-	}
+	e := rq.audit.Complete(o)
 
-	if rq.fromNode && r.Header.Get(headerNodeCredential) != "" {
+	if rq.fromNode && nodeauth.Signed(r) {
 		// Forwarded by another node, whose credential serve verified: it records the entry.
-		rep, _ := json.Marshal(auditReport{Participant: e.Participant, Outcome: e.Outcome, Purpose: e.Purpose, BreakGlass: e.BreakGlass, EUIDs: e.EUIDs, Records: e.Records})
-		w.Header().Set(headerAuditReport, base64.StdEncoding.EncodeToString(rep))
+		w.Header().Set(headerAuditReport, audit.ReportOf(e).Encode())
 		s.logger.Debug("audit left to the forwarding node", "request_id", rq.id)
-		s.auditMetrics.entry("reported", 0)
+		s.auditMetrics.Entry("reported", 0)
 		w.release()
 		return
 	}
 	if e.Participant == "" || (rq.refused && e.Status == http.StatusTooManyRequests) {
-		s.auditMetrics.entry("not-admitted", 0)
+		s.auditMetrics.Entry("not-admitted", 0)
 		w.release()
 		return
 	}
 	if err := command.CheckAuditEntry("", &e); err != nil {
-		// Every field was bounded above; this would be a bug, and the FSM would refuse the
-		// whole batch with it.
+		// Every field was bounded as it was taken; this would be a bug, and the FSM would
+		// refuse the whole batch with it.
 		s.logger.Error("audit entry out of bounds", "err", err, "request_id", rq.id)
-		boundAuditEntry(&e)
+		audit.Bound(&e)
 	}
 
 	start := time.Now()
@@ -223,7 +131,7 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 	if err != nil {
 		result = "failed"
 	}
-	s.auditMetrics.entry(result, time.Since(start))
+	s.auditMetrics.Entry(result, time.Since(start))
 	if err != nil {
 		s.logger.Error("audit entry not recorded; answer withheld", "err", err, "request_id", rq.id, "action", e.Action, "participant", e.Participant)
 		w.discard()
@@ -235,38 +143,10 @@ func (s *Server) finishAudit(r *http.Request, w *responseWriter, rq *request, se
 		}
 		s.writeError(w, fe)
 	}
-	if a.beforeStream && w.status == 0 {
+	if rq.audit.BeforeStream && w.status == 0 {
 		return // recorded; the handler writes the answer now
 	}
 	w.release()
-}
-
-// boundAuditEntry holds every field of an entry to the audit limits the FSM checks
-// (command.CheckAuditEntry), cutting and cleaning what is beyond them: one bad entry must
-// never make the FSM refuse a whole batch of others. Entries this node builds are bounded as
-// they are made; this is for entries another node sends (a node of an older release).
-func boundAuditEntry(e *model.AuditEntry) {
-	for _, f := range []struct {
-		v   *string
-		max int
-	}{
-		{&e.Node, model.MaxIDLength}, {&e.Source, model.MaxSourceLength}, {&e.RequestID, model.MaxRequestIDLength},
-		{&e.Participant, model.MaxIDLength}, {&e.OnBehalfOf, model.MaxOnBehalfOfLength}, {&e.Purpose, model.MaxPurposeLength},
-		{&e.Action, model.MaxActionLength}, {&e.Method, model.MaxActionLength}, {&e.Path, model.MaxAuditPathLength},
-		{&e.Outcome, model.MaxOutcomeLength},
-	} {
-		*f.v = boundText(*f.v, f.max)
-	}
-	e.BreakGlass = boundFreeText(e.BreakGlass, model.MaxBreakGlassLength)
-	e.Query = boundFreeText(e.Query, model.MaxAuditQueryLength)
-	e.EUIDs, e.Records = boundIDs(e.EUIDs), boundIDs(e.Records)
-}
-
-// boundIDs sorts the ids an entry names, keeping only well-formed ones, at most
-// model.MaxAuditListLength of them.
-func boundIDs(ids []string) []string {
-	out := sorted(slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return model.CheckID("id", id) != nil }))
-	return out[:min(len(out), model.MaxAuditListLength)]
 }
 
 // auditBeforeStream records the entry of a route whose answer is streamed (a snapshot
@@ -282,9 +162,9 @@ func (s *Server) auditBeforeStream(r *http.Request, w *responseWriter, rq *reque
 	if rq.audit == nil {
 		return true
 	}
-	forwarded := r.Header.Get(headerNodeCredential) != ""
-	r.Header.Del(headerNodeCredential)
-	rq.audit.beforeStream = true
+	forwarded := nodeauth.Signed(r)
+	r.Header.Del(nodeauth.Header)
+	rq.audit.BeforeStream = true
 	w.held = true
 	s.finishAudit(r, w, rq, nil)
 	rq.audit = nil
@@ -296,15 +176,6 @@ func (s *Server) auditBeforeStream(r *http.Request, w *responseWriter, rq *reque
 		w.Header().Set(headerAuditedUpstream, s.node.ID())
 	}
 	return true
-}
-
-func sorted(v []string) []string {
-	if len(v) == 0 {
-		return nil
-	}
-	out := slices.Clone(v)
-	slices.Sort(out)
-	return out
 }
 
 // adoptReport takes what the leader reported about a request this node forwarded.
@@ -320,99 +191,19 @@ func (rq *request) adoptReport(h http.Header) {
 	if rq.audit == nil || raw == "" {
 		return
 	}
-	b, err := base64.StdEncoding.DecodeString(raw)
-	var rep auditReport
-	if err != nil || json.Unmarshal(b, &rep) != nil {
+	rep, ok := audit.DecodeReport(raw)
+	if !ok {
 		return
 	}
-	rq.audit.reported = true
-	rq.audit.entry.Participant = boundText(rep.Participant, model.MaxIDLength)
-	rq.audit.outcome = rep.Outcome
+	rq.audit.Adopt(rep)
 	rq.purpose, rq.breakGlass = rep.Purpose, rep.BreakGlass
-	rq.disclose(rep.EUIDs, rep.Records)
-}
-
-// signForward adds this node's credential to a request it forwards: the leader then knows
-// another node sends it (the per-address limits were applied here), and, on an audited
-// route, leaves the audit entry to this node, which must then have the key.
-func (s *Server) signForward(ctx context.Context, req *http.Request, rq *request) error {
-	if rq.audit == nil {
-		if key := s.localClusterKey(); key != nil {
-			req.Header.Set(headerNodeCredential, audit.Sign(key, s.node.ID(), time.Now(), req.Method, req.URL.RequestURI(), rq.body))
-		}
-		return nil
-	}
-	key, err := s.clusterKey(ctx)
-	if err != nil {
-		return err
-	}
-	req.Header.Set(headerNodeCredential, audit.Sign(key, s.node.ID(), time.Now(), req.Method, req.URL.RequestURI(), rq.body))
-	return nil
-}
-
-func (s *Server) verifyNode(cred, method, uri string, body []byte) (string, error) {
-	var key []byte
-	if err := s.node.State().View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil }); err != nil {
-		return "", err
-	}
-	return audit.Verify(key, cred, time.Now(), method, uri, body)
-}
-
-// localClusterKey returns the cluster key this node holds, or nil.
-func (s *Server) localClusterKey() []byte {
-	var key []byte
-	_ = s.node.State().View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil })
-	return key
-}
-
-// clusterKey returns the cluster key, drawing it on a leader if the cluster has none yet,
-// and waiting for it to arrive on a follower.
-func (s *Server) clusterKey(ctx context.Context) ([]byte, error) {
-	read := func() []byte {
-		var key []byte
-		_ = s.node.State().View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil })
-		return key
-	}
-	if key := read(); key != nil {
-		return key, nil
-	}
-	for {
-		// Every leader draws the key when it becomes ready (raft.Node), so a follower only
-		// waits for it to arrive through the log.
-		if s.node.IsLeader() {
-			if err := s.ensureClusterKey(ctx); err != nil {
-				return nil, err
-			}
-		}
-		_ = s.node.CatchUp(ctx)
-		if key := read(); key != nil {
-			return key, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no cluster key yet: %w", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// ensureClusterKey makes the leader draw the cluster key if the state has none.
-func (s *Server) ensureClusterKey(ctx context.Context) error {
-	var key []byte
-	if err := s.node.State().View(func(tx *state.Tx) error { key = tx.ClusterKey(); return nil }); err != nil {
-		return err
-	}
-	if key != nil {
-		return nil
-	}
-	return s.applyAudit(ctx, nil)
 }
 
 // commitAudit is the Batcher's commit: on the leader it proposes the batch; on a follower
 // it sends the batch to the leader's internal endpoint. It retries (a new leader, a lost
 // answer) until the Batcher's timeout: the log appends an entry ID once.
 func (s *Server) commitAudit(ctx context.Context, entries []model.AuditEntry) error {
-	s.auditMetrics.commit(len(entries))
+	s.auditMetrics.Commit(len(entries))
 	wait := 20 * time.Millisecond
 	for {
 		var err error
@@ -441,7 +232,7 @@ func (s *Server) applyAudit(ctx context.Context, entries []model.AuditEntry) err
 	}
 	if key == nil {
 		var err error
-		if c.ClusterKey, err = audit.NewClusterKey(); err != nil {
+		if c.ClusterKey, err = nodeauth.NewClusterKey(); err != nil {
 			return err
 		}
 	}
@@ -485,7 +276,7 @@ func (s *Server) sendAuditChunk(ctx context.Context, entries []model.AuditEntry)
 	if err != nil {
 		return fmt.Errorf("build audit batch request: %w", err)
 	}
-	req.Header.Set(headerNodeCredential, audit.Sign(key, s.node.ID(), time.Now(), http.MethodPost, path, body))
+	nodeauth.SignRequest(req, key, s.node.ID(), body)
 	req.Header.Set("Content-Type", "application/msgpack")
 	resp, err := s.auditClient.Do(req)
 	if err != nil {
@@ -502,7 +293,7 @@ func (s *Server) sendAuditChunk(ctx context.Context, entries []model.AuditEntry)
 // internalAudit is POST /v1/internal/audit: a follower's batch of audit entries, recorded
 // by the leader. Only a node credential is accepted.
 func (s *Server) internalAudit(w http.ResponseWriter, r *http.Request, rq *request) error {
-	if _, err := s.verifyNode(r.Header.Get(headerNodeCredential), r.Method, r.URL.RequestURI(), rq.body); err != nil {
+	if _, err := s.verifyNode(r, r.URL.RequestURI(), rq.body); err != nil {
 		return unauthorized("internal endpoint: %v", err)
 	}
 	if !s.node.IsLeader() {
@@ -516,24 +307,10 @@ func (s *Server) internalAudit(w http.ResponseWriter, r *http.Request, rq *reque
 		if c.Entries[i].ID == "" || model.CheckID("id", c.Entries[i].ID) != nil {
 			return fhir.Invalid("id", "audit entry without a well-formed id")
 		}
-		boundAuditEntry(&c.Entries[i])
+		audit.Bound(&c.Entries[i])
 	}
 	if err := s.audit.Record(r.Context(), c.Entries...); err != nil {
 		return fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%v", err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-// internalClusterKey is POST /v1/internal/cluster-key: the leader draws the cluster key if
-// none exists (a leader does when it becomes ready; this serves nodes of older releases and
-// the admin). It returns nothing; the key arrives through the log.
-func (s *Server) internalClusterKey(w http.ResponseWriter, r *http.Request, rq *request) error {
-	if !s.node.IsLeader() {
-		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "node %s is not the leader", s.node.ID()))
-	}
-	if err := s.ensureClusterKey(r.Context()); err != nil {
-		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

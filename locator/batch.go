@@ -10,8 +10,8 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 )
 
 // MaxBatchRecords caps the records of one batch request (one Raft entry).
@@ -77,7 +77,7 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 	now := time.Now().UTC()
 	for i, rec := range req.Records {
 		if err := rec.Check(fmt.Sprintf("records[%d].", i), now); err != nil {
-			results[i] = refused(rec, limitError("", err))
+			results[i] = refused(rec, fhir.LimitError("", err))
 			continue
 		}
 		propose(i, rec, nil)
@@ -89,12 +89,12 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 			results[i] = refused(command.PatientRecord{}, err)
 			continue
 		}
-		rec, err := patientRecord(p, own)
+		rec, err := fhir.RecordOf(p, own)
 		if err != nil {
 			results[i] = refused(rec, err)
 			continue
 		}
-		resource, err := canonicalResource(p)
+		resource, err := fhir.CanonicalPatient(p)
 		if err != nil {
 			return err
 		}
@@ -107,7 +107,7 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 			return err
 		}
 		index = a.Index
-		for k, out := range a.Value.([]fsm.Registered) {
+		for k, out := range a.Value.([]raft.Registered) {
 			i := slots[k]
 			if out.Err != nil {
 				results[i] = refused(regs[k].Record, out.Err)
@@ -126,7 +126,7 @@ func refused(rec command.PatientRecord, err error) BatchResult {
 	fe := apiError(err)
 	res := BatchResult{Status: fe.Status, Error: fe.Error()}
 	if rec.System != "" || rec.Value != "" {
-		res.Record = clip(string(mpi.KeyOf(rec.System, rec.Value)))
+		res.Record = fhir.Clip(string(mpi.KeyOf(rec.System, rec.Value)))
 	}
 	return res
 }

@@ -1,11 +1,9 @@
 package locator
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,8 +11,8 @@ import (
 	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
-	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/rafttest"
 )
 
 // TestAnswersAreBounded: a search page whose resources would outgrow the answer's bound
@@ -86,38 +84,11 @@ func TestForwardedAnswerThatBreaksOffIsAnError(t *testing.T) {
 		}
 	}))
 	defer broken.Close()
-	open := func(id, httpAddr string, bootstrap bool) (*raft.Node, string) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		n, err := raft.Open(raft.Config{NodeID: id, DataDir: t.TempDir(), BindAddr: addr, HTTPAddr: httpAddr, Bootstrap: bootstrap,
-			HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-			BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: TokenHash(testAdminToken)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		return n, addr
-	}
-	leader, _ := open("n1", broken.URL, true)
-	deadline := time.Now().Add(10 * time.Second)
-	for !leader.LeaderReady() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	leader := rafttest.Start(t, rafttest.Options{ID: "n1", HTTPAddr: broken.URL, AdminTokenHash: TokenHash(testAdminToken)})
 	followerAPI := httptest.NewUnstartedServer(nil)
-	follower, followerRaft := open("n2", "http://"+followerAPI.Listener.Addr().String(), false)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := leader.Join(ctx, model.Node{ID: "n2", RaftAddr: followerRaft, HTTPAddr: "http://" + followerAPI.Listener.Addr().String()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := follower.WaitApplied(ctx, leader.AppliedIndex()); err != nil {
-		t.Fatal(err)
-	}
-	followerAPI.Config.Handler = New(Options{Node: follower, TempDir: t.TempDir(), AddressRateLimit: -1, AuthFailureRate: -1, ForwardTimeout: 2 * time.Second}).Handler()
+	follower := rafttest.Start(t, rafttest.Options{ID: "n2", HTTPAddr: "http://" + followerAPI.Listener.Addr().String(), Join: true})
+	rafttest.Join(t, leader, follower)
+	followerAPI.Config.Handler = New(Options{Node: follower.Node, TempDir: t.TempDir(), AddressRateLimit: -1, AuthFailureRate: -1, ForwardTimeout: 2 * time.Second}).Handler()
 	followerAPI.Start()
 	defer followerAPI.Close()
 

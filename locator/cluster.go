@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
@@ -212,13 +213,13 @@ func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request, rq *request
 		return fhir.Invalid("id", "%v", err)
 	}
 	if _, _, err := net.SplitHostPort(j.RaftAddr); err != nil {
-		return fhir.Invalid("raft_addr", "raft_addr %q must be host:port", clip(j.RaftAddr))
+		return fhir.Invalid("raft_addr", "raft_addr %q must be host:port", fhir.Clip(j.RaftAddr))
 	}
 	if err := model.ValidateHTTPURL("http_addr", j.HTTPAddr); err != nil {
 		return fhir.Invalid("http_addr", "%v", err)
 	}
 	if err := (model.Node{ID: j.ID, RaftAddr: j.RaftAddr, HTTPAddr: j.HTTPAddr}).Validate(); err != nil {
-		return limitError("", err)
+		return fhir.LimitError("", err)
 	}
 	index, err := s.node.Join(r.Context(), model.Node{ID: j.ID, RaftAddr: j.RaftAddr, HTTPAddr: j.HTTPAddr})
 	if err != nil {
@@ -348,4 +349,9 @@ func decodeJSON(body []byte, v any) error {
 		return fhir.Invalid("", "the body holds more than one JSON value")
 	}
 	return nil
+}
+
+// fenceStatus serves GET /v1/cluster/fence (see locator/fence).
+func (s *Server) fenceStatus(w http.ResponseWriter, r *http.Request, rq *request) error {
+	return writeJSON(w, http.StatusOK, fence.StatusOf(s.node.Local()))
 }

@@ -11,12 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -41,165 +40,6 @@ func newConsentID() (string, error) {
 		return "", fmt.Errorf("draw consent id: %w", err)
 	}
 	return "c" + hex.EncodeToString(b[:]), nil
-}
-
-// consentFromResource reads a directive's contents (not its patient, which needs the
-// state) out of a Consent, naming the element at fault.
-func consentFromResource(c fhir.Consent) (model.Consent, error) {
-	var m model.Consent
-	switch c.Status {
-	case model.ConsentActive, model.ConsentInactive:
-		m.Status = c.Status
-	case "":
-		return m, fhir.Invalid("Consent.status", "Consent.status is required (active, or inactive to revoke)")
-	default:
-		return m, fhir.Invalid("Consent.status", "Consent.status %q is not supported (active or inactive)", c.Status)
-	}
-	if c.Scope != nil && !hasCoding(c.Scope.Coding, fhir.ConsentScopeSystem, fhir.ConsentScopePrivacy) {
-		return m, fhir.Invalid("Consent.scope", "only privacy consent (%s %s) is supported", fhir.ConsentScopeSystem, fhir.ConsentScopePrivacy)
-	}
-	if c.Provision == nil {
-		return m, fhir.Invalid("Consent.provision", "Consent.provision is required: type deny for an opt-out, or deny provisions naming participants (actor) or security labels")
-	}
-	if err := readProvision(&m, *c.Provision, "Consent.provision", true); err != nil {
-		return m, err
-	}
-	if !m.OptOut && len(m.DenyParticipants) == 0 && len(m.WithholdLabels) == 0 {
-		return m, fhir.Invalid("Consent.provision", "the directive restricts nothing: use type deny (opt-out), or deny provisions with actors or security labels")
-	}
-	slices.Sort(m.DenyParticipants)
-	m.DenyParticipants = slices.Compact(m.DenyParticipants)
-	slices.Sort(m.WithholdLabels)
-	m.WithholdLabels = slices.Compact(m.WithholdLabels)
-	return m, nil
-}
-
-func readProvision(m *model.Consent, p fhir.ConsentProvision, elem string, top bool) error {
-	switch p.Type {
-	case "deny":
-	case "permit", "":
-		if len(p.Actor) > 0 || len(p.SecurityLabel) > 0 {
-			return fhir.Errorf(http.StatusUnprocessableEntity, "not-supported", elem, "permit provisions with actors or labels are not supported: rls records restrictions (deny)")
-		}
-		if !top {
-			return fhir.Errorf(http.StatusUnprocessableEntity, "not-supported", elem+".type", "a nested provision must be type deny")
-		}
-	default:
-		return fhir.Invalid(elem+".type", "provision type %q must be deny or permit", p.Type)
-	}
-	for _, l := range []struct {
-		name string
-		n    int
-	}{{"actor", len(p.Actor)}, {"securityLabel", len(p.SecurityLabel)}, {"provision", len(p.Provision)}} {
-		if err := model.CheckCount(elem+"."+l.name, l.n, model.MaxListLength); err != nil {
-			return limitError("", err)
-		}
-	}
-	for i, l := range p.SecurityLabel {
-		le := fmt.Sprintf("%s.securityLabel[%d]", elem, i)
-		if err := model.CheckSystem(le+".system", l.System); err != nil {
-			return limitError("", err)
-		}
-		if err := model.CheckText(le+".code", l.Code, model.MaxCodeLength); err != nil {
-			return limitError("", err)
-		}
-	}
-	if p.Type == "deny" {
-		switch {
-		case len(p.Actor) > 0 && len(p.SecurityLabel) > 0:
-			return fhir.Errorf(http.StatusUnprocessableEntity, "not-supported", elem, "a deny provision names participants or security labels, not both")
-		case len(p.Actor) > 0:
-			for i, a := range p.Actor {
-				id, ok := strings.CutPrefix(a.Reference.Reference, "Organization/")
-				if !ok || model.ValidateID("participant", id) != nil {
-					return fhir.Invalid(fmt.Sprintf("%s.actor[%d].reference", elem, i), "actor must reference Organization/{participant id}")
-				}
-				m.DenyParticipants = append(m.DenyParticipants, id)
-			}
-		case len(p.SecurityLabel) > 0:
-			for i, l := range p.SecurityLabel {
-				if l.Code == "" {
-					return fhir.Invalid(fmt.Sprintf("%s.securityLabel[%d].code", elem, i), "a security label needs a code")
-				}
-				m.WithholdLabels = append(m.WithholdLabels, search2token(l))
-			}
-		case top:
-			m.OptOut = true
-		default:
-			return fhir.Invalid(elem, "a nested deny provision needs actors or security labels")
-		}
-	}
-	if !top && len(p.Provision) > 0 {
-		return fhir.Errorf(http.StatusUnprocessableEntity, "not-supported", elem+".provision", "provisions nest one level deep")
-	}
-	for i, sub := range p.Provision {
-		if err := readProvision(m, sub, fmt.Sprintf("%s.provision[%d]", elem, i), false); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// search2token is a label as the document index holds it: "system|code", or the bare code.
-func search2token(c fhir.Coding) string {
-	if c.System == "" {
-		return c.Code
-	}
-	return c.System + "|" + c.Code
-}
-
-func hasCoding(cs []fhir.Coding, system, code string) bool {
-	for _, c := range cs {
-		if c.System == system && c.Code == code {
-			return true
-		}
-	}
-	return false
-}
-
-// consentResource renders a directive.
-func consentResource(m model.Consent) fhir.Consent {
-	c := fhir.Consent{ResourceType: "Consent", ID: m.ID, Status: m.Status,
-		Meta:     &fhir.Meta{VersionID: strconv.FormatUint(m.Version, 10), LastUpdated: m.Updated.UTC().Format(time.RFC3339Nano)},
-		Scope:    &fhir.CodeableConcept{Coding: []fhir.Coding{{System: fhir.ConsentScopeSystem, Code: fhir.ConsentScopePrivacy}}},
-		Category: []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: fhir.LOINCSystem, Code: fhir.ConsentCategoryLOINC}}}},
-		Patient:  consentPatient(m), DateTime: m.Created.UTC().Format(time.RFC3339),
-	}
-	if m.RecordedBy != "" {
-		c.Organization = []fhir.Reference{{Reference: "Organization/" + m.RecordedBy}}
-	}
-	top := fhir.ConsentProvision{Type: "permit"}
-	if m.OptOut {
-		top.Type = "deny"
-	}
-	if len(m.DenyParticipants) > 0 {
-		sub := fhir.ConsentProvision{Type: "deny"}
-		for _, id := range m.DenyParticipants {
-			sub.Actor = append(sub.Actor, fhir.ConsentActor{Reference: fhir.Reference{Reference: "Organization/" + id}})
-		}
-		top.Provision = append(top.Provision, sub)
-	}
-	if len(m.WithholdLabels) > 0 {
-		sub := fhir.ConsentProvision{Type: "deny"}
-		for _, l := range m.WithholdLabels {
-			sys, code, ok := strings.Cut(l, "|")
-			if !ok {
-				sys, code = "", l
-			}
-			sub.SecurityLabel = append(sub.SecurityLabel, fhir.Coding{System: sys, Code: code})
-		}
-		top.Provision = append(top.Provision, sub)
-	}
-	c.Provision = &top
-	return c
-}
-
-// consentPatient is the patient a directive names: its one record, or its person.
-func consentPatient(m model.Consent) *fhir.Reference {
-	if len(m.Records) == 1 {
-		return &fhir.Reference{Reference: "Patient/" + model.PatientID(m.Records[0])}
-	}
-	return &fhir.Reference{Reference: "Person/" + m.EUID}
 }
 
 // notYourPatient is the one answer for a patient a participant may not name in a
@@ -263,7 +103,7 @@ func (s *Server) createConsent(w http.ResponseWriter, r *http.Request, rq *reque
 	if c.ID != "" {
 		return fhir.Invalid("Consent.id", "rls assigns the id of a new Consent; use PUT /fhir/Consent/{id} to change one")
 	}
-	m, err := consentFromResource(c)
+	m, err := fhir.DirectiveOf(c)
 	if err != nil {
 		return err
 	}
@@ -304,7 +144,7 @@ func (s *Server) updateConsent(w http.ResponseWriter, r *http.Request, rq *reque
 	if c.ID != id {
 		return fhir.Invalid("Consent.id", "Consent.id %q does not match the id in the URL %q", c.ID, id)
 	}
-	m, err := consentFromResource(c)
+	m, err := fhir.DirectiveOf(c)
 	if err != nil {
 		return err
 	}
@@ -322,8 +162,8 @@ func (s *Server) updateConsent(w http.ResponseWriter, r *http.Request, rq *reque
 		}
 		// The patient of a directive never changes: another patient needs a directive of
 		// its own, so that revoking one never touches the other.
-		if c.Patient != nil && c.Patient.Reference != consentPatient(old).Reference {
-			return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "Consent.patient", "the patient of a directive cannot change (it is %s)", consentPatient(old).Reference)
+		if c.Patient != nil && c.Patient.Reference != fhir.ConsentPatient(old).Reference {
+			return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "Consent.patient", "the patient of a directive cannot change (it is %s)", fhir.ConsentPatient(old).Reference)
 		}
 		m.ID, m.Records, m.EUID = old.ID, old.Records, old.EUID
 		return checkParticipantsExist(tx, m.DenyParticipants)
@@ -338,16 +178,16 @@ func (s *Server) updateConsent(w http.ResponseWriter, r *http.Request, rq *reque
 func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, rq *request, cmd command.ConsentSet, status int) error {
 	// The elements were checked as they were read; this is the check the FSM repeats.
 	if err := cmd.Check(); err != nil {
-		return limitError("Consent", err)
+		return fhir.LimitError("Consent", err)
 	}
 	a, err := s.node.Apply(r.Context(), command.TypeConsentSet, header(rq), &cmd)
-	if errors.Is(err, fsm.ErrConsentExists) {
+	if errors.Is(err, raft.ErrConsentExists) {
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "consent id collision; retry"))
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.privacy.fence.acknowledge(r.Context(), a.Index); err != nil {
+	if err := s.fence.Acknowledge(r.Context(), a.Index); err != nil {
 		return err
 	}
 	m, ok := a.Value.(model.Consent)
@@ -362,7 +202,7 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, rq *request,
 	if status == http.StatusCreated {
 		w.Header().Set("Location", fmt.Sprintf("/fhir/Consent/%s/_history/%d", m.ID, m.Version))
 	}
-	return writeFHIR(w, status, consentResource(m))
+	return writeFHIR(w, status, fhir.ConsentOf(m))
 }
 
 // visibleConsent returns a directive the caller may see: the admin any, a participant those
@@ -390,7 +230,7 @@ func (s *Server) readConsent(w http.ResponseWriter, r *http.Request, rq *request
 	}
 	rq.disclose([]string{m.EUID}, recordIDs(m.Records))
 	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, m.Version))
-	return writeFHIR(w, http.StatusOK, consentResource(m))
+	return writeFHIR(w, http.StatusOK, fhir.ConsentOf(m))
 }
 
 // searchConsents is GET /fhir/Consent?patient=Patient/{id}|Person/{euid}&status=: the
@@ -442,7 +282,7 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request, rq *requ
 	var entries []fhir.BundleEntry
 	for i := offset; i < min(offset+count, len(found)); i++ {
 		rq.disclose([]string{found[i].EUID}, recordIDs(found[i].Records))
-		entries = append(entries, fhir.BundleEntry{FullURL: "Consent/" + found[i].ID, Resource: consentResource(found[i]), Search: &fhir.SearchInfo{Mode: "match"}})
+		entries = append(entries, fhir.BundleEntry{FullURL: "Consent/" + found[i].ID, Resource: fhir.ConsentOf(found[i]), Search: &fhir.SearchInfo{Mode: "match"}})
 	}
 	return writeFHIR(w, http.StatusOK, searchset(r, entries, len(found), offset, count))
 }
@@ -466,5 +306,5 @@ func consentScope(tx *state.Tx, ref string) ([]string, error) {
 
 // acknowledgeSecurity waits for the fence after a security-relevant participant change.
 func (s *Server) acknowledgeSecurity(ctx context.Context, index uint64) error {
-	return s.privacy.fence.acknowledge(ctx, index)
+	return s.fence.Acknowledge(ctx, index)
 }

@@ -8,17 +8,14 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/raft/model"
-	"github.com/rls-hie/rls/raft/pki"
 )
 
 // The edge: what a node does with a request before it knows who sent it. Nothing a caller
@@ -95,7 +92,7 @@ func clientAddress(r *http.Request) string {
 	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
 		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
-	return boundText(host, model.MaxSourceLength)
+	return model.BoundText(host, model.MaxSourceLength)
 }
 
 // admitAddress applies the per-address limits; the error is a 429 with Retry-After.
@@ -141,23 +138,6 @@ func (e *edge) refuse(reason, addr, route, requestID string) {
 		"route", route, "request_id", requestID, "suppressed_before", dropped)
 }
 
-// fromNode reports whether a request comes from another node of this cluster: signed with
-// the node credential (HMAC with the cluster key over method, URI and body), or over TLS
-// with a node certificate of the cluster CA.
-func (s *Server) fromNode(r *http.Request, rq *request) bool {
-	if cred := r.Header.Get(headerNodeCredential); cred != "" {
-		if _, err := s.verifyNode(cred, r.Method, rq.uri, rq.body); err == nil {
-			return true
-		}
-	}
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		if _, ok := pki.IsClusterNode(r.TLS.VerifiedChains[0], s.opts.ClusterCA); ok {
-			return true
-		}
-	}
-	return false
-}
-
 // requestIDPattern is what a client-chosen X-Request-Id may look like; anything else is
 // replaced by an id of the node's own (it is logged, stamped on commands and audited).
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
@@ -167,45 +147,4 @@ func requestID(r *http.Request) string {
 		return id
 	}
 	return newRequestID()
-}
-
-// boundText makes a value taken from a request fit to log or audit: valid UTF-8, characters
-// rls does not store replaced by U+FFFD, at most max characters (cut with "…").
-func boundText(s string, max int) string {
-	return bound(s, max, false)
-}
-
-// boundFreeText is boundText keeping tabs and line breaks.
-func boundFreeText(s string, max int) string {
-	return bound(s, max, true)
-}
-
-func bound(s string, max int, multiline bool) string {
-	clean := true
-	n := 0
-	for _, r := range s {
-		n++
-		if r == utf8.RuneError || model.ForbiddenRune(r, multiline) {
-			clean = false
-			break
-		}
-	}
-	if clean && n <= max && utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	total := utf8.RuneCountInString(s)
-	n = 0
-	for _, r := range s {
-		if n == max-1 && total > max {
-			b.WriteRune('…')
-			break
-		}
-		if r == utf8.RuneError || model.ForbiddenRune(r, multiline) {
-			r = '\uFFFD'
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rls-hie/rls/locator/nodeauth"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -172,7 +173,7 @@ func TestClientCannotClaimToBeANode(t *testing.T) {
 	if code != 401 {
 		t.Errorf("unauthenticated request claiming to be forwarded: %d, want 401", code)
 	}
-	code, _, _ = a.do("GET", "/v1/locate?identifier="+sysA+"|1", tokA, nil, map[string]string{headerForwarded: "n9", headerNodeCredential: "n9 1 abc"})
+	code, _, _ = a.do("GET", "/v1/locate?identifier="+sysA+"|1", tokA, nil, map[string]string{headerForwarded: "n9", nodeauth.Header: "n9 1 abc"})
 	if code != 404 {
 		t.Errorf("participant request claiming to be forwarded: %d, want 404 (the locate's answer)", code)
 	}

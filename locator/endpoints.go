@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -34,63 +32,17 @@ func (s *Server) endpointRoutes() []route {
 	}
 }
 
-// endpointFromResource reads an Endpoint for participant caller, naming the element at fault.
+// endpointFromResource reads an Endpoint for participant caller: its own, or, for the
+// admin, any participant's.
 func endpointFromResource(e fhir.EndpointResource, caller model.Participant) (model.HL7Endpoint, error) {
-	m := model.HL7Endpoint{Status: e.Status, Address: e.Address, Name: e.Name}
-	if e.ConnectionType.System != fhir.EndpointConnectionType || e.ConnectionType.Code != fhir.ConnectionTypeMLLP {
-		return m, fhir.Invalid("Endpoint.connectionType", "connectionType must be %s|%s: rls notifies over MLLP", fhir.EndpointConnectionType, fhir.ConnectionTypeMLLP)
+	m, err := fhir.HL7EndpointOf(e, caller.ID)
+	if err != nil {
+		return m, err
 	}
-	if len(e.PayloadType) == 0 {
-		return m, fhir.Invalid("Endpoint.payloadType", "payloadType is required (for example the text \"ITI-10 PIX Update Notification\")")
-	}
-	m.Participant = caller.ID
-	if e.ManagingOrganization != nil {
-		id, ok := strings.CutPrefix(e.ManagingOrganization.Reference, "Organization/")
-		if !ok || model.ValidateID("participant", id) != nil {
-			return m, fhir.Invalid("Endpoint.managingOrganization", "managingOrganization must reference Organization/{participant id}")
-		}
-		if id != caller.ID && !caller.IsAdmin() {
-			return m, fhir.Errorf(http.StatusForbidden, "forbidden", "Endpoint.managingOrganization", "participant %q registers endpoints for itself only", caller.ID)
-		}
-		m.Participant = id
-	}
-	for i, x := range e.Extension {
-		if x.URL != fhir.PIXDomainURL {
-			return m, fhir.Errorf(http.StatusBadRequest, "not-supported", fmt.Sprintf("Endpoint.extension[%d]", i), "extension %q is not supported on Endpoint", clip(x.URL))
-		}
-		if !slices.Contains(m.Domains, x.ValueURI) {
-			m.Domains = append(m.Domains, x.ValueURI)
-		}
-	}
-	m.ID = "pending" // drawn or taken from the URL by the caller
-	if err := m.Validate(); err != nil {
-		field, _ := model.FieldOf(err)
-		elem := map[string]string{"status": "Endpoint.status", "address": "Endpoint.address", "name": "Endpoint.name"}[field]
-		if strings.HasPrefix(field, "domains") {
-			elem = "Endpoint.extension"
-		}
-		if field == "participant" {
-			elem = "Endpoint.managingOrganization"
-		}
-		return m, limitError(elem, err)
+	if m.Participant != caller.ID && !caller.IsAdmin() {
+		return m, fhir.Errorf(http.StatusForbidden, "forbidden", "Endpoint.managingOrganization", "participant %q registers endpoints for itself only", caller.ID)
 	}
 	return m, nil
-}
-
-// endpointResource renders an endpoint, with its delivery state as the meta and extension
-// a client may read back.
-func endpointResource(e model.HL7Endpoint) fhir.EndpointResource {
-	r := fhir.EndpointResource{ResourceType: "Endpoint", ID: e.ID, Status: e.Status, Name: e.Name, Address: e.Address,
-		Meta:                 &fhir.Meta{VersionID: strconv.FormatUint(e.Version, 10), LastUpdated: e.Updated.UTC().Format(time.RFC3339Nano)},
-		ConnectionType:       fhir.Coding{System: fhir.EndpointConnectionType, Code: fhir.ConnectionTypeMLLP},
-		ManagingOrganization: &fhir.Reference{Reference: "Organization/" + e.Participant},
-		PayloadType:          []fhir.CodeableConcept{{Text: "IHE ITI-10 PIX Update Notification (ADT^A31)"}},
-		PayloadMimeType:      []string{hl7ContentType},
-	}
-	for _, d := range e.Domains {
-		r.Extension = append(r.Extension, fhir.URIExtension{URL: fhir.PIXDomainURL, ValueURI: d})
-	}
-	return r
 }
 
 func newEndpointID() (string, error) {
@@ -149,11 +101,20 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 }
 
 func (s *Server) setEndpoint(w http.ResponseWriter, r *http.Request, rq *request, m model.HL7Endpoint, expected uint64, create bool) error {
+	// Checked here so that the FSM refuses it only when the participant is removed in
+	// between (the leader's state is current: the route runs on the leader).
+	known := false
+	if err := s.node.State().View(func(tx *state.Tx) error { known = tx.HasParticipant(m.Participant); return nil }); err != nil {
+		return err
+	}
+	if !known {
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "Endpoint.managingOrganization", "participant %q does not exist", m.Participant)
+	}
 	a, err := s.node.Apply(r.Context(), command.TypeHL7EndpointSet, header(rq), &command.HL7EndpointSet{Endpoint: m, ExpectedVersion: expected, Create: create})
 	switch {
-	case errors.Is(err, fsm.ErrUnknownEndpoint):
+	case errors.Is(err, raft.ErrUnknownEndpoint):
 		return fhir.Errorf(http.StatusNotFound, "not-found", "", "Endpoint/%s does not exist", m.ID)
-	case errors.Is(err, fsm.ErrEndpointExists):
+	case errors.Is(err, raft.ErrEndpointExists):
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "endpoint id taken; retry"))
 	case errors.Is(err, state.ErrNotFound):
 		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "Endpoint.managingOrganization", "participant %q does not exist", m.Participant)
@@ -169,7 +130,7 @@ func (s *Server) setEndpoint(w http.ResponseWriter, r *http.Request, rq *request
 		status = http.StatusCreated
 		w.Header().Set("Location", "/fhir/Endpoint/"+stored.ID)
 	}
-	return writeFHIR(w, status, endpointResource(stored))
+	return writeFHIR(w, status, fhir.EndpointOf(stored))
 }
 
 // visibleEndpoint reads an endpoint the caller may see: its own, or any for the admin. An
@@ -201,7 +162,7 @@ func (s *Server) readEndpoint(w http.ResponseWriter, r *http.Request, rq *reques
 		return err
 	}
 	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, e.Version))
-	return writeFHIR(w, http.StatusOK, endpointResource(e))
+	return writeFHIR(w, http.StatusOK, fhir.EndpointOf(e))
 }
 
 // searchEndpoints is GET /fhir/Endpoint[?organization=ID]: the caller's endpoints (the
@@ -229,7 +190,7 @@ func (s *Server) searchEndpoints(w http.ResponseWriter, r *http.Request, rq *req
 	var entries []fhir.BundleEntry
 	for _, e := range all {
 		if (e.Participant == rq.principal.ID || rq.principal.IsAdmin()) && (org == "" || e.Participant == org) {
-			entries = append(entries, fhir.BundleEntry{FullURL: "Endpoint/" + e.ID, Resource: endpointResource(e), Search: &fhir.SearchInfo{Mode: "match"}})
+			entries = append(entries, fhir.BundleEntry{FullURL: "Endpoint/" + e.ID, Resource: fhir.EndpointOf(e), Search: &fhir.SearchInfo{Mode: "match"}})
 		}
 	}
 	return writeFHIR(w, http.StatusOK, fhir.Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(entries), Entry: entries})

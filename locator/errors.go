@@ -5,10 +5,10 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -22,39 +22,43 @@ func apiError(err error) *fhir.Error {
 	}
 	msg := err.Error()
 	switch {
-	case errors.Is(err, fsm.ErrEntryFailed):
+	case errors.Is(err, raft.ErrEntryFailed):
 		// Never from a request the API checked: a bug, or an entry from an older release.
 		return fhir.Errorf(http.StatusInternalServerError, "exception", "", "%s; nothing was changed, and retrying will fail the same way", msg)
 	case errors.Is(err, model.ErrInvalid), errors.Is(err, state.ErrNotState), errors.Is(err, state.ErrSearchTooBroad):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
 	case errors.Is(err, state.ErrNotFound), errors.Is(err, raft.ErrNodeNotFound), errors.Is(err, mpi.ErrNotFound):
 		return fhir.Errorf(http.StatusNotFound, "not-found", "", "%s", msg)
-	case errors.Is(err, fsm.ErrParticipantExists), errors.Is(err, fsm.ErrSystemInUse), errors.Is(err, raft.ErrNodeExists):
+	case errors.Is(err, raft.ErrParticipantExists), errors.Is(err, raft.ErrSystemInUse), errors.Is(err, raft.ErrNodeExists):
 		return fhir.Errorf(http.StatusConflict, "duplicate", "", "%s", msg)
-	case errors.Is(err, fsm.ErrStaleConfig):
+	case errors.Is(err, raft.ErrStaleConfig):
 		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
-	case errors.Is(err, fsm.ErrInvalidConfig), errors.Is(err, fsm.ErrInvalidRecord):
+	case errors.Is(err, raft.ErrInvalidConfig), errors.Is(err, raft.ErrInvalidRecord):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
-	case errors.Is(err, fsm.ErrUnknownRecord), errors.Is(err, fsm.ErrUnknownPerson), errors.Is(err, fsm.ErrUnknownReview):
+	case errors.Is(err, raft.ErrUnknownRecord), errors.Is(err, raft.ErrUnknownPerson), errors.Is(err, raft.ErrUnknownReview):
 		return fhir.Errorf(http.StatusNotFound, "not-found", "", "%s", msg)
-	case errors.Is(err, fsm.ErrAlreadyResolved), errors.Is(err, fsm.ErrNothingToUndo):
+	case errors.Is(err, raft.ErrAlreadyResolved), errors.Is(err, raft.ErrNothingToUndo):
 		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
-	case errors.Is(err, fsm.ErrInvalidAction):
+	case errors.Is(err, raft.ErrInvalidAction):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
-	case errors.Is(err, fsm.ErrInvalidDocument):
+	case errors.Is(err, raft.ErrInvalidDocument):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
-	case errors.Is(err, fsm.ErrNotHolder):
+	case errors.Is(err, raft.ErrNotHolder):
 		return fhir.Errorf(http.StatusForbidden, "forbidden", "", "%s", msg)
-	case errors.Is(err, fsm.ErrUnknownSubject), errors.Is(err, fsm.ErrUnknownHolder), errors.Is(err, fsm.ErrUnknownTarget):
+	case errors.Is(err, raft.ErrUnknownSubject), errors.Is(err, raft.ErrUnknownHolder), errors.Is(err, raft.ErrUnknownTarget):
 		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s", msg)
-	case errors.Is(err, fsm.ErrUnknownSystem):
+	case errors.Is(err, raft.ErrUnknownSystem):
 		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s", msg)
-	case errors.Is(err, fsm.ErrVersionConflict):
+	case errors.Is(err, raft.ErrVersionConflict):
 		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
-	case errors.Is(err, fsm.ErrLastAdmin), errors.Is(err, raft.ErrLastVoter), errors.Is(err, fsm.ErrAlreadyBootstrapped):
+	case errors.Is(err, raft.ErrLastAdmin), errors.Is(err, raft.ErrLastVoter), errors.Is(err, raft.ErrAlreadyBootstrapped):
 		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s", msg)
-	case errors.Is(err, fsm.ErrTokenInUse), errors.Is(err, fsm.ErrEUIDInUse):
+	case errors.Is(err, raft.ErrTokenInUse), errors.Is(err, raft.ErrEUIDInUse):
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%s; retry", msg))
+	case errors.Is(err, fence.ErrUnfenced):
+		// This node cannot show it holds every acknowledged security change: nothing was
+		// read or changed.
+		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%s", msg))
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrLeaderNotReady):
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "%s; retry shortly", msg))
 	case errors.Is(err, raft.ErrOutcomeUnknown):

@@ -37,7 +37,7 @@ import (
 // whose identifier system is MSH-4's universal id; otherwise the message is refused.
 
 // hl7ContentType is the media type of the internal routes' bodies (HL7 v2 ER7).
-const hl7ContentType = "x-application/hl7-v2+er7"
+const hl7ContentType = fhir.HL7V2MediaType
 
 // Headers of the internal routes: the participant a trusting listener identified by MSH-4
 // (believed only from another node: serve drops it from anyone else), and the name rls
@@ -131,22 +131,22 @@ func hl7Route(h hl7.Header) (string, *hl7.Error) {
 	case h.ControlID == "":
 		return "", hl7.Errorf(hl7.At("MSH", 10), hl7.CodeRequiredFieldMissing, "MSH-10 (message control id) is required")
 	case !hl7Versions[h.Version]:
-		return "", hl7.Errorf(hl7.At("MSH", 12), hl7.CodeUnsupportedVersion, "version %q is not supported: send 2.3.1 to 2.9 (ITI-8 names 2.3.1 and 2.5)", clip(h.Version))
+		return "", hl7.Errorf(hl7.At("MSH", 12), hl7.CodeUnsupportedVersion, "version %q is not supported: send 2.3.1 to 2.9 (ITI-8 names 2.3.1 and 2.5)", fhir.Clip(h.Version))
 	}
 	switch strings.ToUpper(h.ProcessingID) {
 	case "P", "T", "D":
 	default:
-		return "", hl7.Errorf(hl7.At("MSH", 11), hl7.CodeUnsupportedProcessing, "processing id %q must be P, T or D", clip(h.ProcessingID))
+		return "", hl7.Errorf(hl7.At("MSH", 11), hl7.CodeUnsupportedProcessing, "processing id %q must be P, T or D", fhir.Clip(h.ProcessingID))
 	}
 	path, ok := hl7Kinds[h.Type+"^"+h.Trigger]
 	if !ok {
 		for k := range hl7Kinds {
 			if strings.HasPrefix(k, h.Type+"^") {
-				return "", hl7.Errorf(hl7.At("MSH", 9, 1, 2), hl7.CodeUnsupportedEvent, "%s event %q is not supported", h.Type, clip(h.Trigger))
+				return "", hl7.Errorf(hl7.At("MSH", 9, 1, 2), hl7.CodeUnsupportedEvent, "%s event %q is not supported", h.Type, fhir.Clip(h.Trigger))
 			}
 		}
 		return "", hl7.Errorf(hl7.At("MSH", 9, 1, 1), hl7.CodeUnsupportedMessageType,
-			"message type %q is not supported: rls takes ADT A01 A04 A05 A08 A28 A31 A40 (ITI-8), QBP Q23 (ITI-9) and Q22 (ITI-21)", clip(h.Type))
+			"message type %q is not supported: rls takes ADT A01 A04 A05 A08 A28 A31 A40 (ITI-8), QBP Q23 (ITI-9) and Q22 (ITI-21)", fhir.Clip(h.Type))
 	}
 	return path, nil
 }
@@ -160,7 +160,7 @@ func (e *hl7Entry) ServeHL7(ctx context.Context, req *hl7.Request) [][]byte {
 	}
 	if errors.Is(req.Err, hl7.ErrTooLarge) {
 		h := hl7.PeekHeader(req.Message)
-		s.logger.Warn("hl7 message refused: too large", "remote", boundText(remote, model.MaxSourceLength), "limit", e.o.MaxMessageBytes)
+		s.logger.Warn("hl7 message refused: too large", "remote", model.BoundText(remote, model.MaxSourceLength), "limit", e.o.MaxMessageBytes)
 		return e.deliver(h, e.refusal(h, nil, hl7.AR, hl7.Errorf(hl7.Location{}, hl7.CodeInternal,
 			"the message is larger than %d bytes (hl7.max_message_bytes) and was not processed", e.o.MaxMessageBytes)))
 	}
@@ -171,13 +171,17 @@ func (e *hl7Entry) ServeHL7(ctx context.Context, req *hl7.Request) [][]byte {
 	}
 	if perr != nil && h.Type == "" {
 		// Not even a header to answer to: refused before anything else (as a request
-		// that reaches no route).
-		s.logger.Info("hl7 message refused: no readable MSH", "remote", boundText(remote, model.MaxSourceLength), "err", perr)
-		return e.deliver(h, e.refusal(h, nil, hl7.AR, asHL7Error(perr)))
+		// that reaches no route). The log names where and what, never the error's text:
+		// it may quote the message, and so a patient.
+		herr := asHL7Error(perr)
+		s.logger.Info("hl7 message refused: no readable MSH", "remote", model.BoundText(remote, model.MaxSourceLength),
+			"at", herr.Location.String(), "code", herr.Code)
+		return e.deliver(h, e.refusal(h, nil, hl7.AR, herr))
 	}
 	path, herr := hl7Route(h)
 	if herr != nil {
-		s.logger.Info("hl7 message refused", "remote", boundText(remote, model.MaxSourceLength), "type", boundText(h.Type+"^"+h.Trigger, 16), "err", herr)
+		s.logger.Info("hl7 message refused", "remote", model.BoundText(remote, model.MaxSourceLength), "type", model.BoundText(h.Type+"^"+h.Trigger, 16),
+			"at", herr.Location.String(), "code", herr.Code)
 		return e.deliver(h, e.refusal(h, m, hl7.AR, herr))
 	}
 	if path == "" {
@@ -440,7 +444,7 @@ func (s *Server) hl7Request(r *http.Request, rq *request) (*hl7Exchange, error) 
 	}
 	x := &hl7Exchange{from: hl7.Responder{Application: "RLS"}}
 	if app, fac, ok := strings.Cut(r.Header.Get(headerHL7Responder), "|"); ok {
-		x.from = hl7.Responder{Application: boundText(app, 64), Facility: boundText(fac, 64)}
+		x.from = hl7.Responder{Application: model.BoundText(app, 64), Facility: model.BoundText(fac, 64)}
 	}
 	m, err := hl7.Parse(rq.body)
 	x.h = hl7.PeekHeader(rq.body)

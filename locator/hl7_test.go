@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/hl7"
 	"github.com/rls-hie/rls/raft/model"
@@ -43,10 +43,7 @@ func newHL7World(t *testing.T, o HL7Options) *hl7World {
 // startMLLP serves s's HL7 handler on a loopback MLLP listener (messages up to 64 KiB).
 func startMLLP(tb testing.TB, s *Server, o HL7Options) (string, *hl7.Server) {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	l := testkit.Listen(tb)
 	srv := &hl7.Server{Handler: s.HL7Handler(o), MaxMessageBytes: 64 << 10}
 	go srv.Serve(l)
 	return l.Addr().String(), srv
@@ -415,10 +412,7 @@ func TestHL7SenderByCertificate(t *testing.T) {
 	}
 	f := &tlsFixture{t: t, ca: ca}
 	node := f.issue(ca, pki.Leaf{CommonName: "n1", URIs: []*url.URL{pki.NodeURI("n1")}, Hosts: []string{"127.0.0.1"}, Server: true, Client: true})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := testkit.Listen(t)
 	srv := &hl7.Server{Handler: w.srv.HL7Handler(HL7Options{}), TLSConfig: pki.ServerConfig(node, ca.Pool(), pki.ClientAuthRequest)}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
@@ -478,10 +472,7 @@ type receiver struct {
 func newReceiver(t *testing.T, refuse int) *receiver {
 	t.Helper()
 	rc := &receiver{refuse: refuse}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := testkit.Listen(t)
 	srv := &hl7.Server{Handler: hl7.HandlerFunc(func(ctx context.Context, r *hl7.Request) [][]byte {
 		m, err := hl7.Parse(r.Message)
 		if err != nil {
@@ -508,18 +499,6 @@ func (rc *receiver) messages() []*hl7.Message {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return slices.Clone(rc.got)
-}
-
-// waitFor waits, with a deadline, until cond holds.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func endpointJSON(participant, address string, domains ...string) map[string]any {
@@ -569,7 +548,7 @@ func TestHL7UpdateNotification(t *testing.T) {
 			t.Fatalf("feed: %s", ack.String())
 		}
 	}
-	waitFor(t, 15*time.Second, "the A31 after the link", func() bool { return len(rc.messages()) >= 1 })
+	testkit.WaitFor(t, 15*time.Second, "the A31 after the link", func() bool { return len(rc.messages()) >= 1 })
 	a31 := rc.messages()[0]
 	if h := a31.Header(); h.Type != "ADT" || h.Trigger != "A31" || h.Version != "2.5" {
 		t.Fatalf("notification header: %s", a31.String())
@@ -607,7 +586,7 @@ func TestHL7UpdateNotification(t *testing.T) {
 			t.Fatalf("feed: %s", ack.String())
 		}
 	}
-	waitFor(t, 15*time.Second, "the A31 of the second person", func() bool { return len(rc.messages()) >= 2 })
+	testkit.WaitFor(t, 15*time.Second, "the A31 of the second person", func() bool { return len(rc.messages()) >= 2 })
 	msgs := rc.messages()
 	if got := cxList(msgs[len(msgs)-1].Segment("PID")); !slices.Equal(got, []string{sysA + "|MRN-A9", sysB + "|B-99"}) {
 		t.Fatalf("second A31 PID-3 = %v", got)

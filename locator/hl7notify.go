@@ -367,10 +367,11 @@ func (n *notifier) audit(ctx context.Context, e model.HL7Endpoint, euid string, 
 		return err
 	}
 	entry := model.AuditEntry{
-		ID: id, Observed: time.Now().UTC(), Node: n.s.node.ID(), Source: boundText(e.Address, model.MaxSourceLength),
+		ID: id, Observed: time.Now().UTC(), Node: n.s.node.ID(), Source: model.BoundText(e.Address, model.MaxSourceLength),
 		Participant: e.Participant, Purpose: string(policy.Treat), Action: "pix-notify", Method: "MLLP",
-		Path: "ADT^A31", Query: "endpoint=" + e.ID, EUIDs: []string{euid}, Records: boundIDs(records), Status: 200,
+		Path: "ADT^A31", Query: "endpoint=" + e.ID, EUIDs: []string{euid}, Records: records, Status: 200,
 	}
+	audit.Bound(&entry)
 	actx, cancel := context.WithTimeout(ctx, n.s.opts.ForwardTimeout)
 	defer cancel()
 	return n.s.audit.Record(actx, entry)
@@ -385,17 +386,17 @@ func (n *notifier) deliver(ctx context.Context, conn *endpointConn, msg []byte, 
 }) (string, error) {
 	wait := 250 * time.Millisecond
 	for {
-		code, detail, err := conn.send(ctx, msg)
+		code, errCode, err := conn.send(ctx, msg)
 		switch {
 		case err == nil && (code == hl7.AA || code == hl7.CA):
 			n.metrics.sent.WithLabelValues("delivered").Inc()
 			return hl7.AA, nil
 		case err == nil && (code == hl7.AE || code == hl7.CE):
 			n.metrics.sent.WithLabelValues("rejected").Inc()
-			log.Warn("hl7 notification rejected by the endpoint (AE); not sent again", "detail", detail)
+			log.Warn("hl7 notification rejected by the endpoint (AE); not sent again", "err_code", errCode)
 			return hl7.AE, nil
 		case err == nil:
-			err = fmt.Errorf("the endpoint answered %s: %s", code, detail)
+			err = fmt.Errorf("the endpoint answered %s (ERR-3 %q)", model.BoundText(code, 8), errCode)
 		}
 		n.metrics.sent.WithLabelValues("retried").Inc()
 		log.Info("hl7 notification not accepted; retrying", "err", err, "wait", wait)
@@ -415,7 +416,8 @@ type endpointConn struct {
 	client   *hl7.Client
 }
 
-// send delivers one message and returns the acknowledgement code and its text.
+// send delivers one message and returns the acknowledgement code and the HL7 error code
+// (ERR-3) the endpoint gave, if any.
 func (c *endpointConn) send(ctx context.Context, msg []byte) (string, string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -443,13 +445,23 @@ func (c *endpointConn) send(ctx context.Context, msg []byte) (string, string, er
 	}
 	ack, err := hl7.Parse(raw)
 	if err != nil {
-		return "", "", fmt.Errorf("unreadable acknowledgement: %w", err)
+		var herr *hl7.Error
+		if errors.As(err, &herr) {
+			// Located, never quoted: the text may repeat the endpoint's answer.
+			return "", "", fmt.Errorf("unreadable acknowledgement (at %s, code %d)", herr.Location, herr.Code)
+		}
+		return "", "", errors.New("unreadable acknowledgement")
 	}
 	msa := ack.Segment("MSA")
 	if msa == nil {
 		return "", "", errors.New("the acknowledgement has no MSA segment")
 	}
-	return msa.Value(1, 1), msa.Value(3, 1), nil
+	// What the endpoint's text says is not kept: it may quote the patient it is about.
+	errCode := ""
+	if e := ack.Segment("ERR"); e != nil {
+		errCode = model.BoundText(e.Value(3, 1), 16)
+	}
+	return msa.Value(1, 1), errCode, nil
 }
 
 func (c *endpointConn) close() {

@@ -205,7 +205,7 @@ func patientFromPID(pid *hl7.Segment, seq int, resolve domainResolver) (pidPatie
 	if raw := value(pid.Field(7).Rep(1).Comp(1)); raw != "" {
 		d, err := hl7Date(raw)
 		if err != nil {
-			return out, hl7.Errorf(at(7), hl7.CodeDataType, "PID-7 (date of birth) %q %v", clip(raw), err)
+			return out, hl7.Errorf(at(7), hl7.CodeDataType, "PID-7 (date of birth) %q %v", fhir.Clip(raw), err)
 		}
 		p.BirthDate = d
 	}
@@ -213,7 +213,7 @@ func patientFromPID(pid *hl7.Segment, seq int, resolve domainResolver) (pidPatie
 	if sex := value(pid.Field(8).Rep(1).Comp(1)); sex != "" {
 		g, ok := administrativeSex[strings.ToUpper(sex)]
 		if !ok {
-			return out, hl7.Errorf(at(8), hl7.CodeTableValueNotFound, "PID-8 (administrative sex) %q is not in HL7 table 0001 (F, M, O, U, A, N)", clip(sex))
+			return out, hl7.Errorf(at(8), hl7.CodeTableValueNotFound, "PID-8 (administrative sex) %q is not in HL7 table 0001 (F, M, O, U, A, N)", fhir.Clip(sex))
 		}
 		p.Gender = g
 	}
@@ -248,7 +248,7 @@ func patientFromPID(pid *hl7.Segment, seq int, resolve domainResolver) (pidPatie
 	}
 	if raw := value(pid.Field(29).Rep(1).Comp(1)); raw != "" {
 		if _, err := hl7Date(raw); err != nil {
-			return out, hl7.Errorf(at(29), hl7.CodeDataType, "PID-29 (date of death) %q %v", clip(raw), err)
+			return out, hl7.Errorf(at(29), hl7.CodeDataType, "PID-29 (date of death) %q %v", fhir.Clip(raw), err)
 		}
 		p.DeceasedDateTime = hl7DateTime(raw)
 		out.prov.add("Patient.deceasedDateTime", at(29))
@@ -566,4 +566,12 @@ func fieldName(l hl7.Location) string {
 		name += fmt.Sprintf(".%d", l.Comp)
 	}
 	return name
+}
+
+// first is a list's first value, or "".
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }

@@ -97,7 +97,7 @@ func (s *Server) hl7Feed(w http.ResponseWriter, r *http.Request, rq *request) er
 		return writeHL7(w, status, ackFor(x, status, herr))
 	}
 	s.logger.Info("hl7 patient registered", "patient", model.PatientID(reg.key), "euid", reg.euid, "by", rq.principal.ID,
-		"event", x.h.Trigger, "control_id", boundText(x.h.ControlID, 64), "request_id", rq.id)
+		"event", x.h.Trigger, "control_id", model.BoundText(x.h.ControlID, 64), "request_id", rq.id)
 	return writeHL7(w, hl7Accepted, ackFor(x, hl7Accepted, nil))
 }
 
@@ -315,7 +315,7 @@ func queryName(qpd *hl7.Segment, ihe, code string) *hl7.Error {
 	if strings.EqualFold(n, ihe) || strings.EqualFold(n, code) {
 		return nil
 	}
-	return hl7.Errorf(hl7.At("QPD", 1), hl7.CodeTableValueNotFound, "QPD-1 (message query name) must be %q (or %s), not %q", ihe, code, clip(n))
+	return hl7.Errorf(hl7.At("QPD", 1), hl7.CodeTableValueNotFound, "QPD-1 (message query name) must be %q (or %s), not %q", ihe, code, fhir.Clip(n))
 }
 
 // pixQueryOf reads QPD-3 (the identifier: value and assigning authority) and QPD-4 (the
@@ -518,7 +518,7 @@ func pdqQueryOf(m *hl7.Message, resolve domainResolver) (pdqQuery, *hl7.Error) {
 		param, ok := pdqFields[name]
 		if !ok {
 			return q, hl7.Errorf(hl7.At("QPD", 3, rep, 1), hl7.CodeTableValueNotFound,
-				"QPD-3 field %q is not a supported PDQ parameter (@PID.3.1, @PID.3.4.x, @PID.5.1.1, @PID.5.2, @PID.7, @PID.8, @PID.11.3, @PID.11.5, @PID.13.1, @PID.13.4)", clip(name))
+				"QPD-3 field %q is not a supported PDQ parameter (@PID.3.1, @PID.3.4.x, @PID.5.1.1, @PID.5.2, @PID.7, @PID.8, @PID.11.3, @PID.11.5, @PID.13.1, @PID.13.4)", fhir.Clip(name))
 		}
 		if v == "" {
 			return q, hl7.Errorf(hl7.At("QPD", 3, rep, 2), hl7.CodeRequiredFieldMissing, "QPD-3 field %s has no value", name)
@@ -541,13 +541,13 @@ func pdqQueryOf(m *hl7.Message, resolve domainResolver) (pdqQuery, *hl7.Error) {
 		case "birthdate":
 			d, err := hl7Date(v)
 			if err != nil {
-				return q, hl7.Errorf(hl7.At("QPD", 3, rep, 2), hl7.CodeDataType, "@PID.7 %q %v", clip(v), err)
+				return q, hl7.Errorf(hl7.At("QPD", 3, rep, 2), hl7.CodeDataType, "@PID.7 %q %v", fhir.Clip(v), err)
 			}
 			v = d
 		case "gender":
 			g, ok := administrativeSex[strings.ToUpper(v)]
 			if !ok {
-				return q, hl7.Errorf(hl7.At("QPD", 3, rep, 2), hl7.CodeTableValueNotFound, "@PID.8 %q is not in HL7 table 0001", clip(v))
+				return q, hl7.Errorf(hl7.At("QPD", 3, rep, 2), hl7.CodeTableValueNotFound, "@PID.8 %q is not in HL7 table 0001", fhir.Clip(v))
 			}
 			v = g
 		}

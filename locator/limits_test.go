@@ -178,7 +178,7 @@ func TestInputLimitsAtTheEdge(t *testing.T) {
 			}
 		}
 		for _, master := range []string{"lim-doc", name40k} {
-			if _, ok, _ := tx.Document(DocumentID(search.Identifier{System: "urn:ietf:rfc:3986", Value: master})); ok {
+			if _, ok, _ := tx.Document(fhir.DocumentID(search.Identifier{System: "urn:ietf:rfc:3986", Value: master})); ok {
 				t.Errorf("refused document %.40s is registered", master)
 			}
 		}

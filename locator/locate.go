@@ -194,7 +194,7 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 			return err
 		}
 		var withhold []string
-		if sq.PatientRecords, sq.PersonEUIDs, withhold, err = rq.guard.documentScope(tx, records, euids); err != nil {
+		if sq.PatientRecords, sq.PersonEUIDs, withhold, err = rq.guard.DocumentScope(guardState{tx}, records, euids); err != nil {
 			return err
 		}
 		sq.ExcludeSecurityLabels = append(sq.ExcludeSecurityLabels, withhold...)
@@ -212,7 +212,7 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 			if !ok {
 				continue
 			}
-			body, err := storedDocumentResource(sd)
+			body, err := fhir.StoredDocument(sd.Resource, sd.Document, sd.Version, sd.Updated)
 			if err != nil {
 				return err
 			}
@@ -363,7 +363,7 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request, rq *request) err
 			score := cands[0].Score
 			res.EUID, res.Grade, res.Score = cands[0].EUID, cands[0].Grade, &score
 		}
-		d, err := rq.guard.person(tx, res.EUID)
+		d, err := rq.guard.Person(guardState{tx}, res.EUID)
 		if err != nil {
 			return err
 		}

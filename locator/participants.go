@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/policy"
@@ -19,144 +18,31 @@ import (
 )
 
 const (
-	endpointContainedID = "endpoint"
-	endpointPayloadType = "http://terminology.hl7.org/CodeSystem/endpoint-payload-type"
-	maxSearchCount      = 1000
-	defaultSearchCount  = 100
+	maxSearchCount     = 1000
+	defaultSearchCount = 100
 )
 
-// toOrganization renders a participant as a FHIR Organization. The token hash never
-// leaves the server.
+// toOrganization renders a participant as a FHIR Organization, with the purposes of use it
+// is allowed. The token hash never leaves the server.
 func toOrganization(p model.Participant) fhir.Organization {
-	active := p.Active
-	o := fhir.Organization{
-		ResourceType: "Organization",
-		ID:           p.ID,
-		Meta:         &fhir.Meta{VersionID: strconv.FormatUint(p.Version, 10), LastUpdated: p.Updated.UTC().Format(time.RFC3339Nano)},
-		Extension:    []fhir.Extension{{URL: fhir.ParticipantRoleURL, ValueCode: string(p.Role)}},
-		Active:       &active,
-		Type:         []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: fhir.ParticipantKindSystem, Code: string(p.Kind)}}}},
-		Name:         p.Name,
-	}
+	var purposes []string
 	for _, pu := range policy.Allowed(p) {
-		o.Extension = append(o.Extension, fhir.Extension{URL: fhir.PurposeOfUseURL, ValueCode: string(pu)})
+		purposes = append(purposes, string(pu))
 	}
-	if p.IdentifierSystem != "" {
-		o.Identifier = []fhir.Identifier{{Use: "official", System: fhir.URISystem, Value: p.IdentifierSystem}}
-	}
-	if p.Endpoint != "" {
-		o.Contained = []fhir.Endpoint{{
-			ResourceType:   "Endpoint",
-			ID:             endpointContainedID,
-			Status:         "active",
-			ConnectionType: fhir.Coding{System: fhir.EndpointConnectionType, Code: "hl7-fhir-rest"},
-			PayloadType:    []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: endpointPayloadType, Code: "any"}}}},
-			Address:        p.Endpoint,
-		}}
-		o.Endpoint = []fhir.Reference{{Reference: "#" + endpointContainedID}}
-	}
-	return o
+	return fhir.OrganizationOf(p, purposes)
 }
 
 // fromOrganization reads a participant out of an Organization, naming the element at fault
-// in every error.
+// in every error; purposes of use become canonical codes.
 func fromOrganization(o fhir.Organization) (model.Participant, error) {
-	p := model.Participant{ID: o.ID, Name: strings.TrimSpace(o.Name), Role: model.RoleParticipant, Active: true}
-	var purposes []string
-	if err := model.ValidateID("Organization.id", o.ID); err != nil {
-		return p, fhir.Invalid("Organization.id", "%v (it is the participant id)", err)
+	p, purposes, err := fhir.ParticipantOf(o)
+	if err != nil {
+		return p, err
 	}
-	if p.Name == "" {
-		return p, fhir.Invalid("Organization.name", "Organization.name is required")
-	}
-	if o.Active != nil {
-		p.Active = *o.Active
-	}
-	for _, t := range o.Type {
-		for _, c := range t.Coding {
-			if c.System == fhir.ParticipantKindSystem {
-				p.Kind = model.ParticipantKind(c.Code)
-			}
-		}
-	}
-	if p.Kind == "" {
-		return p, fhir.Invalid("Organization.type", "Organization.type needs a coding from %s (hospital, practice, lab or hie)", fhir.ParticipantKindSystem)
-	}
-	if err := model.ValidateKind(p.Kind); err != nil {
-		return p, fhir.Invalid("Organization.type", "%v", err)
-	}
-	for i, e := range o.Extension {
-		switch e.URL {
-		case fhir.ParticipantRoleURL:
-			p.Role = model.Role(e.ValueCode)
-			if err := model.ValidateRole(p.Role); err != nil {
-				return p, fhir.Invalid(fmt.Sprintf("Organization.extension[%d]", i), "%v", err)
-			}
-		case fhir.PurposeOfUseURL:
-			// Collected below; no extension at all means the role's default purposes.
-			purposes = append(purposes, e.ValueCode)
-		case fhir.ParticipantTokenURL:
-			return p, fhir.Invalid(fmt.Sprintf("Organization.extension[%d]", i), "tokens are issued by rls, never sent to it")
-		default:
-			return p, fhir.Invalid(fmt.Sprintf("Organization.extension[%d]", i), "unsupported extension %q", e.URL)
-		}
-	}
-	for i, id := range o.Identifier {
-		if id.System != fhir.URISystem {
-			return p, fhir.Invalid(fmt.Sprintf("Organization.identifier[%d].system", i), "only the assigning authority identifier (system %s, value the URI of the participant's MRNs) is supported", fhir.URISystem)
-		}
-		if p.IdentifierSystem != "" {
-			return p, fhir.Invalid(fmt.Sprintf("Organization.identifier[%d]", i), "a participant has one assigning authority")
-		}
-		if err := model.ValidateSystemURI("identifier system", id.Value); err != nil {
-			return p, fhir.Invalid(fmt.Sprintf("Organization.identifier[%d].value", i), "%v", err)
-		}
-		p.IdentifierSystem = id.Value
-	}
-	for i, ref := range o.Endpoint {
-		ep, ok := containedEndpoint(o, ref.Reference)
-		if !ok {
-			return p, fhir.Invalid(fmt.Sprintf("Organization.endpoint[%d]", i), "endpoint must reference a contained Endpoint (\"#id\"); got %q", ref.Reference)
-		}
-		if err := model.ValidateHTTPURL("endpoint address", ep.Address); err != nil {
-			return p, fhir.Invalid("Organization.contained.address", "%v", err)
-		}
-		p.Endpoint = ep.Address
-	}
-	if len(o.Endpoint) > 1 {
-		return p, fhir.Invalid("Organization.endpoint", "a participant has one endpoint")
-	}
-	for i, c := range o.Contained {
-		if c.ResourceType != "Endpoint" {
-			return p, fhir.Invalid(fmt.Sprintf("Organization.contained[%d]", i), "only a contained Endpoint is supported")
-		}
-	}
-	if err := p.Validate(); err != nil {
-		return p, fhir.Invalid("Organization", "%v", err)
-	}
-	var err error
 	if p.Purposes, err = policy.CanonicalPurposes(purposes); err != nil {
 		return p, fhir.Invalid("Organization.extension", "%v", err)
 	}
 	return p, nil
-}
-
-func containedEndpoint(o fhir.Organization, ref string) (fhir.Endpoint, bool) {
-	id, ok := strings.CutPrefix(ref, "#")
-	if !ok {
-		return fhir.Endpoint{}, false
-	}
-	for _, c := range o.Contained {
-		if c.ID == id && c.ResourceType == "Endpoint" {
-			return c, true
-		}
-	}
-	return fhir.Endpoint{}, false
-}
-
-func withToken(o fhir.Organization, token string) fhir.Organization {
-	o.Extension = append(o.Extension, fhir.Extension{URL: fhir.ParticipantTokenURL, ValueString: token})
-	return o
 }
 
 func header(rq *request) command.Header {
@@ -170,7 +56,7 @@ func writeParticipant(w http.ResponseWriter, status int, a raft.Applied, token s
 	}
 	o := toOrganization(p)
 	if token != "" {
-		o = withToken(o, token)
+		o = fhir.WithToken(o, token)
 	}
 	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, p.Version))
 	w.Header().Set("Last-Modified", p.Updated.UTC().Format(http.TimeFormat))

@@ -14,8 +14,8 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -84,7 +84,7 @@ func (s *Server) decodePatient(ctx context.Context, rq *request) (registration, 
 	if err := fhir.Decode(bytes.NewReader(rq.body), "Patient", &reg.patient); err != nil {
 		return reg, err
 	}
-	rec, err := patientRecord(reg.patient, s.ownSystem(ctx, rq.principal))
+	rec, err := fhir.RecordOf(reg.patient, s.ownSystem(ctx, rq.principal))
 	if err != nil {
 		return reg, err
 	}
@@ -92,7 +92,7 @@ func (s *Server) decodePatient(ctx context.Context, rq *request) (registration, 
 	if reg.replacedBy, err = s.replacedBy(ctx, reg); err != nil {
 		return reg, err
 	}
-	reg.resource, err = canonicalResource(reg.patient)
+	reg.resource, err = fhir.CanonicalPatient(reg.patient)
 	return reg, err
 }
 
@@ -108,7 +108,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rq *request, r
 	if err != nil {
 		return err
 	}
-	out := a.Value.([]fsm.Registered)[0]
+	out := a.Value.([]raft.Registered)[0]
 	if out.Err != nil {
 		return out.Err
 	}
@@ -118,11 +118,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rq *request, r
 		}
 	}
 	rq.disclose([]string{out.Decision.EUID}, []string{out.Patient.ID})
-	p, err := storedPatient(out.Patient, &mpi.StoredRecord{EUID: out.Decision.EUID, Record: fsm.MPIRecord(reg.record)})
+	p, err := fhir.StoredPatient(out.Patient, &mpi.StoredRecord{EUID: out.Decision.EUID, Record: reg.record.MPIRecord()})
 	if err != nil {
 		return err
 	}
-	p.Extension = append(p.Extension, mustJSON(decisionExtension(out.Decision)))
+	p.Extension = append(p.Extension, mustJSON(fhir.DecisionExtension(out.Decision)))
 	status := http.StatusOK
 	if out.Patient.Version == 1 {
 		status = http.StatusCreated
@@ -133,20 +133,6 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rq *request, r
 	s.logger.Info("patient registered", "patient", out.Patient.ID, "euid", out.Decision.EUID, "outcome", out.Decision.Outcome,
 		"score", out.Decision.Score, "by", rq.principal.ID, "request_id", rq.id)
 	return writeFHIR(w, status, p)
-}
-
-// decisionExtension reports how matching decided a registration.
-func decisionExtension(d mpi.Decision) fhir.Extension {
-	score := d.Score
-	ext := fhir.Extension{URL: fhir.MatchDecisionURL, Extension: []fhir.Extension{
-		{URL: "outcome", ValueCode: string(d.Outcome)},
-		{URL: "score", ValueDecimal: &score},
-		{URL: "person", ValueReference: &fhir.Reference{Reference: "Person/" + d.EUID}},
-	}}
-	if d.Review != nil {
-		ext.Extension = append(ext.Extension, fhir.Extension{URL: "review", ValueString: d.Review.Reason})
-	}
-	return ext
 }
 
 // createPatient is POST /fhir/Patient. The identifier in the caller's system is the
@@ -297,7 +283,7 @@ func (s *Server) readPatient(w http.ResponseWriter, r *http.Request, rq *request
 	err := s.node.State().View(func(tx *state.Tx) error {
 		id := r.PathValue("id")
 		if key, ok := tx.PatientKeyByID(id); ok {
-			if d, err := rq.guard.record(tx, key); err != nil {
+			if d, err := rq.guard.Record(guardState{tx}, key); err != nil {
 				return err
 			} else if !d.Disclose {
 				return patientNotFound(id)
@@ -335,7 +321,7 @@ func loadPatientByKey(tx *state.Tx, key string) (fhir.Patient, error) {
 	if !ok || sr == nil {
 		return fhir.Patient{}, fmt.Errorf("record %s: %w", key, state.ErrNotFound)
 	}
-	return storedPatient(meta, sr)
+	return fhir.StoredPatient(meta, sr)
 }
 
 // readPerson is GET /fhir/Person/{euid}: the enterprise identity with a link to each of
@@ -347,7 +333,7 @@ func (s *Server) readPerson(w http.ResponseWriter, r *http.Request, rq *request)
 		if _, ok, err := tx.MPI().Person(euid); err != nil {
 			return err
 		} else if ok {
-			if d, err := rq.guard.person(tx, euid); err != nil {
+			if d, err := rq.guard.Person(guardState{tx}, euid); err != nil {
 				return err
 			} else if !d.Disclose {
 				return personNotFound(euid)
@@ -372,7 +358,7 @@ func loadPerson(tx *state.Tx, euid string) (fhir.Person, error) {
 	if !ok {
 		return fhir.Person{}, personNotFound(euid)
 	}
-	var records []personRecord
+	var records []fhir.PersonRecord
 	for _, key := range mp.Records {
 		meta, _, err := tx.PatientMeta(string(key))
 		if err != nil {
@@ -383,91 +369,10 @@ func loadPerson(tx *state.Tx, euid string) (fhir.Person, error) {
 			return fhir.Person{}, err
 		}
 		if sr != nil {
-			records = append(records, personRecord{meta: meta, record: sr.Record})
+			records = append(records, fhir.PersonRecord{Meta: meta, Record: sr.Record})
 		}
 	}
-	return personResource(euid, records), nil
-}
-
-type personRecord struct {
-	meta   model.PatientMeta
-	record mpi.Record
-}
-
-// personResource builds a Person: every record's identifier and a link to it, and the
-// golden view of the demographics (for each field the value most records agree on, ties
-// going to the most recently updated record).
-func personResource(euid string, records []personRecord) fhir.Person {
-	active := true
-	p := fhir.Person{ResourceType: "Person", ID: euid, Active: &active,
-		Identifier: []fhir.Identifier{{Use: "official", System: fhir.EUIDSystem, Value: euid}}}
-	// Most recent first, so that ties in golden() go to it.
-	slices.SortStableFunc(records, func(a, b personRecord) int { return b.meta.Updated.Compare(a.meta.Updated) })
-	for _, r := range records {
-		p.Identifier = append(p.Identifier, fhir.Identifier{Use: "usual", System: r.record.System, Value: r.record.Value})
-		p.Link = append(p.Link, fhir.PersonLink{Target: fhir.Reference{Reference: "Patient/" + model.PatientID(string(r.record.Key()))}, Assurance: "level3"})
-	}
-	pick := func(get func(mpi.Record) string) string {
-		var values []string
-		for _, r := range records {
-			values = append(values, get(r.record))
-		}
-		return golden(values)
-	}
-	given := pick(func(r mpi.Record) string { return strings.Join(r.Given, " ") })
-	family := pick(func(r mpi.Record) string { return r.Family })
-	if given != "" || family != "" {
-		n := fhir.HumanName{Use: "official", Family: family}
-		if given != "" {
-			n.Given = strings.Fields(given)
-		}
-		p.Name = []fhir.HumanName{n}
-	}
-	p.BirthDate = fhirBirthDate(pick(func(r mpi.Record) string { return r.BirthDate }))
-	p.Gender = fhirGender(pick(func(r mpi.Record) string { return r.Sex }))
-	line := pick(func(r mpi.Record) string { return strings.Join(r.AddressLines, "\n") })
-	city, st, zip := pick(func(r mpi.Record) string { return r.City }), pick(func(r mpi.Record) string { return r.State }), pick(func(r mpi.Record) string { return r.PostalCode })
-	if line != "" || city != "" || st != "" || zip != "" {
-		a := fhir.Address{Use: "home", City: city, State: st, PostalCode: zip}
-		if line != "" {
-			a.Line = strings.Split(line, "\n")
-		}
-		p.Address = []fhir.Address{a}
-	}
-	if ph := pick(func(r mpi.Record) string { return first(r.Phones) }); ph != "" {
-		p.Telecom = append(p.Telecom, fhir.ContactPoint{System: "phone", Value: ph})
-	}
-	if em := pick(func(r mpi.Record) string { return r.Email }); em != "" {
-		p.Telecom = append(p.Telecom, fhir.ContactPoint{System: "email", Value: em})
-	}
-	return p
-}
-
-// golden returns the non-empty value that occurs most often; ties go to the earliest.
-func golden(values []string) string {
-	best, bestN := "", 0
-	for i, v := range values {
-		if v == "" {
-			continue
-		}
-		n := 0
-		for _, w := range values[i:] {
-			if w == v {
-				n++
-			}
-		}
-		if n > bestN {
-			best, bestN = v, n
-		}
-	}
-	return best
-}
-
-func first(s []string) string {
-	if len(s) == 0 {
-		return ""
-	}
-	return s[0]
+	return fhir.PersonOf(euid, records), nil
 }
 
 func mustJSON(v any) []byte {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -56,7 +55,7 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 				}
 			}
 		case "gender":
-			if gender = fhirGender(v); gender == "" {
+			if gender = fhir.Gender(v); gender == "" {
 				return fhir.Invalid("gender", "gender %q must be male, female, other or unknown", v)
 			}
 		case "address-postalcode":
@@ -101,7 +100,10 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 	n := mpi.Normalize(mpi.Record{Family: family, Given: nonEmpty(given), PostalCode: pq.Postal, City: pq.City, Phones: nonEmpty(pq.Phone), Email: pq.Email, Sex: gender})
 	pq.Family, pq.FamilyCode, pq.Given, pq.GivenCode, pq.FormalCodes = n.Family, n.FamilyCode, n.Given, n.GivenCode, n.FormalCodes
 	pq.Postal, pq.City, pq.Email, pq.Sex = n.Postal, n.City, n.Email, n.Sex
-	pq.Phone = first(n.Phones)
+	pq.Phone = ""
+	if len(n.Phones) > 0 {
+		pq.Phone = n.Phones[0]
+	}
 	pq.BirthFrom, pq.BirthTo = bounds.from, bounds.to
 	pq.IdentifierValue = idValue
 	if bounds.impossible() {
@@ -145,7 +147,7 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 			hits = keep(hits, func(h state.PatientHit) bool { sys, _ := h.Key.Split(); return sys == idSystem })
 		}
 		var err error
-		if hits, err = rq.guard.patientHits(tx, hits); err != nil {
+		if hits, err = visibleHits(rq.guard, tx, hits); err != nil {
 			return err
 		}
 		if len(hits) > MaxParticipantMatches && !rq.principal.IsAdmin() {
@@ -376,11 +378,11 @@ func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *reques
 	if err := fhir.Decode(bytes.NewReader(resource), "Patient", &patient); err != nil {
 		return err
 	}
-	rec, err := patientRecord(patient, func([]string) (string, error) { return "", nil })
+	rec, err := fhir.RecordOf(patient, func([]string) (string, error) { return "", nil })
 	if err != nil {
 		return err
 	}
-	query := fsm.MPIRecord(rec)
+	query := rec.MPIRecord()
 	query.System, query.Value = "", "" // a query is not a record: do not exclude any
 
 	var entries []fhir.BundleEntry
@@ -402,7 +404,7 @@ func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *reques
 			if onlyCertain && c.Grade != mpi.GradeCertain {
 				continue
 			}
-			if d, err := rq.guard.person(tx, c.EUID); err != nil {
+			if d, err := rq.guard.Person(guardState{tx}, c.EUID); err != nil {
 				return err
 			} else if !d.Disclose {
 				continue
@@ -483,7 +485,7 @@ func (s *Server) pix(w http.ResponseWriter, r *http.Request, rq *request) error 
 		}
 		// Cross-references reveal the person, so the person's directives decide, even
 		// when the source record is the caller's own.
-		if d, err := rq.guard.person(tx, sr.EUID); err != nil {
+		if d, err := rq.guard.Person(guardState{tx}, sr.EUID); err != nil {
 			return err
 		} else if !d.Disclose {
 			return missing

@@ -9,8 +9,8 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/state"
 )
 
@@ -65,7 +65,7 @@ const (
 
 // rematch is POST /v1/mpi/rematch: every registered record's link is decided again under
 // the current match configuration, in replicated batches of records in key order, each an
-// MPIRematch command that keeps every steward decision (see fsm.applyMPIRematch). With
+// MPIRematch command that keeps every steward decision (see raft/fsm, applyMPIRematch). With
 // dry_run the same commands are applied to a private copy of the leader's state and
 // nothing is replicated. It answers with what changed.
 func (s *Server) rematch(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -99,27 +99,34 @@ func (s *Server) rematch(w http.ResponseWriter, r *http.Request, rq *request) er
 	// as its records are decided one by one: a record decided early may join one part
 	// before the others have met. So the records whose person changed are decided again,
 	// pass after pass, until a pass changes none (at most maxRematchPasses).
-	apply := func(ctx context.Context, batches []command.Payload) ([]fsm.Response, error) {
-		var out []fsm.Response
-		for _, b := range batches {
-			a, err := s.node.Apply(ctx, command.TypeMPIRematch, header(rq), b)
-			if err != nil {
-				return out, fmt.Errorf("rematch stopped (index %d): %w", rep.Index, err)
-			}
-			rep.Index = a.Index
-			out = append(out, fsm.Response{Value: a.Value})
-		}
-		return out, nil
-	}
+	var target interface {
+		Apply(context.Context, command.Type, command.Header, command.Payload) (raft.Applied, error)
+	} = s.node
 	if req.DryRun {
 		sb, err := s.node.Sandbox()
 		if err != nil {
 			return err
 		}
 		defer sb.Close()
-		apply = func(ctx context.Context, batches []command.Payload) ([]fsm.Response, error) {
-			return sb.Apply(ctx, command.TypeMPIRematch, header(rq), batches)
+		target = sb
+	}
+	apply := func(ctx context.Context, batches []command.Payload) ([][]raft.Rematched, error) {
+		var out [][]raft.Rematched
+		for _, b := range batches {
+			a, err := target.Apply(ctx, command.TypeMPIRematch, header(rq), b)
+			if err != nil {
+				return out, fmt.Errorf("rematch stopped (index %d): %w", rep.Index, err)
+			}
+			if !req.DryRun {
+				rep.Index = a.Index
+			}
+			outs, ok := a.Value.([]raft.Rematched)
+			if !ok {
+				return out, fmt.Errorf("unexpected rematch result %T", a.Value)
+			}
+			out = append(out, outs)
 		}
+		return out, nil
 	}
 	origin := map[string]string{}
 	final := map[string]rematchOutcome{}
@@ -134,14 +141,7 @@ func (s *Server) rematch(w http.ResponseWriter, r *http.Request, rq *request) er
 			return fmt.Errorf("pass %d: %w", pass, err)
 		}
 		var moved []mpi.RecordKey
-		for _, res := range results {
-			if res.Err != nil {
-				return res.Err
-			}
-			outs, ok := res.Value.([]fsm.Rematched)
-			if !ok {
-				return fmt.Errorf("unexpected rematch result %T", res.Value)
-			}
+		for _, outs := range results {
 			for _, o := range outs {
 				if _, seen := origin[o.Record]; !seen {
 					origin[o.Record] = o.From
@@ -179,7 +179,7 @@ const maxRematchPasses = 4
 
 // rematchOutcome is a record's outcome over all passes (From is where it was before the
 // first).
-type rematchOutcome struct{ fsm.Rematched }
+type rematchOutcome struct{ raft.Rematched }
 
 // rematchBatches cuts keys into MPIRematch commands of batch records, each record with a
 // new EUID drawn for it; the first command of a first pass also drops the legacy index.
@@ -200,7 +200,7 @@ func rematchBatches(keys []mpi.RecordKey, batch int, first bool) ([]command.Payl
 }
 
 // add counts one record's outcome into the report.
-func (rep *RematchReport) add(o fsm.Rematched) {
+func (rep *RematchReport) add(o raft.Rematched) {
 	rep.Records++
 	switch {
 	case o.Err != nil:

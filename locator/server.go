@@ -1,10 +1,17 @@
 // Package locator is rls's API: FHIR R4 under /fhir and native JSON under /v1, served by
-// every node. It authenticates the calling participant, enforces roles in one place (the
-// route table), turns writes into Raft commands stamped on the leader (forwarding them
-// there from a follower), serves reads at the consistency the caller asks for, and exposes
-// health and Prometheus metrics.
+// every node, and the HL7 v2 interface (ITI-8, ITI-9, ITI-21 over MLLP, whose messages
+// take the same path through internal routes; ITI-10 notifications sent by the leader). It
+// authenticates the calling participant, enforces roles in one place (the route table),
+// turns writes into Raft commands stamped on the leader (forwarding them there from a
+// follower), serves reads at the consistency the caller asks for, and exposes health and
+// Prometheus metrics.
 //
-// Only cmd/ imports this package. It must never be imported by raft/, mpi/ or search/.
+// Its parts with a job of their own are subpackages, none of which imports locator: fhir
+// (resources, decoding, mapping), hl7 (the HL7 v2 wire format and MLLP), policy (the
+// access rules and the request guard), fence (security changes on every node at once),
+// audit (audit capture and group commit) and nodeauth (node-to-node authentication). Only cmd/ imports this package. It must never be
+// imported by raft/, mpi/ or search/, and it reaches the FSM only through raft (never
+// raft/fsm).
 package locator
 
 import (
@@ -30,10 +37,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rls-hie/rls/locator/audit"
+	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/locator/nodeauth"
+	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
-	"github.com/rls-hie/rls/raft/pki"
 )
 
 // Response headers every answer carries.
@@ -171,9 +180,12 @@ type Server struct {
 	// audit group-commits the audit entries of this node's requests.
 	audit        *audit.Batcher
 	auditClient  *http.Client
-	auditMetrics *auditMetrics
-	privacy      *privacy
-	edge         *edge
+	auditMetrics *audit.Metrics
+	// fence makes security changes hold on every node once acknowledged; limiter is the
+	// per-participant rate limit.
+	fence   *fence.Fence
+	limiter *policy.Limiter
+	edge    *edge
 }
 
 // access is who may call a route.
@@ -215,9 +227,9 @@ type request struct {
 	// entry records them.
 	purpose    string
 	breakGlass string
-	guard      *guard
+	guard      *policy.Guard
 	// audit is the request's audit entry in the making (nil if the route is not audited).
-	audit *auditState
+	audit *audit.Capture
 	// addr is the client's address (see clientAddress); fromNode: another node of the
 	// cluster sent the request (see fromNode), so the per-address limits do not apply.
 	addr     string
@@ -268,7 +280,8 @@ func New(opts Options) *Server {
 	s.forward = newForwardClient(s)
 	s.auditClient = &http.Client{Timeout: opts.ForwardTimeout, Transport: peerTransport(opts.PeerTLS)}
 	s.audit = audit.NewBatcher(s.commitAudit, audit.BatcherOptions{Timeout: opts.ForwardTimeout})
-	s.privacy = newPrivacy(s, opts)
+	s.fence = fence.New(s.node, opts.FenceInterval, peerTransport(opts.PeerTLS), s.localClusterKey, opts.Logger)
+	s.limiter = policy.NewLimiter(opts.RateLimit, opts.RateBurst, nil)
 	var reg prometheus.Registerer
 	if opts.Registry != nil {
 		reg = opts.Registry
@@ -276,7 +289,7 @@ func New(opts Options) *Server {
 	s.edge = newEdge(opts, opts.Logger, reg)
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
-		s.auditMetrics = newAuditMetrics(opts.Registry)
+		s.auditMetrics = audit.NewMetrics(opts.Registry)
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	}
 	for _, rt := range append(s.routes(), s.hl7Routes()...) {
@@ -414,16 +427,16 @@ func (s *Server) wrap(rt route) http.Handler {
 		if rt.access == public && status < 400 {
 			level = slog.LevelDebug
 		}
-		s.logger.Log(r.Context(), level, "http request", "method", boundText(r.Method, 16), "path", boundText(r.URL.Path, maxLoggedPath), "route", rt.pattern,
+		s.logger.Log(r.Context(), level, "http request", "method", model.BoundText(r.Method, 16), "path", model.BoundText(r.URL.Path, maxLoggedPath), "route", rt.pattern,
 			"status", status, "duration_ms", time.Since(start).Milliseconds(), "participant", rq.principal.ID,
-			"request_id", rq.id, "remote", boundText(r.RemoteAddr, model.MaxSourceLength), "forwarded", rw.forwarded)
+			"request_id", rq.id, "remote", model.BoundText(r.RemoteAddr, model.MaxSourceLength), "forwarded", rw.forwarded)
 	})
 }
 
 func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request) error {
 	// A node certificate proves a node at once; a node credential needs the body it signs.
 	rq.fromNode = s.tlsFromNode(r)
-	signed := !rq.fromNode && r.Header.Get(headerNodeCredential) != ""
+	signed := !rq.fromNode && nodeauth.Signed(r)
 	if !rq.fromNode && !signed {
 		if err := s.edge.admitAddress(rq.addr); err != nil {
 			rq.refused = true
@@ -445,7 +458,7 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		rq.fromNode = s.fromNode(r, rq)
 		if !rq.fromNode {
 			// Not a node after all (a forged or stale credential): a client like any other.
-			r.Header.Del(headerNodeCredential)
+			r.Header.Del(nodeauth.Header)
 			s.edge.refuse(refusedUnauthenticated, rq.addr, rt.pattern, rq.id)
 			if err := s.edge.admitAddress(rq.addr); err != nil {
 				rq.refused = true
@@ -483,7 +496,7 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 	}
 	if !rt.diagnostic && rt.access != clusterNode {
 		// Before authentication: a token revoked everywhere must not pass here.
-		if err := s.privacy.fence.admit(r.Context()); err != nil {
+		if err := s.fence.Admit(r.Context()); err != nil {
 			return err
 		}
 	}
@@ -499,15 +512,6 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		return err
 	}
 	return rt.handle(w, r, rq)
-}
-
-// tlsFromNode reports a request over TLS with a node certificate of the cluster CA.
-func (s *Server) tlsFromNode(r *http.Request) bool {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		return false
-	}
-	_, ok := pki.IsClusterNode(r.TLS.VerifiedChains[0], s.opts.ClusterCA)
-	return ok
 }
 
 // consistency reads the read mode from ?consistency= or the X-Rls-Consistency header.
@@ -650,19 +654,18 @@ func (w *responseWriter) discard() {
 	}
 }
 
+// writeJSON answers with v as indented JSON (the native API).
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write response: %w", err)
-	}
-	return nil
+	return writeAs(w, "application/json", status, v)
 }
 
+// writeFHIR answers with a FHIR resource.
 func writeFHIR(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/fhir+json")
+	return writeAs(w, "application/fhir+json", status, v)
+}
+
+func writeAs(w http.ResponseWriter, contentType string, status int, v any) error {
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

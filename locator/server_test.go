@@ -4,19 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/rafttest"
 )
 
 const testAdminToken = "rls_test_admin"
@@ -42,27 +41,12 @@ func newTestAPI(t *testing.T, options ...func(*Options)) *testAPI {
 // is built and the server before it serves.
 func newTestAPIWith(t testing.TB, adjust func(*Options) func(*Server)) *testAPI {
 	t.Helper()
-	// The API listens first: a port closed before the next is taken may be handed out again.
 	srv := httptest.NewUnstartedServer(nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := l.Addr().String()
-	l.Close()
 	reg := prometheus.NewRegistry()
-	node, err := raft.Open(raft.Config{
-		Registerer: reg,
-		NodeID:     "n1", DataDir: t.TempDir(), BindAddr: raftAddr, HTTPAddr: "http://" + srv.Listener.Addr().String(),
-		Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-		BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: TokenHash(testAdminToken)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	node := rafttest.Start(t, rafttest.Options{HTTPAddr: "http://" + srv.Listener.Addr().String(), AdminTokenHash: TokenHash(testAdminToken), Registerer: reg})
 	// The per-address limits would count every test's deliberate refusals from loopback
 	// together; TestEdgeLimits turns them on.
-	opts := Options{Node: node, Registry: reg, TempDir: t.TempDir(), MaxBodyBytes: 64 << 10, AddressRateLimit: -1, AuthFailureRate: -1}
+	opts := Options{Node: node.Node, Registry: reg, TempDir: t.TempDir(), MaxBodyBytes: 64 << 10, AddressRateLimit: -1, AuthFailureRate: -1}
 	var after func(*Server)
 	if adjust != nil {
 		after = adjust(&opts)
@@ -73,23 +57,8 @@ func newTestAPIWith(t testing.TB, adjust func(*Options) func(*Server)) *testAPI 
 	}
 	srv.Config.Handler = api.Handler()
 	srv.Start()
-	t.Cleanup(func() {
-		srv.Close()
-		node.Close()
-	})
-	a := &testAPI{t: t, url: srv.URL, node: node}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, _, _ := a.do("GET", "/fhir/Organization/admin", testAdminToken, nil, nil)
-		if code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("API not ready: %d", code)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return a
+	t.Cleanup(srv.Close)
+	return &testAPI{t: t, url: srv.URL, node: node.Node}
 }
 
 func (a *testAPI) do(method, path, token string, body any, header map[string]string) (int, []byte, http.Header) {

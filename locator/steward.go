@@ -6,8 +6,8 @@ import (
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
@@ -35,7 +35,7 @@ func (s *Server) steward(w http.ResponseWriter, r *http.Request, rq *request, ty
 	if err != nil {
 		return err
 	}
-	rel := a.Value.(fsm.Relinked)
+	rel := a.Value.(raft.Relinked)
 	rq.disclose([]string{rel.EUID, rel.From}, recordIDs(rel.Records))
 	s.logger.Info("steward action", "action", typ.String(), "euid", rel.EUID, "from", rel.From, "records", len(rel.Records), "by", rq.principal.ID)
 	w.Header().Set(HeaderRaftIndex, strconv.FormatUint(a.Index, 10))
@@ -58,21 +58,21 @@ func (s *Server) stewardRequest(rq *request, required ...string) (StewardRequest
 			return req, fhir.Invalid("record", "record must be an identifier system|value")
 		}
 		if err := model.CheckRecordKey("record", req.Record); err != nil {
-			return req, limitError("record", err)
+			return req, fhir.LimitError("record", err)
 		}
 	}
 	for _, id := range []struct{ name, value string }{{"euid", req.EUID}, {"from", req.From}, {"into", req.Into}} {
 		if id.value != "" {
 			if err := model.CheckID(id.name, id.value); err != nil {
-				return req, limitError(id.name, err)
+				return req, fhir.LimitError(id.name, err)
 			}
 		}
 	}
 	if err := model.CheckText("decision", req.Decision, model.MaxCodeLength); err != nil {
-		return req, limitError("decision", err)
+		return req, fhir.LimitError("decision", err)
 	}
 	if err := model.CheckFreeText("reason", req.Reason, model.MaxReasonLength); err != nil {
-		return req, limitError("reason", err)
+		return req, fhir.LimitError("reason", err)
 	}
 	return req, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rls-hie/rls/raft"
-	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/pki"
+	"github.com/rls-hie/rls/raft/rafttest"
 )
 
 // tlsFixture is one node whose API is served over TLS twice: requiring client
@@ -68,24 +66,10 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 	if f.otherCA, err = pki.NewCA("other CA", now.Add(-time.Hour), now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	// The API listens first: a port closed before the next is taken may be handed out again.
 	require := httptest.NewUnstartedServer(nil)
 	request := httptest.NewUnstartedServer(nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := l.Addr().String()
-	l.Close()
-	node, err := raft.Open(raft.Config{
-		NodeID: "n1", DataDir: t.TempDir(), BindAddr: raftAddr, HTTPAddr: "https://" + require.Listener.Addr().String(),
-		Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-		BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: TokenHash(testAdminToken)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := New(Options{Node: node, TempDir: t.TempDir(), ClusterCA: f.ca.Pool()}).Handler()
+	node := rafttest.Start(t, rafttest.Options{HTTPAddr: "https://" + require.Listener.Addr().String(), AdminTokenHash: TokenHash(testAdminToken)})
+	h := New(Options{Node: node.Node, TempDir: t.TempDir(), ClusterCA: f.ca.Pool()}).Handler()
 	serverCert := f.issue(f.ca, pki.Leaf{CommonName: "n1", URIs: []*url.URL{pki.NodeURI("n1")}, Hosts: []string{"127.0.0.1"}, Server: true, Client: true})
 	for _, s := range []struct {
 		srv  *httptest.Server
@@ -101,20 +85,7 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 	t.Cleanup(func() {
 		require.Close()
 		request.Close()
-		node.Close()
 	})
-	admin := f.client(nil)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, _ := f.call(admin, f.request, "GET", "/fhir/Organization/admin", testAdminToken, nil, nil)
-		if code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("API not ready: %d", code)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	return f
 }
 

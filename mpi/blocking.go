@@ -14,6 +14,7 @@ import (
 //	pass key                                survives                         sorted by
 //	db   birth year + month/day (sorted)    wrong names (marriage), d/m swap given name code
 //	fy   family-name code + birth year      wrong given name, month or day   month/day
+//	fd   family-name code + month/day       wrong given name and year        birth year
 //	gd   formal given-name code + month/day new family name and a wrong year birth year
 //	gy   formal given-name code + birth year new family name, wrong month/day month/day
 //	gf   both name codes (unordered)        wrong birth date, names swapped  birth date
@@ -42,6 +43,7 @@ import (
 const (
 	passBirthDate       = "db"
 	passFamilyYear      = "fy"
+	passFamilyMonthDay  = "fd"
 	passGivenMonthDay   = "gd"
 	passGivenYear       = "gy"
 	passNames           = "gf"
@@ -90,6 +92,7 @@ var passConditions = []struct {
 	{passBirthDate, []int{fBirth}},
 	{passEmail, []int{fEmail}},
 	{passFamilyYear, []int{fFamily, fBirth}},
+	{passFamilyMonthDay, []int{fFamily, fBirth}},
 	{passGivenMonthDay, []int{fGiven, fBirth}},
 	{passGivenYear, []int{fGiven, fBirth}},
 	{passNames, []int{fGiven, fFamily}},
@@ -142,6 +145,7 @@ func BlockingKeys(n *Normalized) []Block {
 	kb.add(passBirthDate, n.GivenCode, year, monthDay)
 	for _, fc := range familyCodes {
 		kb.add(passFamilyYear, monthDay, fc, year)
+		kb.add(passFamilyMonthDay, year, fc, monthDay)
 	}
 	for _, gc := range n.FormalCodes {
 		kb.add(passGivenMonthDay, year, gc, monthDay)

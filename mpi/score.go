@@ -50,28 +50,55 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 
 	// Given and family name entered in each other's place: compare them
 	// crosswise (as given names, so nicknames and typos count) and keep
-	// that reading when it explains the names better. Both crosswise pairs
-	// get the weaker of their two levels, so the reading is the same
-	// whichever record comes first.
-	// The first letters must agree crosswise: that rules out nearly every
+	// that reading when it explains the names better. The closer crosswise
+	// pair takes the family slot and the other the given slot, so the
+	// reading is the same whichever record comes first. One name exact
+	// crosswise lets the other be up to two keying errors off (Sam Webb,
+	// Webb Sma), which no stranger's name coincidence explains as well.
+	// The first letters must agree crosswise, or one name be the same
+	// crosswise (Drew Davis, Davis Andrew): that rules out nearly every
 	// pair of strangers cheaply (a swap with a typo in a first letter too
 	// is left to the other fields).
 	if a.Given != "" && a.Family != "" && b.Given != "" && b.Family != "" &&
-		a.Given[0] == b.Family[0] && a.Family[0] == b.Given[0] &&
-		pl.level[fGiven] != givenExact && pl.level[fFamily] != familyExact {
+		pl.level[fGiven] != givenExact && pl.level[fFamily] != familyExact &&
+		(a.Given[0] == b.Family[0] && a.Family[0] == b.Given[0] || crossExact(a, b)) {
 		x := compareGivenNames(a.Given, b.Family, nil, nil, "", "")
-		if y := compareGivenNames(a.Family, b.Given, nil, nil, "", ""); y > x {
-			x = y
-		}
-		if sf := crossToFamily(x); sf != familyDisagree {
+		y := compareGivenNames(a.Family, b.Given, nil, nil, "", "")
+		closer, other := min(x, y), max(x, y)
+		otherNear := crossToFamily(other) != familyDisagree ||
+			(closer == givenExact && other == givenWeak && crossNear(a, b))
+		if otherNear {
+			sg, sf := other, crossToFamily(closer)
 			w := cc.weights
-			if w[fGiven][x]+w[fFamily][sf] > w[fGiven][pl.level[fGiven]]+w[fFamily][pl.level[fFamily]] {
-				pl.level[fGiven], pl.level[fFamily], pl.swapped = x, sf, true
+			if w[fGiven][sg]+w[fFamily][sf] > w[fGiven][pl.level[fGiven]]+w[fFamily][pl.level[fFamily]] {
+				pl.level[fGiven], pl.level[fFamily], pl.swapped = sg, sf, true
 			}
 		}
 	}
 	pl.household = household(cc, a, b, &pl)
 	return pl
+}
+
+// crossExact reports whether one record's given name is the other's
+// family name.
+func crossExact(a, b *Normalized) bool {
+	return a.Given != "" && (a.Given == b.Family || a.Family == b.Given)
+}
+
+// crossNearName reports whether one record's given name is a near spelling
+// of the other's family name: one keying error in a name of
+// minOneEditLength letters or more.
+func crossNearName(a, b *Normalized) bool {
+	near := func(x, y string) bool {
+		return len(x) >= minOneEditLength && len(y) >= minOneEditLength && withinOneEdit(x, y)
+	}
+	return a.Given != "" && b.Given != "" && (near(a.Given, b.Family) || near(a.Family, b.Given))
+}
+
+// crossNear reports whether both crosswise name pairs are within two
+// keying errors.
+func crossNear(a, b *Normalized) bool {
+	return withinEdits(a.Given, b.Family, 2) && withinEdits(a.Family, b.Given, 2)
 }
 
 // crossToFamily maps a crosswise given-name level onto the family levels;
@@ -128,8 +155,11 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 	// name for the generation rule.
 	nearName := sameName || g == givenFuzzyLow || (g == givenWeak && withinEdits(a.Given, b.Given, 2))
 	// Names matched crosswise are one person's names entered in each
-	// other's place, which twins' are not.
-	if sameBirth && (sameFamily || home) && g != missing && !pl.swapped {
+	// other's place, which twins' are not; nor is one twin's given name the
+	// other's family name (Heather Manning, born Heather Brown, entered as
+	// Brown Heather).
+	if sameBirth && (sameFamily || home) && g != missing && !pl.swapped && !crossExact(a, b) &&
+		!crossNearName(a, b) {
 		// Two names more than two keying errors apart are two names; a
 		// twin of the other sex may have a near one (Michael, Michelle):
 		// a sex mistyped together with a name misspelt is rarer.

@@ -109,6 +109,36 @@ func TestSwappedNames(t *testing.T) {
 	if pl := comparePair(defaultCompiled, c, d); !pl.swapped {
 		t.Errorf("swapped names with a nickname and a typo: %+v", pl)
 	}
+
+	// One name exact crosswise, the other two keying errors off: a swap,
+	// read the same both ways, and never twins (who share a phone here).
+	e := nrm(person("5", "Fpster", "", "David", "1946-04-23", "M", "", "", "4707536014", ""))
+	f := nrm(person("6", "David", "", "Foste", "1946-04-23", "M", "", "", "4707536014", ""))
+	cc := defaultCompiled
+	for _, pair := range [][2]*Normalized{{e, f}, {f, e}} {
+		pl := comparePair(cc, pair[0], pair[1])
+		if !pl.swapped || pl.level[fFamily] != familyExact || pl.level[fGiven] != givenWeak || pl.household != "" {
+			t.Errorf("swap with two typos in one name: %+v", pl)
+		}
+	}
+	// Names entered crosswise with the family name changed by marriage
+	// (Heather Manning, born Heather Brown, entered as Brown Heather) or a
+	// nickname crosswise (Drew Davis, Davis Andrew) are no twins.
+	for _, pair := range [][2]Record{
+		{person("9", "Heahter", "", "Manning", "1986-07-25", "F", "", "", "4967388522", ""), person("10", "Brown", "", "Heather", "1986-07-25", "F", "", "", "4967388522", "")},
+		{person("11", "Andrew", "", "Davis", "1971-05-21", "M", "9567 Park Ave", "43275", "5725906537", ""), person("12", "Davis", "", "Drew", "1971-05-28", "M", "9567 Park Ave", "43275", "5725906537", "")},
+	} {
+		if pl := comparePair(cc, nrm(pair[0]), nrm(pair[1])); pl.household != "" {
+			t.Errorf("%s %s and %s %s judged %q", pair[0].Given[0], pair[0].Family, pair[1].Given[0], pair[1].Family, pl.household)
+		}
+	}
+	// A given name that is another person's family name, with nothing
+	// alike in the other names, is a coincidence, not a swap.
+	g := nrm(person("7", "James", "", "Wilson", "1946-04-23", "M", "", "", "", ""))
+	h := nrm(person("8", "Walter", "", "James", "1946-04-23", "M", "", "", "", ""))
+	if pl := comparePair(cc, g, h); pl.swapped {
+		t.Errorf("James Wilson and Walter James read as a swap: %+v", pl)
+	}
 }
 
 func TestMissingIsNeutral(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
@@ -91,7 +92,7 @@ func newNoopCluster(b *testing.B, n int) *noopCluster {
 
 func (c *noopCluster) leader(b *testing.B) *hraft.Raft {
 	var l *hraft.Raft
-	waitFor(b, 10*time.Second, "noop leader", func() bool {
+	testkit.WaitFor(b, 10*time.Second, "noop leader", func() bool {
 		for _, r := range c.rafts {
 			if r.State() == hraft.Leader {
 				l = r
@@ -219,7 +220,7 @@ func BenchmarkReplicatedWrites(b *testing.B) {
 
 // waitApplied waits until every node has handed index to its (no-op) FSM.
 func (c *noopCluster) waitApplied(b *testing.B, index uint64) {
-	waitFor(b, 30*time.Second, "no-op cluster to apply", func() bool {
+	testkit.WaitFor(b, 30*time.Second, "no-op cluster to apply", func() bool {
 		for _, r := range c.rafts {
 			if r.AppliedIndex() < index {
 				return false

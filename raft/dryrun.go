@@ -58,26 +58,23 @@ func (n *Node) Sandbox() (*Sandbox, error) {
 	return sb, nil
 }
 
-// Apply applies commands of type t, one log entry each, and returns the FSM's answers.
-func (sb *Sandbox) Apply(ctx context.Context, t command.Type, h command.Header, payloads []command.Payload) ([]fsm.Response, error) {
-	out := make([]fsm.Response, 0, len(payloads))
-	for _, p := range payloads {
-		if err := ctx.Err(); err != nil {
-			return out, err
-		}
-		data, err := command.Encode(t, h, p)
-		if err != nil {
-			return out, fmt.Errorf("sandbox: %w", err)
-		}
-		sb.index++
-		res := sb.machine.Apply(&hraft.Log{Index: sb.index, Term: sb.term, Type: hraft.LogCommand, Data: data})
-		r, ok := res.(fsm.Response)
-		if !ok {
-			return out, fmt.Errorf("sandbox: unexpected FSM response %T", res)
-		}
-		out = append(out, r)
+// Apply applies one command to the sandbox as Node.Apply would to the cluster, and returns
+// what it produced: its result, or its business error. The index is the sandbox's own.
+func (sb *Sandbox) Apply(ctx context.Context, t command.Type, h command.Header, payload command.Payload) (Applied, error) {
+	if err := ctx.Err(); err != nil {
+		return Applied{}, err
 	}
-	return out, nil
+	data, err := command.Encode(t, h, payload)
+	if err != nil {
+		return Applied{}, fmt.Errorf("sandbox: %w", err)
+	}
+	sb.index++
+	res := sb.machine.Apply(&hraft.Log{Index: sb.index, Term: sb.term, Type: hraft.LogCommand, Data: data})
+	r, ok := res.(fsm.Response)
+	if !ok {
+		return Applied{Index: sb.index}, fmt.Errorf("sandbox: unexpected FSM response %T", res)
+	}
+	return Applied{Index: sb.index, Value: r.Value}, r.Err
 }
 
 // Close discards the sandbox and its copy of the state.

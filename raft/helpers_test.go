@@ -5,32 +5,24 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
 )
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// fastConfig is a node config with timeouts short enough for tests.
+// fastConfig is a node config with timeouts short enough for tests, its Raft listener open
+// (a restart listens again on BindAddr).
 func fastConfig(t testing.TB, id, dir string) Config {
+	ln := testkit.Listen(t)
 	return Config{
 		NodeID:             id,
 		DataDir:            dir,
-		BindAddr:           freeAddr(t),
+		Listener:           ln,
+		BindAddr:           ln.Addr().String(),
 		HTTPAddr:           "http://" + id + ".test",
 		HeartbeatTimeout:   200 * time.Millisecond,
 		ElectionTimeout:    200 * time.Millisecond,
@@ -90,22 +82,22 @@ func (c *testCluster) close() {
 // leader waits for a node that leads and is ready for strong reads.
 func (c *testCluster) leader() *Node {
 	c.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var leader *Node
+	testkit.WaitFor(c.t, 10*time.Second, "a ready leader", func() bool {
 		for _, n := range c.nodes {
 			if n != nil && n.LeaderReady() {
-				return n
+				leader = n
+				return true
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	c.t.Fatalf("no ready leader within 10s")
-	return nil
+		return false
+	})
+	return leader
 }
 
 func (c *testCluster) waitLeaderReady(i int) {
 	c.t.Helper()
-	waitFor(c.t, 10*time.Second, fmt.Sprintf("node %d to lead", i), func() bool { return c.nodes[i].LeaderReady() })
+	testkit.WaitFor(c.t, 10*time.Second, fmt.Sprintf("node %d to lead", i), func() bool { return c.nodes[i].LeaderReady() })
 }
 
 // stop closes node i, keeping its data dir.
@@ -122,6 +114,7 @@ func (c *testCluster) restart(i int) *Node {
 	c.t.Helper()
 	cfg := c.cfgs[i]
 	cfg.Bootstrap = false
+	cfg.Listener = nil // closed with the node; the node listens on its address again
 	n, err := Open(cfg)
 	if err != nil {
 		c.t.Fatalf("restart node %d: %v", i, err)
@@ -135,7 +128,7 @@ func (c *testCluster) restart(i int) *Node {
 func (c *testCluster) waitConverged() string {
 	c.t.Helper()
 	var hash string
-	waitFor(c.t, 15*time.Second, "nodes to converge", func() bool {
+	testkit.WaitFor(c.t, 15*time.Second, "nodes to converge", func() bool {
 		target := c.leader().fsm.LatestIndex()
 		hash = ""
 		for _, n := range c.nodes {
@@ -174,17 +167,6 @@ func (c *testCluster) waitApplied(index uint64) {
 		if err := n.WaitApplied(ctx, index); err != nil {
 			c.t.Fatalf("node %s: %v", n.ID(), err)
 		}
-	}
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

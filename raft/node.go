@@ -4,8 +4,10 @@
 // consistency levels of reads, and manages cluster membership and snapshots.
 //
 // Subpackages: command (log entry format), model (replicated entities), state (bbolt
-// store), fsm (applying entries). This package must never import HTTP or API code; the
-// API layer (locator/) calls it.
+// store), fsm (applying entries), pki (certificates), rafttest (in-process nodes for
+// tests). The FSM's results and business errors reach callers through this package
+// (results.go), so that they never import fsm. This package must never import HTTP or API
+// code; the API layer (locator/) calls it.
 package raft
 
 import (
@@ -64,6 +66,10 @@ type Config struct {
 	// other nodes dial (defaults to BindAddr).
 	BindAddr      string
 	AdvertiseAddr string
+	// Listener, when set, is an open listener the Raft transport serves on instead of
+	// listening on BindAddr itself (which then defaults to its address). Tests hand one
+	// over, so that no other listener can be given its port between choosing and binding.
+	Listener net.Listener
 	// HTTPAddr is this node's API base URL, recorded in the catalog for request forwarding.
 	HTTPAddr string
 	// Bootstrap makes a node with no state start a new single-voter cluster.
@@ -97,6 +103,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.BindAddr == "" && c.Listener != nil {
+		c.BindAddr = c.Listener.Addr().String()
+	}
 	if c.AdvertiseAddr == "" {
 		c.AdvertiseAddr = c.BindAddr
 	}
@@ -329,11 +338,17 @@ func newTCPTransport(cfg Config, catalog *state.Store) (hraft.Transport, error) 
 		tc.ServerAddressProvider = dialAddrs{overrides: cfg.PeerDialAddrs, catalog: catalog}
 	}
 	if cfg.TLS != nil {
-		stream, err := NewTLSStreamLayer(cfg.BindAddr, advertise, cfg.TLS, cfg.Logger)
-		if err != nil {
-			return nil, err
+		ln := cfg.Listener
+		if ln == nil {
+			if ln, err = net.Listen("tcp", cfg.BindAddr); err != nil {
+				return nil, fmt.Errorf("listen for raft on %s: %w", cfg.BindAddr, err)
+			}
 		}
-		tc.Stream = stream
+		tc.Stream = newTLSStreamLayer(ln, advertise, cfg.TLS, cfg.Logger)
+		return hraft.NewNetworkTransportWithConfig(tc), nil
+	}
+	if cfg.Listener != nil {
+		tc.Stream = &tcpStreamLayer{Listener: cfg.Listener, advertise: advertise}
 		return hraft.NewNetworkTransportWithConfig(tc), nil
 	}
 	t, err := hraft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, tc)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/fsm"
 	"github.com/rls-hie/rls/raft/model"
@@ -271,7 +272,7 @@ func TestMembershipChanges(t *testing.T) {
 	if err := leader.TransferLeadership(""); err != nil {
 		t.Fatalf("transfer leadership: %v", err)
 	}
-	waitFor(t, 10*time.Second, "another leader", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "another leader", func() bool {
 		for _, n := range c.nodes {
 			if n != leader && n.LeaderReady() {
 				return true
@@ -296,7 +297,7 @@ func TestPeerDialAddressesRouteRaftTraffic(t *testing.T) {
 	var relayed atomic.Int64
 	var mu sync.Mutex
 	var conns []net.Conn
-	targetAddr := freeAddr(t)
+	target := testkit.Listen(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +317,7 @@ func TestPeerDialAddressesRouteRaftTraffic(t *testing.T) {
 				return
 			}
 			relayed.Add(1)
-			out, err := net.Dial("tcp", targetAddr)
+			out, err := net.Dial("tcp", target.Addr().String())
 			if err != nil {
 				in.Close()
 				continue
@@ -330,7 +331,7 @@ func TestPeerDialAddressesRouteRaftTraffic(t *testing.T) {
 	}()
 	c := newTestCluster(t, 2, func(cfg *Config) {
 		if cfg.NodeID == "n1" {
-			cfg.BindAddr = targetAddr
+			cfg.Listener, cfg.BindAddr = target, target.Addr().String()
 		} else {
 			cfg.PeerDialAddrs = map[string]string{"n1": l.Addr().String()}
 		}
@@ -340,7 +341,7 @@ func TestPeerDialAddressesRouteRaftTraffic(t *testing.T) {
 	if err := leader.TransferLeadership("n2"); err != nil {
 		t.Fatalf("transfer to n2: %v (relayed %d)", err, relayed.Load())
 	}
-	waitFor(t, 10*time.Second, "n2 to lead", func() bool { return c.nodes[1].LeaderReady() })
+	testkit.WaitFor(t, 10*time.Second, "n2 to lead", func() bool { return c.nodes[1].LeaderReady() })
 	addParticipant(t, c.nodes[1], 1)
 	if relayed.Load() == 0 {
 		t.Fatal("n2 never dialled n1 through its dial address")

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/raft/command"
 )
 
@@ -39,7 +40,7 @@ func TestLeaderRemovingItselfAnswersEveryCaller(t *testing.T) {
 				}
 			}()
 		}
-		waitFor(t, 5*time.Second, "writes before the removal", func() bool { return leader.AppliedIndex() > 50 })
+		testkit.WaitFor(t, 5*time.Second, "writes before the removal", func() bool { return leader.AppliedIndex() > 50 })
 
 		removed := make(chan error, 1)
 		go func() {

@@ -35,13 +35,30 @@ func NewTLSStreamLayer(bind string, advertise net.Addr, config *tls.Config, logg
 	if err != nil {
 		return nil, fmt.Errorf("listen for raft on %s: %w", bind, err)
 	}
+	return newTLSStreamLayer(ln, advertise, config, logger), nil
+}
+
+func newTLSStreamLayer(ln net.Listener, advertise net.Addr, config *tls.Config, logger *slog.Logger) *tlsStreamLayer {
 	if advertise == nil {
 		advertise = ln.Addr()
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &tlsStreamLayer{Listener: ln, advertise: advertise, config: config, logger: logger}, nil
+	return &tlsStreamLayer{Listener: ln, advertise: advertise, config: config, logger: logger}
+}
+
+// tcpStreamLayer is plain TCP Raft on a listener handed over open (Config.Listener); it
+// dials as hashicorp/raft's own TCP transport does.
+type tcpStreamLayer struct {
+	net.Listener
+	advertise net.Addr
+}
+
+func (s *tcpStreamLayer) Addr() net.Addr { return s.advertise }
+
+func (s *tcpStreamLayer) Dial(address hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return (&net.Dialer{Timeout: timeout}).Dial("tcp", string(address))
 }
 
 // Accept hands raft a connection whose handshake runs on raft's own goroutine for it (on

@@ -9,6 +9,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/pki"
 )
@@ -86,7 +87,7 @@ func TestTLSRaftPortRejects(t *testing.T) {
 	c := newTestCluster(t, 1, func(cfg *Config) { cfg.TLS = certs.valid(cfg.NodeID) })
 	n := c.leader()
 	// Let the new leader finish registering itself, so that its log holds still.
-	waitFor(t, 5*time.Second, "the leader in the catalog", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the leader in the catalog", func() bool {
 		l, err := n.Leader()
 		return err == nil && l.HTTPAddr != ""
 	})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,39 +13,17 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/rls-hie/rls/locator"
-	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/rafttest"
 )
 
-// startNodeIn runs a one-node cluster on dataDir (new or existing) and returns its URL
-// and a function that stops it.
+// startNodeIn runs a one-node cluster and its API in process on dataDir (new, or a stopped
+// node's) and returns the API's URL and a function that stops it.
 func startNodeIn(t *testing.T, dataDir string) (string, func()) {
 	t.Helper()
-	// A free port found by listening and closing can be taken by another process before
-	// raft binds it: try again with another.
-	var node *raft.Node
-	var srv *httptest.Server
-	for attempt := 0; ; attempt++ {
-		// The API listens first: a port closed before the next is taken may be handed out again.
-		srv = httptest.NewUnstartedServer(nil)
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raftAddr := l.Addr().String()
-		l.Close()
-		node, err = raft.Open(raft.Config{NodeID: "n1", DataDir: dataDir, BindAddr: raftAddr, HTTPAddr: "http://" + srv.Listener.Addr().String(),
-			Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-			BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(testToken)}})
-		if err == nil {
-			break
-		}
-		srv.Close()
-		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-	}
-	srv.Config.Handler = locator.New(locator.Options{Node: node, TempDir: t.TempDir()}).Handler()
+	srv := httptest.NewUnstartedServer(nil)
+	node := rafttest.Start(t, rafttest.Options{DataDir: dataDir, HTTPAddr: "http://" + srv.Listener.Addr().String(), AdminTokenHash: locator.TokenHash(testToken)})
+	srv.Config.Handler = locator.New(locator.Options{Node: node.Node, TempDir: t.TempDir()}).Handler()
 	srv.Start()
 	stopped := false
 	stop := func() {
@@ -57,16 +34,7 @@ func startNodeIn(t *testing.T, dataDir string) (string, func()) {
 		}
 	}
 	t.Cleanup(stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, _, code := rls(t, "participant", "show", "-addr", srv.URL, "-token", testToken, "admin"); code == 0 {
-			return srv.URL, stop
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the node's bootstrap admin never appeared")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return srv.URL, stop
 }
 
 // TestAuditCommands: list, disclosures, btg and verify over a node's audit log; then the

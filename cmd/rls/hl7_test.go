@@ -1,18 +1,16 @@
 package main
 
 import (
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/locator"
 	"github.com/rls-hie/rls/locator/hl7"
-	"github.com/rls-hie/rls/raft"
-	"github.com/rls-hie/rls/raft/model"
+	"github.com/rls-hie/rls/raft/rafttest"
 )
 
 // startNodeWithMLLP is startNode with an MLLP listener that names senders by MSH-4 (as a
@@ -20,38 +18,15 @@ import (
 func startNodeWithMLLP(t *testing.T) (string, string) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := l.Addr().String()
-	l.Close()
-	node, err := raft.Open(raft.Config{NodeID: "n1", DataDir: t.TempDir(), BindAddr: raftAddr, HTTPAddr: "http://" + srv.Listener.Addr().String(),
-		Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-		BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(testToken)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := locator.New(locator.Options{Node: node, TempDir: t.TempDir()})
+	node := rafttest.Start(t, rafttest.Options{HTTPAddr: "http://" + srv.Listener.Addr().String(), AdminTokenHash: locator.TokenHash(testToken)})
+	api := locator.New(locator.Options{Node: node.Node, TempDir: t.TempDir()})
 	srv.Config.Handler = api.Handler()
 	srv.Start()
-	ml, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ml := testkit.Listen(t)
 	mllp := &hl7.Server{Handler: api.HL7Handler(locator.HL7Options{TrustNetwork: true})}
 	go mllp.Serve(ml)
-	t.Cleanup(func() { mllp.Close(); srv.Close(); node.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, _, code := rls(t, "participant", "show", "-addr", srv.URL, "-token", testToken, "admin"); code == 0 {
-			return srv.URL, ml.Addr().String()
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the node's bootstrap admin never appeared")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	t.Cleanup(func() { mllp.Close(); srv.Close() })
+	return srv.URL, ml.Addr().String()
 }
 
 // TestHL7SendPrintsTheAcknowledgements: `rls hl7 send` reads a file of messages (LF and

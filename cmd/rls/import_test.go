@@ -3,17 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/rls-hie/rls/locator"
-	"github.com/rls-hie/rls/raft"
-	"github.com/rls-hie/rls/raft/model"
 )
 
 const testToken = "rls_cmd_test_admin"
@@ -21,33 +14,8 @@ const testToken = "rls_cmd_test_admin"
 // startNode runs a one-node cluster and its API in process and returns the API's URL.
 func startNode(t *testing.T) string {
 	t.Helper()
-	// The API listens first: a port closed before the next is taken may be handed out again.
-	srv := httptest.NewUnstartedServer(nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := l.Addr().String()
-	l.Close()
-	node, err := raft.Open(raft.Config{NodeID: "n1", DataDir: t.TempDir(), BindAddr: raftAddr, HTTPAddr: "http://" + srv.Listener.Addr().String(),
-		Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-		BootstrapAdmin: &model.Participant{ID: "admin", Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: locator.TokenHash(testToken)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = locator.New(locator.Options{Node: node, TempDir: t.TempDir()}).Handler()
-	srv.Start()
-	t.Cleanup(func() { srv.Close(); node.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, _, code := rls(t, "participant", "show", "-addr", srv.URL, "-token", testToken, "admin"); code == 0 {
-			return srv.URL
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the node's bootstrap admin never appeared")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	addr, _ := startNodeIn(t, t.TempDir())
+	return addr
 }
 
 func rls(t *testing.T, args ...string) (string, string, int) {

@@ -20,6 +20,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
@@ -79,7 +80,7 @@ func newCluster(t *testing.T, n int) *cluster {
 		}
 		c.nodes = append(c.nodes, node)
 		if i == 0 {
-			c.waitFor(10*time.Second, "n1 to lead", func() bool { return node.LeaderReady() })
+			testkit.WaitFor(c.t, 10*time.Second, "n1 to lead", func() bool { return node.LeaderReady() })
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -122,17 +123,6 @@ func (c *cluster) closeNodes() {
 	wg.Wait()
 }
 
-func (c *cluster) waitFor(timeout time.Duration, what string, cond func() bool) {
-	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // currentLeader returns the node that leads at the highest term, or nil.
 func (c *cluster) currentLeader() *raft.Node {
 	var best *raft.Node
@@ -152,7 +142,7 @@ func (c *cluster) currentLeader() *raft.Node {
 func (c *cluster) leader() *raft.Node {
 	c.t.Helper()
 	var l *raft.Node
-	c.waitFor(20*time.Second, "a ready leader", func() bool {
+	testkit.WaitFor(c.t, 20*time.Second, "a ready leader", func() bool {
 		l = c.currentLeader()
 		return l != nil && l.LeaderReady()
 	})

@@ -1,22 +1,22 @@
-// Package audit holds the parts of rls's audit trail that need no HTTP: the group-commit
-// Batcher that turns concurrent requests' audit entries into few replicated commands, the
-// node credential that authenticates one node's internal calls to another, and the
-// catalogue of audited actions.
+// Package audit is the capture side of rls's audit trail, everything of it that needs no
+// HTTP server: the entry one request builds as it runs (Capture: begun on arrival, told
+// what the request disclosed, completed with the outcome), the Report a leader returns to
+// the node that forwarded a request so that exactly one node records it, the bounds every
+// entry is held to (Bound), the group-commit Batcher that turns concurrent requests'
+// entries into few replicated commands, its metrics, and the catalogue of audited actions.
 //
 // The audit log itself (numbering, hash chain, indexes) lives in raft/state and is written
-// only by the FSM. This package must never import locator (its caller) or HTTP handlers.
+// only by the FSM; the HTTP side (holding answers until their entry commits, sending a
+// follower's batches to the leader, the audit search endpoints) is locator's. This package
+// imports only raft/model (and Prometheus) and must never import locator or the state.
 package audit
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -149,58 +149,4 @@ func NewID() (string, error) {
 		return "", fmt.Errorf("draw audit entry id: %w", err)
 	}
 	return hex.EncodeToString(b[:]), nil
-}
-
-// NewClusterKey draws the secret of a new cluster's node credential (256 bits).
-func NewClusterKey() ([]byte, error) {
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		return nil, fmt.Errorf("draw cluster key: %w", err)
-	}
-	return k, nil
-}
-
-// Node credential. A node proves to another that it is a member of the cluster by an
-// HMAC-SHA256, under the cluster key, of its id, the time, the method, the request URI and
-// the body's hash. The key is drawn by the first leader and replicated through the log, so
-// exactly the cluster's nodes (and admins, who can take snapshots) hold it; participants
-// never do. The time bounds replays to MaxSkew.
-
-// MaxSkew is how far a node credential's time may be from the verifier's clock.
-const MaxSkew = time.Minute
-
-// ErrBadCredential is returned for a node credential that does not verify.
-var ErrBadCredential = errors.New("node credential does not verify")
-
-func mac(key []byte, node string, at int64, method, uri string, body []byte) string {
-	sum := sha256.Sum256(body)
-	m := hmac.New(sha256.New, key)
-	fmt.Fprintf(m, "rls-node-credential\n%s\n%d\n%s\n%s\n%x", node, at, method, uri, sum)
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// Sign returns the credential of node for a request: "node unix-millis hmac".
-func Sign(key []byte, node string, now time.Time, method, uri string, body []byte) string {
-	at := now.UnixMilli()
-	return node + " " + strconv.FormatInt(at, 10) + " " + mac(key, node, at, method, uri, body)
-}
-
-// Verify checks a credential made by Sign and returns the node id it names.
-func Verify(key []byte, credential string, now time.Time, method, uri string, body []byte) (string, error) {
-	parts := strings.Fields(credential)
-	if len(key) == 0 || len(parts) != 3 {
-		return "", ErrBadCredential
-	}
-	at, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil {
-		return "", ErrBadCredential
-	}
-	if d := now.Sub(time.UnixMilli(at)); d > MaxSkew || d < -MaxSkew {
-		return "", fmt.Errorf("%w: its time is %s away from this node's clock", ErrBadCredential, d.Round(time.Second))
-	}
-	want := mac(key, parts[0], at, method, uri, body)
-	if !hmac.Equal([]byte(want), []byte(parts[2])) {
-		return "", ErrBadCredential
-	}
-	return parts[0], nil
 }

@@ -1,8 +1,18 @@
-// Package fhir holds the FHIR R4 wire types rls speaks (the subset it supports), strict
-// JSON decoding that names the offending element, and OperationOutcome errors.
+// Package fhir is rls's FHIR R4 layer, all of it but the HTTP server: the wire types of the
+// resources rls speaks (the subset it supports), strict JSON decoding that names the
+// offending element, OperationOutcome errors, and the mapping between those resources and
+// rls's own values: Patient to the log's patient record and back (RecordOf, StoredPatient),
+// Person from a person's records (PersonOf), DocumentReference to the registry's document
+// and back (DocumentOf, StoredDocument), Consent to a consent directive and back
+// (DirectiveOf, ConsentOf), Organization to a participant and back (ParticipantOf,
+// OrganizationOf), Endpoint to an MLLP endpoint of PIX update notifications and back
+// (HL7EndpointOf, EndpointOf), and an audit entry to an AuditEvent (AuditEventOf). Mapping
+// holds every element to the limits of raft/model and names the element at fault.
 //
-// It knows nothing of Raft, storage or HTTP routing; the locator package maps its types to
-// and from the replicated model.
+// It reads no state and applies no policy: what needs the replicated state (whether a
+// document's subject is registered, under which system a participant registers) comes in
+// as a function from its caller, locator. It imports raft/model, raft/command, mpi and
+// search, and must never import locator, the Raft node, the state or the FSM.
 package fhir
 
 import (

@@ -1,12 +1,16 @@
 // Package policy is rls's access policy: the purposes of use a participant may query patient
 // data for, the decision whether a patient may be disclosed to a caller given the patient's
 // consent directives (opt-out, denied participants, withheld security labels) and
-// break-the-glass, and per-participant rate limits.
+// break-the-glass (Decide), per-participant rate limits, and the request Guard that applies
+// Decide to every patient one request is about to disclose.
 //
-// It is pure: no HTTP, no storage, no clock of its own (the rate limiter takes one). The
-// locator package is its one caller and makes every access decision through it, so the
-// rules live in one place a privacy officer can read. It must never import locator, raft
-// (except the plain values of raft/model) or HTTP code.
+// It is pure: no HTTP, no storage, no clock of its own (the rate limiter takes one; the
+// guard reads the replicated state through the State its caller implements over the
+// request's read transaction). The locator package is its one caller and makes every access
+// decision through it, so the rules live in one place a privacy officer can read. It must
+// never import locator, raft (except the plain values of raft/model) or HTTP code. The
+// fence that makes a change of these rules hold on every node at once is its neighbour,
+// locator/fence.
 package policy
 
 import (

@@ -10,36 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/mpi/dataset"
 	"github.com/rls-hie/rls/mpi/synth"
 )
-
-// repoTestdata returns the path of a file under the repository's testdata directory, found
-// by walking up from the package directory to go.mod. The data is part of the repository:
-// a missing file fails the test.
-func repoTestdata(t testing.TB, elem ...string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the package directory: cannot find the repository's testdata")
-		}
-		dir = parent
-	}
-	p := filepath.Join(append([]string{dir, "testdata"}, elem...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("test data: %v", err)
-	}
-	return p
-}
 
 type evalCase struct {
 	name    string
@@ -57,10 +32,10 @@ type evalCase struct {
 // (mpi/README.md lists the figures): FEBRL 3 and 4, the 1,000-person sample and the
 // 20,000-person population, each with and without SSN.
 func TestEvalFloors(t *testing.T) {
-	febrl4 := []string{repoTestdata(t, "febrl", "dataset4a.csv"), repoTestdata(t, "febrl", "dataset4b.csv")}
-	febrl3 := []string{repoTestdata(t, "febrl", "dataset3.csv")}
-	sample := []string{repoTestdata(t, "synthetic", "sample.csv")}
-	population := []string{repoTestdata(t, "synthetic", "population-20k.csv")}
+	febrl4 := []string{testkit.Testdata(t, "febrl", "dataset4a.csv"), testkit.Testdata(t, "febrl", "dataset4b.csv")}
+	febrl3 := []string{testkit.Testdata(t, "febrl", "dataset3.csv")}
+	sample := []string{testkit.Testdata(t, "synthetic", "sample.csv")}
+	population := []string{testkit.Testdata(t, "synthetic", "population-20k.csv")}
 	ssn := []string{"ssn"}
 	cases := []evalCase{
 		{"febrl4", febrl4, "febrl", nil, 0.999, 0.999, 0},
@@ -125,7 +100,7 @@ func TestPrecisionHoldsAsTheIndexGrows(t *testing.T) {
 // a twin is labelled P<N>t and a junior or senior P<N>j beside P<N>, and no
 // record of one may share an EUID with a record of the other.
 func TestSampleHouseholdsNeverLinked(t *testing.T) {
-	f, err := dataset.Load(repoTestdata(t, "synthetic", "sample.csv"), dataset.CSV)
+	f, err := dataset.Load(testkit.Testdata(t, "synthetic", "sample.csv"), dataset.CSV)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,10 @@
 //
 // Types are append-only: a new command gets the next free number and an old number is never
 // reused, so logs written by any release decode the same way on every later one. The package
-// has no I/O and must never import HTTP, storage or the FSM.
+// also holds the limits a payload is checked against, by the API before it proposes and by
+// the FSM before it applies. It has no I/O and must never import HTTP, the state or the FSM;
+// of mpi and search it uses only the types its payloads carry (the matcher's record, the
+// registry's document).
 package command
 
 //go:generate go run github.com/tinylib/msgp@v1.6.5 -file command.go -o command_gen.go -io=false -tests=false

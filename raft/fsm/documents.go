@@ -45,7 +45,7 @@ func (f *FSM) applyDocumentRegister(tx *state.Tx, h command.Header, c command.Do
 			continue
 		}
 		if h.Limits >= 1 {
-			if err := CheckDocumentLimits(&d, h.Time); err != nil {
+			if err := command.CheckDocumentLimits(&d, h.Time); err != nil {
 				out[i].Err = business("document %d: %w: %w", i, ErrInvalidDocument, err)
 				continue
 			}

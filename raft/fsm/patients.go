@@ -34,15 +34,6 @@ type Registered struct {
 	Err      error
 }
 
-// MPIRecord converts the log's patient record to the matcher's.
-func MPIRecord(r command.PatientRecord) mpi.Record {
-	return mpi.Record{
-		System: r.System, Value: r.Value, Given: r.Given, Family: r.Family, Suffix: r.Suffix,
-		BirthDate: r.BirthDate, Sex: r.Sex, AddressLines: r.AddressLines, City: r.City,
-		State: r.State, PostalCode: r.PostalCode, Phones: r.Phones, Email: r.Email, SSN: r.SSN,
-	}
-}
-
 // applyPatientRegister registers each record in order through the matcher, against the
 // replicated index, so that every node links alike and two hospitals registering one
 // person at once cannot both create a new person. Every check that can refuse a record
@@ -59,7 +50,7 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 				continue
 			}
 		}
-		rec := MPIRecord(r.Record)
+		rec := r.Record.MPIRecord()
 		if err := rec.Validate(); err != nil {
 			out[i].Err = business("register %s: %w: %v", rec.Key(), ErrInvalidRecord, err)
 			continue

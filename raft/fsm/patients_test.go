@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -14,38 +12,13 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/mpi/dataset"
 	"github.com/rls-hie/rls/mpi/eval"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/state"
 )
-
-// repoTestdata returns the path of a file under the repository's testdata directory, found
-// by walking up from the package directory to go.mod. The data is part of the repository:
-// a missing file fails the test.
-func repoTestdata(t testing.TB, elem ...string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the package directory: cannot find the repository's testdata")
-		}
-		dir = parent
-	}
-	p := filepath.Join(append([]string{dir, "testdata"}, elem...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("test data: %v", err)
-	}
-	return p
-}
 
 // logWriter builds consecutive log entries for one FSM.
 type logWriter struct {
@@ -73,7 +46,7 @@ func commandRecord(r mpi.Record) command.PatientRecord {
 // path (the in-memory index, as `rls mpi eval` does), in the same order with the same
 // EUIDs: every decision must be identical, and so must the evaluation's pair counts.
 func TestRegistrationThroughFSMMatchesEval(t *testing.T) {
-	path := repoTestdata(t, "synthetic", "sample.csv")
+	path := testkit.Testdata(t, "synthetic", "sample.csv")
 	file, err := dataset.Load(path, dataset.CSV)
 	if err != nil {
 		t.Fatal(err)

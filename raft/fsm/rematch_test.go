@@ -9,6 +9,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/mpi/dataset"
 	"github.com/rls-hie/rls/raft/command"
@@ -21,7 +22,7 @@ import (
 // rematches every record in batches. The records of one person come together, the
 // steward's decisions all stand, and a second FSM fed the same log ends in the same state.
 func TestRematchLinksUnderTheNewConfigurationAndKeepsStewardDecisions(t *testing.T) {
-	file, err := dataset.Load(repoTestdata(t, "synthetic", "sample.csv"), dataset.CSV)
+	file, err := dataset.Load(testkit.Testdata(t, "synthetic", "sample.csv"), dataset.CSV)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package locator
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,134 +13,6 @@ import (
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
-
-// AuditEvent is the FHIR R4 AuditEvent resource, as rls renders an audit entry.
-type AuditEvent struct {
-	ResourceType string                 `json:"resourceType"`
-	ID           string                 `json:"id"`
-	Type         fhir.Coding            `json:"type"`
-	Subtype      []fhir.Coding          `json:"subtype,omitempty"`
-	Action       string                 `json:"action,omitempty"`
-	Recorded     string                 `json:"recorded"`
-	Outcome      string                 `json:"outcome"`
-	OutcomeDesc  string                 `json:"outcomeDesc,omitempty"`
-	PurposeOfUse []fhir.CodeableConcept `json:"purposeOfEvent,omitempty"`
-	Agent        []AuditEventAgent      `json:"agent"`
-	Source       AuditEventSource       `json:"source"`
-	Entity       []AuditEventEntity     `json:"entity,omitempty"`
-	Extension    []fhir.Extension       `json:"extension,omitempty"`
-}
-
-// AuditEventAgent is one actor of an AuditEvent.
-type AuditEventAgent struct {
-	Type      *fhir.CodeableConcept  `json:"type,omitempty"`
-	Who       fhir.Reference         `json:"who"`
-	Requestor bool                   `json:"requestor"`
-	Network   *AuditEventNetwork     `json:"network,omitempty"`
-	Purpose   []fhir.CodeableConcept `json:"purposeOfUse,omitempty"`
-}
-
-// AuditEventNetwork is where an agent called from.
-type AuditEventNetwork struct {
-	Address string `json:"address"`
-	Type    string `json:"type"`
-}
-
-// AuditEventSource is the node that audited the event.
-type AuditEventSource struct {
-	Site     string         `json:"site,omitempty"`
-	Observer fhir.Reference `json:"observer"`
-}
-
-// AuditEventEntity is a patient or the query an event concerned.
-type AuditEventEntity struct {
-	What  *fhir.Reference `json:"what,omitempty"`
-	Type  *fhir.Coding    `json:"type,omitempty"`
-	Role  *fhir.Coding    `json:"role,omitempty"`
-	Query string          `json:"query,omitempty"`
-}
-
-// Code systems of AuditEvent.
-const (
-	auditEventTypeSystem   = "http://terminology.hl7.org/CodeSystem/audit-event-type"
-	restfulInteraction     = "http://hl7.org/fhir/restful-interaction"
-	auditEntityTypeSystem  = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-	objectRoleSystem       = "http://terminology.hl7.org/CodeSystem/object-role"
-	purposeOfUseSystem     = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-	rlsAuditActionSystem   = "https://rls.example/fhir/CodeSystem/audit-action"
-	breakGlassExtensionURL = "https://rls.example/fhir/StructureDefinition/break-the-glass-reason"
-	auditChainExtensionURL = "https://rls.example/fhir/StructureDefinition/audit-chain"
-)
-
-// toAuditEvent renders an audit entry. Its id is the entry's sequence number.
-func toAuditEvent(e model.AuditEntry) AuditEvent {
-	act := audit.Actions[e.Action]
-	ev := AuditEvent{
-		ResourceType: "AuditEvent",
-		ID:           strconv.FormatUint(e.Seq, 10),
-		Type:         fhir.Coding{System: auditEventTypeSystem, Code: "rest", Display: "RESTful Operation"},
-		Subtype: []fhir.Coding{
-			{System: restfulInteraction, Code: act.Subtype},
-			{System: rlsAuditActionSystem, Code: e.Action},
-		},
-		Action:   act.Code,
-		Recorded: e.Recorded.UTC().Format(time.RFC3339Nano),
-		Outcome:  auditOutcome(e.Status),
-		Source:   AuditEventSource{Site: e.Node, Observer: fhir.Reference{Reference: "Device/" + e.Node, Display: "rls node " + e.Node}},
-	}
-	if !e.Success() {
-		ev.OutcomeDesc = strings.TrimSpace(fmt.Sprintf("HTTP %d %s", e.Status, e.Outcome))
-	}
-	var purpose []fhir.CodeableConcept
-	if e.Purpose != "" {
-		purpose = []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: purposeOfUseSystem, Code: e.Purpose}}}}
-		ev.PurposeOfUse = purpose
-	}
-	who := fhir.Reference{Display: "unauthenticated"}
-	if e.Participant != "" {
-		who = fhir.Reference{Reference: "Organization/" + e.Participant}
-	}
-	ev.Agent = append(ev.Agent, AuditEventAgent{Who: who, Requestor: e.OnBehalfOf == "", Purpose: purpose,
-		Network: &AuditEventNetwork{Address: e.Source, Type: "2"}})
-	if e.OnBehalfOf != "" {
-		ev.Agent = append(ev.Agent, AuditEventAgent{Who: fhir.Reference{Identifier: &fhir.Identifier{Value: e.OnBehalfOf}, Display: e.OnBehalfOf}, Requestor: true, Purpose: purpose})
-	}
-	for _, euid := range e.EUIDs {
-		ev.Entity = append(ev.Entity, AuditEventEntity{What: &fhir.Reference{Reference: "Person/" + euid},
-			Type: &fhir.Coding{System: auditEntityTypeSystem, Code: "1", Display: "Person"},
-			Role: &fhir.Coding{System: objectRoleSystem, Code: "1", Display: "Patient"}})
-	}
-	for _, id := range e.Records {
-		ev.Entity = append(ev.Entity, AuditEventEntity{What: &fhir.Reference{Reference: "Patient/" + id},
-			Type: &fhir.Coding{System: auditEntityTypeSystem, Code: "1", Display: "Person"},
-			Role: &fhir.Coding{System: objectRoleSystem, Code: "1", Display: "Patient"}})
-	}
-	if e.Query != "" {
-		ev.Entity = append(ev.Entity, AuditEventEntity{Query: base64.StdEncoding.EncodeToString([]byte(e.Query)),
-			Type: &fhir.Coding{System: auditEntityTypeSystem, Code: "2", Display: "System Object"},
-			Role: &fhir.Coding{System: objectRoleSystem, Code: "24", Display: "Query"}})
-	}
-	if e.BreakGlass != "" {
-		ev.Extension = append(ev.Extension, fhir.Extension{URL: breakGlassExtensionURL, ValueString: e.BreakGlass})
-	}
-	ev.Extension = append(ev.Extension, fhir.Extension{URL: auditChainExtensionURL, Extension: []fhir.Extension{
-		{URL: "request", ValueString: e.RequestID}, {URL: "observed", ValueString: e.Observed.UTC().Format(time.RFC3339Nano)},
-		{URL: "status", ValueString: strconv.Itoa(e.Status)}, {URL: "hash", ValueString: e.Hash},
-	}})
-	return ev
-}
-
-// auditOutcome maps an HTTP status to AuditEvent.outcome: 0 success, 4 minor failure (the
-// caller's error), 8 serious failure (the server's).
-func auditOutcome(status int) string {
-	switch {
-	case status > 0 && status < 400:
-		return "0"
-	case status < 500:
-		return "4"
-	}
-	return "8"
-}
 
 // searchAuditEvents is GET /fhir/AuditEvent for privacy officers (admin role): by patient
 // (Person/EUID, an EUID, or Patient/id), agent (Organization/id or id), date (recorded, with
@@ -168,7 +39,8 @@ func (s *Server) searchAuditEvents(w http.ResponseWriter, r *http.Request, rq *r
 	}
 	var out []fhir.BundleEntry
 	for _, e := range entries {
-		out = append(out, fhir.BundleEntry{FullURL: "AuditEvent/" + strconv.FormatUint(e.Seq, 10), Resource: toAuditEvent(e), Search: &fhir.SearchInfo{Mode: "match"}})
+		act := audit.Actions[e.Action]
+		out = append(out, fhir.BundleEntry{FullURL: "AuditEvent/" + strconv.FormatUint(e.Seq, 10), Resource: fhir.AuditEventOf(e, act.Subtype, act.Code), Search: &fhir.SearchInfo{Mode: "match"}})
 	}
 	return writeFHIR(w, http.StatusOK, searchset(r, out, total, offset, count))
 }

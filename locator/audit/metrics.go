@@ -1,4 +1,4 @@
-package locator
+package audit
 
 import (
 	"time"
@@ -6,16 +6,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// auditMetrics lets an operator alert on audit failures (each one is a request refused
-// with 503) and see what group commit achieves.
-type auditMetrics struct {
+// Metrics lets an operator alert on audit failures (each one is a request refused with
+// 503) and see what group commit achieves. A nil *Metrics counts nothing.
+type Metrics struct {
 	entries *prometheus.CounterVec
 	batch   prometheus.Histogram
 	wait    prometheus.Histogram
 }
 
-func newAuditMetrics(reg prometheus.Registerer) *auditMetrics {
-	m := &auditMetrics{
+// NewMetrics registers the audit trail's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		entries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rls_audit_entries_total",
 			Help: "Audit entries by result: recorded (committed), failed (request answered 503), reported (left to the forwarding node).",
@@ -35,7 +36,10 @@ func newAuditMetrics(reg prometheus.Registerer) *auditMetrics {
 	return m
 }
 
-func (m *auditMetrics) entry(result string, waited time.Duration) {
+// Entry counts one request's entry by what became of it: recorded, failed, reported (left
+// to the node that forwarded the request) or not-admitted (never recorded); waited is how
+// long the request waited for it.
+func (m *Metrics) Entry(result string, waited time.Duration) {
 	if m == nil {
 		return
 	}
@@ -45,7 +49,8 @@ func (m *auditMetrics) entry(result string, waited time.Duration) {
 	}
 }
 
-func (m *auditMetrics) commit(entries int) {
+// Commit counts one commit of entries.
+func (m *Metrics) Commit(entries int) {
 	if m != nil {
 		m.batch.Observe(float64(entries))
 	}

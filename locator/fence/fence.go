@@ -1,24 +1,9 @@
-package locator
-
-import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"sync"
-	"time"
-
-	"github.com/rls-hie/rls/locator/audit"
-	"github.com/rls-hie/rls/locator/fhir"
-	"github.com/rls-hie/rls/locator/policy"
-)
-
-// The fence makes security changes (a consent directive, a token revoked or rotated, a
+// Package fence makes security changes (a consent directive, a token revoked or rotated, a
 // participant disabled or its purposes changed) take effect on every node at once: once the
 // change is acknowledged to the client, no node answers with state that lacks it, whatever
 // consistency the caller asked for.
 //
-// Two halves, with one interval L (Options.FenceInterval):
+// Two halves, with one interval L (locator's Options.FenceInterval):
 //
 //   - Acknowledgement (leader): a security command is acknowledged only when every other
 //     member reports it applied to the state its readers see, or, if some member does not
@@ -49,25 +34,50 @@ import (
 // most LeaderLeaseTimeout, so L must exceed it (cmd/rls checks L ≥ 2 × leader_lease_timeout),
 // and clocks must run at the same rate (not be synchronised) for L to mean the same on
 // both sides; the 10% margin covers drift.
-type fence struct {
-	s        *Server
-	interval time.Duration
+//
+// It is the neighbour of locator/policy: policy decides, the fence makes a change of what
+// policy reads hold everywhere once acknowledged. It must never import locator; the node's
+// HTTP side (the endpoint that serves Status, the 503 its errors become) is locator's.
+package fence
 
-	mu     sync.Mutex
-	lease  fenceLease
-	renew  chan struct{} // closed when an in-flight renewal ends; nil if none
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rls-hie/rls/locator/nodeauth"
+	"github.com/rls-hie/rls/raft"
+)
+
+// Fence is one node's side of the fence.
+type Fence struct {
+	node     *raft.Node
+	interval time.Duration
+	// key returns the cluster key this node holds (nil: none yet), to sign its questions
+	// to other nodes with.
+	key    func() []byte
+	logger *slog.Logger
 	client *http.Client
+
+	mu    sync.Mutex
+	lease lease
+	renew chan struct{} // closed when an in-flight renewal ends; nil if none
 }
 
-type fenceLease struct {
+type lease struct {
 	start  time.Time // local time the lease request was sent
 	index  uint64    // the leader's commit index it answered
 	leader string
 }
 
-// FenceStatus is the answer of GET /v1/cluster/fence: what a node's readers see and, on a
-// ready leader, its commit index.
-type FenceStatus struct {
+// Status is the answer of GET /v1/cluster/fence: what a node's readers see and, on a ready
+// leader, its commit index.
+type Status struct {
 	Node          string `json:"node"`
 	State         string `json:"state"`
 	LeaderReady   bool   `json:"leader_ready"`
@@ -76,29 +86,36 @@ type FenceStatus struct {
 	ReadableIndex uint64 `json:"readable_index"`
 }
 
-func newFence(s *Server, interval time.Duration) *fence {
-	return &fence{s: s, interval: interval, client: &http.Client{Timeout: interval / 2, Transport: peerTransport(s.opts.PeerTLS)}}
+// New returns the fence of node with interval L; transport carries its calls to other
+// nodes, key returns the cluster key it signs them with.
+func New(node *raft.Node, interval time.Duration, transport http.RoundTripper, key func() []byte, logger *slog.Logger) *Fence {
+	return &Fence{node: node, interval: interval, key: key, logger: logger, client: &http.Client{Timeout: interval / 2, Transport: transport}}
 }
 
-// fenceStatus serves GET /v1/cluster/fence.
-func (s *Server) fenceStatus(w http.ResponseWriter, r *http.Request, rq *request) error {
-	l := s.node.Local()
-	return writeJSON(w, http.StatusOK, FenceStatus{Node: l.ID, State: l.State, LeaderReady: l.LeaderReady, Term: l.Term,
-		CommitIndex: l.CommitIndex, ReadableIndex: l.ReadableIndex})
+// StatusOf is a node's fence status, from its view of itself.
+func StatusOf(l raft.LocalStatus) Status {
+	return Status{Node: l.ID, State: l.State, LeaderReady: l.LeaderReady, Term: l.Term, CommitIndex: l.CommitIndex, ReadableIndex: l.ReadableIndex}
 }
 
-// unfenced is the 503 a node gives when it cannot show it holds every acknowledged change.
-func unfenced(format string, args ...any) error {
-	return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", format, args...))
-}
+// ErrUnfenced: this node cannot show that it holds every security change acknowledged so
+// far, so it must not answer (the API answers 503, safe to retry).
+var ErrUnfenced = errors.New("not fenced")
 
-// admit lets a request that this node answers itself proceed only when the node provably
+// unfenced is an ErrUnfenced that says why.
+type unfenced string
+
+func (e unfenced) Error() string        { return string(e) }
+func (e unfenced) Is(target error) bool { return target == ErrUnfenced }
+
+func unfencedf(format string, args ...any) error { return unfenced(fmt.Sprintf(format, args...)) }
+
+// Admit lets a request that this node answers itself proceed only when the node provably
 // holds every security change acknowledged so far (see fence).
-func (f *fence) admit(ctx context.Context) error {
-	n := f.s.node
+func (f *Fence) Admit(ctx context.Context) error {
+	n := f.node
 	if n.IsLeader() {
 		if !n.LeaderReady() {
-			return unfenced("this node was just elected and is not ready to serve yet; retry")
+			return unfencedf("this node was just elected and is not ready to serve yet; retry")
 		}
 		return nil
 	}
@@ -108,19 +125,19 @@ func (f *fence) admit(ctx context.Context) error {
 	}
 	valid := lease.start.Add(f.interval * 9 / 10)
 	if time.Now().After(valid) {
-		return unfenced("node %s has not heard from a leader recently enough to serve; retry, or read from the leader", n.ID())
+		return unfencedf("node %s has not heard from a leader recently enough to serve; retry, or read from the leader", n.ID())
 	}
 	ctx, cancel := context.WithDeadline(ctx, valid)
 	defer cancel()
 	if err := n.WaitApplied(ctx, lease.index); err != nil {
-		return unfenced("node %s has not yet applied index %d; retry, or read from the leader", n.ID(), lease.index)
+		return unfencedf("node %s has not yet applied index %d; retry, or read from the leader", n.ID(), lease.index)
 	}
 	return nil
 }
 
 // current returns the lease, renewing it first when it is older than half the interval.
 // Concurrent requests share one renewal.
-func (f *fence) current(ctx context.Context) (fenceLease, error) {
+func (f *Fence) current(ctx context.Context) (lease, error) {
 	f.mu.Lock()
 	if time.Since(f.lease.start) < f.interval/2 {
 		l := f.lease
@@ -137,14 +154,14 @@ func (f *fence) current(ctx context.Context) (fenceLease, error) {
 	select {
 	case <-wait:
 	case <-ctx.Done():
-		return fenceLease{}, fmt.Errorf("renew fence lease: %w", ctx.Err())
+		return lease{}, fmt.Errorf("renew fence lease: %w", ctx.Err())
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.lease, nil
 }
 
-func (f *fence) renewLease(done chan struct{}) {
+func (f *Fence) renewLease(done chan struct{}) {
 	defer func() {
 		f.mu.Lock()
 		f.renew = nil
@@ -154,17 +171,17 @@ func (f *fence) renewLease(done chan struct{}) {
 	start := time.Now()
 	st, err := f.askLeader(start)
 	if err != nil {
-		f.s.logger.Debug("fence lease not renewed", "err", err)
+		f.logger.Debug("fence lease not renewed", "err", err)
 		return
 	}
 	f.mu.Lock()
-	f.lease = fenceLease{start: start, index: st.CommitIndex, leader: st.Node}
+	f.lease = lease{start: start, index: st.CommitIndex, leader: st.Node}
 	f.mu.Unlock()
 }
 
-func (f *fence) askLeader(start time.Time) (FenceStatus, error) {
-	var st FenceStatus
-	leader, err := f.s.node.Leader()
+func (f *Fence) askLeader(start time.Time) (Status, error) {
+	var st Status
+	leader, err := f.node.Leader()
 	if err != nil {
 		return st, err
 	}
@@ -182,15 +199,15 @@ func (f *fence) askLeader(start time.Time) (FenceStatus, error) {
 	return st, nil
 }
 
-func (f *fence) ask(ctx context.Context, base string) (FenceStatus, error) {
-	var st FenceStatus
+func (f *Fence) ask(ctx context.Context, base string) (Status, error) {
+	var st Status
 	const path = "/v1/cluster/fence"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return st, err
 	}
-	if key := f.s.localClusterKey(); key != nil {
-		req.Header.Set(headerNodeCredential, audit.Sign(key, f.s.node.ID(), time.Now(), http.MethodGet, path, nil))
+	if key := f.key(); key != nil {
+		nodeauth.SignRequest(req, key, f.node.ID(), nil)
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
@@ -206,22 +223,22 @@ func (f *fence) ask(ctx context.Context, base string) (FenceStatus, error) {
 	return st, nil
 }
 
-// acknowledge returns once a security command applied at index may be acknowledged: the
+// Acknowledge returns once a security command applied at index may be acknowledged: the
 // leader's readers see it, and every other member has applied it or the interval has
 // passed (see fence). It never fails the command, which is committed; it only delays the
 // answer.
-func (f *fence) acknowledge(ctx context.Context, index uint64) error {
+func (f *Fence) Acknowledge(ctx context.Context, index uint64) error {
 	deadline := time.Now().Add(f.interval)
-	if err := f.s.node.WaitApplied(ctx, index); err != nil {
+	if err := f.node.WaitApplied(ctx, index); err != nil {
 		return err
 	}
-	members, err := f.s.node.Members()
+	members, err := f.node.Members()
 	if err != nil {
 		return f.sleepUntil(ctx, deadline)
 	}
 	pending := map[string]string{}
 	for _, m := range members {
-		if m.ID != f.s.node.ID() {
+		if m.ID != f.node.ID() {
 			pending[m.ID] = m.HTTPAddr
 		}
 	}
@@ -260,7 +277,7 @@ func (f *fence) acknowledge(ctx context.Context, index uint64) error {
 	return f.sleepUntil(ctx, deadline)
 }
 
-func (f *fence) sleepUntil(ctx context.Context, t time.Time) error {
+func (f *Fence) sleepUntil(ctx context.Context, t time.Time) error {
 	d := time.Until(t)
 	if d <= 0 {
 		return nil
@@ -273,14 +290,4 @@ func (f *fence) sleepUntil(ctx context.Context, t time.Time) error {
 	case <-timer.C:
 		return nil
 	}
-}
-
-// privacy is the server's policy state: the fence and the per-participant rate limiter.
-type privacy struct {
-	fence   *fence
-	limiter *policy.Limiter
-}
-
-func newPrivacy(s *Server, o Options) *privacy {
-	return &privacy{fence: newFence(s, o.FenceInterval), limiter: policy.NewLimiter(o.RateLimit, o.RateBurst, nil)}
 }

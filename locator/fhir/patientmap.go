@@ -1,4 +1,4 @@
-package locator
+package fhir
 
 import (
 	"encoding/json"
@@ -12,21 +12,20 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
 )
 
 var (
-	fhirDate    = regexp.MustCompile(`^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$`)
-	fhirGenders = []string{"male", "female", "other", "unknown"}
+	dateRE  = regexp.MustCompile(`^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$`)
+	genders = []string{"male", "female", "other", "unknown"}
 )
 
-// patientRecord reads the matching fields out of a Patient. ownSystem picks the record's
+// RecordOf reads the matching fields out of a Patient. ownSystem picks the record's
 // identifier: the identifier with that system becomes the record key (the caller decides
 // which system the participant may use). Errors name the element at fault.
-func patientRecord(p fhir.Patient, ownSystem func(systems []string) (string, error)) (command.PatientRecord, error) {
+func RecordOf(p Patient, ownSystem func(systems []string) (string, error)) (command.PatientRecord, error) {
 	var rec command.PatientRecord
 	now := time.Now().UTC()
 	if err := checkPatient(p, now); err != nil {
@@ -35,9 +34,9 @@ func patientRecord(p fhir.Patient, ownSystem func(systems []string) (string, err
 	var systems []string
 	for i, id := range p.Identifier {
 		if id.System == "" || id.Value == "" {
-			return rec, fhir.Invalid(fmt.Sprintf("Patient.identifier[%d]", i), "every identifier needs a system and a value")
+			return rec, Invalid(fmt.Sprintf("Patient.identifier[%d]", i), "every identifier needs a system and a value")
 		}
-		if id.System == fhir.EUIDSystem {
+		if id.System == EUIDSystem {
 			continue // rls's own identifier, echoed back by a client; the link is rls's to decide
 		}
 		systems = append(systems, id.System)
@@ -50,10 +49,10 @@ func patientRecord(p fhir.Patient, ownSystem func(systems []string) (string, err
 		switch id.System {
 		case system:
 			if rec.Value != "" && rec.Value != id.Value {
-				return rec, fhir.Invalid("Patient.identifier", "two identifiers in system %s: a record has one", system)
+				return rec, Invalid("Patient.identifier", "two identifiers in system %s: a record has one", system)
 			}
 			rec.System, rec.Value = id.System, id.Value
-		case fhir.SSNSystem:
+		case SSNSystem:
 			rec.SSN = id.Value
 		}
 	}
@@ -66,8 +65,8 @@ func patientRecord(p fhir.Patient, ownSystem func(systems []string) (string, err
 	}
 	rec.BirthDate = p.BirthDate
 	if p.Gender != "" {
-		if !slices.Contains(fhirGenders, p.Gender) {
-			return rec, fhir.Invalid("Patient.gender", "gender %q must be male, female, other or unknown", p.Gender)
+		if !slices.Contains(genders, p.Gender) {
+			return rec, Invalid("Patient.gender", "gender %q must be male, female, other or unknown", p.Gender)
 		}
 		rec.Sex = p.Gender
 	}
@@ -84,12 +83,12 @@ func patientRecord(p fhir.Patient, ownSystem func(systems []string) (string, err
 			}
 		case "", "fax", "pager", "url", "other":
 		default:
-			return rec, fhir.Invalid(fmt.Sprintf("Patient.telecom[%d].system", i), "telecom system %q is not a FHIR contact-point-system code", clip(t.System))
+			return rec, Invalid(fmt.Sprintf("Patient.telecom[%d].system", i), "telecom system %q is not a FHIR contact-point-system code", Clip(t.System))
 		}
 	}
 	// The elements were checked one by one above; this is the check the FSM repeats.
 	if err := rec.Check("", now); err != nil {
-		return rec, limitError("Patient", err)
+		return rec, LimitError("Patient", err)
 	}
 	return rec, nil
 }
@@ -99,13 +98,13 @@ func patientRecord(p fhir.Patient, ownSystem func(systems []string) (string, err
 // telecoms, addresses, and a birth date that must be a real calendar date in a plausible
 // year. (CheckBounds has already refused control and bidirectional-override characters
 // anywhere in the resource.)
-func checkPatient(p fhir.Patient, now time.Time) error {
+func checkPatient(p Patient, now time.Time) error {
 	check := func(err error) error {
 		if err == nil {
 			return nil
 		}
 		field, _ := model.FieldOf(err)
-		return limitError(field, err)
+		return LimitError(field, err)
 	}
 	lists := []struct {
 		name string
@@ -172,36 +171,36 @@ func checkPatient(p fhir.Patient, now time.Time) error {
 			}
 		}
 	}
-	return checkFHIRBirthDate("Patient.birthDate", p.BirthDate, now)
+	return checkBirthDate("Patient.birthDate", p.BirthDate, now)
 }
 
-// checkFHIRBirthDate accepts a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD) that is a real
+// checkBirthDate accepts a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD) that is a real
 // calendar date (2024-02-30 is not), from model.MinBirthYear up to today (one day of slack
 // for time zones ahead of UTC).
-func checkFHIRBirthDate(elem, v string, now time.Time) error {
+func checkBirthDate(elem, v string, now time.Time) error {
 	if v == "" {
 		return nil
 	}
-	if len(v) > model.MaxDateLength || !fhirDate.MatchString(v) {
-		return fhir.Invalid(elem, "%s %q must be a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)", elem, clip(v))
+	if len(v) > model.MaxDateLength || !dateRE.MatchString(v) {
+		return Invalid(elem, "%s %q must be a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)", elem, Clip(v))
 	}
 	layout := map[int]string{4: "2006", 7: "2006-01", 10: "2006-01-02"}[len(v)]
 	t, err := time.Parse(layout, v)
 	if err != nil {
-		return fhir.Invalid(elem, "%s %s is not a calendar date", elem, v)
+		return Invalid(elem, "%s %s is not a calendar date", elem, v)
 	}
 	if t.Year() < model.MinBirthYear {
-		return fhir.Invalid(elem, "%s %s is before %d: not a plausible birth date", elem, v, model.MinBirthYear)
+		return Invalid(elem, "%s %s is before %d: not a plausible birth date", elem, v, model.MinBirthYear)
 	}
 	if t.After(now.AddDate(0, 0, 1)) {
-		return fhir.Invalid(elem, "%s %s is in the future", elem, v)
+		return Invalid(elem, "%s %s is in the future", elem, v)
 	}
 	return nil
 }
 
-// limitError is the 400 for a value beyond its limit (a model.FieldError), with the element
+// LimitError is the 400 for a value beyond its limit (a model.FieldError), with the element
 // as expression and a message that never repeats the value.
-func limitError(elem string, err error) error {
+func LimitError(elem string, err error) error {
 	if elem == "" {
 		elem, _ = model.FieldOf(err)
 	}
@@ -209,11 +208,11 @@ func limitError(elem string, err error) error {
 	if errors.Is(err, model.ErrTooLong) {
 		code = "too-long"
 	}
-	return fhir.Errorf(http.StatusBadRequest, code, elem, "%v", err)
+	return Errorf(http.StatusBadRequest, code, elem, "%v", err)
 }
 
-// clip shortens a value a message repeats, so that an error about a huge value is not huge.
-func clip(s string) string {
+// Clip shortens a value a message repeats, so that an error about a huge value is not huge.
+func Clip(s string) string {
 	const max = 64
 	if len(s) <= max {
 		return s
@@ -227,7 +226,7 @@ func clip(s string) string {
 
 // preferredName picks the name matching compares: the official one, else the usual one,
 // else the first that is not old or maiden.
-func preferredName(names []fhir.HumanName) *fhir.HumanName {
+func preferredName(names []HumanName) *HumanName {
 	for _, use := range []string{"official", "usual", ""} {
 		for i := range names {
 			if names[i].Use == use {
@@ -244,7 +243,7 @@ func preferredName(names []fhir.HumanName) *fhir.HumanName {
 }
 
 // preferredAddress picks the home address, else the first that is not old.
-func preferredAddress(addrs []fhir.Address) *fhir.Address {
+func preferredAddress(addrs []Address) *Address {
 	for i := range addrs {
 		if addrs[i].Use == "home" {
 			return &addrs[i]
@@ -260,40 +259,40 @@ func preferredAddress(addrs []fhir.Address) *fhir.Address {
 
 // patientFromRecord rebuilds a Patient for a record that was registered from a flat file
 // (no resource was sent): every field the record has.
-func patientFromRecord(r mpi.Record) fhir.Patient {
-	p := fhir.Patient{ResourceType: "Patient", Identifier: []fhir.Identifier{{Use: "usual", System: r.System, Value: r.Value}}}
+func patientFromRecord(r mpi.Record) Patient {
+	p := Patient{ResourceType: "Patient", Identifier: []Identifier{{Use: "usual", System: r.System, Value: r.Value}}}
 	if r.SSN != "" {
-		p.Identifier = append(p.Identifier, fhir.Identifier{System: fhir.SSNSystem, Value: r.SSN})
+		p.Identifier = append(p.Identifier, Identifier{System: SSNSystem, Value: r.SSN})
 	}
 	if r.Family != "" || len(r.Given) > 0 {
-		n := fhir.HumanName{Use: "official", Family: r.Family, Given: r.Given}
+		n := HumanName{Use: "official", Family: r.Family, Given: r.Given}
 		if r.Suffix != "" {
 			n.Suffix = []string{r.Suffix}
 		}
-		p.Name = []fhir.HumanName{n}
+		p.Name = []HumanName{n}
 	}
-	p.BirthDate = fhirBirthDate(r.BirthDate)
-	p.Gender = fhirGender(r.Sex)
+	p.BirthDate = birthDate(r.BirthDate)
+	p.Gender = Gender(r.Sex)
 	if len(r.AddressLines) > 0 || r.City != "" || r.State != "" || r.PostalCode != "" {
-		p.Address = []fhir.Address{{Use: "home", Line: r.AddressLines, City: r.City, State: r.State, PostalCode: r.PostalCode}}
+		p.Address = []Address{{Use: "home", Line: r.AddressLines, City: r.City, State: r.State, PostalCode: r.PostalCode}}
 	}
 	for _, ph := range r.Phones {
-		p.Telecom = append(p.Telecom, fhir.ContactPoint{System: "phone", Value: ph})
+		p.Telecom = append(p.Telecom, ContactPoint{System: "phone", Value: ph})
 	}
 	if r.Email != "" {
-		p.Telecom = append(p.Telecom, fhir.ContactPoint{System: "email", Value: r.Email})
+		p.Telecom = append(p.Telecom, ContactPoint{System: "email", Value: r.Email})
 	}
 	return p
 }
 
-// fhirBirthDate turns YYYYMMDD into YYYY-MM-DD and drops what is not a FHIR date.
-func fhirBirthDate(s string) string {
+// birthDate turns YYYYMMDD into YYYY-MM-DD and drops what is not a FHIR date.
+func birthDate(s string) string {
 	if len(s) == 8 {
 		if _, err := strconv.Atoi(s); err == nil {
 			s = s[:4] + "-" + s[4:6] + "-" + s[6:]
 		}
 	}
-	if !fhirDate.MatchString(s) {
+	if !dateRE.MatchString(s) {
 		return ""
 	}
 	if _, err := time.Parse("2006-01-02", s); len(s) == 10 && err != nil {
@@ -302,7 +301,9 @@ func fhirBirthDate(s string) string {
 	return s
 }
 
-func fhirGender(s string) string {
+// Gender reads a sex or gender as records and search parameters spell it (F, female, m…)
+// into a FHIR administrative-gender code, or "".
+func Gender(s string) string {
 	switch strings.ToLower(s) {
 	case "f", "female":
 		return "female"
@@ -316,11 +317,11 @@ func fhirGender(s string) string {
 	return ""
 }
 
-// storedPatient renders a registered record as the Patient rls serves: the resource as it
+// StoredPatient renders a registered record as the Patient rls serves: the resource as it
 // came (or rebuilt from the record), with rls's id and meta, and the EUID of its person as
 // an identifier in the rls enterprise system.
-func storedPatient(meta model.PatientMeta, sr *mpi.StoredRecord) (fhir.Patient, error) {
-	var p fhir.Patient
+func StoredPatient(meta model.PatientMeta, sr *mpi.StoredRecord) (Patient, error) {
+	var p Patient
 	if len(meta.Resource) > 0 {
 		if err := json.Unmarshal(meta.Resource, &p); err != nil {
 			return p, fmt.Errorf("decode stored Patient %s: %w", meta.ID, err)
@@ -330,16 +331,112 @@ func storedPatient(meta model.PatientMeta, sr *mpi.StoredRecord) (fhir.Patient, 
 	}
 	p.ResourceType = "Patient"
 	p.ID = meta.ID
-	p.Meta = &fhir.Meta{VersionID: strconv.FormatUint(meta.Version, 10), LastUpdated: meta.Updated.UTC().Format(time.RFC3339Nano)}
-	p.Identifier = slices.DeleteFunc(p.Identifier, func(id fhir.Identifier) bool { return id.System == fhir.EUIDSystem })
-	p.Identifier = append(p.Identifier, fhir.Identifier{Use: "secondary", System: fhir.EUIDSystem, Value: sr.EUID})
+	p.Meta = &Meta{VersionID: strconv.FormatUint(meta.Version, 10), LastUpdated: meta.Updated.UTC().Format(time.RFC3339Nano)}
+	p.Identifier = slices.DeleteFunc(p.Identifier, func(id Identifier) bool { return id.System == EUIDSystem })
+	p.Identifier = append(p.Identifier, Identifier{Use: "secondary", System: EUIDSystem, Value: sr.EUID})
 	return p, nil
 }
 
-// canonicalResource is the JSON kept for a registered Patient: what the participant sent,
+// CanonicalPatient is the JSON kept for a registered Patient: what the participant sent,
 // without the id, meta and EUID identifier that rls owns.
-func canonicalResource(p fhir.Patient) ([]byte, error) {
+func CanonicalPatient(p Patient) ([]byte, error) {
 	p.ID, p.Meta = "", nil
-	p.Identifier = slices.DeleteFunc(slices.Clone(p.Identifier), func(id fhir.Identifier) bool { return id.System == fhir.EUIDSystem })
+	p.Identifier = slices.DeleteFunc(slices.Clone(p.Identifier), func(id Identifier) bool { return id.System == EUIDSystem })
 	return json.Marshal(p)
+}
+
+// DecisionExtension reports how matching decided a registration.
+func DecisionExtension(d mpi.Decision) Extension {
+	score := d.Score
+	ext := Extension{URL: MatchDecisionURL, Extension: []Extension{
+		{URL: "outcome", ValueCode: string(d.Outcome)},
+		{URL: "score", ValueDecimal: &score},
+		{URL: "person", ValueReference: &Reference{Reference: "Person/" + d.EUID}},
+	}}
+	if d.Review != nil {
+		ext.Extension = append(ext.Extension, Extension{URL: "review", ValueString: d.Review.Reason})
+	}
+	return ext
+}
+
+// PersonRecord is one source record of a person: its registry entry and its demographics.
+type PersonRecord struct {
+	Meta   model.PatientMeta
+	Record mpi.Record
+}
+
+// PersonOf builds a Person: every record's identifier and a link to it, and the
+// golden view of the demographics (for each field the value most records agree on, ties
+// going to the most recently updated record).
+func PersonOf(euid string, records []PersonRecord) Person {
+	active := true
+	p := Person{ResourceType: "Person", ID: euid, Active: &active,
+		Identifier: []Identifier{{Use: "official", System: EUIDSystem, Value: euid}}}
+	// Most recent first, so that ties in golden() go to it.
+	slices.SortStableFunc(records, func(a, b PersonRecord) int { return b.Meta.Updated.Compare(a.Meta.Updated) })
+	for _, r := range records {
+		p.Identifier = append(p.Identifier, Identifier{Use: "usual", System: r.Record.System, Value: r.Record.Value})
+		p.Link = append(p.Link, PersonLink{Target: Reference{Reference: "Patient/" + model.PatientID(string(r.Record.Key()))}, Assurance: "level3"})
+	}
+	pick := func(get func(mpi.Record) string) string {
+		var values []string
+		for _, r := range records {
+			values = append(values, get(r.Record))
+		}
+		return golden(values)
+	}
+	given := pick(func(r mpi.Record) string { return strings.Join(r.Given, " ") })
+	family := pick(func(r mpi.Record) string { return r.Family })
+	if given != "" || family != "" {
+		n := HumanName{Use: "official", Family: family}
+		if given != "" {
+			n.Given = strings.Fields(given)
+		}
+		p.Name = []HumanName{n}
+	}
+	p.BirthDate = birthDate(pick(func(r mpi.Record) string { return r.BirthDate }))
+	p.Gender = Gender(pick(func(r mpi.Record) string { return r.Sex }))
+	line := pick(func(r mpi.Record) string { return strings.Join(r.AddressLines, "\n") })
+	city, st, zip := pick(func(r mpi.Record) string { return r.City }), pick(func(r mpi.Record) string { return r.State }), pick(func(r mpi.Record) string { return r.PostalCode })
+	if line != "" || city != "" || st != "" || zip != "" {
+		a := Address{Use: "home", City: city, State: st, PostalCode: zip}
+		if line != "" {
+			a.Line = strings.Split(line, "\n")
+		}
+		p.Address = []Address{a}
+	}
+	if ph := pick(func(r mpi.Record) string { return first(r.Phones) }); ph != "" {
+		p.Telecom = append(p.Telecom, ContactPoint{System: "phone", Value: ph})
+	}
+	if em := pick(func(r mpi.Record) string { return r.Email }); em != "" {
+		p.Telecom = append(p.Telecom, ContactPoint{System: "email", Value: em})
+	}
+	return p
+}
+
+// golden returns the non-empty value that occurs most often; ties go to the earliest.
+func golden(values []string) string {
+	best, bestN := "", 0
+	for i, v := range values {
+		if v == "" {
+			continue
+		}
+		n := 0
+		for _, w := range values[i:] {
+			if w == v {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = v, n
+		}
+	}
+	return best
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }
