@@ -102,7 +102,10 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 
 func (s *Server) setEndpoint(w http.ResponseWriter, r *http.Request, rq *request, m model.HL7Endpoint, expected uint64, create bool) error {
 	// Checked here so that the FSM refuses it only when the participant is removed in
-	// between (the leader's state is current: the route runs on the leader).
+	// between (the route runs on the leader; SyncLocal makes what it applied readable).
+	if err := s.node.SyncLocal(r.Context()); err != nil {
+		return err
+	}
 	known := false
 	if err := s.node.State().View(func(tx *state.Tx) error { known = tx.HasParticipant(m.Participant); return nil }); err != nil {
 		return err

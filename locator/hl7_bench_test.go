@@ -59,7 +59,9 @@ func (p benchPerson) patient(system, mrn string) []byte {
 // BenchmarkHL7FeedVsFHIR measures ITI-8 registrations (ADT^A04 over several MLLP
 // connections, each answered only once committed and audited) against the same
 // registrations through POST /fhir/Patient on as many HTTP connections, on one node, in
-// alternating rounds (the index grows alike for both). b.N records go each way.
+// alternating rounds (the index grows alike for both). b.N records go each way: every
+// person is registered by two participants, hosp-a and hosp-b, so half the registrations
+// link a record to a person already there; at the end a PIX query checks that they did.
 //
 //	go test -run '^$' -bench HL7FeedVsFHIR -benchtime 8000x ./locator/
 func BenchmarkHL7FeedVsFHIR(b *testing.B) {
@@ -72,7 +74,7 @@ func BenchmarkHL7FeedVsFHIR(b *testing.B) {
 		o.MaxBodyBytes = 1 << 20
 		return func(s *Server) { w.srv = s }
 	})
-	tokA, _ := w.participants()
+	tokA, tokB := w.participants()
 	mllp, srv := startMLLP(b, w.srv, HL7Options{TrustNetwork: true})
 	defer srv.Close()
 
@@ -86,8 +88,8 @@ func BenchmarkHL7FeedVsFHIR(b *testing.B) {
 		defer c.Close()
 		clients[i] = c
 	}
-	per := max(1, b.N/rounds)
-	var next atomic.Int64
+	per := max(2, b.N/rounds/2*2) // even: both records of a person in one round
+	var next, lastHL7 atomic.Int64
 	run := func(send func(worker, i int) error) float64 {
 		start := time.Now()
 		end := next.Load() + int64(per)
@@ -120,7 +122,9 @@ func BenchmarkHL7FeedVsFHIR(b *testing.B) {
 	viaHL7 := func(k, i int) error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		raw, err := clients[k].Exchange(ctx, benchPersonOf(i).a04("hosp-a", fmt.Sprintf("H-%d", i), i))
+		lastHL7.Store(int64(i))
+		facility := []string{"hosp-a", "hosp-b"}[i%2]
+		raw, err := clients[k].Exchange(ctx, benchPersonOf(i/2).a04(facility, fmt.Sprintf("H-%d", i/2), i))
 		if err != nil {
 			return err
 		}
@@ -130,8 +134,9 @@ func BenchmarkHL7FeedVsFHIR(b *testing.B) {
 		return nil
 	}
 	viaFHIR := func(_, i int) error {
-		req, _ := http.NewRequest("POST", w.url+"/fhir/Patient", bytes.NewReader(benchPersonOf(i).patient(sysA, fmt.Sprintf("F-%d", i))))
-		req.Header.Set("Authorization", "Bearer "+tokA)
+		system, token := []string{sysA, sysB}[i%2], []string{tokA, tokB}[i%2]
+		req, _ := http.NewRequest("POST", w.url+"/fhir/Patient", bytes.NewReader(benchPersonOf(i/2).patient(system, fmt.Sprintf("F-%d", i/2))))
+		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/fhir+json")
 		resp, err := httpClient.Do(req)
 		if err != nil {
@@ -156,6 +161,19 @@ func BenchmarkHL7FeedVsFHIR(b *testing.B) {
 		hl7Rates, fhirRates, ratios = append(hl7Rates, h), append(fhirRates, f), append(ratios, h/f)
 	}
 	b.StopTimer()
+	// The last person fed over MLLP is one person at both hospitals.
+	person := int(lastHL7.Load()) / 2
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	raw, err := clients[0].Exchange(ctx, []byte(fmt.Sprintf("MSH|^~\\&|PIXC|hosp-a|RLS|HIE|20261101094000||QBP^Q23^QBP_Q21|Q1|P|2.5\r"+
+		"QPD|IHE PIX Query|q1|H-%d^^^hosp-a|^^^hosp-b\rRCP|I\r", person)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rsp, err := hl7.Parse(raw)
+	if err != nil || rsp.Segment("PID") == nil || rsp.Segment("PID").Value(3, 1) != fmt.Sprintf("H-%d", person) {
+		b.Fatalf("PIX query of the last person fed: its two registrations did not link (%v): %q", err, raw)
+	}
 	b.ReportMetric(median(hl7Rates), "hl7-records/s")
 	b.ReportMetric(median(fhirRates), "fhir-records/s")
 	b.ReportMetric(median(ratios), "hl7/fhir")
