@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -26,12 +27,17 @@ type hl7World struct {
 	srv        *Server
 	mllp       string
 	tokA, tokB string
+	// logs is everything the node and its MLLP listener logged, debug lines included.
+	logs *syncBuffer
 }
 
 func newHL7World(t *testing.T, o HL7Options) *hl7World {
 	t.Helper()
-	w := &hl7World{}
-	w.testAPI = newTestAPIWith(t, func(*Options) func(*Server) { return func(s *Server) { w.srv = s } })
+	w := &hl7World{logs: &syncBuffer{}}
+	w.testAPI = newTestAPIWith(t, func(opts *Options) func(*Server) {
+		opts.Logger = slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		return func(s *Server) { w.srv = s }
+	})
 	w.tokA, w.tokB = w.participants()
 	o.TrustNetwork = true
 	var srv *hl7.Server
@@ -44,7 +50,7 @@ func newHL7World(t *testing.T, o HL7Options) *hl7World {
 func startMLLP(tb testing.TB, s *Server, o HL7Options) (string, *hl7.Server) {
 	tb.Helper()
 	l := testkit.Listen(tb)
-	srv := &hl7.Server{Handler: s.HL7Handler(o), MaxMessageBytes: 64 << 10}
+	srv := &hl7.Server{Handler: s.HL7Handler(o), MaxMessageBytes: 64 << 10, Logger: s.logger}
 	go srv.Serve(l)
 	return l.Addr().String(), srv
 }
@@ -75,6 +81,23 @@ func exchange(t *testing.T, c *hl7.Client, msg string) *hl7.Message {
 		t.Fatalf("answer does not parse: %v\n%q", err, raw)
 	}
 	return m
+}
+
+// logsHoldNo fails the test if the node's logs hold any of the values: logs carry no
+// names, identifiers or birth dates.
+func (w *hl7World) logsHoldNo(t *testing.T, values ...string) {
+	t.Helper()
+	logs := w.logs.String()
+	if !strings.Contains(logs, "hl7") {
+		t.Fatal("the test's logger caught nothing of the HL7 interface")
+	}
+	for _, v := range values {
+		if i := strings.Index(logs, v); i >= 0 {
+			start := strings.LastIndexByte(logs[:i], '\n') + 1
+			end := i + strings.IndexByte(logs[i:]+"\n", '\n')
+			t.Errorf("the logs hold %q:\n%s", v, logs[start:end])
+		}
+	}
 }
 
 func ackCode(m *hl7.Message) string { return m.Segment("MSA").Value(1, 1) }
@@ -244,6 +267,7 @@ func TestHL7FeedQueriesAndMerge(t *testing.T) {
 	if !slices.Equal(viaHL7, want) || !slices.Equal(viaPIXm, want) || !slices.Equal(viaLocate, want) {
 		t.Fatalf("after A40 the interfaces disagree:\nHL7 PIX %v\nPIXm    %v\nlocate  %v\nwant    %v", viaHL7, viaPIXm, viaLocate, want)
 	}
+	w.logsHoldNo(t, "BRIEN", "MARGARET", "PEGGY", "MRN-A", "B-77", "19610704", "1961-07-04", "OAK STREET")
 }
 
 // TestHL7MalformedMessages is check 2 of issue 16: every malformed message gets AE or AR
@@ -271,6 +295,7 @@ func TestHL7MalformedMessages(t *testing.T) {
 		{"name too long", pid("MRN-1^^^hosp-a||" + strings.Repeat("D", 150) + "^JANE||19800101|F"), "AE", "PID^1^5^1^1 104"},
 		{"control character in a name", pid("MRN-1^^^hosp-a||DOE\\X07\\^JANE||19800101|F"), "AE", "PID^1^5"},
 		{"bad escape", pid("MRN-1^^^hosp-a||DOE\\^JANE||19800101|F"), "AE", "PID^1^5^1^1^1 102"},
+		{"no message type, and a segment with a wrong separator", "MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101093000|||X|P|2.5\nPID!1!!MRN-1^^^hosp-a!!DOE^JANE\n", "AR", " 100"},
 		{"garbage bytes", "\x00\x01\x02\xffgarbage\x7f", "AR", "MSH^1 100"},
 		{"unsupported message type", "MSH|^~\\&|LAB|hosp-a|RLS|HIE|20261101093000||ORU^R01|X|P|2.5\n", "AR", "MSH^1^9^1^1 200"},
 		{"unsupported event", "MSH|^~\\&|ADT|hosp-a|RLS|HIE|20261101093000||ADT^A03|X|P|2.5\n", "AR", "MSH^1^9^1^2 201"},
@@ -322,6 +347,8 @@ func TestHL7MalformedMessages(t *testing.T) {
 	if code, _, _ := w.do("GET", "/fhir/Patient/"+model.PatientID(sysA+"|MRN-1"), w.tokA, nil, nil); code != 404 {
 		t.Fatalf("a refused registration left a record: %d", code)
 	}
+	// Refusals are logged by where and what, never by the values they quote.
+	w.logsHoldNo(t, "DOE", "JANE", "MRN-", "19800101", "BRIEN", "garbage")
 }
 
 // TestHL7AuditAndConsent is check 3 of issue 16: every message is audited with its
