@@ -561,6 +561,12 @@ func TestHL7UpdateNotification(t *testing.T) {
 	if code, body, _ := w.do("POST", "/fhir/Endpoint", w.tokA, endpointJSON("hosp-a", "http://"+rc.addr), nil); code != 400 || !strings.Contains(string(body), "Endpoint.address") {
 		t.Fatalf("endpoint with an http address: %d %s", code, body)
 	}
+	// The admin may register one for any participant, but not for one that does not exist
+	// (refused before the command, naming the element).
+	if code, body, _ := w.do("POST", "/fhir/Endpoint", testAdminToken, endpointJSON("nobody", "mllp://"+rc.addr), nil); code != 422 ||
+		!strings.Contains(string(body), "Endpoint.managingOrganization") {
+		t.Fatalf("endpoint for a participant that does not exist: %d %s", code, body)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -39,6 +39,9 @@ func HL7EndpointOf(e EndpointResource, owner string) (model.HL7Endpoint, error) 
 		if x.URL != PIXDomainURL {
 			return m, Errorf(http.StatusBadRequest, "not-supported", fmt.Sprintf("Endpoint.extension[%d]", i), "extension %q is not supported on Endpoint", Clip(x.URL))
 		}
+		if err := model.ValidateSystemURI("domain", x.ValueURI); err != nil {
+			return m, LimitError(fmt.Sprintf("Endpoint.extension[%d].valueUri", i), err)
+		}
 		if !slices.Contains(m.Domains, x.ValueURI) {
 			m.Domains = append(m.Domains, x.ValueURI)
 		}
