@@ -270,6 +270,71 @@ func TestHL7FeedQueriesAndMerge(t *testing.T) {
 	w.logsHoldNo(t, "BRIEN", "MARGARET", "PEGGY", "MRN-A", "B-77", "19610704", "1961-07-04", "OAK STREET")
 }
 
+// TestHL7PIDFields: what an ITI-8 feed's PID carries reaches the stored record, read back
+// through FHIR: an assigning authority given as &URI&URI, names by type (repetitions,
+// further given names), mother's maiden name, birth date, sex, addresses, home and work
+// phones and e-mail, the SSN.
+func TestHL7PIDFields(t *testing.T) {
+	w := newHL7World(t, HL7Options{})
+	const sysC = "https://hosp-c.example/mrn"
+	code, body, _ := w.do("POST", "/fhir/Organization", testAdminToken, org("hosp-c", sysC), nil)
+	if code != 201 {
+		t.Fatalf("participant hosp-c: %d %s", code, body)
+	}
+	tokC := tokenOf(t, body)
+	c := w.dial(t)
+	ack := exchange(t, c, "MSH|^~\\&|ADT|hosp-c|RLS|HIE|20261101093000||ADT^A01^ADT_A01|C-1|P|2.5||||||UNICODE UTF-8\n"+
+		"EVN|A01\n"+
+		"PID|1||C-1^^^&https://hosp-c.example/mrn&URI^MR~ACCT-9^^^ACCOUNTS||Zoë^Ana^Maria Luísa^JR^DR^^L~Silva^Ana^^^^^M|Costa|19790312|F|||"+
+		"4 Rua Nova^Apt 2^Fall River^MA^02720^USA^H~PO Box 7^^Fall River^MA^02722^USA^M||^PRN^PH^^1^508^5550142~^NET^Internet^ana@example.org|^WPN^PH^^1^508^5550199|||||123-45-6789\n")
+	if ackCode(ack) != "AA" {
+		t.Fatalf("A01: %s", ack.String())
+	}
+	code, body, _ = w.do("GET", "/fhir/Patient/"+model.PatientID(sysC+"|C-1"), tokC, nil, nil)
+	var p fhir.Patient
+	if code != 200 || json.Unmarshal(body, &p) != nil {
+		t.Fatalf("read: %d %s", code, body)
+	}
+	var ids []string
+	for _, id := range p.Identifier {
+		if id.System != fhir.EUIDSystem {
+			ids = append(ids, id.System+"|"+id.Value)
+		}
+	}
+	slices.Sort(ids)
+	if want := []string{"http://hl7.org/fhir/sid/us-ssn|123-45-6789", sysC + "|C-1"}; !slices.Equal(ids, want) {
+		t.Errorf("identifiers %v, want %v (the account number, in no known domain, left out)", ids, want)
+	}
+	if len(p.Name) != 2 || p.Name[0].Use != "official" || p.Name[0].Family != "Zoë" || !slices.Equal(p.Name[0].Given, []string{"Ana", "Maria", "Luísa"}) ||
+		!slices.Equal(p.Name[0].Suffix, []string{"JR"}) || !slices.Equal(p.Name[0].Prefix, []string{"DR"}) || p.Name[1].Use != "maiden" || p.Name[1].Family != "Silva" {
+		t.Errorf("names %+v", p.Name)
+	}
+	maiden := ""
+	for _, raw := range p.Extension {
+		var ext fhir.Extension
+		if json.Unmarshal(raw, &ext) == nil && ext.URL == "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName" {
+			maiden = ext.ValueString
+		}
+	}
+	if maiden != "Costa" {
+		t.Errorf("mother's maiden name %q: %s", maiden, body)
+	}
+	if p.BirthDate != "1979-03-12" || p.Gender != "female" {
+		t.Errorf("birth date %q, gender %q", p.BirthDate, p.Gender)
+	}
+	if len(p.Address) != 2 || !slices.Equal(p.Address[0].Line, []string{"4 Rua Nova", "Apt 2"}) || p.Address[0].City != "Fall River" ||
+		p.Address[0].PostalCode != "02720" || p.Address[0].Use != "home" || p.Address[1].Type != "postal" {
+		t.Errorf("addresses %+v", p.Address)
+	}
+	var telecom []string
+	for _, cp := range p.Telecom {
+		telecom = append(telecom, cp.System+" "+cp.Use+" "+cp.Value)
+	}
+	if want := []string{"phone home +1 (508) 555-0142", "email home ana@example.org", "phone work +1 (508) 555-0199"}; !slices.Equal(telecom, want) {
+		t.Errorf("telecom %q, want %q", telecom, want)
+	}
+}
+
 // TestHL7MalformedMessages is check 2 of issue 16: every malformed message gets AE or AR
 // with an ERR segment that locates the fault, and the node and the connection survive.
 func TestHL7MalformedMessages(t *testing.T) {
