@@ -201,3 +201,43 @@ console {
   # ...and any session ends this long after sign-in.
   session_lifetime = "12h"
 }
+
+# The HL7 v2 interface: an MLLP (release 2) listener taking ITI-8 ADT feeds, ITI-9 PIX and
+# ITI-21 PDQ queries (README, "HL7 v2"). Off unless listen is set (flag -hl7-addr). Every
+# node also delivers PIX update notifications (ITI-10) to the MLLP endpoints participants
+# register, while it leads.
+hl7 {
+  # host:port of the MLLP listener, for example "0.0.0.0:2575". Empty: no listener.
+  listen = ""
+
+  # MLLP over TLS with the node certificate of the tls block; client certificates are asked
+  # for as tls.client_auth says and name the sending participant, whose MSH-4 must agree.
+  # Unset: on whenever tls.cert_file is set.
+  tls = true
+
+  # Identify a sender without a client certificate by MSH-4 (the participant whose id is
+  # the namespace, or whose identifier system is the universal id). Only for a network on
+  # which every sender is trusted; a -dev listener on loopback does it by itself. Without
+  # TLS, the agent refuses to start unless this is set (flag -hl7-trust-network).
+  trust_network = false
+
+  # Purpose of use of the PIX and PDQ queries arriving here (HL7 v2 has no field for it):
+  # TREAT, PAYMENT, OPERATIONS, PUBLICHEALTH or REQUEST, granted to the participant as on
+  # the API.
+  purpose_of_use = "TREAT"
+
+  # Largest message accepted (refused with AR beyond; the connection stays usable), how
+  # long a connection may sit between messages, how long one message may take to arrive,
+  # and how many connections may be open at once.
+  max_message_bytes = 1048576
+  idle_timeout      = "5m"
+  read_timeout      = "30s"
+  max_connections   = 256
+
+  # MSH-3 and MSH-4 of rls's answers and notifications.
+  application = "RLS"
+  facility    = "HIE"
+
+  # How often the leader looks for cross-reference changes to notify.
+  notify_interval = "250ms"
+}

@@ -140,6 +140,12 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 	if id, ok := clientCertParticipant(r); ok {
 		req.Header.Set(headerForwardedParticipant, id)
 	}
+	if id, ok := hl7TrustedSender(r); ok {
+		req.Header.Set(headerForwardedHL7Sender, id)
+	}
+	if r.Context().Value(hl7Origin{}) != nil {
+		req.Header.Set(headerHL7Origin, "mllp")
+	}
 	if err := s.signForward(ctx, req.Request, rq); err != nil {
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "cannot forward an audited request: %v", err))
 	}

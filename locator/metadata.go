@@ -171,6 +171,15 @@ func (s *Server) capabilityStatement() map[string]any {
 						param("_count", "number", "At most 200"), param("_offset", "number", "Start of the page"),
 					},
 				},
+				map[string]any{
+					"type": "Endpoint",
+					"documentation": "An MLLP endpoint of a participant (managingOrganization) that receives PIX update notifications (IHE ITI-10, ADT^A31) when a person's cross-references change: connectionType " +
+						fhir.EndpointConnectionType + "|" + fhir.ConnectionTypeMLLP + ", address mllp://host:port or mllps://host:port, the identifier systems wanted in PID-3 as " + fhir.PIXDomainURL +
+						" extensions (valueUri; none: every domain). Status active, suspended or off. A participant manages its own endpoints; the admin anyone's.",
+					"interaction": interactions("create", "update", "read", "search-type"),
+					"versioning":  "versioned-update",
+					"searchParam": []any{param("organization", "reference", "The participant (admin only)")},
+				},
 				auditEventCapability(param, interactions),
 			},
 			"interaction": []any{map[string]any{"code": "transaction", "documentation": "MHD ITI-65 Provide Document Bundle only: one SubmissionSet List and the DocumentReferences it lists (no Binary: rls keeps no content), registered all or nothing; answered with a transaction-response. batch is not supported."}},

@@ -1,13 +1,15 @@
 // Package locator is rls's API: FHIR R4 under /fhir and native JSON under /v1, served by
-// every node. It authenticates the calling participant, enforces roles in one place (the
-// route table), turns writes into Raft commands stamped on the leader (forwarding them
-// there from a follower), serves reads at the consistency the caller asks for, and exposes
-// health and Prometheus metrics.
+// every node, and the HL7 v2 interface (ITI-8, ITI-9, ITI-21 over MLLP, whose messages
+// take the same path through internal routes; ITI-10 notifications sent by the leader). It
+// authenticates the calling participant, enforces roles in one place (the route table),
+// turns writes into Raft commands stamped on the leader (forwarding them there from a
+// follower), serves reads at the consistency the caller asks for, and exposes health and
+// Prometheus metrics.
 //
 // Its parts with a job of their own are subpackages, none of which imports locator: fhir
-// (resources, decoding, mapping), policy (the access rules and the request guard), fence
-// (security changes on every node at once), audit (audit capture and group commit) and
-// nodeauth (node-to-node authentication). Only cmd/ imports this package. It must never be
+// (resources, decoding, mapping), hl7 (the HL7 v2 wire format and MLLP), policy (the
+// access rules and the request guard), fence (security changes on every node at once),
+// audit (audit capture and group commit) and nodeauth (node-to-node authentication). Only cmd/ imports this package. It must never be
 // imported by raft/, mpi/ or search/, and it reaches the FSM only through raft (never
 // raft/fsm).
 package locator
@@ -313,7 +315,7 @@ func New(opts Options) *Server {
 		s.auditMetrics = audit.NewMetrics(opts.Registry)
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	}
-	for _, rt := range s.routes() {
+	for _, rt := range append(s.routes(), s.hl7Routes()...) {
 		if _, ok := audit.Actions[rt.audit]; rt.audit != "" && !ok {
 			panic(fmt.Sprintf("route %s %s names unknown audit action %q", rt.method, rt.pattern, rt.audit))
 		}
@@ -509,6 +511,8 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		r.Header.Del(headerForwarded)
 		r.Header.Del(headerForwardedParticipant)
 		r.Header.Del(headerForwardedBase)
+		r.Header.Del(headerForwardedHL7Sender)
+		r.Header.Del(headerHL7Origin)
 		// A browser's cross-origin change is refused here, at the node the browser
 		// called (a forwarded request comes from a node).
 		if err := s.browserOrigin(r); err != nil {

@@ -11,7 +11,8 @@ import "github.com/rls-hie/rls/raft/fsm"
 // consent-set the stored model.Consent, patient-register a []Registered (one per
 // registration, in order), document-register a []DocumentRegistered, the steward's commands
 // (record-link, record-unlink, person-merge, person-unmerge, review-resolve) a Relinked,
-// mpi-rematch a []Rematched, and audit-append an AuditAppended.
+// mpi-rematch a []Rematched, audit-append an AuditAppended, and hl7-endpoint-set and
+// hl7-endpoint-cursor the stored model.HL7Endpoint.
 type (
 	// Registered is the outcome of one registration of a patient-register command: the
 	// matcher's decision and the record's registry entry, or the business error that
@@ -71,4 +72,8 @@ var (
 
 	// Consent directives.
 	ErrConsentExists = fsm.ErrConsentExists
+
+	// MLLP endpoints of PIX update notifications.
+	ErrEndpointExists  = fsm.ErrEndpointExists
+	ErrUnknownEndpoint = fsm.ErrUnknownEndpoint
 )

@@ -149,6 +149,11 @@ func runAgent(c *cli.Context) error {
 		IdleTimeout:    2 * time.Minute,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	stopHL7, err := startHL7(cfg, api, tlsCfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopHL7()
 	serveErr := make(chan error, 1)
 	go func() {
 		if tlsCfg.api != nil {
@@ -368,13 +373,17 @@ func joinCluster(ctx context.Context, cfg Config, peerTLS *tls.Config, logger *s
 }
 
 func printDevBanner(w io.Writer, cfg Config, token string) {
+	mllp := ""
+	if cfg.HL7 != nil && cfg.HL7.Listen != "" {
+		mllp = fmt.Sprintf("    HL7 (MLLP):   %s (senders named by MSH-4)\n", cfg.HL7.Listen)
+	}
 	fmt.Fprintf(w, `
 rls is running in dev mode: one node, data in %s.
 
     API:          %s
     Console:      %s/ui/  (sign in with the admin token)
     Admin token:  %s
-
+%s
 Point the CLI at it:
 
     export RLS_ADDR=%s
@@ -382,7 +391,7 @@ Point the CLI at it:
 
 Dev mode is for trying rls out. Do not put patient data in it.
 
-`, cfg.DataDir, cfg.HTTPAdvertiseAddr, cfg.HTTPAdvertiseAddr, token, cfg.HTTPAdvertiseAddr, token)
+`, cfg.DataDir, cfg.HTTPAdvertiseAddr, cfg.HTTPAdvertiseAddr, token, mllp, cfg.HTTPAdvertiseAddr, token)
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -39,6 +39,8 @@ type Config struct {
 	Privacy *PrivacyConfig `hcl:"privacy,block"`
 	// Console tunes the web console's sessions (/ui/).
 	Console *ConsoleConfig `hcl:"console,block"`
+	// HL7 is the HL7 v2 interface over MLLP (hl7.go).
+	HL7 *HL7Config `hcl:"hl7,block"`
 
 	// Set by flags only.
 	Dev           bool
@@ -144,6 +146,8 @@ func agentFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries between Raft snapshots"},
 		&cli.Uint64Flag{Name: "trailing-logs", Usage: "log entries kept after a snapshot"},
 		&cli.StringSliceFlag{Name: "raft-peer-dial", Usage: "`NODE=HOST:PORT`: dial this peer at this address instead of the one it advertises (repeatable)"},
+		&cli.StringFlag{Name: "hl7-addr", Usage: "`HOST:PORT` of the HL7 v2 (MLLP) listener (hl7.listen; off unless set)"},
+		&cli.BoolFlag{Name: "hl7-trust-network", Usage: "identify MLLP senders without a client certificate by MSH-4 (hl7.trust_network)"},
 		&cli.BoolFlag{Name: "dev", Usage: "single node for development: bootstraps itself, data in a temp dir unless -data-dir, prints the admin token"},
 		&cli.StringFlag{Name: "dev-admin-token", Usage: "with -dev, use this admin token instead of a random one"},
 	}
@@ -189,6 +193,13 @@ func configFromFlags(c *cli.Context) (Config, error) {
 	}
 	if cfg.Console == nil {
 		cfg.Console = &ConsoleConfig{}
+	}
+	if cfg.HL7 == nil {
+		cfg.HL7 = &HL7Config{}
+	}
+	str("hl7-addr", &cfg.HL7.Listen)
+	if c.IsSet("hl7-trust-network") {
+		cfg.HL7.TrustNetwork = c.Bool("hl7-trust-network")
 	}
 	str("tls-cert-file", &cfg.TLS.CertFile)
 	str("tls-key-file", &cfg.TLS.KeyFile)
@@ -272,6 +283,10 @@ func (c *Config) finish() error {
 		errs = append(errs, errors.New("bootstrap and join exclude each other: a node either starts a cluster or joins one"))
 	}
 	errs = append(errs, c.finishTLS()...)
+	if c.HL7 == nil {
+		c.HL7 = &HL7Config{}
+	}
+	errs = append(errs, c.finishHL7()...)
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}

@@ -43,6 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			tlsCommand(),
 			auditCommand(),
 			consentCommand(),
+			hl7Command(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

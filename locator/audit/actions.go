@@ -49,4 +49,6 @@ var Actions = map[string]Action{
 	// A web console session opened (POST /ui/session): who signed in, as whom, and who
 	// was refused.
 	"console-sign-in": {"create", "C"},
+	// A PIX update notification (ITI-10) pushed to a participant's MLLP endpoint.
+	"pix-notify": {"operation", "E"},
 }

@@ -6,9 +6,10 @@
 // Person from a person's records (PersonOf), DocumentReference to the registry's document
 // and back (DocumentOf, StoredDocument), Consent to a consent directive and back
 // (DirectiveOf, ConsentOf), Organization to a participant and back (ParticipantOf,
-// OrganizationOf), a person to its golden Patient (GoldenPatient), and an audit entry to an
-// AuditEvent (AuditEventOf). Mapping holds every
-// element to the limits of raft/model and names the element at fault.
+// OrganizationOf), a person to its golden Patient (GoldenPatient), Endpoint to an MLLP
+// endpoint of PIX update notifications and back (HL7EndpointOf, EndpointOf), and an audit
+// entry to an AuditEvent (AuditEventOf). Mapping holds every element to the limits of
+// raft/model and names the element at fault.
 //
 // It reads no state and applies no policy: what needs the replicated state (whether a
 // document's subject is registered, under which system a participant registers) comes in

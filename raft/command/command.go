@@ -126,6 +126,9 @@ func (t Type) String() string {
 	if name, ok := mhdTypeName(t); ok {
 		return name
 	}
+	if name, ok := hl7TypeName(t); ok {
+		return name
+	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
 

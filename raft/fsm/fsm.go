@@ -191,6 +191,9 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 	for t, h := range privacyHandlers() {
 		f.handlers[t] = h
 	}
+	for t, h := range hl7Handlers() {
+		f.handlers[t] = h
+	}
 	for _, o := range opts {
 		o(f)
 	}

@@ -82,7 +82,7 @@ func (t *Tx) AppendLinkEvent(ev model.LinkEvent) error {
 	if err := t.tx.Bucket(bucketLinkEventOrder).Put(encodeUint(seq), key); err != nil {
 		return fmt.Errorf("order link event: %w", err)
 	}
-	return nil
+	return t.indexLinkEvent(seq, ev.EUID)
 }
 
 // backfillLinkEventOrder fills the log-ordered index of link events from the link history

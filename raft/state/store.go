@@ -31,7 +31,7 @@ var (
 	bucketParticipants = []byte("participants")
 	bucketNodes        = []byte("nodes")
 
-	allBuckets = slices.Concat([][]byte{bucketMeta, bucketParticipants, bucketNodes}, mpiBuckets, patientBuckets, documentBuckets, stewardBuckets, auditBuckets, consentBuckets, listBuckets)
+	allBuckets = slices.Concat([][]byte{bucketMeta, bucketParticipants, bucketNodes}, mpiBuckets, patientBuckets, documentBuckets, stewardBuckets, auditBuckets, consentBuckets, listBuckets, hl7Buckets)
 
 	keyAppliedIndex = []byte("applied_index")
 	keyAppliedTerm  = []byte("applied_term")
