@@ -164,11 +164,11 @@ func (k Keys) Open(value string, now time.Time) (Session, error) {
 	if !ok || len(value) > maxCookieLength {
 		return Session{}, ErrNoSession
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	got, err := strictBase64.DecodeString(sig)
 	if err != nil || !hmac.Equal(got, k.mac(k.seal, body)) {
 		return Session{}, ErrNoSession
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(body)
+	payload, err := strictBase64.DecodeString(body)
 	if err != nil {
 		return Session{}, ErrNoSession
 	}
@@ -182,6 +182,11 @@ func (k Keys) Open(value string, now time.Time) (Session, error) {
 	return s, nil
 }
 
+// strictBase64 refuses the spare low bits of a final character set to anything but
+// zero: otherwise four spellings of one MAC would all be accepted, and a cookie or token
+// changed by a client would still open.
+var strictBase64 = base64.RawURLEncoding.Strict()
+
 // maxCookieLength bounds what Open reads: a session is a few hundred bytes.
 const maxCookieLength = 2048
 
@@ -193,7 +198,7 @@ func (k Keys) CSRFToken(s Session) string {
 
 // CheckCSRF reports whether token is the session's CSRF token.
 func (k Keys) CheckCSRF(s Session, token string) bool {
-	got, err := base64.RawURLEncoding.DecodeString(token)
+	got, err := strictBase64.DecodeString(token)
 	return err == nil && hmac.Equal(got, k.mac(k.csrf, s.ID))
 }
 
