@@ -38,6 +38,7 @@ import (
 	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/nodeauth"
+	"github.com/rls-hie/rls/locator/notify"
 	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
@@ -114,6 +115,8 @@ type Options struct {
 	// MaxResponseBytes bounds the answer of one request: a search page ends early (with
 	// a next link) before it grows beyond it, and a forwarded answer beyond it is refused.
 	MaxResponseBytes int64
+	// Notify configures the delivery of subscription notifications (RunNotifier).
+	Notify NotifyOptions
 }
 
 func (o *Options) setDefaults() {
@@ -153,6 +156,7 @@ func (o *Options) setDefaults() {
 	if o.MaxResponseBytes == 0 {
 		o.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	o.Notify.setDefaults()
 }
 
 // DefaultMaxResponseBytes bounds an answer (Options.MaxResponseBytes).
@@ -184,6 +188,9 @@ type Server struct {
 	fence   *fence.Fence
 	limiter *policy.Limiter
 	edge    *edge
+	// notifySender delivers subscription notifications (on the leader, RunNotifier).
+	notifySender  *notify.Sender
+	notifyMetrics *notify.Metrics
 }
 
 // access is who may call a route.
@@ -285,6 +292,9 @@ func New(opts Options) *Server {
 		reg = opts.Registry
 	}
 	s.edge = newEdge(opts, opts.Logger, reg)
+	s.notifyMetrics = notify.NewMetrics(reg)
+	s.notifySender = notify.NewSender(notify.SenderOptions{Policy: s.notifyPolicy(), Timeout: opts.Notify.Timeout, Retries: opts.Notify.Retries,
+		RetryMin: opts.Notify.RetryMin, RetryMax: opts.Notify.RetryMax, TLS: opts.Notify.TLS, Metrics: s.notifyMetrics})
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
 		s.auditMetrics = audit.NewMetrics(opts.Registry)
@@ -364,6 +374,12 @@ func (s *Server) routes() []route {
 		{method: "PUT", pattern: "/fhir/Consent/{id}", access: participant, place: onLeader, audit: "consent-update", handle: s.updateConsent},
 		{method: "GET", pattern: "/fhir/Consent/{id}", access: participant, place: byConsistency, audit: "consent-read", handle: s.readConsent},
 		{method: "GET", pattern: "/fhir/Consent", access: participant, place: byConsistency, audit: "consent-search", handle: s.searchConsents},
+
+		{method: "POST", pattern: "/fhir/Subscription", access: participant, place: onLeader, audit: "subscription-create", handle: s.createSubscription},
+		{method: "PUT", pattern: "/fhir/Subscription/{id}", access: participant, place: onLeader, audit: "subscription-update", handle: s.updateSubscription},
+		{method: "GET", pattern: "/fhir/Subscription/{id}", access: participant, place: byConsistency, handle: s.readSubscription},
+		{method: "GET", pattern: "/fhir/Subscription/{id}/$status", access: participant, place: byConsistency, handle: s.subscriptionStatus},
+		{method: "GET", pattern: "/fhir/Subscription", access: participant, place: byConsistency, handle: s.searchSubscriptions},
 
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},

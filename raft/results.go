@@ -67,3 +67,10 @@ var (
 	// Consent directives.
 	ErrConsentExists = fsm.ErrConsentExists
 )
+
+// Notification commands' refusals.
+var (
+	ErrSubscriptionExists  = fsm.ErrSubscriptionExists
+	ErrUnknownSubscription = fsm.ErrUnknownSubscription
+	ErrCursorAhead         = fsm.ErrCursorAhead
+)

@@ -36,6 +36,8 @@ type Config struct {
 	HTTP *HTTPConfig `hcl:"http,block"`
 	// Privacy tunes the policy point: the security fence and rate limits (consent.go).
 	Privacy *PrivacyConfig `hcl:"privacy,block"`
+	// Notify tunes the delivery of subscription notifications (subscription.go).
+	Notify *NotifyConfig `hcl:"notify,block"`
 
 	// Set by flags only.
 	Dev           bool
@@ -270,6 +272,12 @@ func (c *Config) finish() error {
 		c.Privacy = &PrivacyConfig{}
 	}
 	if err := c.Privacy.check(c.Raft.HeartbeatTimeout); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Notify == nil {
+		c.Notify = &NotifyConfig{}
+	}
+	if _, err := c.Notify.options(c.Dev); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.deriveAdvertise(); err != nil {

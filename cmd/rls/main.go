@@ -43,6 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			tlsCommand(),
 			auditCommand(),
 			consentCommand(),
+			subscriptionCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -43,4 +43,9 @@ var Actions = map[string]Action{
 	"consent-update":    {"update", "U"},
 	"consent-read":      {"read", "R"},
 	"consent-search":    {"search-type", "E"},
+	// Subscriptions: their changes, and each notification delivered (it discloses as a
+	// query answer does).
+	"subscription-create": {"create", "C"},
+	"subscription-update": {"update", "U"},
+	"subscription-notify": {"operation", "E"},
 }

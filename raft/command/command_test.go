@@ -41,6 +41,8 @@ func TestTypeNumbersNeverChange(t *testing.T) {
 		{TypeConsentSet, 18, "consent-set"},
 		{TypeParticipantRevokeToken, 19, "participant-revoke-token"},
 		{TypeMPIRematch, 20, "mpi-rematch"},
+		{TypeSubscriptionSet, 24, "subscription-set"},
+		{TypeSubscriptionCursor, 25, "subscription-cursor"},
 	}
 	if FlagIgnoreUnknown != 0x80 {
 		t.Fatalf("FlagIgnoreUnknown = %#x, want 0x80", uint8(FlagIgnoreUnknown))
@@ -171,6 +173,8 @@ func everyCommand() []sample {
 		sampleOf[ConsentSet](TypeConsentSet),
 		sampleOf[ParticipantRevokeToken](TypeParticipantRevokeToken),
 		sampleOf[MPIRematch](TypeMPIRematch),
+		sampleOf[SubscriptionSet](TypeSubscriptionSet),
+		sampleOf[SubscriptionCursor](TypeSubscriptionCursor),
 	}
 }
 
