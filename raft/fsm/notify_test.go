@@ -38,12 +38,12 @@ func TestNotifyEventsAndCursors(t *testing.T) {
 		w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p}),
 		reg("m1"), // no subscription yet: no event
 		w.entry(command.TypeSubscriptionSet, &command.SubscriptionSet{Subscription: testSubscription("s1", "p1"), Create: true}),
-		w.entry(command.TypeSubscriptionSet, &command.SubscriptionSet{Subscription: testSubscription("s1", "p1"), Create: true}),  // taken
+		w.entry(command.TypeSubscriptionSet, &command.SubscriptionSet{Subscription: testSubscription("s1", "p1"), Create: true}),     // taken
 		w.entry(command.TypeSubscriptionSet, &command.SubscriptionSet{Subscription: testSubscription("s2", "nobody"), Create: true}), // no such participant
 		w.entry(command.TypeSubscriptionSet, &command.SubscriptionSet{Subscription: testSubscription("s2", "p1"), Create: true}),
 		reg("m2"), reg("m3"), reg("m1"), // events 1, 2, 3 (the last an update)
 		cursor("s1", 2, 2, model.SubscriptionActive),
-		cursor("s1", 1, 1, model.SubscriptionError), // behind: changes nothing
+		cursor("s1", 1, 1, model.SubscriptionError),  // behind: changes nothing
 		cursor("s1", 9, 9, model.SubscriptionActive), // ahead of the log: refused
 		cursor("s2", 1, 0, model.SubscriptionError),
 		w.entry(command.TypeSubscriptionSet, &command.SubscriptionSet{Subscription: off, ExpectedVersion: 1}),

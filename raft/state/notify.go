@@ -8,7 +8,7 @@ import (
 
 // Buckets of notifications (FHIR Subscriptions).
 var (
-	bucketSubscriptions = []byte("subscriptions")  // id → model.Subscription
+	bucketSubscriptions = []byte("subscriptions") // id → model.Subscription
 	bucketNotifyEvents  = []byte("notify_events") // seq (8 bytes, big-endian) → model.NotifyEvent
 
 	notifyBuckets = [][]byte{bucketSubscriptions, bucketNotifyEvents}
