@@ -305,7 +305,7 @@ func (s *Server) auditNotifications(ctx context.Context, plan []planned) error {
 // whose patient it concerns, and the disclosure rule applied with the subscription's
 // purpose of use, exactly as for a query), and builds the notifications of those it is.
 func (s *Server) planEvents(tx *state.Tx, sub model.Subscription, g *policy.Guard, events []model.NotifyEvent, delivered uint64) ([]planned, error) {
-	st := guardState{tx}
+	st := &roundState{guardState: guardState{tx}, persons: map[string]recordPerson{}, own: map[string][]string{}}
 	out := make([]planned, 0, len(events))
 	now := time.Now().UTC()
 	for _, ev := range events {
@@ -348,7 +348,7 @@ type eventContent struct {
 	records  []string // FHIR Patient ids, for the audit entry
 }
 
-func (s *Server) eventContent(tx *state.Tx, st guardState, sub model.Subscription, g *policy.Guard, ev model.NotifyEvent) (*eventContent, error) {
+func (s *Server) eventContent(tx *state.Tx, st *roundState, sub model.Subscription, g *policy.Guard, ev model.NotifyEvent) (*eventContent, error) {
 	if ev.Topic != sub.Topic {
 		return nil, nil
 	}
@@ -366,7 +366,7 @@ func (s *Server) eventContent(tx *state.Tx, st guardState, sub model.Subscriptio
 		if err != nil || !ok {
 			return nil, err
 		}
-		own, err := ownRecords(tx, euid, sub.Participant)
+		own, err := st.ownRecords(euid, sub.Participant)
 		if err != nil || len(own) == 0 {
 			return nil, err
 		}
@@ -405,7 +405,7 @@ func (s *Server) eventContent(tx *state.Tx, st guardState, sub model.Subscriptio
 			}
 			euid = e
 		}
-		own, err := ownRecords(tx, euid, sub.Participant)
+		own, err := st.ownRecords(euid, sub.Participant)
 		if err != nil || len(own) == 0 {
 			return nil, err
 		}
@@ -478,15 +478,46 @@ func (s *Server) eventContent(tx *state.Tx, st guardState, sub model.Subscriptio
 	return nil, nil
 }
 
+// roundState is the state as one round of a subscription reads it: the person of each
+// record and the subscriber's records on each person are read once per round (a round of
+// events about one busy patient would otherwise decode the same records hundreds of
+// times). A round reads one transaction, so the answers cannot change within it.
+type roundState struct {
+	guardState
+	persons map[string]recordPerson
+	own     map[string][]string
+}
+
+type recordPerson struct {
+	euid string
+	ok   bool
+}
+
+// RecordPerson is guardState's, remembered for the round.
+func (r *roundState) RecordPerson(key string) (string, bool, error) {
+	if p, ok := r.persons[key]; ok {
+		return p.euid, p.ok, nil
+	}
+	euid, ok, err := r.guardState.RecordPerson(key)
+	if err != nil {
+		return "", false, err
+	}
+	r.persons[key] = recordPerson{euid, ok}
+	return euid, ok, nil
+}
+
 // ownRecords lists the subscriber's records on a person.
-func ownRecords(tx *state.Tx, euid, participant string) ([]string, error) {
-	records, err := personRecords(tx, euid)
+func (r *roundState) ownRecords(euid, participant string) ([]string, error) {
+	if own, ok := r.own[euid]; ok {
+		return own, nil
+	}
+	records, err := personRecords(r.tx, euid)
 	if err != nil {
 		return nil, err
 	}
-	var own []string
+	own := []string{}
 	for _, k := range records {
-		owner, err := recordOwner(tx, k)
+		owner, err := recordOwner(r.tx, k)
 		if err != nil {
 			return nil, err
 		}
@@ -494,6 +525,7 @@ func ownRecords(tx *state.Tx, euid, participant string) ([]string, error) {
 			own = append(own, k)
 		}
 	}
+	r.own[euid] = own
 	return own, nil
 }
 
