@@ -409,3 +409,81 @@ func TestIdentityChangeNotifications(t *testing.T) {
 		t.Errorf("B, whose record never moved, got %d identity notifications", n)
 	}
 }
+
+// TestSubscriptionInputIsChecked: a subscription the rules refuse gets a clear
+// OperationOutcome and nothing is stored; a participant reads and changes only its own.
+func TestSubscriptionInputIsChecked(t *testing.T) {
+	a := newTestAPI(t) // production endpoint rules: https only, no local addresses
+	tokA, tokB := a.participants()
+	sub := func(mut func(m map[string]any)) map[string]any {
+		m := map[string]any{
+			"resourceType": "Subscription", "status": "requested", "reason": "alerts", "criteria": model.TopicEncounter,
+			"extension": []any{map[string]any{"url": fhir.ExtPurposeOfUse, "valueCode": "TREAT"}},
+			"channel":   map[string]any{"type": "rest-hook", "endpoint": "https://ehr.example.org/notify", "payload": "application/fhir+json"},
+		}
+		if mut != nil {
+			mut(m)
+		}
+		return m
+	}
+	channel := func(k string, v any) func(map[string]any) {
+		return func(m map[string]any) { m["channel"].(map[string]any)[k] = v }
+	}
+	for _, c := range []struct {
+		what   string
+		mut    func(map[string]any)
+		status int
+		says   string
+	}{
+		{"plain http", channel("endpoint", "http://ehr.example.org/notify"), 422, "https"},
+		{"loopback", channel("endpoint", "https://127.0.0.1:8443/notify"), 422, "loopback"},
+		{"metadata service", channel("endpoint", "https://169.254.169.254/latest"), 422, "link-local"},
+		{"unknown topic", func(m map[string]any) { m["criteria"] = "Patient?name=smith" }, 400, "topic"},
+		{"websocket", channel("type", "websocket"), 400, "rest-hook"},
+		{"payload type", channel("payload", "application/xml"), 400, "payload"},
+		{"payload content", channel("_payload", map[string]any{"extension": []any{map[string]any{"url": fhir.ExtPayloadContent, "valueCode": "everything"}}}), 400, "payload content"},
+		{"no purpose", func(m map[string]any) { delete(m, "extension") }, 400, "purpose of use"},
+		{"purpose not granted", func(m map[string]any) {
+			m["extension"] = []any{map[string]any{"url": fhir.ExtPurposeOfUse, "valueCode": "HRESCH"}}
+		}, 403, "HRESCH"},
+		{"short secret", func(m map[string]any) {
+			m["extension"] = append(m["extension"].([]any), map[string]any{"url": fhir.ExtSubscriptionSecret, "valueString": "short"})
+		}, 400, "secret"},
+		{"no reason", func(m map[string]any) { delete(m, "reason") }, 400, "reason"},
+		{"unknown element", func(m map[string]any) { m["topic"] = "x" }, 400, "topic"},
+		{"end", func(m map[string]any) { m["end"] = "2030-01-01T00:00:00Z" }, 400, "end"},
+	} {
+		code, body, _ := a.do("POST", "/fhir/Subscription", tokA, sub(c.mut), map[string]string{HeaderPurposeOfUse: ""})
+		if code != c.status || !strings.Contains(string(body), `"OperationOutcome"`) || !strings.Contains(string(body), c.says) {
+			t.Errorf("%s: %d %s, want %d mentioning %q", c.what, code, body, c.status, c.says)
+		}
+	}
+	code, body, _ := a.do("GET", "/fhir/Subscription", testAdminToken, nil, nil)
+	if code != 200 || strings.Contains(string(body), `"Subscription/`) {
+		t.Fatalf("refused subscriptions were stored: %d %s", code, body)
+	}
+
+	code, body, _ = a.do("POST", "/fhir/Subscription", tokA, sub(nil), nil)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var s fhir.Subscription
+	json.Unmarshal(body, &s)
+	if _, body, _ = a.do("GET", "/fhir/Subscription/"+s.ID, tokA, nil, nil); strings.Contains(string(body), fhir.ExtSubscriptionSecret) {
+		t.Errorf("a read returns the secret: %s", body)
+	}
+	// B can neither read nor change A's subscription; A turns it off.
+	s.Status, s.Meta, s.Extension = "off", nil, []fhir.Extension{{URL: fhir.ExtPurposeOfUse, ValueCode: "TREAT"}}
+	if code, _, _ := a.do("PUT", "/fhir/Subscription/"+s.ID, tokB, s, nil); code != 404 {
+		t.Errorf("B changes A's subscription: %d, want 404", code)
+	}
+	if code, body, _ := a.do("PUT", "/fhir/Subscription/"+s.ID, tokA, s, map[string]string{"If-Match": `W/"1"`}); code != 200 || !strings.Contains(string(body), `"status": "off"`) {
+		t.Errorf("turn off: %d %s", code, body)
+	}
+	if code, _, _ := a.do("PUT", "/fhir/Subscription/"+s.ID, tokA, s, map[string]string{"If-Match": `W/"1"`}); code != 409 {
+		t.Errorf("stale If-Match: %d, want 409", code)
+	}
+	if _, body, _ := a.do("GET", "/fhir/Subscription?status=off", testAdminToken, nil, nil); !strings.Contains(string(body), "Subscription/"+s.ID) {
+		t.Errorf("the admin does not list A's subscription: %s", body)
+	}
+}
