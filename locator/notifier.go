@@ -76,11 +76,16 @@ func (s *Server) notifyPolicy() notify.Policy {
 // leader resumes where the last report of the old one left it: at least once, in order.
 func (s *Server) RunNotifier(ctx context.Context) {
 	var wg sync.WaitGroup
-	workers := map[string]context.CancelFunc{}
+	workers := map[string]*notifyWorker{}
+	stop := func(id string) {
+		w := workers[id]
+		w.cancel()
+		<-w.done // never two workers for one subscription: its order depends on it
+		delete(workers, id)
+	}
 	stopAll := func() {
-		for id, cancel := range workers {
-			cancel()
-			delete(workers, id)
+		for id := range workers {
+			stop(id)
 		}
 	}
 	defer wg.Wait()
@@ -97,13 +102,13 @@ func (s *Server) RunNotifier(ctx context.Context) {
 			stopAll()
 			continue
 		}
-		var live []string
+		var live []model.Subscription
 		var head uint64
 		err := s.node.State().View(func(tx *state.Tx) error {
 			subs, err := tx.Subscriptions()
 			for _, m := range subs {
 				if m.Live() {
-					live = append(live, m.ID)
+					live = append(live, m)
 				}
 			}
 			head = tx.NotifyHead()
@@ -114,26 +119,39 @@ func (s *Server) RunNotifier(ctx context.Context) {
 			continue
 		}
 		s.notifyMetrics.Events.Set(float64(head))
-		for id, cancel := range workers {
-			if !slices.Contains(live, id) {
-				cancel()
-				delete(workers, id)
-				s.notifyMetrics.Lag.DeleteLabelValues(id)
+		for id, w := range workers {
+			i := slices.IndexFunc(live, func(m model.Subscription) bool { return m.ID == id })
+			// A subscription turned off goes; one its owner changed (endpoint, status: a
+			// fix) starts again at once from its cursor, rather than after its error wait.
+			if i < 0 || live[i].Version != w.version {
+				stop(id)
+				if i < 0 {
+					s.notifyMetrics.Lag.DeleteLabelValues(id)
+				}
 			}
 		}
-		for _, id := range live {
-			if _, running := workers[id]; running {
+		for _, m := range live {
+			if _, running := workers[m.ID]; running {
 				continue
 			}
 			wctx, cancel := context.WithCancel(ctx)
-			workers[id] = cancel
+			w := &notifyWorker{cancel: cancel, done: make(chan struct{}), version: m.Version}
+			workers[m.ID] = w
 			wg.Add(1)
-			go func() {
+			go func(id string) {
 				defer wg.Done()
+				defer close(w.done)
 				s.deliverSubscription(wctx, id)
-			}()
+			}(m.ID)
 		}
 	}
+}
+
+// notifyWorker is the running delivery of one subscription, at one version of it.
+type notifyWorker struct {
+	cancel  context.CancelFunc
+	done    chan struct{}
+	version uint64
 }
 
 // planned is one event of a round: delivered (with its notification and audit entry) or

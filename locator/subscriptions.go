@@ -244,7 +244,9 @@ func (s *Server) searchSubscriptions(w http.ResponseWriter, r *http.Request, rq 
 		return err
 	}
 	var found []model.Subscription
+	var head uint64
 	err = s.node.State().View(func(tx *state.Tx) error {
+		head = tx.NotifyHead()
 		all, err := tx.Subscriptions()
 		for _, m := range all {
 			if (rq.principal.IsAdmin() || m.Participant == rq.principal.ID) &&
@@ -259,7 +261,7 @@ func (s *Server) searchSubscriptions(w http.ResponseWriter, r *http.Request, rq 
 	}
 	var entries []fhir.BundleEntry
 	for i := offset; i < min(offset+count, len(found)); i++ {
-		entries = append(entries, fhir.BundleEntry{FullURL: "Subscription/" + found[i].ID, Resource: fhir.SubscriptionResource(found[i]), Search: &fhir.SearchInfo{Mode: "match"}})
+		entries = append(entries, fhir.BundleEntry{FullURL: "Subscription/" + found[i].ID, Resource: fhir.SubscriptionProgress(fhir.SubscriptionResource(found[i]), found[i], head), Search: &fhir.SearchInfo{Mode: "match"}})
 	}
 	return writeFHIR(w, http.StatusOK, searchset(r, entries, len(found), offset, count))
 }

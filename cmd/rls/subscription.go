@@ -71,12 +71,11 @@ func subscriptionCommand() *cli.Command {
 		Usage: "subscribe this participant to notifications (FHIR Subscription, rest-hook), list, show, disable and check them",
 		Subcommands: []*cli.Command{
 			{
-				Name: "add", Usage: "subscribe to a topic; prints the subscription and, once, its signing secret",
+				Name: "add", Usage: "subscribe to a topic; prints the subscription and, once, its signing secret (the notifications disclose under -purpose)",
 				Flags: append(clientFlags(),
 					&cli.StringFlag{Name: "topic", Required: true, Usage: "`TOPIC`: encounter, document or identity (or the topic's canonical URL)"},
 					&cli.StringFlag{Name: "endpoint", Required: true, Usage: "the receiver's `URL` (https)"},
 					&cli.StringFlag{Name: "payload", Value: model.PayloadIDOnly, Usage: "`CONTENT`: empty, id-only or full-resource"},
-					&cli.StringFlag{Name: "purpose", Value: "TREAT", Usage: "purpose of use the notifications disclose under (`CODE`)"},
 					&cli.StringFlag{Name: "reason", Value: "notifications for this participant's patients", Usage: "why (Subscription.reason)"},
 					&cli.StringFlag{Name: "secret", Usage: "HMAC secret (32-128 characters); default: rls draws one"},
 				),
