@@ -170,6 +170,7 @@ type planned struct {
 func (s *Server) deliverSubscription(ctx context.Context, id string) {
 	opts := s.opts.Notify
 	var cursor, delivered uint64
+	var lastReport time.Time
 	started := false
 	for ctx.Err() == nil {
 		var sub model.Subscription
@@ -224,6 +225,12 @@ func (s *Server) deliverSubscription(ctx context.Context, id string) {
 			continue
 		}
 		if len(plan) == 0 {
+			if cursor > sub.Cursor && sub.Status == model.SubscriptionActive {
+				// Idle: record the events passed over without a report.
+				if err := s.reportProgress(ctx, sub, cursor, delivered, nil); err == nil {
+					lastReport = time.Now()
+				}
+			}
 			s.sleep(ctx, opts.Poll)
 			continue
 		}
@@ -246,8 +253,13 @@ func (s *Server) deliverSubscription(ctx context.Context, id string) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := s.reportProgress(ctx, sub, next, count, sendErr); err == nil {
-			cursor, delivered = next, count
+		// A round that only passed over events (none for this subscriber) is reported at
+		// most once a second: the worker goes on from its own cursor, and a new leader
+		// would only pass over them again.
+		if sendErr == nil && count == delivered && sub.Status == model.SubscriptionActive && time.Since(lastReport) < time.Second {
+			cursor = next
+		} else if err := s.reportProgress(ctx, sub, next, count, sendErr); err == nil {
+			cursor, delivered, lastReport = next, count, time.Now()
 		} else if ctx.Err() == nil {
 			s.logger.Warn("notifier: progress not recorded; the round will be sent again", "subscription", id, "err", err)
 		}

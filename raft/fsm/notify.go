@@ -204,6 +204,15 @@ func deriveNotifyEvents(tx *state.Tx, e command.Entry, index uint64, result any)
 			}
 		}
 	case Relinked:
+		if e.Type.Base() == command.TypeReviewResolve {
+			_, rr, err := command.DecodeBody[command.ReviewResolve](e)
+			if err != nil {
+				return err
+			}
+			if rr.Decision == "separate" {
+				return nil // the record stays where it is; only future matching changes
+			}
+		}
 		action := map[command.Type]string{
 			command.TypeRecordLink: "linked", command.TypeRecordUnlink: "unlinked", command.TypePersonMerge: "merged",
 			command.TypePersonUnmerge: "unmerged", command.TypeReviewResolve: "linked",
