@@ -240,10 +240,12 @@ func (s *Server) deliverSubscription(ctx context.Context, id string) {
 			continue
 		}
 		var sendErr error
+		var failed uint64
 		next, count := cursor, delivered
 		for _, p := range plan {
 			if p.deliver {
 				if sendErr = s.notifySender.Send(ctx, p.n); sendErr != nil {
+					failed = p.seq
 					break
 				}
 				count++
@@ -265,7 +267,7 @@ func (s *Server) deliverSubscription(ctx context.Context, id string) {
 		}
 		s.notifyMetrics.Lag.WithLabelValues(id).Set(float64(head - min(head, next)))
 		if sendErr != nil {
-			s.logger.Warn("notification delivery failed", "subscription", id, "event", next+1, "failures", sub.Failures+1, "err", sendErr)
+			s.logger.Warn("notification delivery failed", "subscription", id, "event", failed, "failures", sub.Failures+1, "err", sendErr)
 			s.sleep(ctx, s.errorBackoff(sub.Failures+1))
 		}
 	}
