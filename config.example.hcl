@@ -241,3 +241,26 @@ hl7 {
   # How often the leader looks for cross-reference changes to notify.
   notify_interval = "250ms"
 }
+
+# Subscription notifications (FHIR Subscription, rest-hook): the leader delivers them.
+notify {
+  # Endpoints must be https, and may not be loopback, link-local (169.254.169.254, the
+  # cloud metadata service), unspecified or multicast addresses; the address is checked
+  # again on every connection, so a name re-pointed there is refused too. Both settings
+  # default to false, and to true with -dev; never turn them on in production.
+  allow_http            = false
+  allow_local_endpoints = false
+
+  # One attempt times out after `timeout`; `retries` more attempts follow, waiting a random
+  # time between retry_min and retry_min·2^attempt (at most retry_max), or the receiver's
+  # Retry-After.
+  timeout   = "10s"
+  retries   = 3
+  retry_min = "200ms"
+  retry_max = "5s"
+
+  # A delivery that still fails puts the subscription in status error with the reason; it
+  # is tried again, from the event that failed, after a wait that doubles from retry_max up
+  # to error_backoff_max. Its owner turning it on again retries at once.
+  error_backoff_max = "5m"
+}

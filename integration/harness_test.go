@@ -72,6 +72,8 @@ type Options struct {
 	SnapshotThreshold  uint64
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
+	// ExtraHCL is appended to every node's config file (a notify block, for instance).
+	ExtraHCL string
 }
 
 // setDefaults picks timeouts short enough that a test sees several elections in a few
@@ -254,6 +256,7 @@ func (c *Cluster) hcl(n *Node) string {
 		fmt.Fprintf(&b, "tls {\n  cert_file = %q\n  key_file = %q\n  ca_file = %q\n  client_auth = \"require\"\n}\n",
 			filepath.Join(dir, n.ID+".pem"), filepath.Join(dir, n.ID+"-key.pem"), filepath.Join(dir, "ca.pem"))
 	}
+	b.WriteString(c.opts.ExtraHCL)
 	return b.String()
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/raft/model"
 )
 
 // capabilityStatement lists exactly what this server supports, so that a client can check
@@ -179,6 +180,21 @@ func (s *Server) capabilityStatement() map[string]any {
 					"interaction": interactions("create", "update", "read", "search-type"),
 					"versioning":  "versioned-update",
 					"searchParam": []any{param("organization", "reference", "The participant (admin only)")},
+				},
+				map[string]any{
+					"type":             "Subscription",
+					"supportedProfile": []string{fhir.ProfileBackportSubscription},
+					"documentation": "Topic-based subscriptions (FHIR Subscriptions R5 Backport IG for R4, rest-hook channel, payload content empty, id-only or full-resource, application/fhir+json). criteria is one topic: " +
+						model.TopicEncounter + " (another participant registered or updated a record of a person you hold a record of), " +
+						model.TopicDocument + " (a DocumentReference was registered or replaced for such a person), " +
+						model.TopicIdentity + " (a record you registered was linked, unlinked, merged or rematched: focus your Patient, additional-context the new then the previous Person and the person's other records). " +
+						"A participant subscribes itself; the purpose of use (extension " + fhir.ExtPurposeOfUse + ") is applied with the patient's consent at delivery, as for a query. " +
+						"Notifications are history Bundles with the SubscriptionStatus first, POSTed at least once and in order, signed in X-Rls-Signature (sha256= HMAC-SHA256 of the body under the secret returned once at creation, extension " + fhir.ExtSubscriptionSecret + "); " +
+						"X-Rls-Event-Id and the Bundle id are stable per event, so a receiver can drop a redelivery. A failing endpoint puts the subscription in status error; it resumes where it stopped. Endpoints must be https. Operation $status.",
+					"interaction": interactions("create", "update", "read", "search-type"),
+					"versioning":  "versioned-update",
+					"operation":   []any{map[string]any{"name": "status", "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"}},
+					"searchParam": []any{param("status", "token", "active, error or off"), param("criteria", "uri", "The topic's canonical URL")},
 				},
 				auditEventCapability(param, interactions),
 			},

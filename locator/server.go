@@ -41,6 +41,7 @@ import (
 	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/nodeauth"
+	"github.com/rls-hie/rls/locator/notify"
 	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
@@ -123,6 +124,8 @@ type Options struct {
 	// for the absolute URLs of Bundle links, entry.fullUrl and Location. Empty: the scheme
 	// and host each request came to, with /fhir.
 	PublicBaseURL string
+	// Notify configures the delivery of subscription notifications (RunNotifier).
+	Notify NotifyOptions
 }
 
 func (o *Options) setDefaults() {
@@ -163,6 +166,7 @@ func (o *Options) setDefaults() {
 		o.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 	o.Console = o.Console.WithDefaults()
+	o.Notify.setDefaults()
 }
 
 // DefaultMaxResponseBytes bounds an answer (Options.MaxResponseBytes).
@@ -198,6 +202,9 @@ type Server struct {
 	// cross-origin changes made with its session.
 	consoleAssets *console.Assets
 	crossOrigin   *http.CrossOriginProtection
+	// notifySender delivers subscription notifications (on the leader, RunNotifier).
+	notifySender  *notify.Sender
+	notifyMetrics *notify.Metrics
 }
 
 // access is who may call a route.
@@ -310,6 +317,9 @@ func New(opts Options) *Server {
 		panic(err) // embedded at build time: a broken build, not a condition to handle
 	}
 	s.consoleAssets = assets
+	s.notifyMetrics = notify.NewMetrics(reg)
+	s.notifySender = notify.NewSender(notify.SenderOptions{Policy: s.notifyPolicy(), Timeout: opts.Notify.Timeout, Retries: opts.Notify.Retries,
+		RetryMin: opts.Notify.RetryMin, RetryMax: opts.Notify.RetryMax, TLS: opts.Notify.TLS, Metrics: s.notifyMetrics})
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
 		s.auditMetrics = audit.NewMetrics(opts.Registry)
@@ -405,6 +415,12 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/fhir/Consent/{id}", access: participant, place: byConsistency, audit: "consent-read", handle: s.readConsent},
 		{method: "GET", pattern: "/fhir/Consent/{id}/_history/{vid}", access: participant, place: byConsistency, audit: "consent-read", handle: vread(s.readConsent)},
 		{method: "GET", pattern: "/fhir/Consent", access: participant, place: byConsistency, audit: "consent-search", handle: s.searchConsents},
+
+		{method: "POST", pattern: "/fhir/Subscription", access: participant, place: onLeader, audit: "subscription-create", handle: s.createSubscription},
+		{method: "PUT", pattern: "/fhir/Subscription/{id}", access: participant, place: onLeader, audit: "subscription-update", handle: s.updateSubscription},
+		{method: "GET", pattern: "/fhir/Subscription/{id}", access: participant, place: byConsistency, handle: s.readSubscription},
+		{method: "GET", pattern: "/fhir/Subscription/{id}/$status", access: participant, place: byConsistency, handle: s.subscriptionStatus},
+		{method: "GET", pattern: "/fhir/Subscription", access: participant, place: byConsistency, handle: s.searchSubscriptions},
 
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},

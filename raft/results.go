@@ -77,3 +77,10 @@ var (
 	ErrEndpointExists  = fsm.ErrEndpointExists
 	ErrUnknownEndpoint = fsm.ErrUnknownEndpoint
 )
+
+// Notification commands' refusals.
+var (
+	ErrSubscriptionExists  = fsm.ErrSubscriptionExists
+	ErrUnknownSubscription = fsm.ErrUnknownSubscription
+	ErrCursorAhead         = fsm.ErrCursorAhead
+)

@@ -127,6 +127,9 @@ func runAgent(c *cli.Context) error {
 			InsecureCookie: cfg.Dev},
 	}
 	cfg.Privacy.options(&apiOpts)
+	if apiOpts.Notify, err = cfg.Notify.options(cfg.Dev); err != nil {
+		return err
+	}
 	api := locator.New(apiOpts)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -167,6 +170,10 @@ func runAgent(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	notifierDone := make(chan struct{})
+	notifierCtx, stopNotifier := context.WithCancel(context.Background())
+	go func() { defer close(notifierDone); api.RunNotifier(notifierCtx) }()
+	defer func() { stopNotifier(); <-notifierDone }()
 
 	if len(cfg.Join) > 0 {
 		if node.HasState() {

@@ -41,6 +41,8 @@ type Config struct {
 	Console *ConsoleConfig `hcl:"console,block"`
 	// HL7 is the HL7 v2 interface over MLLP (hl7.go).
 	HL7 *HL7Config `hcl:"hl7,block"`
+	// Notify tunes the delivery of subscription notifications (subscription.go).
+	Notify *NotifyConfig `hcl:"notify,block"`
 
 	// Set by flags only.
 	Dev           bool
@@ -308,6 +310,12 @@ func (c *Config) finish() error {
 		c.Privacy = &PrivacyConfig{}
 	}
 	if err := c.Privacy.check(c.Raft.HeartbeatTimeout); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Notify == nil {
+		c.Notify = &NotifyConfig{}
+	}
+	if _, err := c.Notify.options(c.Dev); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.deriveAdvertise(); err != nil {

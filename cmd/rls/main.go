@@ -44,6 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			auditCommand(),
 			consentCommand(),
 			hl7Command(),
+			subscriptionCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -51,4 +51,9 @@ var Actions = map[string]Action{
 	"console-sign-in": {"create", "C"},
 	// A PIX update notification (ITI-10) pushed to a participant's MLLP endpoint.
 	"pix-notify": {"operation", "E"},
+	// Subscriptions: their changes, and each notification delivered (it discloses as a
+	// query answer does).
+	"subscription-create": {"create", "C"},
+	"subscription-update": {"update", "U"},
+	"subscription-notify": {"operation", "E"},
 }

@@ -44,6 +44,8 @@ func TestTypeNumbersNeverChange(t *testing.T) {
 		{TypeHL7EndpointSet, 21, "hl7-endpoint-set"},
 		{TypeHL7EndpointCursor, 22, "hl7-endpoint-cursor"},
 		{TypeDocumentProvide, 23, "document-provide"},
+		{TypeSubscriptionSet, 24, "subscription-set"},
+		{TypeSubscriptionCursor, 25, "subscription-cursor"},
 	}
 	if FlagIgnoreUnknown != 0x80 {
 		t.Fatalf("FlagIgnoreUnknown = %#x, want 0x80", uint8(FlagIgnoreUnknown))
@@ -177,6 +179,8 @@ func everyCommand() []sample {
 		sampleOf[HL7EndpointSet](TypeHL7EndpointSet),
 		sampleOf[HL7EndpointCursor](TypeHL7EndpointCursor),
 		sampleOf[DocumentProvide](TypeDocumentProvide),
+		sampleOf[SubscriptionSet](TypeSubscriptionSet),
+		sampleOf[SubscriptionCursor](TypeSubscriptionCursor),
 	}
 }
 

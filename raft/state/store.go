@@ -31,7 +31,7 @@ var (
 	bucketParticipants = []byte("participants")
 	bucketNodes        = []byte("nodes")
 
-	allBuckets = slices.Concat([][]byte{bucketMeta, bucketParticipants, bucketNodes}, mpiBuckets, patientBuckets, documentBuckets, stewardBuckets, auditBuckets, consentBuckets, listBuckets, hl7Buckets)
+	allBuckets = slices.Concat([][]byte{bucketMeta, bucketParticipants, bucketNodes}, mpiBuckets, patientBuckets, documentBuckets, stewardBuckets, auditBuckets, consentBuckets, listBuckets, hl7Buckets, notifyBuckets)
 
 	keyAppliedIndex = []byte("applied_index")
 	keyAppliedTerm  = []byte("applied_term")
