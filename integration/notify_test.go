@@ -139,8 +139,8 @@ func TestNotificationsSurviveLeaderKill(t *testing.T) {
 	}
 	rcv := newEventReceiver(t)
 	sub := map[string]any{
-		"resourceType": "Subscription", "status": "requested", "reason": "encounter alerts", "criteria": "https://rls-hie.org/fhir/SubscriptionTopic/encounter",
-		"extension": []any{map[string]any{"url": "https://rls-hie.org/fhir/StructureDefinition/purpose-of-use", "valueCode": "TREAT"}},
+		"resourceType": "Subscription", "status": "requested", "reason": "encounter alerts", "criteria": "https://rls-hie.github.io/fhir/SubscriptionTopic/encounter",
+		"extension": []any{map[string]any{"url": "https://rls-hie.github.io/fhir/StructureDefinition/purpose-of-use", "valueCode": "TREAT"}},
 		"channel":   map[string]any{"type": "rest-hook", "endpoint": rcv.srv.URL + "/rls", "payload": "application/fhir+json"},
 	}
 	code, body, err := c.callAs(leader, tokA, "POST", "/fhir/Subscription", sub, nil)
@@ -156,7 +156,7 @@ func TestNotificationsSurviveLeaderKill(t *testing.T) {
 	}
 	json.Unmarshal(body, &created)
 	for _, e := range created.Extension {
-		if e.URL == "https://rls-hie.org/fhir/StructureDefinition/subscription-secret" {
+		if e.URL == "https://rls-hie.github.io/fhir/StructureDefinition/subscription-secret" {
 			rcv.secret.Store(e.ValueString)
 		}
 	}

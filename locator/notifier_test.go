@@ -118,6 +118,10 @@ func newHookReceiver(t testing.TB) *hookReceiver {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		// What rls sends is R4, as what it answers is.
+		if err := fhir.ValidateR4(body, "Bundle"); err != nil {
+			t.Errorf("a notification is not valid R4: %v\n%.600s", err, body)
+		}
 		id, _ := strconv.ParseUint(req.Header.Get(notify.HeaderEventID), 10, 64)
 		sub := req.Header.Get(notify.HeaderSubscription)
 		r.mu.Lock()
@@ -486,8 +490,8 @@ func TestSubscriptionInputIsChecked(t *testing.T) {
 	if code, body, _ := a.do("PUT", "/fhir/Subscription/"+s.ID, tokA, s, map[string]string{"If-Match": `W/"1"`}); code != 200 || !strings.Contains(string(body), `"status": "off"`) {
 		t.Errorf("turn off: %d %s", code, body)
 	}
-	if code, _, _ := a.do("PUT", "/fhir/Subscription/"+s.ID, tokA, s, map[string]string{"If-Match": `W/"1"`}); code != 409 {
-		t.Errorf("stale If-Match: %d, want 409", code)
+	if code, _, _ := a.do("PUT", "/fhir/Subscription/"+s.ID, tokA, s, map[string]string{"If-Match": `W/"1"`}); code != 412 {
+		t.Errorf("stale If-Match: %d, want 412 (R4's version conflict)", code)
 	}
 	if _, body, _ := a.do("GET", "/fhir/Subscription?status=off", testAdminToken, nil, nil); !strings.Contains(string(body), "Subscription/"+s.ID) {
 		t.Errorf("the admin does not list A's subscription: %s", body)

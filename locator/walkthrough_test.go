@@ -125,7 +125,28 @@ func TestWalkthroughResponsesAreR4(t *testing.T) {
 	step("organization-rotate-token", "POST", "/fhir/Organization/walk-1/$rotate-token", testAdminToken, nil, nil, 200)
 	step("auditevent-search", "GET", "/fhir/AuditEvent?_count=5", testAdminToken, nil, nil, 200)
 
+	// Subscription (Backport IG): create, read, search, $status.
+	subscription := func(endpoint string) map[string]any {
+		return map[string]any{
+			"resourceType": "Subscription", "status": "requested", "reason": "care coordination",
+			"criteria":  model.TopicDocument,
+			"extension": []any{map[string]any{"url": fhir.ExtPurposeOfUse, "valueCode": "TREAT"}},
+			"channel": map[string]any{"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
+				"_payload": map[string]any{"extension": []any{map[string]any{"url": fhir.ExtPayloadContent, "valueCode": "id-only"}}}},
+		}
+	}
+	var sub struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(step("subscription-create", "POST", "/fhir/Subscription", w.tokA, subscription("https://203.0.113.10/notify"), nil, 201), &sub); err != nil || sub.ID == "" {
+		t.Fatalf("subscription id: %v", err)
+	}
+	step("subscription-read", "GET", "/fhir/Subscription/"+sub.ID, w.tokA, nil, nil, 200)
+	step("subscription-search", "GET", "/fhir/Subscription", w.tokA, nil, nil, 200)
+	step("subscription-status", "GET", "/fhir/Subscription/"+sub.ID+"/$status", w.tokA, nil, nil, 200)
+
 	// Errors: every one an OperationOutcome.
+	step("error-subscription-loopback", "POST", "/fhir/Subscription", w.tokA, subscription("https://127.0.0.1/notify"), nil, 422)
 	step("error-invalid-r4", "POST", "/fhir/Patient", w.tokA, with(patientJSON(sysA, "E-1", "A", "B", "1970-01-01", "male", "", ""), "deceasedDateTime", "yesterday"), nil, 400)
 	step("error-not-found", "GET", "/fhir/Patient/nope", w.tokA, nil, nil, 404)
 	step("error-vread-old-version", "GET", "/fhir/Patient/"+id+"/_history/9", w.tokA, nil, nil, 404)

@@ -26,20 +26,20 @@ const (
 	ExtHeartbeatPeriod          = BackportBase + "backport-heartbeat-period"
 	// ExtPurposeOfUse carries the purpose of use the notifications disclose under (a code
 	// of the participant's granted purposes, as X-Rls-Purpose-Of-Use on a query).
-	ExtPurposeOfUse = "https://rls-hie.org/fhir/StructureDefinition/purpose-of-use"
+	ExtPurposeOfUse = "https://rls-hie.github.io/fhir/StructureDefinition/purpose-of-use"
 	// ExtSubscriptionSecret carries the HMAC-SHA256 key of the notifications' signature:
 	// the subscriber may set it when creating a subscription, and the answer to the
 	// creation holds it once; no read returns it.
-	ExtSubscriptionSecret = "https://rls-hie.org/fhir/StructureDefinition/subscription-secret"
+	ExtSubscriptionSecret = "https://rls-hie.github.io/fhir/StructureDefinition/subscription-secret"
 	// ExtEventAction says what happened in a notification event (registered, updated,
 	// replaced, linked, unlinked, merged, unmerged, rematched).
-	ExtEventAction = "https://rls-hie.org/fhir/StructureDefinition/notification-event-action"
+	ExtEventAction = "https://rls-hie.github.io/fhir/StructureDefinition/notification-event-action"
 	// ExtEventsDelivered, ExtPendingEvents and ExtLastDelivered report progress on a read:
 	// notifications delivered, events the subscription has still to pass (delivered or
 	// not for it), and when the last one was delivered.
-	ExtEventsDelivered = "https://rls-hie.org/fhir/StructureDefinition/subscription-events-delivered"
-	ExtPendingEvents   = "https://rls-hie.org/fhir/StructureDefinition/subscription-pending-events"
-	ExtLastDelivered   = "https://rls-hie.org/fhir/StructureDefinition/subscription-last-delivered"
+	ExtEventsDelivered = "https://rls-hie.github.io/fhir/StructureDefinition/subscription-events-delivered"
+	ExtPendingEvents   = "https://rls-hie.github.io/fhir/StructureDefinition/subscription-pending-events"
+	ExtLastDelivered   = "https://rls-hie.github.io/fhir/StructureDefinition/subscription-last-delivered"
 	// FHIRJSON is the only channel payload MIME type.
 	FHIRJSON = "application/fhir+json"
 )

@@ -18,13 +18,13 @@ import (
 const (
 	// TopicEncounter: a person the participant holds a record of is registered, or has a
 	// record updated, by another participant (an admission, a visit: a registration).
-	TopicEncounter = "https://rls-hie.org/fhir/SubscriptionTopic/encounter"
+	TopicEncounter = "https://rls-hie.github.io/fhir/SubscriptionTopic/encounter"
 	// TopicDocument: a DocumentReference is registered, or supersedes another, for a person
 	// the participant holds a record of.
-	TopicDocument = "https://rls-hie.org/fhir/SubscriptionTopic/document-available"
+	TopicDocument = "https://rls-hie.github.io/fhir/SubscriptionTopic/document-available"
 	// TopicIdentity: a record the participant registered is linked, unlinked or merged (its
 	// person changes).
-	TopicIdentity = "https://rls-hie.org/fhir/SubscriptionTopic/identity-change"
+	TopicIdentity = "https://rls-hie.github.io/fhir/SubscriptionTopic/identity-change"
 )
 
 // Topics lists every topic in a fixed order.
