@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -340,6 +341,7 @@ func (s *Server) planEvents(tx *state.Tx, sub model.Subscription, g *policy.Guar
 	st := &roundState{guardState: guardState{tx}, persons: map[string]recordPerson{}, own: map[string][]string{}}
 	out := make([]planned, 0, len(events))
 	now := time.Now().UTC()
+	base := s.notificationBase()
 	for _, ev := range events {
 		p := planned{seq: ev.Seq}
 		content, err := s.eventContent(tx, st, sub, g, ev)
@@ -348,7 +350,7 @@ func (s *Server) planEvents(tx *state.Tx, sub model.Subscription, g *policy.Guar
 		}
 		if content != nil {
 			number := delivered + 1
-			body, err := notificationBody(sub, ev, number, content, now)
+			body, err := notificationBody(sub, ev, number, content, base, now)
 			if err != nil {
 				return nil, err
 			}
@@ -563,7 +565,7 @@ func (r *roundState) ownRecords(euid, participant string) ([]string, error) {
 
 // notificationBody is the Backport IG notification Bundle of one event: its id is the
 // subscription and the event's sequence, the same on every delivery of the event.
-func notificationBody(sub model.Subscription, ev model.NotifyEvent, number uint64, c *eventContent, now time.Time) ([]byte, error) {
+func notificationBody(sub model.Subscription, ev model.NotifyEvent, number uint64, c *eventContent, base string, now time.Time) ([]byte, error) {
 	ne := fhir.NotificationEvent{Number: number, Action: ev.Action, Time: ev.Time}
 	if sub.Payload != model.PayloadEmpty {
 		ne.Focus, ne.Context = c.focus, c.context
@@ -573,9 +575,25 @@ func notificationBody(sub model.Subscription, ev model.NotifyEvent, number uint6
 	if sub.Payload != model.PayloadEmpty {
 		focus = c.focus
 	}
+	fullURL := ""
+	if focus != "" && base != "" {
+		fullURL = absolute(base, focus)
+	}
 	if sub.Payload == model.PayloadFullResource {
 		resource = c.resource
 	}
-	b := fhir.Notification(sub.ID+"-"+strconv.FormatUint(ev.Seq, 10), status, focus, resource, c.created, now)
+	b := fhir.Notification(sub.ID+"-"+strconv.FormatUint(ev.Seq, 10), status, focus, fullURL, resource, c.created, now)
 	return json.Marshal(b)
+}
+
+// notificationBase is the FHIR base of the absolute fullUrl of a notification's focus:
+// the configured public base, else the delivering leader's own API address.
+func (s *Server) notificationBase() string {
+	if s.opts.PublicBaseURL != "" {
+		return strings.TrimRight(s.opts.PublicBaseURL, "/")
+	}
+	if leader, err := s.node.Leader(); err == nil && leader.HTTPAddr != "" {
+		return strings.TrimRight(leader.HTTPAddr, "/") + "/fhir"
+	}
+	return ""
 }

@@ -231,7 +231,9 @@ func checkNotification(t *testing.T, g received, sub, topic, focusType string, f
 	if len(focus) != 1 || !strings.HasPrefix(focus[0], focusType+"/") {
 		t.Fatalf("focus = %v, want a %s", focus, focusType)
 	}
-	if len(b.Entry) != 2 || b.Entry[1].FullURL != focus[0] || b.Entry[1].Request == nil || b.Entry[1].Response == nil {
+	// R4: fullUrl is absolute, the focus's address on the delivering node.
+	if len(b.Entry) != 2 || !strings.HasPrefix(b.Entry[1].FullURL, "http") || !strings.HasSuffix(b.Entry[1].FullURL, "/fhir/"+focus[0]) ||
+		b.Entry[1].Request == nil || b.Entry[1].Response == nil {
 		t.Fatalf("focus entry: %+v", b.Entry)
 	}
 	if full {

@@ -279,9 +279,10 @@ type NotificationBundle struct {
 }
 
 // Notification builds the notification Bundle of one event: the status first, then the
-// focus (full-resource: with the resource; id-only: its address only). id is the
-// Bundle's id (stable for the event, so a receiver can drop a duplicate).
-func Notification(id string, status Parameters, focus string, resource any, created bool, now time.Time) NotificationBundle {
+// focus (full-resource: with the resource; id-only: its address only), fullURL the
+// focus's absolute address. id is the Bundle's id (stable for the event, so a receiver can
+// drop a duplicate).
+func Notification(id string, status Parameters, focus, fullURL string, resource any, created bool, now time.Time) NotificationBundle {
 	b := NotificationBundle{
 		ResourceType: "Bundle", ID: id, Type: "history",
 		Meta:      &ProfiledMeta{Profile: []string{ProfileNotificationBundle}},
@@ -295,7 +296,10 @@ func Notification(id string, status Parameters, focus string, resource any, crea
 		Response: &EntryResponse{Status: "200"},
 	})
 	if focus != "" {
-		e := NotificationEntry{FullURL: focus, Request: &EntryRequest{Method: http.MethodPut, URL: focus}, Response: &EntryResponse{Status: "200"}}
+		if fullURL == "" {
+			fullURL = focus
+		}
+		e := NotificationEntry{FullURL: fullURL, Request: &EntryRequest{Method: http.MethodPut, URL: focus}, Response: &EntryResponse{Status: "200"}}
 		if created {
 			e.Request.Method, e.Request.URL, e.Response.Status = http.MethodPost, strings.Split(focus, "/")[0], "201"
 		}
