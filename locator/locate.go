@@ -118,7 +118,8 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 	var sq search.Query
 	tokens := map[string]*[]string{"type": &sq.Types, "category": &sq.Categories, "facility": &sq.FacilityTypes,
 		"setting": &sq.PracticeSettings, "event": &sq.Events, "format": &sq.Formats, "security-label": &sq.SecurityLabels,
-		"identifier": &sq.Identifiers, "author.given": &sq.AuthorGiven, "author.family": &sq.AuthorFamily}
+		"identifier": &sq.Identifiers, "author.given": &sq.AuthorGiven, "author.family": &sq.AuthorFamily,
+		"related": &sq.Related}
 	hasPatient, includeSubject := false, false
 	for name, values := range q {
 		base, modifier, _ := strings.Cut(name, ":")
@@ -130,6 +131,8 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 			sq.ExcludeSecurityLabels = append(sq.ExcludeSecurityLabels, splitValues(values)...)
 		case tokens[base] != nil && modifier == "":
 			*tokens[base] = append(*tokens[base], splitValues(values)...)
+		case base == "related" && modifier == "identifier":
+			sq.RelatedIdentifiers = append(sq.RelatedIdentifiers, splitValues(values)...)
 		case modifier != "":
 			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "modifier :%s is not supported on %s", modifier, base)
 		case base == "status":

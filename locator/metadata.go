@@ -112,6 +112,7 @@ func (s *Server) capabilityStatement() map[string]any {
 						param("setting", "token", ""), param("event", "token", ""), param("format", "token", ""),
 						param("security-label", "token", ":not supported"), param("identifier", "token", "Master identifier"),
 						param("author.given", "string", "Starts with, case- and accent-insensitive"), param("author.family", "string", ""),
+						param("related", "reference", "context.related as sent (Encounter/123); :identifier matches its identifier, system|value or value"),
 						param("_text", "string", "Title and description: words, \"phrases\", -excluded"),
 						param("_sort", "token", "date or -date (default)"), param("_count", "number", "At most 1000; paging through the next link"),
 						param("_summary", "token", "count"),

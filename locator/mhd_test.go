@@ -2,6 +2,7 @@ package locator
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -122,4 +123,45 @@ func TestITI67CreationAndInclude(t *testing.T) {
 	}
 	code, body, _ = w.a.do("GET", "/fhir/DocumentReference?patient="+w.patA+"&_include=DocumentReference:author", w.tokA, nil, nil)
 	expectOutcome(t, "_include of author", code, body, 400, "_include")
+}
+
+// TestITI67Related: ITI-67's related parameter finds documents by context.related, as a
+// reference (the encounter) or, with :identifier, by the related record's identifier (an
+// order number, XDS referenceIdList), and a document related to nothing is not found.
+func TestITI67Related(t *testing.T) {
+	w := newDocWorld(t)
+	related := func(d map[string]any, refs ...map[string]any) map[string]any {
+		rel := make([]any, len(refs))
+		for i, r := range refs {
+			rel[i] = r
+		}
+		d["context"].(map[string]any)["related"] = rel
+		return d
+	}
+	w.register(t, w.tokA, related(docJSON("urn:oid:1.2.3.4.8.11", "Patient/"+w.patA, "current", "34133-9", "2026-01-10", "Discharge"),
+		map[string]any{"reference": "Encounter/enc-7"},
+		map[string]any{"identifier": map[string]any{"system": "urn:oid:1.2.3.4.55", "value": "ORD-881"}}))
+	w.register(t, w.tokA, related(docJSON("urn:oid:1.2.3.4.8.12", "Patient/"+w.patA, "current", "34133-9", "2026-01-11", "Lab"),
+		map[string]any{"reference": "Encounter/enc-8"}))
+	w.register(t, w.tokA, docJSON("urn:oid:1.2.3.4.8.13", "Patient/"+w.patA, "current", "34133-9", "2026-01-12", "Unrelated"))
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{
+		{"related=Encounter/enc-7", []string{"urn:oid:1.2.3.4.8.11"}},
+		{"related=Encounter/enc-7,Encounter/enc-8", []string{"urn:oid:1.2.3.4.8.11", "urn:oid:1.2.3.4.8.12"}},
+		{"related:identifier=urn:oid:1.2.3.4.55|ORD-881", []string{"urn:oid:1.2.3.4.8.11"}},
+		{"related:identifier=ORD-881", []string{"urn:oid:1.2.3.4.8.11"}},
+		{"related:identifier=urn:oid:9.9|ORD-881", nil},
+		{"related=Encounter/enc-9", nil},
+	} {
+		got := w.search(t, w.tokA, "patient="+w.patA+"&"+c.query)
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s finds %v, want %v", c.query, got, c.want)
+		}
+	}
+	bad := related(docJSON("urn:oid:1.2.3.4.8.14", "Patient/"+w.patA, "current", "34133-9", "2026-01-12", "Bad"), map[string]any{"reference": strings.Repeat("x", 3000)})
+	code, body, _ := w.a.do("POST", "/fhir/DocumentReference", w.tokA, bad, nil)
+	expectOutcome(t, "an oversized related reference", code, body, 400, "DocumentReference.context.related[0].reference")
 }
