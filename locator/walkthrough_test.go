@@ -87,6 +87,7 @@ func TestWalkthroughResponsesAreR4(t *testing.T) {
 	step("document-read", "GET", "/fhir/DocumentReference/"+d.ID, w.tokA, nil, nil, 200)
 	step("document-vread", "GET", "/fhir/DocumentReference/"+d.ID+"/_history/1", w.tokA, nil, nil, 200)
 	step("document-search", "GET", "/fhir/DocumentReference?patient="+w.patA+"&status=current", w.tokA, nil, nil, 200)
+	step("document-search-related", "GET", "/fhir/DocumentReference?patient="+w.patA+"&related:identifier=urn:oid:1.2.3.4.55|ORD-1", w.tokA, nil, nil, 200)
 	step("document-search-mdm", "GET", "/fhir/DocumentReference?patient:mdm=Patient/"+w.patB+"&_summary=count", w.tokB, nil, nil, 200)
 
 	// MHD: ITI-65 Provide Document Bundle, the List it stored, ITI-66.
