@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -179,6 +178,7 @@ func (s *Server) provideDocuments(w http.ResponseWriter, r *http.Request, rq *re
 	}
 	cmd := command.DocumentProvide{List: command.ListRegistration{ID: listID, Holder: rq.principal.ID}}
 	docIDs := map[int]string{} // entry → document id
+	submitted := map[string]bool{}
 	err := s.node.State().View(func(tx *state.Tx) error {
 		record, _, err := documentSubject(tx, list.Subject, rq.principal)
 		if err != nil {
@@ -206,20 +206,15 @@ func (s *Server) provideDocuments(w http.ResponseWriter, r *http.Request, rq *re
 			if d.PatientRecord != record {
 				return fhir.Invalid(fmt.Sprintf("Bundle.entry[%d].resource.subject", i), "every DocumentReference of a submission is about the SubmissionSet's patient")
 			}
-			if slices.Contains(slices.Collect(maps.Values(docIDs)), d.ID) {
+			if submitted[d.ID] {
 				return fhir.Invalid(fmt.Sprintf("Bundle.entry[%d].resource.masterIdentifier", i), "two DocumentReferences of the submission have one masterIdentifier")
 			}
-			docIDs[i] = d.ID
-			dr.ID, dr.Meta = "", fhir.SenderMeta(dr.Meta)
-			resource, err := json.Marshal(dr)
+			submitted[d.ID], docIDs[i] = true, d.ID
+			reg, err := documentRegistration(dr, d)
 			if err != nil {
 				return err
 			}
-			doc, err := json.Marshal(d)
-			if err != nil {
-				return err
-			}
-			cmd.Documents = append(cmd.Documents, command.DocumentRegistration{Document: doc, Resource: resource})
+			cmd.Documents = append(cmd.Documents, reg)
 		}
 		return nil
 	})

@@ -58,30 +58,41 @@ func (f *FSM) applyDocumentRegister(tx *state.Tx, h command.Header, c command.Do
 			out[i].Err = err
 			continue
 		}
-		for _, t := range targets {
-			if t.Document.Status == search.StatusCurrent {
-				t.Document.Status = search.StatusSuperseded
-				t.Version++
-				t.Updated, t.Index = h.Time, f.applyingIndex
-				if err := tx.PutDocument(t); err != nil {
-					return nil, err
-				}
-				f.openDocs = append(f.openDocs, t.Document.ID)
-				out[i].Superseded = append(out[i].Superseded, t.Document.ID)
-			}
-		}
-		if stored.Version == 0 {
-			stored.Registered = h.Time
-		}
-		stored.Document, stored.Resource = d, r.Resource
-		stored.Version++
-		stored.Updated, stored.Index = h.Time, f.applyingIndex
-		if err := tx.PutDocument(stored); err != nil {
+		if out[i], err = f.writeDocument(tx, h, stored, d, r.Resource, targets); err != nil {
 			return nil, err
 		}
-		f.openDocs = append(f.openDocs, d.ID)
-		out[i].Document = stored
 	}
+	return out, nil
+}
+
+// writeDocument stores a checked document over its stored version (zero if new) and marks
+// the current documents it replaces superseded.
+func (f *FSM) writeDocument(tx *state.Tx, h command.Header, stored state.StoredDocument, d search.Document, resource []byte,
+	targets []state.StoredDocument) (DocumentRegistered, error) {
+	var out DocumentRegistered
+	for _, t := range targets {
+		if t.Document.Status == search.StatusCurrent {
+			t.Document.Status = search.StatusSuperseded
+			t.Version++
+			t.Updated, t.Index = h.Time, f.applyingIndex
+			if err := tx.PutDocument(t); err != nil {
+				return out, err
+			}
+			f.openDocs = append(f.openDocs, t.Document.ID)
+			out.Superseded = append(out.Superseded, t.Document.ID)
+		}
+	}
+	if stored.Version == 0 {
+		stored.Registered = h.Time
+	}
+	stored.Document, stored.Resource = d, resource
+	stored.Version++
+	stored.Updated, stored.Index = h.Time, f.applyingIndex
+	if err := tx.PutDocument(stored); err != nil {
+		return out, err
+	}
+	f.openDocs = append(f.openDocs, d.ID)
+	out.Document = stored
 	return out, nil
 }
 
@@ -249,30 +260,10 @@ func (f *FSM) applyDocumentProvide(tx *state.Tx, h command.Header, c command.Doc
 	// Every check passed: write.
 	out := DocumentsProvided{Documents: make([]DocumentRegistered, len(docs))}
 	for i, d := range docs {
-		for _, t := range d.targets {
-			if t.Document.Status == search.StatusCurrent {
-				t.Document.Status = search.StatusSuperseded
-				t.Version++
-				t.Updated, t.Index = h.Time, f.applyingIndex
-				if err := tx.PutDocument(t); err != nil {
-					return nil, err
-				}
-				f.openDocs = append(f.openDocs, t.Document.ID)
-				out.Documents[i].Superseded = append(out.Documents[i].Superseded, t.Document.ID)
-			}
-		}
-		stored := d.stored
-		if stored.Version == 0 {
-			stored.Registered = h.Time
-		}
-		stored.Document, stored.Resource = d.doc, c.Documents[i].Resource
-		stored.Version++
-		stored.Updated, stored.Index = h.Time, f.applyingIndex
-		if err := tx.PutDocument(stored); err != nil {
+		var err error
+		if out.Documents[i], err = f.writeDocument(tx, h, d.stored, d.doc, c.Documents[i].Resource, d.targets); err != nil {
 			return nil, err
 		}
-		f.openDocs = append(f.openDocs, d.doc.ID)
-		out.Documents[i].Document = stored
 	}
 	list := state.StoredList{ID: c.List.ID, PatientRecord: c.List.PatientRecord, Holder: c.List.Holder, Resource: c.List.Resource,
 		Version: old.Version + 1, Updated: h.Time}
