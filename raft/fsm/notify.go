@@ -115,32 +115,19 @@ func pruneNotifyEvents(tx *state.Tx) error {
 	return tx.PruneNotifyEvents(through)
 }
 
-// anyLiveSubscription reports whether events must be kept at all.
-func anyLiveSubscription(tx *state.Tx) (bool, error) {
-	subs, err := tx.Subscriptions()
-	if err != nil {
-		return false, err
-	}
-	for _, s := range subs {
-		if s.Live() {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // deriveNotifyEvents appends the notification events of an applied entry: from its
 // command type and its result only, in the result's order, so every node derives the same
 // events with the same sequence numbers. Nothing is kept while no subscription is live.
 func deriveNotifyEvents(tx *state.Tx, e command.Entry, index uint64, result any) error {
 	switch e.Type.Base() {
-	case command.TypePatientRegister, command.TypeDocumentRegister, command.TypeRecordLink, command.TypeRecordUnlink,
-		command.TypePersonMerge, command.TypePersonUnmerge, command.TypeReviewResolve, command.TypeMPIRematch:
+	case command.TypePatientRegister, command.TypeDocumentRegister, command.TypeDocumentProvide, command.TypeRecordLink,
+		command.TypeRecordUnlink, command.TypePersonMerge, command.TypePersonUnmerge, command.TypeReviewResolve,
+		command.TypeMPIRematch:
 	default:
 		return nil
 	}
-	if live, err := anyLiveSubscription(tx); err != nil || !live {
-		return err
+	if !tx.AnyLiveSubscription() {
+		return nil
 	}
 	h, err := command.DecodeHeader(e)
 	if err != nil {
@@ -160,27 +147,7 @@ func deriveNotifyEvents(tx *state.Tx, e command.Entry, index uint64, result any)
 		}
 		return tx.AppendNotifyEvent(ev)
 	}
-	switch v := result.(type) {
-	case []Registered:
-		for _, r := range v {
-			if r.Err != nil {
-				continue
-			}
-			ev := base
-			ev.Topic, ev.Action, ev.Record, ev.Owner, ev.EUID = model.TopicEncounter, "registered", r.Patient.Key, r.Patient.Owner, r.Decision.EUID
-			if r.Patient.Version > 1 {
-				ev.Action = "updated"
-			}
-			if err := tx.AppendNotifyEvent(ev); err != nil {
-				return err
-			}
-			if d := r.Decision; d.Updated && d.PreviousEUID != "" {
-				if err := identity("linked", r.Patient.Key, d.EUID, d.PreviousEUID); err != nil {
-					return err
-				}
-			}
-		}
-	case []DocumentRegistered:
+	documentEvents := func(v []DocumentRegistered) error {
 		for _, r := range v {
 			if r.Err != nil {
 				continue
@@ -203,6 +170,32 @@ func deriveNotifyEvents(tx *state.Tx, e command.Entry, index uint64, result any)
 				return err
 			}
 		}
+		return nil
+	}
+	switch v := result.(type) {
+	case []Registered:
+		for _, r := range v {
+			if r.Err != nil {
+				continue
+			}
+			ev := base
+			ev.Topic, ev.Action, ev.Record, ev.Owner, ev.EUID = model.TopicEncounter, "registered", r.Patient.Key, r.Patient.Owner, r.Decision.EUID
+			if r.Patient.Version > 1 {
+				ev.Action = "updated"
+			}
+			if err := tx.AppendNotifyEvent(ev); err != nil {
+				return err
+			}
+			if d := r.Decision; d.Updated && d.PreviousEUID != "" {
+				if err := identity("linked", r.Patient.Key, d.EUID, d.PreviousEUID); err != nil {
+					return err
+				}
+			}
+		}
+	case []DocumentRegistered:
+		return documentEvents(v)
+	case DocumentsProvided:
+		return documentEvents(v.Documents)
 	case Relinked:
 		if e.Type.Base() == command.TypeReviewResolve {
 			_, rr, err := command.DecodeBody[command.ReviewResolve](e)

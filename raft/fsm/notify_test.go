@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/rls-hie/rls/raft/command"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
+	"github.com/rls-hie/rls/search"
 )
 
 func testSubscription(id, participant string) model.Subscription {
@@ -85,6 +87,59 @@ func TestNotifyEventsAndCursors(t *testing.T) {
 		}
 		if e := events[1]; e.Topic != model.TopicEncounter || e.Action != "updated" || e.Record != p.IdentifierSystem+"|m1" || e.Owner != "p1" || e.Index != 9 {
 			t.Errorf("event 3: %+v", e)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProvidedDocumentsAreNotified: documents submitted together (MHD ITI-65) produce a
+// document-available event each, as documents registered one by one do.
+func TestProvidedDocumentsAreNotified(t *testing.T) {
+	f := newFSM(t)
+	w := &logWriter{t: t}
+	p := testParticipant(1)
+	record := p.IdentifierSystem + "|m1"
+	doc := func(id string) command.DocumentRegistration {
+		data, err := json.Marshal(search.Document{ID: id, Status: search.StatusCurrent, PatientRecord: record, Holder: p.ID,
+			URL: "https://docs.example/" + id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return command.DocumentRegistration{Document: data, Resource: []byte(`{"resourceType":"DocumentReference"}`)}
+	}
+	documents := testSubscription("s1", "p1")
+	documents.Topic = model.TopicDocument
+	out := f.ApplyBatch([]*hraft.Log{
+		w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p}),
+		w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{
+			Record: command.PatientRecord{System: p.IdentifierSystem, Value: "m1", Given: []string{"Ann"}, Family: "Lee", BirthDate: "1970-01-01"}, NewEUID: "E1"}}}),
+		w.entry(command.TypeSubscriptionSet, &command.SubscriptionSet{Subscription: documents, Create: true}),
+		w.entry(command.TypeDocumentProvide, &command.DocumentProvide{
+			List:      command.ListRegistration{ID: "set1", PatientRecord: record, Holder: p.ID, Resource: []byte(`{"resourceType":"List"}`)},
+			Documents: []command.DocumentRegistration{doc("d1"), doc("d2")}}),
+	})
+	f.commitOpen()
+	for i, r := range out {
+		if err := r.(Response).Err; err != nil {
+			t.Fatalf("entry %d: %v", i+1, err)
+		}
+	}
+	err := f.store.View(func(tx *state.Tx) error {
+		events, err := tx.NotifyEventsAfter(0, 10)
+		if err != nil {
+			return err
+		}
+		var docs []string
+		for _, e := range events {
+			if e.Topic == model.TopicDocument && e.Action == "registered" && e.Record == record && e.EUID == "E1" {
+				docs = append(docs, e.Document)
+			}
+		}
+		if len(docs) != 2 || docs[0] != "d1" || docs[1] != "d2" {
+			t.Errorf("document events %v of %+v, want d1 and d2", docs, events)
 		}
 		return nil
 	})

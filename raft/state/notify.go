@@ -41,13 +41,39 @@ func (t *Tx) Subscriptions() ([]model.Subscription, error) {
 	return out, err
 }
 
-// PutSubscription stores a subscription.
+// keyLiveSubscriptions (in the meta bucket) counts the live subscriptions, so that Apply
+// reads one key per entry to know whether events are kept at all.
+var keyLiveSubscriptions = []byte("notify_live_subscriptions")
+
+// PutSubscription stores a subscription and counts the live ones anew.
 func (t *Tx) PutSubscription(s model.Subscription) error {
 	v, err := s.MarshalMsg(nil)
 	if err != nil {
 		return fmt.Errorf("encode subscription %s: %w", s.ID, err)
 	}
-	return t.tx.Bucket(bucketSubscriptions).Put([]byte(s.ID), v)
+	if err := t.tx.Bucket(bucketSubscriptions).Put([]byte(s.ID), v); err != nil {
+		return fmt.Errorf("store subscription %s: %w", s.ID, err)
+	}
+	subs, err := t.Subscriptions()
+	if err != nil {
+		return err
+	}
+	live := uint64(0)
+	for _, s := range subs {
+		if s.Live() {
+			live++
+		}
+	}
+	if err := t.tx.Bucket(bucketMeta).Put(keyLiveSubscriptions, encodeUint(live)); err != nil {
+		return fmt.Errorf("count live subscriptions: %w", err)
+	}
+	return nil
+}
+
+// AnyLiveSubscription reports whether some subscription is live (active or in error).
+func (t *Tx) AnyLiveSubscription() bool {
+	v := t.tx.Bucket(bucketMeta).Get(keyLiveSubscriptions)
+	return len(v) == 8 && decodeUint(v) > 0
 }
 
 // NotifyHead is the sequence of the newest notification event ever appended (0 if none).
