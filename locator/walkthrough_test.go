@@ -126,6 +126,16 @@ func TestWalkthroughResponsesAreR4(t *testing.T) {
 	step("organization-rotate-token", "POST", "/fhir/Organization/walk-1/$rotate-token", testAdminToken, nil, nil, 200)
 	step("auditevent-search", "GET", "/fhir/AuditEvent?_count=5", testAdminToken, nil, nil, 200)
 
+	// Endpoint (MLLP endpoints of PIX update notifications): create, read, search.
+	var endpoint struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(step("endpoint-create", "POST", "/fhir/Endpoint", w.tokA, endpointJSON("hosp-a", "mllp://203.0.113.11:2576", sysA), nil, 201), &endpoint); err != nil || endpoint.ID == "" {
+		t.Fatalf("endpoint id: %v", err)
+	}
+	step("endpoint-read", "GET", "/fhir/Endpoint/"+endpoint.ID, w.tokA, nil, nil, 200)
+	step("endpoint-search", "GET", "/fhir/Endpoint", w.tokA, nil, nil, 200)
+
 	// Subscription (Backport IG): create, read, search, $status.
 	subscription := func(endpoint string) map[string]any {
 		return map[string]any{
