@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
-
 	"github.com/rls-hie/rls/raft/command"
-	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 	"github.com/rls-hie/rls/search"
 )
@@ -19,17 +16,7 @@ import (
 func TestDocumentProvideIsAllOrNothing(t *testing.T) {
 	f := newFSM(t)
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	index := uint64(0)
-	apply := func(typ command.Type, payload command.Payload) Response {
-		index++
-		data, err := command.Encode(typ, command.Header{Time: at, Limits: model.LimitsVersion}, payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := f.Apply(&hraft.Log{Index: index, Term: 1, Type: hraft.LogCommand, Data: data}).(Response)
-		f.commitOpen()
-		return r
-	}
+	apply := stampedApplier(t, f, at)
 	p := testParticipant(1)
 	if r := apply(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p}); r.Err != nil {
 		t.Fatal(r.Err)
