@@ -82,15 +82,6 @@ type Subscription struct {
 	Channel      SubscriptionChannel  `json:"channel"`
 }
 
-func extensionValue(exts []Extension, url string) (Extension, bool) {
-	for _, e := range exts {
-		if e.URL == url {
-			return e, true
-		}
-	}
-	return Extension{}, false
-}
-
 // SubscriptionOf reads what a client may set of a subscription: topic, endpoint, payload,
 // purpose of use (extension, else purpose), reason, status (requested, active or off) and
 // the secret (extension; empty: rls draws one). Id, subscriber and counters are rls's.

@@ -108,9 +108,6 @@ func (t *Tx) NotifyEventsAfter(after uint64, limit int) ([]model.NotifyEvent, er
 	return out, nil
 }
 
-// NotifyEventCount counts the events kept.
-func (t *Tx) NotifyEventCount() int { return t.tx.Bucket(bucketNotifyEvents).Stats().KeyN }
-
 // PruneNotifyEvents deletes the events with a sequence at or below through.
 func (t *Tx) PruneNotifyEvents(through uint64) error {
 	c := t.tx.Bucket(bucketNotifyEvents).Cursor()
