@@ -141,7 +141,9 @@ func TestReviewQueueResolution(t *testing.T) {
 	a := w.a
 	code, body, _ := a.do("GET", "/v1/mpi/config", testAdminToken, nil, nil)
 	var cfg map[string]any
-	json.Unmarshal(body, &cfg)
+	if err := json.Unmarshal(body, &cfg); code != 200 || err != nil {
+		t.Fatalf("get config: %d %s", code, body)
+	}
 	normal := cfg["upper"]
 	setUpper := func(upper any) {
 		cfg["version"] = cfg["version"].(float64) + 1
