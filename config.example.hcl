@@ -153,6 +153,11 @@ http {
   # /v1/health answers 503 while the node has more than this many committed log entries
   # still to apply.
   health_max_lag = 250
+
+  # FHIR service base clients reach rls at, when a proxy or load balancer stands in
+  # front of the nodes: Bundle links, entry.fullUrl and Location are absolute URLs under
+  # it. Empty: the scheme and host each request came to, with /fhir.
+  public_base_url = ""
 }
 
 privacy {
@@ -182,4 +187,80 @@ privacy {
   address_rate_burst = 1000
   auth_failure_rate  = 10
   auth_failure_burst = 100
+}
+
+# The web console for data stewards and operators, served at /ui/ (the admin and
+# participants with the steward role sign in with their token or client certificate).
+# Signing in opens a session: an HttpOnly, SameSite=Strict cookie, Secure outside -dev (so
+# the console needs HTTPS, the tls block, outside -dev), sealed with a key every node
+# derives from the cluster key, so any node accepts it. Rotating or revoking the
+# participant's token ends its sessions on every node.
+console {
+  # A session nobody used for this long ends (it is renewed as it is used)...
+  idle_timeout = "30m"
+  # ...and any session ends this long after sign-in.
+  session_lifetime = "12h"
+}
+
+# The HL7 v2 interface: an MLLP (release 2) listener taking ITI-8 ADT feeds, ITI-9 PIX and
+# ITI-21 PDQ queries (README, "HL7 v2"). Off unless listen is set (flag -hl7-addr). Every
+# node also delivers PIX update notifications (ITI-10) to the MLLP endpoints participants
+# register, while it leads.
+hl7 {
+  # host:port of the MLLP listener, for example "0.0.0.0:2575". Empty: no listener.
+  listen = ""
+
+  # MLLP over TLS with the node certificate of the tls block; client certificates are asked
+  # for as tls.client_auth says and name the sending participant, whose MSH-4 must agree.
+  # Unset: on whenever tls.cert_file is set.
+  tls = true
+
+  # Identify a sender without a client certificate by MSH-4 (the participant whose id is
+  # the namespace, or whose identifier system is the universal id). Only for a network on
+  # which every sender is trusted; a -dev listener on loopback does it by itself. Without
+  # TLS, the agent refuses to start unless this is set (flag -hl7-trust-network).
+  trust_network = false
+
+  # Purpose of use of the PIX and PDQ queries arriving here (HL7 v2 has no field for it):
+  # TREAT, PAYMENT, OPERATIONS, PUBLICHEALTH or REQUEST, granted to the participant as on
+  # the API.
+  purpose_of_use = "TREAT"
+
+  # Largest message accepted (refused with AR beyond; the connection stays usable), how
+  # long a connection may sit between messages, how long one message may take to arrive,
+  # and how many connections may be open at once.
+  max_message_bytes = 1048576
+  idle_timeout      = "5m"
+  read_timeout      = "30s"
+  max_connections   = 256
+
+  # MSH-3 and MSH-4 of rls's answers and notifications.
+  application = "RLS"
+  facility    = "HIE"
+
+  # How often the leader looks for cross-reference changes to notify.
+  notify_interval = "250ms"
+}
+
+# Subscription notifications (FHIR Subscription, rest-hook): the leader delivers them.
+notify {
+  # Endpoints must be https, and may not be loopback, link-local (169.254.169.254, the
+  # cloud metadata service), unspecified or multicast addresses; the address is checked
+  # again on every connection, so a name re-pointed there is refused too. Both settings
+  # default to false, and to true with -dev; never turn them on in production.
+  allow_http            = false
+  allow_local_endpoints = false
+
+  # One attempt times out after `timeout`; `retries` more attempts follow, waiting a random
+  # time between retry_min and retry_min·2^attempt (at most retry_max), or the receiver's
+  # Retry-After.
+  timeout   = "10s"
+  retries   = 3
+  retry_min = "200ms"
+  retry_max = "5s"
+
+  # A delivery that still fails puts the subscription in status error with the reason; it
+  # is tried again, from the event that failed, after a wait that doubles from retry_max up
+  # to error_backoff_max. Its owner turning it on again retries at once.
+  error_backoff_max = "5m"
 }

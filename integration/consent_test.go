@@ -102,7 +102,7 @@ func TestOptOutHoldsOnEveryNodeAtOnce(t *testing.T) {
 		code, body, err = c.callAs(i, tokC, "GET", pix, nil, h)
 		check("PIXm", code, body, err, func() bool { return true })
 		code, body, err = c.callAs(i, tokC, "GET", docs, nil, h)
-		check("document search", code, body, err, func() bool { return bytes.Contains(body, []byte(`"DocumentReference/`)) })
+		check("document search", code, body, err, func() bool { return bytes.Contains(body, []byte(`/fhir/DocumentReference/`)) })
 		code, body, err = c.callAs(i, tokC, "POST", "/fhir/Patient/$match?consistency=stale", match, h)
 		check("$match", code, body, err, func() bool { return bytes.Contains(body, []byte(`"Person/`+euid+`"`)) })
 		return found, unavailable
@@ -119,7 +119,9 @@ func TestOptOutHoldsOnEveryNodeAtOnce(t *testing.T) {
 	leader := c.WaitLeader(10 * time.Second)
 	frozen := (leader + 1) % 3
 	c.Stop(frozen)
-	optOut := map[string]any{"resourceType": "Consent", "status": "active", "patient": map[string]any{"reference": "Patient/" + reg.ID},
+	optOut := map[string]any{"resourceType": "Consent", "status": "active", "category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "59284-0"}}}},
+		"policyRule": map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}}},
+		"scope":      map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}}, "patient": map[string]any{"reference": "Patient/" + reg.ID},
 		"provision": map[string]any{"type": "deny"}}
 	start := time.Now()
 	code, body, _, err = c.call(leader, "POST", "/fhir/Consent", optOut)

@@ -423,10 +423,11 @@ func TestAPIRulesOnACluster(t *testing.T) {
 	})
 
 	t.Run("check 5: opted-out equals nonexistent", func(t *testing.T) {
-		optOut := map[string]any{"resourceType": "Consent", "status": "active",
-			"scope":     map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
-			"patient":   map[string]any{"reference": "Patient/" + reg.ID},
-			"provision": map[string]any{"type": "deny"}}
+		optOut := map[string]any{"resourceType": "Consent", "status": "active", "category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "59284-0"}}}},
+			"policyRule": map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}}},
+			"scope":      map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
+			"patient":    map[string]any{"reference": "Patient/" + reg.ID},
+			"provision":  map[string]any{"type": "deny"}}
 		if code, body, err := c.callAs(leader, tok, "POST", "/fhir/Consent", optOut, nil); err != nil || code != 201 {
 			t.Fatalf("opt-out: %d %s %v", code, body, err)
 		}

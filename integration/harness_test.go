@@ -62,6 +62,9 @@ type Options struct {
 	// Proxied routes every Raft connection between two nodes through a fault proxy of its
 	// own, one per directed link, which Partition, Heal, Slow and DropConnections act on.
 	Proxied bool
+	// HL7 gives every node an MLLP listener (Node.HL7Addr) that names senders by MSH-4,
+	// and a fast notifier.
+	HL7 bool
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -69,6 +72,8 @@ type Options struct {
 	SnapshotThreshold  uint64
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
+	// ExtraHCL is appended to every node's config file (a notify block, for instance).
+	ExtraHCL string
 }
 
 // setDefaults picks timeouts short enough that a test sees several elections in a few
@@ -101,9 +106,11 @@ type Node struct {
 	Dir      string // data dir
 	HTTPAddr string
 	RaftAddr string
-	LogPath  string
-	config   string // HCL file with the raft settings and the peer dial addresses
-	scheme   string // http, or https with Options.TLS
+	// HL7Addr is the node's MLLP listener (Options.HL7).
+	HL7Addr string
+	LogPath string
+	config  string // HCL file with the raft settings and the peer dial addresses
+	scheme  string // http, or https with Options.TLS
 
 	// Guarded by Cluster.mu.
 	cmd       *exec.Cmd
@@ -146,13 +153,16 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 		t.Fatal(err)
 	}
 	slots := opts.Nodes + opts.Spares
-	ports := freePorts(t, 2*slots)
+	ports := freePorts(t, 3*slots)
 	for i := 0; i < slots; i++ {
 		id := fmt.Sprintf("n%d", i+1)
 		c.Nodes = append(c.Nodes, &Node{
-			Index: i, ID: id, Dir: filepath.Join(c.Dir, id), HTTPAddr: ports[2*i], RaftAddr: ports[2*i+1],
+			Index: i, ID: id, Dir: filepath.Join(c.Dir, id), HTTPAddr: ports[3*i], RaftAddr: ports[3*i+1],
 			LogPath: filepath.Join(c.Dir, id+".log"), config: filepath.Join(c.Dir, id+".hcl"), scheme: "http",
 		})
+		if opts.HL7 {
+			c.Nodes[i].HL7Addr = ports[3*i+2]
+		}
 	}
 	if opts.TLS {
 		c.initTLS()
@@ -238,11 +248,15 @@ func (c *Cluster) hcl(n *Node) string {
 		b.WriteString("  }\n")
 	}
 	b.WriteString("}\n")
+	if n.HL7Addr != "" {
+		fmt.Fprintf(&b, "hl7 {\n  listen = %q\n  trust_network = true\n  notify_interval = \"100ms\"\n}\n", n.HL7Addr)
+	}
 	if c.opts.TLS {
 		dir := c.tlsDir()
 		fmt.Fprintf(&b, "tls {\n  cert_file = %q\n  key_file = %q\n  ca_file = %q\n  client_auth = \"require\"\n}\n",
 			filepath.Join(dir, n.ID+".pem"), filepath.Join(dir, n.ID+"-key.pem"), filepath.Join(dir, "ca.pem"))
 	}
+	b.WriteString(c.opts.ExtraHCL)
 	return b.String()
 }
 
@@ -646,6 +660,9 @@ func (c *Cluster) callAs(i int, token, method, path string, body any, header map
 
 // getJSON reads path from node i into v within timeout, requiring a 200.
 func (c *Cluster) getJSON(i int, path string, timeout time.Duration, v any) error {
+	if u, err := url.Parse(path); err == nil && u.IsAbs() {
+		path = u.RequestURI() // a next link: absolute, followed on node i
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	r, err := c.Do(ctx, i, "GET", path, nil)

@@ -80,7 +80,9 @@ func (s *Server) beginAudit(w *responseWriter, r *http.Request, rt route, rq *re
 	}
 	w.held = !rt.streamAnswer
 	rq.audit = audit.Begin(time.Now(), audit.Request{Node: s.node.ID(), Source: r.RemoteAddr, RequestID: rq.id,
-		OnBehalfOf: r.Header.Get(HeaderOnBehalfOf), Action: rt.audit, Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery})
+		OnBehalfOf: r.Header.Get(HeaderOnBehalfOf), Action: rt.audit, Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
+		// A search by POST carries its query in the body, as $match does.
+		QueryInBody: rt.pattern == "/fhir/Patient/_search"})
 }
 
 // finishAudit completes the entry with the outcome and records it (or, for a request a

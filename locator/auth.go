@@ -48,6 +48,10 @@ func unauthorized(format string, args ...any) *fhir.Error {
 // token, or both, in which case they must name the same participant. A request a peer node
 // forwarded carries the participant of the certificate the peer verified.
 func (s *Server) authenticate(r *http.Request) (model.Participant, error) {
+	if id, ok := hl7TrustedSender(r); ok {
+		// An MLLP listener that trusts its network named the sender by MSH-4 (hl7.go).
+		return s.participantByCert(r.Context(), id)
+	}
 	certID, hasCert, err := s.certParticipant(r)
 	if err != nil {
 		return model.Participant{}, err
@@ -84,12 +88,15 @@ func (s *Server) authenticate(r *http.Request) (model.Participant, error) {
 // name, without waiting and without refusing anything: only to name a forwarded request in
 // its audit entry when the leader, which authenticates it, never answers.
 func (s *Server) identify(r *http.Request) string {
+	if id, ok := hl7TrustedSender(r); ok {
+		return id
+	}
 	if id, ok := clientCertParticipant(r); ok {
 		return id
 	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if token = strings.TrimSpace(token); !ok || token == "" {
-		return ""
+		return s.sessionIdentity(r)
 	}
 	var id string
 	hash := TokenHash(token)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/rls-hie/rls/locator/console"
 	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft"
@@ -125,6 +126,10 @@ func (s *Server) askSelf(r *http.Request, base string) (raft.LocalStatus, error)
 	}
 	if a := r.Header.Get("Authorization"); a != "" {
 		req.Header.Set("Authorization", a)
+	} else if c := s.sessionCookie(r); c != "" {
+		// The web console's session: every node can open it (it is sealed with the
+		// cluster's key).
+		req.AddCookie(&http.Cookie{Name: console.CookieName(s.opts.Console), Value: c})
 	}
 	if id, ok := clientCertParticipant(r); ok {
 		req.Header.Set(headerForwarded, s.node.ID())

@@ -205,14 +205,14 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, rq *request,
 	return writeFHIR(w, status, fhir.ConsentOf(m))
 }
 
-// visibleConsent returns a directive the caller may see: the admin any, a participant those
-// it recorded. Any other answers as one that does not exist.
+// visibleConsent returns a directive the caller may see: the admin and the data stewards
+// any, a participant those it recorded. Any other answers as one that does not exist.
 func visibleConsent(tx *state.Tx, id string, p model.Participant) (model.Consent, error) {
 	m, ok, err := tx.Consent(id)
 	if err != nil {
 		return m, err
 	}
-	if !ok || (!p.IsAdmin() && m.RecordedBy != p.ID) {
+	if !ok || (!p.IsSteward() && m.RecordedBy != p.ID) {
 		return m, fhir.Errorf(http.StatusNotFound, "not-found", "", "Consent/%s does not exist", id)
 	}
 	return m, nil
@@ -269,7 +269,7 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request, rq *requ
 			return err
 		}
 		for _, m := range all {
-			if (rq.principal.IsAdmin() || m.RecordedBy == rq.principal.ID) && (status == "" || m.Status == status) {
+			if (rq.principal.IsSteward() || m.RecordedBy == rq.principal.ID) && (status == "" || m.Status == status) {
 				found = append(found, m)
 			}
 		}

@@ -157,16 +157,11 @@ func (s *Server) registerDocuments(ctx context.Context, rq *request, raws [][]by
 				errs[i] = err
 				continue
 			}
-			dr.ID, dr.Meta = "", nil
-			resource, err := json.Marshal(dr)
+			reg, err := documentRegistration(dr, d)
 			if err != nil {
 				return err
 			}
-			doc, err := json.Marshal(d)
-			if err != nil {
-				return err
-			}
-			regs = append(regs, command.DocumentRegistration{Document: doc, Resource: resource})
+			regs = append(regs, reg)
 			slots = append(slots, i)
 			subjects = append(subjects, dr.Subject)
 		}
@@ -257,4 +252,19 @@ func (s *Server) readDocument(w http.ResponseWriter, r *http.Request, rq *reques
 	}
 	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, sd.Version))
 	return writeFHIR(w, http.StatusOK, body)
+}
+
+// documentRegistration is a document as a command carries it: the registry's document and
+// the sender's resource, stored without the id and the version rls assigns.
+func documentRegistration(dr fhir.DocumentReference, d search.Document) (command.DocumentRegistration, error) {
+	dr.ID, dr.Meta = "", fhir.SenderMeta(dr.Meta)
+	resource, err := json.Marshal(dr)
+	if err != nil {
+		return command.DocumentRegistration{}, fmt.Errorf("encode the DocumentReference: %w", err)
+	}
+	doc, err := json.Marshal(d)
+	if err != nil {
+		return command.DocumentRegistration{}, fmt.Errorf("encode the document: %w", err)
+	}
+	return command.DocumentRegistration{Document: doc, Resource: resource}, nil
 }

@@ -56,9 +56,8 @@ type edge struct {
 	refused    *prometheus.CounterVec
 	suppressed prometheus.Counter
 
-	mu        sync.Mutex
-	dropped   int // log lines suppressed since the last one written
-	lastDrops time.Time
+	mu      sync.Mutex
+	dropped int // log lines suppressed since the last one written
 }
 
 func newEdge(o Options, logger *slog.Logger, reg prometheus.Registerer) *edge {

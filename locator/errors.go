@@ -41,6 +41,8 @@ func apiError(err error) *fhir.Error {
 		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
 	case errors.Is(err, raft.ErrInvalidAction):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
+	case errors.Is(err, raft.ErrInvalidSubmission):
+		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "Bundle", "%s; nothing of the submission was written", msg)
 	case errors.Is(err, raft.ErrInvalidDocument):
 		return fhir.Errorf(http.StatusBadRequest, "invalid", "", "%s", msg)
 	case errors.Is(err, raft.ErrNotHolder):
@@ -50,7 +52,8 @@ func apiError(err error) *fhir.Error {
 	case errors.Is(err, raft.ErrUnknownSystem):
 		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s", msg)
 	case errors.Is(err, raft.ErrVersionConflict):
-		return fhir.Errorf(http.StatusConflict, "conflict", "", "%s", msg)
+		// R4: a version the If-Match names that is not the current one is 412.
+		return fhir.Errorf(http.StatusPreconditionFailed, "conflict", "", "%s", msg)
 	case errors.Is(err, raft.ErrLastAdmin), errors.Is(err, raft.ErrLastVoter), errors.Is(err, raft.ErrAlreadyBootstrapped):
 		return fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s", msg)
 	case errors.Is(err, raft.ErrTokenInUse), errors.Is(err, raft.ErrEUIDInUse):

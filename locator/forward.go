@@ -131,11 +131,20 @@ func (s *Server) forwardToLeader(w *responseWriter, r *http.Request, rq *request
 	}
 	req.Header.Set(headerForwarded, s.node.ID())
 	req.Header.Set(HeaderRequestID, rq.id)
+	if w.base != "" {
+		req.Header.Set(headerForwardedBase, w.base)
+	}
 	// The client's certificate ends at this node's TLS; the leader sees this node's. Pass
 	// on whom it named (never what a caller wrote into the header itself).
 	req.Header.Del(headerForwardedParticipant)
 	if id, ok := clientCertParticipant(r); ok {
 		req.Header.Set(headerForwardedParticipant, id)
+	}
+	if id, ok := hl7TrustedSender(r); ok {
+		req.Header.Set(headerForwardedHL7Sender, id)
+	}
+	if r.Context().Value(hl7Origin{}) != nil {
+		req.Header.Set(headerHL7Origin, "mllp")
 	}
 	if err := s.signForward(ctx, req.Request, rq); err != nil {
 		return notApplied(fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "cannot forward an audited request: %v", err))

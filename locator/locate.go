@@ -118,8 +118,9 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 	var sq search.Query
 	tokens := map[string]*[]string{"type": &sq.Types, "category": &sq.Categories, "facility": &sq.FacilityTypes,
 		"setting": &sq.PracticeSettings, "event": &sq.Events, "format": &sq.Formats, "security-label": &sq.SecurityLabels,
-		"identifier": &sq.Identifiers, "author.given": &sq.AuthorGiven, "author.family": &sq.AuthorFamily}
-	hasPatient := false
+		"identifier": &sq.Identifiers, "author.given": &sq.AuthorGiven, "author.family": &sq.AuthorFamily,
+		"related": &sq.Related}
+	hasPatient, includeSubject := false, false
 	for name, values := range q {
 		base, modifier, _ := strings.Cut(name, ":")
 		var err error
@@ -130,6 +131,8 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 			sq.ExcludeSecurityLabels = append(sq.ExcludeSecurityLabels, splitValues(values)...)
 		case tokens[base] != nil && modifier == "":
 			*tokens[base] = append(*tokens[base], splitValues(values)...)
+		case base == "related" && modifier == "identifier":
+			sq.RelatedIdentifiers = append(sq.RelatedIdentifiers, splitValues(values)...)
 		case modifier != "":
 			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "modifier :%s is not supported on %s", modifier, base)
 		case base == "status":
@@ -139,13 +142,15 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 				}
 				sq.Statuses = append(sq.Statuses, search.Status(v))
 			}
-		case base == "date" || base == "period":
+		case base == "date" || base == "creation" || base == "period":
 			for _, v := range values {
 				p, perr := search.ParseDateParam(v)
 				if perr != nil {
 					return fhir.Invalid(base, "%v", perr)
 				}
-				if base == "date" {
+				// The registry keeps one creation time: attachment.creation, else
+				// DocumentReference.date. date and creation (MHD) both search it.
+				if base == "date" || base == "creation" {
 					sq.Created = append(sq.Created, p)
 				} else {
 					sq.Period = append(sq.Period, p)
@@ -174,6 +179,13 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 				return fhir.Errorf(http.StatusBadRequest, "not-supported", "_summary", "_summary supports count")
 			}
 			sq.CountOnly = true
+		case base == "_include":
+			for _, v := range values {
+				if v != "DocumentReference:subject" && v != "DocumentReference:patient" {
+					return fhir.Errorf(http.StatusBadRequest, "not-supported", "_include", "_include supports DocumentReference:subject and DocumentReference:patient")
+				}
+				includeSubject = true
+			}
 		case base == "consistency":
 		default:
 			return fhir.Errorf(http.StatusBadRequest, "not-supported", name, "search parameter %q is not supported on DocumentReference", name)
@@ -186,6 +198,7 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 		return err
 	}
 	var entries []fhir.BundleEntry
+	var included []string // record keys of the Patients to include
 	var res *search.Results
 	err := s.node.State().View(func(tx *state.Tx) error {
 		var err error
@@ -223,6 +236,19 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 				break
 			}
 			entries = append(entries, fhir.BundleEntry{FullURL: "DocumentReference/" + h.ID, Resource: json.RawMessage(body), Search: &fhir.SearchInfo{Mode: "match"}})
+			if includeSubject && !slices.Contains(included, sd.Document.PatientRecord) {
+				included = append(included, sd.Document.PatientRecord)
+			}
+		}
+		// _include: the Patients the page's documents are about (within the scope the
+		// guard already allowed).
+		for _, key := range included {
+			p, err := loadPatientByKey(tx, key)
+			if err != nil {
+				return err
+			}
+			rq.disclosePatient(p)
+			entries = append(entries, fhir.BundleEntry{FullURL: "Patient/" + p.ID, Resource: p, Search: &fhir.SearchInfo{Mode: "include"}})
 		}
 		return nil
 	})

@@ -279,6 +279,9 @@ func (s *Server) mergeReplaced(ctx context.Context, rq *request, reg registratio
 
 // readPatient is GET /fhir/Patient/{id}.
 func (s *Server) readPatient(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if fhir.IsEUID(r.PathValue("id")) {
+		return s.readGoldenPatient(w, r, rq)
+	}
 	var p fhir.Patient
 	err := s.node.State().View(func(tx *state.Tx) error {
 		id := r.PathValue("id")
@@ -348,6 +351,33 @@ func (s *Server) readPerson(w http.ResponseWriter, r *http.Request, rq *request)
 	}
 	rq.disclosePerson(person)
 	return writeFHIR(w, http.StatusOK, person)
+}
+
+// readGoldenPatient is GET /fhir/Patient/{euid}: the person as a Patient (the golden view
+// $match answers), under the same guard as the Person.
+func (s *Server) readGoldenPatient(w http.ResponseWriter, r *http.Request, rq *request) error {
+	var person fhir.Person
+	euid := r.PathValue("id")
+	err := s.node.State().View(func(tx *state.Tx) error {
+		if _, ok, err := tx.MPI().Person(euid); err != nil {
+			return err
+		} else if !ok {
+			return patientNotFound(euid)
+		}
+		if d, err := rq.guard.Person(guardState{tx}, euid); err != nil {
+			return err
+		} else if !d.Disclose {
+			return patientNotFound(euid)
+		}
+		var err error
+		person, err = loadPerson(tx, euid)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	rq.disclosePerson(person)
+	return writeFHIR(w, http.StatusOK, fhir.GoldenPatient(person))
 }
 
 func loadPerson(tx *state.Tx, euid string) (fhir.Person, error) {

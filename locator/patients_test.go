@@ -170,7 +170,7 @@ func TestPatientRegistrationRules(t *testing.T) {
 		t.Fatalf("update: %d %s", code, body)
 	}
 	code, body, _ = a.do("PUT", "/fhir/Patient/"+id, tokA, p, map[string]string{"If-Match": `W/"1"`})
-	if code != 409 {
+	if code != 412 {
 		t.Fatalf("stale update: %d %s", code, body)
 	}
 	code, body, _ = a.do("PUT", "/fhir/Patient?identifier="+url.QueryEscape(sysA+"|U2"), tokA, patientJSON(sysA, "U2", "Bo", "Ng", "1975-05-05", "male", "", ""), nil)
@@ -285,7 +285,8 @@ func TestMatchReturnsThePersonFirstAsCertain(t *testing.T) {
 	}
 	var b struct {
 		Entry []struct {
-			Resource fhir.Person     `json:"resource"`
+			FullURL  string          `json:"fullUrl"`
+			Resource fhir.Patient    `json:"resource"`
 			Search   fhir.SearchInfo `json:"search"`
 		} `json:"entry"`
 	}
@@ -293,8 +294,15 @@ func TestMatchReturnsThePersonFirstAsCertain(t *testing.T) {
 		t.Fatalf("$match bundle: %v %s", err, body)
 	}
 	top := b.Entry[0]
-	if top.Resource.ID != euid || top.Search.Mode != "match" || top.Search.Score == nil || *top.Search.Score < 0.9 {
-		t.Fatalf("top match %+v, want %s certain", top, euid)
+	if top.Resource.ResourceType != "Patient" || top.Resource.ID != euid || top.Search.Mode != "match" || top.Search.Score == nil || *top.Search.Score < 0.9 {
+		t.Fatalf("top match %+v, want the Patient of %s, certain", top, euid)
+	}
+	// The golden Patient links its source records and its Person, and its fullUrl resolves.
+	if len(top.Resource.Link) < 2 || top.Resource.Link[0].Type != "seealso" || !strings.Contains(string(body), `"reference": "Person/`+euid+`"`) {
+		t.Fatalf("golden Patient links %+v: want seealso links to the records and the person extension", top.Resource.Link)
+	}
+	if code, got, _ := a.do("GET", top.FullURL, tokA, nil, nil); code != 200 || !strings.Contains(string(got), `"id": "`+euid+`"`) {
+		t.Fatalf("the golden Patient's fullUrl %s: %d %s", top.FullURL, code, got)
 	}
 	grade := ""
 	fields := 0

@@ -2,13 +2,19 @@ package locator
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
+	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/mpi"
@@ -33,6 +39,7 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 	var pq state.PatientQuery
 	var family, given, idSystem, idValue, id string
 	var gender string
+	var post patientFilter
 	bounds := dateBounds{}
 	for name, values := range q {
 		base, modifier, _ := strings.Cut(name, ":")
@@ -77,6 +84,19 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 			}
 		case "email":
 			pq.Email = v
+		case "address":
+			post.address = v
+		case "address-state":
+			post.state = v
+		case "mothersMaidenName":
+			post.mothersMaidenName = v
+		case "active":
+			switch v {
+			case "true", "false":
+				post.active = v
+			default:
+				return fhir.Invalid("active", "active %q must be true or false", fhir.Clip(v))
+			}
 		case "identifier":
 			if sys, val, ok := strings.Cut(v, "|"); ok {
 				idSystem, idValue = sys, val
@@ -111,7 +131,9 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 	}
 	criteria := pq.Family != "" || pq.Given != "" || pq.BirthFrom != "" || pq.BirthTo != "" || pq.Postal != "" ||
 		pq.City != "" || pq.Phone != "" || pq.Email != "" || pq.IdentifierValue != "" || pq.Sex != ""
-	if !rq.principal.IsAdmin() {
+	if !rq.principal.IsSteward() {
+		// The admin and the data stewards search broadly (finding duplicates is their work);
+		// each search is audited.
 		if err := minimumCriteria(pq, id, bounds); err != nil {
 			return err
 		}
@@ -150,7 +172,20 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 		if hits, err = visibleHits(rq.guard, tx, hits); err != nil {
 			return err
 		}
-		if len(hits) > MaxParticipantMatches && !rq.principal.IsAdmin() {
+		if !post.empty() {
+			var kept []state.PatientHit
+			for _, h := range hits {
+				p, err := loadPatientByKey(tx, string(h.Key))
+				if err != nil {
+					return err
+				}
+				if post.matches(p) {
+					kept = append(kept, h)
+				}
+			}
+			hits = kept
+		}
+		if len(hits) > MaxParticipantMatches && !rq.principal.IsSteward() {
 			// A demographic search is for finding a patient, not for listing many: as PDQ
 			// suppliers do, a search that matches more is refused, not paged.
 			return fhir.Errorf(http.StatusBadRequest, "too-costly", "", "more than %d patients match; add criteria (given name, full birth date, postal code, identifier)", MaxParticipantMatches)
@@ -175,6 +210,73 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 		return err
 	}
 	return writeFHIR(w, http.StatusOK, searchsetPage(r, entries, total, offset, count))
+}
+
+// patientFilter holds the PDQm parameters the patient index does not key (active, address,
+// address-state, mothersMaidenName): they narrow what the indexed criteria found, so that
+// they never widen a search past the minimum criteria.
+type patientFilter struct {
+	active, address, state, mothersMaidenName string
+}
+
+func (f patientFilter) empty() bool {
+	return f.active == "" && f.address == "" && f.state == "" && f.mothersMaidenName == ""
+}
+
+// MothersMaidenNameURL is the R4 extension PDQm's mothersMaidenName searches.
+const MothersMaidenNameURL = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
+
+// matches applies the filter as FHIR string search does (case- and accent-insensitive,
+// starts with); a record that does not say it is inactive counts as active.
+func (f patientFilter) matches(p fhir.Patient) bool {
+	if f.active != "" {
+		active := p.Active == nil || *p.Active
+		if (f.active == "true") != active {
+			return false
+		}
+	}
+	if f.address != "" && !slices.ContainsFunc(p.Address, func(a fhir.Address) bool {
+		parts := append(slices.Clone(a.Line), a.City, a.District, a.State, a.PostalCode, a.Country, a.Text)
+		return slices.ContainsFunc(parts, func(v string) bool { return startsWith(v, f.address) })
+	}) {
+		return false
+	}
+	if f.state != "" && !slices.ContainsFunc(p.Address, func(a fhir.Address) bool { return startsWith(a.State, f.state) }) {
+		return false
+	}
+	if f.mothersMaidenName != "" {
+		found := false
+		for _, raw := range p.Extension {
+			var ext struct {
+				URL         string `json:"url"`
+				ValueString string `json:"valueString"`
+			}
+			if json.Unmarshal(raw, &ext) == nil && ext.URL == MothersMaidenNameURL && startsWith(ext.ValueString, f.mothersMaidenName) {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// startsWith is FHIR string matching: v starts with the searched text, ignoring case and
+// accents.
+func startsWith(v, search string) bool {
+	return v != "" && strings.HasPrefix(foldText(v), foldText(search))
+}
+
+// foldText lower-cases s and drops its accents (é → e).
+func foldText(s string) string {
+	var b strings.Builder
+	for _, r := range norm.NFD.String(s) {
+		if !unicode.Is(unicode.Mn, r) {
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
 }
 
 // MaxParticipantMatches is the most patients a participant's PDQm search may match (the
@@ -344,7 +446,8 @@ func matchScore(w, lower float64) float64 {
 }
 
 // matchPatient is POST /fhir/Patient/$match: the persons that could be the given Patient,
-// best first, each with its score, match grade and the agreement of every field.
+// best first, each as a Patient (fhir.GoldenPatient: the golden view, linked to its source
+// records and its Person) with its score, match grade and the agreement of every field.
 func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *request) error {
 	var params fhir.Parameters
 	if err := fhir.Decode(bytes.NewReader(rq.body), "Parameters", &params); err != nil {
@@ -430,7 +533,7 @@ func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *reques
 				}})
 			}
 			rq.disclosePerson(person)
-			entries = append(entries, fhir.BundleEntry{FullURL: "Person/" + c.EUID, Resource: person, Search: search})
+			entries = append(entries, fhir.BundleEntry{FullURL: "Patient/" + c.EUID, Resource: fhir.GoldenPatient(person), Search: search})
 		}
 		return nil
 	})
@@ -522,4 +625,25 @@ func errOr(err, fallback error) error {
 		return err
 	}
 	return fallback
+}
+
+// searchPatientsPost is POST /fhir/Patient/_search (FHIR's search by POST): the parameters
+// of a PDQm search as an application/x-www-form-urlencoded body, beside any in the URL, so
+// that names and birth dates stay out of URLs (the web console searches this way). It is
+// the same search, through the same policy point, audited with its query.
+func (s *Server) searchPatientsPost(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		return fhir.Errorf(http.StatusUnsupportedMediaType, "not-supported", "", "a search by POST sends its parameters as application/x-www-form-urlencoded")
+	}
+	body, err := url.ParseQuery(string(rq.body))
+	if err != nil {
+		return fhir.Invalid("", "the search parameters in the body are not form-encoded: %v", err)
+	}
+	q := r.URL.Query()
+	for name, values := range body {
+		q[name] = append(q[name], values...)
+	}
+	// Answered as the GET search of the same parameters, whose links page it on.
+	r.URL.Path, r.URL.RawQuery = "/fhir/Patient", q.Encode()
+	return s.searchPatients(w, r, rq)
 }

@@ -1,13 +1,15 @@
 // Package locator is rls's API: FHIR R4 under /fhir and native JSON under /v1, served by
-// every node. It authenticates the calling participant, enforces roles in one place (the
-// route table), turns writes into Raft commands stamped on the leader (forwarding them
-// there from a follower), serves reads at the consistency the caller asks for, and exposes
-// health and Prometheus metrics.
+// every node, and the HL7 v2 interface (ITI-8, ITI-9, ITI-21 over MLLP, whose messages
+// take the same path through internal routes; ITI-10 notifications sent by the leader). It
+// authenticates the calling participant, enforces roles in one place (the route table),
+// turns writes into Raft commands stamped on the leader (forwarding them there from a
+// follower), serves reads at the consistency the caller asks for, and exposes health and
+// Prometheus metrics.
 //
 // Its parts with a job of their own are subpackages, none of which imports locator: fhir
-// (resources, decoding, mapping), policy (the access rules and the request guard), fence
-// (security changes on every node at once), audit (audit capture and group commit) and
-// nodeauth (node-to-node authentication). Only cmd/ imports this package. It must never be
+// (resources, decoding, mapping), hl7 (the HL7 v2 wire format and MLLP), policy (the
+// access rules and the request guard), fence (security changes on every node at once),
+// audit (audit capture and group commit) and nodeauth (node-to-node authentication). Only cmd/ imports this package. It must never be
 // imported by raft/, mpi/ or search/, and it reaches the FSM only through raft (never
 // raft/fsm).
 package locator
@@ -35,9 +37,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rls-hie/rls/locator/audit"
+	"github.com/rls-hie/rls/locator/console"
 	"github.com/rls-hie/rls/locator/fence"
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/nodeauth"
+	"github.com/rls-hie/rls/locator/notify"
 	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
@@ -114,6 +118,14 @@ type Options struct {
 	// MaxResponseBytes bounds the answer of one request: a search page ends early (with
 	// a next link) before it grows beyond it, and a forwarded answer beyond it is refused.
 	MaxResponseBytes int64
+	// Console configures the web console's sessions (locator/console).
+	Console console.Options
+	// PublicBaseURL is the FHIR service base clients reach rls at (https://rls.hie.org/fhir),
+	// for the absolute URLs of Bundle links, entry.fullUrl and Location. Empty: the scheme
+	// and host each request came to, with /fhir.
+	PublicBaseURL string
+	// Notify configures the delivery of subscription notifications (RunNotifier).
+	Notify NotifyOptions
 }
 
 func (o *Options) setDefaults() {
@@ -153,6 +165,8 @@ func (o *Options) setDefaults() {
 	if o.MaxResponseBytes == 0 {
 		o.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	o.Console = o.Console.WithDefaults()
+	o.Notify.setDefaults()
 }
 
 // DefaultMaxResponseBytes bounds an answer (Options.MaxResponseBytes).
@@ -184,6 +198,13 @@ type Server struct {
 	fence   *fence.Fence
 	limiter *policy.Limiter
 	edge    *edge
+	// consoleAssets are the web console's files; crossOrigin refuses browsers'
+	// cross-origin changes made with its session.
+	consoleAssets *console.Assets
+	crossOrigin   *http.CrossOriginProtection
+	// notifySender delivers subscription notifications (on the leader, RunNotifier).
+	notifySender  *notify.Sender
+	notifyMetrics *notify.Metrics
 }
 
 // access is who may call a route.
@@ -193,6 +214,9 @@ const (
 	public      access = iota // no token (health, metrics)
 	participant               // any active participant
 	admin                     // participants with the admin role
+	// steward: participants with the steward role, and the admin (the data steward's
+	// review queue and link tools, and the web console).
+	steward
 	// clusterNode: another node of the cluster (node credential or node certificate), or
 	// the admin; the cluster's internals (its fence, its key, audit batches).
 	clusterNode
@@ -238,6 +262,8 @@ type request struct {
 	tentative string
 	// refused: the request was refused before admission and the edge logged it.
 	refused bool
+	// session is the console session that authenticated the request, if any.
+	session *console.Session
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, rq *request) error
@@ -285,12 +311,21 @@ func New(opts Options) *Server {
 		reg = opts.Registry
 	}
 	s.edge = newEdge(opts, opts.Logger, reg)
+	s.crossOrigin = http.NewCrossOriginProtection()
+	assets, err := console.NewAssets()
+	if err != nil {
+		panic(err) // embedded at build time: a broken build, not a condition to handle
+	}
+	s.consoleAssets = assets
+	s.notifyMetrics = notify.NewMetrics(reg)
+	s.notifySender = notify.NewSender(notify.SenderOptions{Policy: s.notifyPolicy(), Timeout: opts.Notify.Timeout, Retries: opts.Notify.Retries,
+		RetryMin: opts.Notify.RetryMin, RetryMax: opts.Notify.RetryMax, TLS: opts.Notify.TLS, Metrics: s.notifyMetrics})
 	if opts.Registry != nil {
 		s.metrics = newHTTPMetrics(opts.Registry)
 		s.auditMetrics = audit.NewMetrics(opts.Registry)
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	}
-	for _, rt := range s.routes() {
+	for _, rt := range append(s.routes(), s.hl7Routes()...) {
 		if _, ok := audit.Actions[rt.audit]; rt.audit != "" && !ok {
 			panic(fmt.Sprintf("route %s %s names unknown audit action %q", rt.method, rt.pattern, rt.audit))
 		}
@@ -308,6 +343,13 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/health", access: public, place: onThisNode, handle: s.health},
 		{method: "GET", pattern: "/fhir/metadata", access: public, place: onThisNode, handle: s.metadata},
 
+		// The web console (locator/console): its files, and its session.
+		{method: "GET", pattern: "/ui", access: public, place: onThisNode, handle: consoleRoot},
+		{method: "GET", pattern: "/ui/{path...}", access: public, place: onThisNode, handle: s.consoleAsset},
+		{method: "POST", pattern: "/ui/session", access: steward, place: onThisNode, audit: "console-sign-in", handle: s.consoleSignIn},
+		{method: "GET", pattern: "/ui/session", access: steward, place: onThisNode, handle: s.consoleSessionInfo},
+		{method: "DELETE", pattern: "/ui/session", access: public, place: onThisNode, handle: s.consoleSignOut},
+
 		{method: "GET", pattern: "/v1/cluster/fence", access: clusterNode, place: onThisNode, diagnostic: true, handle: s.fenceStatus},
 		{method: "GET", pattern: "/v1/cluster/status", access: admin, place: onThisNode, diagnostic: true, handle: s.clusterStatus},
 		{method: "GET", pattern: "/v1/cluster/self", access: admin, place: onThisNode, diagnostic: true, handle: s.clusterSelf},
@@ -321,17 +363,20 @@ func (s *Server) routes() []route {
 
 		{method: "GET", pattern: "/debug/pprof/{profile...}", access: admin, place: onThisNode, diagnostic: true, handle: profile},
 
-		{method: "GET", pattern: "/v1/mpi/config", access: admin, place: byConsistency, handle: s.matchConfig},
+		{method: "GET", pattern: "/v1/mpi/config", access: steward, place: byConsistency, handle: s.matchConfig},
 		{method: "PUT", pattern: "/v1/mpi/config", access: admin, place: onLeader, handle: s.putMatchConfig},
 		{method: "POST", pattern: "/v1/mpi/train", access: admin, place: onLeader, audit: "mpi-train", handle: s.train},
 		{method: "POST", pattern: "/v1/mpi/rematch", access: admin, place: onLeader, audit: "mpi-rematch", handle: s.rematch},
-		{method: "GET", pattern: "/v1/mpi/explain", access: admin, place: byConsistency, audit: "mpi-explain", handle: s.explain},
+		{method: "GET", pattern: "/v1/mpi/scores", access: steward, place: byConsistency, handle: s.matchScores},
+		{method: "GET", pattern: "/v1/mpi/explain", access: steward, place: byConsistency, audit: "mpi-explain", handle: s.explain},
 
 		{method: "POST", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-create", handle: s.createPatient},
 		{method: "PUT", pattern: "/fhir/Patient", access: participant, place: onLeader, audit: "patient-update", handle: s.conditionalUpdatePatient},
 		{method: "PUT", pattern: "/fhir/Patient/{id}", access: participant, place: onLeader, audit: "patient-update", handle: s.updatePatient},
 		{method: "GET", pattern: "/fhir/Patient/{id}", access: participant, place: byConsistency, patientData: true, audit: "patient-read", handle: s.readPatient},
+		{method: "GET", pattern: "/fhir/Patient/{id}/_history/{vid}", access: participant, place: byConsistency, patientData: true, audit: "patient-read", handle: vread(s.readPatient)},
 		{method: "GET", pattern: "/fhir/Patient", access: participant, place: byConsistency, patientData: true, audit: "patient-search", handle: s.searchPatients},
+		{method: "POST", pattern: "/fhir/Patient/_search", access: participant, place: byConsistency, patientData: true, audit: "patient-search", handle: s.searchPatientsPost},
 		{method: "POST", pattern: "/fhir/Patient/$match", access: participant, place: byConsistency, patientData: true, audit: "patient-match", handle: s.matchPatient},
 		{method: "GET", pattern: "/fhir/Patient/$ihe-pix", access: participant, place: byConsistency, patientData: true, audit: "patient-pix", handle: s.pix},
 		{method: "POST", pattern: "/v1/patients/batch", access: participant, place: onLeader, audit: "patient-batch", handle: s.registerBatch},
@@ -340,18 +385,23 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/fhir/DocumentReference", access: participant, place: onLeader, audit: "document-create", handle: s.createDocument},
 		{method: "PUT", pattern: "/fhir/DocumentReference/{id}", access: participant, place: onLeader, audit: "document-update", handle: s.createDocument},
 		{method: "GET", pattern: "/fhir/DocumentReference/{id}", access: participant, place: byConsistency, patientData: true, audit: "document-read", handle: s.readDocument},
+		{method: "GET", pattern: "/fhir/DocumentReference/{id}/_history/{vid}", access: participant, place: byConsistency, patientData: true, audit: "document-read", handle: vread(s.readDocument)},
 		{method: "GET", pattern: "/fhir/DocumentReference", access: participant, place: byConsistency, patientData: true, audit: "document-search", handle: s.searchDocuments},
+		{method: "POST", pattern: "/fhir", access: participant, place: onLeader, audit: "document-provide", handle: s.provideDocuments},
+		{method: "GET", pattern: "/fhir/List/{id}", access: participant, place: byConsistency, patientData: true, audit: "list-read", handle: s.readList},
+		{method: "GET", pattern: "/fhir/List/{id}/_history/{vid}", access: participant, place: byConsistency, patientData: true, audit: "list-read", handle: vread(s.readList)},
+		{method: "GET", pattern: "/fhir/List", access: participant, place: byConsistency, patientData: true, audit: "list-search", handle: s.searchLists},
 		{method: "POST", pattern: "/v1/documents/batch", access: participant, place: onLeader, audit: "document-batch", handle: s.registerDocumentBatch},
 		{method: "GET", pattern: "/v1/locate", access: participant, place: byConsistency, patientData: true, audit: "locate", handle: s.locate},
 
-		{method: "GET", pattern: "/v1/review", access: admin, place: byConsistency, audit: "review-list", handle: s.listReviews},
-		{method: "GET", pattern: "/v1/review/{seq}", access: admin, place: byConsistency, audit: "review-read", handle: s.showReview},
-		{method: "POST", pattern: "/v1/review/{seq}/resolve", access: admin, place: onLeader, audit: "review-resolve", handle: s.resolveReview},
-		{method: "POST", pattern: "/v1/steward/link", access: admin, place: onLeader, audit: "steward-link", handle: s.linkRecord},
-		{method: "POST", pattern: "/v1/steward/unlink", access: admin, place: onLeader, audit: "steward-unlink", handle: s.unlinkRecord},
-		{method: "POST", pattern: "/v1/steward/merge", access: admin, place: onLeader, audit: "steward-merge", handle: s.mergePersons},
-		{method: "POST", pattern: "/v1/steward/unmerge", access: admin, place: onLeader, audit: "steward-unmerge", handle: s.unmergePerson},
-		{method: "GET", pattern: "/v1/persons/{euid}/history", access: admin, place: byConsistency, audit: "person-history", handle: s.personHistory},
+		{method: "GET", pattern: "/v1/review", access: steward, place: byConsistency, audit: "review-list", handle: s.listReviews},
+		{method: "GET", pattern: "/v1/review/{seq}", access: steward, place: byConsistency, audit: "review-read", handle: s.showReview},
+		{method: "POST", pattern: "/v1/review/{seq}/resolve", access: steward, place: onLeader, audit: "review-resolve", handle: s.resolveReview},
+		{method: "POST", pattern: "/v1/steward/link", access: steward, place: onLeader, audit: "steward-link", handle: s.linkRecord},
+		{method: "POST", pattern: "/v1/steward/unlink", access: steward, place: onLeader, audit: "steward-unlink", handle: s.unlinkRecord},
+		{method: "POST", pattern: "/v1/steward/merge", access: steward, place: onLeader, audit: "steward-merge", handle: s.mergePersons},
+		{method: "POST", pattern: "/v1/steward/unmerge", access: steward, place: onLeader, audit: "steward-unmerge", handle: s.unmergePerson},
+		{method: "GET", pattern: "/v1/persons/{euid}/history", access: steward, place: byConsistency, audit: "person-history", handle: s.personHistory},
 
 		{method: "GET", pattern: "/fhir/AuditEvent", access: admin, place: byConsistency, audit: "audit-search", handle: s.searchAuditEvents},
 		{method: "GET", pattern: "/v1/audit", access: admin, place: byConsistency, audit: "audit-search", handle: s.listAudit},
@@ -363,11 +413,19 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/fhir/Consent", access: participant, place: onLeader, audit: "consent-create", handle: s.createConsent},
 		{method: "PUT", pattern: "/fhir/Consent/{id}", access: participant, place: onLeader, audit: "consent-update", handle: s.updateConsent},
 		{method: "GET", pattern: "/fhir/Consent/{id}", access: participant, place: byConsistency, audit: "consent-read", handle: s.readConsent},
+		{method: "GET", pattern: "/fhir/Consent/{id}/_history/{vid}", access: participant, place: byConsistency, audit: "consent-read", handle: vread(s.readConsent)},
 		{method: "GET", pattern: "/fhir/Consent", access: participant, place: byConsistency, audit: "consent-search", handle: s.searchConsents},
+
+		{method: "POST", pattern: "/fhir/Subscription", access: participant, place: onLeader, audit: "subscription-create", handle: s.createSubscription},
+		{method: "PUT", pattern: "/fhir/Subscription/{id}", access: participant, place: onLeader, audit: "subscription-update", handle: s.updateSubscription},
+		{method: "GET", pattern: "/fhir/Subscription/{id}", access: participant, place: byConsistency, handle: s.readSubscription},
+		{method: "GET", pattern: "/fhir/Subscription/{id}/$status", access: participant, place: byConsistency, handle: s.subscriptionStatus},
+		{method: "GET", pattern: "/fhir/Subscription", access: participant, place: byConsistency, handle: s.searchSubscriptions},
 
 		{method: "POST", pattern: "/fhir/Organization", access: admin, place: onLeader, handle: s.createOrganization},
 		{method: "GET", pattern: "/fhir/Organization", access: participant, place: byConsistency, handle: s.searchOrganizations},
 		{method: "GET", pattern: "/fhir/Organization/{id}", access: participant, place: byConsistency, handle: s.readOrganization},
+		{method: "GET", pattern: "/fhir/Organization/{id}/_history/{vid}", access: participant, place: byConsistency, handle: vread(s.readOrganization)},
 		{method: "PUT", pattern: "/fhir/Organization/{id}", access: admin, place: onLeader, handle: s.updateOrganization},
 		{method: "POST", pattern: "/fhir/Organization/{id}/{operation}", access: admin, place: onLeader, handle: s.organizationOperation},
 	}
@@ -468,6 +526,20 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		// Only a node may say it forwarded a request, or whose certificate it verified.
 		r.Header.Del(headerForwarded)
 		r.Header.Del(headerForwardedParticipant)
+		r.Header.Del(headerForwardedBase)
+		r.Header.Del(headerForwardedHL7Sender)
+		r.Header.Del(headerHL7Origin)
+		// A browser's cross-origin change is refused here, at the node the browser
+		// called (a forwarded request comes from a node).
+		if err := s.browserOrigin(r); err != nil {
+			return err
+		}
+	}
+	if rt.pattern == "/fhir" || strings.HasPrefix(rt.pattern, "/fhir/") {
+		w.base = s.fhirBase(r, rq)
+		if err := negotiate(r, rq.body); err != nil {
+			return err
+		}
 	}
 	switch rt.place {
 	case onLeader:
@@ -496,13 +568,16 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 			return err
 		}
 	}
-	p, err := s.authenticate(r)
+	p, err := s.authenticateRequest(w, r, rt, rq)
 	if err != nil {
 		return err
 	}
 	rq.principal = p
 	if (rt.access == admin || rt.access == clusterNode) && !p.IsAdmin() {
 		return fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q lacks the admin role this operation needs", p.ID)
+	}
+	if rt.access == steward && !p.IsSteward() {
+		return fhir.Errorf(http.StatusForbidden, "forbidden", "", "participant %q lacks the steward role this operation needs", p.ID)
 	}
 	if err := s.admit(r, rt, rq); err != nil {
 		return err
@@ -569,7 +644,9 @@ func notFound(w http.ResponseWriter, r *http.Request, rq *request) error {
 // reaches the client before the request's audit entry is committed.
 type responseWriter struct {
 	http.ResponseWriter
-	node      *raft.Node
+	node *raft.Node
+	// base is the FHIR service base of the request (fhirBase), on /fhir routes.
+	base      string
 	status    int
 	forwarded bool
 	held      bool
@@ -661,6 +738,9 @@ func writeFHIR(w http.ResponseWriter, status int, v any) error {
 }
 
 func writeAs(w http.ResponseWriter, contentType string, status int, v any) error {
+	if contentType == "application/fhir+json" {
+		v = absolutize(w, v)
+	}
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)

@@ -1,6 +1,7 @@
 package locator
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -163,12 +164,20 @@ func (s *Server) showReview(w http.ResponseWriter, r *http.Request, rq *request)
 	}
 	type candidate struct {
 		mpi.Candidate
+		// Patient is the FHIR id of the candidate's record (Patient/{id}).
+		Patient     string           `json:"patient"`
 		Explanation *mpi.Explanation `json:"explanation,omitempty"`
+		// PersonRecords are the FHIR ids of every record of the candidate person now (none
+		// when it no longer exists): ids only, so that a client (the console) reads the
+		// person and its records at once, each read audited as its own.
+		PersonRecords []string `json:"person_records,omitempty"`
 	}
 	var out struct {
 		state.ReviewEntry
-		CurrentEUID string      `json:"current_euid"`
-		Candidates  []candidate `json:"explained_candidates"`
+		CurrentEUID string `json:"current_euid"`
+		// RecordPatient is the FHIR id of the record under review (Patient/{id}).
+		RecordPatient string      `json:"record_patient"`
+		Candidates    []candidate `json:"explained_candidates"`
 	}
 	err = s.node.State().View(func(tx *state.Tx) error {
 		e, ok, err := tx.Review(seq)
@@ -179,14 +188,24 @@ func (s *Server) showReview(w http.ResponseWriter, r *http.Request, rq *request)
 			return fhir.Errorf(http.StatusNotFound, "not-found", "", "review item %d does not exist", seq)
 		}
 		out.ReviewEntry = e
+		out.RecordPatient = model.PatientID(string(e.Item.Record))
 		if sr, err := tx.MPI().Record(e.Item.Record); err == nil && sr != nil {
 			out.CurrentEUID = sr.EUID
 		}
 		m := mpi.NewMatcher()
 		for _, c := range e.Item.Candidates {
-			cc := candidate{Candidate: c}
+			cc := candidate{Candidate: c, Patient: model.PatientID(string(c.Record))}
 			if ex, err := m.ExplainRecords(tx.MPI(), e.Item.Record, c.Record); err == nil {
 				cc.Explanation = &ex
+			}
+			p, ok, err := tx.MPI().Person(c.EUID)
+			if err != nil {
+				return fmt.Errorf("review item %d: candidate person %s: %w", seq, c.EUID, err)
+			}
+			if ok {
+				for _, key := range p.Records {
+					cc.PersonRecords = append(cc.PersonRecords, model.PatientID(string(key)))
+				}
 			}
 			out.Candidates = append(out.Candidates, cc)
 		}
@@ -195,6 +214,13 @@ func (s *Server) showReview(w http.ResponseWriter, r *http.Request, rq *request)
 	if err != nil {
 		return err
 	}
+	// The explanations show the record's and each candidate record's values: the entry
+	// names them and their persons.
+	euids, records := []string{out.CurrentEUID, out.Item.EUID}, []string{out.RecordPatient}
+	for _, c := range out.Candidates {
+		euids, records = append(euids, c.EUID), append(records, c.Patient)
+	}
+	rq.disclose(euids, records)
 	return writeJSON(w, http.StatusOK, out)
 }
 

@@ -2,6 +2,7 @@ package locator
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,7 +141,9 @@ func TestReviewQueueResolution(t *testing.T) {
 	a := w.a
 	code, body, _ := a.do("GET", "/v1/mpi/config", testAdminToken, nil, nil)
 	var cfg map[string]any
-	json.Unmarshal(body, &cfg)
+	if err := json.Unmarshal(body, &cfg); code != 200 || err != nil {
+		t.Fatalf("get config: %d %s", code, body)
+	}
 	normal := cfg["upper"]
 	setUpper := func(upper any) {
 		cfg["version"] = cfg["version"].(float64) + 1
@@ -170,6 +173,31 @@ func TestReviewQueueResolution(t *testing.T) {
 	code, body, _ = a.do("GET", "/v1/review/"+strconv.FormatUint(items[0].Seq, 10), testAdminToken, nil, nil)
 	if code != 200 || !strings.Contains(string(body), `"explanation"`) {
 		t.Fatalf("review show: %d %s", code, body)
+	}
+	// It names every record of each candidate person (ids only), and its audit entry names
+	// the record, the candidate records and their persons, whose values it showed.
+	var shown struct {
+		RecordPatient string `json:"record_patient"`
+		Candidates    []struct {
+			EUID          string   `json:"euid"`
+			Patient       string   `json:"patient"`
+			PersonRecords []string `json:"person_records"`
+		} `json:"explained_candidates"`
+	}
+	if err := json.Unmarshal(body, &shown); err != nil || len(shown.Candidates) != 1 {
+		t.Fatalf("review show: %v %s", err, body)
+	}
+	if c := shown.Candidates[0]; c.EUID != w.euid || !slices.Contains(c.PersonRecords, c.Patient) {
+		t.Fatalf("candidate: %+v, want person %s with its records", c, w.euid)
+	}
+	var read *model.AuditEntry
+	for _, e := range a.auditList(t, "participant=admin").Entries {
+		if e.Action == "review-read" {
+			read = &e
+		}
+	}
+	if read == nil || !slices.Contains(read.EUIDs, w.euid) || !slices.Contains(read.Records, shown.RecordPatient) || !slices.Contains(read.Records, shown.Candidates[0].Patient) {
+		t.Fatalf("the review-read audit entry names %+v", read)
 	}
 	a.post(t, "/v1/review/"+strconv.FormatUint(items[0].Seq, 10)+"/resolve", map[string]any{"decision": "link", "reason": "same person"})
 	a.post(t, "/v1/review/"+strconv.FormatUint(items[1].Seq, 10)+"/resolve", map[string]any{"decision": "separate", "reason": "twin sister"})

@@ -82,7 +82,7 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 // crossExact reports whether one record's given name is the other's
 // family name.
 func crossExact(a, b *Normalized) bool {
-	return a.Given != "" && (a.Given == b.Family || a.Family == b.Given)
+	return a.Given != "" && a.Given == b.Family || a.Family != "" && a.Family == b.Given
 }
 
 // crossNearName reports whether one record's given name is a near spelling
@@ -294,15 +294,13 @@ type FieldScore struct {
 }
 
 func explainLevels(cc *compiled, pl *pairLevels, a, b *Normalized, tf tfLookup) (Explanation, error) {
-	total, err := scoreLevels(cc, pl, a, b, tf)
+	total, household, err := pairEvidence(cc, pl, a, b, tf)
 	if err != nil {
 		return Explanation{}, err
 	}
 	e := Explanation{Score: total, NamesSwapped: pl.swapped, Household: pl.household, ConfigVersion: cc.cfg.Version}
 	if sharesHome(pl) {
-		if _, e.HouseholdEvidence, err = pairEvidence(cc, pl, a, b, tf); err != nil {
-			return Explanation{}, err
-		}
+		e.HouseholdEvidence = household
 	}
 	names := FieldNames()
 	for i := 0; i < numFields; i++ {

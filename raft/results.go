@@ -11,7 +11,8 @@ import "github.com/rls-hie/rls/raft/fsm"
 // consent-set the stored model.Consent, patient-register a []Registered (one per
 // registration, in order), document-register a []DocumentRegistered, the steward's commands
 // (record-link, record-unlink, person-merge, person-unmerge, review-resolve) a Relinked,
-// mpi-rematch a []Rematched, and audit-append an AuditAppended.
+// mpi-rematch a []Rematched, audit-append an AuditAppended, and hl7-endpoint-set and
+// hl7-endpoint-cursor the stored model.HL7Endpoint.
 type (
 	// Registered is the outcome of one registration of a patient-register command: the
 	// matcher's decision and the record's registry entry, or the business error that
@@ -19,6 +20,8 @@ type (
 	Registered = fsm.Registered
 	// DocumentRegistered is the outcome of one document of a document-register command.
 	DocumentRegistered = fsm.DocumentRegistered
+	// DocumentsProvided is the outcome of a document-provide command (MHD ITI-65).
+	DocumentsProvided = fsm.DocumentsProvided
 	// Relinked reports what a steward's action changed.
 	Relinked = fsm.Relinked
 	// Rematched is the outcome of one record of an mpi-rematch command.
@@ -51,10 +54,13 @@ var (
 
 	// Document registration.
 	ErrInvalidDocument = fsm.ErrInvalidDocument
-	ErrUnknownSubject  = fsm.ErrUnknownSubject
-	ErrUnknownHolder   = fsm.ErrUnknownHolder
-	ErrNotHolder       = fsm.ErrNotHolder
-	ErrUnknownTarget   = fsm.ErrUnknownTarget
+	// ErrInvalidSubmission: an MHD submission whose documents or list do not fit together
+	// or the state; nothing of it was written.
+	ErrInvalidSubmission = fsm.ErrInvalidSubmission
+	ErrUnknownSubject    = fsm.ErrUnknownSubject
+	ErrUnknownHolder     = fsm.ErrUnknownHolder
+	ErrNotHolder         = fsm.ErrNotHolder
+	ErrUnknownTarget     = fsm.ErrUnknownTarget
 
 	// The data steward's actions and rematching.
 	ErrUnknownRecord   = fsm.ErrUnknownRecord
@@ -66,4 +72,15 @@ var (
 
 	// Consent directives.
 	ErrConsentExists = fsm.ErrConsentExists
+
+	// MLLP endpoints of PIX update notifications.
+	ErrEndpointExists  = fsm.ErrEndpointExists
+	ErrUnknownEndpoint = fsm.ErrUnknownEndpoint
+)
+
+// Notification commands' refusals.
+var (
+	ErrSubscriptionExists  = fsm.ErrSubscriptionExists
+	ErrUnknownSubscription = fsm.ErrUnknownSubscription
+	ErrCursorAhead         = fsm.ErrCursorAhead
 )

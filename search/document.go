@@ -139,6 +139,17 @@ type Document struct {
 	URL string `json:"url,omitempty"`
 
 	RelatesTo []Relation `json:"relates_to,omitempty"`
+	// Related are the records the document is about beside its subject (FHIR
+	// context.related, XDS referenceIdList: an order, an encounter, a referral),
+	// searched by MHD ITI-67's related parameter.
+	Related []Related `json:"related,omitempty"`
+}
+
+// Related is one related record: a FHIR reference ("Encounter/123" or an absolute
+// URL), its identifier, or both.
+type Related struct {
+	Reference  string     `json:"reference,omitempty"`
+	Identifier Identifier `json:"identifier,omitzero"`
 }
 
 // Dates outside [earliestDate, latestDate), years 1800 to 2199, are refused:
@@ -278,6 +289,21 @@ func (d *Document) Validate() error {
 	for i, r := range d.RelatesTo {
 		if r.Code == "" || r.Target == "" {
 			return fail(fmt.Sprintf("relates_to[%d]", i), "code and target are required")
+		}
+	}
+	for i, r := range d.Related {
+		if r.Reference == "" && r.Identifier.IsZero() {
+			return fail(fmt.Sprintf("related[%d]", i), "a reference or an identifier is required")
+		}
+		if r.Reference != "" {
+			if err := checkKeyword(r.Reference); err != "" {
+				return fail(fmt.Sprintf("related[%d].reference", i), "%s", err)
+			}
+		}
+		if !r.Identifier.IsZero() {
+			if err := checkTokenParts(r.Identifier.System, r.Identifier.Value); err != "" {
+				return fail(fmt.Sprintf("related[%d].identifier", i), "%s", err)
+			}
 		}
 	}
 	return nil

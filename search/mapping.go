@@ -18,7 +18,7 @@ import (
 // indexedDocument is derived from a Document. Change it whenever either
 // changes; Open then refuses an index of another version with ErrUnusable so
 // the caller rebuilds it instead of querying fields that are not there.
-const mappingVersion = "rls-documents-2"
+const mappingVersion = "rls-documents-3"
 
 // sortableTimeLayout writes UTC times at fixed width, so that byte order is
 // time order for every date Validate accepts (four-digit years).
@@ -39,6 +39,8 @@ const (
 	fieldFacility     = "facility"
 	fieldSetting      = "setting"
 	fieldEvent        = "event"
+	fieldRelated      = "related"
+	fieldRelatedID    = "related_identifier"
 	fieldSecurity     = "security"
 	fieldHolder       = "holder"
 	fieldAuthorGiven  = "author_given"
@@ -89,6 +91,8 @@ type indexedDocument struct {
 	Facility     []string   `json:"facility"`
 	Setting      []string   `json:"setting"`
 	Event        []string   `json:"event"`
+	Related      []string   `json:"related"`
+	RelatedID    []string   `json:"related_identifier"`
 	Security     []string   `json:"security"`
 	Holder       string     `json:"holder"`
 	AuthorGiven  []string   `json:"author_given"`
@@ -128,6 +132,14 @@ func toIndexed(d *Document) *indexedDocument {
 	}
 	for _, c := range d.Events {
 		x.Event = codeTerms(x.Event, c)
+	}
+	for _, r := range d.Related {
+		if r.Reference != "" {
+			x.Related = append(x.Related, r.Reference)
+		}
+		if !r.Identifier.IsZero() {
+			x.RelatedID = append(x.RelatedID, r.Identifier.Token(), r.Identifier.Value)
+		}
 	}
 	for _, c := range d.SecurityLabels {
 		x.Security = codeTerms(x.Security, c)
@@ -241,6 +253,7 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	for _, name := range []string{
 		fieldStatus, fieldPatient, fieldPerson, fieldIdentifier, fieldType, fieldCategory,
 		fieldFormat, fieldFacility, fieldSetting, fieldEvent, fieldSecurity, fieldHolder,
+		fieldRelated, fieldRelatedID,
 	} {
 		doc.AddFieldMappingsAt(name, keywordField(false, false))
 	}

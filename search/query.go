@@ -61,7 +61,11 @@ type Query struct {
 	FacilityTypes    []string
 	PracticeSettings []string
 	Events           []string
-	Formats          []string
+	// Related matches a related record's reference (Encounter/123) exactly;
+	// RelatedIdentifiers its identifier as a token (system|value, or value).
+	Related            []string
+	RelatedIdentifiers []string
+	Formats            []string
 	// SecurityLabels: the document has one of them. ExcludeSecurityLabels:
 	// it has none of them (FHIR security-label:not; consent filtering).
 	SecurityLabels        []string
@@ -442,6 +446,8 @@ func (ix *Index) buildQuery(q Query) (query.Query, error) {
 		{"facility", fieldFacility, q.FacilityTypes},
 		{"setting", fieldSetting, q.PracticeSettings},
 		{"event", fieldEvent, q.Events},
+		{"related", fieldRelated, q.Related},
+		{"related:identifier", fieldRelatedID, q.RelatedIdentifiers},
 		{"format", fieldFormat, q.Formats},
 		{"security-label", fieldSecurity, q.SecurityLabels},
 	}

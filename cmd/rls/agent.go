@@ -25,6 +25,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rls-hie/rls/locator"
+	"github.com/rls-hie/rls/locator/console"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/pki"
@@ -113,6 +114,7 @@ func runAgent(c *cli.Context) error {
 		Registry:         registry,
 		MaxBodyBytes:     cfg.HTTP.MaxBodyBytes,
 		MaxResponseBytes: cfg.HTTP.MaxResponseBytes,
+		PublicBaseURL:    cfg.HTTP.PublicBaseURL,
 		MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes,
 		HealthMaxLag:     cfg.HTTP.HealthMaxLag,
 		ForwardTimeout:   mustDuration(cfg.HTTP.ForwardTimeout),
@@ -120,8 +122,14 @@ func runAgent(c *cli.Context) error {
 		Version:          version,
 		PeerTLS:          tlsCfg.peer,
 		ClusterCA:        tlsCfg.clusterCA,
+		// The console's cookie is Secure outside -dev (which serves plain HTTP on loopback).
+		Console: console.Options{IdleTimeout: mustDuration(cfg.Console.IdleTimeout), Lifetime: mustDuration(cfg.Console.SessionLifetime),
+			InsecureCookie: cfg.Dev},
 	}
 	cfg.Privacy.options(&apiOpts)
+	if apiOpts.Notify, err = cfg.Notify.options(cfg.Dev); err != nil {
+		return err
+	}
 	api := locator.New(apiOpts)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -144,6 +152,11 @@ func runAgent(c *cli.Context) error {
 		IdleTimeout:    2 * time.Minute,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	stopHL7, err := startHL7(cfg, api, tlsCfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopHL7()
 	serveErr := make(chan error, 1)
 	go func() {
 		if tlsCfg.api != nil {
@@ -157,6 +170,10 @@ func runAgent(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	notifierDone := make(chan struct{})
+	notifierCtx, stopNotifier := context.WithCancel(context.Background())
+	go func() { defer close(notifierDone); api.RunNotifier(notifierCtx) }()
+	defer func() { stopNotifier(); <-notifierDone }()
 
 	if len(cfg.Join) > 0 {
 		if node.HasState() {
@@ -363,12 +380,17 @@ func joinCluster(ctx context.Context, cfg Config, peerTLS *tls.Config, logger *s
 }
 
 func printDevBanner(w io.Writer, cfg Config, token string) {
+	mllp := ""
+	if cfg.HL7 != nil && cfg.HL7.Listen != "" {
+		mllp = fmt.Sprintf("    HL7 (MLLP):   %s (senders named by MSH-4)\n", cfg.HL7.Listen)
+	}
 	fmt.Fprintf(w, `
 rls is running in dev mode: one node, data in %s.
 
     API:          %s
+    Console:      %s/ui/  (sign in with the admin token)
     Admin token:  %s
-
+%s
 Point the CLI at it:
 
     export RLS_ADDR=%s
@@ -376,7 +398,7 @@ Point the CLI at it:
 
 Dev mode is for trying rls out. Do not put patient data in it.
 
-`, cfg.DataDir, cfg.HTTPAdvertiseAddr, token, cfg.HTTPAdvertiseAddr, token)
+`, cfg.DataDir, cfg.HTTPAdvertiseAddr, cfg.HTTPAdvertiseAddr, token, mllp, cfg.HTTPAdvertiseAddr, token)
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -153,6 +154,7 @@ func (cl *client) send(ctx context.Context, method, path string, body any, heade
 		}
 		payload = data
 	}
+	path = onThisNode(path)
 	req, err := retryablehttp.NewRequestWithContext(ctx, method, cl.base+path, payload)
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
@@ -240,4 +242,17 @@ func withClient(fn func(c *cli.Context, cl *client, ctx context.Context) error) 
 // context bounds a command by -timeout.
 func (cl *client) context(c *cli.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Context, cl.timeout)
+}
+
+// onThisNode turns an absolute URL rls wrote (a Bundle's next link) into its path and query,
+// so that paging goes on at the node the client talks to.
+func onThisNode(path string) string {
+	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
+		return path
+	}
+	u, err := url.Parse(path)
+	if err != nil {
+		return path
+	}
+	return u.RequestURI()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,12 @@ type Config struct {
 	HTTP *HTTPConfig `hcl:"http,block"`
 	// Privacy tunes the policy point: the security fence and rate limits (consent.go).
 	Privacy *PrivacyConfig `hcl:"privacy,block"`
+	// Console tunes the web console's sessions (/ui/).
+	Console *ConsoleConfig `hcl:"console,block"`
+	// HL7 is the HL7 v2 interface over MLLP (hl7.go).
+	HL7 *HL7Config `hcl:"hl7,block"`
+	// Notify tunes the delivery of subscription notifications (subscription.go).
+	Notify *NotifyConfig `hcl:"notify,block"`
 
 	// Set by flags only.
 	Dev           bool
@@ -82,6 +89,17 @@ type HTTPConfig struct {
 	ForwardTimeout    string `hcl:"forward_timeout,optional"`
 	ReadHeaderTimeout string `hcl:"read_header_timeout,optional"`
 	HealthMaxLag      uint64 `hcl:"health_max_lag,optional"`
+	// PublicBaseURL is the FHIR base clients reach rls at (behind a proxy or a load
+	// balancer), for absolute links; empty: the host each request came to.
+	PublicBaseURL string `hcl:"public_base_url,optional"`
+}
+
+// ConsoleConfig tunes the sessions of the web console served at /ui/; durations are
+// strings such as "30m". A session ends after idle_timeout without a request, and
+// session_lifetime after sign-in in any case.
+type ConsoleConfig struct {
+	IdleTimeout     string `hcl:"idle_timeout,optional"`
+	SessionLifetime string `hcl:"session_lifetime,optional"`
 }
 
 // Defaults for a node started without settings.
@@ -130,6 +148,8 @@ func agentFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries between Raft snapshots"},
 		&cli.Uint64Flag{Name: "trailing-logs", Usage: "log entries kept after a snapshot"},
 		&cli.StringSliceFlag{Name: "raft-peer-dial", Usage: "`NODE=HOST:PORT`: dial this peer at this address instead of the one it advertises (repeatable)"},
+		&cli.StringFlag{Name: "hl7-addr", Usage: "`HOST:PORT` of the HL7 v2 (MLLP) listener (hl7.listen; off unless set)"},
+		&cli.BoolFlag{Name: "hl7-trust-network", Usage: "identify MLLP senders without a client certificate by MSH-4 (hl7.trust_network)"},
 		&cli.BoolFlag{Name: "dev", Usage: "single node for development: bootstraps itself, data in a temp dir unless -data-dir, prints the admin token"},
 		&cli.StringFlag{Name: "dev-admin-token", Usage: "with -dev, use this admin token instead of a random one"},
 	}
@@ -172,6 +192,16 @@ func configFromFlags(c *cli.Context) (Config, error) {
 	}
 	if cfg.TLS == nil {
 		cfg.TLS = &TLSConfig{}
+	}
+	if cfg.Console == nil {
+		cfg.Console = &ConsoleConfig{}
+	}
+	if cfg.HL7 == nil {
+		cfg.HL7 = &HL7Config{}
+	}
+	str("hl7-addr", &cfg.HL7.Listen)
+	if c.IsSet("hl7-trust-network") {
+		cfg.HL7.TrustNetwork = c.Bool("hl7-trust-network")
 	}
 	str("tls-cert-file", &cfg.TLS.CertFile)
 	str("tls-key-file", &cfg.TLS.KeyFile)
@@ -230,6 +260,11 @@ func (c *Config) finish() error {
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = defaultHTTPAddr
 	}
+	if b := c.HTTP.PublicBaseURL; b != "" {
+		if u, err := url.Parse(b); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("http.public_base_url %q must be an absolute http(s) URL such as https://rls.example.org/fhir", b)
+		}
+	}
 	if c.RaftAddr == "" {
 		c.RaftAddr = defaultRaftAddr
 	}
@@ -250,6 +285,10 @@ func (c *Config) finish() error {
 		errs = append(errs, errors.New("bootstrap and join exclude each other: a node either starts a cluster or joins one"))
 	}
 	errs = append(errs, c.finishTLS()...)
+	if c.HL7 == nil {
+		c.HL7 = &HL7Config{}
+	}
+	errs = append(errs, c.finishHL7()...)
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -261,6 +300,7 @@ func (c *Config) finish() error {
 		{"raft.election_timeout", c.Raft.ElectionTimeout}, {"raft.leader_lease_timeout", c.Raft.LeaderLeaseTimeout},
 		{"raft.apply_timeout", c.Raft.ApplyTimeout}, {"http.forward_timeout", c.HTTP.ForwardTimeout},
 		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout},
+		{"console.idle_timeout", c.Console.IdleTimeout}, {"console.session_lifetime", c.Console.SessionLifetime},
 	} {
 		if _, err := duration(d.value); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", d.name, err))
@@ -270,6 +310,12 @@ func (c *Config) finish() error {
 		c.Privacy = &PrivacyConfig{}
 	}
 	if err := c.Privacy.check(c.Raft.HeartbeatTimeout); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Notify == nil {
+		c.Notify = &NotifyConfig{}
+	}
+	if _, err := c.Notify.options(c.Dev); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.deriveAdvertise(); err != nil {

@@ -107,6 +107,12 @@ func TestBadConfigIsRefusedWithReasons(t *testing.T) {
 		{"bad duration", `raft { heartbeat_timeout = "soon" }`, []string{"-node-id", "a", "-data-dir", dir}, "raft.heartbeat_timeout"},
 		{"all interfaces", ``, []string{"-node-id", "a", "-data-dir", dir, "-raft-addr", "0.0.0.0:7000"}, "raft_advertise_addr"},
 		{"bad log level", ``, []string{"-node-id", "a", "-data-dir", dir, "-log-level", "loud"}, "log_level"},
+		{"bad console timeout", `console { idle_timeout = "a while" }`, []string{"-node-id", "a", "-data-dir", dir}, "console.idle_timeout"},
+		{"relative public base", `http { public_base_url = "/fhir" }`, []string{"-node-id", "a", "-data-dir", dir}, "http.public_base_url"},
+		{"hl7 without TLS or trust", ``, []string{"-node-id", "a", "-data-dir", dir, "-hl7-addr", "127.0.0.1:2575"}, "hl7.trust_network"},
+		{"hl7 TLS without a certificate", `hl7 { tls = true }`, []string{"-node-id", "a", "-data-dir", dir, "-hl7-addr", "127.0.0.1:2575"}, "hl7.tls needs the node certificate"},
+		{"hl7 bad purpose", `hl7 { purpose_of_use = "GOSSIP" }`, []string{"-node-id", "a", "-data-dir", dir}, "hl7.purpose_of_use"},
+		{"hl7 bad address", ``, []string{"-node-id", "a", "-data-dir", dir, "-hl7-addr", "2575", "-hl7-trust-network"}, "hl7.listen"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +133,14 @@ func TestDevModeDefaults(t *testing.T) {
 	}
 	if cfg.NodeID != "dev" || !cfg.Bootstrap || cfg.HTTPAddr != "127.0.0.1:8080" {
 		t.Fatalf("dev config %+v", cfg)
+	}
+	if cfg.HL7.Listen != "" {
+		t.Fatalf("dev opens an MLLP listener unasked: %+v", cfg.HL7)
+	}
+	// -dev with -hl7-addr on loopback: senders named by MSH-4.
+	cfg, err = parseAgentFlags(t, "-dev", "-data-dir", t.TempDir(), "-hl7-addr", "127.0.0.1:2575")
+	if err != nil || !cfg.HL7.TrustNetwork || *cfg.HL7.TLS {
+		t.Fatalf("dev with -hl7-addr: %v %+v", err, cfg.HL7)
 	}
 }
 

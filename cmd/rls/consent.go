@@ -183,7 +183,7 @@ func consentCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				body := fhir.Consent{ResourceType: "Consent", Status: model.ConsentActive, Patient: &fhir.Reference{Reference: ref}, Provision: &p}
+				body := fhir.NewConsent(model.ConsentActive, ref, p)
 				return sendConsent(c, cl, ctx, http.MethodPost, "/fhir/Consent", body, nil, name)
 			}),
 		}

@@ -44,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			auditCommand(),
 			consentCommand(),
 			benchCommand(),
+			hl7Command(),
+			subscriptionCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -99,8 +99,8 @@ func participantFlags(required bool) []cli.Flag {
 		&cli.StringFlag{Name: "kind", Required: required, Usage: "hospital, practice, lab or hie"},
 		&cli.StringFlag{Name: "endpoint", Usage: "`URL` where the participant's systems answer"},
 		&cli.StringFlag{Name: "identifier-system", Usage: "assigning authority `URI` of the participant's MRNs (e.g. urn:oid:1.2.3)"},
-		&cli.StringFlag{Name: "role", Value: "participant", Usage: "participant or admin"},
-		&cli.StringSliceFlag{Name: "purposes", Usage: "purposes of use it may query patient data for, comma-separated: TREAT, ETREAT, PAYMENT, OPERATIONS, PUBLICHEALTH, REQUEST (default: TREAT for a participant, all for an admin)"},
+		&cli.StringFlag{Name: "role", Value: "participant", Usage: "participant, steward (the exchange's data steward: review queue, link, unlink, merge; the web console) or admin"},
+		&cli.StringSliceFlag{Name: "purposes", Usage: "purposes of use it may query patient data for, comma-separated: TREAT, ETREAT, PAYMENT, OPERATIONS, PUBLICHEALTH, REQUEST (default: TREAT for a participant, OPERATIONS for a steward, all for an admin)"},
 	)
 }
 

@@ -157,7 +157,7 @@ func patientMatch(c *cli.Context, cl *client, ctx context.Context) error {
 	}
 	var b struct {
 		Entry []struct {
-			Resource fhir.Person     `json:"resource"`
+			Resource fhir.Patient    `json:"resource"` // the person as a Patient, its id the EUID
 			Search   fhir.SearchInfo `json:"search"`
 		} `json:"entry"`
 	}
@@ -176,7 +176,7 @@ func patientMatch(c *cli.Context, cl *client, ctx context.Context) error {
 			if e.Search.Score != nil {
 				score = fmt.Sprintf("%.3f", *e.Search.Score)
 			}
-			rows = append(rows, []string{e.Resource.ID, grade, score, personName(e.Resource), e.Resource.BirthDate, fmt.Sprint(len(e.Resource.Link))})
+			rows = append(rows, []string{e.Resource.ID, grade, score, nameOf(e.Resource.Name), e.Resource.BirthDate, fmt.Sprint(len(e.Resource.Link))})
 		}
 		if len(rows) == 0 {
 			_, err := fmt.Fprintln(c.App.Writer, "no matching person")
@@ -186,11 +186,13 @@ func patientMatch(c *cli.Context, cl *client, ctx context.Context) error {
 	})
 }
 
-func personName(p fhir.Person) string {
-	if len(p.Name) == 0 {
+func personName(p fhir.Person) string { return nameOf(p.Name) }
+
+func nameOf(names []fhir.HumanName) string {
+	if len(names) == 0 {
 		return ""
 	}
-	return strings.TrimSpace(strings.Join(p.Name[0].Given, " ") + " " + p.Name[0].Family)
+	return strings.TrimSpace(strings.Join(names[0].Given, " ") + " " + names[0].Family)
 }
 
 func patientShow(c *cli.Context, cl *client, ctx context.Context) error {

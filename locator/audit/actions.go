@@ -24,6 +24,9 @@ var Actions = map[string]Action{
 	"document-read":     {"read", "R"},
 	"document-search":   {"search-type", "E"},
 	"document-batch":    {"batch", "C"},
+	"document-provide":  {"transaction", "C"},
+	"list-read":         {"read", "R"},
+	"list-search":       {"search-type", "E"},
 	"locate":            {"operation", "E"},
 	"mpi-explain":       {"operation", "E"},
 	"review-list":       {"search-type", "E"},
@@ -43,4 +46,14 @@ var Actions = map[string]Action{
 	"consent-update":    {"update", "U"},
 	"consent-read":      {"read", "R"},
 	"consent-search":    {"search-type", "E"},
+	// A web console session opened (POST /ui/session): who signed in, as whom, and who
+	// was refused.
+	"console-sign-in": {"create", "C"},
+	// A PIX update notification (ITI-10) pushed to a participant's MLLP endpoint.
+	"pix-notify": {"operation", "E"},
+	// Subscriptions: their changes, and each notification delivered (it discloses as a
+	// query answer does).
+	"subscription-create": {"create", "C"},
+	"subscription-update": {"update", "U"},
+	"subscription-notify": {"operation", "E"},
 }

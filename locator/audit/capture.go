@@ -39,6 +39,9 @@ type Request struct {
 	Method     string
 	Path       string
 	RawQuery   string
+	// QueryInBody: the query is the request body, not RawQuery (a search by POST; $match's
+	// is always its body).
+	QueryInBody bool
 }
 
 // Capture is the audit entry of one request in the making: begun when the request arrives,
@@ -52,7 +55,7 @@ type Capture struct {
 	reported bool
 	// outcome is the issue code the leader reported.
 	outcome string
-	// queryFromBody: the query is the request body ($match).
+	// queryFromBody: the query is the request body ($match, a search by POST).
 	queryFromBody bool
 	// BeforeStream: the entry is recorded before the answer is written (a streamed answer,
 	// too large to hold back), so recording it releases nothing.
@@ -73,7 +76,7 @@ func Begin(now time.Time, r Request) *Capture {
 			Path:       model.BoundText(r.Path, model.MaxAuditPathLength),
 			Query:      model.BoundFreeText(r.RawQuery, model.MaxAuditQueryLength),
 		},
-		queryFromBody: r.Action == "patient-match",
+		queryFromBody: r.Action == "patient-match" || r.QueryInBody,
 	}
 }
 

@@ -63,9 +63,9 @@ const (
 	auditEntityTypeSystem  = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 	objectRoleSystem       = "http://terminology.hl7.org/CodeSystem/object-role"
 	purposeOfUseSystem     = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-	rlsAuditActionSystem   = "https://rls.example/fhir/CodeSystem/audit-action"
-	breakGlassExtensionURL = "https://rls.example/fhir/StructureDefinition/break-the-glass-reason"
-	auditChainExtensionURL = "https://rls.example/fhir/StructureDefinition/audit-chain"
+	rlsAuditActionSystem   = Base + "/CodeSystem/audit-action"
+	breakGlassExtensionURL = Base + "/StructureDefinition/break-the-glass-reason"
+	auditChainExtensionURL = Base + "/StructureDefinition/audit-chain"
 )
 
 // AuditEventOf renders an audit entry; subtype and code are its action's FHIR restful

@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -26,6 +27,9 @@ func DirectiveOf(c Consent) (model.Consent, error) {
 	if c.Scope != nil && !hasCoding(c.Scope.Coding, ConsentScopeSystem, ConsentScopePrivacy) {
 		return m, Invalid("Consent.scope", "only privacy consent (%s %s) is supported", ConsentScopeSystem, ConsentScopePrivacy)
 	}
+	if len(c.Policy) == 0 && c.PolicyRule == nil {
+		return m, Errorf(http.StatusBadRequest, "invariant", "Consent", "R4 ppc-1: a Consent needs a policy or a policyRule (for example %s OPTOUT, or OPTINR for restrictions)", ActCodeSystem)
+	}
 	if c.Provision == nil {
 		return m, Invalid("Consent.provision", "Consent.provision is required: type deny for an opt-out, or deny provisions naming participants (actor) or security labels")
 	}
@@ -39,7 +43,31 @@ func DirectiveOf(c Consent) (model.Consent, error) {
 	m.DenyParticipants = slices.Compact(m.DenyParticipants)
 	slices.Sort(m.WithholdLabels)
 	m.WithholdLabels = slices.Compact(m.WithholdLabels)
+	terms := ConsentTerms{Scope: c.Scope, Category: c.Category, Policy: c.Policy, PolicyRule: c.PolicyRule, ActorRoles: actorRoles(*c.Provision)}
+	var err error
+	if m.Terms, err = json.Marshal(terms); err != nil {
+		return m, fmt.Errorf("encode the terms of a Consent: %w", err)
+	}
 	return m, nil
+}
+
+// actorRoles lists the role of every actor of the provisions, the first for each participant.
+func actorRoles(p ConsentProvision) []ActorRole {
+	var out []ActorRole
+	var walk func(ConsentProvision)
+	walk = func(p ConsentProvision) {
+		for _, a := range p.Actor {
+			id, ok := strings.CutPrefix(a.Reference.Reference, "Organization/")
+			if ok && a.Role != nil && !slices.ContainsFunc(out, func(r ActorRole) bool { return r.Participant == id }) {
+				out = append(out, ActorRole{Participant: id, Role: *a.Role})
+			}
+		}
+		for _, sub := range p.Provision {
+			walk(sub)
+		}
+	}
+	walk(p)
+	return out
 }
 
 func readProvision(m *model.Consent, p ConsentProvision, elem string, top bool) error {
@@ -125,13 +153,37 @@ func hasCoding(cs []Coding, system, code string) bool {
 	return false
 }
 
-// ConsentOf renders a consent directive as a Consent.
+// ConsentOf renders a consent directive as a valid R4 Consent: the terms its sender gave
+// (scope, category, policy, policyRule, actor roles), else rls's (patient-privacy, LOINC
+// 59284-0, OPTOUT or OPTINR, IRCP).
 func ConsentOf(m model.Consent) Consent {
+	var terms ConsentTerms
+	if len(m.Terms) > 0 {
+		_ = json.Unmarshal(m.Terms, &terms) // written by DirectiveOf; a directive without terms takes the defaults
+	}
 	c := Consent{ResourceType: "Consent", ID: m.ID, Status: m.Status,
 		Meta:     &Meta{VersionID: strconv.FormatUint(m.Version, 10), LastUpdated: m.Updated.UTC().Format(time.RFC3339Nano)},
 		Scope:    &CodeableConcept{Coding: []Coding{{System: ConsentScopeSystem, Code: ConsentScopePrivacy}}},
 		Category: []CodeableConcept{{Coding: []Coding{{System: LOINCSystem, Code: ConsentCategoryLOINC}}}},
 		Patient:  ConsentPatient(m), DateTime: m.Created.UTC().Format(time.RFC3339),
+		PolicyRule: PolicyRule(m.OptOut),
+	}
+	if terms.Scope != nil {
+		c.Scope = terms.Scope
+	}
+	if len(terms.Category) > 0 {
+		c.Category = terms.Category
+	}
+	if len(terms.Policy) > 0 || terms.PolicyRule != nil {
+		c.Policy, c.PolicyRule = terms.Policy, terms.PolicyRule
+	}
+	role := func(id string) *CodeableConcept {
+		for _, r := range terms.ActorRoles {
+			if r.Participant == id {
+				return &r.Role
+			}
+		}
+		return RecipientRole()
 	}
 	if m.RecordedBy != "" {
 		c.Organization = []Reference{{Reference: "Organization/" + m.RecordedBy}}
@@ -143,7 +195,7 @@ func ConsentOf(m model.Consent) Consent {
 	if len(m.DenyParticipants) > 0 {
 		sub := ConsentProvision{Type: "deny"}
 		for _, id := range m.DenyParticipants {
-			sub.Actor = append(sub.Actor, ConsentActor{Reference: Reference{Reference: "Organization/" + id}})
+			sub.Actor = append(sub.Actor, ConsentActor{Role: role(id), Reference: Reference{Reference: "Organization/" + id}})
 		}
 		top.Provision = append(top.Provision, sub)
 	}

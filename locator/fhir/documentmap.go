@@ -211,6 +211,18 @@ func checkDocumentReference(dr DocumentReference) error {
 		if err := concepts("DocumentReference.context.event", ctx.Event); err != nil {
 			return err
 		}
+		if err := check(model.CheckCount("DocumentReference.context.related", len(ctx.Related), model.MaxListLength)); err != nil {
+			return err
+		}
+		for i, rel := range ctx.Related {
+			elem := fmt.Sprintf("DocumentReference.context.related[%d]", i)
+			if err := check(model.CheckText(elem+".reference", rel.Reference, model.MaxURLLength)); err != nil {
+				return err
+			}
+			if err := identifier(elem+".identifier", rel.Identifier); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -281,6 +293,15 @@ func DocumentOf(dr DocumentReference, holder string, now time.Time, subject func
 	d.Description = dr.Description
 	if c := dr.Context; c != nil {
 		d.FacilityType, d.PracticeSetting, d.Events = firstCode(c.FacilityType), firstCode(c.PracticeSetting), codesOf(c.Event)
+		for _, rel := range c.Related {
+			r := search.Related{Reference: rel.Reference}
+			if id := rel.Identifier; id != nil {
+				r.Identifier = search.Identifier{System: id.System, Value: id.Value}
+			}
+			if r.Reference != "" || !r.Identifier.IsZero() {
+				d.Related = append(d.Related, r)
+			}
+		}
 		if c.Period != nil {
 			if d.ServicePeriod.Start, err = parseInstant("DocumentReference.context.period.start", c.Period.Start, lastServiceDate); err != nil {
 				return d, err
@@ -388,7 +409,14 @@ func StoredDocument(resource []byte, d search.Document, version uint64, updated 
 	}
 	dr["resourceType"] = "DocumentReference"
 	dr["id"] = d.ID
-	dr["meta"] = Meta{VersionID: strconv.FormatUint(version, 10), LastUpdated: updated.UTC().Format(time.RFC3339Nano)}
+	var sent *Meta
+	if raw, err := json.Marshal(dr["meta"]); err == nil && dr["meta"] != nil {
+		sent = new(Meta)
+		if err := json.Unmarshal(raw, sent); err != nil {
+			return nil, fmt.Errorf("decode the meta of stored DocumentReference %s: %w", d.ID, err)
+		}
+	}
+	dr["meta"] = Stamped(sent, strconv.FormatUint(version, 10), updated.UTC().Format(time.RFC3339Nano))
 	dr["status"] = string(d.Status)
 	return json.Marshal(dr)
 }

@@ -1,17 +1,21 @@
 // Package fhir is rls's FHIR R4 layer, all of it but the HTTP server: the wire types of the
-// resources rls speaks (the subset it supports), strict JSON decoding that names the
-// offending element, OperationOutcome errors, and the mapping between those resources and
+// resources rls speaks (the elements it uses), validation of every resource against FHIR R4
+// (ValidateR4, over the embedded R4 schema of r4/) that names the offending element by its
+// FHIRPath, OperationOutcome errors, and the mapping between those resources and
 // rls's own values: Patient to the log's patient record and back (RecordOf, StoredPatient),
 // Person from a person's records (PersonOf), DocumentReference to the registry's document
 // and back (DocumentOf, StoredDocument), Consent to a consent directive and back
 // (DirectiveOf, ConsentOf), Organization to a participant and back (ParticipantOf,
-// OrganizationOf), and an audit entry to an AuditEvent (AuditEventOf). Mapping holds every
-// element to the limits of raft/model and names the element at fault.
+// OrganizationOf), a person to its golden Patient (GoldenPatient), Endpoint to an MLLP
+// endpoint of PIX update notifications and back (HL7EndpointOf, EndpointOf), and an audit
+// entry to an AuditEvent (AuditEventOf). Mapping holds every element to the limits of
+// raft/model and names the element at fault.
 //
 // It reads no state and applies no policy: what needs the replicated state (whether a
 // document's subject is registered, under which system a participant registers) comes in
 // as a function from its caller, locator. It imports raft/model, raft/command, mpi and
-// search, and must never import locator, the Raft node, the state or the FSM.
+// search (and, for validation, santhosh-tekuri/jsonschema), and must never import locator,
+// the Raft node, the state or the FSM.
 package fhir
 
 import (
@@ -36,24 +40,58 @@ const (
 	EndpointConnectionType = "http://terminology.hl7.org/CodeSystem/endpoint-connection-type"
 )
 
-// Meta is FHIR Resource.meta.
+// Meta is FHIR Resource.meta. versionId and lastUpdated are rls's; profile, security, tag
+// and source are the sender's and kept.
 type Meta struct {
-	VersionID   string `json:"versionId,omitempty"`
-	LastUpdated string `json:"lastUpdated,omitempty"`
+	Extension   []json.RawMessage `json:"extension,omitempty"`
+	VersionID   string            `json:"versionId,omitempty"`
+	LastUpdated string            `json:"lastUpdated,omitempty"`
+	Source      string            `json:"source,omitempty"`
+	Profile     []string          `json:"profile,omitempty"`
+	Security    []Coding          `json:"security,omitempty"`
+	Tag         []Coding          `json:"tag,omitempty"`
+}
+
+// SenderMeta is what of a received meta rls keeps (profile, security, tag, source,
+// extensions), without the versionId and lastUpdated rls assigns; nil if nothing is left.
+func SenderMeta(m *Meta) *Meta {
+	if m == nil {
+		return nil
+	}
+	kept := Meta{Extension: m.Extension, Source: m.Source, Profile: m.Profile, Security: m.Security, Tag: m.Tag}
+	if len(kept.Extension) == 0 && kept.Source == "" && len(kept.Profile) == 0 && len(kept.Security) == 0 && len(kept.Tag) == 0 {
+		return nil
+	}
+	return &kept
+}
+
+// Stamped is the sender's meta with rls's version and time.
+func Stamped(m *Meta, version, lastUpdated string) *Meta {
+	out := Meta{VersionID: version, LastUpdated: lastUpdated}
+	if s := SenderMeta(m); s != nil {
+		out.Extension, out.Source, out.Profile, out.Security, out.Tag = s.Extension, s.Source, s.Profile, s.Security, s.Tag
+	}
+	return &out
 }
 
 // Identifier is a FHIR Identifier.
 type Identifier struct {
-	Use    string `json:"use,omitempty"`
-	System string `json:"system,omitempty"`
-	Value  string `json:"value,omitempty"`
+	Extension []json.RawMessage `json:"extension,omitempty"`
+	Use       string            `json:"use,omitempty"`
+	Type      *CodeableConcept  `json:"type,omitempty"`
+	System    string            `json:"system,omitempty"`
+	Value     string            `json:"value,omitempty"`
+	Period    *Period           `json:"period,omitempty"`
+	Assigner  *Reference        `json:"assigner,omitempty"`
 }
 
 // Coding is a FHIR Coding.
 type Coding struct {
-	System  string `json:"system,omitempty"`
-	Code    string `json:"code,omitempty"`
-	Display string `json:"display,omitempty"`
+	System       string `json:"system,omitempty"`
+	Version      string `json:"version,omitempty"`
+	Code         string `json:"code,omitempty"`
+	Display      string `json:"display,omitempty"`
+	UserSelected *bool  `json:"userSelected,omitempty"`
 }
 
 // CodeableConcept is a FHIR CodeableConcept.
@@ -107,9 +145,25 @@ type Organization struct {
 
 // BundleEntry is one entry of a Bundle.
 type BundleEntry struct {
-	FullURL  string      `json:"fullUrl,omitempty"`
-	Resource any         `json:"resource"`
-	Search   *SearchInfo `json:"search,omitempty"`
+	FullURL  string          `json:"fullUrl,omitempty"`
+	Resource any             `json:"resource,omitempty"`
+	Search   *SearchInfo     `json:"search,omitempty"`
+	Request  *BundleRequest  `json:"request,omitempty"`
+	Response *BundleResponse `json:"response,omitempty"`
+}
+
+// BundleRequest is Bundle.entry.request (transaction).
+type BundleRequest struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+}
+
+// BundleResponse is Bundle.entry.response (transaction-response).
+type BundleResponse struct {
+	Status       string `json:"status"`
+	Location     string `json:"location,omitempty"`
+	Etag         string `json:"etag,omitempty"`
+	LastModified string `json:"lastModified,omitempty"`
 }
 
 // BundleLink is a paging link of a Bundle.
@@ -178,8 +232,10 @@ func Invalid(expression, format string, args ...any) *Error {
 
 var unknownField = regexp.MustCompile(`json: unknown field "([^"]*)"`)
 
-// Decode reads exactly one JSON value of resource type resourceType into v, refusing unknown
-// elements. The error names the element: "Organization.foo".
+// Decode reads exactly one JSON value of resource type resourceType into v after checking it
+// against FHIR R4 (ValidateR4): elements R4 does not define, values not in their R4 format and
+// codes outside a required binding are refused; elements R4 defines that v has no field for
+// are ignored. The error names the element: "Organization.foo", "Patient.meta.profile[0]".
 func Decode(r io.Reader, resourceType string, v any) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -200,13 +256,21 @@ func Decode(r io.Reader, resourceType string, v any) error {
 	if probe.ResourceType != resourceType {
 		return Invalid(resourceType+".resourceType", "resourceType is %q; expected %q", probe.ResourceType, resourceType)
 	}
+	// The R4 schema is the strictness: every R4 element is accepted, anything else refused
+	// with its FHIRPath. The Go types then keep what rls uses and ignore the rest.
+	var one json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := dec.Decode(&one); err != nil {
 		return syntaxError(resourceType, err)
 	}
 	if dec.More() {
 		return Invalid(resourceType, "the body holds more than one JSON value")
+	}
+	if err := ValidateR4(one, resourceType); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(one, v); err != nil {
+		return syntaxError(resourceType, err)
 	}
 	return nil
 }

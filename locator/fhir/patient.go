@@ -80,7 +80,9 @@ type Patient struct {
 	Name                 []HumanName       `json:"name,omitempty"`
 	Telecom              []ContactPoint    `json:"telecom,omitempty"`
 	Gender               string            `json:"gender,omitempty"`
+	GenderElement        json.RawMessage   `json:"_gender,omitempty"`
 	BirthDate            string            `json:"birthDate,omitempty"`
+	BirthDateElement     json.RawMessage   `json:"_birthDate,omitempty"`
 	DeceasedBoolean      *bool             `json:"deceasedBoolean,omitempty"`
 	DeceasedDateTime     string            `json:"deceasedDateTime,omitempty"`
 	Address              []Address         `json:"address,omitempty"`
@@ -120,6 +122,7 @@ type Person struct {
 
 // Parameter is one Parameters.parameter.
 type Parameter struct {
+	Extension       []Extension     `json:"extension,omitempty"`
 	Name            string          `json:"name"`
 	ValueBoolean    *bool           `json:"valueBoolean,omitempty"`
 	ValueInteger    *int            `json:"valueInteger,omitempty"`
@@ -127,14 +130,18 @@ type Parameter struct {
 	ValueCode       string          `json:"valueCode,omitempty"`
 	ValueIdentifier *Identifier     `json:"valueIdentifier,omitempty"`
 	ValueReference  *Reference      `json:"valueReference,omitempty"`
+	ValueCanonical  string          `json:"valueCanonical,omitempty"`
+	ValueInstant    string          `json:"valueInstant,omitempty"`
 	Resource        json.RawMessage `json:"resource,omitempty"`
 	Part            []Parameter     `json:"part,omitempty"`
 }
 
 // Parameters is the FHIR Parameters resource (operation input and output).
 type Parameters struct {
-	ResourceType string      `json:"resourceType"`
-	Parameter    []Parameter `json:"parameter,omitempty"`
+	ResourceType string        `json:"resourceType"`
+	ID           string        `json:"id,omitempty"`
+	Meta         *ProfiledMeta `json:"meta,omitempty"`
+	Parameter    []Parameter   `json:"parameter,omitempty"`
 }
 
 // SearchInfo is Bundle.entry.search.

@@ -331,16 +331,16 @@ func StoredPatient(meta model.PatientMeta, sr *mpi.StoredRecord) (Patient, error
 	}
 	p.ResourceType = "Patient"
 	p.ID = meta.ID
-	p.Meta = &Meta{VersionID: strconv.FormatUint(meta.Version, 10), LastUpdated: meta.Updated.UTC().Format(time.RFC3339Nano)}
+	p.Meta = Stamped(p.Meta, strconv.FormatUint(meta.Version, 10), meta.Updated.UTC().Format(time.RFC3339Nano))
 	p.Identifier = slices.DeleteFunc(p.Identifier, func(id Identifier) bool { return id.System == EUIDSystem })
 	p.Identifier = append(p.Identifier, Identifier{Use: "secondary", System: EUIDSystem, Value: sr.EUID})
 	return p, nil
 }
 
 // CanonicalPatient is the JSON kept for a registered Patient: what the participant sent,
-// without the id, meta and EUID identifier that rls owns.
+// without the id, versionId, lastUpdated and EUID identifier that rls owns.
 func CanonicalPatient(p Patient) ([]byte, error) {
-	p.ID, p.Meta = "", nil
+	p.ID, p.Meta = "", SenderMeta(p.Meta)
 	p.Identifier = slices.DeleteFunc(slices.Clone(p.Identifier), func(id Identifier) bool { return id.System == EUIDSystem })
 	return json.Marshal(p)
 }
@@ -412,6 +412,31 @@ func PersonOf(euid string, records []PersonRecord) Person {
 		p.Telecom = append(p.Telecom, ContactPoint{System: "email", Value: em})
 	}
 	return p
+}
+
+// PersonExtensionURL is the extension on a golden Patient that references its Person (R4's
+// Patient.link may reference only Patients and RelatedPersons).
+const PersonExtensionURL = Base + "/StructureDefinition/person"
+
+// GoldenPatient is a person as a Patient (what $match answers, and what GET
+// /fhir/Patient/{euid} reads): the golden demographics of the Person, its id the EUID, every
+// source record's identifier, a seealso link to each source record's Patient, and the
+// person extension referencing the Person.
+func GoldenPatient(person Person) Patient {
+	p := Patient{ResourceType: "Patient", ID: person.ID, Identifier: person.Identifier, Active: person.Active,
+		Name: person.Name, Telecom: person.Telecom, Gender: person.Gender, BirthDate: person.BirthDate, Address: person.Address}
+	ext, _ := json.Marshal(Extension{URL: PersonExtensionURL, ValueReference: &Reference{Reference: "Person/" + person.ID}})
+	p.Extension = []json.RawMessage{ext}
+	for _, l := range person.Link {
+		p.Link = append(p.Link, PatientLink{Other: l.Target, Type: "seealso"})
+	}
+	return p
+}
+
+// IsEUID tells an enterprise identifier (E + 32 hex digits) from a record's Patient id (32
+// hex digits).
+func IsEUID(id string) bool {
+	return len(id) == 33 && id[0] == 'E'
 }
 
 // golden returns the non-empty value that occurs most often; ties go to the earliest.

@@ -106,13 +106,17 @@ func CanonicalPurposes(codes []string) ([]string, error) {
 }
 
 // DefaultPurposes are the purposes of a participant for which the admin set none: an admin
-// may use every purpose (it answers patients' own requests and audits); any other
-// participant only treatment, the purpose an HIE's participation agreement always covers.
-// Emergency treatment with break-the-glass, payment, operations and public health must be
-// granted explicitly.
+// may use every purpose (it answers patients' own requests and audits); a data steward
+// health care operations (keeping the index correct is an operation of the exchange, not
+// treatment); any other participant only treatment, the purpose an HIE's participation
+// agreement always covers. Emergency treatment with break-the-glass, payment, operations
+// and public health must be granted explicitly.
 func DefaultPurposes(role model.Role) []Purpose {
-	if role == model.RoleAdmin {
+	switch role {
+	case model.RoleAdmin:
 		return All()
+	case model.RoleSteward:
+		return []Purpose{Operations}
 	}
 	return []Purpose{Treat}
 }

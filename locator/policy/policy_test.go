@@ -42,6 +42,7 @@ func TestAuthorize(t *testing.T) {
 	clinic := model.Participant{ID: "clinic", Role: model.RoleParticipant}
 	er := model.Participant{ID: "er", Role: model.RoleParticipant, Purposes: []string{"TREAT", "ETREAT"}}
 	admin := model.Participant{ID: "admin", Role: model.RoleAdmin}
+	steward := model.Participant{ID: "stewards", Role: model.RoleSteward}
 	for _, tc := range []struct {
 		name        string
 		p           model.Participant
@@ -56,6 +57,8 @@ func TestAuthorize(t *testing.T) {
 		{"reason without ETREAT", er, "TREAT", "why not", ErrBreakGlass},
 		{"blank reason", er, "ETREAT", "   ", ErrBreakGlass},
 		{"admin has every purpose", admin, "HOPERAT", "", nil},
+		{"steward: operations by default", steward, "OPERATIONS", "", nil},
+		{"steward: not treatment by default", steward, "TREAT", "", ErrPurposeNotAllowed},
 	} {
 		a, err := Authorize(tc.p, tc.purpose, tc.bg)
 		if !errors.Is(err, tc.err) {

@@ -92,7 +92,6 @@ type person struct {
 	phoneOf       int // member whose mobile a young child's records carry, -1 for none
 
 	records  []recSpec
-	recFirst uint32
 	twinOf   int // co-twin member index, -1
 	juniorOf int // father member index, -1
 }

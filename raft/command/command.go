@@ -123,6 +123,15 @@ func (t Type) String() string {
 	if name, ok := mpiTypeName(t); ok {
 		return name
 	}
+	if name, ok := mhdTypeName(t); ok {
+		return name
+	}
+	if name, ok := hl7TypeName(t); ok {
+		return name
+	}
+	if name, ok := notifyTypeName(t); ok {
+		return name
+	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
 
@@ -186,6 +195,16 @@ func Decode(data []byte) (Entry, error) {
 		return e, fmt.Errorf("%w: %s has unknown encoding %d", ErrMalformed, e.Type, e.Format)
 	}
 	return e, nil
+}
+
+// DecodeHeader decodes an entry's header alone (the FSM reads it again after the handler,
+// to stamp what the entry produced).
+func DecodeHeader(e Entry) (Header, error) {
+	var h Header
+	if _, err := h.UnmarshalMsg(e.body); err != nil {
+		return h, fmt.Errorf("%w: %s header: %v", ErrMalformed, e.Type, err)
+	}
+	return h, nil
 }
 
 // DecodeBody decodes an entry's header and payload.

@@ -41,6 +41,11 @@ func TestTypeNumbersNeverChange(t *testing.T) {
 		{TypeConsentSet, 18, "consent-set"},
 		{TypeParticipantRevokeToken, 19, "participant-revoke-token"},
 		{TypeMPIRematch, 20, "mpi-rematch"},
+		{TypeHL7EndpointSet, 21, "hl7-endpoint-set"},
+		{TypeHL7EndpointCursor, 22, "hl7-endpoint-cursor"},
+		{TypeDocumentProvide, 23, "document-provide"},
+		{TypeSubscriptionSet, 24, "subscription-set"},
+		{TypeSubscriptionCursor, 25, "subscription-cursor"},
 	}
 	if FlagIgnoreUnknown != 0x80 {
 		t.Fatalf("FlagIgnoreUnknown = %#x, want 0x80", uint8(FlagIgnoreUnknown))
@@ -171,6 +176,11 @@ func everyCommand() []sample {
 		sampleOf[ConsentSet](TypeConsentSet),
 		sampleOf[ParticipantRevokeToken](TypeParticipantRevokeToken),
 		sampleOf[MPIRematch](TypeMPIRematch),
+		sampleOf[HL7EndpointSet](TypeHL7EndpointSet),
+		sampleOf[HL7EndpointCursor](TypeHL7EndpointCursor),
+		sampleOf[DocumentProvide](TypeDocumentProvide),
+		sampleOf[SubscriptionSet](TypeSubscriptionSet),
+		sampleOf[SubscriptionCursor](TypeSubscriptionCursor),
 	}
 }
 

@@ -107,6 +107,22 @@ func CheckDocumentLimits(d *search.Document, now time.Time) error {
 			return err
 		}
 	}
+	if err := model.CheckCount("related", len(d.Related), model.MaxListLength); err != nil {
+		return err
+	}
+	for i, r := range d.Related {
+		if err := model.CheckText(fmt.Sprintf("related[%d].reference", i), r.Reference, model.MaxURLLength); err != nil {
+			return err
+		}
+		if !r.Identifier.IsZero() {
+			if err := model.CheckSystem(fmt.Sprintf("related[%d].identifier.system", i), r.Identifier.System); err != nil {
+				return err
+			}
+			if err := model.CheckText(fmt.Sprintf("related[%d].identifier.value", i), r.Identifier.Value, model.MaxIdentifierValueLength); err != nil {
+				return err
+			}
+		}
+	}
 	if !d.Created.IsZero() && (d.Created.Before(minDocumentDate) || d.Created.After(now.Add(24*time.Hour))) {
 		return &model.FieldError{Field: "created", Reason: fmt.Sprintf("must lie between %d and the time of registration", MinDocumentYear)}
 	}

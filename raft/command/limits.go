@@ -220,6 +220,9 @@ func (c *ConsentSet) Check() error {
 			return err
 		}
 	}
+	if err := checkResource("consent.terms", m.Terms); err != nil {
+		return err
+	}
 	return model.CheckText("consent.status", m.Status, model.MaxCodeLength)
 }
 

@@ -58,30 +58,41 @@ func (f *FSM) applyDocumentRegister(tx *state.Tx, h command.Header, c command.Do
 			out[i].Err = err
 			continue
 		}
-		for _, t := range targets {
-			if t.Document.Status == search.StatusCurrent {
-				t.Document.Status = search.StatusSuperseded
-				t.Version++
-				t.Updated, t.Index = h.Time, f.applyingIndex
-				if err := tx.PutDocument(t); err != nil {
-					return nil, err
-				}
-				f.openDocs = append(f.openDocs, t.Document.ID)
-				out[i].Superseded = append(out[i].Superseded, t.Document.ID)
-			}
-		}
-		if stored.Version == 0 {
-			stored.Registered = h.Time
-		}
-		stored.Document, stored.Resource = d, r.Resource
-		stored.Version++
-		stored.Updated, stored.Index = h.Time, f.applyingIndex
-		if err := tx.PutDocument(stored); err != nil {
+		if out[i], err = f.writeDocument(tx, h, stored, d, r.Resource, targets); err != nil {
 			return nil, err
 		}
-		f.openDocs = append(f.openDocs, d.ID)
-		out[i].Document = stored
 	}
+	return out, nil
+}
+
+// writeDocument stores a checked document over its stored version (zero if new) and marks
+// the current documents it replaces superseded.
+func (f *FSM) writeDocument(tx *state.Tx, h command.Header, stored state.StoredDocument, d search.Document, resource []byte,
+	targets []state.StoredDocument) (DocumentRegistered, error) {
+	var out DocumentRegistered
+	for _, t := range targets {
+		if t.Document.Status == search.StatusCurrent {
+			t.Document.Status = search.StatusSuperseded
+			t.Version++
+			t.Updated, t.Index = h.Time, f.applyingIndex
+			if err := tx.PutDocument(t); err != nil {
+				return out, err
+			}
+			f.openDocs = append(f.openDocs, t.Document.ID)
+			out.Superseded = append(out.Superseded, t.Document.ID)
+		}
+	}
+	if stored.Version == 0 {
+		stored.Registered = h.Time
+	}
+	stored.Document, stored.Resource = d, resource
+	stored.Version++
+	stored.Updated, stored.Index = h.Time, f.applyingIndex
+	if err := tx.PutDocument(stored); err != nil {
+		return out, err
+	}
+	f.openDocs = append(f.openDocs, d.ID)
+	out.Document = stored
 	return out, nil
 }
 
@@ -190,4 +201,75 @@ func checkSubjectConsent(tx *state.Tx, d *search.Document, holder model.Particip
 		}
 	}
 	return business("document %s: %w", d.ID, ErrUnknownSubject)
+}
+
+// ErrInvalidSubmission: an MHD submission whose list does not fit its documents or the
+// state (no patient, another holder's list, two documents with one id).
+var ErrInvalidSubmission = errors.New("invalid submission")
+
+// DocumentsProvided is the outcome of a document-provide command: every document as
+// registered and the submission set as stored.
+type DocumentsProvided struct {
+	Documents []DocumentRegistered
+	List      state.StoredList
+}
+
+// applyDocumentProvide registers a submission all or nothing: every document and the list
+// are checked before the first write; any refusal refuses the whole entry.
+func (f *FSM) applyDocumentProvide(tx *state.Tx, h command.Header, c command.DocumentProvide) (any, error) {
+	type checked struct {
+		doc     search.Document
+		stored  state.StoredDocument
+		targets []state.StoredDocument
+	}
+	docs := make([]checked, len(c.Documents))
+	seen := map[string]bool{}
+	for i, r := range c.Documents {
+		var d search.Document
+		if err := json.Unmarshal(r.Document, &d); err != nil {
+			return nil, business("document %d: %w: %v", i, ErrInvalidDocument, err)
+		}
+		if err := command.CheckDocumentLimits(&d, h.Time); err != nil {
+			return nil, business("document %d: %w: %w", i, ErrInvalidDocument, err)
+		}
+		if seen[d.ID] {
+			return nil, business("document %d: %w: document %s appears twice", i, ErrInvalidSubmission, d.ID)
+		}
+		seen[d.ID] = true
+		if d.PatientRecord != c.List.PatientRecord || d.Holder != c.List.Holder {
+			return nil, business("document %d: %w: its patient or holder is not the submission's", i, ErrInvalidSubmission)
+		}
+		stored, targets, err := checkDocument(tx, &d)
+		if err != nil {
+			return nil, err
+		}
+		docs[i] = checked{doc: d, stored: stored, targets: targets}
+	}
+	if r, err := tx.MPI().Record(mpi.RecordKey(c.List.PatientRecord)); err != nil {
+		return nil, err
+	} else if r == nil {
+		return nil, business("list %s: %w: %s", c.List.ID, ErrUnknownSubject, c.List.PatientRecord)
+	}
+	old, exists, err := tx.List(c.List.ID)
+	if err != nil {
+		return nil, err
+	}
+	if exists && old.Holder != c.List.Holder {
+		return nil, business("list %s: %w (%s)", c.List.ID, ErrNotHolder, old.Holder)
+	}
+	// Every check passed: write.
+	out := DocumentsProvided{Documents: make([]DocumentRegistered, len(docs))}
+	for i, d := range docs {
+		var err error
+		if out.Documents[i], err = f.writeDocument(tx, h, d.stored, d.doc, c.Documents[i].Resource, d.targets); err != nil {
+			return nil, err
+		}
+	}
+	list := state.StoredList{ID: c.List.ID, PatientRecord: c.List.PatientRecord, Holder: c.List.Holder, Resource: c.List.Resource,
+		Version: old.Version + 1, Updated: h.Time}
+	if err := tx.PutList(list); err != nil {
+		return nil, err
+	}
+	out.List = list
+	return out, nil
 }

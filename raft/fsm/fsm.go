@@ -185,9 +185,16 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		command.TypePersonUnmerge:          typed(applyPersonUnmerge),
 		command.TypeReviewResolve:          typed(applyReviewResolve),
 		command.TypeMPIRematch:             typed(f.applyMPIRematch),
+		command.TypeDocumentProvide:        typed(f.applyDocumentProvide),
 		command.TypeAuditAppend:            typed(applyAuditAppend),
 	}
 	for t, h := range privacyHandlers() {
+		f.handlers[t] = h
+	}
+	for t, h := range hl7Handlers() {
+		f.handlers[t] = h
+	}
+	for t, h := range notifyHandlers() {
 		f.handlers[t] = h
 	}
 	for _, o := range opts {
@@ -460,6 +467,11 @@ func (f *FSM) applyCommand(tx *state.Tx, l *hraft.Log) (Response, *EntryFailure)
 		panic(fmt.Sprintf("rls fsm: entry %d has unknown command type %s; upgrade this node (see README, \"Upgrading\")", l.Index, e.Type))
 	}
 	v, err, panicked := f.callHandler(h, tx, e, l.Index)
+	if panicked == "" && err == nil {
+		// What the entry changed becomes notification events in the same transaction: a
+		// failure here fails the entry as a handler's would.
+		err = deriveNotifyEvents(tx, e, l.Index, v)
+	}
 	if panicked != "" {
 		return Response{}, newFailure(l, e.Type.String(), "panic in the handler: "+panicked)
 	}

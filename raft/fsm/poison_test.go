@@ -173,17 +173,7 @@ func TestFailedEntryKeepsTheOthersOfItsTransaction(t *testing.T) {
 func TestLimitsAreBusinessErrors(t *testing.T) {
 	f := newFSM(t)
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	index := uint64(0)
-	apply := func(typ command.Type, payload command.Payload) Response {
-		index++
-		data, err := command.Encode(typ, command.Header{Time: at, Limits: model.LimitsVersion}, payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := f.Apply(&hraft.Log{Index: index, Term: 1, Type: hraft.LogCommand, Data: data}).(Response)
-		f.commitOpen()
-		return r
-	}
+	apply := stampedApplier(t, f, at)
 	p := testParticipant(1)
 	if r := apply(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p}); r.Err != nil {
 		t.Fatal(r.Err)
@@ -244,5 +234,22 @@ func TestLimitsAreBusinessErrors(t *testing.T) {
 	}
 	if f.FailedEntries() != 0 {
 		t.Fatalf("%d entries recorded as failed; limits are business errors", f.FailedEntries())
+	}
+}
+
+// stampedApplier applies commands one entry at a time, each stamped at at with the current
+// input limits (as a leader of this release stamps them), and commits each.
+func stampedApplier(t *testing.T, f *FSM, at time.Time) func(command.Type, command.Payload) Response {
+	t.Helper()
+	index := uint64(0)
+	return func(typ command.Type, payload command.Payload) Response {
+		index++
+		data, err := command.Encode(typ, command.Header{Time: at, Limits: model.LimitsVersion}, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := f.Apply(&hraft.Log{Index: index, Term: 1, Type: hraft.LogCommand, Data: data}).(Response)
+		f.commitOpen()
+		return r
 	}
 }

@@ -33,6 +33,10 @@ type Consent struct {
 	// WithholdLabels are security labels ("system|code" or a bare code) whose documents are
 	// withheld from everyone (for example 42 CFR Part 2 substance-use records).
 	WithholdLabels []string `json:"withhold_labels,omitempty"`
+	// Terms is what the sender's Consent said that rls keeps and serves back but does not
+	// enforce: its scope, category, policy, policyRule and the role of each denied actor, as
+	// FHIR JSON (locator/fhir's ConsentTerms). Empty for directives recorded before it.
+	Terms []byte `json:"terms,omitempty"`
 	// RecordedBy is the participant that recorded (or last changed) the directive.
 	RecordedBy string    `json:"recorded_by"`
 	Version    uint64    `json:"version"`

@@ -10,8 +10,8 @@ import (
 func (z *Consent) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(11)
-	var zb0001Mask uint16 /* 11 bits */
+	zb0001Len := uint32(12)
+	var zb0001Mask uint16 /* 12 bits */
 	_ = zb0001Mask
 	if z.EUID == "" {
 		zb0001Len--
@@ -28,6 +28,10 @@ func (z *Consent) MarshalMsg(b []byte) (o []byte, err error) {
 	if z.WithholdLabels == nil {
 		zb0001Len--
 		zb0001Mask |= 0x40
+	}
+	if z.Terms == nil {
+		zb0001Len--
+		zb0001Mask |= 0x80
 	}
 	// variable map header, size zb0001Len
 	o = append(o, 0x80|uint8(zb0001Len))
@@ -71,6 +75,11 @@ func (z *Consent) MarshalMsg(b []byte) (o []byte, err error) {
 			for za0003 := range z.WithholdLabels {
 				o = msgp.AppendString(o, z.WithholdLabels[za0003])
 			}
+		}
+		if (zb0001Mask & 0x80) == 0 { // if not omitted
+			// string "terms"
+			o = append(o, 0xa5, 0x74, 0x65, 0x72, 0x6d, 0x73)
+			o = msgp.AppendBytes(o, z.Terms)
 		}
 		// string "recorded_by"
 		o = append(o, 0xab, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64, 0x65, 0x64, 0x5f, 0x62, 0x79)
@@ -187,6 +196,12 @@ func (z *Consent) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
+		case "terms":
+			z.Terms, bts, err = msgp.ReadBytesBytes(bts, z.Terms)
+			if err != nil {
+				err = msgp.WrapError(err, "Terms")
+				return
+			}
 		case "recorded_by":
 			z.RecordedBy, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
@@ -237,6 +252,6 @@ func (z *Consent) Msgsize() (s int) {
 	for za0003 := range z.WithholdLabels {
 		s += msgp.StringPrefixSize + len(z.WithholdLabels[za0003])
 	}
-	s += 12 + msgp.StringPrefixSize + len(z.RecordedBy) + 8 + msgp.Uint64Size + 8 + msgp.TimeSize + 8 + msgp.TimeSize
+	s += 6 + msgp.BytesPrefixSize + len(z.Terms) + 12 + msgp.StringPrefixSize + len(z.RecordedBy) + 8 + msgp.Uint64Size + 8 + msgp.TimeSize + 8 + msgp.TimeSize
 	return
 }

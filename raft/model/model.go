@@ -38,10 +38,14 @@ var ParticipantKinds = []ParticipantKind{KindHospital, KindPractice, KindLab, Ki
 type Role string
 
 // Roles. Admin may administer the cluster and participants; participant may use the
-// patient and document APIs on its own behalf.
+// patient and document APIs on its own behalf; steward may do what a participant does and
+// is also the exchange's data steward: it works the review queue, links, unlinks, merges
+// and unmerges persons, and reads any person's link history and consent directives (the
+// web console's role for the HIE's data-quality staff).
 const (
 	RoleParticipant Role = "participant"
 	RoleAdmin       Role = "admin"
+	RoleSteward     Role = "steward"
 )
 
 // Participant is a member organisation of the exchange and the principal behind a token.
@@ -73,6 +77,10 @@ type Participant struct {
 
 // IsAdmin reports whether the participant holds the admin role.
 func (p Participant) IsAdmin() bool { return p.Role == RoleAdmin }
+
+// IsSteward reports whether the participant may act as the exchange's data steward: the
+// steward role, or the admin, which holds every role.
+func (p Participant) IsSteward() bool { return p.Role == RoleSteward || p.Role == RoleAdmin }
 
 // Node is a member of the Raft cluster as the catalog knows it: the addresses other nodes
 // and clients use to reach it.
@@ -113,12 +121,12 @@ func ValidateKind(kind ParticipantKind) error {
 	return fmt.Errorf("%w: kind %q must be one of hospital, practice, lab, hie", ErrInvalid, kind)
 }
 
-// ValidateRole checks that role is participant or admin.
+// ValidateRole checks that role is participant, steward or admin.
 func ValidateRole(role Role) error {
-	if role == RoleParticipant || role == RoleAdmin {
+	if role == RoleParticipant || role == RoleSteward || role == RoleAdmin {
 		return nil
 	}
-	return fmt.Errorf("%w: role %q must be participant or admin", ErrInvalid, role)
+	return fmt.Errorf("%w: role %q must be participant, steward or admin", ErrInvalid, role)
 }
 
 // ValidateHTTPURL checks that s is an absolute http(s) URL with a host.
@@ -174,7 +182,7 @@ func (p Participant) Validate() error {
 			return err
 		}
 	}
-	if p.Role == RoleParticipant && p.Kind != KindHIE && p.IdentifierSystem == "" {
+	if p.Role != RoleAdmin && p.Kind != KindHIE && p.IdentifierSystem == "" {
 		return fmt.Errorf("%w: identifier system is required for a %s (it is the assigning authority of its MRNs)", ErrInvalid, p.Kind)
 	}
 	if err := p.CheckTokenHash(); err != nil {

@@ -38,6 +38,8 @@ func TestStoredTimesDecodeInUTC(t *testing.T) {
 			func(v codec) []time.Time { a := v.(*AuditEntry); return []time.Time{a.Recorded, a.Observed} }},
 		"consent": {&Consent{Created: at, Updated: at}, &Consent{},
 			func(v codec) []time.Time { c := v.(*Consent); return []time.Time{c.Created, c.Updated} }},
+		"hl7-endpoint": {&HL7Endpoint{ID: "e", Created: at, Updated: at}, &HL7Endpoint{},
+			func(v codec) []time.Time { e := v.(*HL7Endpoint); return []time.Time{e.Created, e.Updated} }},
 	} {
 		data, err := c.sent.MarshalMsg(nil)
 		if err != nil {

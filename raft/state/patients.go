@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/model"
 )
@@ -17,8 +19,13 @@ var (
 	bucketPatients    = []byte("patients")     // record key → model.PatientMeta
 	bucketPatientIDs  = []byte("patient_ids")  // FHIR id → record key
 	bucketLinkHistory = []byte("link_history") // EUID 0x00 seq → model.LinkEvent
+	// bucketLinkEventOrder lists the link history in log order (seq → the event's key in
+	// bucketLinkHistory), so that the newest events are read without a scan of every
+	// person's history. A state file from before it existed gets it filled from the history
+	// when opened (backfillLinkEventOrder).
+	bucketLinkEventOrder = []byte("link_event_order")
 
-	patientBuckets = [][]byte{bucketPatients, bucketPatientIDs, bucketLinkHistory}
+	patientBuckets = [][]byte{bucketPatients, bucketPatientIDs, bucketLinkHistory, bucketLinkEventOrder}
 )
 
 // PatientMeta returns the registry entry of a record key.
@@ -68,7 +75,58 @@ func (t *Tx) AppendLinkEvent(ev model.LinkEvent) error {
 		return fmt.Errorf("encode link event: %w", err)
 	}
 	key := append(append([]byte(ev.EUID), keySep), encodeUint(seq)...)
-	return b.Put(key, v)
+	if err := b.Put(key, v); err != nil {
+		return fmt.Errorf("store link event: %w", err)
+	}
+	if err := t.tx.Bucket(bucketLinkEventOrder).Put(encodeUint(seq), key); err != nil {
+		return fmt.Errorf("order link event: %w", err)
+	}
+	return t.indexLinkEvent(seq, ev.EUID)
+}
+
+// backfillLinkEventOrder fills the log-ordered index of link events from the link history
+// when a state file has history but no index (written by a release before the index, or
+// restored from such a snapshot). Every node then holds the whole index, and the same state
+// hash, whenever it was upgraded; the index is derived from the history alone.
+func backfillLinkEventOrder(tx *bolt.Tx) error {
+	order := tx.Bucket(bucketLinkEventOrder)
+	if k, _ := order.Cursor().First(); k != nil {
+		return nil
+	}
+	return tx.Bucket(bucketLinkHistory).ForEach(func(k, _ []byte) error {
+		// The key is EUID 0x00 seq, seq 8 bytes big-endian (AppendLinkEvent).
+		if len(k) < 9 || k[len(k)-9] != keySep {
+			return fmt.Errorf("link history key %x is not EUID, separator, sequence", k)
+		}
+		if err := order.Put(bytes.Clone(k[len(k)-8:]), bytes.Clone(k)); err != nil {
+			return fmt.Errorf("backfill the link event order: %w", err)
+		}
+		return nil
+	})
+}
+
+// RecentLinkEvents calls fn for the newest link events of the whole index, newest first,
+// until fn returns false or limit events have been read. It reads limit events at most,
+// whatever the index holds.
+func (t *Tx) RecentLinkEvents(limit int, fn func(model.LinkEvent) bool) error {
+	history := t.tx.Bucket(bucketLinkHistory)
+	c := t.tx.Bucket(bucketLinkEventOrder).Cursor()
+	read := 0
+	for k, key := c.Last(); k != nil && read < limit; k, key = c.Prev() {
+		read++
+		v := history.Get(key)
+		if v == nil {
+			continue
+		}
+		var ev model.LinkEvent
+		if _, err := ev.UnmarshalMsg(v); err != nil {
+			return fmt.Errorf("decode link event %d: %w", decodeUint(k), err)
+		}
+		if !fn(ev) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // LinkHistory returns a person's link history, oldest first.

@@ -31,7 +31,7 @@ var (
 	bucketParticipants = []byte("participants")
 	bucketNodes        = []byte("nodes")
 
-	allBuckets = slices.Concat([][]byte{bucketMeta, bucketParticipants, bucketNodes}, mpiBuckets, patientBuckets, documentBuckets, stewardBuckets, auditBuckets, consentBuckets)
+	allBuckets = slices.Concat([][]byte{bucketMeta, bucketParticipants, bucketNodes}, mpiBuckets, patientBuckets, documentBuckets, stewardBuckets, auditBuckets, consentBuckets, listBuckets, hl7Buckets, notifyBuckets)
 
 	keyAppliedIndex = []byte("applied_index")
 	keyAppliedTerm  = []byte("applied_term")
@@ -130,7 +130,10 @@ func openDB(path string) (*bolt.DB, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return dropDerived(tx)
+		if err := dropDerived(tx); err != nil {
+			return err
+		}
+		return backfillLinkEventOrder(tx)
 	})
 	if err != nil {
 		db.Close()
