@@ -22,6 +22,9 @@ const MaxBatchRecords = 2000
 type BatchRequest struct {
 	Records  []command.PatientRecord `json:"records,omitempty"`
 	Patients []json.RawMessage       `json:"patients,omitempty"`
+	// Sequence, when set, has the leader propose the batch after the batches before it in
+	// its import stream (see BatchSequence).
+	Sequence *BatchSequence `json:"sequence,omitempty"`
 }
 
 // BatchResult is one record's outcome in a BatchResponse.
@@ -56,6 +59,11 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	if n > MaxBatchRecords {
 		return fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "records", "a batch holds at most %d records; this one holds %d", MaxBatchRecords, n)
+	}
+	if req.Sequence != nil {
+		if err := req.Sequence.check(); err != nil {
+			return err
+		}
 	}
 	results := make([]BatchResult, n)
 	var regs []command.PatientRegistration
@@ -102,7 +110,14 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	var index uint64
 	if len(regs) > 0 {
-		a, err := s.node.Apply(r.Context(), command.TypePatientRegister, header(rq), &command.PatientRegister{Registrations: regs})
+		var handed func()
+		if req.Sequence != nil {
+			var err error
+			if handed, err = s.sequencer.await(r.Context(), *req.Sequence); err != nil {
+				return fmt.Errorf("wait for the batch before this one in its import stream: %w", err)
+			}
+		}
+		a, err := s.node.ApplyInTurn(r.Context(), command.TypePatientRegister, header(rq), &command.PatientRegister{Registrations: regs}, handed)
 		if err != nil {
 			return err
 		}

@@ -198,6 +198,8 @@ type Server struct {
 	fence   *fence.Fence
 	limiter *policy.Limiter
 	edge    *edge
+	// sequencer proposes the numbered batches of an import stream in their order.
+	sequencer *batchSequencer
 	// consoleAssets are the web console's files; crossOrigin refuses browsers'
 	// cross-origin changes made with its session.
 	consoleAssets *console.Assets
@@ -306,6 +308,7 @@ func New(opts Options) *Server {
 	s.audit = audit.NewBatcher(s.commitAudit, audit.BatcherOptions{Timeout: opts.ForwardTimeout})
 	s.fence = fence.New(s.node, opts.FenceInterval, peerTransport(opts.PeerTLS), s.localClusterKey, opts.Logger)
 	s.limiter = policy.NewLimiter(opts.RateLimit, opts.RateBurst, nil)
+	s.sequencer = newBatchSequencer(opts.Logger)
 	var reg prometheus.Registerer
 	if opts.Registry != nil {
 		reg = opts.Registry

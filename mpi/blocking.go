@@ -105,6 +105,16 @@ var passConditions = []struct {
 	{passPostalName, []int{fGiven, fFamily, fLocation}},
 }
 
+// knownPass reports whether pass is one of the blocking passes above.
+func knownPass(pass string) bool {
+	for _, c := range passConditions {
+		if c.pass == pass {
+			return true
+		}
+	}
+	return false
+}
+
 // passOf returns the pass of a blocking key.
 func passOf(key string) string {
 	for i := 0; i < len(key); i++ {

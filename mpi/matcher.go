@@ -1,6 +1,8 @@
 package mpi
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -264,6 +266,60 @@ func EffectiveConfig(stored Config, ok bool) Config {
 // input. It writes through s in several calls; on error the caller must
 // discard the store's transaction.
 func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error) {
+	return m.RegisterPrepared(s, rec, nil, newEUID)
+}
+
+// Prepared is the part of registering a record that depends on the record alone: its
+// normalised form and its blocking keys. The Raft leader prepares a record once, before
+// proposing it, and the command carries the result, so that the nodes applying it do not
+// each repeat the work (see RegisterPrepared).
+type Prepared struct {
+	Norm   Normalized
+	Blocks []Block
+}
+
+// Prepare normalises a record and computes its blocking keys.
+func Prepare(rec Record) Prepared {
+	n := Normalize(rec)
+	return Prepared{Norm: n, Blocks: BlockingKeys(&n)}
+}
+
+// ErrPreparedMismatch is returned (wrapped) by Prepared.Verify when a prepared record is
+// not what Prepare gives for its record.
+var ErrPreparedMismatch = errors.New("prepared record does not follow from its record")
+
+// Verify checks a prepared record against the record it claims to come from, at a small
+// part of the cost of preparing it: the normalised form, which decides every comparison
+// and every term count, is derived again and must be identical, under this release's
+// NormVersion; the blocking keys, which cost more to derive than the normalised form and
+// decide only which stored records are read as candidates, must be well formed (sorted by
+// key without duplicates, each of a known blocking pass). A
+// Raft command carries the same bytes to every node, so whatever passes here is filed and
+// matched alike on every node.
+func (p *Prepared) Verify(rec Record) error {
+	if p.Norm.Version != NormVersion {
+		return fmt.Errorf("%w: normalised by rules version %d, this release has %d", ErrPreparedMismatch, p.Norm.Version, NormVersion)
+	}
+	want := Normalize(rec)
+	if !bytes.Equal(appendNormalized(nil, &p.Norm), appendNormalized(nil, &want)) {
+		return fmt.Errorf("%w: the normalised form differs", ErrPreparedMismatch)
+	}
+	for i, b := range p.Blocks {
+		if !knownPass(passOf(b.Key)) || len(b.Key) <= len(passOf(b.Key))+1 {
+			return fmt.Errorf("%w: blocking key %d is of no known pass", ErrPreparedMismatch, i)
+		}
+		if i > 0 && p.Blocks[i-1].Key >= b.Key {
+			return fmt.Errorf("%w: blocking keys not sorted or repeated at %d", ErrPreparedMismatch, i)
+		}
+	}
+	return nil
+}
+
+// RegisterPrepared is Register with the record's normalised form and blocking keys
+// computed beforehand by Prepare(rec); p nil, or prepared by normalisation rules of
+// another NormVersion, is prepared again here. The caller checks p first (Verify): a Raft
+// command carries it as the same bytes to every node, so every node decides alike.
+func (m *Matcher) RegisterPrepared(s Store, rec Record, p *Prepared, newEUID string) (Decision, error) {
 	if err := rec.Validate(); err != nil {
 		return Decision{}, err
 	}
@@ -275,7 +331,11 @@ func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error
 		return Decision{}, err
 	}
 	key := rec.Key()
-	n := Normalize(rec)
+	if p == nil || p.Norm.Version != NormVersion {
+		prepared := Prepare(rec)
+		p = &prepared
+	}
+	n := p.Norm
 	d := Decision{Record: key, ConfigVersion: cc.cfg.Version}
 
 	old, err := s.Record(key)
@@ -294,7 +354,7 @@ func (m *Matcher) Register(s Store, rec Record, newEUID string) (Decision, error
 		}
 	}
 
-	blocks := BlockingKeys(&n)
+	blocks := p.Blocks
 	cands, err := m.candidates(s, cc, &n, blocks, key, &d)
 	if err != nil {
 		return Decision{}, fmt.Errorf("register %s: %w", key, err)
@@ -868,15 +928,7 @@ func oddsToProbability(logOdds float64) float64 { return 1 / (1 + math.Exp2(-log
 // attach writes a record and files it under its blocking keys, its term
 // counts and its person.
 func attach(s Store, sr *StoredRecord) error {
-	if err := s.PutRecord(sr); err != nil {
-		return fmt.Errorf("write record: %w", err)
-	}
-	for _, b := range sr.Blocks {
-		if err := s.AddToBlock(b, sr.Key); err != nil {
-			return fmt.Errorf("write block %s: %w", b.Key, err)
-		}
-	}
-	if err := addTerms(s, &sr.Norm, 1); err != nil {
+	if err := IndexRecord(s, sr); err != nil {
 		return err
 	}
 	p, _, err := s.Person(sr.EUID)
@@ -895,6 +947,22 @@ func attach(s Store, sr *StoredRecord) error {
 		return fmt.Errorf("write person %s: %w", sr.EUID, err)
 	}
 	return nil
+}
+
+// IndexRecord writes a stored record and files it under its blocking keys and term
+// counts, as Register does, leaving its person alone. A store that keeps the blocking
+// index and the term counts in memory rebuilds them with it from the stored records (and
+// the persons from wherever it keeps them).
+func IndexRecord(s Store, sr *StoredRecord) error {
+	if err := s.PutRecord(sr); err != nil {
+		return fmt.Errorf("write record: %w", err)
+	}
+	for _, b := range sr.Blocks {
+		if err := s.AddToBlock(b, sr.Key); err != nil {
+			return fmt.Errorf("write block %s: %w", b.Key, err)
+		}
+	}
+	return addTerms(s, &sr.Norm, 1)
 }
 
 // detach removes a stored record from its blocks, term counts and person

@@ -1,6 +1,12 @@
 package mpi
 
 import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -200,8 +206,13 @@ func (m *MemStore) Reviews() []ReviewItem {
 func (m *MemStore) Persons() []Person {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make([]Person, 0, m.persons.count)
-	m.persons.all(func(p *Person) { out = append(out, *p) })
+	return sortedPersons(&m.persons)
+}
+
+// sortedPersons returns every person of a table, ordered by EUID.
+func sortedPersons(t *flatTable[*Person]) []Person {
+	out := make([]Person, 0, t.count)
+	t.all(func(p *Person) { out = append(out, *p) })
 	sort.Slice(out, func(i, j int) bool { return out[i].EUID < out[j].EUID })
 	return out
 }
@@ -405,4 +416,74 @@ func stackOr[T any](buf []T, n int) []T {
 		return buf[:n]
 	}
 	return make([]T, n)
+}
+
+// Digest returns a SHA-256 digest of everything the store holds: configuration, records
+// (in their binary form), blocks with their members in block order, persons, term counts
+// and review items, each in key order. Two stores that answer every call alike have the
+// same digest whatever order they were filled in; a store rebuilt from another's records
+// and persons can be checked against it this way.
+func (m *MemStore) Digest() [sha256.Size]byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	h := sha256.New()
+	var buf []byte
+	field := func(b []byte) {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(b)))
+		h.Write(buf)
+		h.Write(b)
+	}
+	if m.cfg != nil {
+		cfg, _ := json.Marshal(m.cfg) // a Config always marshals
+		field(cfg)
+	}
+	field([]byte("records"))
+	records := make([]*StoredRecord, 0, m.records.count)
+	m.records.all(func(sr *StoredRecord) { records = append(records, sr) })
+	slices.SortFunc(records, func(a, b *StoredRecord) int { return strings.Compare(string(a.Key), string(b.Key)) })
+	var enc []byte
+	for _, sr := range records {
+		enc, _ = sr.AppendBinary(enc[:0])
+		field(enc)
+	}
+	field([]byte("blocks"))
+	regions := make([][]byte, 0, m.blocks.table.count)
+	m.blocks.table.all(func(ref regionRef) { regions = append(regions, m.blocks.arena.region(ref)) })
+	slices.SortFunc(regions, func(a, b []byte) int {
+		ka, _ := regionKey(a)
+		kb, _ := regionKey(b)
+		return bytes.Compare(ka, kb)
+	})
+	for _, r := range regions {
+		key, pos := regionKey(r)
+		field(key)
+		for used := regionUsed(r); pos < used; {
+			s, e := nextMember(r, pos)
+			field(r[s:e])
+			pos = e
+		}
+	}
+	field([]byte("persons"))
+	for _, p := range sortedPersons(&m.persons) {
+		enc, _ = p.AppendBinary(enc[:0])
+		field(enc)
+	}
+	field([]byte("terms"))
+	terms := slices.Collect(maps.Keys(m.terms))
+	slices.SortFunc(terms, func(a, b termKey) int {
+		return cmp.Or(strings.Compare(a.field, b.field), strings.Compare(a.value, b.value))
+	})
+	for _, t := range terms {
+		field([]byte(t.field))
+		field([]byte(t.value))
+		field(binary.AppendVarint(nil, m.terms[t]))
+	}
+	field([]byte("reviews"))
+	for _, r := range m.reviews {
+		v, _ := json.Marshal(r) // a ReviewItem always marshals
+		field(v)
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }

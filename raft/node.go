@@ -522,6 +522,21 @@ type Applied struct {
 // the FSM is returned as is (with the index); ErrNotLeader means nothing was proposed;
 // ErrOutcomeUnknown means it may have been applied.
 func (n *Node) Apply(ctx context.Context, t command.Type, h command.Header, payload command.Payload) (Applied, error) {
+	return n.ApplyInTurn(ctx, t, h, payload, nil)
+}
+
+// ApplyInTurn is Apply that calls handed, if not nil, as soon as the command has been
+// handed to Raft (or refused), before it is committed: a caller that must propose several
+// commands in a given order lets the next one go then, so that they are replicated and
+// applied in that order while several are in flight.
+func (n *Node) ApplyInTurn(ctx context.Context, t command.Type, h command.Header, payload command.Payload, handed func()) (Applied, error) {
+	if handed != nil {
+		defer func() {
+			if handed != nil {
+				handed()
+			}
+		}()
+	}
 	if !n.IsLeader() {
 		return Applied{}, ErrNotLeader
 	}
@@ -531,6 +546,7 @@ func (n *Node) Apply(ctx context.Context, t command.Type, h command.Header, payl
 	// This leader holds its proposals to these limits (the API checked them), and says so:
 	// every node's FSM then checks the entry against the same rules.
 	h.Limits = model.LimitsVersion
+	fsm.PrepareProposal(t, payload)
 	data, err := command.Encode(t, h, payload)
 	if err != nil {
 		return Applied{}, err
@@ -541,6 +557,10 @@ func (n *Node) Apply(ctx context.Context, t command.Type, h command.Header, payl
 	}
 	start := time.Now()
 	f := n.raft.Apply(data, timeout)
+	if handed != nil {
+		handed()
+		handed = nil
+	}
 	if err := f.Error(); err != nil {
 		return Applied{}, classifyApplyError(t, err)
 	}

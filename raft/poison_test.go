@@ -17,7 +17,7 @@ import (
 
 // TestPoisonEntryCommittedRawDoesNotStopTheCluster commits, through raft itself (bypassing
 // the API and Node.Apply, as a forged entry or an older leader could), entries that no node
-// can apply: a patient with a 40 KB family name and an audit entry with a 40 KB participant
+// can apply: a patient with a 40 KB identifier and an audit entry with a 40 KB participant
 // under the rules of before the input limits, and bytes that do not decode. Every node must
 // keep applying what follows, record the same failed entries, agree on the state, and come
 // back from a restart (replaying those entries from its log) to the same state.
@@ -49,7 +49,7 @@ func TestPoisonEntryCommittedRawDoesNotStopTheCluster(t *testing.T) {
 	}
 	var poisoned []uint64
 	poisoned = append(poisoned, raw(encode(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{
-		Record: command.PatientRecord{System: system, Value: "MRN-1", Family: huge, Given: []string{"Margaret"}}, NewEUID: "Epoison"}}})))
+		Record: command.PatientRecord{System: system, Value: "MRN-1" + huge, Family: "Lee", Given: []string{"Margaret"}}, NewEUID: "Epoison"}}})))
 	addParticipant(t, c.leader(), 2)
 	poisoned = append(poisoned, raw(encode(command.TypeAuditAppend, &command.AuditAppend{Entries: []model.AuditEntry{{ID: "a1", Participant: huge, Action: "locate"}}})))
 	poisoned = append(poisoned, raw([]byte{byte(command.TypeParticipantAdd), command.FormatMsgpack, 0x81, 0xc1}))

@@ -55,20 +55,7 @@ func newClient(c *cli.Context) (*client, error) {
 	if err := checkPurposeFlag(c); err != nil {
 		return nil, err
 	}
-	rc := retryablehttp.NewClient()
-	rc.Logger = nil
-	rc.RetryMax = 8
-	rc.RetryWaitMin = 100 * time.Millisecond
-	rc.RetryWaitMax = 2 * time.Second
-	// Retry only what cannot have been applied: a 503 the node marked not-applied (an
-	// election is under way). A lost connection may hide an applied write: report it.
-	rc.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-		if ctx.Err() != nil || err != nil {
-			return false, err
-		}
-		return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(locator.HeaderNotApplied) == "true", nil
-	}
-	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	rc := newRetryClient()
 	tlsConfig, err := clientTLS(c.String("ca-cert"), c.String("client-cert"), c.String("client-key"))
 	if err != nil {
 		return nil, err
@@ -85,6 +72,25 @@ func newClient(c *cli.Context) (*client, error) {
 		timeout:    c.Duration("timeout"),
 		http:       rc,
 	}, nil
+}
+
+// newRetryClient is the HTTP client of every command: it retries only what cannot have
+// been applied, a 503 the node marked not-applied (an election is under way). A lost
+// connection may hide an applied write: it is reported, not retried.
+func newRetryClient() *retryablehttp.Client {
+	rc := retryablehttp.NewClient()
+	rc.Logger = nil
+	rc.RetryMax = 8
+	rc.RetryWaitMin = 100 * time.Millisecond
+	rc.RetryWaitMax = 2 * time.Second
+	rc.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil || err != nil {
+			return false, err
+		}
+		return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(locator.HeaderNotApplied) == "true", nil
+	}
+	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	return rc
 }
 
 // clientTLS builds the CLI's TLS settings from -ca-cert, -client-cert and -client-key;

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -46,7 +47,7 @@ func importCommand() *cli.Command {
 			Flags: append(clientFlags(),
 				&cli.StringFlag{Name: "format", Usage: "csv, febrl or ndjson (default: ndjson for .ndjson files, csv otherwise)"},
 				&cli.IntFlag{Name: "batch", Value: 500, Usage: "records per batch (at most 2000)"},
-				&cli.IntFlag{Name: "parallel", Value: 4, Usage: "batches in flight; 1 keeps the file order exactly"},
+				&cli.IntFlag{Name: "parallel", Value: 4, Usage: "batches in flight (the leader proposes them in file order all the same)"},
 				&cli.StringFlag{Name: "system", Usage: "register every record under this identifier `URI` instead of the file's"},
 				&cli.BoolFlag{Name: "restart", Usage: "ignore saved progress and start from the first record"},
 				&cli.StringFlag{Name: "progress-file", Usage: "keep resumable progress in this `FILE` (default: FILE.rls-import beside the input)"},
@@ -133,12 +134,33 @@ func fileSHA256(path string) (string, error) {
 type importResult struct {
 	Key     string
 	Outcome string
-	Status  int
-	Error   string
+	// EUID is the person a registered patient record joined (empty for documents).
+	EUID   string
+	Status int
+	Error  string
 }
 
 // batchSender registers one batch and returns each item's outcome, in item order.
-type batchSender func(ctx context.Context, cl *client, items []importItem) ([]importResult, error)
+// seq, when not nil, places the batch in its import stream (patients only).
+type batchSender func(ctx context.Context, cl *client, items []importItem, seq *locator.BatchSequence) ([]importResult, error)
+
+// importStream numbers the batches of one import run for the leader, which then proposes
+// them in file order although several are in flight (locator.BatchSequence).
+type importStream struct {
+	name string
+}
+
+func newImportStream() importStream {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return importStream{name: "import-" + hex.EncodeToString(b[:])}
+}
+
+// place returns the place of batch number in the stream; settled is the lowest batch
+// number not yet answered.
+func (st importStream) place(number, settled int) *locator.BatchSequence {
+	return &locator.BatchSequence{Stream: st.name, Number: uint64(number), Settled: uint64(min(settled, number))}
+}
 
 func importPatients(c *cli.Context) error {
 	path, err := oneArg(c, "FILE")
@@ -208,13 +230,19 @@ func runImport(c *cli.Context, path string, items []importItem, malformed []reje
 	done := map[int]int{} // batch seq → its item count, for the contiguous prefix
 	next, doneRecords := 0, start
 	var firstErr error
+	stream := newImportStream()
 	var wg sync.WaitGroup
 	for w := 0; w < parallel; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for b := range batches {
-				results, err := sendWithRetries(ctx, cl, b.items, send)
+				place := func() *locator.BatchSequence {
+					mu.Lock()
+					defer mu.Unlock()
+					return stream.place(b.seq, next)
+				}
+				results, err := sendWithRetries(ctx, cl, b.items, place, send)
 				mu.Lock()
 				if err != nil {
 					if firstErr == nil {
@@ -291,7 +319,9 @@ feed:
 
 // sendWithRetries sends one batch, retrying while the answer may be lost: re-sending an
 // item only re-registers it under the same key, so a retry never duplicates.
-func sendWithRetries(ctx context.Context, cl *client, items []importItem, send batchSender) ([]importResult, error) {
+// place is asked again at every attempt, so that a resent batch reports what has been
+// answered since.
+func sendWithRetries(ctx context.Context, cl *client, items []importItem, place func() *locator.BatchSequence, send batchSender) ([]importResult, error) {
 	var lastErr error
 	for attempt := 0; attempt < 6; attempt++ {
 		if attempt > 0 {
@@ -301,7 +331,7 @@ func sendWithRetries(ctx context.Context, cl *client, items []importItem, send b
 			case <-time.After(time.Duration(attempt*attempt) * 200 * time.Millisecond):
 			}
 		}
-		results, err := send(ctx, cl, items)
+		results, err := send(ctx, cl, items, place())
 		if err == nil {
 			return results, nil
 		}
@@ -313,7 +343,7 @@ func sendWithRetries(ctx context.Context, cl *client, items []importItem, send b
 	return nil, lastErr
 }
 
-func sendDocuments(ctx context.Context, cl *client, items []importItem) ([]importResult, error) {
+func sendDocuments(ctx context.Context, cl *client, items []importItem, _ *locator.BatchSequence) ([]importResult, error) {
 	var req locator.DocumentBatchRequest
 	for _, it := range items {
 		req.Documents = append(req.Documents, it.raw)
@@ -343,8 +373,8 @@ func sendDocuments(ctx context.Context, cl *client, items []importItem) ([]impor
 }
 
 // sendPatients registers one batch of patients.
-func sendPatients(ctx context.Context, cl *client, items []importItem) ([]importResult, error) {
-	var req locator.BatchRequest
+func sendPatients(ctx context.Context, cl *client, items []importItem, seq *locator.BatchSequence) ([]importResult, error) {
+	req := locator.BatchRequest{Sequence: seq}
 	var order []int // request order → item index (records first, then patients)
 	for i, it := range items {
 		if it.record != nil {
@@ -371,7 +401,7 @@ func sendPatients(ctx context.Context, cl *client, items []importItem) ([]import
 	}
 	out := make([]importResult, len(items))
 	for k, res := range resp.Results {
-		out[order[k]] = importResult{Key: res.Record, Outcome: res.Outcome, Status: res.Status, Error: res.Error}
+		out[order[k]] = importResult{Key: res.Record, Outcome: res.Outcome, EUID: res.EUID, Status: res.Status, Error: res.Error}
 	}
 	return out, nil
 }

@@ -43,6 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			tlsCommand(),
 			auditCommand(),
 			consentCommand(),
+			benchCommand(),
 			hl7Command(),
 			subscriptionCommand(),
 		},

@@ -305,6 +305,12 @@ type PatientRegistration struct {
 	// ExpectedVersion, when not zero, must equal the record's current version (FHIR
 	// If-Match); zero registers or replaces unconditionally.
 	ExpectedVersion uint64 `json:"expected_version,omitempty"`
+	// Prepared is the record's normalised form and blocking keys (mpi.Prepared in its
+	// binary form), computed once by the node that proposed it so that the nodes applying
+	// it do not each compute them again. Empty in entries of earlier releases: the FSM
+	// then prepares the record itself. Bytes that do not decode or do not follow from
+	// Record (mpi.Prepared.Verify) refuse the record on every node alike.
+	Prepared []byte `json:"prepared,omitempty"`
 }
 
 // PatientRegister registers records in order; each gets its own outcome, so one refused

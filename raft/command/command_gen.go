@@ -1217,8 +1217,8 @@ func (z *PatientRegister) Msgsize() (s int) {
 func (z *PatientRegistration) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(4)
-	var zb0001Mask uint8 /* 4 bits */
+	zb0001Len := uint32(5)
+	var zb0001Mask uint8 /* 5 bits */
 	_ = zb0001Mask
 	if z.Resource == nil {
 		zb0001Len--
@@ -1227,6 +1227,10 @@ func (z *PatientRegistration) MarshalMsg(b []byte) (o []byte, err error) {
 	if z.ExpectedVersion == 0 {
 		zb0001Len--
 		zb0001Mask |= 0x8
+	}
+	if z.Prepared == nil {
+		zb0001Len--
+		zb0001Mask |= 0x10
 	}
 	// variable map header, size zb0001Len
 	o = append(o, 0x80|uint8(zb0001Len))
@@ -1252,6 +1256,11 @@ func (z *PatientRegistration) MarshalMsg(b []byte) (o []byte, err error) {
 			// string "expected_version"
 			o = append(o, 0xb0, 0x65, 0x78, 0x70, 0x65, 0x63, 0x74, 0x65, 0x64, 0x5f, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e)
 			o = msgp.AppendUint64(o, z.ExpectedVersion)
+		}
+		if (zb0001Mask & 0x10) == 0 { // if not omitted
+			// string "prepared"
+			o = append(o, 0xa8, 0x70, 0x72, 0x65, 0x70, 0x61, 0x72, 0x65, 0x64)
+			o = msgp.AppendBytes(o, z.Prepared)
 		}
 	}
 	return
@@ -1299,6 +1308,12 @@ func (z *PatientRegistration) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "ExpectedVersion")
 				return
 			}
+		case "prepared":
+			z.Prepared, bts, err = msgp.ReadBytesBytes(bts, z.Prepared)
+			if err != nil {
+				err = msgp.WrapError(err, "Prepared")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1313,7 +1328,7 @@ func (z *PatientRegistration) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *PatientRegistration) Msgsize() (s int) {
-	s = 1 + 7 + z.Record.Msgsize() + 9 + msgp.StringPrefixSize + len(z.NewEUID) + 9 + msgp.BytesPrefixSize + len(z.Resource) + 17 + msgp.Uint64Size
+	s = 1 + 7 + z.Record.Msgsize() + 9 + msgp.StringPrefixSize + len(z.NewEUID) + 9 + msgp.BytesPrefixSize + len(z.Resource) + 17 + msgp.Uint64Size + 9 + msgp.BytesPrefixSize + len(z.Prepared)
 	return
 }
 

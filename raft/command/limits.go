@@ -89,6 +89,9 @@ func (r *PatientRegistration) Check(prefix string, now time.Time) error {
 	if err := model.CheckID(prefix+"new_euid", r.NewEUID); err != nil {
 		return err
 	}
+	if len(r.Prepared) > model.MaxResourceBytes {
+		return &model.FieldError{Field: prefix + "prepared", Reason: fmt.Sprintf("is %d bytes; a prepared record may hold at most %d", len(r.Prepared), model.MaxResourceBytes)}
+	}
 	return checkResource(prefix+"resource", r.Resource)
 }
 

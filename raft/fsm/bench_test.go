@@ -1,11 +1,16 @@
 package fsm
 
 import (
+	"fmt"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/rls-hie/rls/integration/testkit"
+	"github.com/rls-hie/rls/mpi/dataset"
 	"github.com/rls-hie/rls/raft/command"
 )
 
@@ -46,4 +51,75 @@ func BenchmarkApplyBatch(b *testing.B) {
 		f.ApplyBatch(logs)
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// BenchmarkRegisterThroughFSM registers a whole population file through the FSM (log
+// entries of 500 records, as `rls import patients` sends them, each applied and committed
+// by the FSM into bbolt), with no Raft or HTTP around it: the ceiling of the replicated
+// import on one node. RLS_BENCH_FILE names another CSV file.
+//
+//	go test -run '^$' -bench RegisterThroughFSM -benchtime 1x ./raft/fsm/
+func BenchmarkRegisterThroughFSM(b *testing.B) {
+	path := os.Getenv("RLS_BENCH_FILE")
+	if path == "" {
+		path = testkit.Testdata(b, "synthetic", "population-20k.csv")
+	}
+	file, err := dataset.Load(path, dataset.CSV)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for n := 0; n < b.N; n++ {
+		b.StopTimer()
+		f := newFSMB(b)
+		index := uint64(0)
+		entry := func(typ command.Type, payload command.Payload) *hraft.Log {
+			index++
+			data, err := command.Encode(typ, command.Header{Time: time.Unix(int64(index), 0).UTC()}, payload)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return &hraft.Log{Index: index, Term: 1, Type: hraft.LogCommand, Data: data}
+		}
+		var systems []string
+		for _, row := range file.Rows {
+			if !slices.Contains(systems, row.Record.System) {
+				systems = append(systems, row.Record.System)
+				p := testParticipant(100 + len(systems))
+				p.IdentifierSystem = row.Record.System
+				f.ApplyBatch([]*hraft.Log{entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p})})
+			}
+		}
+		var logs []*hraft.Log
+		for i := 0; i < len(file.Rows); i += 500 {
+			var regs []command.PatientRegistration
+			for j := i; j < min(i+500, len(file.Rows)); j++ {
+				regs = append(regs, command.PatientRegistration{Record: commandRecord(file.Rows[j].Record), NewEUID: fmt.Sprintf("E%09d", j+1)})
+			}
+			logs = append(logs, entry(command.TypePatientRegister, &command.PatientRegister{Registrations: regs}))
+		}
+		b.StartTimer()
+		start := time.Now()
+		cpuStart, cpuOK := processCPU()
+		tenth, next := len(logs)/10, 1
+		last := start
+		for i, l := range logs {
+			for _, res := range f.ApplyBatch([]*hraft.Log{l}) {
+				for _, o := range res.(Response).Value.([]Registered) {
+					if o.Err != nil {
+						b.Fatal(o.Err)
+					}
+				}
+			}
+			if tenth > 0 && i+1 == next*tenth {
+				now := time.Now()
+				b.Logf("tenth %d: %.0f records/s", next, float64(tenth*500)/now.Sub(last).Seconds())
+				last, next = now, next+1
+			}
+		}
+		f.commitOpen()
+		b.ReportMetric(float64(len(file.Rows))/time.Since(start).Seconds(), "records/s")
+		if cpuEnd, ok := processCPU(); ok && cpuOK {
+			b.ReportMetric(float64(len(file.Rows))/(cpuEnd-cpuStart).Seconds(), "records/cpu-s")
+		}
+	}
 }

@@ -36,6 +36,20 @@ func newFSMB(t testing.TB) *FSM {
 	return f
 }
 
+// checkIndexes commits what f holds open and checks that the in-memory indexes it kept in
+// step with its writes equal indexes built afresh from the committed state.
+func checkIndexes(t testing.TB, f *FSM) {
+	t.Helper()
+	f.commitOpen()
+	rebuilt, err := f.store.RebuiltMPIIndexDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live := f.store.MPIIndexDigest(); live != rebuilt {
+		t.Fatalf("the in-memory match index (%x) differs from one rebuilt from the state file (%x)", live[:8], rebuilt[:8])
+	}
+}
+
 func hashOf(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])

@@ -78,7 +78,13 @@ func TestRegistrationThroughFSMMatchesEval(t *testing.T) {
 		for j := i; j < i+n; j++ {
 			regs = append(regs, command.PatientRegistration{Record: commandRecord(file.Rows[j].Record), NewEUID: fmt.Sprintf("E%09d", j+1)})
 		}
-		pending = append(pending, w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: regs}))
+		cmd := &command.PatientRegister{Registrations: regs}
+		if len(counts)%2 == 0 {
+			// Half the commands carry their records prepared, as the leader proposes them;
+			// the others are prepared by the FSM, as entries of earlier releases are.
+			PrepareProposal(command.TypePatientRegister, cmd)
+		}
+		pending = append(pending, w.entry(command.TypePatientRegister, cmd))
 		counts = append(counts, n)
 		i += n
 		if len(pending) == 1+len(counts)%5 || i == len(file.Rows) {
@@ -130,6 +136,7 @@ func TestRegistrationThroughFSMMatchesEval(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.store.View(func(tx *state.Tx) error { reviews = tx.ReviewCount(); return nil })
+	checkIndexes(t, f)
 	if predicted != rep.PredictedPairs || reviews != rep.ReviewItems {
 		t.Fatalf("FSM formed %d linked pairs and %d review items; eval reports %d and %d", predicted, reviews, rep.PredictedPairs, rep.ReviewItems)
 	}

@@ -221,6 +221,8 @@ func TestRematchLinksUnderTheNewConfigurationAndKeepsStewardDecisions(t *testing
 	if len(moved) == 0 {
 		t.Error("no record moved under the linking configuration")
 	}
+	checkIndexes(t, a)
+	checkIndexes(t, b)
 	ha, _ := a.store.Hash()
 	hb, _ := b.store.Hash()
 	if ha != hb {
@@ -293,7 +295,7 @@ func TestDuplicatePersonsReviewLinkMerges(t *testing.T) {
 	if r := out[0].(Response); r.Err != nil {
 		t.Fatalf("resolve: %v", r.Err)
 	}
-	f.commitOpen()
+	checkIndexes(t, f)
 	f.store.View(func(tx *state.Tx) error {
 		p, ok, err := tx.MPI().Person(d.EUID)
 		if err != nil || !ok || len(p.Records) != 3 {

@@ -2,8 +2,8 @@ package state
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,48 +11,101 @@ import (
 	"github.com/rls-hie/rls/mpi"
 )
 
-// Buckets of the master patient index (see the layout in mpi.Store's contract).
+// Buckets of the master patient index. Only what the index cannot be derived from is
+// stored: the configuration, the records (each with its normalised form and the blocks it
+// is filed under), the persons and the review queue. The blocking index, the term counts
+// and the number of persons are derived from them and kept in memory (see mpiIndex).
 var (
 	bucketMPIConfig  = []byte("mpi_config")
 	bucketMPIRecords = []byte("mpi_records")
-	// bucketMPIBlocks holds block entries with their sort values (key + 0x00 + sort +
-	// 0x00 + record key). Releases before scoring model 2 filed entries without sort
-	// values in "mpi_blocks"; `rls mpi rematch` files every record anew and drops it.
-	bucketMPIBlocks   = []byte("mpi_block_entries")
-	bucketMPIBlocksV1 = []byte("mpi_blocks")
-	bucketMPIPersons  = []byte("mpi_persons")
-	bucketMPITerms    = []byte("mpi_terms")
-	bucketMPIReviews  = []byte("mpi_reviews")
+	bucketMPIPersons = []byte("mpi_persons")
+	bucketMPIReviews = []byte("mpi_reviews")
 	// bucketMPIReviewRecords indexes the review queue by record: record key + 0x00 +
 	// sequence (8 bytes) → empty, for finding a record's open items.
 	bucketMPIReviewRecords = []byte("mpi_review_records")
+	// bucketMPIBlocksV1 is the blocking index of releases before scoring model 2, filed
+	// without sort values; `rls mpi rematch` files every record anew and drops it.
+	bucketMPIBlocksV1 = []byte("mpi_blocks")
 
-	mpiBuckets = [][]byte{bucketMPIConfig, bucketMPIRecords, bucketMPIBlocks, bucketMPIPersons, bucketMPITerms, bucketMPIReviews, bucketMPIReviewRecords}
+	mpiBuckets = [][]byte{bucketMPIConfig, bucketMPIRecords, bucketMPIPersons, bucketMPIReviews, bucketMPIReviewRecords}
+
+	// derivedMPIBuckets are what releases before the in-memory index stored of it: the
+	// blocking index (block key + 0x00 + sort + 0x00 + record key → empty) and the term
+	// counts (field + 0x00 + value → 8-byte count). Open drops them; the in-memory
+	// index is built from the records instead (see dropDerived).
+	derivedMPIBuckets = [][]byte{[]byte("mpi_block_entries"), []byte("mpi_terms"), []byte("patient_search")}
 
 	keyCurrentConfig = []byte("current")
-	// keyPersonCount, in the config bucket, holds the number of persons as 8 bytes
-	// big-endian, kept by PutPerson and DeletePerson so the matcher's prior needs no
-	// walk of the persons bucket.
+	// keyPersonCount, in the config bucket, held the number of persons in releases
+	// before the in-memory index; Open drops it.
 	keyPersonCount = []byte("person_count")
 )
 
-// keySep separates the parts of composite keys; blocking keys and field names never hold it.
+// keySep separates the parts of composite keys; record keys and EUIDs never hold it.
 const keySep = 0x00
 
 // MPI returns the master patient index store of the transaction: the matcher reads and
-// writes the replicated state through it. Writes are only allowed inside the FSM.
-func (t *Tx) MPI() mpi.Store { return mpiStore{tx: t.tx} }
-
-// mpiStore implements mpi.Store over one bbolt transaction.
-type mpiStore struct {
-	tx *bolt.Tx
+// writes the replicated state through it. In the FSM's write transaction it reads the
+// in-memory index and writes both the index and the state file; in a read transaction it
+// reads records, persons and the configuration from the state file and only the blocking
+// index and counts from memory (see viewStore). Writes are only allowed inside the FSM.
+func (t *Tx) MPI() mpi.Store {
+	if t.batch != nil {
+		return applyStore{tx: t.tx, batch: t.batch, mem: t.batch.index.mem}
+	}
+	return viewStore{tx: t.tx, mem: t.mpiIndex.mem}
 }
 
-var _ mpi.Store = mpiStore{}
+// getRecord decodes the stored record under key from the state file (binary, or the
+// JSON of earlier releases), or returns nil.
+func getRecord(tx *bolt.Tx, key mpi.RecordKey) (*mpi.StoredRecord, error) {
+	v := tx.Bucket(bucketMPIRecords).Get([]byte(key))
+	if v == nil {
+		return nil, nil
+	}
+	return decodeRecord(key, v)
+}
 
-func (s mpiStore) Config() (mpi.Config, bool, error) {
+func decodeRecord(key mpi.RecordKey, v []byte) (*mpi.StoredRecord, error) {
+	var r mpi.StoredRecord
+	var err error
+	if mpi.IsBinary(v) {
+		err = r.UnmarshalBinary(v)
+	} else {
+		err = json.Unmarshal(v, &r)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode record %s: %w", key, err)
+	}
+	return &r, nil
+}
+
+func getPerson(tx *bolt.Tx, euid string) (mpi.Person, bool, error) {
+	v := tx.Bucket(bucketMPIPersons).Get([]byte(euid))
+	if v == nil {
+		return mpi.Person{}, false, nil
+	}
+	p, err := decodePerson(euid, v)
+	return p, err == nil, err
+}
+
+func decodePerson(euid string, v []byte) (mpi.Person, error) {
+	var p mpi.Person
+	var err error
+	if mpi.IsBinary(v) {
+		err = p.UnmarshalBinary(v)
+	} else {
+		err = json.Unmarshal(v, &p)
+	}
+	if err != nil {
+		return p, fmt.Errorf("decode person %s: %w", euid, err)
+	}
+	return p, nil
+}
+
+func getConfig(tx *bolt.Tx) (mpi.Config, bool, error) {
 	var c mpi.Config
-	v := s.tx.Bucket(bucketMPIConfig).Get(keyCurrentConfig)
+	v := tx.Bucket(bucketMPIConfig).Get(keyCurrentConfig)
 	if v == nil {
 		return c, false, nil
 	}
@@ -62,191 +115,172 @@ func (s mpiStore) Config() (mpi.Config, bool, error) {
 	return c, true, nil
 }
 
-func (s mpiStore) PutConfig(c mpi.Config) error {
+// applyStore is the store of the FSM's write transaction. Every read is served by the
+// in-memory index, which holds every write applied so far (committed or not); every write
+// goes to the index and, for what the state file keeps, to the transaction. It implements
+// mpi.BatchReader through the index, so the matcher reads exactly as it does over
+// mpi.MemStore in `rls mpi eval`, and decides alike.
+type applyStore struct {
+	tx    *bolt.Tx
+	batch *Batch
+	mem   *mpi.MemStore
+}
+
+var (
+	_ mpi.Store       = applyStore{}
+	_ mpi.BatchReader = applyStore{}
+)
+
+// changed records that the batch changed the index, so that a rollback rebuilds it.
+func (s applyStore) changed() { s.batch.mpiChanged = true }
+
+func (s applyStore) Config() (mpi.Config, bool, error) { return s.mem.Config() }
+
+func (s applyStore) PutConfig(c mpi.Config) error {
 	v, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encode match configuration: %w", err)
 	}
-	return s.tx.Bucket(bucketMPIConfig).Put(keyCurrentConfig, v)
+	s.changed()
+	if err := s.tx.Bucket(bucketMPIConfig).Put(keyCurrentConfig, v); err != nil {
+		return fmt.Errorf("store match configuration: %w", err)
+	}
+	return s.mem.PutConfig(c)
 }
 
-func (s mpiStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) {
-	v := s.tx.Bucket(bucketMPIRecords).Get([]byte(key))
-	if v == nil {
-		return nil, nil
-	}
-	var r mpi.StoredRecord
-	if err := json.Unmarshal(v, &r); err != nil {
-		return nil, fmt.Errorf("decode record %s: %w", key, err)
-	}
-	return &r, nil
+func (s applyStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) {
+	return s.mem.Record(key)
 }
 
-func (s mpiStore) PutRecord(r *mpi.StoredRecord) error {
-	v, err := json.Marshal(r)
+func (s applyStore) PutRecord(r *mpi.StoredRecord) error {
+	// bbolt keeps the value until the transaction commits: each needs its own bytes.
+	v, err := r.AppendBinary(nil)
 	if err != nil {
 		return fmt.Errorf("encode record %s: %w", r.Key, err)
 	}
-	return s.tx.Bucket(bucketMPIRecords).Put([]byte(r.Key), v)
+	s.changed()
+	if err := s.tx.Bucket(bucketMPIRecords).Put([]byte(r.Key), v); err != nil {
+		return fmt.Errorf("store record %s: %w", r.Key, err)
+	}
+	return s.mem.PutRecord(r)
 }
 
-func blockKey(block mpi.Block, key mpi.RecordKey) []byte {
-	k := make([]byte, 0, len(block.Key)+len(block.Sort)+2+len(key))
-	k = append(k, block.Key...)
-	k = append(k, keySep)
-	k = append(k, block.Sort...)
-	k = append(k, keySep)
-	return append(k, key...)
+func (s applyStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
+	return s.mem.BlockMembers(block, limit, buf)
 }
 
-// memberKey is the record key of a block entry, past its block prefix.
-func memberKey(rest []byte) mpi.RecordKey {
-	if i := bytes.IndexByte(rest, keySep); i >= 0 {
-		return mpi.RecordKey(rest[i+1:])
-	}
-	return ""
+func (s applyStore) AddToBlock(block mpi.Block, key mpi.RecordKey) error {
+	s.changed()
+	return s.mem.AddToBlock(block, key)
 }
 
-func (s mpiStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
-	prefix := append([]byte(block.Key), keySep)
-	c := s.tx.Bucket(bucketMPIBlocks).Cursor()
-	start, n := len(buf), 0
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		if n == limit {
-			return s.blockWindow(c, prefix, block.Sort, limit, buf[:start]), false, nil
-		}
-		buf = append(buf, memberKey(k[len(prefix):]))
-		n++
-	}
-	return buf, true, nil
+func (s applyStore) RemoveFromBlock(block mpi.Block, key mpi.RecordKey) error {
+	s.changed()
+	return s.mem.RemoveFromBlock(block, key)
 }
 
-// blockWindow appends the window of limit entries of a block larger than limit
-// around the position of at (see mpi.Store.BlockMembers): limit/2 entries before that
-// position, or more when fewer than the rest follow it, then the entries from it on.
-func (s mpiStore) blockWindow(c *bolt.Cursor, prefix []byte, at string, limit int, buf []mpi.RecordKey) []mpi.RecordKey {
-	probe := append(append(append([]byte(nil), prefix...), at...), keySep)
-	inBlock := func(k []byte) bool { return k != nil && bytes.HasPrefix(k, prefix) }
-	var after []mpi.RecordKey
-	for k, _ := c.Seek(probe); inBlock(k) && len(after) < limit; k, _ = c.Next() {
-		after = append(after, memberKey(k[len(prefix):]))
-	}
-	wantBefore := max(limit/2, limit-len(after))
-	var before []mpi.RecordKey // nearest first
-	k, _ := c.Seek(probe)
-	if k == nil {
-		k, _ = c.Last() // the probe lies past the bucket's last key
-	} else {
-		k, _ = c.Prev()
-	}
-	for ; inBlock(k) && len(before) < wantBefore; k, _ = c.Prev() {
-		before = append(before, memberKey(k[len(prefix):]))
-	}
-	for i := len(before) - 1; i >= 0; i-- {
-		buf = append(buf, before[i])
-	}
-	return append(buf, after[:limit-len(before)]...)
-}
+func (s applyStore) Person(euid string) (mpi.Person, bool, error) { return s.mem.Person(euid) }
 
-func (s mpiStore) AddToBlock(block mpi.Block, key mpi.RecordKey) error {
-	return s.tx.Bucket(bucketMPIBlocks).Put(blockKey(block, key), nil)
-}
-
-func (s mpiStore) RemoveFromBlock(block mpi.Block, key mpi.RecordKey) error {
-	return s.tx.Bucket(bucketMPIBlocks).Delete(blockKey(block, key))
-}
-
-func (s mpiStore) Person(euid string) (mpi.Person, bool, error) {
-	var p mpi.Person
-	v := s.tx.Bucket(bucketMPIPersons).Get([]byte(euid))
-	if v == nil {
-		return p, false, nil
-	}
-	if err := json.Unmarshal(v, &p); err != nil {
-		return p, false, fmt.Errorf("decode person %s: %w", euid, err)
-	}
-	return p, true, nil
-}
-
-func (s mpiStore) PutPerson(p mpi.Person) error {
-	v, err := json.Marshal(p)
+func (s applyStore) PutPerson(p mpi.Person) error {
+	v, err := p.AppendBinary(nil)
 	if err != nil {
 		return fmt.Errorf("encode person %s: %w", p.EUID, err)
 	}
-	b := s.tx.Bucket(bucketMPIPersons)
-	if b.Get([]byte(p.EUID)) == nil {
-		if err := s.addPersonCount(1); err != nil {
-			return err
+	s.changed()
+	if err := s.tx.Bucket(bucketMPIPersons).Put([]byte(p.EUID), v); err != nil {
+		return fmt.Errorf("store person %s: %w", p.EUID, err)
+	}
+	return s.mem.PutPerson(p)
+}
+
+func (s applyStore) DeletePerson(euid string) error {
+	s.changed()
+	if err := s.tx.Bucket(bucketMPIPersons).Delete([]byte(euid)); err != nil {
+		return fmt.Errorf("delete person %s: %w", euid, err)
+	}
+	return s.mem.DeletePerson(euid)
+}
+
+func (s applyStore) PersonCount() (int64, error) { return s.mem.PersonCount() }
+
+func (s applyStore) TermCount(field, value string) (int64, error) {
+	return s.mem.TermCount(field, value)
+}
+
+func (s applyStore) AddTermCount(field, value string, delta int64) error {
+	s.changed()
+	return s.mem.AddTermCount(field, value, delta)
+}
+
+func (s applyStore) AppendReview(item mpi.ReviewItem) error { return appendReview(s.tx, item) }
+
+func (s applyStore) BlockMembersBatch(blocks []mpi.Block, limit int, buf []mpi.RecordKey, ends []int, complete []bool) ([]mpi.RecordKey, []int, []bool, error) {
+	return s.mem.BlockMembersBatch(blocks, limit, buf, ends, complete)
+}
+
+func (s applyStore) RecordsBatch(keys []mpi.RecordKey, out []*mpi.StoredRecord) ([]*mpi.StoredRecord, error) {
+	return s.mem.RecordsBatch(keys, out)
+}
+
+func (s applyStore) PersonsBatch(euids []string, out []mpi.Person, found []bool) ([]mpi.Person, []bool, error) {
+	return s.mem.PersonsBatch(euids, out, found)
+}
+
+// viewStore is the store of a read transaction ($match, locate, explain). Records,
+// persons and the configuration are read from the transaction, as every other read of
+// the API is. The blocking index and the counts exist only in memory, where the FSM may
+// have applied entries since the transaction began (and entries not yet committed): a
+// block member the transaction cannot see is left out, so the matcher meets only records
+// of the transaction's own state. Counts from a few entries later only move scores by
+// the smallest amounts, which a read may take.
+type viewStore struct {
+	tx  *bolt.Tx
+	mem *mpi.MemStore
+}
+
+var _ mpi.Store = viewStore{}
+
+// errReadOnly is returned by the write methods of a read transaction's store.
+var errReadOnly = errors.New("the master patient index is written only by the FSM")
+
+func (s viewStore) Config() (mpi.Config, bool, error) { return getConfig(s.tx) }
+func (s viewStore) PutConfig(mpi.Config) error        { return errReadOnly }
+
+func (s viewStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) { return getRecord(s.tx, key) }
+func (s viewStore) PutRecord(*mpi.StoredRecord) error                   { return errReadOnly }
+
+func (s viewStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
+	start := len(buf)
+	buf, complete, err := s.mem.BlockMembers(block, limit, buf)
+	if err != nil {
+		return buf, complete, err
+	}
+	records := s.tx.Bucket(bucketMPIRecords)
+	kept := buf[:start]
+	for _, k := range buf[start:] {
+		if records.Get([]byte(k)) != nil {
+			kept = append(kept, k)
 		}
 	}
-	return b.Put([]byte(p.EUID), v)
+	return kept, complete, nil
 }
 
-func (s mpiStore) DeletePerson(euid string) error {
-	b := s.tx.Bucket(bucketMPIPersons)
-	if b.Get([]byte(euid)) == nil {
-		return nil
-	}
-	if err := s.addPersonCount(-1); err != nil {
-		return err
-	}
-	return b.Delete([]byte(euid))
-}
+func (s viewStore) AddToBlock(mpi.Block, mpi.RecordKey) error      { return errReadOnly }
+func (s viewStore) RemoveFromBlock(mpi.Block, mpi.RecordKey) error { return errReadOnly }
 
-// PersonCount returns the kept count, or counts the persons bucket when the state
-// predates the count (every node then counts the same bucket at the same entry).
-func (s mpiStore) PersonCount() (int64, error) {
-	if v := s.tx.Bucket(bucketMPIConfig).Get(keyPersonCount); len(v) == 8 {
-		return int64(binary.BigEndian.Uint64(v)), nil
-	}
-	return int64(s.tx.Bucket(bucketMPIPersons).Stats().KeyN), nil
-}
+func (s viewStore) Person(euid string) (mpi.Person, bool, error) { return getPerson(s.tx, euid) }
+func (s viewStore) PutPerson(mpi.Person) error                   { return errReadOnly }
+func (s viewStore) DeletePerson(string) error                    { return errReadOnly }
+func (s viewStore) PersonCount() (int64, error)                  { return s.mem.PersonCount() }
 
-func (s mpiStore) addPersonCount(delta int64) error {
-	n, err := s.PersonCount()
-	if err != nil {
-		return err
-	}
-	if n += delta; n < 0 {
-		return fmt.Errorf("%w: person count below zero", mpi.ErrCorruptStore)
-	}
-	if err := s.tx.Bucket(bucketMPIConfig).Put(keyPersonCount, encodeUint(uint64(n))); err != nil {
-		return fmt.Errorf("store person count: %w", err)
-	}
-	return nil
+func (s viewStore) TermCount(field, value string) (int64, error) {
+	return s.mem.TermCount(field, value)
 }
+func (s viewStore) AddTermCount(string, string, int64) error { return errReadOnly }
+func (s viewStore) AppendReview(mpi.ReviewItem) error        { return errReadOnly }
 
-func termKey(field, value string) []byte {
-	k := make([]byte, 0, len(field)+1+len(value))
-	k = append(k, field...)
-	k = append(k, keySep)
-	return append(k, value...)
-}
-
-func (s mpiStore) TermCount(field, value string) (int64, error) {
-	v := s.tx.Bucket(bucketMPITerms).Get(termKey(field, value))
-	if len(v) != 8 {
-		return 0, nil
-	}
-	return int64(binary.BigEndian.Uint64(v)), nil
-}
-
-func (s mpiStore) AddTermCount(field, value string, delta int64) error {
-	b := s.tx.Bucket(bucketMPITerms)
-	k := termKey(field, value)
-	var n int64
-	if v := b.Get(k); len(v) == 8 {
-		n = int64(binary.BigEndian.Uint64(v))
-	}
-	n += delta
-	if n <= 0 {
-		return b.Delete(k)
-	}
-	return b.Put(k, encodeUint(uint64(n)))
-}
-
-func (s mpiStore) AppendReview(item mpi.ReviewItem) error {
-	b := s.tx.Bucket(bucketMPIReviews)
+func appendReview(tx *bolt.Tx, item mpi.ReviewItem) error {
+	b := tx.Bucket(bucketMPIReviews)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return fmt.Errorf("number review item: %w", err)
@@ -258,7 +292,7 @@ func (s mpiStore) AppendReview(item mpi.ReviewItem) error {
 	if err := b.Put(encodeUint(seq), v); err != nil {
 		return fmt.Errorf("store review item: %w", err)
 	}
-	return s.tx.Bucket(bucketMPIReviewRecords).Put(append(append([]byte(item.Record), keySep), encodeUint(seq)...), nil)
+	return tx.Bucket(bucketMPIReviewRecords).Put(append(append([]byte(item.Record), keySep), encodeUint(seq)...), nil)
 }
 
 // HasOpenReview reports whether a record has a review item no steward has resolved
@@ -299,9 +333,9 @@ func (t *Tx) RecordKeys() []mpi.RecordKey {
 // ForEachPerson calls fn for every person, in EUID order.
 func (t *Tx) ForEachPerson(fn func(mpi.Person) error) error {
 	return t.tx.Bucket(bucketMPIPersons).ForEach(func(k, v []byte) error {
-		var p mpi.Person
-		if err := json.Unmarshal(v, &p); err != nil {
-			return fmt.Errorf("decode person %s: %w", k, err)
+		p, err := decodePerson(string(k), v)
+		if err != nil {
+			return err
 		}
 		return fn(p)
 	})
@@ -316,10 +350,10 @@ func (t *Tx) ReviewCount() int {
 // keep the pointer past the call.
 func (t *Tx) ForEachRecord(fn func(*mpi.StoredRecord) error) error {
 	return t.tx.Bucket(bucketMPIRecords).ForEach(func(k, v []byte) error {
-		var r mpi.StoredRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode record %s: %w", k, err)
+		r, err := decodeRecord(mpi.RecordKey(k), v)
+		if err != nil {
+			return err
 		}
-		return fn(&r)
+		return fn(r)
 	})
 }

@@ -16,17 +16,16 @@ import (
 
 // Buckets of the patient registry around the matcher's index.
 var (
-	bucketPatients      = []byte("patients")       // record key → model.PatientMeta
-	bucketPatientIDs    = []byte("patient_ids")    // FHIR id → record key
-	bucketPatientSearch = []byte("patient_search") // search key → empty (see searchKeys)
-	bucketLinkHistory   = []byte("link_history")   // EUID 0x00 seq → model.LinkEvent
+	bucketPatients    = []byte("patients")     // record key → model.PatientMeta
+	bucketPatientIDs  = []byte("patient_ids")  // FHIR id → record key
+	bucketLinkHistory = []byte("link_history") // EUID 0x00 seq → model.LinkEvent
 	// bucketLinkEventOrder lists the link history in log order (seq → the event's key in
 	// bucketLinkHistory), so that the newest events are read without a scan of every
 	// person's history. A state file from before it existed gets it filled from the history
 	// when opened (backfillLinkEventOrder).
 	bucketLinkEventOrder = []byte("link_event_order")
 
-	patientBuckets = [][]byte{bucketPatients, bucketPatientIDs, bucketPatientSearch, bucketLinkHistory, bucketLinkEventOrder}
+	patientBuckets = [][]byte{bucketPatients, bucketPatientIDs, bucketLinkHistory, bucketLinkEventOrder}
 )
 
 // PatientMeta returns the registry entry of a record key.
@@ -197,39 +196,17 @@ func searchTerms(key mpi.RecordKey, n *mpi.Normalized) [][2]string {
 	return slices.Compact(out)
 }
 
-func searchKey(term [2]string, key mpi.RecordKey) []byte {
-	k := make([]byte, 0, len(term[0])+len(term[1])+1+len(key))
-	k = append(k, term[0]...)
-	k = append(k, term[1]...)
-	k = append(k, keySep)
-	return append(k, key...)
-}
-
 // IndexPatient moves a record's search entries from its old normalised form (nil when
-// new) to its new one (nil when removed).
+// new) to its new one (nil when removed). Only the FSM's write transaction indexes.
 func (t *Tx) IndexPatient(key mpi.RecordKey, old, new *mpi.Normalized) error {
-	b := t.tx.Bucket(bucketPatientSearch)
-	var oldTerms, newTerms [][2]string
-	if old != nil {
-		oldTerms = searchTerms(key, old)
+	if t.batch == nil {
+		return errReadOnly
 	}
-	if new != nil {
-		newTerms = searchTerms(key, new)
+	if sr, err := t.batch.index.mem.Record(key); err == nil && sr != nil {
+		key = sr.Key // the index's own copy: no other string kept alive
 	}
-	for _, term := range oldTerms {
-		if !slices.Contains(newTerms, term) {
-			if err := b.Delete(searchKey(term, key)); err != nil {
-				return fmt.Errorf("unindex %s: %w", key, err)
-			}
-		}
-	}
-	for _, term := range newTerms {
-		if !slices.Contains(oldTerms, term) {
-			if err := b.Put(searchKey(term, key), nil); err != nil {
-				return fmt.Errorf("index %s: %w", key, err)
-			}
-		}
-	}
+	t.batch.mpiChanged = true
+	t.batch.index.search.update(key, old, new)
 	return nil
 }
 
@@ -262,14 +239,19 @@ type PatientHit struct {
 
 // SearchPatients returns the records matching every criterion, best name agreement
 // first, then by key.
+//
+// The criteria are looked up in the in-memory search index, which may hold entries this
+// transaction cannot see yet (see patientSearch); every hit is therefore read from the
+// transaction and its criteria and rank decided again on the record as the transaction
+// holds it.
 func (t *Tx) SearchPatients(q PatientQuery) ([]PatientHit, error) {
 	maxScan := q.MaxScan
 	if maxScan == 0 {
 		maxScan = 20000
 	}
-	b := t.tx.Bucket(bucketPatientSearch)
 	type criterion struct {
 		name  string
+		scans []scan
 		ranks map[mpi.RecordKey]int
 	}
 	var crits []criterion
@@ -278,26 +260,23 @@ func (t *Tx) SearchPatients(q PatientQuery) ([]PatientHit, error) {
 		ranks := map[mpi.RecordKey]int{}
 		n := 0
 		for _, s := range scans {
-			c := b.Cursor()
-			for k, _ := c.Seek(s.start); k != nil && bytes.HasPrefix(k, s.prefix); k, _ = c.Next() {
-				sep := bytes.IndexByte(k[1:], keySep)
-				if sep < 0 {
-					continue
-				}
-				value, rk := k[1:1+sep], mpi.RecordKey(k[2+sep:])
-				if s.upTo != nil && bytes.Compare(value, s.upTo) > 0 {
-					break
-				}
+			broad := false
+			t.search().scan(s.kind, s, func(rk mpi.RecordKey) bool {
 				if n++; n > maxScan {
-					tooBroad = append(tooBroad, name)
-					return
+					broad = true
+					return false
 				}
 				if r, seen := ranks[rk]; !seen || s.rank > r {
 					ranks[rk] = s.rank
 				}
+				return true
+			})
+			if broad {
+				tooBroad = append(tooBroad, name)
+				return
 			}
 		}
-		crits = append(crits, criterion{name: name, ranks: ranks})
+		crits = append(crits, criterion{name: name, scans: scans, ranks: ranks})
 	}
 	if q.Family != "" {
 		if q.ExactFamily {
@@ -318,7 +297,7 @@ func (t *Tx) SearchPatients(q PatientQuery) ([]PatientHit, error) {
 		}
 	}
 	if q.BirthFrom != "" || q.BirthTo != "" {
-		collect("birthdate", scan{prefix: []byte{searchBirth}, start: append([]byte{searchBirth}, q.BirthFrom...), upTo: nilIfEmpty(q.BirthTo)})
+		collect("birthdate", scan{kind: searchBirth, value: q.BirthFrom, upTo: q.BirthTo, hasUpTo: q.BirthTo != ""})
 	}
 	for _, c := range []struct {
 		name string
@@ -336,30 +315,38 @@ func (t *Tx) SearchPatients(q PatientQuery) ([]PatientHit, error) {
 		return nil, fmt.Errorf("%w: %s match more than %d records; add criteria", ErrSearchTooBroad, strings.Join(append(tooBroad, "gender"), ", "), maxScan)
 	}
 	sort.SliceStable(crits, func(i, j int) bool { return len(crits[i].ranks) < len(crits[j].ranks) })
-	records := mpiStore{tx: t.tx}
 	var hits []PatientHit
-	for key, rank := range crits[0].ranks {
-		total, ok := rank, true
+	for key := range crits[0].ranks {
+		ok := true
 		for _, c := range crits[1:] {
-			r, in := c.ranks[key]
-			if !in {
+			if _, in := c.ranks[key]; !in {
 				ok = false
 				break
 			}
-			total += r
 		}
 		if !ok {
 			continue
 		}
-		if len(tooBroad) > 0 || q.Sex != "" {
-			// Criteria too broad to scan, and gender, are checked on the record itself.
-			sr, err := records.Record(key)
-			if err != nil {
-				return nil, err
+		sr, err := getRecord(t.tx, key)
+		if err != nil {
+			return nil, err
+		}
+		if sr == nil {
+			continue // registered after this transaction began
+		}
+		terms := searchTerms(key, &sr.Norm)
+		total := 0
+		for _, c := range crits {
+			rank, matched := termRank(terms, c.scans)
+			if !matched {
+				ok = false
+				break
 			}
-			if sr == nil || !recordMatches(&sr.Norm, q, tooBroad) {
-				continue
-			}
+			total += rank
+		}
+		// Criteria too broad to scan, and gender, are checked on the record itself.
+		if !ok || !recordMatches(&sr.Norm, q, tooBroad) {
+			continue
 		}
 		hits = append(hits, PatientHit{Key: key, Rank: total})
 	}
@@ -372,30 +359,56 @@ func (t *Tx) SearchPatients(q PatientQuery) ([]PatientHit, error) {
 	return hits, nil
 }
 
-// scan is one range of search keys: from start while keys keep prefix, stopping once the
-// value passes upTo (inclusive) when it is set.
+// search returns the patient search index this transaction reads.
+func (t *Tx) search() *patientSearch {
+	if t.batch != nil {
+		return t.batch.index.search
+	}
+	return t.mpiIndex.search
+}
+
+// scan selects the values of one kind of search term: exactly value, or (ordered kinds)
+// the values from value on that start with prefix and, with hasUpTo, are at most upTo.
 type scan struct {
-	prefix, start, upTo []byte
-	rank                int
+	kind          byte
+	exact         bool
+	value, prefix string
+	upTo          string
+	hasUpTo       bool
+	rank          int
 }
 
 // valueScan finds the records whose value of kind is exactly v.
 func valueScan(kind byte, v string, rank int) scan {
-	p := append(append([]byte{kind}, v...), keySep)
-	return scan{prefix: p, start: p, rank: rank}
+	return scan{kind: kind, exact: true, value: v, rank: rank}
 }
 
 // prefixScan finds the records whose value of kind starts with v.
 func prefixScan(kind byte, v string, rank int) scan {
-	p := append([]byte{kind}, v...)
-	return scan{prefix: p, start: p, rank: rank}
+	return scan{kind: kind, value: v, prefix: v, rank: rank}
 }
 
-func nilIfEmpty(s string) []byte {
-	if s == "" {
-		return nil
+func (s scan) matches(kind byte, value string) bool {
+	if kind != s.kind {
+		return false
 	}
-	return []byte(s)
+	if s.exact {
+		return value == s.value
+	}
+	return value >= s.value && strings.HasPrefix(value, s.prefix) && (!s.hasUpTo || value <= s.upTo)
+}
+
+// termRank returns the best rank among the scans that a record's terms meet, and whether
+// any does.
+func termRank(terms [][2]string, scans []scan) (rank int, matched bool) {
+	for _, s := range scans {
+		for _, t := range terms {
+			if s.matches(t[0][0], t[1]) && (!matched || s.rank > rank) {
+				rank, matched = s.rank, true
+			}
+		}
+	}
+	return rank, matched
 }
 
 // recordMatches checks the criteria that were not answered from the index.

@@ -63,6 +63,8 @@ type Store struct {
 	db *bolt.DB
 
 	index *participantIndex
+	// mpi is the in-memory match index (see mpiIndex).
+	mpi mpiIndex
 	// writeMu is held from Begin until a Batch's index changes are published, so the next
 	// write transaction never sees committed data without its index entries.
 	writeMu sync.Mutex
@@ -110,6 +112,10 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.mpi.rebuild(db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -123,6 +129,9 @@ func openDB(path string) (*bolt.DB, error) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
+		}
+		if err := dropDerived(tx); err != nil {
+			return err
 		}
 		return backfillLinkEventOrder(tx)
 	})
@@ -171,7 +180,7 @@ func (s *Store) Close() error {
 func (s *Store) View(fn func(*Tx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, index: s.index}) })
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, index: s.index, mpiIndex: s.mpi.current()}) })
 }
 
 // Batch is a write transaction that the FSM keeps open across several applied batches of
@@ -181,6 +190,10 @@ type Batch struct {
 	store *Store
 	tx    *bolt.Tx
 	delta *indexDelta
+	// index holds the in-memory indexes the batch reads and changes; mpiChanged is set
+	// once it changed them, so that a rollback rebuilds them from the committed state.
+	index      *mpiState
+	mpiChanged bool
 }
 
 // Begin opens the write transaction. It waits while another Batch is open.
@@ -193,11 +206,11 @@ func (s *Store) Begin() (*Batch, error) {
 		s.writeMu.Unlock()
 		return nil, fmt.Errorf("begin write transaction: %w", err)
 	}
-	return &Batch{store: s, tx: tx, delta: &indexDelta{}}, nil
+	return &Batch{store: s, tx: tx, delta: &indexDelta{}, index: s.mpi.current()}, nil
 }
 
 // Tx returns the typed accessors of the open transaction.
-func (b *Batch) Tx() *Tx { return &Tx{tx: b.tx, index: b.store.index, pending: b.delta} }
+func (b *Batch) Tx() *Tx { return &Tx{tx: b.tx, index: b.store.index, pending: b.delta, batch: b} }
 
 // Commit writes and fsyncs the transaction, then publishes its index changes.
 func (b *Batch) Commit() error {
@@ -210,12 +223,19 @@ func (b *Batch) Commit() error {
 	return nil
 }
 
-// Rollback discards the transaction.
+// Rollback discards the transaction. If the batch changed the match index, the index is
+// rebuilt from the committed state before the next batch can begin; a state file that can
+// no longer be read stops the node (every write would be refused after it anyway).
 func (b *Batch) Rollback() {
 	defer b.store.writeMu.Unlock()
 	defer b.store.mu.RUnlock()
 	if err := b.tx.Rollback(); err != nil {
 		b.store.logger.Warn("roll back state transaction", "err", err)
+	}
+	if b.mpiChanged {
+		if err := b.store.mpi.rebuild(b.store.db); err != nil {
+			panic(fmt.Sprintf("rls state: rebuild the match index after a rollback: %v", err))
+		}
 	}
 }
 
@@ -342,6 +362,10 @@ func (s *Store) Replace(r io.Reader) error {
 	}
 	index, err := buildParticipantIndex(db)
 	if err != nil {
+		db.Close()
+		return err
+	}
+	if err := s.mpi.rebuild(db); err != nil {
 		db.Close()
 		return err
 	}

@@ -16,6 +16,10 @@ type Tx struct {
 	index *participantIndex
 	// pending holds the index changes of a write transaction until it commits.
 	pending *indexDelta
+	// batch is the FSM's write transaction this Tx belongs to (nil for readers), and
+	// mpiIndex the in-memory indexes a reader sees (see Tx.MPI).
+	batch    *Batch
+	mpiIndex *mpiState
 }
 
 // Applied returns the index and term of the last applied log entry (0, 0 on a new node).

@@ -1,0 +1,970 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rls-hie/rls/locator"
+	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/mpi/dataset"
+	"github.com/rls-hie/rls/mpi/synth"
+	"github.com/rls-hie/rls/raft/command"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure rls on this machine",
+		Subcommands: []*cli.Command{{
+			Name:  "import",
+			Usage: "the in-memory matcher against the replicated import of the same file, on local clusters",
+			Description: "Generates a population (-persons, -seed; mpi/synth, as `rls mpi synth`) or reads FILE (csv),\n" +
+				"registers it in file order with the in-memory matcher (what `rls mpi eval` measures), then starts\n" +
+				"a local cluster of each size in -nodes (`rls agent` processes of this binary, on loopback, in\n" +
+				"-dir), imports the file through its leader in batches (as `rls import patients` does) and\n" +
+				"compares. Prints JSON: both rates and their ratio, the rate over each tenth of the file, peak\n" +
+				"RSS per node, whether the cluster formed the same persons as the in-memory run (the batches in\n" +
+				"flight are numbered in one import stream, so the leader proposes them in file order), and the\n" +
+				"latency of $match and /v1/locate afterwards at -clients concurrent clients.\n" +
+				"Records the API refuses (a birth date in the future) are left out of both runs. The machine's\n" +
+				"load average is reported: other work on the machine slows every figure.",
+			ArgsUsage: "[FILE]",
+			Flags: []cli.Flag{
+				&cli.IntFlag{Name: "persons", Value: 20000, Usage: "generate a population of this many persons (without FILE)"},
+				&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "population seed"},
+				&cli.StringFlag{Name: "nodes", Value: "1,3", Usage: "comma-separated cluster sizes to measure"},
+				&cli.IntFlag{Name: "batch", Value: 500, Usage: "records per batch"},
+				&cli.IntFlag{Name: "parallel", Value: 4, Usage: "batches in flight (the leader proposes them in file order all the same)"},
+				&cli.IntFlag{Name: "queries", Value: 2000, Usage: "$match and /v1/locate requests each, after the import (0: none)"},
+				&cli.IntFlag{Name: "clients", Value: 16, Usage: "concurrent clients for the queries"},
+				&cli.StringFlag{Name: "dir", Usage: "working directory (default: a new temporary one, removed at the end)"},
+				&cli.BoolFlag{Name: "keep", Usage: "keep the working directory (population file, node data and logs)"},
+				&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of each leader over the first 15 s of its import to `PREFIX`-N.pprof, and of each follower to PREFIX-N-ID.pprof"},
+			},
+			Action: benchImport,
+		}},
+	}
+}
+
+// benchReport is what `rls bench import` prints.
+type benchReport struct {
+	File     string `json:"file"`
+	Persons  int    `json:"persons,omitempty"`
+	Seed     uint64 `json:"seed,omitempty"`
+	Records  int    `json:"records"`
+	Refused  int    `json:"refused"`
+	CPUs     int    `json:"cpus"`
+	Batch    int    `json:"batch"`
+	Parallel int    `json:"parallel"`
+	// LoadBefore is /proc/loadavg (1, 5 and 15 minutes) when the run began.
+	LoadBefore []float64      `json:"load_before"`
+	InMemory   benchInMemory  `json:"in_memory"`
+	Clusters   []benchCluster `json:"clusters"`
+}
+
+type benchInMemory struct {
+	Seconds          float64 `json:"seconds"`
+	RecordsPerSecond float64 `json:"records_per_second"`
+	// CPUSeconds is the CPU time the run took (user and system); RecordsPerCPUSecond the
+	// rate per second of it, which other work on a shared machine changes far less than
+	// the rate per second of wall time.
+	CPUSeconds          float64        `json:"cpu_seconds,omitempty"`
+	RecordsPerCPUSecond float64        `json:"records_per_cpu_second,omitempty"`
+	Outcomes            map[string]int `json:"outcomes"`
+	ReviewItems         int            `json:"review_items"`
+	Load                []float64      `json:"load_after"`
+}
+
+type benchCluster struct {
+	Nodes            int     `json:"nodes"`
+	Seconds          float64 `json:"seconds"`
+	RecordsPerSecond float64 `json:"records_per_second"`
+	// Ratio is RecordsPerSecond over the in-memory rate.
+	Ratio float64 `json:"ratio"`
+	// Tenths is the rate over each successive tenth of the file; LastToFirst the last over
+	// the first.
+	Tenths      []float64 `json:"tenths_records_per_second"`
+	LastToFirst float64   `json:"last_to_first"`
+	// CPUSeconds is each node's CPU time (user and system) from the start of the import
+	// until every node had applied it. LeaderRecordsPerCPUSecond is the records over the
+	// leader's, and CPURatio that over the in-memory run's records per CPU second: the
+	// cost of a replicated registration against the matcher alone, whatever else the
+	// machine was doing. ClusterRecordsPerCPUSecond divides by the sum over the nodes.
+	CPUSeconds                 []float64      `json:"cpu_seconds,omitempty"`
+	LeaderRecordsPerCPUSecond  float64        `json:"leader_records_per_cpu_second,omitempty"`
+	ClusterRecordsPerCPUSecond float64        `json:"cluster_records_per_cpu_second,omitempty"`
+	CPURatio                   float64        `json:"cpu_ratio,omitempty"`
+	Outcomes                   map[string]int `json:"outcomes"`
+	// Resent counts batches sent again after an error (a timeout, a 503, a lost leader):
+	// a batch that had been applied is registered again, and its records may then be
+	// grouped otherwise than in one pass in file order.
+	Resent   int `json:"resent_batches"`
+	Rejected int `json:"rejected"`
+	// SamePersons: every record is grouped with the same records as in the in-memory run;
+	// DifferentRecords counts those that are not.
+	SamePersons      bool `json:"same_persons"`
+	DifferentRecords int  `json:"different_records"`
+	// PeakRSS is each node's VmHWM (peak resident set, file pages of the state file's
+	// memory map included); RSSAnon and RSSFile split its resident set at the end.
+	PeakRSS []int64        `json:"peak_rss_bytes"`
+	RSSAnon []int64        `json:"rss_anon_bytes_at_end"`
+	RSSFile []int64        `json:"rss_file_bytes_at_end"`
+	Match   *benchLatency  `json:"match,omitempty"`
+	Locate  *benchLatency  `json:"locate,omitempty"`
+	Load    []float64      `json:"load_after"`
+	Profile string         `json:"cpu_profile,omitempty"`
+	Errors  map[string]int `json:"query_errors,omitempty"`
+}
+
+type benchLatency struct {
+	Requests int            `json:"requests"`
+	Clients  int            `json:"clients"`
+	P50Ms    float64        `json:"p50_ms"`
+	P99Ms    float64        `json:"p99_ms"`
+	MaxMs    float64        `json:"max_ms"`
+	Statuses map[string]int `json:"statuses"`
+}
+
+const benchToken = "rls_bench0123456789abcdef0123456789abcdef0123"
+
+func benchImport(c *cli.Context) error {
+	sizes, err := parseNodeCounts(c.String("nodes"))
+	if err != nil {
+		return err
+	}
+	batch, parallel := c.Int("batch"), c.Int("parallel")
+	if batch < 1 || batch > locator.MaxBatchRecords || parallel < 1 || parallel > 64 {
+		return fmt.Errorf("-batch must be 1..%d and -parallel 1..64", locator.MaxBatchRecords)
+	}
+	dir := c.String("dir")
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "rls-bench-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if !c.Bool("keep") {
+		defer os.RemoveAll(dir)
+	}
+	rep := benchReport{CPUs: runtime.NumCPU(), Batch: batch, Parallel: parallel, LoadBefore: loadAverage()}
+	progress := func(format string, args ...any) { fmt.Fprintf(c.App.ErrWriter, "bench: "+format+"\n", args...) }
+
+	path := c.Args().First()
+	if path == "" {
+		rep.Persons, rep.Seed = c.Int("persons"), c.Uint64("seed")
+		path = filepath.Join(dir, fmt.Sprintf("population-%d-seed%d.csv", rep.Persons, rep.Seed))
+		progress("generating %d persons (seed %d) into %s", rep.Persons, rep.Seed, path)
+		if err := writePopulation(c.Context, path, rep.Persons, rep.Seed); err != nil {
+			return err
+		}
+	}
+	rep.File = path
+	file, err := dataset.Load(path, dataset.CSV)
+	if err != nil {
+		return err
+	}
+	// The API refuses records beyond its limits; neither run registers them.
+	now := time.Now().UTC()
+	var rows []dataset.Row
+	for _, row := range file.Rows {
+		rec := benchRecord(row.Record)
+		if rec.Check("", now) != nil {
+			rep.Refused++
+			continue
+		}
+		rows = append(rows, row)
+	}
+	rep.Records = len(rows)
+
+	progress("in-memory matcher: %d records", len(rows))
+	mem, personOf, err := benchInMemoryRun(c.Context, rows)
+	if err != nil {
+		return err
+	}
+	mem.Load = loadAverage()
+	rep.InMemory = mem
+	progress("in-memory: %.0f records/s", mem.RecordsPerSecond)
+
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	for _, n := range sizes {
+		progress("%d node(s): starting", n)
+		res, err := benchCluster1(c.Context, benchClusterOptions{
+			exe: exe, dir: filepath.Join(dir, fmt.Sprintf("cluster-%d", n)), nodes: n, rows: rows, batch: batch, parallel: parallel,
+			queries: c.Int("queries"), clients: c.Int("clients"), personOf: personOf, progress: progress,
+			profile: profilePath(c.String("cpuprofile"), n),
+		})
+		if err != nil {
+			return fmt.Errorf("%d-node cluster: %w", n, err)
+		}
+		res.Ratio = round3(res.RecordsPerSecond / mem.RecordsPerSecond)
+		if res.LeaderRecordsPerCPUSecond > 0 && mem.RecordsPerCPUSecond > 0 {
+			res.CPURatio = round3(res.LeaderRecordsPerCPUSecond / mem.RecordsPerCPUSecond)
+		}
+		rep.Clusters = append(rep.Clusters, res)
+		progress("%d node(s): %.0f records/s (%.2f of in-memory); %.0f records per leader CPU second (%.2f of in-memory)",
+			n, res.RecordsPerSecond, res.Ratio, res.LeaderRecordsPerCPUSecond, res.CPURatio)
+	}
+	return printJSON(c.App.Writer, rep)
+}
+
+func profilePath(prefix string, nodes int) string {
+	if prefix == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s-%d.pprof", prefix, nodes)
+}
+
+func parseNodeCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 9 {
+			return nil, fmt.Errorf("-nodes %q: each size must be 1 to 9", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func writePopulation(ctx context.Context, path string, persons int, seed uint64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = synth.Write(ctx, f, synth.Options{Persons: persons, Seed: seed, Knobs: synth.DefaultKnobs()})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func benchRecord(r mpi.Record) command.PatientRecord {
+	return command.PatientRecord{System: r.System, Value: r.Value, Given: r.Given, Family: r.Family, Suffix: r.Suffix,
+		BirthDate: r.BirthDate, Sex: r.Sex, AddressLines: r.AddressLines, City: r.City, State: r.State,
+		PostalCode: r.PostalCode, Phones: r.Phones, Email: r.Email, SSN: r.SSN}
+}
+
+// benchInMemoryRun registers the rows in order into an mpi.MemStore with the default
+// configuration, exactly as `rls mpi eval` does, and returns the figures and each record's
+// person.
+func benchInMemoryRun(ctx context.Context, rows []dataset.Row) (benchInMemory, map[mpi.RecordKey]string, error) {
+	store, m := mpi.NewMemStore(), mpi.NewMatcher()
+	out := benchInMemory{Outcomes: map[string]int{}}
+	personOf := make(map[mpi.RecordKey]string, len(rows))
+	cpuStart, cpuOK := procCPU(os.Getpid())
+	start := time.Now()
+	for i, row := range rows {
+		if i%4096 == 0 && ctx.Err() != nil {
+			return out, nil, ctx.Err()
+		}
+		d, err := m.Register(store, row.Record, fmt.Sprintf("E%09d", i+1))
+		if err != nil {
+			return out, nil, fmt.Errorf("line %d: %w", row.Line, err)
+		}
+		out.Outcomes[string(d.Outcome)]++
+		personOf[d.Record] = d.EUID
+	}
+	out.Seconds = round3(time.Since(start).Seconds())
+	out.RecordsPerSecond = math.Round(float64(len(rows)) / time.Since(start).Seconds())
+	if cpuEnd, ok := procCPU(os.Getpid()); ok && cpuOK && cpuEnd > cpuStart {
+		out.CPUSeconds = round3((cpuEnd - cpuStart).Seconds())
+		out.RecordsPerCPUSecond = math.Round(float64(len(rows)) / (cpuEnd - cpuStart).Seconds())
+	}
+	out.ReviewItems = len(store.Reviews())
+	return out, personOf, nil
+}
+
+type benchClusterOptions struct {
+	exe, dir        string
+	nodes           int
+	rows            []dataset.Row
+	batch, parallel int
+	queries         int
+	clients         int
+	personOf        map[mpi.RecordKey]string
+	progress        func(string, ...any)
+	profile         string
+}
+
+// benchNode is one `rls agent` process of a bench cluster.
+type benchNode struct {
+	id, dir, httpAddr, raftAddr string
+	cmd                         *exec.Cmd
+	exited                      chan struct{}
+}
+
+func (n *benchNode) url() string { return "http://" + n.httpAddr }
+
+// benchCluster1 starts a cluster of opts.nodes nodes, imports the rows through its leader
+// and measures the queries, then stops it.
+func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster, error) {
+	res := benchCluster{Nodes: opts.nodes, Outcomes: map[string]int{}}
+	if err := os.MkdirAll(opts.dir, 0o700); err != nil {
+		return res, err
+	}
+	tokenFile := filepath.Join(opts.dir, "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(benchToken+"\n"), 0o600); err != nil {
+		return res, err
+	}
+	ports, err := freeLoopbackAddrs(2 * opts.nodes)
+	if err != nil {
+		return res, err
+	}
+	nodes := make([]*benchNode, opts.nodes)
+	defer func() {
+		for _, n := range nodes {
+			if n != nil {
+				n.stop()
+			}
+		}
+	}()
+	admin := &client{token: benchToken, purpose: "TREAT", http: newRetryClient(), timeout: 5 * time.Minute}
+	// The queries afterwards measure latency, not the per-participant and per-address rate
+	// limits an operator sets for production (16 clients of one address would meet them).
+	configFile := filepath.Join(opts.dir, "bench.hcl")
+	if err := os.WriteFile(configFile, []byte("privacy {\n  rate_limit = -1\n  address_rate_limit = -1\n}\n"), 0o600); err != nil {
+		return res, err
+	}
+	for i := range nodes {
+		n := &benchNode{id: fmt.Sprintf("n%d", i+1), dir: filepath.Join(opts.dir, fmt.Sprintf("n%d", i+1)), httpAddr: ports[2*i], raftAddr: ports[2*i+1]}
+		args := []string{"agent", "-node-id", n.id, "-data-dir", n.dir, "-http-addr", n.httpAddr, "-raft-addr", n.raftAddr,
+			"-admin-token-file", tokenFile, "-log-level", "warn", "-config", configFile}
+		if i == 0 {
+			args = append(args, "-bootstrap")
+		} else {
+			args = append(args, "-join", nodes[0].url())
+		}
+		if err := n.start(opts.exe, args); err != nil {
+			return res, err
+		}
+		nodes[i] = n
+		if err := waitFor(ctx, 60*time.Second, func() bool { return clusterHas(ctx, admin, nodes[0], i+1) }); err != nil {
+			return res, fmt.Errorf("node %s did not join: %w (see %s.log)", n.id, err, n.dir)
+		}
+	}
+	leader, err := leaderOf(ctx, admin, nodes)
+	if err != nil {
+		return res, err
+	}
+	lc := *admin
+	lc.base = leader.url()
+	if err := addBenchParticipants(ctx, &lc, opts.rows); err != nil {
+		return res, err
+	}
+
+	var profileDone chan error
+	if opts.profile != "" {
+		// The leader's profile under the name asked for, each follower's beside it.
+		profileDone = make(chan error, len(nodes))
+		for _, n := range nodes {
+			nc, path := *admin, opts.profile
+			nc.base = n.url()
+			if n != leader {
+				path = strings.TrimSuffix(path, ".pprof") + "-" + n.id + ".pprof"
+			}
+			go func() { profileDone <- fetchProfile(ctx, &nc, path, 15) }()
+		}
+	}
+	opts.progress("%d node(s): importing %d records through %s", opts.nodes, len(opts.rows), leader.id)
+	cpuStart := make([]time.Duration, len(nodes))
+	for i, n := range nodes {
+		cpuStart[i], _ = procCPU(n.cmd.Process.Pid)
+	}
+	personOf, err := benchImportRows(ctx, &lc, opts, &res)
+	if err != nil {
+		return res, err
+	}
+	if profileDone != nil {
+		res.Profile = opts.profile
+		for range nodes {
+			if err := <-profileDone; err != nil {
+				opts.progress("cpu profile: %v", err)
+				res.Profile = ""
+			}
+		}
+	}
+	res.SamePersons, res.DifferentRecords = samePartition(opts.personOf, personOf)
+
+	if err := waitFor(ctx, 5*time.Minute, func() bool { return caughtUp(ctx, admin, nodes) }); err != nil {
+		return res, fmt.Errorf("nodes did not catch up after the import: %w", err)
+	}
+	var clusterCPU time.Duration
+	for i, n := range nodes {
+		end, ok := procCPU(n.cmd.Process.Pid)
+		if !ok || end <= cpuStart[i] {
+			res.CPUSeconds = nil
+			break
+		}
+		used := end - cpuStart[i]
+		clusterCPU += used
+		res.CPUSeconds = append(res.CPUSeconds, round3(used.Seconds()))
+		if n == leader {
+			res.LeaderRecordsPerCPUSecond = math.Round(float64(len(opts.rows)) / used.Seconds())
+		}
+	}
+	if res.CPUSeconds != nil {
+		res.ClusterRecordsPerCPUSecond = math.Round(float64(len(opts.rows)) / clusterCPU.Seconds())
+	}
+	if opts.queries > 0 {
+		opts.progress("%d node(s): %d $match and %d locate requests at %d clients", opts.nodes, opts.queries, opts.queries, opts.clients)
+		res.Match, res.Locate, res.Errors = benchQueries(ctx, admin, nodes, opts)
+	}
+	for _, n := range nodes {
+		hwm, anon, file := procMemory(n.cmd.Process.Pid)
+		res.PeakRSS, res.RSSAnon, res.RSSFile = append(res.PeakRSS, hwm), append(res.RSSAnon, anon), append(res.RSSFile, file)
+	}
+	res.Load = loadAverage()
+	return res, nil
+}
+
+func (n *benchNode) start(exe string, args []string) error {
+	if err := os.MkdirAll(n.dir, 0o700); err != nil {
+		return err
+	}
+	logFile, err := os.Create(n.dir + ".log")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// The nodes end with the bench, however it ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start %s: %w", n.id, err)
+	}
+	n.cmd, n.exited = cmd, make(chan struct{})
+	go func() {
+		cmd.Wait()
+		logFile.Close()
+		close(n.exited)
+	}()
+	return nil
+}
+
+// stop asks the node to shut down and kills it if it has not within 30 s.
+func (n *benchNode) stop() {
+	if n.cmd == nil {
+		return
+	}
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(30 * time.Second):
+		n.cmd.Process.Kill()
+		<-n.exited
+	}
+}
+
+func freeLoopbackAddrs(n int) ([]string, error) {
+	out := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
+}
+
+// waitFor polls cond every 100 ms until it holds or timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("gave up after %s", timeout)
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+func nodeClient(base *client, n *benchNode) *client {
+	c := *base
+	c.base = n.url()
+	return &c
+}
+
+func clusterStatusOf(ctx context.Context, cl *client, n *benchNode) (locator.ClusterStatus, error) {
+	var st locator.ClusterStatus
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := nodeClient(cl, n).getJSON(ctx, "/v1/cluster/status", &st)
+	return st, err
+}
+
+// clusterHas reports whether n's configuration has voters voters and a leader.
+func clusterHas(ctx context.Context, cl *client, n *benchNode, voters int) bool {
+	st, err := clusterStatusOf(ctx, cl, n)
+	if err != nil || st.Leader == "" || len(st.Members) != voters {
+		return false
+	}
+	for _, m := range st.Members {
+		if m.Suffrage != "voter" || m.Error != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func leaderOf(ctx context.Context, cl *client, nodes []*benchNode) (*benchNode, error) {
+	st, err := clusterStatusOf(ctx, cl, nodes[0])
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		if n.id == st.Leader {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("no leader among the nodes (status names %q)", st.Leader)
+}
+
+// caughtUp reports whether every node has applied the leader's last committed entry.
+func caughtUp(ctx context.Context, cl *client, nodes []*benchNode) bool {
+	st, err := clusterStatusOf(ctx, cl, nodes[0])
+	if err != nil || len(st.Members) != len(nodes) {
+		return false
+	}
+	var commit uint64
+	for _, m := range st.Members {
+		commit = max(commit, m.CommitIndex)
+	}
+	for _, m := range st.Members {
+		if m.Error != "" || m.AppliedIndex < commit {
+			return false
+		}
+	}
+	return true
+}
+
+// addBenchParticipants registers a participant for each identifier system of the rows.
+func addBenchParticipants(ctx context.Context, cl *client, rows []dataset.Row) error {
+	var systems []string
+	for _, r := range rows {
+		if !slices.Contains(systems, r.Record.System) {
+			systems = append(systems, r.Record.System)
+		}
+	}
+	for i, sys := range systems {
+		v := participantView{ID: fmt.Sprintf("bench-%d", i+1), Name: "Bench facility " + strconv.Itoa(i+1), Kind: "hospital",
+			Role: "participant", IdentifierSystem: sys, Active: true}
+		if _, _, err := cl.do(ctx, http.MethodPost, "/fhir/Organization", organization(v), nil); err != nil {
+			return fmt.Errorf("add participant for %s: %w", sys, err)
+		}
+	}
+	return nil
+}
+
+// benchImportRows sends the rows in batches, opts.parallel at a time, and fills res with
+// the rates; it returns each record's person as the cluster answered.
+func benchImportRows(ctx context.Context, cl *client, opts benchClusterOptions, res *benchCluster) (map[mpi.RecordKey]string, error) {
+	type job struct {
+		seq   int
+		items []importItem
+	}
+	var items []importItem
+	for _, row := range opts.rows {
+		rec := benchRecord(row.Record)
+		items = append(items, importItem{line: row.Line, record: &rec})
+	}
+	jobs := make(chan job)
+	personOf := make(map[mpi.RecordKey]string, len(items))
+	var mu sync.Mutex
+	var firstErr error
+	done := map[int]int{}
+	next, prefix := 0, 0
+	// points is when the contiguous prefix of the file acknowledged grew, and to what.
+	type point struct {
+		records int
+		at      time.Time
+	}
+	start := time.Now()
+	points := []point{{0, start}}
+	stream := newImportStream()
+	var wg sync.WaitGroup
+	for range opts.parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				attempts := 0
+				counted := func(ctx context.Context, cl *client, items []importItem, seq *locator.BatchSequence) ([]importResult, error) {
+					attempts++
+					return sendPatients(ctx, cl, items, seq)
+				}
+				place := func() *locator.BatchSequence {
+					mu.Lock()
+					defer mu.Unlock()
+					return stream.place(j.seq, next)
+				}
+				results, err := sendWithRetries(ctx, cl, j.items, place, counted)
+				mu.Lock()
+				res.Resent += attempts - 1
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				for i, r := range results {
+					if r.Error != "" {
+						res.Rejected++
+						continue
+					}
+					res.Outcomes[r.Outcome]++
+					personOf[mpi.KeyOf(j.items[i].record.System, j.items[i].record.Value)] = r.EUID
+				}
+				done[j.seq] = len(j.items)
+				for n, ok := done[next]; ok; n, ok = done[next] {
+					delete(done, next)
+					next++
+					prefix += n
+				}
+				if prefix > points[len(points)-1].records {
+					points = append(points, point{prefix, time.Now()})
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	seq := 0
+feed:
+	for i := 0; i < len(items); i += opts.batch {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		select {
+		case jobs <- job{seq: seq, items: items[i:min(i+opts.batch, len(items))]}:
+			seq++
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	elapsed := time.Since(start)
+	res.Seconds = round3(elapsed.Seconds())
+	res.RecordsPerSecond = math.Round(float64(len(items)) / elapsed.Seconds())
+	// When the prefix passed each tenth, interpolated between acknowledgements (a batch
+	// may hold more than a tenth of a small file).
+	at := func(records float64) time.Time {
+		for i := 1; i < len(points); i++ {
+			a, b := points[i-1], points[i]
+			if float64(b.records) >= records {
+				f := (records - float64(a.records)) / float64(b.records-a.records)
+				return a.at.Add(time.Duration(f * float64(b.at.Sub(a.at))))
+			}
+		}
+		return points[len(points)-1].at
+	}
+	tenth := float64(len(items)) / 10
+	for k := range 10 {
+		d := at(float64(k+1) * tenth).Sub(at(float64(k) * tenth))
+		res.Tenths = append(res.Tenths, math.Round(tenth/d.Seconds()))
+	}
+	if len(res.Tenths) > 1 {
+		res.LastToFirst = round3(res.Tenths[len(res.Tenths)-1] / res.Tenths[0])
+	}
+	return personOf, nil
+}
+
+// samePartition compares two groupings of records into persons, whatever the EUIDs: each
+// record is named by the smallest key of its group.
+func samePartition(a, b map[mpi.RecordKey]string) (bool, int) {
+	ca, cb := canonicalGroups(a), canonicalGroups(b)
+	differ := 0
+	for key, g := range ca {
+		if h, ok := cb[key]; !ok || h != g {
+			differ++
+		}
+	}
+	for key := range cb {
+		if _, ok := ca[key]; !ok {
+			differ++
+		}
+	}
+	return differ == 0, differ
+}
+
+func canonicalGroups(personOf map[mpi.RecordKey]string) map[mpi.RecordKey]mpi.RecordKey {
+	smallest := map[string]mpi.RecordKey{}
+	for key, p := range personOf {
+		if s, ok := smallest[p]; !ok || key < s {
+			smallest[p] = key
+		}
+	}
+	out := make(map[mpi.RecordKey]mpi.RecordKey, len(personOf))
+	for key, p := range personOf {
+		out[key] = smallest[p]
+	}
+	return out
+}
+
+// benchQueries sends opts.queries $match requests, then as many /v1/locate requests, from
+// opts.clients concurrent clients spread over the nodes, each for the demographics of a
+// record of the file (every k-th), and returns their latencies.
+func benchQueries(ctx context.Context, admin *client, nodes []*benchNode, opts benchClusterOptions) (*benchLatency, *benchLatency, map[string]int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	picks := make([]dataset.Row, opts.queries)
+	for i := range picks {
+		picks[i] = opts.rows[rng.IntN(len(opts.rows))]
+	}
+	errs := map[string]int{}
+	var errMu sync.Mutex
+	run := func(send func(cl *client, row dataset.Row) (int, error)) *benchLatency {
+		lat := &benchLatency{Requests: len(picks), Clients: opts.clients, Statuses: map[string]int{}}
+		times := make([]time.Duration, len(picks))
+		work := make(chan int)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for w := range opts.clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cl := nodeClient(admin, nodes[w%len(nodes)])
+				for i := range work {
+					start := time.Now()
+					status, err := send(cl, picks[i])
+					times[i] = time.Since(start)
+					mu.Lock()
+					lat.Statuses[strconv.Itoa(status)]++
+					mu.Unlock()
+					if err != nil {
+						errMu.Lock()
+						errs[oneLine(err.Error())]++
+						errMu.Unlock()
+					}
+				}
+			}()
+		}
+		for i := range picks {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		slices.Sort(times)
+		ms := func(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }
+		lat.P50Ms, lat.P99Ms, lat.MaxMs = ms(times[len(times)/2]), ms(times[len(times)*99/100]), ms(times[len(times)-1])
+		return lat
+	}
+	match := run(func(cl *client, row dataset.Row) (int, error) {
+		params := map[string]any{"resourceType": "Parameters", "parameter": []any{
+			map[string]any{"name": "resource", "resource": benchPatient(row.Record)},
+			map[string]any{"name": "count", "valueInteger": 5},
+		}}
+		return statusOf(cl.do(ctx, http.MethodPost, "/fhir/Patient/$match", params, nil))
+	})
+	locate := run(func(cl *client, row dataset.Row) (int, error) {
+		q := url.Values{}
+		r := row.Record
+		q.Set("family", r.Family)
+		if len(r.Given) > 0 {
+			q.Set("given", r.Given[0])
+		}
+		q.Set("birthdate", r.BirthDate)
+		if r.PostalCode != "" {
+			q.Set("postalcode", r.PostalCode)
+		}
+		q.Set("min_grade", "possible")
+		status, err := statusOf(cl.do(ctx, http.MethodGet, "/v1/locate?"+q.Encode(), nil, nil))
+		if status == http.StatusNotFound {
+			err = nil // nobody matched: an answer, as fast as any
+		}
+		return status, err
+	})
+	if len(errs) == 0 {
+		errs = nil
+	}
+	return match, locate, errs
+}
+
+func statusOf(_ []byte, _ http.Header, err error) (int, error) {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.Status, err
+	}
+	if err != nil {
+		return 0, err
+	}
+	return http.StatusOK, nil
+}
+
+// benchPatient is the FHIR Patient of a record's demographics, without its identifier.
+func benchPatient(r mpi.Record) map[string]any {
+	p := map[string]any{"resourceType": "Patient"}
+	name := map[string]any{}
+	if r.Family != "" {
+		name["family"] = r.Family
+	}
+	if len(r.Given) > 0 {
+		name["given"] = r.Given
+	}
+	p["name"] = []any{name}
+	if r.BirthDate != "" {
+		p["birthDate"] = r.BirthDate
+	}
+	switch strings.ToUpper(r.Sex) {
+	case "F":
+		p["gender"] = "female"
+	case "M":
+		p["gender"] = "male"
+	}
+	addr := map[string]any{}
+	if len(r.AddressLines) > 0 {
+		addr["line"] = r.AddressLines
+	}
+	if r.City != "" {
+		addr["city"] = r.City
+	}
+	if r.State != "" {
+		addr["state"] = r.State
+	}
+	if r.PostalCode != "" {
+		addr["postalCode"] = r.PostalCode
+	}
+	if len(addr) > 0 {
+		p["address"] = []any{addr}
+	}
+	var telecom []any
+	for _, ph := range r.Phones {
+		telecom = append(telecom, map[string]any{"system": "phone", "value": ph})
+	}
+	if r.Email != "" {
+		telecom = append(telecom, map[string]any{"system": "email", "value": r.Email})
+	}
+	if telecom != nil {
+		p["telecom"] = telecom
+	}
+	return p
+}
+
+// fetchProfile writes a CPU profile of the node over the next seconds to path.
+func fetchProfile(ctx context.Context, cl *client, path string, seconds int) error {
+	data, _, err := cl.do(ctx, http.MethodGet, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), nil, nil)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// procMemory reads a process's peak resident set (VmHWM) and its resident anonymous and
+// file-backed memory now, in bytes (zero where /proc does not say).
+func procMemory(pid int) (peak, anon, file int64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) != 2 || fields[1] != "kB" {
+			continue
+		}
+		kb, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "VmHWM":
+			peak = kb << 10
+		case "RssAnon":
+			anon = kb << 10
+		case "RssFile":
+			file = kb << 10
+		}
+	}
+	return peak, anon, file
+}
+
+// clockTicks is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux).
+const clockTicks = 100
+
+// procCPU reads the CPU time (user and system, all threads) a process has used so far from
+// /proc/PID/stat; false where there is no such file.
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) may hold spaces and parentheses; the fields after its
+	// closing parenthesis are plain.
+	end := strings.LastIndexByte(string(b), ')')
+	if end < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(string(b[end+1:])) // fields[0] is field 3 (state): utime is 14, stime 15
+	if len(fields) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, true
+}
+
+// loadAverage reads /proc/loadavg (nil where there is none).
+func loadAverage() []float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return nil
+	}
+	var out []float64
+	for _, f := range strings.Fields(string(b))[:3] {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return nil
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func round3(v float64) float64 {
+	return float64(int64(v*1000+0.5)) / 1000
+}

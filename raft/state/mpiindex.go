@@ -1,0 +1,151 @@
+package state
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/rls-hie/rls/mpi"
+)
+
+// mpiIndex is the decoded, in-memory form of the master patient index that the FSM
+// matches against: an mpi.MemStore holding the records, persons and configuration of the
+// state file and the blocking index and term counts derived from them. The state file
+// stays the source of truth; the index is built from it when the store opens, when a
+// snapshot replaces it and when a write transaction that changed the index rolls back.
+//
+// Why in memory: the matcher reads a dozen candidate records, fifteen blocks and their
+// persons for every record it registers, on every node, inside the single-threaded Apply.
+// Read from bbolt (a cursor seek per block, a decoded value per record) that cost ten
+// times the matching itself. Why derived rather than stored: a blocking index of one key
+// per (block, record) made every registration insert fifteen randomly placed keys, and a
+// bbolt commit rewrites every page an insert touches (dozens of pages per record once the
+// index outgrows a transaction); the records already say which blocks they are filed in.
+//
+// The FSM's write transaction changes the index as it applies entries, before they are
+// committed (see applyStore); a rollback rebuilds it from the committed state, which is
+// rare (an entry that fails on every node). Readers therefore may find the index ahead of
+// their own transaction, and viewStore reads only the blocking index and the counts from
+// it, checking every block member against the transaction.
+type mpiIndex struct {
+	cur atomic.Pointer[mpiState]
+}
+
+// mpiState is one build of the in-memory indexes: the match index and the patient search
+// index derived from the same records.
+type mpiState struct {
+	mem    *mpi.MemStore
+	search *patientSearch
+}
+
+// current returns the indexes as they are now.
+func (ix *mpiIndex) current() *mpiState { return ix.cur.Load() }
+
+// rebuild builds the indexes from the committed state of db and puts them in place.
+func (ix *mpiIndex) rebuild(db *bolt.DB) error {
+	var st *mpiState
+	err := db.View(func(tx *bolt.Tx) error {
+		var err error
+		st, err = buildMPIIndex(tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	ix.cur.Store(st)
+	return nil
+}
+
+// buildMPIIndex reads the configuration, records and persons of a transaction into a new
+// mpi.MemStore, filing each record under its stored blocks and term counts as Register
+// filed it, and indexes the records for patient search.
+func buildMPIIndex(tx *bolt.Tx) (*mpiState, error) {
+	mem := mpi.NewMemStore()
+	var keys []mpi.RecordKey
+	cfg, ok, err := getConfig(tx)
+	if err != nil {
+		return nil, fmt.Errorf("build the match index: %w", err)
+	}
+	if ok {
+		if err := mem.PutConfig(cfg); err != nil {
+			return nil, err
+		}
+	}
+	err = tx.Bucket(bucketMPIRecords).ForEach(func(k, v []byte) error {
+		sr, err := decodeRecord(mpi.RecordKey(k), v)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, sr.Key)
+		return mpi.IndexRecord(mem, sr)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build the match index: %w", err)
+	}
+	err = tx.Bucket(bucketMPIPersons).ForEach(func(k, v []byte) error {
+		p, err := decodePerson(string(k), v)
+		if err != nil {
+			return err
+		}
+		return mem.PutPerson(p)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build the match index: %w", err)
+	}
+	search, err := buildPatientSearch(mem, keys)
+	if err != nil {
+		return nil, fmt.Errorf("build the patient search index: %w", err)
+	}
+	return &mpiState{mem: mem, search: search}, nil
+}
+
+// dropDerived removes what releases before the in-memory index stored of it (the blocking
+// index, the term counts, the person count): they are derived from the records and
+// persons, and left in place they would go stale, and make the state of a node that
+// upgraded in place differ from one restored from a snapshot.
+func dropDerived(tx *bolt.Tx) error {
+	for _, name := range derivedMPIBuckets {
+		if tx.Bucket(name) == nil {
+			continue
+		}
+		if err := tx.DeleteBucket(name); err != nil {
+			return fmt.Errorf("drop bucket %s: %w", name, err)
+		}
+	}
+	if b := tx.Bucket(bucketMPIConfig); b != nil && b.Get(keyPersonCount) != nil {
+		if err := b.Delete(keyPersonCount); err != nil {
+			return fmt.Errorf("drop the stored person count: %w", err)
+		}
+	}
+	return nil
+}
+
+// MPIIndexDigest returns a digest of the in-memory indexes: the match index
+// (mpi.MemStore.Digest) and the patient search index.
+func (s *Store) MPIIndexDigest() [sha256.Size]byte {
+	return s.mpi.current().digest()
+}
+
+func (st *mpiState) digest() [sha256.Size]byte {
+	mem, search := st.mem.Digest(), st.search.digest()
+	return sha256.Sum256(append(mem[:], search[:]...))
+}
+
+// RebuiltMPIIndexDigest builds a fresh index from the committed state and returns its
+// digest, without putting it in place. With no write transaction open, it equals
+// MPIIndexDigest unless the index kept in step with the writes has drifted from what the
+// state file says (tests check this after every kind of write).
+func (s *Store) RebuiltMPIIndexDigest() ([sha256.Size]byte, error) {
+	var d [sha256.Size]byte
+	err := s.View(func(tx *Tx) error {
+		st, err := buildMPIIndex(tx.tx)
+		if err != nil {
+			return err
+		}
+		d = st.digest()
+		return nil
+	})
+	return d, err
+}
