@@ -286,6 +286,9 @@ type route struct {
 	// patientData: the route discloses patient data, so it needs an allowed purpose of use
 	// and passes every patient through the request's guard.
 	patientData bool
+	// readsAudit: the route reads the audit log, so a read waits until the audit entries
+	// before it are readable too (the others skip a trailing run of them).
+	readsAudit bool
 	// diagnostic: an admin view of the cluster itself (no patient data) that a node serves
 	// even when the security fence cannot vouch for its state, so that an operator can see
 	// a partitioned node.
@@ -361,7 +364,7 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/v1/cluster/join", access: admin, place: onLeader, handle: s.clusterJoin},
 		{method: "DELETE", pattern: "/v1/cluster/members/{id}", access: admin, place: onLeader, handle: s.clusterRemove},
 		{method: "POST", pattern: "/v1/cluster/transfer-leadership", access: admin, place: onLeader, handle: s.transferLeadership},
-		{method: "GET", pattern: "/v1/cluster/snapshot", access: admin, place: byConsistency, audit: "snapshot-download", streamAnswer: true, handle: s.snapshotSave},
+		{method: "GET", pattern: "/v1/cluster/snapshot", access: admin, place: byConsistency, readsAudit: true, audit: "snapshot-download", streamAnswer: true, handle: s.snapshotSave},
 		{method: "POST", pattern: "/v1/cluster/restore", access: admin, place: onThisNode, streamBody: true, audit: "snapshot-restore", handle: s.snapshotRestore},
 
 		{method: "GET", pattern: "/debug/pprof/{profile...}", access: admin, place: onThisNode, diagnostic: true, handle: profile},
@@ -406,9 +409,9 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/v1/steward/unmerge", access: steward, place: onLeader, audit: "steward-unmerge", handle: s.unmergePerson},
 		{method: "GET", pattern: "/v1/persons/{euid}/history", access: steward, place: byConsistency, audit: "person-history", handle: s.personHistory},
 
-		{method: "GET", pattern: "/fhir/AuditEvent", access: admin, place: byConsistency, audit: "audit-search", handle: s.searchAuditEvents},
-		{method: "GET", pattern: "/v1/audit", access: admin, place: byConsistency, audit: "audit-search", handle: s.listAudit},
-		{method: "GET", pattern: "/v1/audit/verify", access: admin, place: byConsistency, handle: s.verifyAudit},
+		{method: "GET", pattern: "/fhir/AuditEvent", access: admin, place: byConsistency, readsAudit: true, audit: "audit-search", handle: s.searchAuditEvents},
+		{method: "GET", pattern: "/v1/audit", access: admin, place: byConsistency, readsAudit: true, audit: "audit-search", handle: s.listAudit},
+		{method: "GET", pattern: "/v1/audit/verify", access: admin, place: byConsistency, readsAudit: true, handle: s.verifyAudit},
 		// Node to node: the node credential or a node certificate (or the admin).
 		{method: "POST", pattern: "/v1/internal/audit", access: clusterNode, place: onThisNode, diagnostic: true, handle: s.internalAudit},
 		{method: "POST", pattern: "/v1/internal/cluster-key", access: clusterNode, place: onThisNode, diagnostic: true, handle: s.internalClusterKey},
@@ -558,7 +561,7 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 		if mode != "stale" && !s.node.IsLeader() {
 			return s.forwardToLeader(w, r, rq, nil)
 		}
-		if err := s.prepareRead(r.Context(), w, mode); err != nil {
+		if err := s.prepareRead(r.Context(), w, mode, rt.readsAudit); err != nil {
 			return err
 		}
 	}
@@ -604,13 +607,17 @@ func consistency(r *http.Request) (string, error) {
 }
 
 // prepareRead makes this node's state fit to answer a read of the given mode.
-func (s *Server) prepareRead(ctx context.Context, w http.ResponseWriter, mode string) error {
-	switch mode {
-	case "strong":
+func (s *Server) prepareRead(ctx context.Context, w http.ResponseWriter, mode string, readsAudit bool) error {
+	switch {
+	case mode == "strong" && readsAudit:
 		return s.node.VerifyStrong(ctx)
-	case "default":
+	case mode == "strong":
+		return s.node.VerifyStrongData(ctx)
+	case mode == "default" && readsAudit:
 		// Read-your-writes: what this leader acknowledged must be visible.
 		return s.node.SyncLocal(ctx)
+	case mode == "default":
+		return s.node.SyncLocalData(ctx)
 	default:
 		lc := s.node.LastContact()
 		w.Header().Set(HeaderLastContact, strconv.FormatInt(lc.Milliseconds(), 10))

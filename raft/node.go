@@ -462,6 +462,12 @@ func (n *Node) SyncLocal(ctx context.Context) error {
 	return n.fsm.WaitApplied(ctx, n.fsm.LatestIndex())
 }
 
+// SyncLocalData is SyncLocal for a read that does not read the audit log: audit entries
+// applied after the last other change need not be committed first (FSM.WaitChanges).
+func (n *Node) SyncLocalData(ctx context.Context) error {
+	return n.fsm.WaitChanges(ctx, n.fsm.LatestIndex())
+}
+
 // CatchUp waits until the state readers see holds every entry this node knows to be
 // committed (on a follower, as of the leader's last message).
 func (n *Node) CatchUp(ctx context.Context) error {
@@ -587,6 +593,16 @@ func classifyApplyError(t command.Type, err error) error {
 // that has confirmed its state after election, it confirms with a quorum that it still
 // leads, and it waits until its state holds everything committed before the read arrived.
 func (n *Node) VerifyStrong(ctx context.Context) error {
+	return n.verifyStrong(ctx, n.fsm.WaitApplied)
+}
+
+// VerifyStrongData is VerifyStrong for a read that does not read the audit log
+// (FSM.WaitChanges).
+func (n *Node) VerifyStrongData(ctx context.Context) error {
+	return n.verifyStrong(ctx, n.fsm.WaitChanges)
+}
+
+func (n *Node) verifyStrong(ctx context.Context, wait func(context.Context, uint64) error) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
@@ -597,7 +613,7 @@ func (n *Node) VerifyStrong(ctx context.Context) error {
 	if err := n.raft.VerifyLeader().Error(); err != nil {
 		return fmt.Errorf("verify leadership: %w (%v)", ErrNotLeader, err)
 	}
-	return n.fsm.WaitApplied(ctx, commit)
+	return wait(ctx, commit)
 }
 
 // watchLeadership follows raft's leadership notifications: a new leader first applies a

@@ -94,6 +94,9 @@ type FSM struct {
 	// last entry in the state file, visible to readers.
 	latest    atomic.Uint64
 	committed atomic.Uint64
+	// changed is the last entry handed to the FSM that changed anything but the audit log
+	// (see WaitChanges); at start and after a restore, the applied index.
+	changed atomic.Uint64
 	// wanted is the highest index a reader is waiting for: applying it triggers a commit.
 	wanted atomic.Uint64
 
@@ -206,6 +209,7 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 	}
 	f.latest.Store(index)
 	f.committed.Store(index)
+	f.changed.Store(index)
 	go f.runCommitter()
 	return f, nil
 }
@@ -257,6 +261,22 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 			return fmt.Errorf("wait for index %d (applied %d): %w", index, f.committed.Load(), ctx.Err())
 		}
 	}
+}
+
+// WaitChanges is WaitApplied for a reader that does not read the audit log: of the entries
+// up to index, those after the last one that changed anything else only appended audit
+// entries, and need not be committed before it reads. Every answer of an audited read
+// appends an audit entry, so under a steady load of reads WaitApplied would commit (and
+// fsync) the state file once per read for entries no other read looks at.
+func (f *FSM) WaitChanges(ctx context.Context, index uint64) error {
+	if f.latest.Load() >= index {
+		// Read after latest: every entry up to index is in, and changed holds the last
+		// of them (or a later one, when waiting for index itself is right).
+		if c := f.changed.Load(); c < index {
+			index = c
+		}
+	}
+	return f.WaitApplied(ctx, index)
 }
 
 // want records that a reader waits for index, so that ApplyBatch commits as soon as it has
@@ -333,6 +353,9 @@ func (f *FSM) applyToOpen(logs []*hraft.Log, already uint64, results []any) (*hr
 			continue // configuration changes only advance the index
 		}
 		f.applyingIndex = l.Index
+		if len(l.Data) == 0 || command.Type(l.Data[0]) != command.TypeAuditAppend {
+			f.changed.Store(l.Index)
+		}
 		resp, failure := f.applyCommand(tx, l)
 		if failure != nil {
 			tx = f.skipFailed(l, failure)
@@ -648,6 +671,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.logger.Info("state restored from snapshot", "applied_index", index)
 	f.latest.Store(index)
+	f.changed.Store(index)
 	f.setCommitted(index)
 	if f.onRestore != nil {
 		f.onRestore(index)

@@ -377,3 +377,48 @@ func TestCloseCommitsPendingEntries(t *testing.T) {
 		t.Fatalf("after Close the state holds index %d, want 30", index)
 	}
 }
+
+// TestReadersOfDataDoNotWaitForAuditEntries: entries that only append to the audit log do
+// not have to be committed before a read that does not look at it (WaitChanges), while
+// any other entry still does, and a read of the audit log still waits for them all.
+func TestReadersOfDataDoNotWaitForAuditEntries(t *testing.T) {
+	f := newFSM(t)
+	f.ApplyBatch(randomLog(t, 13, 10))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := f.WaitApplied(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	entry := func(index uint64, typ command.Type, payload command.Payload) *hraft.Log {
+		data, err := command.Encode(typ, command.Header{Time: time.Date(2026, 2, 1, 0, 0, int(index), 0, time.UTC), Actor: "n1"}, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &hraft.Log{Index: index, Term: 1, Type: hraft.LogCommand, Data: data}
+	}
+	audit := func(index uint64) *hraft.Log {
+		return entry(index, command.TypeAuditAppend, &command.AuditAppend{ClusterKey: []byte("key"),
+			Entries: []model.AuditEntry{{ID: fmt.Sprintf("a-%d", index), Node: "n1", Action: "locate", Status: 200}}})
+	}
+	f.ApplyBatch([]*hraft.Log{audit(11), audit(12)})
+	quick, stop := context.WithTimeout(context.Background(), CommitInterval/4)
+	defer stop()
+	if err := f.WaitChanges(quick, 12); err != nil {
+		t.Fatalf("a data read waited for audit entries: %v", err)
+	}
+	if f.AppliedIndex() != 10 {
+		t.Fatalf("a data read committed the audit entries (readable index %d, want 10)", f.AppliedIndex())
+	}
+	// An entry that changes something else must be readable before the read.
+	f.ApplyBatch([]*hraft.Log{entry(13, command.TypeParticipantAdd, &command.ParticipantAdd{Participant: testParticipant(99)}), audit(14)})
+	if err := f.WaitChanges(ctx, 14); err != nil {
+		t.Fatal(err)
+	}
+	if f.AppliedIndex() < 13 {
+		t.Fatalf("readable index %d after a data read that follows entry 13", f.AppliedIndex())
+	}
+	// A read of the audit log waits for every entry.
+	if err := f.WaitApplied(ctx, 14); err != nil || f.AppliedIndex() != 14 {
+		t.Fatalf("audit read: %v, readable index %d", err, f.AppliedIndex())
+	}
+}
