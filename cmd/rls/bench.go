@@ -58,6 +58,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "clients", Value: 16, Usage: "concurrent clients for the queries"},
 				&cli.StringFlag{Name: "dir", Usage: "working directory (default: a new temporary one, removed at the end)"},
 				&cli.BoolFlag{Name: "keep", Usage: "keep the working directory (population file, node data and logs)"},
+				&cli.StringFlag{Name: "heapprofile", Usage: "after each import, write a heap profile of every node to `PREFIX`-N-ID.pprof"},
 				&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of each leader over the first 15 s of its import to `PREFIX`-N.pprof, and of each follower to PREFIX-N-ID.pprof"},
 			},
 			Action: benchImport,
@@ -214,7 +215,7 @@ func benchImport(c *cli.Context) error {
 		res, err := benchCluster1(c.Context, benchClusterOptions{
 			exe: exe, dir: filepath.Join(dir, fmt.Sprintf("cluster-%d", n)), nodes: n, rows: rows, batch: batch, parallel: parallel,
 			queries: c.Int("queries"), clients: c.Int("clients"), personOf: personOf, progress: progress,
-			profile: profilePath(c.String("cpuprofile"), n),
+			profile: profilePath(c.String("cpuprofile"), n), heapProfile: profilePath(c.String("heapprofile"), n),
 		})
 		if err != nil {
 			return fmt.Errorf("%d-node cluster: %w", n, err)
@@ -307,6 +308,7 @@ type benchClusterOptions struct {
 	personOf        map[mpi.RecordKey]string
 	progress        func(string, ...any)
 	profile         string
+	heapProfile     string
 }
 
 // benchNode is one `rls agent` process of a bench cluster.
@@ -403,6 +405,21 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 			if err := <-profileDone; err != nil {
 				opts.progress("cpu profile: %v", err)
 				res.Profile = ""
+			}
+		}
+	}
+	if opts.heapProfile != "" {
+		// Where each node's memory goes once the file is in (after a collection).
+		for _, n := range nodes {
+			nc := *admin
+			nc.base = n.url()
+			path := strings.TrimSuffix(opts.heapProfile, ".pprof") + "-" + n.id + ".pprof"
+			data, _, err := nc.do(ctx, http.MethodGet, "/debug/pprof/heap?gc=1", nil, nil)
+			if err == nil {
+				err = os.WriteFile(path, data, 0o600)
+			}
+			if err != nil {
+				opts.progress("heap profile of %s: %v", n.id, err)
 			}
 		}
 	}
