@@ -618,6 +618,9 @@ func benchImportRows(ctx context.Context, cl *client, opts benchClusterOptions, 
 	}
 	jobs := make(chan job)
 	personOf := make(map[mpi.RecordKey]string, len(items))
+	// A file may register one identifier twice (a corrected or reused MRN): its person is
+	// the one its last registration in file order got, whichever answer arrives last.
+	lineOf := make(map[mpi.RecordKey]int, len(items))
 	var mu sync.Mutex
 	var firstErr error
 	done := map[int]int{}
@@ -662,7 +665,10 @@ func benchImportRows(ctx context.Context, cl *client, opts benchClusterOptions, 
 						continue
 					}
 					res.Outcomes[r.Outcome]++
-					personOf[mpi.KeyOf(j.items[i].record.System, j.items[i].record.Value)] = r.EUID
+					key := mpi.KeyOf(j.items[i].record.System, j.items[i].record.Value)
+					if line, seen := lineOf[key]; !seen || j.items[i].line > line {
+						personOf[key], lineOf[key] = r.EUID, j.items[i].line
+					}
 				}
 				done[j.seq] = len(j.items)
 				for n, ok := done[next]; ok; n, ok = done[next] {
