@@ -73,7 +73,8 @@ type Decision struct {
 	// there was none), and Probability that person's posterior probability.
 	Score       float64 `json:"score"`
 	Probability float64 `json:"probability"`
-	// Candidates are the best-scoring persons, best first (ties by EUID), at
+	// Candidates are the best-scoring persons, best first (ties by the key of
+	// their best-scoring record), at
 	// most Config.MaxCandidates, including those a household rule excluded.
 	Candidates []Candidate `json:"candidates"`
 	// Review is the review item appended, if any.
@@ -390,7 +391,7 @@ func (m *Matcher) RegisterPrepared(s Store, rec Record, p *Prepared, newEUID str
 }
 
 // Match scores the persons that could be the given record, best first (ties
-// by EUID), without writing anything: the read side of FHIR $match and of
+// by the key of their best-scoring record), without writing anything: the read side of FHIR $match and of
 // a search by demographics. limit <= 0 means Config.MaxCandidates. If the
 // record's identifier is registered, that record itself is not a candidate.
 func (m *Matcher) Match(s Store, rec Record, limit int) ([]Candidate, error) {
@@ -469,7 +470,11 @@ func normOf(sr *StoredRecord) *Normalized {
 // MaxCandidateRecords most likely ones, groups them by person and scores
 // each person: the best pair score over the person's records (at most
 // MaxPersonRecords, in key order), with a household conflict if any of its
-// records conflicts. The result is sorted best first, ties by EUID.
+// records conflicts. The result is sorted best first; ties go to the person
+// whose best-scoring record has the smaller key, not the smaller EUID: EUIDs
+// are drawn at random by the leader, so a tie broken by them would be decided
+// alike on every node but differently from `rls mpi eval` over the same file,
+// or from the same file loaded again.
 //
 // "Most likely" ranks records by the blocks they share with the query,
 // each block counting MaxBlockSize/size: sharing a phone number (a block of
@@ -604,7 +609,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 		case a.Score < b.Score:
 			return 1
 		}
-		return strings.Compare(a.EUID, b.EUID)
+		return strings.Compare(string(a.Record), string(b.Record))
 	})
 	posteriors(cc, out)
 	return out, nil
