@@ -108,15 +108,18 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 		}
 		propose(i, rec, resource)
 	}
+	var handed func()
+	if req.Sequence != nil {
+		var err error
+		if handed, err = s.sequencer.await(r.Context(), *req.Sequence); err != nil {
+			return fmt.Errorf("wait for the batch before this one in its import stream: %w", err)
+		}
+		if len(regs) == 0 {
+			handed() // nothing to propose, but the next batch's turn has come all the same
+		}
+	}
 	var index uint64
 	if len(regs) > 0 {
-		var handed func()
-		if req.Sequence != nil {
-			var err error
-			if handed, err = s.sequencer.await(r.Context(), *req.Sequence); err != nil {
-				return fmt.Errorf("wait for the batch before this one in its import stream: %w", err)
-			}
-		}
 		a, err := s.node.ApplyInTurn(r.Context(), command.TypePatientRegister, header(rq), &command.PatientRegister{Registrations: regs}, handed)
 		if err != nil {
 			return err

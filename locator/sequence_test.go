@@ -134,3 +134,30 @@ func TestBatchSequenceOrdersTheLog(t *testing.T) {
 		t.Fatalf("bad stream name: %d %.300s", code, body)
 	}
 }
+
+// A batch whose every record is refused proposes nothing, and must still let the next
+// batch of its stream go at once, not after the wait for a batch that never comes.
+func TestBatchSequenceRefusedBatchPassesTheTurn(t *testing.T) {
+	a := newTestAPI(t)
+	a.participants()
+	refused := BatchRequest{
+		Records:  []command.PatientRecord{{System: sysA, Value: "SEQ-R0", Family: "Okafor", Given: []string{"Ada"}, BirthDate: "2999-01-01"}},
+		Sequence: &BatchSequence{Stream: "refused-first", Number: 0},
+	}
+	code, body, _ := a.do("POST", "/v1/patients/batch", testAdminToken, refused, nil)
+	if code != 200 || !strings.Contains(string(body), `"status"`) {
+		t.Fatalf("refused batch: %d %.300s", code, body)
+	}
+	start := time.Now()
+	next := BatchRequest{
+		Records:  []command.PatientRecord{{System: sysA, Value: "SEQ-R1", Family: "Okafor", Given: []string{"Ada"}, BirthDate: "1980-02-01"}},
+		// Settled 0: as if the client had not yet read the first answer.
+		Sequence: &BatchSequence{Stream: "refused-first", Number: 1},
+	}
+	if code, body, _ := a.do("POST", "/v1/patients/batch", testAdminToken, next, nil); code != 200 {
+		t.Fatalf("next batch: %d %.300s", code, body)
+	}
+	if waited := time.Since(start); waited > sequenceWait/3 {
+		t.Fatalf("the batch after a wholly refused one waited %v", waited)
+	}
+}
