@@ -150,7 +150,7 @@ func TestBatchSequenceRefusedBatchPassesTheTurn(t *testing.T) {
 	}
 	start := time.Now()
 	next := BatchRequest{
-		Records:  []command.PatientRecord{{System: sysA, Value: "SEQ-R1", Family: "Okafor", Given: []string{"Ada"}, BirthDate: "1980-02-01"}},
+		Records: []command.PatientRecord{{System: sysA, Value: "SEQ-R1", Family: "Okafor", Given: []string{"Ada"}, BirthDate: "1980-02-01"}},
 		// Settled 0: as if the client had not yet read the first answer.
 		Sequence: &BatchSequence{Stream: "refused-first", Number: 1},
 	}
