@@ -92,7 +92,11 @@ type benchInMemory struct {
 	RecordsPerCPUSecond float64        `json:"records_per_cpu_second,omitempty"`
 	Outcomes            map[string]int `json:"outcomes"`
 	ReviewItems         int            `json:"review_items"`
-	Load                []float64      `json:"load_after"`
+	// Tenths and LastToFirst as for a cluster: how much of a cluster's slowing down over
+	// the file is the matcher's own (larger blocks as the index grows).
+	Tenths      []float64 `json:"tenths_records_per_second"`
+	LastToFirst float64   `json:"last_to_first"`
+	Load        []float64 `json:"load_after"`
 }
 
 type benchCluster struct {
@@ -277,9 +281,15 @@ func benchInMemoryRun(ctx context.Context, rows []dataset.Row) (benchInMemory, m
 	personOf := make(map[mpi.RecordKey]string, len(rows))
 	cpuStart, cpuOK := procCPU(os.Getpid())
 	start := time.Now()
+	tenthStart, nextTenth := start, 1
 	for i, row := range rows {
 		if i%4096 == 0 && ctx.Err() != nil {
 			return out, nil, ctx.Err()
+		}
+		for nextTenth <= 10 && i >= nextTenth*len(rows)/10 {
+			now := time.Now()
+			out.Tenths = append(out.Tenths, math.Round(float64(len(rows))/10/now.Sub(tenthStart).Seconds()))
+			tenthStart, nextTenth = now, nextTenth+1
 		}
 		d, err := m.Register(store, row.Record, fmt.Sprintf("E%09d", i+1))
 		if err != nil {
@@ -287,6 +297,12 @@ func benchInMemoryRun(ctx context.Context, rows []dataset.Row) (benchInMemory, m
 		}
 		out.Outcomes[string(d.Outcome)]++
 		personOf[d.Record] = d.EUID
+	}
+	if nextTenth == 10 {
+		out.Tenths = append(out.Tenths, math.Round(float64(len(rows))/10/time.Since(tenthStart).Seconds()))
+	}
+	if len(out.Tenths) == 10 && out.Tenths[0] > 0 {
+		out.LastToFirst = round3(out.Tenths[9] / out.Tenths[0])
 	}
 	out.Seconds = round3(time.Since(start).Seconds())
 	out.RecordsPerSecond = math.Round(float64(len(rows)) / time.Since(start).Seconds())
