@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -211,6 +212,91 @@ func TestConcurrentRegistrationsAtTwoNodesFormOnePerson(t *testing.T) {
 		wg.Wait()
 		if euids[0] == "" || euids[0] != euids[1] {
 			t.Fatalf("round %d: the same person registered at two nodes got EUIDs %q and %q", i, euids[0], euids[1])
+		}
+	}
+}
+
+// TestImportSurvivesLeaderChange kills the leader while `rls import patients` sends a file
+// through a follower, several batches in flight in one import stream. The import must end
+// with every record registered, and the new leader must pick the stream up where the
+// client stood (BatchSequence.Settled) instead of waiting for batches the old leader took:
+// no node may log that a batch gave up waiting for its predecessor.
+func TestImportSurvivesLeaderChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes; skipped with -short")
+	}
+	file := testkit.Testdata(t, "febrl", "dataset4a.csv")
+	c := NewCluster(t, Options{Nodes: 3})
+	c.addParticipant("febrl-a", "febrl:dataset4a.csv")
+	st, _ := c.status(0)
+	leader := c.indexOf(st.Leader)
+	via := (leader + 1) % 3
+	progress := filepath.Join(t.TempDir(), "progress")
+	cmd := exec.Command(rlsBinary, "import", "patients", "-addr", c.Nodes[via].URL(), "-token", adminToken, "-format", "febrl",
+		"-batch", "50", "-parallel", "4", "-output", "json", "-timeout", "2m", "-progress-file", progress, file)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// Kill the leader once the import is under way (its progress file exists).
+	c.WaitFor(30*time.Second, "the import to get going", func() bool {
+		_, err := os.Stat(progress)
+		return err == nil
+	})
+	c.Kill(leader)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("import across a leader change: %v\n%s", err, out.Bytes())
+		}
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("import did not finish within 3 minutes of the leader's death")
+	}
+	var sum struct {
+		Records  int            `json:"records"`
+		Outcomes map[string]int `json:"outcomes"`
+		Rejected []any          `json:"rejected"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("import summary: %v\n%s", err, out.Bytes())
+	}
+	if sum.Records != 5000 || len(sum.Rejected) != 0 || sum.Outcomes["linked"]+sum.Outcomes["new"]+sum.Outcomes["review"] != 5000 {
+		t.Fatalf("import summary: %s", out.Bytes())
+	}
+	// Every record is there: a tenth of them, spread over the file, each resolves to a
+	// person on the new leader.
+	newLeader := c.WaitLeader(20*time.Second, leader)
+	rows, err := dataset.Load(file, dataset.FEBRL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := 0
+	for i := 0; i < len(rows.Rows); i += 10 {
+		rec := rows.Rows[i].Record
+		code, body, _, err := c.call(newLeader, "GET", "/fhir/Patient/$ihe-pix?targetSystem="+url.QueryEscape("https://rls-hie.github.io/fhir/sid/euid")+
+			"&sourceIdentifier="+url.QueryEscape(rec.System+"|"+rec.Value), nil)
+		if err != nil || code != 200 || !bytes.Contains(body, []byte(`"value"`)) {
+			if missing < 3 {
+				t.Errorf("record %s|%s after the import: %d %v %.200s", rec.System, rec.Value, code, err, body)
+			}
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d sampled records missing", missing, (len(rows.Rows)+9)/10)
+	}
+	c.WaitConverged(60 * time.Second)
+	for _, n := range c.Nodes {
+		log, err := os.ReadFile(n.LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(log, []byte("waited for the batch before it in its stream, in vain")) {
+			t.Errorf("%s: a batch gave up waiting for its predecessor after the leader change", n.ID)
 		}
 	}
 }
