@@ -69,23 +69,30 @@ func TestRegisterBetweenThresholdsGoesToReview(t *testing.T) {
 	}
 }
 
-// TestSplitPersonIsBridged: a record that matches two persons who are
-// themselves one person split in two joins the best of them, and a review
-// item asks for their merge, instead of founding a third person.
-func TestSplitPersonIsBridged(t *testing.T) {
+// bridgeSplitPair registers two copies of one record under other systems as two persons
+// (first and second: a duplicate nobody merged yet), then a third copy, which matches both
+// alike, and returns the third's decision and record.
+func bridgeSplitPair(t *testing.T, s *MemStore, first, second string) (Decision, Record) {
+	t.Helper()
 	m := NewMatcher()
-	s := NewMemStore()
-	// Two persons that look alike exist already (a duplicate nobody merged yet).
 	r1 := person("A1", "Mary", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", "")
 	r2 := r1
 	r2.System = "urn:other"
 	keptApart(t, s, func() {
-		register(t, m, s, r1, "E1")
-		register(t, m, s, r2, "E2")
+		register(t, m, s, r1, first)
+		register(t, m, s, r2, second)
 	})
 	r3 := r1
 	r3.System = "urn:third"
-	d := register(t, m, s, r3, "E3")
+	return register(t, m, s, r3, "E3"), r3
+}
+
+// TestSplitPersonIsBridged: a record that matches two persons who are
+// themselves one person split in two joins the best of them, and a review
+// item asks for their merge, instead of founding a third person.
+func TestSplitPersonIsBridged(t *testing.T) {
+	s := NewMemStore()
+	d, _ := bridgeSplitPair(t, s, "E1", "E2")
 	// Both score alike: the tie goes to the person whose best record has the smaller
 	// key (urn:other|A1, person E2), whatever the EUIDs.
 	if d.Outcome != OutcomeLinked || d.EUID != "E2" || d.Review == nil || d.Review.Reason != ReviewDuplicatePersons ||
@@ -289,18 +296,8 @@ func TestRegistrationIsDeterministic(t *testing.T) {
 // record.
 func TestTiesDoNotDependOnEUIDs(t *testing.T) {
 	joined := func(first, second string) RecordKey {
-		m := NewMatcher()
 		s := NewMemStore()
-		r1 := person("A1", "Mary", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", "")
-		r2 := r1
-		r2.System = "urn:other"
-		keptApart(t, s, func() {
-			register(t, m, s, r1, first)
-			register(t, m, s, r2, second)
-		})
-		r3 := r1
-		r3.System = "urn:third"
-		d := register(t, m, s, r3, "E3")
+		d, r3 := bridgeSplitPair(t, s, first, second)
 		p, ok, err := s.Person(d.EUID)
 		if err != nil || !ok || len(p.Records) != 2 {
 			t.Fatalf("person %s of the bridging record: %+v %v %v", d.EUID, p, ok, err)
