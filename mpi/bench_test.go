@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rls-hie/rls/integration/testkit"
 )
 
 // benchPersons is the size of the benchmark index: 1,000,000 unless
@@ -54,14 +56,14 @@ func BenchmarkIndex(b *testing.B) {
 	store := NewMemStore()
 	m := NewMatcher()
 	start := time.Now()
-	buildCPU, cpuOK := processCPU()
+	buildCPU, cpuOK := testkit.ProcessCPU()
 	for i := 0; i < n; i++ {
 		if _, err := m.Register(store, gen.person(i), "P"+strconv.Itoa(i)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	build := time.Since(start)
-	afterCPU, _ := processCPU()
+	afterCPU, _ := testkit.ProcessCPU()
 	st := store.Stats()
 	perCPU := "CPU time not measurable here"
 	if cpuOK {
@@ -139,14 +141,14 @@ func BenchmarkIndex(b *testing.B) {
 		}
 		b.ResetTimer()
 		t0 := time.Now()
-		c0, cpuOK := processCPU()
+		c0, cpuOK := testkit.ProcessCPU()
 		for i := 0; i < b.N; i++ {
 			if _, err := m.Register(store, recs[i], euids[i]); err != nil {
 				b.Fatal(err)
 			}
 		}
 		wall := time.Since(t0)
-		c1, _ := processCPU()
+		c1, _ := testkit.ProcessCPU()
 		b.ReportMetric(float64(b.N)/wall.Seconds(), "records/s")
 		// On a machine shared with other work the wall-clock rate measures
 		// the load as much as the code; the rate per second of this

@@ -1,6 +1,6 @@
 // Package testkit is what rls's test suites share and that needs nothing of rls: waiting for
-// a condition with a deadline, loopback listeners handed over open, and the path of the
-// repository's test data.
+// a condition with a deadline, loopback listeners handed over open, the path of the
+// repository's test data, and the process's CPU time for benchmarks.
 //
 // It is imported by tests only, and it imports only the standard library, so that the tests
 // of every package (mpi's, raft's and the FSM's among them) can use it without a cycle.

@@ -99,7 +99,7 @@ func BenchmarkRegisterThroughFSM(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		cpuStart, cpuOK := processCPU()
+		cpuStart, cpuOK := testkit.ProcessCPU()
 		tenth, next := len(logs)/10, 1
 		last := start
 		for i, l := range logs {
@@ -118,7 +118,7 @@ func BenchmarkRegisterThroughFSM(b *testing.B) {
 		}
 		f.commitOpen()
 		b.ReportMetric(float64(len(file.Rows))/time.Since(start).Seconds(), "records/s")
-		if cpuEnd, ok := processCPU(); ok && cpuOK {
+		if cpuEnd, ok := testkit.ProcessCPU(); ok && cpuOK {
 			b.ReportMetric(float64(len(file.Rows))/(cpuEnd-cpuStart).Seconds(), "records/cpu-s")
 		}
 	}
