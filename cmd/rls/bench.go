@@ -281,15 +281,13 @@ func benchInMemoryRun(ctx context.Context, rows []dataset.Row) (benchInMemory, m
 	personOf := make(map[mpi.RecordKey]string, len(rows))
 	cpuStart, cpuOK := procCPU(os.Getpid())
 	start := time.Now()
-	tenthStart, nextTenth := start, 1
+	points := []progressPoint{{0, start}}
 	for i, row := range rows {
 		if i%4096 == 0 && ctx.Err() != nil {
 			return out, nil, ctx.Err()
 		}
-		for nextTenth <= 10 && i >= nextTenth*len(rows)/10 {
-			now := time.Now()
-			out.Tenths = append(out.Tenths, math.Round(float64(len(rows))/10/now.Sub(tenthStart).Seconds()))
-			tenthStart, nextTenth = now, nextTenth+1
+		if i > 0 && i%256 == 0 {
+			points = append(points, progressPoint{i, time.Now()})
 		}
 		d, err := m.Register(store, row.Record, fmt.Sprintf("E%09d", i+1))
 		if err != nil {
@@ -298,12 +296,8 @@ func benchInMemoryRun(ctx context.Context, rows []dataset.Row) (benchInMemory, m
 		out.Outcomes[string(d.Outcome)]++
 		personOf[d.Record] = d.EUID
 	}
-	if nextTenth == 10 {
-		out.Tenths = append(out.Tenths, math.Round(float64(len(rows))/10/time.Since(tenthStart).Seconds()))
-	}
-	if len(out.Tenths) == 10 && out.Tenths[0] > 0 {
-		out.LastToFirst = round3(out.Tenths[9] / out.Tenths[0])
-	}
+	points = append(points, progressPoint{len(rows), time.Now()})
+	out.Tenths, out.LastToFirst = tenthRates(points, len(rows))
 	out.Seconds = round3(time.Since(start).Seconds())
 	out.RecordsPerSecond = math.Round(float64(len(rows)) / time.Since(start).Seconds())
 	if cpuEnd, ok := procCPU(os.Getpid()); ok && cpuOK && cpuEnd > cpuStart {
@@ -642,12 +636,8 @@ func benchImportRows(ctx context.Context, cl *client, opts benchClusterOptions, 
 	done := map[int]int{}
 	next, prefix := 0, 0
 	// points is when the contiguous prefix of the file acknowledged grew, and to what.
-	type point struct {
-		records int
-		at      time.Time
-	}
 	start := time.Now()
-	points := []point{{0, start}}
+	points := []progressPoint{{0, start}}
 	stream := newImportStream()
 	var wg sync.WaitGroup
 	for range opts.parallel {
@@ -693,7 +683,7 @@ func benchImportRows(ctx context.Context, cl *client, opts benchClusterOptions, 
 					prefix += n
 				}
 				if prefix > points[len(points)-1].records {
-					points = append(points, point{prefix, time.Now()})
+					points = append(points, progressPoint{prefix, time.Now()})
 				}
 				mu.Unlock()
 			}
@@ -723,8 +713,20 @@ feed:
 	elapsed := time.Since(start)
 	res.Seconds = round3(elapsed.Seconds())
 	res.RecordsPerSecond = math.Round(float64(len(items)) / elapsed.Seconds())
-	// When the prefix passed each tenth, interpolated between acknowledgements (a batch
-	// may hold more than a tenth of a small file).
+	res.Tenths, res.LastToFirst = tenthRates(points, len(items))
+	return personOf, nil
+}
+
+// progressPoint is how many records of a file were done at a moment.
+type progressPoint struct {
+	records int
+	at      time.Time
+}
+
+// tenthRates returns the rate over each successive tenth of a file of total records, from
+// the moments its progress passed them (interpolated between points: one point may cover
+// more than a tenth of a small file), and the last tenth's rate over the first's.
+func tenthRates(points []progressPoint, total int) ([]float64, float64) {
 	at := func(records float64) time.Time {
 		for i := 1; i < len(points); i++ {
 			a, b := points[i-1], points[i]
@@ -735,15 +737,17 @@ feed:
 		}
 		return points[len(points)-1].at
 	}
-	tenth := float64(len(items)) / 10
+	tenth := float64(total) / 10
+	var rates []float64
 	for k := range 10 {
 		d := at(float64(k+1) * tenth).Sub(at(float64(k) * tenth))
-		res.Tenths = append(res.Tenths, math.Round(tenth/d.Seconds()))
+		rates = append(rates, math.Round(tenth/d.Seconds()))
 	}
-	if len(res.Tenths) > 1 {
-		res.LastToFirst = round3(res.Tenths[len(res.Tenths)-1] / res.Tenths[0])
+	lastToFirst := 0.0
+	if rates[0] > 0 {
+		lastToFirst = round3(rates[9] / rates[0])
 	}
-	return personOf, nil
+	return rates, lastToFirst
 }
 
 // samePartition compares two groupings of records into persons, whatever the EUIDs: each
