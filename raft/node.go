@@ -536,13 +536,15 @@ func (n *Node) Apply(ctx context.Context, t command.Type, h command.Header, payl
 // commands in a given order lets the next one go then, so that they are replicated and
 // applied in that order while several are in flight.
 func (n *Node) ApplyInTurn(ctx context.Context, t command.Type, h command.Header, payload command.Payload, handed func()) (Applied, error) {
-	if handed != nil {
-		defer func() {
-			if handed != nil {
-				handed()
-			}
-		}()
+	// pass lets the next command go exactly once: after the hand-over, or on the way out
+	// when this one never reached Raft.
+	pass := func() {
+		if handed != nil {
+			handed()
+			handed = nil
+		}
 	}
+	defer pass()
 	if !n.IsLeader() {
 		return Applied{}, ErrNotLeader
 	}
@@ -563,10 +565,7 @@ func (n *Node) ApplyInTurn(ctx context.Context, t command.Type, h command.Header
 	}
 	start := time.Now()
 	f := n.raft.Apply(data, timeout)
-	if handed != nil {
-		handed()
-		handed = nil
-	}
+	pass()
 	if err := f.Error(); err != nil {
 		return Applied{}, classifyApplyError(t, err)
 	}
