@@ -39,6 +39,11 @@ type BatchResult struct {
 	Error  string `json:"error,omitempty"`
 }
 
+// OutcomeWithheld is a registered record's outcome when the caller may not be told of the
+// person it joined (a consent directive of that person denies the caller, or the person
+// opted out): the record is registered, and its EUID, score and match outcome are left out.
+const OutcomeWithheld = "withheld"
+
 // BatchResponse lists the outcomes in request order: records first, then patients.
 type BatchResponse struct {
 	Index   uint64        `json:"index"`
@@ -131,9 +136,15 @@ func (s *Server) registerBatch(w http.ResponseWriter, r *http.Request, rq *reque
 				results[i] = refused(regs[k].Record, out.Err)
 				continue
 			}
+			results[i] = BatchResult{Record: string(out.Decision.Record), Patient: out.Patient.ID}
+			if !rq.answerGuard().PersonWith(out.Decision.EUID, out.Directives).Disclose {
+				// Registered, but the person it joined is not for the caller to know.
+				results[i].Outcome = OutcomeWithheld
+				rq.disclose(nil, []string{out.Patient.ID})
+				continue
+			}
 			rq.disclose([]string{out.Decision.EUID}, []string{out.Patient.ID})
-			results[i] = BatchResult{Record: string(out.Decision.Record), Patient: out.Patient.ID, Outcome: string(out.Decision.Outcome),
-				EUID: out.Decision.EUID, Score: out.Decision.Score}
+			results[i].Outcome, results[i].EUID, results[i].Score = string(out.Decision.Outcome), out.Decision.EUID, out.Decision.Score
 		}
 		w.Header().Set(HeaderRaftIndex, strconv.FormatUint(index, 10))
 	}

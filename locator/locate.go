@@ -243,7 +243,7 @@ func (s *Server) searchDocuments(w http.ResponseWriter, r *http.Request, rq *req
 		// _include: the Patients the page's documents are about (within the scope the
 		// guard already allowed).
 		for _, key := range included {
-			p, err := loadPatientByKey(tx, key)
+			p, err := loadPatientByKey(tx, rq.guard, key)
 			if err != nil {
 				return err
 			}

@@ -416,7 +416,7 @@ func (s *Server) eventContent(tx *state.Tx, st *roundState, sub model.Subscripti
 			c.context = append(c.context, "Patient/"+model.PatientID(k))
 		}
 		if full {
-			p, err := loadPatientByKey(tx, ev.Record)
+			p, err := loadPatientByKey(tx, g, ev.Record)
 			if err != nil {
 				return nil, err
 			}
@@ -501,7 +501,7 @@ func (s *Server) eventContent(tx *state.Tx, st *roundState, sub model.Subscripti
 		// The persons first (new, then previous), then the other records of the new one.
 		c.context = append(c.context, others...)
 		if full {
-			p, err := loadPatientByKey(tx, ev.Record)
+			p, err := loadPatientByKey(tx, g, ev.Record)
 			if err != nil {
 				return nil, err
 			}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/rls-hie/rls/locator/fhir"
+	"github.com/rls-hie/rls/locator/policy"
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft"
 	"github.com/rls-hie/rls/raft/command"
@@ -112,17 +113,28 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rq *request, r
 	if out.Err != nil {
 		return out.Err
 	}
+	visible := rq.answerGuard().PersonWith(out.Decision.EUID, out.Directives).Disclose
 	if reg.replacedBy != "" {
 		if out.Decision.EUID, err = s.mergeReplaced(r.Context(), rq, reg); err != nil {
 			return err
 		}
+		if visible, err = s.personVisible(r.Context(), rq, out.Decision.EUID); err != nil {
+			return err
+		}
 	}
-	rq.disclose([]string{out.Decision.EUID}, []string{out.Patient.ID})
 	p, err := fhir.StoredPatient(out.Patient, &mpi.StoredRecord{EUID: out.Decision.EUID, Record: reg.record.MPIRecord()})
 	if err != nil {
 		return err
 	}
-	p.Extension = append(p.Extension, mustJSON(fhir.DecisionExtension(out.Decision)))
+	if visible {
+		rq.disclose([]string{out.Decision.EUID}, []string{out.Patient.ID})
+		p.Extension = append(p.Extension, mustJSON(fhir.DecisionExtension(out.Decision)))
+	} else {
+		// The record is the caller's own; the person it joined is not for it to know, not
+		// even whether it joined anybody (see raft.Registered.Directives).
+		rq.disclose(nil, []string{out.Patient.ID})
+		p = fhir.WithoutEUID(p)
+	}
 	status := http.StatusOK
 	if out.Patient.Version == 1 {
 		status = http.StatusCreated
@@ -250,6 +262,21 @@ func (s *Server) replacedBy(ctx context.Context, reg registration) (string, erro
 	return target, nil
 }
 
+// personVisible decides, over the state this node has applied, whether the caller may be
+// told of a person.
+func (s *Server) personVisible(ctx context.Context, rq *request, euid string) (bool, error) {
+	if err := s.node.SyncLocalData(ctx); err != nil {
+		return false, err
+	}
+	var visible bool
+	err := s.node.State().View(func(tx *state.Tx) error {
+		d, err := rq.answerGuard().Person(guardState{tx}, euid)
+		visible = d.Disclose
+		return err
+	})
+	return visible, err
+}
+
 // mergeReplaced applies a replaced-by link: the person of the replaced record is merged
 // into the person of the surviving one. It returns the surviving person's EUID.
 func (s *Server) mergeReplaced(ctx context.Context, rq *request, reg registration) (string, error) {
@@ -293,7 +320,7 @@ func (s *Server) readPatient(w http.ResponseWriter, r *http.Request, rq *request
 			}
 		}
 		var err error
-		p, err = loadPatient(tx, id)
+		p, err = loadPatient(tx, rq.guard, id)
 		return err
 	})
 	if err != nil {
@@ -304,15 +331,20 @@ func (s *Server) readPatient(w http.ResponseWriter, r *http.Request, rq *request
 	return writeFHIR(w, http.StatusOK, p)
 }
 
-func loadPatient(tx *state.Tx, id string) (fhir.Patient, error) {
+func loadPatient(tx *state.Tx, g *policy.Guard, id string) (fhir.Patient, error) {
 	key, ok := tx.PatientKeyByID(id)
 	if !ok {
 		return fhir.Patient{}, patientNotFound(id)
 	}
-	return loadPatientByKey(tx, key)
+	return loadPatientByKey(tx, g, key)
 }
 
-func loadPatientByKey(tx *state.Tx, key string) (fhir.Patient, error) {
+// loadPatientByKey loads a registered Patient as the caller of guard g sees it. The caller
+// has been let see the record (its own, or one of a person it may see); the EUID
+// identifier names the record's person, which it carries only when g discloses that
+// person: a participant a patient denied, or anybody after an opt-out, reads its own
+// record without learning which person holds it.
+func loadPatientByKey(tx *state.Tx, g *policy.Guard, key string) (fhir.Patient, error) {
 	meta, ok, err := tx.PatientMeta(key)
 	if err != nil {
 		return fhir.Patient{}, err
@@ -324,7 +356,18 @@ func loadPatientByKey(tx *state.Tx, key string) (fhir.Patient, error) {
 	if !ok || sr == nil {
 		return fhir.Patient{}, fmt.Errorf("record %s: %w", key, state.ErrNotFound)
 	}
-	return fhir.StoredPatient(meta, sr)
+	p, err := fhir.StoredPatient(meta, sr)
+	if err != nil {
+		return p, err
+	}
+	d, err := g.Person(guardState{tx}, sr.EUID)
+	if err != nil {
+		return p, err
+	}
+	if !d.Disclose {
+		p = fhir.WithoutEUID(p)
+	}
+	return p, nil
 }
 
 // readPerson is GET /fhir/Person/{euid}: the enterprise identity with a link to each of

@@ -175,7 +175,7 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 		if !post.empty() {
 			var kept []state.PatientHit
 			for _, h := range hits {
-				p, err := loadPatientByKey(tx, string(h.Key))
+				p, err := loadPatientByKey(tx, rq.guard, string(h.Key))
 				if err != nil {
 					return err
 				}
@@ -194,7 +194,7 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request, rq *requ
 		end := min(offset+count, len(hits))
 		size := 0
 		for i := offset; i < end; i++ {
-			p, err := loadPatientByKey(tx, string(hits[i].Key))
+			p, err := loadPatientByKey(tx, rq.guard, string(hits[i].Key))
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -520,5 +521,98 @@ func TestDocumentWritesAreConsentNeutral(t *testing.T) {
 	a.consent(t, w.tokA, consentJSON("Person/"+w.euid, false, []string{"hosp-b", "hosp-c"}, nil))
 	if code, body, _ := a.do("POST", "/fhir/DocumentReference", w.tokB, docJSON("urn:uuid:n-b", "Patient/"+w.patB, "current", "11506-3", "2024-03-01", "Note"), nil); code != 403 {
 		t.Fatalf("a denied participant holding a record registered a document: %d %s", code, body)
+	}
+}
+
+// TestOwnRecordDoesNotNameAHiddenPerson: a participant the patient's directive hides the
+// person from (an opt-out, or a denial naming it) still registers and reads its own records
+// of the patient, but no answer names the person they belong to: no EUID identifier, no
+// match decision, no EUID or score in a batch result, nothing in the audit as disclosed.
+func TestOwnRecordDoesNotNameAHiddenPerson(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		directive func(w docWorld) map[string]any
+	}{
+		{"opt-out", func(w docWorld) map[string]any { return consentJSON("Patient/"+w.patA, true, nil, nil) }},
+		{"denial of the reader", func(w docWorld) map[string]any {
+			return consentJSON("Patient/"+w.patA, false, []string{"hosp-b"}, nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newDocWorld(t) // B's record B-1 is in the person w.euid, and B was told so
+			a := w.a
+			a.consent(t, w.tokA, tc.directive(w))
+			mustNotName := func(what string, code, want int, body []byte) {
+				t.Helper()
+				if code != want {
+					t.Fatalf("%s: %d %s", what, code, body)
+				}
+				if strings.Contains(string(body), w.euid) {
+					t.Fatalf("%s names the hidden person %s: %s", what, w.euid, body)
+				}
+				if strings.Contains(string(body), fhir.MatchDecisionURL) {
+					t.Fatalf("%s reports the match decision: %s", what, body)
+				}
+			}
+
+			code, body, _ := a.do("GET", "/fhir/Patient/"+w.patB, w.tokB, nil, nil)
+			mustNotName("B reads its own record", code, 200, body)
+			if !strings.Contains(string(body), "B-1") {
+				t.Fatalf("B's own record lost its identifier: %s", body)
+			}
+			code, body, _ = a.do("GET", "/fhir/Patient?identifier="+url.QueryEscape(sysB+"|B-1"), w.tokB, nil, nil)
+			mustNotName("B searches its own record", code, 200, body)
+			if !strings.Contains(string(body), w.patB) {
+				t.Fatalf("PDQm no longer finds B's own record: %s", body)
+			}
+			code, body, _ = a.do("GET", "/fhir/Patient?identifier="+url.QueryEscape(fhir.EUIDSystem+"|"+w.euid), w.tokB, nil, nil)
+			var found fhir.Bundle
+			if err := json.Unmarshal(body, &found); code != 200 || err != nil || found.Total != 0 || len(found.Entry) != 0 {
+				t.Fatalf("B's search by the hidden EUID finds its own record: %d %s", code, body)
+			}
+
+			// Registering again, and a new record of the same patient, links as before;
+			// the answers do not say so.
+			code, body, _ = a.do("POST", "/fhir/Patient", w.tokB, patientJSON(sysB, "B-1", "Maggie", "Okonjo", "1958-02-14", "female", "62704", "2175550123"), nil)
+			mustNotName("B registers its record again", code, 200, body)
+			code, body, _ = a.do("POST", "/fhir/Patient", w.tokB, patientJSON(sysB, "B-9", "Margaret", "Okonjo", "1958-02-14", "female", "62704", "2175550123"), nil)
+			mustNotName("B registers a second record of the patient", code, 201, body)
+			batch := BatchRequest{Patients: []json.RawMessage{mustJSON(patientJSON(sysB, "B-10", "Margaret", "Okonjo", "1958-02-14", "female", "62704", "2175550123"))}}
+			code, body, _ = a.do("POST", "/v1/patients/batch", w.tokB, batch, nil)
+			mustNotName("B's batch", code, 200, body)
+			var br BatchResponse
+			if err := json.Unmarshal(body, &br); err != nil || len(br.Results) != 1 {
+				t.Fatalf("batch answer: %v %s", err, body)
+			}
+			if r := br.Results[0]; r.Outcome != OutcomeWithheld || r.EUID != "" || r.Score != 0 || r.Patient == "" {
+				t.Fatalf("batch result for a hidden person: %+v", r)
+			}
+			for _, id := range []string{"B-9", "B-10"} {
+				key := sysB + "|" + id
+				// The admin, breaking the glass, is told the person (a denial names B only).
+				code, body, _ := a.do("GET", "/fhir/Patient/"+model.PatientID(key), testAdminToken, nil,
+					map[string]string{HeaderPurposeOfUse: "ETREAT", HeaderBreakGlassReason: "check the link"})
+				if code != 200 {
+					t.Fatalf("admin reads %s: %d %s", id, code, body)
+				}
+				if got := euidOf(t, body); got != w.euid {
+					t.Fatalf("%s joined %q, not the patient's person %s: the test shows nothing", id, got, w.euid)
+				}
+			}
+			// Every entry of B's requests since the directive (the first is its read)
+			// lists no person.
+			after := false
+			for _, e := range a.auditList(t, "participant=hosp-b").Entries {
+				if e.Path == "/fhir/Patient/"+w.patB {
+					after = true
+				}
+				if after && slices.Contains(e.EUIDs, w.euid) {
+					t.Fatalf("audit lists the hidden person as disclosed to B: %+v", e)
+				}
+			}
+			if !after {
+				t.Fatal("the audit has no entry of B's reads")
+			}
+		})
 	}
 }

@@ -337,6 +337,13 @@ func StoredPatient(meta model.PatientMeta, sr *mpi.StoredRecord) (Patient, error
 	return p, nil
 }
 
+// WithoutEUID returns the Patient without its EUID identifier, for a caller that may see
+// the record but not the person it belongs to.
+func WithoutEUID(p Patient) Patient {
+	p.Identifier = slices.DeleteFunc(slices.Clone(p.Identifier), func(id Identifier) bool { return id.System == EUIDSystem })
+	return p
+}
+
 // CanonicalPatient is the JSON kept for a registered Patient: what the participant sent,
 // without the id, versionId, lastUpdated and EUID identifier that rls owns.
 func CanonicalPatient(p Patient) ([]byte, error) {

@@ -66,6 +66,18 @@ func (g *Guard) Person(st State, euid string) (Decision, error) {
 	return d, nil
 }
 
+// PersonWith decides for a person whose directives the caller gathered already (a
+// registration's answer carries those of the person it joined, read where it was applied).
+func (g *Guard) PersonWith(euid string, directives []model.Consent) Decision {
+	if g == nil {
+		return noContext()
+	}
+	d := Decide(g.access, directives, false)
+	g.note(euid, d)
+	g.cache[euid] = d
+	return d
+}
+
 func (g *Guard) note(euid string, d Decision) {
 	if !d.Disclose {
 		g.denied++

@@ -31,7 +31,13 @@ var (
 type Registered struct {
 	Decision mpi.Decision
 	Patient  model.PatientMeta
-	Err      error
+	// Directives are the consent directives anchored to the records of the person the
+	// record is in once the whole command is applied. The decision names that person, so
+	// the node answering the registrant discloses it only as those directives allow
+	// (policy.Decide): a participant a patient denied, or anybody after an opt-out, learns
+	// that its own record was registered, not which person it joined.
+	Directives []model.Consent
+	Err        error
 }
 
 // PrepareProposal does, before a command is proposed, the part of applying it that depends
@@ -152,7 +158,39 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 		}
 		out[i].Decision, out[i].Patient = d, meta
 	}
+	if err := attachDirectives(tx, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// attachDirectives fills each registered record's Directives from the state after the
+// whole command (a later record of the same command may join the same person).
+func attachDirectives(tx *state.Tx, out []Registered) error {
+	if !tx.AnyConsent() {
+		return nil
+	}
+	store := tx.MPI()
+	for i := range out {
+		if out[i].Err != nil {
+			continue
+		}
+		p, ok, err := store.Person(out[i].Decision.EUID)
+		if err != nil {
+			return fmt.Errorf("person %s of a registration: %w", out[i].Decision.EUID, err)
+		}
+		if !ok {
+			continue
+		}
+		records := make([]string, len(p.Records))
+		for k, rk := range p.Records {
+			records[k] = string(rk)
+		}
+		if out[i].Directives, err = tx.ConsentsOfRecords(records); err != nil {
+			return fmt.Errorf("consent of person %s: %w", out[i].Decision.EUID, err)
+		}
+	}
+	return nil
 }
 
 // registerPatient keeps the registry around the matcher in step with a decision: the

@@ -49,6 +49,13 @@ func (t *Tx) Consents() ([]model.Consent, error) {
 	return out, err
 }
 
+// AnyConsent reports whether any directive is stored: most registrations meet none, and
+// need not look for the directives of their person.
+func (t *Tx) AnyConsent() bool {
+	k, _ := t.tx.Bucket(bucketConsents).Cursor().First()
+	return k != nil
+}
+
 // ConsentsOfRecords returns the directives anchored to any of the records (each once, in
 // the order first found), active or not: the caller decides what applies.
 func (t *Tx) ConsentsOfRecords(records []string) ([]model.Consent, error) {
