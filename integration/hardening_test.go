@@ -193,7 +193,12 @@ func TestOversizedInputsLeaveTheClusterWhole(t *testing.T) {
 	}
 	masterRaw, _ := json.Marshal(masterBig)
 	code, body, err = c.callAs(1, tok, "POST", "/v1/documents/batch", map[string]any{"documents": []json.RawMessage{masterRaw}}, nil)
-	if err != nil || code != 200 || !strings.Contains(string(body), `"status": 400`) {
+	var docRes struct {
+		Results []struct {
+			Status int `json:"status"`
+		} `json:"results"`
+	}
+	if err != nil || code != 200 || json.Unmarshal(body, &docRes) != nil || len(docRes.Results) != 1 || docRes.Results[0].Status != 400 {
 		t.Errorf("document batch with a 40 KB masterIdentifier: %d %v %.300s", code, err, body)
 	}
 

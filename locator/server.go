@@ -543,9 +543,11 @@ func (s *Server) serve(w *responseWriter, r *http.Request, rt route, rq *request
 	}
 	if rt.pattern == "/fhir" || strings.HasPrefix(rt.pattern, "/fhir/") {
 		w.base = s.fhirBase(r, rq)
-		if err := negotiate(r, rq.body); err != nil {
+		pretty, err := negotiate(r, rq.body)
+		if err != nil {
 			return err
 		}
+		w.pretty = pretty
 	}
 	switch rt.place {
 	case onLeader:
@@ -656,7 +658,9 @@ type responseWriter struct {
 	http.ResponseWriter
 	node *raft.Node
 	// base is the FHIR service base of the request (fhirBase), on /fhir routes.
-	base      string
+	base string
+	// pretty: the client asked for indented JSON (_pretty=true, on /fhir routes).
+	pretty    bool
 	status    int
 	forwarded bool
 	held      bool
@@ -737,7 +741,7 @@ func (w *responseWriter) discard() {
 	}
 }
 
-// writeJSON answers with v as indented JSON (the native API).
+// writeJSON answers with v as JSON (the native API).
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return writeAs(w, "application/json", status, v)
 }
@@ -754,7 +758,9 @@ func writeAs(w http.ResponseWriter, contentType string, status int, v any) error
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	if rw := responseWriterOf(w); rw != nil && rw.pretty {
+		enc.SetIndent("", "  ")
+	}
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("write response: %w", err)
 	}

@@ -97,7 +97,49 @@ func (a *testAPI) do(method, path, token string, body any, header map[string]str
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	// Answers are compact JSON unless asked for with _pretty=true (TestJSONIsCompactUnlessPretty);
+	// the tests read them indented, as a person would.
+	if strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		var indented bytes.Buffer
+		if json.Indent(&indented, data, "", "  ") == nil {
+			data = indented.Bytes()
+		}
+	}
 	return resp.StatusCode, data, resp.Header
+}
+
+// TestJSONIsCompactUnlessPretty: FHIR answers are compact JSON; _pretty=true indents them,
+// any other value is refused, and the parameter reaches no handler.
+func TestJSONIsCompactUnlessPretty(t *testing.T) {
+	a := newTestAPI(t)
+	tokA, _ := a.participants()
+	raw := func(path string) (int, string) {
+		req, _ := http.NewRequest("GET", a.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tokA)
+		req.Header.Set(HeaderPurposeOfUse, "TREAT")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := raw("/fhir/Organization/hosp-a")
+	if code != 200 || strings.Contains(body, "\n ") || strings.Contains(body, `": `) || !strings.Contains(body, `"resourceType":"Organization"`) {
+		t.Fatalf("default answer is not compact: %d %q", code, body)
+	}
+	code, body = raw("/fhir/Organization/hosp-a?_pretty=true")
+	if code != 200 || !strings.Contains(body, "{\n  \"resourceType\": \"Organization\"") {
+		t.Fatalf("_pretty=true answer is not indented: %d %q", code, body)
+	}
+	code, body = raw("/fhir/Patient?family=Nobody&given=Ann&_pretty=false")
+	if code != 200 || strings.Contains(body, `": `) {
+		t.Fatalf("_pretty=false on a search: %d %q", code, body)
+	}
+	if code, body = raw("/fhir/Organization/hosp-a?_pretty=yes"); code != 400 || !strings.Contains(body, "_pretty") {
+		t.Fatalf("_pretty=yes: %d %s", code, body)
+	}
 }
 
 func org(id, system string) fhir.Organization {

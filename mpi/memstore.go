@@ -30,11 +30,66 @@ import (
 type MemStore struct {
 	mu      sync.RWMutex
 	cfg     *Config
-	records flatTable[*StoredRecord] // by hashString(key)
+	records flatTable[stamped[*StoredRecord]] // by hashString(key)
 	blocks  *blockIndex
-	persons flatTable[*Person] // by hashString(EUID)
+	persons flatTable[stamped[*Person]] // by hashString(EUID)
 	terms   map[termKey]int64
 	reviews []ReviewItem
+	// version is what the records and persons written now are stamped with (see Stamp),
+	// latest the greatest version any write has carried.
+	version, latest uint64
+}
+
+// stamped is a record or person with the version of the store it was written at.
+type stamped[T any] struct {
+	val     T
+	written uint64
+}
+
+// Stamp sets the version that the records and persons written from now on carry, until
+// the next Stamp. The Raft FSM stamps each entry's writes with the entry's log index, so
+// that a reader whose own state is as of an earlier index can tell a record the store
+// still holds as it was then from one written since (RecordAt, PersonAt).
+func (m *MemStore) Stamp(version uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.version = version
+}
+
+// WrittenSince reports whether any write (of a record, person or block) was stamped after
+// version: if not, the store holds exactly the records and blocks it held at version.
+func (m *MemStore) WrittenSince(version uint64) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.latest > version
+}
+
+// wrote notes a write at the current version; m.mu is held.
+func (m *MemStore) wrote() { m.latest = max(m.latest, m.version) }
+
+// RecordAt returns the record under key as it stood at version: known is true when the
+// store holds it and no write stamped after version changed it. Otherwise (written since,
+// or not held) the store cannot say, and the caller reads its own state. The record is
+// shared: do not modify it.
+func (m *MemStore) RecordAt(key RecordKey, version uint64) (sr *StoredRecord, known bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	st, ok := m.records.find(hashString(string(key)), isRecord(key))
+	if !ok || st.written > version {
+		return nil, false
+	}
+	return st.val, true
+}
+
+// PersonAt is RecordAt for a person. Its Records slice is shared: do not modify it.
+func (m *MemStore) PersonAt(euid string, version uint64) (p Person, known bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	st, ok := m.persons.find(hashString(euid), isPerson(euid))
+	if !ok || st.written > version {
+		return Person{}, false
+	}
+	return *st.val, true
 }
 
 type termKey struct{ field, value string }
@@ -71,16 +126,16 @@ func (m *MemStore) PutConfig(cfg Config) error {
 func (m *MemStore) Record(key RecordKey) (*StoredRecord, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	sr, _ := m.records.find(hashString(string(key)), isRecord(key))
-	return sr, nil
+	st, _ := m.records.find(hashString(string(key)), isRecord(key))
+	return st.val, nil
 }
 
-func isRecord(key RecordKey) func(*StoredRecord) bool {
-	return func(sr *StoredRecord) bool { return sr.Key == key }
+func isRecord(key RecordKey) func(stamped[*StoredRecord]) bool {
+	return func(st stamped[*StoredRecord]) bool { return st.val.Key == key }
 }
 
-func isPerson(euid string) func(*Person) bool {
-	return func(p *Person) bool { return p.EUID == euid }
+func isPerson(euid string) func(stamped[*Person]) bool {
+	return func(st stamped[*Person]) bool { return st.val.EUID == euid }
 }
 
 // PutRecord implements Store. It stores a compact copy of rec (see
@@ -89,7 +144,8 @@ func (m *MemStore) PutRecord(rec *StoredRecord) error {
 	cp := compactRecord(rec)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.records.set(hashString(string(cp.Key)), isRecord(cp.Key), cp)
+	m.records.set(hashString(string(cp.Key)), isRecord(cp.Key), stamped[*StoredRecord]{cp, m.version})
+	m.wrote()
 	return nil
 }
 
@@ -106,6 +162,7 @@ func (m *MemStore) AddToBlock(block Block, key RecordKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.blocks.add(block.Key, memberOf(block.Sort, key))
+	m.wrote()
 	return nil
 }
 
@@ -114,6 +171,7 @@ func (m *MemStore) RemoveFromBlock(block Block, key RecordKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.blocks.del(block.Key, memberOf(block.Sort, key))
+	m.wrote()
 	return nil
 }
 
@@ -128,11 +186,11 @@ func memberOf(sort string, key RecordKey) string {
 func (m *MemStore) Person(euid string) (Person, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	p, ok := m.persons.find(hashString(euid), isPerson(euid))
+	st, ok := m.persons.find(hashString(euid), isPerson(euid))
 	if !ok {
 		return Person{}, false, nil
 	}
-	return *p, true, nil
+	return *st.val, true, nil
 }
 
 // PutPerson implements Store. It stores a compact copy of p: its EUID and
@@ -142,7 +200,8 @@ func (m *MemStore) PutPerson(p Person) error {
 	cp := compactPerson(p)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.persons.set(hashString(cp.EUID), isPerson(cp.EUID), cp)
+	m.persons.set(hashString(cp.EUID), isPerson(cp.EUID), stamped[*Person]{cp, m.version})
+	m.wrote()
 	return nil
 }
 
@@ -151,6 +210,7 @@ func (m *MemStore) DeletePerson(euid string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.persons.delete(hashString(euid), isPerson(euid))
+	m.wrote()
 	return nil
 }
 
@@ -210,9 +270,9 @@ func (m *MemStore) Persons() []Person {
 }
 
 // sortedPersons returns every person of a table, ordered by EUID.
-func sortedPersons(t *flatTable[*Person]) []Person {
+func sortedPersons(t *flatTable[stamped[*Person]]) []Person {
 	out := make([]Person, 0, t.count)
-	t.all(func(p *Person) { out = append(out, *p) })
+	t.all(func(st stamped[*Person]) { out = append(out, *st.val) })
 	sort.Slice(out, func(i, j int) bool { return out[i].EUID < out[j].EUID })
 	return out
 }
@@ -354,7 +414,14 @@ func (m *MemStore) RecordsBatch(keys []RecordKey, out []*StoredRecord) ([]*Store
 	for i, k := range keys {
 		hashes[i] = hashString(string(k))
 	}
-	m.records.findEach(hashes, func(i int, sr *StoredRecord) bool { return sr.Key == keys[i] }, out[start:], found)
+	var stBuf [64]stamped[*StoredRecord]
+	sts := stackOr(stBuf[:], len(keys))
+	m.records.findEach(hashes, func(i int, st stamped[*StoredRecord]) bool { return st.val.Key == keys[i] }, sts, found)
+	for i, st := range sts {
+		if found[i] {
+			out[start+i] = st.val
+		}
+	}
 	return out, nil
 }
 
@@ -364,15 +431,15 @@ func (m *MemStore) PersonsBatch(euids []string, out []Person, found []bool) ([]P
 	defer m.mu.RUnlock()
 	var hashBuf [64]uint64
 	var foundBuf [64]bool
-	var personBuf [64]*Person
+	var personBuf [64]stamped[*Person]
 	hashes, ok, ps := stackOr(hashBuf[:], len(euids)), stackOr(foundBuf[:], len(euids)), stackOr(personBuf[:], len(euids))
 	for i, e := range euids {
 		hashes[i] = hashString(e)
 	}
-	m.persons.findEach(hashes, func(i int, p *Person) bool { return p.EUID == euids[i] }, ps, ok)
-	for i, p := range ps {
+	m.persons.findEach(hashes, func(i int, st stamped[*Person]) bool { return st.val.EUID == euids[i] }, ps, ok)
+	for i, st := range ps {
 		if ok[i] {
-			out = append(out, *p)
+			out = append(out, *st.val)
 		} else {
 			out = append(out, Person{})
 		}
@@ -439,7 +506,7 @@ func (m *MemStore) Digest() [sha256.Size]byte {
 	}
 	field([]byte("records"))
 	records := make([]*StoredRecord, 0, m.records.count)
-	m.records.all(func(sr *StoredRecord) { records = append(records, sr) })
+	m.records.all(func(st stamped[*StoredRecord]) { records = append(records, st.val) })
 	slices.SortFunc(records, func(a, b *StoredRecord) int { return strings.Compare(string(a.Key), string(b.Key)) })
 	var enc []byte
 	for _, sr := range records {

@@ -353,6 +353,7 @@ func (f *FSM) applyToOpen(logs []*hraft.Log, already uint64, results []any) (*hr
 			continue // configuration changes only advance the index
 		}
 		f.applyingIndex = l.Index
+		tx.StampEntry(l.Index)
 		if len(l.Data) == 0 || command.Type(l.Data[0]) != command.TypeAuditAppend {
 			f.changed.Store(l.Index)
 		}

@@ -53,7 +53,17 @@ func (t *Tx) MPI() mpi.Store {
 	if t.batch != nil {
 		return applyStore{tx: t.tx, batch: t.batch, mem: t.batch.index.mem}
 	}
-	return viewStore{tx: t.tx, mem: t.mpiIndex.mem}
+	applied, _ := t.Applied()
+	return viewStore{tx: t.tx, mem: t.mpiIndex.mem, applied: applied}
+}
+
+// StampEntry marks what the FSM writes to the in-memory index from now on as written by
+// the log entry at index (mpi.MemStore.Stamp), so that readers of an older state do not
+// take it for theirs. Only the FSM's write transaction stamps.
+func (t *Tx) StampEntry(index uint64) {
+	if t.batch != nil {
+		t.batch.index.mem.Stamp(index)
+	}
 }
 
 // getRecord decodes the stored record under key from the state file (binary, or the
@@ -226,16 +236,19 @@ func (s applyStore) PersonsBatch(euids []string, out []mpi.Person, found []bool)
 	return s.mem.PersonsBatch(euids, out, found)
 }
 
-// viewStore is the store of a read transaction ($match, locate, explain). Records,
-// persons and the configuration are read from the transaction, as every other read of
-// the API is. The blocking index and the counts exist only in memory, where the FSM may
-// have applied entries since the transaction began (and entries not yet committed): a
-// block member the transaction cannot see is left out, so the matcher meets only records
-// of the transaction's own state. Counts from a few entries later only move scores by
-// the smallest amounts, which a read may take.
+// viewStore is the store of a read transaction ($match, locate, explain). It answers as
+// of the transaction's own state, whose applied index it holds. The FSM may have applied
+// entries to the in-memory index since (and entries not yet committed), so a record or
+// person is taken from memory only when no entry after the transaction's index wrote it
+// (mpi.MemStore.RecordAt), and otherwise decoded from the transaction; a block member
+// the transaction cannot see is left out, so the matcher meets only records of the
+// transaction's own state. Reading memory first spares the decoding and the B-tree
+// search of each candidate, which were a third of a $match's CPU. Counts from a few
+// entries later only move scores by the smallest amounts, which a read may take.
 type viewStore struct {
-	tx  *bolt.Tx
-	mem *mpi.MemStore
+	tx      *bolt.Tx
+	mem     *mpi.MemStore
+	applied uint64
 }
 
 var _ mpi.Store = viewStore{}
@@ -246,8 +259,13 @@ var errReadOnly = errors.New("the master patient index is written only by the FS
 func (s viewStore) Config() (mpi.Config, bool, error) { return getConfig(s.tx) }
 func (s viewStore) PutConfig(mpi.Config) error        { return errReadOnly }
 
-func (s viewStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) { return getRecord(s.tx, key) }
-func (s viewStore) PutRecord(*mpi.StoredRecord) error                   { return errReadOnly }
+func (s viewStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) {
+	if sr, known := s.mem.RecordAt(key, s.applied); known {
+		return sr, nil
+	}
+	return getRecord(s.tx, key)
+}
+func (s viewStore) PutRecord(*mpi.StoredRecord) error { return errReadOnly }
 
 func (s viewStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
 	start := len(buf)
@@ -255,10 +273,13 @@ func (s viewStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey)
 	if err != nil {
 		return buf, complete, err
 	}
+	if !s.mem.WrittenSince(s.applied) {
+		return buf, complete, nil // the index is as of this transaction: every member is in it
+	}
 	records := s.tx.Bucket(bucketMPIRecords)
 	kept := buf[:start]
 	for _, k := range buf[start:] {
-		if records.Get([]byte(k)) != nil {
+		if _, known := s.mem.RecordAt(k, s.applied); known || records.Get([]byte(k)) != nil {
 			kept = append(kept, k)
 		}
 	}
@@ -268,10 +289,15 @@ func (s viewStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey)
 func (s viewStore) AddToBlock(mpi.Block, mpi.RecordKey) error      { return errReadOnly }
 func (s viewStore) RemoveFromBlock(mpi.Block, mpi.RecordKey) error { return errReadOnly }
 
-func (s viewStore) Person(euid string) (mpi.Person, bool, error) { return getPerson(s.tx, euid) }
-func (s viewStore) PutPerson(mpi.Person) error                   { return errReadOnly }
-func (s viewStore) DeletePerson(string) error                    { return errReadOnly }
-func (s viewStore) PersonCount() (int64, error)                  { return s.mem.PersonCount() }
+func (s viewStore) Person(euid string) (mpi.Person, bool, error) {
+	if p, known := s.mem.PersonAt(euid, s.applied); known {
+		return p, true, nil
+	}
+	return getPerson(s.tx, euid)
+}
+func (s viewStore) PutPerson(mpi.Person) error  { return errReadOnly }
+func (s viewStore) DeletePerson(string) error   { return errReadOnly }
+func (s viewStore) PersonCount() (int64, error) { return s.mem.PersonCount() }
 
 func (s viewStore) TermCount(field, value string) (int64, error) {
 	return s.mem.TermCount(field, value)

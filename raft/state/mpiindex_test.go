@@ -363,3 +363,92 @@ func TestStateOfEarlierReleasesOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadersTakeFromMemoryOnlyWhatTheirStateHolds: a record is read from the in-memory
+// index (the very copy it holds) by a reader whose state includes the entry that last
+// wrote it, and from the reader's own transaction by one begun before that entry was
+// committed, which gets the record as it was, not as the index holds it now.
+func TestReadersTakeFromMemoryOnlyWhatTheirStateHolds(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	key := indexRecord(0).Key()
+	apply := func(index uint64, rec mpi.Record, commit bool) *Batch {
+		b, err := s.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx := b.Tx()
+		tx.StampEntry(index)
+		if _, err := mpi.NewMatcher().Register(tx.MPI(), rec, fmt.Sprintf("E%06d", index)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.SetApplied(index, 1); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			if err := b.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return b
+	}
+	apply(5, indexRecord(0), true)
+	inMemory := func() *mpi.StoredRecord {
+		sr, _ := s.mpi.current().mem.Record(key)
+		return sr
+	}
+	read := func(tx *Tx) *mpi.StoredRecord {
+		sr, err := tx.MPI().Record(key)
+		if err != nil || sr == nil {
+			t.Fatalf("read %s: %v %v", key, sr, err)
+		}
+		return sr
+	}
+	if err := s.View(func(tx *Tx) error {
+		if sr := read(tx); sr != inMemory() {
+			return fmt.Errorf("a reader of the current state decoded the record instead of taking it from memory")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	moved := indexRecord(0)
+	moved.City, moved.PostalCode, moved.AddressLines = "Portland", "97201", []string{"1 Pine St"}
+	began, read2 := make(chan struct{}), make(chan struct{})
+	result := make(chan error, 1)
+	go func() {
+		result <- s.View(func(tx *Tx) error {
+			close(began)
+			<-read2 // meanwhile entry 6 rewrites the record, applied but not committed
+			sr := read(tx)
+			if sr == inMemory() || sr.Record.City != "Salem" {
+				return fmt.Errorf("a reader of index 5 got the record as entry 6 wrote it: %s", sr.Record.City)
+			}
+			return nil
+		})
+	}()
+	<-began
+	b := apply(6, moved, false)
+	if sr := inMemory(); sr.Record.City != "Portland" {
+		t.Fatalf("the index does not hold entry 6's record: %s", sr.Record.City)
+	}
+	close(read2)
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *Tx) error {
+		if sr := read(tx); sr != inMemory() || sr.Record.City != "Portland" {
+			return fmt.Errorf("after the commit: %s, from memory %v", sr.Record.City, sr == inMemory())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -206,7 +207,11 @@ func (s *Store) Begin() (*Batch, error) {
 		s.writeMu.Unlock()
 		return nil, fmt.Errorf("begin write transaction: %w", err)
 	}
-	return &Batch{store: s, tx: tx, delta: &indexDelta{}, index: s.mpi.current()}, nil
+	b := &Batch{store: s, tx: tx, delta: &indexDelta{}, index: s.mpi.current()}
+	// Until the FSM says which entry writes (Tx.StampEntry), what this transaction writes to
+	// the in-memory index is of no known entry, and every reader reads it from its own state.
+	b.index.mem.Stamp(math.MaxUint64)
+	return b, nil
 }
 
 // Tx returns the typed accessors of the open transaction.
