@@ -113,8 +113,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rq *request, r
 	if out.Err != nil {
 		return out.Err
 	}
-	visible := rq.answerGuard().PersonWith(out.Decision.EUID, out.Directives).Disclose
-	if reg.replacedBy != "" {
+	var visible bool
+	if reg.replacedBy == "" {
+		visible = rq.answerGuard().PersonWith(out.Decision.EUID, out.Directives).Disclose
+	} else {
+		// The answer names the surviving person, whose directives the merge brought together.
 		if out.Decision.EUID, err = s.mergeReplaced(r.Context(), rq, reg); err != nil {
 			return err
 		}

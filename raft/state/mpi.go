@@ -53,8 +53,7 @@ func (t *Tx) MPI() mpi.Store {
 	if t.batch != nil {
 		return applyStore{tx: t.tx, batch: t.batch, mem: t.batch.index.mem}
 	}
-	applied, _ := t.Applied()
-	return viewStore{tx: t.tx, mem: t.mpiIndex.mem, applied: applied}
+	return viewStore{tx: t.tx, mem: t.mpiIndex.mem, applied: t.viewIndex}
 }
 
 // StampEntry marks what the FSM writes to the in-memory index from now on as written by

@@ -181,7 +181,9 @@ func (s *Store) Close() error {
 func (s *Store) View(fn func(*Tx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, index: s.index, mpiIndex: s.mpi.current()}) })
+	return s.db.View(func(tx *bolt.Tx) error {
+		return fn(&Tx{tx: tx, index: s.index, mpiIndex: s.mpi.current(), viewIndex: decodeUint(tx.Bucket(bucketMeta).Get(keyAppliedIndex))})
+	})
 }
 
 // Batch is a write transaction that the FSM keeps open across several applied batches of

@@ -20,6 +20,9 @@ type Tx struct {
 	// mpiIndex the in-memory indexes a reader sees (see Tx.MPI).
 	batch    *Batch
 	mpiIndex *mpiState
+	// viewIndex is a reader's applied index, read once when its transaction begins: the
+	// state it sees does not change, and its MPI store asks for it on every use.
+	viewIndex uint64
 }
 
 // Applied returns the index and term of the last applied log entry (0, 0 on a new node).
