@@ -242,7 +242,7 @@ func (s applyStore) PersonsBatch(euids []string, out []mpi.Person, found []bool)
 // (mpi.MemStore.RecordAt), and otherwise decoded from the transaction; a block member
 // the transaction cannot see is left out, so the matcher meets only records of the
 // transaction's own state. Reading memory first spares the decoding and the B-tree
-// search of each candidate, which were a third of a $match's CPU. Counts from a few
+// search of each candidate, which were a third of the $match handler's CPU. Counts from a few
 // entries later only move scores by the smallest amounts, which a read may take.
 type viewStore struct {
 	tx      *bolt.Tx
