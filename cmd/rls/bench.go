@@ -41,10 +41,12 @@ func benchCommand() *cli.Command {
 				"registers it in file order with the in-memory matcher (what `rls mpi eval` measures), then starts\n" +
 				"a local cluster of each size in -nodes (`rls agent` processes of this binary, on loopback, in\n" +
 				"-dir), imports the file through its leader in batches (as `rls import patients` does) and\n" +
-				"compares. Prints JSON: both rates and their ratio, the rate over each tenth of the file, peak\n" +
-				"RSS per node, whether the cluster formed the same persons as the in-memory run (the batches in\n" +
-				"flight are numbered in one import stream, so the leader proposes them in file order), and the\n" +
-				"latency of $match and /v1/locate afterwards at -clients concurrent clients.\n" +
+				"compares. Prints JSON: both rates and their ratio, the rate over each tenth of the file, the\n" +
+				"CPU time of each node and the time the leader's state machine spent applying and committing\n" +
+				"(its serial path), peak RSS per node, whether the cluster formed the same persons as the\n" +
+				"in-memory run (the batches in flight are numbered in one import stream, so the leader\n" +
+				"proposes them in file order), and the latency of $match and /v1/locate afterwards at\n" +
+				"-clients concurrent clients.\n" +
 				"Records the API refuses (a birth date in the future) are left out of both runs. The machine's\n" +
 				"load average is reported: other work on the machine slows every figure.",
 			ArgsUsage: "[FILE]",
@@ -114,11 +116,16 @@ type benchCluster struct {
 	// leader's, and CPURatio that over the in-memory run's records per CPU second: the
 	// cost of a replicated registration against the matcher alone, whatever else the
 	// machine was doing. ClusterRecordsPerCPUSecond divides by the sum over the nodes.
-	CPUSeconds                 []float64      `json:"cpu_seconds,omitempty"`
-	LeaderRecordsPerCPUSecond  float64        `json:"leader_records_per_cpu_second,omitempty"`
-	ClusterRecordsPerCPUSecond float64        `json:"cluster_records_per_cpu_second,omitempty"`
-	CPURatio                   float64        `json:"cpu_ratio,omitempty"`
-	Outcomes                   map[string]int `json:"outcomes"`
+	CPUSeconds                 []float64 `json:"cpu_seconds,omitempty"`
+	LeaderRecordsPerCPUSecond  float64   `json:"leader_records_per_cpu_second,omitempty"`
+	ClusterRecordsPerCPUSecond float64   `json:"cluster_records_per_cpu_second,omitempty"`
+	CPURatio                   float64   `json:"cpu_ratio,omitempty"`
+	// LeaderApplySeconds is the wall time the leader's state machine spent applying the
+	// import's batches, LeaderCommitSeconds that of its state-file commits (from its
+	// metrics): the serial path that bounds the rate when the CPUs are not all busy.
+	LeaderApplySeconds  float64        `json:"leader_apply_seconds,omitempty"`
+	LeaderCommitSeconds float64        `json:"leader_commit_seconds,omitempty"`
+	Outcomes            map[string]int `json:"outcomes"`
 	// Resent counts batches sent again after an error (a timeout, a 503, a lost leader):
 	// a batch that had been applied is registered again, and its records may then be
 	// grouped otherwise than in one pass in file order.
@@ -405,9 +412,13 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 	for i, n := range nodes {
 		cpuStart[i], _ = procCPU(n.cmd.Process.Pid)
 	}
+	applyBefore, commitBefore := fsmSeconds(ctx, &lc)
 	personOf, err := benchImportRows(ctx, &lc, opts, &res)
 	if err != nil {
 		return res, err
+	}
+	if applyAfter, commitAfter := fsmSeconds(ctx, &lc); applyAfter > 0 {
+		res.LeaderApplySeconds, res.LeaderCommitSeconds = round3(applyAfter-applyBefore), round3(commitAfter-commitBefore)
 	}
 	if profileDone != nil {
 		res.Profile = opts.profile
@@ -465,6 +476,32 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 	}
 	res.Load = loadAverage()
 	return res, nil
+}
+
+// fsmSeconds reads from a node's metrics the wall time its state machine has spent applying
+// batches and committing them (zeros if the metrics cannot be read).
+func fsmSeconds(ctx context.Context, cl *client) (apply, commit float64) {
+	data, _, err := cl.do(ctx, http.MethodGet, "/metrics", nil, nil)
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.Lines(string(data)) {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "rls_fsm_batch_duration_seconds_sum":
+			apply = v
+		case "rls_fsm_commit_duration_seconds_sum":
+			commit = v
+		}
+	}
+	return apply, commit
 }
 
 func (n *benchNode) start(exe string, args []string) error {

@@ -21,14 +21,14 @@ import (
 
 func newFSM(t *testing.T) *FSM { return newFSMB(t) }
 
-func newFSMB(t testing.TB) *FSM {
+func newFSMB(t testing.TB, opts ...Option) *FSM {
 	t.Helper()
 	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f, err := New(st, nil)
+	f, err := New(st, nil, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,9 @@ func TestRegistrationThroughFSMMatchesEval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFSM(t)
+	// A small transaction limit commits in the middle of raft batches, as a bulk import
+	// does, on the state machine's goroutine.
+	f := newFSMB(t, WithMaxPendingRecords(16))
 	w := &logWriter{t: t}
 	var systems []string
 	for _, row := range file.Rows {
