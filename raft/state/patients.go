@@ -47,7 +47,9 @@ func (t *Tx) PatientKeyByID(id string) (string, bool) {
 	return string(v), v != nil
 }
 
-// PutPatientMeta stores a registry entry and its id index.
+// PutPatientMeta stores a registry entry and its id index. An update leaves the index
+// alone: its entry is already there, and rewriting it would rewrite a randomly placed page
+// of the state file at the next commit.
 func (t *Tx) PutPatientMeta(m model.PatientMeta) error {
 	v, err := m.MarshalMsg(nil)
 	if err != nil {
@@ -56,7 +58,11 @@ func (t *Tx) PutPatientMeta(m model.PatientMeta) error {
 	if err := t.tx.Bucket(bucketPatients).Put([]byte(m.Key), v); err != nil {
 		return fmt.Errorf("store patient %s: %w", m.Key, err)
 	}
-	if err := t.tx.Bucket(bucketPatientIDs).Put([]byte(m.ID), []byte(m.Key)); err != nil {
+	ids := t.tx.Bucket(bucketPatientIDs)
+	if string(ids.Get([]byte(m.ID))) == m.Key {
+		return nil
+	}
+	if err := ids.Put([]byte(m.ID), []byte(m.Key)); err != nil {
 		return fmt.Errorf("index patient id %s: %w", m.ID, err)
 	}
 	return nil
