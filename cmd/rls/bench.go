@@ -47,6 +47,8 @@ func benchCommand() *cli.Command {
 				"in-memory run (the batches in flight are numbered in one import stream, so the leader\n" +
 				"proposes them in file order), and the latency of $match and /v1/locate afterwards at\n" +
 				"-clients concurrent clients.\n" +
+				"With -runs N the whole measurement is repeated N times and \"medians\" gives, per cluster size,\n" +
+				"the median rate and the median of the ratios (each against the in-memory run of its round).\n" +
 				"Records the API refuses (a birth date in the future) are left out of both runs. The machine's\n" +
 				"load average is reported: other work on the machine slows every figure.",
 			ArgsUsage: "[FILE]",
@@ -58,6 +60,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "parallel", Value: 4, Usage: "batches in flight (the leader proposes them in file order all the same)"},
 				&cli.IntFlag{Name: "queries", Value: 2000, Usage: "$match and /v1/locate requests each, after the import (0: none)"},
 				&cli.IntFlag{Name: "clients", Value: 16, Usage: "concurrent clients for the queries"},
+				&cli.IntFlag{Name: "runs", Value: 1, Usage: "measure `N` times (the in-memory run, then each cluster size, fresh each time) and report the medians"},
 				&cli.StringFlag{Name: "dir", Usage: "working directory (default: a new temporary one, removed at the end)"},
 				&cli.BoolFlag{Name: "keep", Usage: "keep the working directory (population file, node data and logs)"},
 				&cli.StringFlag{Name: "heapprofile", Usage: "after each import, write a heap profile of every node to `PREFIX`-N-ID.pprof"},
@@ -82,6 +85,27 @@ type benchReport struct {
 	LoadBefore []float64      `json:"load_before"`
 	InMemory   benchInMemory  `json:"in_memory"`
 	Clusters   []benchCluster `json:"clusters"`
+	// Rounds holds every round of a measurement repeated with -runs (the first is also
+	// InMemory and Clusters); Medians summarises them per cluster size.
+	Rounds  []benchRound  `json:"rounds,omitempty"`
+	Medians []benchMedian `json:"medians,omitempty"`
+}
+
+// benchRound is one in-memory run and the cluster imports compared with it.
+type benchRound struct {
+	InMemory benchInMemory  `json:"in_memory"`
+	Clusters []benchCluster `json:"clusters"`
+}
+
+// benchMedian is the median over the rounds for one cluster size.
+type benchMedian struct {
+	Nodes                    int       `json:"nodes"`
+	Rounds                   int       `json:"rounds"`
+	InMemoryRecordsPerSecond float64   `json:"in_memory_records_per_second"`
+	RecordsPerSecond         float64   `json:"records_per_second"`
+	Ratio                    float64   `json:"ratio"`
+	Ratios                   []float64 `json:"ratios"`
+	SamePersons              bool      `json:"same_persons_every_round"`
 }
 
 type benchInMemory struct {
@@ -208,38 +232,82 @@ func benchImport(c *cli.Context) error {
 	}
 	rep.Records = len(rows)
 
-	progress("in-memory matcher: %d records", len(rows))
-	mem, personOf, err := benchInMemoryRun(c.Context, rows)
-	if err != nil {
-		return err
-	}
-	mem.Load = loadAverage()
-	rep.InMemory = mem
-	progress("in-memory: %.0f records/s", mem.RecordsPerSecond)
-
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	for _, n := range sizes {
-		progress("%d node(s): starting", n)
-		res, err := benchCluster1(c.Context, benchClusterOptions{
-			exe: exe, dir: filepath.Join(dir, fmt.Sprintf("cluster-%d", n)), nodes: n, rows: rows, batch: batch, parallel: parallel,
-			queries: c.Int("queries"), clients: c.Int("clients"), personOf: personOf, progress: progress,
-			profile: profilePath(c.String("cpuprofile"), n), heapProfile: profilePath(c.String("heapprofile"), n),
-		})
+	runs := c.Int("runs")
+	if runs < 1 {
+		return errors.New("-runs must be 1 or more")
+	}
+	for round := 1; round <= runs; round++ {
+		progress("round %d of %d: in-memory matcher, %d records", round, runs, len(rows))
+		mem, personOf, err := benchInMemoryRun(c.Context, rows)
 		if err != nil {
-			return fmt.Errorf("%d-node cluster: %w", n, err)
+			return err
 		}
-		res.Ratio = round3(res.RecordsPerSecond / mem.RecordsPerSecond)
-		if res.LeaderRecordsPerCPUSecond > 0 && mem.RecordsPerCPUSecond > 0 {
-			res.CPURatio = round3(res.LeaderRecordsPerCPUSecond / mem.RecordsPerCPUSecond)
+		mem.Load = loadAverage()
+		progress("in-memory: %.0f records/s", mem.RecordsPerSecond)
+		r := benchRound{InMemory: mem}
+		for _, n := range sizes {
+			progress("%d node(s): starting", n)
+			opts := benchClusterOptions{
+				exe: exe, dir: filepath.Join(dir, fmt.Sprintf("cluster-%d", n)), nodes: n, rows: rows, batch: batch, parallel: parallel,
+				queries: c.Int("queries"), clients: c.Int("clients"), personOf: personOf, progress: progress,
+			}
+			if round == 1 {
+				opts.profile, opts.heapProfile = profilePath(c.String("cpuprofile"), n), profilePath(c.String("heapprofile"), n)
+			} else {
+				opts.dir = filepath.Join(dir, fmt.Sprintf("cluster-%d-round%d", n, round))
+			}
+			res, err := benchCluster1(c.Context, opts)
+			if err != nil {
+				return fmt.Errorf("%d-node cluster: %w", n, err)
+			}
+			res.Ratio = round3(res.RecordsPerSecond / mem.RecordsPerSecond)
+			if res.LeaderRecordsPerCPUSecond > 0 && mem.RecordsPerCPUSecond > 0 {
+				res.CPURatio = round3(res.LeaderRecordsPerCPUSecond / mem.RecordsPerCPUSecond)
+			}
+			r.Clusters = append(r.Clusters, res)
+			progress("%d node(s): %.0f records/s (%.2f of in-memory); %.0f records per leader CPU second (%.2f of in-memory)",
+				n, res.RecordsPerSecond, res.Ratio, res.LeaderRecordsPerCPUSecond, res.CPURatio)
 		}
-		rep.Clusters = append(rep.Clusters, res)
-		progress("%d node(s): %.0f records/s (%.2f of in-memory); %.0f records per leader CPU second (%.2f of in-memory)",
-			n, res.RecordsPerSecond, res.Ratio, res.LeaderRecordsPerCPUSecond, res.CPURatio)
+		if round == 1 {
+			rep.InMemory, rep.Clusters = r.InMemory, r.Clusters
+		}
+		if runs > 1 {
+			rep.Rounds = append(rep.Rounds, r)
+		}
+	}
+	if runs > 1 {
+		rep.Medians = benchMedians(sizes, rep.Rounds)
 	}
 	return printJSON(c.App.Writer, rep)
+}
+
+// benchMedians summarises the rounds per cluster size.
+func benchMedians(sizes []int, rounds []benchRound) []benchMedian {
+	median := func(v []float64) float64 {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	var out []benchMedian
+	for i, n := range sizes {
+		m := benchMedian{Nodes: n, Rounds: len(rounds), SamePersons: true}
+		var mem, rate []float64
+		for _, r := range rounds {
+			mem, rate = append(mem, r.InMemory.RecordsPerSecond), append(rate, r.Clusters[i].RecordsPerSecond)
+			m.Ratios = append(m.Ratios, r.Clusters[i].Ratio)
+			m.SamePersons = m.SamePersons && r.Clusters[i].SamePersons
+		}
+		m.InMemoryRecordsPerSecond, m.RecordsPerSecond, m.Ratio = median(mem), median(rate), round3(median(m.Ratios))
+		out = append(out, m)
+	}
+	return out
 }
 
 func profilePath(prefix string, nodes int) string {
