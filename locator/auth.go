@@ -161,8 +161,8 @@ func (s *Server) participantByCert(ctx context.Context, id string) (model.Partic
 }
 
 // lookupParticipant reads a participant; if it is not there it may have been created an
-// instant ago, so it waits (briefly) until this node holds everything it knows to be
-// committed, then looks again.
+// instant ago, through another node, so it waits (briefly) until this node holds what the
+// leader had committed when asked (fence.Sync), then looks again.
 func (s *Server) lookupParticipant(ctx context.Context, get func(*state.Tx) (model.Participant, error)) (model.Participant, error) {
 	read := func() (model.Participant, error) {
 		var p model.Participant
@@ -176,7 +176,7 @@ func (s *Server) lookupParticipant(ctx context.Context, get func(*state.Tx) (mod
 	p, err := read()
 	if errors.Is(err, state.ErrNotFound) {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		if s.node.CatchUp(ctx) == nil {
+		if s.fence.Sync(ctx) == nil {
 			p, err = read()
 		}
 		cancel()

@@ -285,9 +285,10 @@ func (s *Server) hl7Sender(hd hl7.Repetition) string {
 	}
 	id := find()
 	if id == "" {
-		// A participant added an instant ago may not be in this node's readable state yet.
+		// A participant added an instant ago may not be in this node's readable state yet,
+		// nor even in its log (see fence.Sync).
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		if s.node.CatchUp(ctx) == nil {
+		if s.fence.Sync(ctx) == nil {
 			id = find()
 		}
 		cancel()

@@ -64,9 +64,10 @@ type Fence struct {
 	logger *slog.Logger
 	client *http.Client
 
-	mu    sync.Mutex
-	lease lease
-	renew chan struct{} // closed when an in-flight renewal ends; nil if none
+	mu         sync.Mutex
+	lease      lease
+	renew      chan struct{} // closed when an in-flight renewal ends; nil if none
+	renewStart time.Time     // when the renewal in flight asked the leader
 }
 
 type lease struct {
@@ -138,45 +139,83 @@ func (f *Fence) Admit(ctx context.Context) error {
 // current returns the lease, renewing it first when it is older than half the interval.
 // Concurrent requests share one renewal.
 func (f *Fence) current(ctx context.Context) (lease, error) {
-	f.mu.Lock()
-	if time.Since(f.lease.start) < f.interval/2 {
-		l := f.lease
-		f.mu.Unlock()
-		return l, nil
-	}
-	wait := f.renew
-	if wait == nil {
-		wait = make(chan struct{})
-		f.renew = wait
-		go f.renewLease(wait)
-	}
-	f.mu.Unlock()
-	select {
-	case <-wait:
-	case <-ctx.Done():
-		return lease{}, fmt.Errorf("renew fence lease: %w", ctx.Err())
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.lease, nil
+	return f.leaseSince(ctx, time.Now().Add(-f.interval/2))
 }
 
-func (f *Fence) renewLease(done chan struct{}) {
+// leaseSince returns a lease taken at or after t, renewing it first if the one held is
+// older; if the leader does not answer, the older lease. Concurrent requests share a
+// renewal that asked the leader late enough.
+func (f *Fence) leaseSince(ctx context.Context, t time.Time) (lease, error) {
+	for {
+		f.mu.Lock()
+		if !f.lease.start.Before(t) {
+			l := f.lease
+			f.mu.Unlock()
+			return l, nil
+		}
+		wait := f.renew
+		joined := wait != nil && !f.renewStart.Before(t)
+		if wait == nil {
+			wait = make(chan struct{})
+			f.renew, f.renewStart = wait, time.Now()
+			joined = true
+			go f.renewLease(wait, f.renewStart)
+		}
+		f.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return lease{}, fmt.Errorf("renew fence lease: %w", ctx.Err())
+		}
+		if joined {
+			// Renewed, or not (the leader did not answer): the caller sees which by the
+			// lease's start.
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.lease, nil
+		}
+		// The renewal in flight asked before t: the next one will not.
+	}
+}
+
+func (f *Fence) renewLease(done chan struct{}, start time.Time) {
 	defer func() {
 		f.mu.Lock()
 		f.renew = nil
 		f.mu.Unlock()
 		close(done)
 	}()
-	start := time.Now()
 	st, err := f.askLeader(start)
 	if err != nil {
 		f.logger.Debug("fence lease not renewed", "err", err)
 		return
 	}
 	f.mu.Lock()
-	f.lease = lease{start: start, index: st.CommitIndex, leader: st.Node}
+	if !start.Before(f.lease.start) {
+		f.lease = lease{start: start, index: st.CommitIndex, leader: st.Node}
+	}
 	f.mu.Unlock()
+}
+
+// Sync waits until this node's readable state holds every entry the leader had committed
+// when this call began (a round trip to the leader from a follower, shared by concurrent
+// callers): for a read that must see what another node acknowledged an instant ago, such as
+// a participant added through the leader whose first request reaches a follower that has
+// not received the entry yet. A follower's own commit index cannot tell it what it has not
+// heard of.
+func (f *Fence) Sync(ctx context.Context) error {
+	if f.node.IsLeader() {
+		return f.node.CatchUp(ctx)
+	}
+	asked := time.Now()
+	l, err := f.leaseSince(ctx, asked)
+	if err != nil {
+		return err
+	}
+	if l.start.Before(asked) {
+		return unfencedf("node %s could not ask the leader for its commit index; retry, or send to the leader", f.node.ID())
+	}
+	return f.node.WaitApplied(ctx, l.index)
 }
 
 func (f *Fence) askLeader(start time.Time) (Status, error) {
