@@ -79,7 +79,7 @@ func TestNewParticipantAuthenticatesAtALaggingFollower(t *testing.T) {
 	if err := lagging.State().View(func(tx *state.Tx) error { _, err := tx.Participant("hosp-new"); return err }); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("n3 holds the new participant although the proxy held its traffic (%v)", err)
 	}
-	time.AfterFunc(300*time.Millisecond, proxy.release)
+	time.AfterFunc(50*time.Millisecond, proxy.release)
 	start := time.Now()
 	code, answer := at(laggingAPI.URL, token)
 	if code != http.StatusOK {
