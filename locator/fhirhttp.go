@@ -41,8 +41,6 @@ func negotiate(r *http.Request, body []byte) (pretty bool, err error) {
 				return false, fhir.Invalid("_pretty", "_pretty is true or false, not %q", fhir.Clip(v))
 			}
 		}
-		q.Del("_pretty")
-		r.URL.RawQuery = q.Encode()
 	}
 	if f, ok := q["_format"]; ok {
 		for _, v := range f {
@@ -52,10 +50,13 @@ func negotiate(r *http.Request, body []byte) (pretty bool, err error) {
 				return false, fhir.Errorf(http.StatusNotAcceptable, "not-supported", "_format", "_format %q is not served: rls serves FHIR as JSON only (_format=json or application/fhir+json)", fhir.Clip(v))
 			}
 		}
-		q.Del("_format")
-		r.URL.RawQuery = q.Encode()
 	} else if accept := r.Header.Get("Accept"); accept != "" && !acceptsJSON(accept) {
 		return false, fhir.Errorf(http.StatusNotAcceptable, "not-supported", "", "Accept %q admits no format rls serves: FHIR is served as application/fhir+json only", fhir.Clip(accept))
+	}
+	if q.Has("_pretty") || q.Has("_format") {
+		q.Del("_pretty")
+		q.Del("_format")
+		r.URL.RawQuery = q.Encode()
 	}
 	if len(body) > 0 && (r.Method == http.MethodPost || r.Method == http.MethodPut) {
 		ct := r.Header.Get("Content-Type")

@@ -65,7 +65,7 @@ func buildMPIIndex(tx *bolt.Tx) (*mpiState, error) {
 	mem := mpi.NewMemStore()
 	// Everything read here is as of the transaction's applied index: a reader of an older
 	// state reads from its own transaction instead (viewStore).
-	mem.Stamp(decodeUint(tx.Bucket(bucketMeta).Get(keyAppliedIndex)))
+	mem.Stamp(appliedIndex(tx))
 	var keys []mpi.RecordKey
 	cfg, ok, err := getConfig(tx)
 	if err != nil {

@@ -182,7 +182,7 @@ func (s *Store) View(fn func(*Tx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.db.View(func(tx *bolt.Tx) error {
-		return fn(&Tx{tx: tx, index: s.index, mpiIndex: s.mpi.current(), viewIndex: decodeUint(tx.Bucket(bucketMeta).Get(keyAppliedIndex))})
+		return fn(&Tx{tx: tx, index: s.index, mpiIndex: s.mpi.current(), viewIndex: appliedIndex(tx)})
 	})
 }
 

@@ -27,9 +27,11 @@ type Tx struct {
 
 // Applied returns the index and term of the last applied log entry (0, 0 on a new node).
 func (t *Tx) Applied() (index, term uint64) {
-	b := t.tx.Bucket(bucketMeta)
-	return decodeUint(b.Get(keyAppliedIndex)), decodeUint(b.Get(keyAppliedTerm))
+	return appliedIndex(t.tx), decodeUint(t.tx.Bucket(bucketMeta).Get(keyAppliedTerm))
 }
+
+// appliedIndex is the index of the last log entry the state of tx holds.
+func appliedIndex(tx *bolt.Tx) uint64 { return decodeUint(tx.Bucket(bucketMeta).Get(keyAppliedIndex)) }
 
 // SetApplied records the last applied log entry in the same transaction as its effects.
 func (t *Tx) SetApplied(index, term uint64) error {
