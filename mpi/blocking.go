@@ -18,6 +18,8 @@ import (
 //	gd   formal given-name code + month/day new family name and a wrong year birth year
 //	gy   formal given-name code + birth year new family name, wrong month/day month/day
 //	gf   both name codes (unordered)        wrong birth date, names swapped  birth date
+//	iy   both name initials (unordered)     misspelt names, wrong month/day  month/day
+//	     + birth year                       (and a move), names swapped
 //	zn   postal code + any name code        wrong birth date and one name    birth date
 //	ns   any name code + street name code   wrong birth date, postal, a name birth date
 //	nc   any name code + city               wrong birth date, postal, street birth date
@@ -47,6 +49,7 @@ const (
 	passGivenMonthDay   = "gd"
 	passGivenYear       = "gy"
 	passNames           = "gf"
+	passInitialsYear    = "iy"
 	passPostalName      = "zn"
 	passNameStreet      = "ns"
 	passNameCity        = "nc"
@@ -96,6 +99,7 @@ var passConditions = []struct {
 	{passGivenMonthDay, []int{fGiven, fBirth}},
 	{passGivenYear, []int{fGiven, fBirth}},
 	{passNames, []int{fGiven, fFamily}},
+	{passInitialsYear, []int{fGiven, fFamily, fBirth}},
 	{passNameCity, []int{fGiven, fFamily, fLocation}},
 	{passNumberPostal, []int{fLocation, fPhone}},
 	{passNameStreet, []int{fGiven, fFamily, fLocation}},
@@ -167,6 +171,13 @@ func BlockingKeys(n *Normalized) []Block {
 			a, b = b, a
 		}
 		kb.add(passNames, n.Birth, a, b)
+	}
+	if n.Given != "" && n.Family != "" {
+		initials := [2]byte{n.Given[0], n.Family[0]}
+		if initials[0] > initials[1] {
+			initials[0], initials[1] = initials[1], initials[0]
+		}
+		kb.add(passInitialsYear, monthDay, year, string(initials[:]))
 	}
 	for _, nc := range nameCodes {
 		kb.add(passPostalName, n.Birth, n.Postal, nc)

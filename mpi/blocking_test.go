@@ -53,6 +53,16 @@ func TestBlockingPasses(t *testing.T) {
 		{"given and family swapped", mod(func(r *Record) { r.Given, r.Family = []string{"Turner"}, "William" }), []string{passNames, passPostalName, passNameCity, passNameStreet}},
 		{"wrong birth date", mod(func(r *Record) { r.BirthDate = "1923-11-10" }), []string{passNames, passPostalName, passNameStreet, passNameCity, passAddress, passNumberPostal}},
 		{"typo in family name", mod(func(r *Record) { r.Family = "Turnrr" }), []string{passBirthDate, passGivenYear}},
+		// Only the initials and the birth year are left: both names misspelt
+		// past their phonetic codes, a day mistyped, a move and no SSN.
+		{"misspelt names, a mistyped day, moved", mod(func(r *Record) {
+			r.Given, r.Family, r.BirthDate = []string{"Wlilam"}, "Trunre", "1932-01-28"
+			r.AddressLines, r.PostalCode, r.City, r.Phones, r.SSN, r.Email = []string{"12 Elm Street"}, "97301", "Portland", nil, "", ""
+		}), []string{passInitialsYear}},
+		{"names swapped and misspelt, a mistyped month, moved", mod(func(r *Record) {
+			r.Given, r.Family, r.BirthDate = []string{"Trunre"}, "Wlilam", "1932-07-26"
+			r.AddressLines, r.PostalCode, r.City, r.Phones, r.SSN, r.Email = []string{"12 Elm Street"}, "97301", "Portland", nil, "", ""
+		}), []string{passInitialsYear}},
 		{"everything moved but the SSN", mod(func(r *Record) {
 			r.Given, r.Family, r.BirthDate, r.AddressLines, r.PostalCode, r.City, r.Phones, r.Email = []string{"Liam"}, "Xu", "", nil, "", "", nil, ""
 		}), []string{passSSN}},
