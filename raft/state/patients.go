@@ -167,7 +167,7 @@ const (
 
 // searchTerms lists the (kind, value) pairs a normalised record is findable by.
 func searchTerms(key mpi.RecordKey, n *mpi.Normalized) [][2]string {
-	var out [][2]string
+	out := make([][2]string, 0, 16)
 	add := func(kind byte, v string) {
 		if v != "" {
 			out = append(out, [2]string{string(kind), v})
@@ -198,7 +198,14 @@ func searchTerms(key mpi.RecordKey, n *mpi.Normalized) [][2]string {
 	add(searchEmail, n.Email)
 	_, value := key.Split()
 	add(searchIdentifierSV, value)
-	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0]+a[1], b[0]+b[1]) })
+	// Kinds are one byte each, so ordering by kind, then value, is the byte order of
+	// kind+value, without building either string.
+	slices.SortFunc(out, func(a, b [2]string) int {
+		if c := strings.Compare(a[0], b[0]); c != 0 {
+			return c
+		}
+		return strings.Compare(a[1], b[1])
+	})
 	return slices.Compact(out)
 }
 
