@@ -304,7 +304,7 @@ func TestMatchScores(t *testing.T) {
 	if code != 200 || json.Unmarshal(body, &d) != nil {
 		t.Fatalf("scores: %d %s", code, body)
 	}
-	if d.Registrations != 3 || d.Outcomes["linked"] != 1 || d.Outcomes["new"] != 2 || d.Upper != 6 || d.Lower != 0 || d.Persons != 2 {
+	if d.Registrations != 3 || d.Outcomes["linked"] != 1 || d.Outcomes["new"] != 2 || d.Upper != 5 || d.Lower != 0 || d.Persons != 2 {
 		t.Fatalf("distribution: %s", body)
 	}
 	binned := 0

@@ -185,7 +185,7 @@ func DefaultConfig() Config {
 		Version:             0,
 		Source:              "default",
 		Model:               ScoringModel,
-		Upper:               6,
+		Upper:               5,
 		Lower:               0,
 		PriorMatchShare:     0.5,
 		MinPriorPersons:     1000,

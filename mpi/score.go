@@ -133,8 +133,9 @@ func crossToFamily(l int8) int8 {
 // and son of one name born 1968 and 1998 are a generation, though the years
 // are one keystroke apart.
 //
-// A shared SSN or e-mail address is one person's: no rule separates such a
-// pair.
+// A shared SSN is one person's, and so is a shared e-mail address unless it
+// is made of a name (james.smith71@…, themoores@…): namesakes and families
+// share those, so the rules still separate such a pair.
 func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 	if a.Suffix != "" && b.Suffix != "" && a.Suffix != b.Suffix {
 		return HouseholdSuffix
@@ -142,7 +143,7 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 	if !cc.cfg.HouseholdRules {
 		return ""
 	}
-	if s := pl.level[fSSN]; s == ssnExact || s == ssnTypo || pl.level[fEmail] == emailExact {
+	if s := pl.level[fSSN]; s == ssnExact || s == ssnTypo || pl.level[fEmail] == emailExact && !emailFromName(a) && !emailFromName(b) {
 		return ""
 	}
 	g, f, bd := pl.level[fGiven], pl.level[fFamily], pl.level[fBirth]
