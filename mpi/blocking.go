@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Blocking passes. Each pass turns a record into zero or more keys; two
@@ -173,11 +174,14 @@ func BlockingKeys(n *Normalized) []Block {
 		kb.add(passNames, n.Birth, a, b)
 	}
 	if n.Given != "" && n.Family != "" {
-		initials := [2]byte{n.Given[0], n.Family[0]}
-		if initials[0] > initials[1] {
-			initials[0], initials[1] = initials[1], initials[0]
+		// First letters, not bytes: a name may begin with a letter of several bytes.
+		_, gl := utf8.DecodeRuneInString(n.Given)
+		_, fl := utf8.DecodeRuneInString(n.Family)
+		a, b := n.Given[:gl], n.Family[:fl]
+		if a > b {
+			a, b = b, a
 		}
-		kb.add(passInitialsYear, monthDay, year, string(initials[:]))
+		kb.add(passInitialsYear, monthDay, year, a, b)
 	}
 	for _, nc := range nameCodes {
 		kb.add(passPostalName, n.Birth, n.Postal, nc)

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // sharedPasses returns the passes under which two records share a key.
@@ -137,5 +138,23 @@ func TestBlockJSONReadsPlainKeys(t *testing.T) {
 	want := []Block{{Key: "db:1980|0101"}, {Key: "nc:SM0|x", Sort: "19800101"}}
 	if !slices.Equal(sr.Blocks, want) {
 		t.Errorf("blocks %v, want %v", sr.Blocks, want)
+	}
+}
+
+// Keys are stored and shown as text: a name that begins with a letter of several bytes
+// (Cyrillic, Greek) must give whole letters, not the first byte of one.
+func TestBlockingKeysAreText(t *testing.T) {
+	r := person("1", "Дмитрий", "", "Иванов", "1980-01-02", "M", "", "", "", "")
+	var initials string
+	for _, b := range BlockingKeys(nrm(r)) {
+		if !utf8.ValidString(b.Key) || !utf8.ValidString(b.Sort) {
+			t.Errorf("block %q (sort %q) is not text", b.Key, b.Sort)
+		}
+		if passOf(b.Key) == passInitialsYear {
+			initials = b.Key
+		}
+	}
+	if initials != "iy:1980|д|и" {
+		t.Errorf("initials block %q, want iy:1980|д|и", initials)
 	}
 }

@@ -26,11 +26,11 @@ import (
 // before that; model 1 was 8ec48aed…), and again when candidates of equal
 // score came to be ordered by the key of their best record instead of their
 // EUID (d42b8624… before), again when the initials/birth-year pass was
-// added (e2149f33… before), and again when a name-made e-mail address
-// stopped exempting a pair from the household rules and the default link
-// threshold went from 6 to 5 (3ad68397… before). It is only checked on amd64, because other
-// architectures may fuse a multiply and an add and round a weight
-// differently in its last bit.
+// added (e2149f33… before), and again when an e-mail address made of a
+// name stopped exempting a pair from the household rules and the default
+// link threshold went from 6 to 5 (3ad68397… before). It is only checked
+// on amd64, because other architectures may fuse a multiply and an add and
+// round a weight differently in its last bit.
 const goldenDecisionDigest = "fc1ade689c87031da99fb5b9c64c0ec5ae9c5270aaaf1ea38c18bc5ed51ed193"
 
 // decisionWorkload registers n generated records into s (new people,

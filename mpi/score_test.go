@@ -56,7 +56,7 @@ func TestHouseholdRules(t *testing.T) {
 			withEmail(person("2", "Judith", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""), "mj@example.org"), ""},
 		{"an e-mail address made of the name is a namesake's too", withEmail(person("1", "James", "", "Smith", "1999-02-12", "M", "9694 Meadow Lane", "78795", "6639628082", ""), "james.smith71@example.org"),
 			withEmail(person("2", "James", "", "Smith", "1980-05-02", "M", "2244 Church Avenue", "27605", "3933163378", ""), "james.smith71@example.org"), HouseholdGeneration},
-		{"and a family's address, a family's", withEmail(person("1", "Kenny", "", "Moore", "1997-04-01", "M", "8685 Highland Avenue", "97323", "9338041849", ""), "themoores@example.org"),
+		{"an e-mail address made of the family name is a family's", withEmail(person("1", "Kenny", "", "Moore", "1997-04-01", "M", "8685 Highland Avenue", "97323", "9338041849", ""), "themoores@example.org"),
 			withEmail(person("2", "Kenneth", "", "Moore", "1972-04-01", "M", "8685 Highland Avenue", "97323", "7317974746", ""), "themoores@example.org"), HouseholdGeneration},
 		{"Jr and Sr", person("1", "John", "", "Smith Jr", "1980-01-01", "", "1 Main St", "97301", "", ""),
 			person("2", "John", "", "Smith Sr.", "1980-01-01", "", "1 Main St", "97301", "", ""), HouseholdSuffix},
