@@ -174,12 +174,18 @@ func (s *Server) lookupParticipant(ctx context.Context, get func(*state.Tx) (mod
 		return p, err
 	}
 	p, err := read()
-	if errors.Is(err, state.ErrNotFound) {
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		if s.fence.Sync(ctx) == nil {
-			p, err = read()
-		}
-		cancel()
+	if errors.Is(err, state.ErrNotFound) && s.syncWithLeader(ctx) {
+		p, err = read()
 	}
 	return p, err
+}
+
+// syncWithLeader waits, for a second at most, until this node's readable state holds what
+// the leader had committed when asked (fence.Sync), and reports whether it does: a
+// participant added an instant ago through another node may not be in this node's state,
+// nor even in its log, when its first request arrives.
+func (s *Server) syncWithLeader(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return s.fence.Sync(ctx) == nil
 }

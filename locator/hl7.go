@@ -284,14 +284,8 @@ func (s *Server) hl7Sender(hd hl7.Repetition) string {
 		return id
 	}
 	id := find()
-	if id == "" {
-		// A participant added an instant ago may not be in this node's readable state yet,
-		// nor even in its log (see fence.Sync).
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		if s.fence.Sync(ctx) == nil {
-			id = find()
-		}
-		cancel()
+	if id == "" && s.syncWithLeader(context.Background()) {
+		id = find()
 	}
 	return id
 }
