@@ -247,32 +247,59 @@ func Decode(r io.Reader, resourceType string, v any) error {
 	if err := CheckBounds(data, resourceType, ResourceBounds); err != nil {
 		return err
 	}
-	var probe struct {
-		ResourceType string `json:"resourceType"`
-	}
-	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&probe); err != nil {
-		return syntaxError(resourceType, err)
-	}
-	if probe.ResourceType != resourceType {
-		return Invalid(resourceType+".resourceType", "resourceType is %q; expected %q", probe.ResourceType, resourceType)
-	}
-	// The R4 schema is the strictness: every R4 element is accepted, anything else refused
-	// with its FHIRPath. The Go types then keep what rls uses and ignore the rest.
-	var one json.RawMessage
+	// Parsed once for the checks (as the schema validator reads JSON), once into v.
 	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&one); err != nil {
+	dec.UseNumber()
+	var inst any
+	if err := dec.Decode(&inst); err != nil {
 		return syntaxError(resourceType, err)
 	}
 	if dec.More() {
 		return Invalid(resourceType, "the body holds more than one JSON value")
 	}
-	if err := ValidateR4(one, resourceType); err != nil {
+	object, ok := inst.(map[string]any)
+	if !ok {
+		return Errorf(400, "structure", resourceType, "the body is a JSON %s; expected a %s resource (an object)", jsonKind(inst), resourceType)
+	}
+	switch rt := object["resourceType"].(type) {
+	case string:
+		if rt != resourceType {
+			return Invalid(resourceType+".resourceType", "resourceType is %q; expected %q", Clip(rt), resourceType)
+		}
+	case nil:
+		return Invalid(resourceType+".resourceType", "resourceType is %q; expected %q", "", resourceType)
+	default:
+		return Errorf(400, "structure", resourceType+".resourceType", "element %q has the wrong JSON type (%s where string is expected)", "resourceType", jsonKind(rt))
+	}
+	if !IsResourceType(resourceType) {
+		return Invalid(resourceType, "%q is not an R4 resource type", Clip(resourceType))
+	}
+	// The R4 schema is the strictness: every R4 element is accepted, anything else refused
+	// with its FHIRPath. The Go types then keep what rls uses and ignore the rest.
+	if err := validateR4Instance(inst, resourceType); err != nil {
 		return err
 	}
-	if err := json.Unmarshal(one, v); err != nil {
+	if err := json.Unmarshal(data, v); err != nil {
 		return syntaxError(resourceType, err)
 	}
 	return nil
+}
+
+// jsonKind names the JSON type of a value parsed into any.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case nil:
+		return "null"
+	}
+	return "number"
 }
 
 func syntaxError(resourceType string, err error) error {

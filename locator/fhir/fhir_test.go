@@ -15,6 +15,11 @@ func TestDecodeNamesTheElement(t *testing.T) {
 		{`{"resourceType":"Patient"}`, "Organization.resourceType"},
 		{`{"resourceType":"Organization"} {}`, "Organization"},
 		{`   `, "Organization"},
+		{`[{"resourceType":"Organization"}]`, "Organization"},
+		{`{"resourceType":5}`, "Organization.resourceType"},
+		{`{"name":"no type"}`, "Organization.resourceType"},
+		// A resource inside another is checked against its own type, named under the outer.
+		{`{"resourceType":"Organization","contained":[{"resourceType":"Endpoint"}]}`, "Organization.contained[0].payloadType"},
 	}
 	for _, tc := range cases {
 		var o Organization

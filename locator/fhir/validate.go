@@ -130,6 +130,18 @@ func ValidateR4(data []byte, resourceType string) error {
 	if !IsResourceType(resourceType) {
 		return Invalid(resourceType, "%q is not an R4 resource type", Clip(resourceType))
 	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return Errorf(400, "structure", "", "malformed JSON: %v", err)
+	}
+	return validateR4Instance(inst, resourceType)
+}
+
+// validateR4Instance is ValidateR4 of a resource already parsed as jsonschema reads JSON
+// (objects as map[string]any, numbers as json.Number), so that a body is parsed once for
+// its schema and the resources nested in it are checked without encoding and parsing
+// each again.
+func validateR4Instance(inst any, resourceType string) error {
 	v, err := r4Validator()
 	if err != nil {
 		return err
@@ -137,10 +149,6 @@ func ValidateR4(data []byte, resourceType string) error {
 	s, err := v.schema(resourceType)
 	if err != nil {
 		return err
-	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return Errorf(400, "structure", "", "malformed JSON: %v", err)
 	}
 	if err := s.Validate(inst); err != nil {
 		var ve *jsonschema.ValidationError
@@ -173,11 +181,7 @@ func validateEmbedded(v any, loc []string, outer string) error {
 					return Errorf(400, "structure", prefix+".contained", "a contained resource must not contain resources (R4 dom-2)")
 				}
 			}
-			var buf bytes.Buffer
-			if err := jsonEncode(&buf, n); err != nil {
-				return err
-			}
-			err := ValidateR4(buf.Bytes(), name)
+			err := validateR4Instance(n, name)
 			var fe *Error
 			if errors.As(err, &fe) {
 				for j, e := range fe.Issue.Expression {

@@ -90,3 +90,21 @@ func TestFHIRPath(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+// BenchmarkDecodeMatchParameters decodes a $match body (Parameters holding a Patient) as
+// every $match request does: bounds, one parse checked against the R4 schema (the Patient
+// inside against its own), one parse into the Go types.
+func BenchmarkDecodeMatchParameters(b *testing.B) {
+	body := []byte(`{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient",` +
+		`"identifier":[{"system":"urn:oid:2.16.840.1.113883.3.1001","value":"MRN5475125"}],` +
+		`"name":[{"family":"Lopez","given":["Brian","Wayne"]}],"gender":"male","birthDate":"1954-03-18",` +
+		`"address":[{"line":["5377 Lakeview St"],"city":"Glendale","state":"ID","postalCode":"83206"}],` +
+		`"telecom":[{"system":"phone","value":"2086801200"}]}},{"name":"count","valueInteger":5},` +
+		`{"name":"onlyCertainMatches","valueBoolean":false}]}`)
+	for b.Loop() {
+		var p Parameters
+		if err := Decode(bytes.NewReader(body), "Parameters", &p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
