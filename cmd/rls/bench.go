@@ -65,6 +65,7 @@ func benchCommand() *cli.Command {
 				&cli.BoolFlag{Name: "keep", Usage: "keep the working directory (population file, node data and logs)"},
 				&cli.StringFlag{Name: "heapprofile", Usage: "after each import, write a heap profile of every node to `PREFIX`-N-ID.pprof"},
 				&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of each leader over the first 15 s of its import to `PREFIX`-N.pprof, and of each follower to PREFIX-N-ID.pprof"},
+				&cli.StringFlag{Name: "querycpuprofile", Usage: "write a CPU profile of every node over the first 10 s of the queries after the import to `PREFIX`-N-ID.pprof"},
 			},
 			Action: benchImport,
 		}},
@@ -257,6 +258,7 @@ func benchImport(c *cli.Context) error {
 			}
 			if round == 1 {
 				opts.profile, opts.heapProfile = profilePath(c.String("cpuprofile"), n), profilePath(c.String("heapprofile"), n)
+				opts.queryProfile = profilePath(c.String("querycpuprofile"), n)
 			} else {
 				opts.dir = filepath.Join(dir, fmt.Sprintf("cluster-%d-round%d", n, round))
 			}
@@ -394,6 +396,7 @@ type benchClusterOptions struct {
 	progress        func(string, ...any)
 	profile         string
 	heapProfile     string
+	queryProfile    string
 }
 
 // benchNode is one `rls agent` process of a bench cluster.
@@ -536,7 +539,22 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 	}
 	if opts.queries > 0 {
 		opts.progress("%d node(s): %d $match and %d locate requests at %d clients", opts.nodes, opts.queries, opts.queries, opts.clients)
+		var profiles chan error
+		if opts.queryProfile != "" {
+			profiles = make(chan error, len(nodes))
+			for _, n := range nodes {
+				nc := *admin
+				nc.base = n.url()
+				path := strings.TrimSuffix(opts.queryProfile, ".pprof") + "-" + n.id + ".pprof"
+				go func() { profiles <- fetchProfile(ctx, &nc, path, 10) }()
+			}
+		}
 		res.Match, res.Locate, res.Errors = benchQueries(ctx, admin, nodes, opts)
+		for range cap(profiles) {
+			if err := <-profiles; err != nil {
+				opts.progress("query CPU profile: %v", err)
+			}
+		}
 	}
 	for _, n := range nodes {
 		hwm, anon, file := procMemory(n.cmd.Process.Pid)
