@@ -259,7 +259,7 @@ func Decode(r io.Reader, resourceType string, v any) error {
 	}
 	object, ok := inst.(map[string]any)
 	if !ok {
-		return Errorf(400, "structure", resourceType, "the body is a JSON %s; expected a %s resource (an object)", jsonKind(inst), resourceType)
+		return Errorf(400, "structure", resourceType, "the body is a JSON %s; expected a JSON object, a resource of type %s", jsonKind(inst), resourceType)
 	}
 	switch rt := object["resourceType"].(type) {
 	case string:
