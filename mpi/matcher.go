@@ -565,6 +565,9 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 			return nil, fmt.Errorf("%w: person %s of a stored record does not exist", ErrCorruptStore, euid)
 		}
 		c := Candidate{EUID: euid, Score: math.Inf(-1)}
+		var best pairLevels
+		var bestOther *Normalized
+		ssnKnown, ssnAgrees := false, false
 		scored := 0
 		for _, rk := range p.Records {
 			if rk == self {
@@ -592,13 +595,31 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 			}
 			if score > c.Score {
 				c.Score, c.Record, c.identifying = score, rk, identifying(&pl)
+				best, bestOther = pl, other
 			}
 			if pl.household != "" && c.Household == "" {
 				c.Household = pl.household
 			}
+			switch pl.level[fSSN] {
+			case missing:
+			case ssnDisagree:
+				ssnKnown = true
+			default:
+				ssnKnown, ssnAgrees = true, true
+			}
 		}
 		if scored == 0 {
 			continue
+		}
+		if ssnKnown && !ssnAgrees && best.level[fSSN] == missing {
+			// The record that scores best gives no SSN, but the person's others do and
+			// none of theirs is this record's: the person's SSN is not the record's. (A
+			// twin without an SSN on one record scored against it as if nothing told
+			// them apart.)
+			best.level[fSSN] = ssnDisagree
+			if c.Score, err = pri.pairScore(cc, &best, n, bestOther, tf); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, c)
 	}

@@ -243,3 +243,51 @@ func TestExplain(t *testing.T) {
 		t.Errorf("levels %v", levels)
 	}
 }
+
+// TestPersonSSNWeighsOnItsRecordsWithout: a person whose records give an SSN, but not the
+// one that scores best against a query, is still known to have that SSN. A twin's record
+// scored against their sibling's record without an SSN must pay for the SSN that tells
+// them apart (population seed 3 at 1,000 persons: Taylor linked to Tyler that way).
+func TestPersonSSNWeighsOnItsRecordsWithout(t *testing.T) {
+	m := NewMatcher()
+	tyler := person("150", "Tyler", "E", "Parraccio", "2006-06-12", "M", "26239 2nd St", "97301", "5035892276", "")
+	tylerElsewhere := person("151", "Tyler", "Edward", "Parraccio", "2006-06-12", "M", "5967 Canyon St", "97302", "5035892276", "749885393")
+	taylor := person("156", "Taylor", "W", "Parracco", "2006-06-12", "M", "26239 2nd Street", "97301", "5039062908", "286405801")
+	scoreOf := func(query Record, records ...Record) Candidate {
+		t.Helper()
+		s := NewMemStore()
+		for i, r := range records {
+			if _, err := m.Register(s, r, "E"+strconv.Itoa(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p := s.Persons(); len(p) != 1 {
+			t.Fatalf("the records of one person made %d persons", len(p))
+		}
+		cands, err := m.Match(s, query, 5)
+		if err != nil || len(cands) != 1 {
+			t.Fatalf("match: %v, %d candidates", err, len(cands))
+		}
+		return cands[0]
+	}
+	alone := scoreOf(taylor, tyler)
+	known := scoreOf(taylor, tyler, tylerElsewhere)
+	if known.Record != tyler.Key() {
+		t.Fatalf("best record %s, want %s (the one at the twin's address)", known.Record, tyler.Key())
+	}
+	if known.Score > alone.Score-3 {
+		t.Errorf("score %.2f with the person's SSN known from another record, %.2f without: the other SSN must weigh", known.Score, alone.Score)
+	}
+	// The person's SSN is the query's: nothing against it.
+	sameSSN := tylerElsewhere
+	sameSSN.SSN = taylor.SSN
+	if c := scoreOf(taylor, tyler, sameSSN); c.Score < alone.Score {
+		t.Errorf("score %.2f with the query's own SSN on another record, %.2f without it", c.Score, alone.Score)
+	}
+	// A query without an SSN is not told anything by the person's.
+	noSSN := taylor
+	noSSN.SSN = ""
+	if a, k := scoreOf(noSSN, tyler), scoreOf(noSSN, tyler, tylerElsewhere); math.Abs(a.Score-k.Score) > 1 {
+		t.Errorf("a query without an SSN scored %.2f and %.2f: the person's SSN changed it", a.Score, k.Score)
+	}
+}
