@@ -516,13 +516,9 @@ func (s *Server) matchPatient(w http.ResponseWriter, r *http.Request, rq *reques
 			if err != nil {
 				return err
 			}
-			sr, err := store.Record(c.Record)
-			if err != nil || sr == nil {
-				return fmt.Errorf("candidate record %s: %w", c.Record, err)
-			}
-			ex, err := m.Explain(store, query, sr.Record)
+			ex, err := m.ExplainCandidate(store, query, c)
 			if err != nil {
-				return err
+				return fmt.Errorf("candidate record %s: %w", c.Record, err)
 			}
 			score := matchScore(c.Score, cfg.Lower)
 			search := &fhir.SearchInfo{Mode: "match", Score: &score, Extension: []fhir.Extension{{URL: fhir.MatchGradeURL, ValueCode: c.Grade}}}

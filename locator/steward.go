@@ -195,8 +195,10 @@ func (s *Server) showReview(w http.ResponseWriter, r *http.Request, rq *request)
 		m := mpi.NewMatcher()
 		for _, c := range e.Item.Candidates {
 			cc := candidate{Candidate: c, Patient: model.PatientID(string(c.Record))}
-			if ex, err := m.ExplainRecords(tx.MPI(), e.Item.Record, c.Record); err == nil {
-				cc.Explanation = &ex
+			if sr, err := tx.MPI().Record(e.Item.Record); err == nil && sr != nil {
+				if ex, err := m.ExplainCandidate(tx.MPI(), sr.Record, c); err == nil {
+					cc.Explanation = &ex
+				}
 			}
 			p, ok, err := tx.MPI().Person(c.EUID)
 			if err != nil {

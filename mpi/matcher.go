@@ -54,6 +54,10 @@ type Candidate struct {
 	// Household names the rule that forbids linking to this person, if any
 	// of its records conflicts with the query (see Explanation.Household).
 	Household string `json:"household,omitempty"`
+	// PersonSSN is set when Record gives no SSN but the person's other
+	// records give one that is not the query's: Score counts the pair as
+	// disagreeing on SSN (see ExplainCandidate).
+	PersonSSN bool `json:"person_ssn,omitempty"`
 
 	// odds is the posterior log2 odds of Probability; identifying whether
 	// the best record pair shares identifying evidence (see identifying).
@@ -430,6 +434,29 @@ func (m *Matcher) Explain(s Store, a, b Record) (Explanation, error) {
 	return explainLevels(cc, &pl, &na, &nb, storeTF(s, cc))
 }
 
+// ExplainCandidate explains a candidate's score for a query: the query against the
+// candidate's best record, with the SSN disagreement of the person's other records where
+// the candidate was scored with it (Candidate.PersonSSN).
+func (m *Matcher) ExplainCandidate(s Store, query Record, c Candidate) (Explanation, error) {
+	sr, err := s.Record(c.Record)
+	if err != nil || sr == nil {
+		return Explanation{}, fmt.Errorf("explain: record %s: %w", c.Record, notFound(err))
+	}
+	cc, err := loadConfig(s)
+	if err != nil {
+		return Explanation{}, err
+	}
+	na, nb := Normalize(query), normOf(sr)
+	pl := comparePair(cc, &na, nb)
+	personSSN := c.PersonSSN && pl.level[fSSN] == missing
+	if personSSN {
+		pl.level[fSSN] = ssnDisagree
+	}
+	e, err := explainLevels(cc, &pl, &na, nb, storeTF(s, cc))
+	e.PersonSSN = personSSN
+	return e, err
+}
+
 // ExplainRecords explains the score between two stored records.
 func (m *Matcher) ExplainRecords(s Store, a, b RecordKey) (Explanation, error) {
 	ra, err := s.Record(a)
@@ -620,6 +647,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 			if c.Score, err = pri.pairScore(cc, &best, n, bestOther, tf); err != nil {
 				return nil, err
 			}
+			c.PersonSSN = true
 		}
 		out = append(out, c)
 	}

@@ -277,7 +277,11 @@ type Explanation struct {
 	HouseholdEvidence float64 `json:"household_evidence,omitempty"`
 	// Household names the household rule that forbids linking the two
 	// records ("twin", "generation", "suffix"), if any.
-	Household     string `json:"household,omitempty"`
+	Household string `json:"household,omitempty"`
+	// PersonSSN is set when the ssn field's disagreement is with the SSN of
+	// the person's other records, the record explained giving none
+	// (Candidate.PersonSSN).
+	PersonSSN     bool   `json:"person_ssn,omitempty"`
 	ConfigVersion uint64 `json:"config_version"`
 }
 

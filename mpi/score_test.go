@@ -275,8 +275,33 @@ func TestPersonSSNWeighsOnItsRecordsWithout(t *testing.T) {
 	if known.Record != tyler.Key() {
 		t.Fatalf("best record %s, want %s (the one at the twin's address)", known.Record, tyler.Key())
 	}
-	if known.Score > alone.Score-3 {
-		t.Errorf("score %.2f with the person's SSN known from another record, %.2f without: the other SSN must weigh", known.Score, alone.Score)
+	if known.Score > alone.Score-3 || !known.PersonSSN || alone.PersonSSN {
+		t.Errorf("score %.2f with the person's SSN known from another record (person_ssn %v), %.2f without (%v): the other SSN must weigh",
+			known.Score, known.PersonSSN, alone.Score, alone.PersonSSN)
+	}
+	// The explanation of the candidate says so, field by field.
+	s := NewMemStore()
+	for i, r := range []Record{tyler, tylerElsewhere} {
+		if _, err := m.Register(s, r, "E"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pair, err := m.Explain(s, taylor, tyler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := m.ExplainCandidate(s, taylor, known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ssn FieldScore
+	for _, f := range ex.Fields {
+		if f.Field == FieldSSN {
+			ssn = f
+		}
+	}
+	if !ex.PersonSSN || ssn.Level != "disagree" || ssn.Weight >= 0 || math.Abs(ex.Score-(pair.Score+ssn.Weight)) > 1e-9 {
+		t.Errorf("candidate explained as %+v (ssn %+v), the pair alone scoring %.2f", ex, ssn, pair.Score)
 	}
 	// The person's SSN is the query's: nothing against it.
 	sameSSN := tylerElsewhere
