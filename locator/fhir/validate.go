@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -279,8 +277,4 @@ func joinAny(vs []any) string {
 		s = append(s, fmt.Sprint(v))
 	}
 	return strings.Join(s, ", ")
-}
-
-func jsonEncode(w io.Writer, v any) error {
-	return json.NewEncoder(w).Encode(v)
 }
