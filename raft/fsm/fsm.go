@@ -243,18 +243,7 @@ func (f *FSM) LatestIndex() uint64 { return f.latest.Load() }
 
 // Group commit limits: see FSM.
 const (
-	// CommitInterval is how long the first entry of a transaction waits for others before
-	// the committer commits it, unless a reader asks for it sooner. Every commit rewrites
-	// the pages its keys touched and the branch pages above them, in several buckets, and
-	// fsyncs twice, and the state machine waits for it; in a large state file that weighs:
-	// at 100 ms, commits were a third of the state machine's time at 300,000 persons. 400 ms
-	// (with 4,096 registrations a transaction) imported 100,000 generated persons into one
-	// node at 3,080-3,240 records/s (three runs, median 3,149) against 2,618-3,070 (five,
-	// median 2,873), alternated (`rls bench import --persons 100000 --nodes 1`), the state
-	// machine busy 39-45 s against 53-62 s, with 68-72 CPU s against 72-86; population-20k
-	// did not move. A read that must see a write commits at once as before; a crash replays
-	// up to this much more of the Raft log.
-	CommitInterval    = 400 * time.Millisecond
+	CommitInterval    = 100 * time.Millisecond
 	MaxPendingEntries = 10000
 	// MaxPendingRecords bounds the patient registrations of one transaction (the default
 	// of WithMaxPendingRecords). bbolt keeps a transaction's new keys in its in-memory nodes
@@ -262,9 +251,8 @@ const (
 	// since the match index moved to memory a registration writes a handful of keys, and a
 	// commit after every 256 (after each batch of a bulk import, on the state machine's own
 	// goroutine) cost more than the copying: 2,048 imports population-20k 7% faster on one
-	// node (median of five runs each, `rls bench import --nodes 1`); 4,096 goes with the
-	// longer CommitInterval, so that a bulk import still commits about once an interval.
-	MaxPendingRecords = 4096
+	// node (median of five runs each, `rls bench import --nodes 1`).
+	MaxPendingRecords = 2048
 )
 
 // WaitApplied blocks until the state readers see holds log entry index, or ctx ends. If the
