@@ -189,13 +189,17 @@ func (s *Server) showReview(w http.ResponseWriter, r *http.Request, rq *request)
 		}
 		out.ReviewEntry = e
 		out.RecordPatient = model.PatientID(string(e.Item.Record))
-		if sr, err := tx.MPI().Record(e.Item.Record); err == nil && sr != nil {
+		sr, err := tx.MPI().Record(e.Item.Record)
+		if err != nil {
+			sr = nil // the item is shown without the record's person and explanations
+		}
+		if sr != nil {
 			out.CurrentEUID = sr.EUID
 		}
 		m := mpi.NewMatcher()
 		for _, c := range e.Item.Candidates {
 			cc := candidate{Candidate: c, Patient: model.PatientID(string(c.Record))}
-			if sr, err := tx.MPI().Record(e.Item.Record); err == nil && sr != nil {
+			if sr != nil {
 				if ex, err := m.ExplainCandidate(tx.MPI(), sr.Record, c); err == nil {
 					cc.Explanation = &ex
 				}

@@ -473,7 +473,7 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 			nc, path := *admin, opts.profile
 			nc.base = n.url()
 			if n != leader {
-				path = strings.TrimSuffix(path, ".pprof") + "-" + n.id + ".pprof"
+				path = nodeProfilePath(path, n.id)
 			}
 			go func() { profileDone <- fetchProfile(ctx, &nc, path, 15) }()
 		}
@@ -505,7 +505,7 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 		for _, n := range nodes {
 			nc := *admin
 			nc.base = n.url()
-			path := strings.TrimSuffix(opts.heapProfile, ".pprof") + "-" + n.id + ".pprof"
+			path := nodeProfilePath(opts.heapProfile, n.id)
 			data, _, err := nc.do(ctx, http.MethodGet, "/debug/pprof/heap?gc=1", nil, nil)
 			if err == nil {
 				err = os.WriteFile(path, data, 0o600)
@@ -545,7 +545,7 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 			for _, n := range nodes {
 				nc := *admin
 				nc.base = n.url()
-				path := strings.TrimSuffix(opts.queryProfile, ".pprof") + "-" + n.id + ".pprof"
+				path := nodeProfilePath(opts.queryProfile, n.id)
 				go func() { profiles <- fetchProfile(ctx, &nc, path, 10) }()
 			}
 		}
@@ -1041,6 +1041,11 @@ func benchPatient(r mpi.Record) map[string]any {
 		p["telecom"] = telecom
 	}
 	return p
+}
+
+// nodeProfilePath names one node's profile beside path: PREFIX-N.pprof → PREFIX-N-ID.pprof.
+func nodeProfilePath(path, nodeID string) string {
+	return strings.TrimSuffix(path, ".pprof") + "-" + nodeID + ".pprof"
 }
 
 // fetchProfile writes a CPU profile of the node over the next seconds to path.

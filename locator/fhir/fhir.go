@@ -271,9 +271,6 @@ func Decode(r io.Reader, resourceType string, v any) error {
 	default:
 		return Errorf(400, "structure", resourceType+".resourceType", "element %q has the wrong JSON type (%s where string is expected)", "resourceType", jsonKind(rt))
 	}
-	if !IsResourceType(resourceType) {
-		return Invalid(resourceType, "%q is not an R4 resource type", Clip(resourceType))
-	}
 	// The R4 schema is the strictness: every R4 element is accepted, anything else refused
 	// with its FHIRPath. The Go types then keep what rls uses and ignore the rest.
 	if err := validateR4Instance(inst, resourceType); err != nil {

@@ -125,9 +125,6 @@ func IsResourceType(name string) bool {
 // value set's codes. The error is a 400 OperationOutcome whose expression is the FHIRPath
 // of the element at fault (Patient.meta.profile[0], Patient.address[1].use).
 func ValidateR4(data []byte, resourceType string) error {
-	if !IsResourceType(resourceType) {
-		return Invalid(resourceType, "%q is not an R4 resource type", Clip(resourceType))
-	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
 		return Errorf(400, "structure", "", "malformed JSON: %v", err)
@@ -140,6 +137,9 @@ func ValidateR4(data []byte, resourceType string) error {
 // its schema and the resources nested in it are checked without encoding and parsing
 // each again.
 func validateR4Instance(inst any, resourceType string) error {
+	if !IsResourceType(resourceType) {
+		return Invalid(resourceType, "%q is not an R4 resource type", Clip(resourceType))
+	}
 	v, err := r4Validator()
 	if err != nil {
 		return err
