@@ -18,6 +18,8 @@ type metrics struct {
 	batchEntries  prometheus.Histogram
 	commitDur     prometheus.Histogram
 	commitEntries prometheus.Histogram
+	flushDur      prometheus.Histogram
+	flushLayers   prometheus.Histogram
 	restores      prometheus.Counter
 }
 
@@ -40,13 +42,23 @@ func newMetrics(n *Node) *metrics {
 		}),
 		commitDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "rls_fsm_commit_duration_seconds",
-			Help:    "Time to commit and fsync one state transaction.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+			Help:    "Time to commit one state transaction: to make its entries visible to readers (group commit).",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 2, 16),
 		}),
 		commitEntries: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "rls_fsm_commit_entries",
-			Help:    "Log entries made durable per state transaction (group commit).",
+			Help:    "Log entries made visible per state transaction (group commit).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}),
+		flushDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rls_fsm_flush_duration_seconds",
+			Help:    "Time to write committed state transactions to the state file and fsync it.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		flushLayers: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rls_fsm_flush_transactions",
+			Help:    "Committed state transactions written to the state file per flush.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 		}),
 		restores: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rls_fsm_restores_total",
@@ -69,7 +81,7 @@ func newMetrics(n *Node) *metrics {
 		})
 	}
 	m.collectors = []prometheus.Collector{
-		m.applyDuration, m.batchDuration, m.batchEntries, m.commitDur, m.commitEntries, m.restores,
+		m.applyDuration, m.batchDuration, m.batchEntries, m.commitDur, m.commitEntries, m.flushDur, m.flushLayers, m.restores,
 		stateGauge(hraft.Leader), stateGauge(hraft.Follower), stateGauge(hraft.Candidate), stateGauge(hraft.Shutdown),
 		gauge("rls_raft_term", "Current Raft term.", func() float64 { return float64(n.raft.CurrentTerm()) }),
 		gauge("rls_raft_last_log_index", "Index of the last entry in this node's log.", func() float64 { return float64(n.raft.LastIndex()) }),
@@ -98,6 +110,11 @@ func (m *metrics) observeBatch(entries int, elapsed time.Duration) {
 func (m *metrics) observeCommit(entries int, elapsed time.Duration) {
 	m.commitEntries.Observe(float64(entries))
 	m.commitDur.Observe(elapsed.Seconds())
+}
+
+func (m *metrics) observeFlush(layers int, elapsed time.Duration) {
+	m.flushLayers.Observe(float64(layers))
+	m.flushDur.Observe(elapsed.Seconds())
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {

@@ -172,7 +172,7 @@ func Open(cfg Config) (*Node, error) {
 	if n.docs, err = openDocIndex(filepath.Join(cfg.DataDir, "search"), n.store, cfg.Logger); err != nil {
 		return nil, err
 	}
-	if n.fsm, err = fsm.New(n.store, cfg.Logger, fsm.WithObservers(n.metrics.observeBatch, n.metrics.observeCommit),
+	if n.fsm, err = fsm.New(n.store, cfg.Logger, fsm.WithObservers(n.metrics.observeBatch, n.metrics.observeCommit, n.metrics.observeFlush),
 		fsm.WithCommitHooks(n.docs.committed, n.docs.restored)); err != nil {
 		return nil, err
 	}

@@ -146,10 +146,13 @@ type benchCluster struct {
 	ClusterRecordsPerCPUSecond float64   `json:"cluster_records_per_cpu_second,omitempty"`
 	CPURatio                   float64   `json:"cpu_ratio,omitempty"`
 	// LeaderApplySeconds is the wall time the leader's state machine spent applying the
-	// import's batches, LeaderCommitSeconds that of its state-file commits (from its
-	// metrics): the serial path that bounds the rate when the CPUs are not all busy.
+	// import's batches, LeaderCommitSeconds that of its commits (making applied entries
+	// visible) and LeaderFlushSeconds that of its flushes to the state file, beside Apply
+	// (from its metrics): the serial path that bounds the rate when the CPUs are not all
+	// busy.
 	LeaderApplySeconds  float64        `json:"leader_apply_seconds,omitempty"`
 	LeaderCommitSeconds float64        `json:"leader_commit_seconds,omitempty"`
+	LeaderFlushSeconds  float64        `json:"leader_flush_seconds,omitempty"`
 	Outcomes            map[string]int `json:"outcomes"`
 	// Resent counts batches sent again after an error (a timeout, a 503, a lost leader):
 	// a batch that had been applied is registered again, and its records may then be
@@ -483,13 +486,14 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 	for i, n := range nodes {
 		cpuStart[i], _ = procCPU(n.cmd.Process.Pid)
 	}
-	applyBefore, commitBefore := fsmSeconds(ctx, &lc)
+	before := fsmSeconds(ctx, &lc)
 	personOf, err := benchImportRows(ctx, &lc, opts, &res)
 	if err != nil {
 		return res, err
 	}
-	if applyAfter, commitAfter := fsmSeconds(ctx, &lc); applyAfter > 0 {
-		res.LeaderApplySeconds, res.LeaderCommitSeconds = round3(applyAfter-applyBefore), round3(commitAfter-commitBefore)
+	if after := fsmSeconds(ctx, &lc); after.apply > 0 {
+		res.LeaderApplySeconds, res.LeaderCommitSeconds = round3(after.apply-before.apply), round3(after.commit-before.commit)
+		res.LeaderFlushSeconds = round3(after.flush - before.flush)
 	}
 	if profileDone != nil {
 		res.Profile = opts.profile
@@ -564,12 +568,16 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 	return res, nil
 }
 
+// stateMachineSeconds are the totals of a node's state machine timings.
+type stateMachineSeconds struct{ apply, commit, flush float64 }
+
 // fsmSeconds reads from a node's metrics the wall time its state machine has spent applying
-// batches and committing them (zeros if the metrics cannot be read).
-func fsmSeconds(ctx context.Context, cl *client) (apply, commit float64) {
+// entries, committing them and flushing them to the state file (zeros if it cannot).
+func fsmSeconds(ctx context.Context, cl *client) stateMachineSeconds {
+	var t stateMachineSeconds
 	data, _, err := cl.do(ctx, http.MethodGet, "/metrics", nil, nil)
 	if err != nil {
-		return 0, 0
+		return t
 	}
 	for line := range strings.Lines(string(data)) {
 		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
@@ -582,12 +590,14 @@ func fsmSeconds(ctx context.Context, cl *client) (apply, commit float64) {
 		}
 		switch name {
 		case "rls_fsm_batch_duration_seconds_sum":
-			apply = v
+			t.apply = v
 		case "rls_fsm_commit_duration_seconds_sum":
-			commit = v
+			t.commit = v
+		case "rls_fsm_flush_duration_seconds_sum":
+			t.flush = v
 		}
 	}
-	return apply, commit
+	return t
 }
 
 func (n *benchNode) start(exe string, args []string) error {

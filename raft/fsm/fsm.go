@@ -73,16 +73,17 @@ func typed[P any, PP interface {
 
 // FSM applies committed log entries to the replicated state.
 //
-// Entries are applied into a bbolt write transaction that stays open across batches; a
-// committer goroutine commits it (with bbolt's own fsyncs, never NoSync) at most
-// CommitInterval after its first entry, as soon as it holds MaxPendingEntries, or at once
-// when a reader waits for an entry it holds (WaitApplied). This is group commit, as etcd's
-// backend batches its bbolt transactions (100 ms / 10,000 entries by default): a commit
-// blocks the next batch from starting its transaction, so one commit per raft batch put an
-// fsync on the path of every write. An acknowledged write does not depend on it: raft
+// Entries are applied into a write transaction (state.Batch: a layer in memory over the
+// state file) that stays open across batches; a committer goroutine commits it (freezes the
+// layer, which readers then see) at most CommitInterval after its first entry, as soon as
+// it holds MaxPendingEntries, or at once when a reader waits for an entry it holds
+// (WaitApplied). A flusher goroutine writes the committed layers into the bbolt file, in
+// one transaction with bbolt's own fsyncs (never NoSync), FlushInterval after the first of
+// them or as soon as they hold FlushSize. Neither makes the state machine wait: a bbolt
+// commit blocked the next batch from beginning while it wrote and fsynced pages, a quarter
+// to a third of a bulk load. An acknowledged write does not depend on the file: raft
 // acknowledges only entries a quorum has fsynced to its log, and after a crash the entries
-// of an uncommitted transaction are replayed from that log. Readers see only committed
-// state.
+// after the file's applied index are replayed from that log.
 type FSM struct {
 	store    *state.Store
 	logger   *slog.Logger
@@ -114,9 +115,8 @@ type FSM struct {
 	failed atomic.Uint64
 	// applyingIndex is the index of the entry being applied (handlers record it).
 	applyingIndex uint64
-	// openRecords counts the patient records registered into the open transaction: each
-	// writes dozens of keys, and bbolt splits nodes only at commit, so a transaction that
-	// keeps growing pays for it in copying (see MaxPendingRecords).
+	// openRecords counts the patient records registered into the open transaction (see
+	// MaxPendingRecords).
 	openRecords int
 	// maxPendingRecords commits the open transaction before an entry once it holds this
 	// many registrations.
@@ -130,11 +130,18 @@ type FSM struct {
 	stopped      chan struct{}
 	closeOnce    sync.Once
 
+	flushInterval time.Duration
+	flushSignal   chan struct{} // a commit added a layer to flush
+	flushNow      chan struct{} // the layers reached FlushSize
+	flushStop     chan struct{}
+	flushStopped  chan struct{}
+
 	waitMu      sync.Mutex
 	committedCh chan struct{} // closed and replaced each time committed advances
 
 	observeBatch  func(entries int, elapsed time.Duration)
 	observeCommit func(entries int, elapsed time.Duration)
+	observeFlush  func(layers int, elapsed time.Duration)
 
 	// onCommit, if set, is told after each commit the index now readable and the documents
 	// changed since the previous commit (in order; called by one goroutine at a time).
@@ -158,10 +165,10 @@ func WithMaxPendingRecords(n int) Option {
 	return func(f *FSM) { f.maxPendingRecords = n }
 }
 
-// WithObservers reports the size and duration of each applied batch and of each commit
-// (for metrics).
-func WithObservers(batch, commit func(entries int, elapsed time.Duration)) Option {
-	return func(f *FSM) { f.observeBatch, f.observeCommit = batch, commit }
+// WithObservers reports the size and duration of each applied batch, of each commit and of
+// each flush to the state file (for metrics).
+func WithObservers(batch, commit, flush func(n int, elapsed time.Duration)) Option {
+	return func(f *FSM) { f.observeBatch, f.observeCommit, f.observeFlush = batch, commit, flush }
 }
 
 // New returns an FSM over store, resuming after the last entry the store holds. Close
@@ -172,12 +179,17 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 	}
 	f := &FSM{
 		store: store, logger: logger,
-		committedCh:  make(chan struct{}),
-		commitSignal: make(chan struct{}, 1),
-		commitNow:    make(chan struct{}, 1),
-		stop:         make(chan struct{}),
-		stopped:      make(chan struct{}),
-		matcher:      mpi.NewMatcher(),
+		committedCh:   make(chan struct{}),
+		commitSignal:  make(chan struct{}, 1),
+		commitNow:     make(chan struct{}, 1),
+		stop:          make(chan struct{}),
+		stopped:       make(chan struct{}),
+		flushInterval: FlushInterval,
+		flushSignal:   make(chan struct{}, 1),
+		flushNow:      make(chan struct{}, 1),
+		flushStop:     make(chan struct{}),
+		flushStopped:  make(chan struct{}),
+		matcher:       mpi.NewMatcher(),
 
 		maxPendingRecords: MaxPendingRecords,
 	}
@@ -222,15 +234,18 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 	f.committed.Store(index)
 	f.changed.Store(index)
 	go f.runCommitter()
+	go f.runFlusher()
 	return f, nil
 }
 
-// Close commits what is pending and stops the committer. Call it after raft has stopped
-// handing entries to the FSM.
+// Close commits what is pending, writes it to the state file and stops the committer and
+// the flusher. Call it after raft has stopped handing entries to the FSM.
 func (f *FSM) Close() {
 	f.closeOnce.Do(func() {
 		close(f.stop)
 		<-f.stopped
+		close(f.flushStop)
+		<-f.flushStopped
 	})
 }
 
@@ -241,17 +256,21 @@ func (f *FSM) AppliedIndex() uint64 { return f.committed.Load() }
 // readers see catches up with it within one commit.
 func (f *FSM) LatestIndex() uint64 { return f.latest.Load() }
 
-// Group commit limits: see FSM.
+// Group commit and flush limits: see FSM.
 const (
 	CommitInterval    = 100 * time.Millisecond
 	MaxPendingEntries = 10000
+	// FlushInterval bounds how long a committed entry stays out of the state file, and so
+	// how much of the log a restart after a crash applies again. A flush rewrites every page
+	// its keys fall on: the longer the interval, the more keys share a page.
+	FlushInterval = time.Second
+	// FlushSize flushes sooner when the committed layers hold this much memory.
+	FlushSize = 64 << 20
 	// MaxPendingRecords bounds the patient registrations of one transaction (the default
-	// of WithMaxPendingRecords). bbolt keeps a transaction's new keys in its in-memory nodes
-	// and splits them only at commit, so each insert into a node copies the rest of it;
-	// since the match index moved to memory a registration writes a handful of keys, and a
-	// commit after every 256 (after each batch of a bulk import, on the state machine's own
-	// goroutine) cost more than the copying: 2,048 imports population-20k 7% faster on one
-	// node (median of five runs each, `rls bench import --nodes 1`).
+	// of WithMaxPendingRecords): a bulk load that applies faster than CommitInterval still
+	// becomes visible, and its layer sorted, in steps of this many. (When transactions were
+	// bbolt's, a commit cost an fsync on the state machine's goroutine and 2,048 was chosen
+	// against 256 for that; a commit now costs a sort of the layer.)
 	MaxPendingRecords = 2048
 )
 
@@ -409,6 +428,7 @@ func (f *FSM) commitInline(last *hraft.Log) *state.Tx {
 	if f.observeCommit != nil {
 		f.observeCommit(count, time.Since(start))
 	}
+	f.layerCommitted()
 	b, err := f.store.Begin()
 	if err != nil {
 		panic(fmt.Sprintf("rls fsm: %v", err))
@@ -483,6 +503,62 @@ func (f *FSM) commitOpen() {
 	}
 	if f.observeCommit != nil {
 		f.observeCommit(count, time.Since(start))
+	}
+	f.layerCommitted()
+}
+
+// layerCommitted tells the flusher that a commit added a layer.
+func (f *FSM) layerCommitted() {
+	signal(f.flushSignal)
+	if _, size := f.store.Unflushed(); size >= FlushSize {
+		signal(f.flushNow)
+	}
+}
+
+func (f *FSM) runFlusher() {
+	defer close(f.flushStopped)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
+	for {
+		select {
+		case <-f.flushSignal:
+			if !armed {
+				timer.Reset(f.flushInterval)
+				armed = true
+			}
+			continue
+		case <-timer.C:
+		case <-f.flushNow:
+			timer.Stop()
+		case <-f.flushStop:
+			timer.Stop()
+			f.flush()
+			return
+		}
+		armed = false
+		f.flush()
+		if n, _ := f.store.Unflushed(); n > 0 {
+			timer.Reset(f.flushInterval)
+			armed = true
+		}
+	}
+}
+
+// flush writes the committed layers to the state file. A flush that fails stops the node,
+// as a failed commit did: the file could not take what every other node holds, and a
+// restart replays it from the log.
+func (f *FSM) flush() {
+	n, _ := f.store.Unflushed()
+	if n == 0 {
+		return
+	}
+	start := time.Now()
+	if err := f.store.Flush(); err != nil {
+		panic(fmt.Sprintf("rls fsm: %v", err))
+	}
+	if f.observeFlush != nil {
+		f.observeFlush(n, time.Since(start))
 	}
 }
 
@@ -653,9 +729,9 @@ func panicReason(p any) string {
 	return fmt.Sprintf("%T", p)
 }
 
-// Snapshot implements hraft.FSM: it commits what is pending, so the snapshot holds every
-// entry raft handed over, and pins that state in a read transaction; Persist streams it
-// while later entries keep being applied.
+// Snapshot implements hraft.FSM: it commits what is pending and writes it to the state file
+// (BeginSnapshot flushes), so the snapshot holds every entry raft handed over, and pins that
+// state in a read transaction; Persist streams it while later entries keep being applied.
 func (f *FSM) Snapshot() (hraft.FSMSnapshot, error) {
 	f.commitOpen()
 	sn, err := f.store.BeginSnapshot()

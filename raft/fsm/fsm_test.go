@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -352,6 +353,65 @@ func TestReadersSeeOnlyCommittedStateAndWaitingCommitsAtOnce(t *testing.T) {
 	f.ApplyBatch(more)
 	if err := <-done; err != nil {
 		t.Fatalf("reader of a later entry: %v", err)
+	}
+}
+
+// TestCrashBeforeTheFlushIsReplayedFromTheLog: entries committed (readers saw them) but not
+// yet flushed are not in the state file; a node that crashes then resumes at the file's
+// applied index, and applying the log again from there gives the state the node had.
+func TestCrashBeforeTheFlushIsReplayedFromTheLog(t *testing.T) {
+	logs := randomLog(t, 11, 120)
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := state.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(st, nil, func(f *FSM) { f.flushInterval = time.Hour })
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ApplyBatch(logs[:70])
+	f.commitOpen()
+	f.flush()
+	f.ApplyBatch(logs[70:])
+	f.commitOpen()
+	want, err := st.Hash()
+	if err != nil || want.Index != 120 {
+		t.Fatalf("committed state: %+v %v", want, err)
+	}
+	// The file as a crash now would leave it.
+	crashed := filepath.Join(t.TempDir(), "crashed.db")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(crashed, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	st.Close()
+
+	st2, err := state.Open(crashed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if index, _, _ := st2.Applied(); index != 70 {
+		t.Fatalf("the file holds index %d, want the flushed 70", index)
+	}
+	f2, err := New(st2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f2.Close()
+	f2.ApplyBatch(logs) // raft replays from its snapshot: what the file holds is skipped
+	f2.commitOpen()
+	if got, err := st2.Hash(); err != nil || got != want {
+		t.Fatalf("after the replay %+v (%v), want %+v", got, err, want)
+	}
+	f2.flush()
+	if got, err := st2.Hash(); err != nil || got != want {
+		t.Fatalf("after the flush %+v (%v), want %+v", got, err, want)
 	}
 }
 

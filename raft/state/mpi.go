@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/rls-hie/rls/mpi"
 )
 
@@ -67,7 +65,7 @@ func (t *Tx) StampEntry(index uint64) {
 
 // getRecord decodes the stored record under key from the state file (binary, or the
 // JSON of earlier releases), or returns nil.
-func getRecord(tx *bolt.Tx, key mpi.RecordKey) (*mpi.StoredRecord, error) {
+func getRecord(tx *kvTx, key mpi.RecordKey) (*mpi.StoredRecord, error) {
 	v := tx.Bucket(bucketMPIRecords).Get([]byte(key))
 	if v == nil {
 		return nil, nil
@@ -89,7 +87,7 @@ func decodeRecord(key mpi.RecordKey, v []byte) (*mpi.StoredRecord, error) {
 	return &r, nil
 }
 
-func getPerson(tx *bolt.Tx, euid string) (mpi.Person, bool, error) {
+func getPerson(tx *kvTx, euid string) (mpi.Person, bool, error) {
 	v := tx.Bucket(bucketMPIPersons).Get([]byte(euid))
 	if v == nil {
 		return mpi.Person{}, false, nil
@@ -112,7 +110,7 @@ func decodePerson(euid string, v []byte) (mpi.Person, error) {
 	return p, nil
 }
 
-func getConfig(tx *bolt.Tx) (mpi.Config, bool, error) {
+func getConfig(tx *kvTx) (mpi.Config, bool, error) {
 	var c mpi.Config
 	v := tx.Bucket(bucketMPIConfig).Get(keyCurrentConfig)
 	if v == nil {
@@ -130,7 +128,7 @@ func getConfig(tx *bolt.Tx) (mpi.Config, bool, error) {
 // mpi.BatchReader through the index, so the matcher reads exactly as it does over
 // mpi.MemStore in `rls mpi eval`, and decides alike.
 type applyStore struct {
-	tx    *bolt.Tx
+	tx    *kvTx
 	batch *Batch
 	mem   *mpi.MemStore
 }
@@ -245,7 +243,7 @@ func (s applyStore) PersonsBatch(euids []string, out []mpi.Person, found []bool)
 // search of each candidate, which were a third of the $match handler's CPU. Counts from a few
 // entries later only move scores by the smallest amounts, which a read may take.
 type viewStore struct {
-	tx      *bolt.Tx
+	tx      *kvTx
 	mem     *mpi.MemStore
 	applied uint64
 }
@@ -304,7 +302,7 @@ func (s viewStore) TermCount(field, value string) (int64, error) {
 func (s viewStore) AddTermCount(string, string, int64) error { return errReadOnly }
 func (s viewStore) AppendReview(mpi.ReviewItem) error        { return errReadOnly }
 
-func appendReview(tx *bolt.Tx, item mpi.ReviewItem) error {
+func appendReview(tx *kvTx, item mpi.ReviewItem) error {
 	b := tx.Bucket(bucketMPIReviews)
 	seq, err := b.NextSequence()
 	if err != nil {

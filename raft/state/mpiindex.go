@@ -43,14 +43,9 @@ type mpiState struct {
 // current returns the indexes as they are now.
 func (ix *mpiIndex) current() *mpiState { return ix.cur.Load() }
 
-// rebuild builds the indexes from the committed state of db and puts them in place.
-func (ix *mpiIndex) rebuild(db *bolt.DB) error {
-	var st *mpiState
-	err := db.View(func(tx *bolt.Tx) error {
-		var err error
-		st, err = buildMPIIndex(tx)
-		return err
-	})
+// rebuild builds the indexes from the committed state tx reads and puts them in place.
+func (ix *mpiIndex) rebuild(tx *kvTx) error {
+	st, err := buildMPIIndex(tx)
 	if err != nil {
 		return err
 	}
@@ -58,10 +53,16 @@ func (ix *mpiIndex) rebuild(db *bolt.DB) error {
 	return nil
 }
 
+// rebuildFromFile rebuilds the indexes from a file no layer lies on (at open, after a
+// restore).
+func rebuildFromFile(ix *mpiIndex, db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error { return ix.rebuild(&kvTx{bolt: tx}) })
+}
+
 // buildMPIIndex reads the configuration, records and persons of a transaction into a new
 // mpi.MemStore, filing each record under its stored blocks and term counts as Register
 // filed it, and indexes the records for patient search.
-func buildMPIIndex(tx *bolt.Tx) (*mpiState, error) {
+func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 	mem := mpi.NewMemStore()
 	// Everything read here is as of the transaction's applied index: a reader of an older
 	// state reads from its own transaction instead (viewStore).
@@ -108,7 +109,7 @@ func buildMPIIndex(tx *bolt.Tx) (*mpiState, error) {
 // index, the term counts, the person count): they are derived from the records and
 // persons, and left in place they would go stale, and make the state of a node that
 // upgraded in place differ from one restored from a snapshot.
-func dropDerived(tx *bolt.Tx) error {
+func dropDerived(tx *kvTx) error {
 	for _, name := range derivedMPIBuckets {
 		if tx.Bucket(name) == nil {
 			continue

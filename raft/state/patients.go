@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/model"
 )
@@ -94,7 +92,7 @@ func (t *Tx) AppendLinkEvent(ev model.LinkEvent) error {
 // when a state file has history but no index (written by a release before the index, or
 // restored from such a snapshot). Every node then holds the whole index, and the same state
 // hash, whenever it was upgraded; the index is derived from the history alone.
-func backfillLinkEventOrder(tx *bolt.Tx) error {
+func backfillLinkEventOrder(tx *kvTx) error {
 	order := tx.Bucket(bucketLinkEventOrder)
 	if k, _ := order.Cursor().First(); k != nil {
 		return nil

@@ -93,6 +93,9 @@ func TestLinkEventOrderBackfilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The file as an older release left it: the index bucket empty.
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	err = st.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bucketLinkEventOrder); err != nil {
 			return err

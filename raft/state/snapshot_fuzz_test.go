@@ -20,7 +20,7 @@ func validSnapshot(tb testing.TB) []byte {
 	}
 	defer s.Close()
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := (&Tx{tx: tx}).SetApplied(42, 3); err != nil {
+		if err := (&Tx{tx: &kvTx{bolt: tx}}).SetApplied(42, 3); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketNodes).Put([]byte("n1"), []byte(`{"id":"n1"}`))

@@ -1,7 +1,7 @@
 // Package state owns rls's replicated state on one node: a bbolt file that only the Raft FSM
-// writes (one transaction per applied batch) and that API handlers read. It stores the last
-// applied log index in the same transaction as the data, so a restarted node knows exactly
-// which entries it already holds.
+// writes and that API handlers read, with the FSM's committed batches held in memory as
+// layers over it until they are flushed into it (see layers.go). It stores the last applied
+// log index with the data, so a restarted node knows exactly which entries it already holds.
 //
 // It also makes and restores snapshots (a consistent copy of the file) and computes the
 // state digest that lets two nodes be compared. It must never import HTTP or API code; it
@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,6 +70,19 @@ type Store struct {
 	// writeMu is held from Begin until a Batch's index changes are published, so the next
 	// write transaction never sees committed data without its index entries.
 	writeMu sync.Mutex
+
+	// frozen are the layers of committed batches not yet written to the file, oldest first
+	// (see layers.go), frozenSize their approximate memory; layersMu guards them.
+	layersMu   sync.RWMutex
+	frozen     []*layer
+	frozenSize int
+	// flushed is closed and replaced whenever a flush drops layers (under layersMu);
+	// flushGen counts those drops, so that a reader can tell that layers left the list
+	// between opening its file transaction and taking the list.
+	flushed  chan struct{}
+	flushGen atomic.Uint64
+	// flushMu serialises flushes, and Replace against them.
+	flushMu sync.Mutex
 }
 
 // Open opens (or creates) the state file at path. After an unclean shutdown it runs bbolt's
@@ -77,7 +91,7 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{path: path, logger: logger}
+	s := &Store{path: path, logger: logger, flushed: make(chan struct{})}
 	_, statErr := os.Stat(path)
 	existed := statErr == nil
 	clean := fileExists(cleanMarker(path))
@@ -113,7 +127,7 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := s.mpi.rebuild(db); err != nil {
+	if err := rebuildFromFile(&s.mpi, db); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -131,10 +145,10 @@ func openDB(path string) (*bolt.DB, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		if err := dropDerived(tx); err != nil {
+		if err := dropDerived(&kvTx{bolt: tx}); err != nil {
 			return err
 		}
-		return backfillLinkEventOrder(tx)
+		return backfillLinkEventOrder(&kvTx{bolt: tx})
 	})
 	if err != nil {
 		db.Close()
@@ -160,8 +174,12 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-// Close closes the file and leaves the marker that spares the next Open its check.
+// Close writes the layers still in memory to the file, closes it and leaves the marker that
+// spares the next Open its check.
 func (s *Store) Close() error {
+	if err := s.Flush(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
@@ -177,21 +195,62 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// View runs fn in a read transaction.
+// View runs fn in a read transaction: the file and the committed layers not yet in it.
 func (s *Store) View(fn func(*Tx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.db.View(func(tx *bolt.Tx) error {
-		return fn(&Tx{tx: tx, index: s.index, mpiIndex: s.mpi.current(), viewIndex: appliedIndex(tx)})
-	})
+	kv, err := s.view()
+	if err != nil {
+		return err
+	}
+	defer kv.bolt.Rollback()
+	return fn(&Tx{tx: kv, index: s.index, mpiIndex: s.mpi.current(), viewIndex: appliedIndex(kv)})
 }
 
-// Batch is a write transaction that the FSM keeps open across several applied batches of
-// log entries and commits (with bbolt's fsyncs) when it chooses. Readers see none of it until
-// Commit. Only the FSM uses it.
+// view opens a read transaction on the file and takes the frozen layers above it. The
+// caller holds s.mu (read) and rolls the file transaction back when done.
+//
+// The file transaction is opened before the list is taken, and without layersMu held: bbolt
+// may make it wait for a flush that grows the file's memory map, which waits for open
+// readers (the state machine's batch among them) to finish. A flush that dropped layers in
+// between would leave the transaction without them, so it starts again.
+func (s *Store) view() (*kvTx, error) {
+	for {
+		gen := s.flushGen.Load()
+		tx, err := s.db.Begin(false)
+		if err != nil {
+			return nil, fmt.Errorf("begin read transaction: %w", err)
+		}
+		kv := &kvTx{bolt: tx}
+		s.layersMu.RLock()
+		if s.flushGen.Load() != gen {
+			s.layersMu.RUnlock()
+			if err := tx.Rollback(); err != nil {
+				return nil, fmt.Errorf("end read transaction: %w", err)
+			}
+			continue
+		}
+		if len(s.frozen) > 0 {
+			base := appliedIndex(kv)
+			for i, l := range s.frozen {
+				// A layer at or below the file's applied index was flushed already.
+				if l.last > base {
+					kv.layers = slices.Clone(s.frozen[i:])
+					break
+				}
+			}
+		}
+		s.layersMu.RUnlock()
+		return kv, nil
+	}
+}
+
+// Batch is the state machine's write transaction: a layer it fills across several applied
+// batches of log entries, over a read transaction of the file and the frozen layers. Readers
+// see none of it until Commit freezes it. Only the FSM uses it.
 type Batch struct {
 	store *Store
-	tx    *bolt.Tx
+	tx    *kvTx
 	delta *indexDelta
 	// index holds the in-memory indexes the batch reads and changes; mpiChanged is set
 	// once it changed them, so that a rollback rebuilds them from the committed state.
@@ -199,17 +258,33 @@ type Batch struct {
 	mpiChanged bool
 }
 
-// Begin opens the write transaction. It waits while another Batch is open.
+// MaxFrozenSize bounds the memory of the committed layers not yet in the file: Begin waits
+// for a flush beyond it, so that a disk slower than the state machine slows the state
+// machine instead of filling memory.
+const MaxFrozenSize = 512 << 20
+
+// Begin opens the write transaction. It waits while another Batch is open, and while the
+// layers waiting for a flush hold more than MaxFrozenSize.
 func (s *Store) Begin() (*Batch, error) {
 	s.writeMu.Lock()
+	for {
+		s.layersMu.RLock()
+		full, flushed := s.frozenSize > MaxFrozenSize, s.flushed
+		s.layersMu.RUnlock()
+		if !full {
+			break
+		}
+		<-flushed
+	}
 	s.mu.RLock()
-	tx, err := s.db.Begin(true)
+	kv, err := s.view()
 	if err != nil {
 		s.mu.RUnlock()
 		s.writeMu.Unlock()
 		return nil, fmt.Errorf("begin write transaction: %w", err)
 	}
-	b := &Batch{store: s, tx: tx, delta: &indexDelta{}, index: s.mpi.current()}
+	kv.top = newLayer()
+	b := &Batch{store: s, tx: kv, delta: &indexDelta{}, index: s.mpi.current()}
 	// Until the FSM says which entry writes (Tx.StampEntry), what this transaction writes to
 	// the in-memory index is of no known entry, and every reader reads it from its own state.
 	b.index.mem.Stamp(math.MaxUint64)
@@ -219,12 +294,24 @@ func (s *Store) Begin() (*Batch, error) {
 // Tx returns the typed accessors of the open transaction.
 func (b *Batch) Tx() *Tx { return &Tx{tx: b.tx, index: b.store.index, pending: b.delta, batch: b} }
 
-// Commit writes and fsyncs the transaction, then publishes its index changes.
+// Commit freezes the batch's layer, which readers see from then on, and publishes its index
+// changes. The layer reaches the file with the next Flush.
 func (b *Batch) Commit() error {
 	defer b.store.writeMu.Unlock()
 	defer b.store.mu.RUnlock()
-	if err := b.tx.Commit(); err != nil {
-		return fmt.Errorf("commit state: %w", err)
+	if err := b.tx.bolt.Rollback(); err != nil {
+		return fmt.Errorf("end the batch's read transaction: %w", err)
+	}
+	if top := b.tx.top; !top.empty() {
+		top.freeze()
+		var ok bool
+		if top.last, ok = top.appliedIndex(); !ok {
+			top.last = math.MaxUint64 // no applied index: above every file
+		}
+		b.store.layersMu.Lock()
+		b.store.frozen = append(b.store.frozen, top)
+		b.store.frozenSize += top.size
+		b.store.layersMu.Unlock()
 	}
 	b.store.index.apply(b.delta)
 	return nil
@@ -236,14 +323,64 @@ func (b *Batch) Commit() error {
 func (b *Batch) Rollback() {
 	defer b.store.writeMu.Unlock()
 	defer b.store.mu.RUnlock()
-	if err := b.tx.Rollback(); err != nil {
+	if err := b.tx.bolt.Rollback(); err != nil {
 		b.store.logger.Warn("roll back state transaction", "err", err)
 	}
 	if b.mpiChanged {
-		if err := b.store.mpi.rebuild(b.store.db); err != nil {
+		kv, err := b.store.view()
+		if err == nil {
+			err = b.store.mpi.rebuild(kv)
+			kv.bolt.Rollback()
+		}
+		if err != nil {
 			panic(fmt.Sprintf("rls state: rebuild the match index after a rollback: %v", err))
 		}
 	}
+}
+
+// Flush writes the frozen layers to the file in one bbolt transaction (with bbolt's fsyncs)
+// and drops them. The state machine calls it when the layers have grown or aged, before a
+// snapshot and when it stops.
+func (s *Store) Flush() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.layersMu.RLock()
+	layers := slices.Clone(s.frozen)
+	s.layersMu.RUnlock()
+	if len(layers) == 0 {
+		return nil
+	}
+	s.mu.RLock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, l := range layers {
+			if err := l.writeTo(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("write %d committed layers to the state file: %w", len(layers), err)
+	}
+	s.layersMu.Lock()
+	s.frozen = slices.Clone(s.frozen[len(layers):])
+	for _, l := range layers {
+		s.frozenSize -= l.size
+	}
+	s.flushGen.Add(1)
+	close(s.flushed)
+	s.flushed = make(chan struct{})
+	s.layersMu.Unlock()
+	return nil
+}
+
+// Unflushed returns how many committed layers wait for a flush and roughly how much memory
+// they hold.
+func (s *Store) Unflushed() (layers, size int) {
+	s.layersMu.RLock()
+	defer s.layersMu.RUnlock()
+	return len(s.frozen), s.frozenSize
 }
 
 // Applied returns the index and term of the last log entry the state holds.
@@ -275,7 +412,7 @@ func (s *Store) Hash() (Digest, error) {
 			h.Write(lenBuf[:n])
 			h.Write(b)
 		}
-		err := tx.tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		err := tx.tx.ForEach(func(name []byte, b *kvBucket) error {
 			writeField(name)
 			return b.ForEach(func(k, v []byte) error {
 				if string(name) == string(bucketMeta) && (string(k) == string(keyAppliedIndex) || string(k) == string(keyAppliedTerm)) {
@@ -302,21 +439,31 @@ type Snapshot struct {
 	release sync.Once
 }
 
-// BeginSnapshot opens a read transaction that pins the current state. It is cheap; the copy
-// happens in WriteTo, concurrently with further writes.
+// BeginSnapshot flushes the committed layers and opens a read transaction that pins the
+// file. It is cheap; the copy happens in WriteTo, concurrently with further writes.
 func (s *Store) BeginSnapshot() (*Snapshot, error) {
-	s.mu.RLock()
-	tx, err := s.db.Begin(false)
-	if err != nil {
+	for {
+		if err := s.Flush(); err != nil {
+			return nil, err
+		}
+		s.mu.RLock()
+		tx, err := s.db.Begin(false)
+		if err != nil {
+			s.mu.RUnlock()
+			return nil, fmt.Errorf("begin snapshot: %w", err)
+		}
+		if n, _ := s.Unflushed(); n == 0 {
+			return &Snapshot{store: s, tx: tx}, nil
+		}
+		// A batch was committed meanwhile: the file alone is not the state.
+		tx.Rollback()
 		s.mu.RUnlock()
-		return nil, fmt.Errorf("begin snapshot: %w", err)
 	}
-	return &Snapshot{store: s, tx: tx}, nil
 }
 
 // Index returns the last applied log index the snapshot holds.
 func (sn *Snapshot) Index() uint64 {
-	index, _ := (&Tx{tx: sn.tx}).Applied()
+	index, _ := (&Tx{tx: &kvTx{bolt: sn.tx}}).Applied()
 	return index
 }
 
@@ -352,8 +499,17 @@ func (s *Store) Replace(r io.Reader) error {
 		os.Remove(tmp)
 		return err
 	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The layers not yet in the file are of the state being replaced.
+	s.layersMu.Lock()
+	s.frozen, s.frozenSize = nil, 0
+	s.flushGen.Add(1)
+	close(s.flushed)
+	s.flushed = make(chan struct{})
+	s.layersMu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close state for restore: %w", err)
 	}
@@ -372,7 +528,7 @@ func (s *Store) Replace(r io.Reader) error {
 		db.Close()
 		return err
 	}
-	if err := s.mpi.rebuild(db); err != nil {
+	if err := rebuildFromFile(&s.mpi, db); err != nil {
 		db.Close()
 		return err
 	}
@@ -426,7 +582,7 @@ func ForgetApplied(src, dst string) error {
 		if meta == nil {
 			return fmt.Errorf("%w: no %s bucket", ErrNotState, bucketMeta)
 		}
-		return (&Tx{tx: tx}).SetApplied(0, 0)
+		return (&Tx{tx: &kvTx{bolt: tx}}).SetApplied(0, 0)
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr

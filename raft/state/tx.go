@@ -4,15 +4,13 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/rls-hie/rls/raft/model"
 )
 
 // Tx is a transaction on the state with typed accessors. Write methods may only be used
 // inside Store.Update (the FSM); everything else reads.
 type Tx struct {
-	tx    *bolt.Tx
+	tx    *kvTx
 	index *participantIndex
 	// pending holds the index changes of a write transaction until it commits.
 	pending *indexDelta
@@ -31,7 +29,7 @@ func (t *Tx) Applied() (index, term uint64) {
 }
 
 // appliedIndex is the index of the last log entry the state of tx holds.
-func appliedIndex(tx *bolt.Tx) uint64 { return decodeUint(tx.Bucket(bucketMeta).Get(keyAppliedIndex)) }
+func appliedIndex(tx *kvTx) uint64 { return decodeUint(tx.Bucket(bucketMeta).Get(keyAppliedIndex)) }
 
 // SetApplied records the last applied log entry in the same transaction as its effects.
 func (t *Tx) SetApplied(index, term uint64) error {
