@@ -18,16 +18,27 @@ import (
 // worker indexes them in one Bleve batch that records the index; on start the index
 // catches up from the state's change log, and a lost or damaged index is rebuilt from the
 // state into a new generation that is swapped in whole.
+//
+// The index on disk never gets ahead of the state file, which is what a node has after a
+// crash: committed entries reach the file only when the FSM flushes them, so documents
+// changed by an entry are indexed (from the file) once the file holds it. A commit that
+// changed no document moves the index on at once; a reader that waits for documents not yet
+// flushed asks for the flush.
 type docIndex struct {
 	dir    string
 	store  *state.Store
 	logger *slog.Logger
 	ix     *search.Index
+	// requestFlush asks the FSM to flush now (set once the FSM exists, before serving).
+	requestFlush func()
 
-	mu           sync.Mutex
-	pendingDocs  []string
-	pendingIndex uint64
+	mu sync.Mutex
+	// pending are the commits not yet indexed, in order; flushed is the state file's
+	// applied index.
+	pending      []docChange
+	flushed      uint64
 	rebuild      bool
+	rebuildIndex uint64
 	wake         chan struct{}
 
 	// indexed is the committed state index the search index reflects.
@@ -52,7 +63,7 @@ func openDocIndex(dir string, store *state.Store, logger *slog.Logger) (*docInde
 	switch {
 	case errors.Is(err, search.ErrUnusable):
 		logger.Warn("document index unusable; rebuilding it from the state", "dir", dir, "err", err)
-		ix, err = search.Rebuild(context.Background(), dir, d.source, applied, opts)
+		ix, err = search.Rebuild(context.Background(), dir, d.fileSource, applied, opts)
 		if err != nil {
 			return nil, fmt.Errorf("rebuild document index: %w", err)
 		}
@@ -65,15 +76,15 @@ func openDocIndex(dir string, store *state.Store, logger *slog.Logger) (*docInde
 		return nil, err
 	}
 	d.indexed.Store(applied)
+	d.flushed = applied
 	go d.run()
 	return d, nil
 }
 
-// source streams every document of the state, for rebuilds.
-func (d *docIndex) source(yield func(search.Document) error) error {
-	return d.store.View(func(tx *state.Tx) error {
-		return tx.ForEachDocument(func(sd state.StoredDocument) error { return yield(sd.Document) })
-	})
+// docChange is a commit: its index and the documents it changed.
+type docChange struct {
+	index uint64
+	docs  []string
 }
 
 // catchUp indexes the documents changed after the index the search index holds.
@@ -86,7 +97,7 @@ func (d *docIndex) catchUp(applied uint64) error {
 		return nil
 	}
 	var ids []string
-	err = d.store.View(func(tx *state.Tx) error {
+	err = d.store.ViewFile(func(tx *state.Tx) error {
 		return tx.DocumentsChangedAfter(have, func(id string) error { ids = append(ids, id); return nil })
 	})
 	if err != nil {
@@ -96,12 +107,13 @@ func (d *docIndex) catchUp(applied uint64) error {
 	return d.apply(ids, applied)
 }
 
-// apply indexes the current version of documents as of the committed index.
+// apply indexes the documents as the state file holds them, recording index (at most the
+// file's applied index).
 func (d *docIndex) apply(ids []string, index uint64) error {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	changes := make([]search.Change, 0, len(ids))
-	err := d.store.View(func(tx *state.Tx) error {
+	err := d.store.ViewFile(func(tx *state.Tx) error {
 		for _, id := range ids {
 			sd, ok, err := tx.Document(id)
 			if err != nil {
@@ -127,21 +139,32 @@ func (d *docIndex) apply(ids []string, index uint64) error {
 // committed is the FSM's commit hook: it only queues, so commits never wait for Bleve.
 func (d *docIndex) committed(index uint64, docs []string) {
 	d.mu.Lock()
-	d.pendingDocs = append(d.pendingDocs, docs...)
-	d.pendingIndex = index
+	d.pending = append(d.pending, docChange{index: index, docs: docs})
 	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	d.signal()
+}
+
+// flushedTo is the FSM's flush hook: the state file holds every entry up to index.
+func (d *docIndex) flushedTo(index uint64) {
+	d.mu.Lock()
+	moved := index > d.flushed
+	d.flushed = max(d.flushed, index)
+	d.mu.Unlock()
+	if moved {
+		d.signal()
 	}
 }
 
 // restored is the FSM's restore hook: the state was replaced, so the index is rebuilt.
 func (d *docIndex) restored(index uint64) {
 	d.mu.Lock()
-	d.rebuild, d.pendingDocs, d.pendingIndex = true, nil, index
+	d.rebuild, d.rebuildIndex, d.pending, d.flushed = true, index, nil, index
 	d.mu.Unlock()
 	d.indexed.Store(0)
+	d.signal()
+}
+
+func (d *docIndex) signal() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -157,24 +180,51 @@ func (d *docIndex) run() {
 		case <-d.wake:
 		}
 		d.mu.Lock()
-		docs, index, rebuild := d.pendingDocs, d.pendingIndex, d.rebuild
-		d.pendingDocs, d.rebuild = nil, false
+		rebuild, rebuildIndex := d.rebuild, d.rebuildIndex
+		d.rebuild = false
+		// The commits that may be indexed now: each one that changed no document, and
+		// each one the file holds, in order up to the first that must wait for a flush.
+		var docs []string
+		var through, onDisk uint64
+		n := 0
+		for ; n < len(d.pending); n++ {
+			c := d.pending[n]
+			if c.index > d.flushed && len(c.docs) > 0 {
+				break
+			}
+			docs = append(docs, c.docs...)
+			through = c.index
+			if c.index <= d.flushed {
+				onDisk = c.index
+			}
+		}
+		d.pending = d.pending[n:]
 		d.mu.Unlock()
 		var err error
 		switch {
 		case rebuild:
-			err = d.ix.Rebuild(context.Background(), d.source, index)
+			err = d.ix.Rebuild(context.Background(), d.fileSource, rebuildIndex)
+			through = max(through, rebuildIndex)
 		case len(docs) > 0:
-			err = d.apply(docs, index)
+			err = d.apply(docs, onDisk)
 		}
 		if err != nil {
 			// The index falls behind but stays consistent: the next start catches up from
 			// the state, and searches that must be current keep waiting.
-			d.logger.Error("document index update failed", "index", index, "err", err)
+			d.logger.Error("document index update failed", "index", through, "err", err)
 			continue
 		}
-		d.setIndexed(index)
+		if through > 0 {
+			d.setIndexed(through)
+		}
 	}
+}
+
+// fileSource streams every document of the state file, for rebuilds.
+func (d *docIndex) fileSource(yield func(search.Document) error) error {
+	return d.store.ViewFile(func(tx *state.Tx) error {
+		return tx.ForEachDocument(func(sd state.StoredDocument) error { return yield(sd.Document) })
+	})
 }
 
 func (d *docIndex) setIndexed(index uint64) {
@@ -196,6 +246,12 @@ func (d *docIndex) wait(ctx context.Context, index uint64) error {
 		d.waitMu.Unlock()
 		if d.indexed.Load() >= index {
 			return nil
+		}
+		d.mu.Lock()
+		unflushed := slices.ContainsFunc(d.pending, func(c docChange) bool { return c.index > d.flushed && len(c.docs) > 0 })
+		d.mu.Unlock()
+		if unflushed && d.requestFlush != nil {
+			d.requestFlush()
 		}
 		select {
 		case <-ch:

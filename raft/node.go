@@ -173,9 +173,10 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if n.fsm, err = fsm.New(n.store, cfg.Logger, fsm.WithObservers(n.metrics.observeBatch, n.metrics.observeCommit, n.metrics.observeFlush),
-		fsm.WithCommitHooks(n.docs.committed, n.docs.restored)); err != nil {
+		fsm.WithCommitHooks(n.docs.committed, n.docs.restored), fsm.WithFlushHook(n.docs.flushedTo)); err != nil {
 		return nil, err
 	}
+	n.docs.requestFlush = n.fsm.RequestFlush
 	if n.logStore, n.snapshots, err = openRaftStores(cfg); err != nil {
 		return nil, err
 	}

@@ -148,7 +148,20 @@ type FSM struct {
 	onCommit func(index uint64, docs []string)
 	// onRestore, if set, is told that the whole state was replaced.
 	onRestore func(index uint64)
+	// onFlush, if set, is told after each flush the highest applied index in the file.
+	onFlush func(index uint64)
 }
+
+// WithFlushHook registers a hook told, after each flush, the highest applied index the
+// state file now holds: derived state kept on disk (the search index) must not get ahead of
+// the file, which is what a node has after a crash.
+func WithFlushHook(flushed func(index uint64)) Option {
+	return func(f *FSM) { f.onFlush = flushed }
+}
+
+// RequestFlush asks the flusher to write the committed layers to the state file now (a
+// reader waits for derived state that follows the file).
+func (f *FSM) RequestFlush() { signal(f.flushNow) }
 
 // WithCommitHooks registers the hooks that keep derived state (the search index) in step
 // with the committed state.
@@ -549,16 +562,18 @@ func (f *FSM) runFlusher() {
 // as a failed commit did: the file could not take what every other node holds, and a
 // restart replays it from the log.
 func (f *FSM) flush() {
-	n, _ := f.store.Unflushed()
-	if n == 0 {
-		return
+	if n, _ := f.store.Unflushed(); n > 0 {
+		start := time.Now()
+		if err := f.store.Flush(); err != nil {
+			panic(fmt.Sprintf("rls fsm: %v", err))
+		}
+		if f.observeFlush != nil {
+			f.observeFlush(n, time.Since(start))
+		}
 	}
-	start := time.Now()
-	if err := f.store.Flush(); err != nil {
-		panic(fmt.Sprintf("rls fsm: %v", err))
-	}
-	if f.observeFlush != nil {
-		f.observeFlush(n, time.Since(start))
+	// Also when a snapshot flushed: the hook only ever moves forward.
+	if f.onFlush != nil {
+		f.onFlush(f.store.FlushedIndex())
 	}
 }
 

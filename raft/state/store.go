@@ -83,6 +83,9 @@ type Store struct {
 	flushGen atomic.Uint64
 	// flushMu serialises flushes, and Replace against them.
 	flushMu sync.Mutex
+	// flushedIndex is the applied index of the file: as opened or restored, then as the
+	// flushes advance it.
+	flushedIndex atomic.Uint64
 }
 
 // Open opens (or creates) the state file at path. After an unclean shutdown it runs bbolt's
@@ -128,6 +131,10 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	if err := rebuildFromFile(&s.mpi, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.readFlushedIndex(db); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -205,6 +212,18 @@ func (s *Store) View(fn func(*Tx) error) error {
 	}
 	defer kv.bolt.Rollback()
 	return fn(&Tx{tx: kv, index: s.index, mpiIndex: s.mpi.current(), viewIndex: appliedIndex(kv)})
+}
+
+// ViewFile runs fn in a read transaction of the state file alone, without the committed
+// layers not yet flushed into it: what a node would have after a crash. Derived state kept
+// on disk (the document index) reads it so as never to get ahead of the file.
+func (s *Store) ViewFile(fn func(*Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.View(func(tx *bolt.Tx) error {
+		kv := &kvTx{bolt: tx}
+		return fn(&Tx{tx: kv, index: s.index, mpiIndex: s.mpi.current(), viewIndex: appliedIndex(kv)})
+	})
 }
 
 // view opens a read transaction on the file and takes the frozen layers above it. The
@@ -363,6 +382,11 @@ func (s *Store) Flush() error {
 	if err != nil {
 		return fmt.Errorf("write %d committed layers to the state file: %w", len(layers), err)
 	}
+	for _, l := range layers {
+		if l.last != math.MaxUint64 && l.last > s.flushedIndex.Load() {
+			s.flushedIndex.Store(l.last)
+		}
+	}
 	s.layersMu.Lock()
 	s.frozen = slices.Clone(s.frozen[len(layers):])
 	for _, l := range layers {
@@ -373,6 +397,16 @@ func (s *Store) Flush() error {
 	s.flushed = make(chan struct{})
 	s.layersMu.Unlock()
 	return nil
+}
+
+// FlushedIndex returns the applied index of the state file: what a node has after a crash.
+func (s *Store) FlushedIndex() uint64 { return s.flushedIndex.Load() }
+
+func (s *Store) readFlushedIndex(db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error {
+		s.flushedIndex.Store(appliedIndex(&kvTx{bolt: tx}))
+		return nil
+	})
 }
 
 // Unflushed returns how many committed layers wait for a flush and roughly how much memory
@@ -529,6 +563,10 @@ func (s *Store) Replace(r io.Reader) error {
 		return err
 	}
 	if err := rebuildFromFile(&s.mpi, db); err != nil {
+		db.Close()
+		return err
+	}
+	if err := s.readFlushedIndex(db); err != nil {
 		db.Close()
 		return err
 	}
