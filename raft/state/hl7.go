@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -92,10 +93,22 @@ func (t *Tx) pruneLinkSeq() error {
 	if err := t.tx.Bucket(bucketMeta).Put(keyActiveHL7Endpoints, encodeUint(active)); err != nil {
 		return fmt.Errorf("count active HL7 endpoints: %w", err)
 	}
-	c := t.tx.Bucket(bucketLinkSeq).Cursor()
-	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= low; k, _ = c.First() {
-		if err := c.Delete(); err != nil {
-			return fmt.Errorf("prune link index: %w", err)
+	return deleteKeys(t.tx.Bucket(bucketLinkSeq), func(k []byte) bool { return binary.BigEndian.Uint64(k) <= low }, "prune link index")
+}
+
+// deleteKeys deletes the bucket's keys from the first for as long as match says so. The keys
+// are gathered first and then deleted: a bbolt cursor skips a key when one is deleted under
+// it, and walking the layers again from the first key after every deletion, past the deleted
+// ones, is quadratic.
+func deleteKeys(b *kvBucket, match func(k []byte) bool, what string) error {
+	var dead [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && match(k); k, _ = c.Next() {
+		dead = append(dead, bytes.Clone(k))
+	}
+	for _, k := range dead {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	return nil

@@ -148,9 +148,14 @@ func (l *layer) put(lb *layerBucket, key, value []byte, deleted bool) {
 	l.size += layerEntryOverhead + len(key) + len(value)
 }
 
-// freeze puts every bucket of the layer in order: from then on it is only read.
+// freeze puts every bucket of the layer in order and leaves out those it only read: from
+// then on it is only read.
 func (l *layer) freeze() {
-	for _, lb := range l.buckets {
+	for name, lb := range l.buckets {
+		if lb.empty() {
+			delete(l.buckets, name)
+			continue
+		}
 		lb.order()
 	}
 }

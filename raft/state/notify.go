@@ -110,11 +110,5 @@ func (t *Tx) NotifyEventsAfter(after uint64, limit int) ([]model.NotifyEvent, er
 
 // PruneNotifyEvents deletes the events with a sequence at or below through.
 func (t *Tx) PruneNotifyEvents(through uint64) error {
-	c := t.tx.Bucket(bucketNotifyEvents).Cursor()
-	for k, _ := c.First(); k != nil && decodeUint(k) <= through; k, _ = c.First() {
-		if err := c.Delete(); err != nil {
-			return fmt.Errorf("prune notification event %d: %w", decodeUint(k), err)
-		}
-	}
-	return nil
+	return deleteKeys(t.tx.Bucket(bucketNotifyEvents), func(k []byte) bool { return decodeUint(k) <= through }, "prune notification events")
 }
