@@ -275,10 +275,11 @@ const (
 	MaxPendingEntries = 10000
 	// FlushInterval bounds how long a committed entry stays out of the state file, and so
 	// how much of the log a restart after a crash applies again. A flush rewrites every page
-	// its keys fall on: the longer the interval, the more keys share a page. Against one
-	// second, five wrote 20-35% fewer bytes through the FSM alone (population-20k) for 8%
-	// less CPU, which is what three nodes on two cores are short of.
-	FlushInterval = 5 * time.Second
+	// its keys fall on: the longer the interval, the more keys share a page. Five seconds
+	// wrote 20-35% fewer bytes than one through the FSM alone (population-20k) for 8% less
+	// CPU, but imported no faster in a node, held 250 MiB more at its peak and slowed the
+	// reads right after an import (more layers to read through).
+	FlushInterval = time.Second
 	// FlushSize flushes sooner when the committed layers hold this much memory.
 	FlushSize = 64 << 20
 	// MaxPendingRecords bounds the patient registrations of one transaction (the default
