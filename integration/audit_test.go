@@ -207,8 +207,8 @@ func TestAuditCompleteWhenLeaderKilled(t *testing.T) {
 
 	// Someone with disk access to one follower erases a disclosure and recomputes every
 	// later hash: that copy still verifies on its own, but no longer matches the others.
-	// (The node is stopped, not killed: a kill leaves the last seconds of entries out of
-	// the file, to be replayed from the log, and the forger's edit would miss them.)
+	// (The node is stopped, not killed: a kill leaves the last second or so of entries out
+	// of the file, to be replayed from the log, and the forger's edit would miss them.)
 	victim := followers[1]
 	c.Terminate(victim)
 	rewriteAuditChain(t, filepath.Join(c.Nodes[victim].Dir, "state.db"), 1) // the registration

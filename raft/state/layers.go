@@ -19,7 +19,7 @@ import (
 // Why: bbolt has one writer. While a commit wrote and fsynced pages, the next batch could not
 // begin, and the state machine spent a quarter to a third of a bulk load waiting (a third at
 // 300,000 persons). A registration also puts keys into five randomly ordered trees, so a
-// commit of a few hundred registrations rewrote a page per key; a flush of seconds of
+// commit of a few hundred registrations rewrote a page per key; a flush of a second's
 // registrations, in key order, rewrites each page once.
 //
 // A layer bucket that was dropped (deleted, or created new) hides everything below it.
