@@ -455,30 +455,37 @@ func (f *FSM) commitInline(last *hraft.Log) *state.Tx {
 
 func (f *FSM) runCommitter() {
 	defer close(f.stopped)
+	// Entries applied while a commit ran are in a new transaction: it re-arms for them.
+	runGrouped(f.commitSignal, f.commitNow, f.stop, CommitInterval, f.commitOpen, f.hasOpen)
+}
+
+// runGrouped runs work interval after the first signal since it last ran, at once on now,
+// and a last time on stop; after each run it arms again while pending says there is more.
+// It is the loop of both the committer and the flusher.
+func runGrouped(signalled, now, stop <-chan struct{}, interval time.Duration, work func(), pending func() bool) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	armed := false
 	for {
 		select {
-		case <-f.commitSignal:
+		case <-signalled:
 			if !armed {
-				timer.Reset(CommitInterval)
+				timer.Reset(interval)
 				armed = true
 			}
 			continue
 		case <-timer.C:
-		case <-f.commitNow:
+		case <-now:
 			timer.Stop()
-		case <-f.stop:
+		case <-stop:
 			timer.Stop()
-			f.commitOpen()
+			work()
 			return
 		}
 		armed = false
-		f.commitOpen()
-		// Entries applied while the commit ran are in a new transaction: arm for it.
-		if f.hasOpen() {
-			timer.Reset(CommitInterval)
+		work()
+		if pending() {
+			timer.Reset(interval)
 			armed = true
 		}
 	}
@@ -533,32 +540,10 @@ func (f *FSM) layerCommitted() {
 
 func (f *FSM) runFlusher() {
 	defer close(f.flushStopped)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	armed := false
-	for {
-		select {
-		case <-f.flushSignal:
-			if !armed {
-				timer.Reset(f.flushInterval)
-				armed = true
-			}
-			continue
-		case <-timer.C:
-		case <-f.flushNow:
-			timer.Stop()
-		case <-f.flushStop:
-			timer.Stop()
-			f.flush()
-			return
-		}
-		armed = false
-		f.flush()
-		if n, _ := f.store.Unflushed(); n > 0 {
-			timer.Reset(f.flushInterval)
-			armed = true
-		}
-	}
+	runGrouped(f.flushSignal, f.flushNow, f.flushStop, f.flushInterval, f.flush, func() bool {
+		n, _ := f.store.Unflushed()
+		return n > 0
+	})
 }
 
 // flush writes the committed layers to the state file. A flush that fails stops the node,
