@@ -33,10 +33,8 @@ type docIndex struct {
 	requestFlush func()
 
 	mu sync.Mutex
-	// pending are the commits not yet indexed, in order; flushed is the state file's
-	// applied index.
+	// pending are the commits not yet indexed, in order.
 	pending      []docChange
-	flushed      uint64
 	rebuild      bool
 	rebuildIndex uint64
 	wake         chan struct{}
@@ -76,7 +74,6 @@ func openDocIndex(dir string, store *state.Store, logger *slog.Logger) (*docInde
 		return nil, err
 	}
 	d.indexed.Store(applied)
-	d.flushed = applied
 	go d.run()
 	return d, nil
 }
@@ -144,21 +141,14 @@ func (d *docIndex) committed(index uint64, docs []string) {
 	d.signal()
 }
 
-// flushedTo is the FSM's flush hook: the state file holds every entry up to index.
-func (d *docIndex) flushedTo(index uint64) {
-	d.mu.Lock()
-	moved := index > d.flushed
-	d.flushed = max(d.flushed, index)
-	d.mu.Unlock()
-	if moved {
-		d.signal()
-	}
-}
+// flushed is the FSM's flush hook: the state file holds more entries
+// (state.Store.FlushedIndex), which the documents waiting for them may now be indexed from.
+func (d *docIndex) flushed() { d.signal() }
 
 // restored is the FSM's restore hook: the state was replaced, so the index is rebuilt.
 func (d *docIndex) restored(index uint64) {
 	d.mu.Lock()
-	d.rebuild, d.rebuildIndex, d.pending, d.flushed = true, index, nil, index
+	d.rebuild, d.rebuildIndex, d.pending = true, index, nil
 	d.mu.Unlock()
 	d.indexed.Store(0)
 	d.signal()
@@ -186,15 +176,16 @@ func (d *docIndex) run() {
 		// each one the file holds, in order up to the first that must wait for a flush.
 		var docs []string
 		var through, onDisk uint64
+		flushed := d.store.FlushedIndex()
 		n := 0
 		for ; n < len(d.pending); n++ {
 			c := d.pending[n]
-			if c.index > d.flushed && len(c.docs) > 0 {
+			if c.index > flushed && len(c.docs) > 0 {
 				break
 			}
 			docs = append(docs, c.docs...)
 			through = c.index
-			if c.index <= d.flushed {
+			if c.index <= flushed {
 				onDisk = c.index
 			}
 		}
@@ -247,8 +238,9 @@ func (d *docIndex) wait(ctx context.Context, index uint64) error {
 		if d.indexed.Load() >= index {
 			return nil
 		}
+		flushed := d.store.FlushedIndex()
 		d.mu.Lock()
-		unflushed := slices.ContainsFunc(d.pending, func(c docChange) bool { return c.index > d.flushed && len(c.docs) > 0 })
+		unflushed := slices.ContainsFunc(d.pending, func(c docChange) bool { return c.index > flushed && len(c.docs) > 0 })
 		d.mu.Unlock()
 		if unflushed && d.requestFlush != nil {
 			d.requestFlush()

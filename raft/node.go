@@ -173,7 +173,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if n.fsm, err = fsm.New(n.store, cfg.Logger, fsm.WithObservers(n.metrics.observeBatch, n.metrics.observeCommit, n.metrics.observeFlush),
-		fsm.WithCommitHooks(n.docs.committed, n.docs.restored), fsm.WithFlushHook(n.docs.flushedTo)); err != nil {
+		fsm.WithCommitHooks(n.docs.committed, n.docs.restored), fsm.WithFlushHook(n.docs.flushed)); err != nil {
 		return nil, err
 	}
 	n.docs.requestFlush = n.fsm.RequestFlush

@@ -160,8 +160,8 @@ func (l *layer) freeze() {
 	}
 }
 
-// layerEntryOverhead is a rough per-key cost of a layer (the B-tree's slots and the slices'
-// headers), so that many small keys count for something.
+// layerEntryOverhead is a rough per-key cost of a layer (the map's slot, the entry and its
+// place in the ordered slice), so that many small keys count for something.
 const layerEntryOverhead = 64
 
 func (l *layer) empty() bool {
@@ -287,7 +287,7 @@ func (t *kvTx) Bucket(name []byte) *kvBucket {
 		return kb
 	}
 	levels, through := t.levels(name)
-	kb := &kvBucket{tx: t, name: name, levels: levels}
+	kb := &kvBucket{tx: t, levels: levels}
 	if through {
 		kb.base = t.bolt.Bucket(name)
 		if kb.base == nil && len(levels) == 0 {
@@ -393,8 +393,7 @@ func (t *kvTx) ForEach(fn func(name []byte, b *kvBucket) error) error {
 
 // kvBucket is a bucket seen through the transaction's layers.
 type kvBucket struct {
-	tx   *kvTx
-	name []byte
+	tx *kvTx
 	// levels are the bucket's layer buckets, newest (the writable one, if any) first.
 	levels []*layerBucket
 	top    *layerBucket
@@ -422,13 +421,23 @@ func (b *kvBucket) Get(key []byte) []byte {
 	return b.base.Get(key)
 }
 
+// direct returns the file's bucket of a transaction that writes straight into the file (no
+// layer to write into), or bbolt's error for a transaction that may not write.
+func (b *kvBucket) direct() (*bolt.Bucket, error) {
+	if b.base == nil || !b.tx.bolt.Writable() {
+		return nil, berrors.ErrTxNotWritable
+	}
+	return b.base, nil
+}
+
 // Put sets key to value, refusing what bbolt would refuse.
 func (b *kvBucket) Put(key, value []byte) error {
 	if b.top == nil {
-		if b.base == nil || !b.tx.bolt.Writable() {
-			return berrors.ErrTxNotWritable
+		file, err := b.direct()
+		if err != nil {
+			return err
 		}
-		return b.base.Put(key, value)
+		return file.Put(key, value)
 	}
 	switch {
 	case len(key) == 0:
@@ -449,10 +458,11 @@ func (b *kvBucket) Put(key, value []byte) error {
 // Delete removes key, if present.
 func (b *kvBucket) Delete(key []byte) error {
 	if b.top == nil {
-		if b.base == nil || !b.tx.bolt.Writable() {
-			return berrors.ErrTxNotWritable
+		file, err := b.direct()
+		if err != nil {
+			return err
 		}
-		return b.base.Delete(key)
+		return file.Delete(key)
 	}
 	b.tx.top.put(b.top, key, nil, true)
 	return nil
@@ -477,10 +487,11 @@ func (b *kvBucket) Sequence() uint64 {
 // NextSequence increments the bucket's sequence and returns it.
 func (b *kvBucket) NextSequence() (uint64, error) {
 	if b.top == nil {
-		if b.base == nil || !b.tx.bolt.Writable() {
-			return 0, berrors.ErrTxNotWritable
+		file, err := b.direct()
+		if err != nil {
+			return 0, err
 		}
-		return b.base.NextSequence()
+		return file.NextSequence()
 	}
 	next := b.Sequence() + 1
 	b.top.seq, b.top.seqSet = next, true
@@ -546,7 +557,8 @@ func (b *kvBucket) Cursor() *kvCursor {
 
 // kvCursor walks a bucket through its layers: at each step it takes the nearest key of the
 // file and of every layer and shows the newest version of it, skipping deletions. It keeps
-// its place by key, so the bucket may change under it (Delete, then First again).
+// its place by key, so the bucket may change under it. (It has no Delete: bbolt's cursor
+// skips a key when one is deleted under it, so rls deletes by key; see deleteKeys.)
 type kvCursor struct {
 	b    *kvBucket
 	file *bolt.Cursor
@@ -606,17 +618,6 @@ func (c *kvCursor) Prev() ([]byte, []byte) {
 	return c.prev(c.key, false)
 }
 
-// Delete deletes the key the cursor is on.
-func (c *kvCursor) Delete() error {
-	if len(c.b.levels) == 0 {
-		return c.file.Delete()
-	}
-	if c.key == nil {
-		return nil
-	}
-	return c.b.Delete(c.key)
-}
-
 // after reports whether k lies after from (at or after it if inclusive); a nil from is
 // before every key.
 func after(k, from []byte, inclusive bool) bool {
@@ -627,6 +628,7 @@ func after(k, from []byte, inclusive bool) bool {
 	return cmp > 0 || inclusive && cmp == 0
 }
 
+// before is after's mirror: whether k lies before from (at or before it if inclusive).
 func before(k, from []byte, inclusive bool) bool {
 	if from == nil {
 		return true

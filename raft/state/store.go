@@ -387,16 +387,22 @@ func (s *Store) Flush() error {
 			s.flushedIndex.Store(l.last)
 		}
 	}
+	s.dropLayers(len(layers))
+	return nil
+}
+
+// dropLayers takes the n oldest frozen layers off the list (a flush wrote them, or a restore
+// replaced the state they were of) and wakes whoever waits for that.
+func (s *Store) dropLayers(n int) {
 	s.layersMu.Lock()
-	s.frozen = slices.Clone(s.frozen[len(layers):])
-	for _, l := range layers {
+	defer s.layersMu.Unlock()
+	for _, l := range s.frozen[:n] {
 		s.frozenSize -= l.size
 	}
+	s.frozen = slices.Clone(s.frozen[n:])
 	s.flushGen.Add(1)
 	close(s.flushed)
 	s.flushed = make(chan struct{})
-	s.layersMu.Unlock()
-	return nil
 }
 
 // FlushedIndex returns the applied index of the state file: what a node has after a crash.
@@ -538,12 +544,10 @@ func (s *Store) Replace(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The layers not yet in the file are of the state being replaced.
-	s.layersMu.Lock()
-	s.frozen, s.frozenSize = nil, 0
-	s.flushGen.Add(1)
-	close(s.flushed)
-	s.flushed = make(chan struct{})
-	s.layersMu.Unlock()
+	s.layersMu.RLock()
+	n := len(s.frozen)
+	s.layersMu.RUnlock()
+	s.dropLayers(n)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close state for restore: %w", err)
 	}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -212,4 +213,46 @@ func decodeUint(b []byte) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(b)
+}
+
+// deleteKeys deletes the bucket's keys from the first for as long as match says so. The keys
+// are gathered first and then deleted: a bbolt cursor skips a key when one is deleted under
+// it, and walking the layers again from the first key after every deletion, past the deleted
+// ones, is quadratic.
+func deleteKeys(b *kvBucket, match func(k []byte) bool, what string) error {
+	var dead [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && match(k); k, _ = c.Next() {
+		dead = append(dead, bytes.Clone(k))
+	}
+	for _, k := range dead {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
+}
+
+// LinkEventsAfter calls fn with the indexed link events after seq, in order, at most
+// limit of them.
+func (t *Tx) LinkEventsAfter(seq uint64, limit int, fn func(model.LinkEvent) error) error {
+	c := t.tx.Bucket(bucketLinkSeq).Cursor()
+	history := t.tx.Bucket(bucketLinkHistory)
+	n := 0
+	for k, euid := c.Seek(encodeUint(seq + 1)); k != nil && n < limit; k, euid = c.Next() {
+		key := append(append(append([]byte(nil), euid...), keySep), k...)
+		v := history.Get(key)
+		if v == nil {
+			return fmt.Errorf("link event %d of %s: %w", binary.BigEndian.Uint64(k), euid, ErrNotFound)
+		}
+		var ev model.LinkEvent
+		if _, err := ev.UnmarshalMsg(v); err != nil {
+			return fmt.Errorf("decode link event %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+		n++
+	}
+	return nil
 }
