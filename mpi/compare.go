@@ -469,6 +469,47 @@ func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB 
 	return givenDisagree
 }
 
+// misspeltNickname reports whether typed, a given name the nickname table does
+// not know, is one keying error from another name of a group that name belongs
+// to: Doonnie for Donald (Donnie), Msndy for Amanda (Mandy). A name the table
+// knows is a name in its own right, not a misspelling (Ronnie is one letter from
+// Donnie, but a Ronnie is not a Donald), and names of fewer than four letters are
+// left out, as one keying error reaches too many others. It is too loose to score
+// with (a table of a few hundred names leaves many real names unknown, and Jose
+// is one letter from Josh) and serves only to keep the twin rule from parting
+// one person's records over a misspelt nickname.
+func misspeltNickname(typed, name string) bool {
+	if _, known := nicknameGroups[typed]; known || len(typed) < minMisspeltNameLength {
+		return false
+	}
+	for _, v := range nicknameVariants[name] {
+		if len(v) >= minMisspeltNameLength && withinOneEdit(typed, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// abbreviates reports whether short is written with letters of long, in order,
+// from its first (Wm for William, Brb for Barbara, Gnt for Grant), as clerks
+// shorten names to fit a field or save keystrokes. Like misspeltNickname it
+// only keeps the twin rule from parting one person's records.
+func abbreviates(short, long string) bool {
+	if len(short) < 2 || len(short) >= len(long) || short[0] != long[0] {
+		return false
+	}
+	j := 1
+	for i := 1; i < len(long) && j < len(short); i++ {
+		if long[i] == short[j] {
+			j++
+		}
+	}
+	return j == len(short)
+}
+
+// minMisspeltNameLength is the shortest name misspeltNickname compares.
+const minMisspeltNameLength = 4
+
 func compareMiddle(a, b *Normalized) int8 {
 	ma, mb := a.Middle, b.Middle
 	if ma == "" || mb == "" {

@@ -164,7 +164,11 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 		// Two names more than two keying errors apart are two names; a
 		// twin of the other sex may have a near one (Michael, Michelle):
 		// a sex mistyped together with a name misspelt is rarer.
-		distinct := g == givenDisagree || (g == givenWeak && !withinEdits(a.Given, b.Given, 2))
+		// A misspelt nickname (Doonnie for Donald) or a name cut short (Brb
+		// for Barbara) is not another name.
+		distinct := (g == givenDisagree || (g == givenWeak && !withinEdits(a.Given, b.Given, 2))) &&
+			!misspeltNickname(a.Given, b.Given) && !misspeltNickname(b.Given, a.Given) &&
+			!abbreviates(a.Given, b.Given) && !abbreviates(b.Given, a.Given)
 		if distinct || (otherSex && g != givenExact && g != givenNickname && g != givenInitial) {
 			return HouseholdTwin
 		}

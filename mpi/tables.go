@@ -18,6 +18,35 @@ var nicknameText string
 // group it belongs to (sorted). A formal name maps to itself.
 var nicknameGroups = mustParseNicknames(nicknameText)
 
+// nicknameVariants maps a name of the table to the other names of every group
+// it belongs to (sorted): Donald to Don, Donnie and Donny.
+var nicknameVariants = variantsOfGroups(nicknameGroups)
+
+func variantsOfGroups(groups map[string][]string) map[string][]string {
+	members := map[string][]string{}
+	for name, formals := range groups {
+		for _, f := range formals {
+			members[f] = append(members[f], name)
+		}
+	}
+	out := make(map[string][]string, len(groups))
+	for name, formals := range groups {
+		seen := map[string]bool{name: true}
+		var variants []string
+		for _, f := range formals {
+			for _, m := range members[f] {
+				if !seen[m] {
+					seen[m] = true
+					variants = append(variants, m)
+				}
+			}
+		}
+		sort.Strings(variants)
+		out[name] = variants
+	}
+	return out
+}
+
 func mustParseNicknames(text string) map[string][]string {
 	groups, err := parseNicknames(text)
 	if err != nil {
