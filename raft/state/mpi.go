@@ -49,7 +49,7 @@ const keySep = 0x00
 // index and counts from memory (see viewStore). Writes are only allowed inside the FSM.
 func (t *Tx) MPI() mpi.Store {
 	if t.batch != nil {
-		return applyStore{tx: t.tx, batch: t.batch, mem: t.batch.index.mem}
+		return t.batch.mpiStore
 	}
 	return viewStore{tx: t.tx, mem: t.mpiIndex.mem, applied: t.viewIndex}
 }
