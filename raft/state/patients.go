@@ -175,7 +175,7 @@ const (
 
 // searchTerms lists the (kind, value) pairs a normalised record is findable by.
 func searchTerms(key mpi.RecordKey, n *mpi.Normalized) [][2]string {
-	out := make([][2]string, 0, 16)
+	out := make([][2]string, 0, 32) // a record with several phones and name parts has over 16
 	add := func(kind byte, v string) {
 		if v != "" {
 			out = append(out, [2]string{string(kind), v})
