@@ -9,7 +9,7 @@ import (
 
 // blockIndex is MemStore's blocking index: blocking key → the sorted set of
 // members filed under it (MemStore's members are sort value, 0x00, record
-// key; see memberOf). It is laid out for an index of millions of
+// key; see appendMember). It is laid out for an index of millions of
 // records, where every random memory access costs hundreds of nanoseconds
 // and the garbage collector's cost grows with the number of pointers:
 //
@@ -98,11 +98,20 @@ func (x *blockIndex) members(block Block, limit int, buf []RecordKey) ([]RecordK
 // of them when there are at most limit, else the window of limit members
 // around the position of at.
 func (x *blockIndex) regionMembers(r []byte, at string, limit int, buf []RecordKey) ([]RecordKey, bool) {
+	first, end, complete := x.window(r, at, limit)
+	// One string for all the members returned: the region's bytes change
+	// on the next insert, and a string must never change.
+	return appendMembers(buf, r, first, end, string(r[first:end])), complete
+}
+
+// window returns where in r the members regionMembers reads lie, r[first:end],
+// and whether they are all of the region's members.
+func (x *blockIndex) window(r []byte, at string, limit int) (first, end int, complete bool) {
 	count := regionCount(r)
-	if limit <= 0 {
-		return buf, count == 0
-	}
 	_, pos := regionKey(r)
+	if limit <= 0 {
+		return pos, pos, count == 0
+	}
 	skip := 0
 	if count > limit {
 		// The position at would take: members before at+0x00 sort lower
@@ -123,24 +132,27 @@ func (x *blockIndex) regionMembers(r []byte, at string, limit int, buf []RecordK
 		_, pos = nextMember(r, pos)
 	}
 	n := min(count-skip, limit)
-	first, end := pos, pos
+	first, end = pos, pos
 	for i := 0; i < n; i++ {
 		_, end = nextMember(r, end)
 	}
-	// One string for all the members returned: the region's bytes change
-	// on the next insert, and a string must never change.
-	all := string(r[first:end])
+	return first, end, count <= limit
+}
+
+// appendMembers appends to buf the record keys of the members in r[first:end]
+// (see window), as substrings of copied, which holds a copy of those bytes.
+func appendMembers(buf []RecordKey, r []byte, first, end int, copied string) []RecordKey {
 	for p := first; p < end; {
 		s, e := nextMember(r, p)
-		m := all[s-first : e-first]
+		m := copied[s-first : e-first]
 		buf = append(buf, RecordKey(m[strings.IndexByte(m, 0)+1:]))
 		p = e
 	}
-	return buf, count <= limit
+	return buf
 }
 
 // add files a member under block (idempotent).
-func (x *blockIndex) add(block string, key string) {
+func (x *blockIndex) add(block string, key []byte) {
 	entry := uvarintLen(len(key)) + len(key)
 	ref, r, ok := x.find(block)
 	if !ok {
@@ -152,15 +164,11 @@ func (x *blockIndex) add(block string, key string) {
 		setRegionCount(r, 0)
 		x.table.set(x.hash(block), x.isBlock(block), ref)
 	}
-	// A copy of the key as bytes (on the stack for keys of usual length)
-	// lets the walk below use the runtime's wide byte comparison.
-	var keyBuf [64]byte
-	kb := append(keyBuf[:0], key...)
 	used := regionUsed(r)
 	_, pos := regionKey(r)
 	for pos < used {
 		s, e := nextMember(r, pos)
-		c := bytes.Compare(r[s:e], kb)
+		c := bytes.Compare(r[s:e], key)
 		if c == 0 {
 			return
 		}
@@ -185,18 +193,16 @@ func (x *blockIndex) add(block string, key string) {
 
 // del removes a member from block (idempotent); a block left empty is
 // released.
-func (x *blockIndex) del(block string, key string) {
+func (x *blockIndex) del(block string, key []byte) {
 	ref, r, ok := x.find(block)
 	if !ok {
 		return
 	}
-	var keyBuf [64]byte
-	kb := append(keyBuf[:0], key...)
 	used := regionUsed(r)
 	_, pos := regionKey(r)
 	for pos < used {
 		s, e := nextMember(r, pos)
-		switch c := bytes.Compare(r[s:e], kb); {
+		switch c := bytes.Compare(r[s:e], key); {
 		case c < 0:
 			pos = e
 			continue

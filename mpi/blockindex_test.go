@@ -54,7 +54,7 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 				keys := want[block]
 				i, found := slices.BinarySearch(keys, key)
 				if rng.IntN(3) == 0 {
-					x.del(block, memberOf("", key))
+					x.del(block, appendMember(nil, "", key))
 					if found {
 						if keys = slices.Delete(keys, i, i+1); len(keys) == 0 {
 							delete(want, block)
@@ -63,7 +63,7 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 						}
 					}
 				} else {
-					x.add(block, memberOf("", key))
+					x.add(block, appendMember(nil, "", key))
 					if !found {
 						want[block] = slices.Insert(keys, i, key)
 					}
@@ -81,10 +81,10 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 // as they were when the block's region is rewritten by later inserts.
 func TestBlockIndexReturnsStableKeys(t *testing.T) {
 	x := newBlockIndex()
-	x.add("b", memberOf("", "k2"))
+	x.add("b", appendMember(nil, "", "k2"))
 	got, _ := x.members(Block{Key: "b"}, 10, nil)
-	x.add("b", memberOf("", "k1"))
-	x.del("b", memberOf("", "k2"))
+	x.add("b", appendMember(nil, "", "k1"))
+	x.del("b", appendMember(nil, "", "k2"))
 	if !slices.Equal(got, []RecordKey{"k2"}) {
 		t.Fatalf("keys read before a rewrite changed to %v", got)
 	}

@@ -306,7 +306,10 @@ func (p *Prepared) Verify(rec Record) error {
 		return fmt.Errorf("%w: normalised by rules version %d, this release has %d", ErrPreparedMismatch, p.Norm.Version, NormVersion)
 	}
 	want := Normalize(rec)
-	if !bytes.Equal(appendNormalized(nil, &p.Norm), appendNormalized(nil, &want)) {
+	// Compared in their encoded form, so that no field can be left out of the comparison;
+	// encoded on the stack, as every node verifies every record it applies.
+	var haveBuf, wantBuf [512]byte
+	if !bytes.Equal(appendNormalized(haveBuf[:0], &p.Norm), appendNormalized(wantBuf[:0], &want)) {
 		return fmt.Errorf("%w: the normalised form differs", ErrPreparedMismatch)
 	}
 	for i, b := range p.Blocks {

@@ -1,6 +1,7 @@
 package mpi
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"unicode"
@@ -382,7 +383,8 @@ func normalizePostal(s string) string {
 // normalizePhone keeps digits, drops the North American country code and
 // rejects numbers too short to dial or made of one repeated digit.
 func normalizePhone(s string) string {
-	var b []byte
+	var buf [32]byte // the digits of a usual number, on the stack
+	b := buf[:0]
 	for i := 0; i < len(s); i++ {
 		if s[i] >= '0' && s[i] <= '9' {
 			b = append(b, s[i])
@@ -391,7 +393,7 @@ func normalizePhone(s string) string {
 	if len(b) == 11 && b[0] == '1' {
 		b = b[1:]
 	}
-	if len(b) < 7 || strings.Count(string(b), string(b[0])) == len(b) {
+	if len(b) < 7 || bytes.Count(b, b[:1]) == len(b) {
 		return ""
 	}
 	return string(b)

@@ -88,7 +88,7 @@ func (r Record) Validate() error {
 	if strings.Contains(r.System, "|") {
 		return fmt.Errorf("%w: identifier system %q contains '|'", ErrInvalidRecord, r.System)
 	}
-	if strings.IndexFunc(r.System+r.Value, unicode.IsControl) >= 0 {
+	if strings.IndexFunc(r.System, unicode.IsControl) >= 0 || strings.IndexFunc(r.Value, unicode.IsControl) >= 0 {
 		return fmt.Errorf("%w: identifier contains control characters", ErrInvalidRecord)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/rls-hie/rls/integration/testkit"
 	"github.com/rls-hie/rls/mpi/dataset"
 	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/model"
 )
 
 // BenchmarkApplyBatch measures applying batches of 32 participant adds to a state that
@@ -56,10 +57,15 @@ func BenchmarkApplyBatch(b *testing.B) {
 // BenchmarkRegisterThroughFSM registers a whole population file through the FSM (log
 // entries of 500 records, as `rls import patients` sends them, each applied and committed
 // by the FSM into bbolt), with no Raft or HTTP around it: the ceiling of the replicated
-// import on one node. RLS_BENCH_FILE names another CSV file.
+// import on one node. RLS_BENCH_FILE names another CSV file. With RLS_BENCH_PROPOSED=1 the
+// entries are made as a leader proposes them: stamped with the input limits (which the FSM
+// then checks) and carrying each record's prepared form (which the FSM decodes and
+// verifies); the preparing is done before the clock starts.
 //
 //	go test -run '^$' -bench RegisterThroughFSM -benchtime 1x ./raft/fsm/
 func BenchmarkRegisterThroughFSM(b *testing.B) {
+	proposed := os.Getenv("RLS_BENCH_PROPOSED") == "1"
+	proposedTime := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	path := os.Getenv("RLS_BENCH_FILE")
 	if path == "" {
 		path = testkit.Testdata(b, "synthetic", "population-20k.csv")
@@ -74,7 +80,14 @@ func BenchmarkRegisterThroughFSM(b *testing.B) {
 		index := uint64(0)
 		entry := func(typ command.Type, payload command.Payload) *hraft.Log {
 			index++
-			data, err := command.Encode(typ, command.Header{Time: time.Unix(int64(index), 0).UTC()}, payload)
+			h := command.Header{Time: time.Unix(int64(index), 0).UTC()}
+			if proposed {
+				// Birth dates are checked against the entry's time.
+				h.Time = proposedTime.Add(time.Duration(index) * time.Second)
+				h.Limits = model.LimitsVersion
+				PrepareProposal(typ, payload)
+			}
+			data, err := command.Encode(typ, h, payload)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -93,7 +106,11 @@ func BenchmarkRegisterThroughFSM(b *testing.B) {
 		for i := 0; i < len(file.Rows); i += 500 {
 			var regs []command.PatientRegistration
 			for j := i; j < min(i+500, len(file.Rows)); j++ {
-				regs = append(regs, command.PatientRegistration{Record: commandRecord(file.Rows[j].Record), NewEUID: fmt.Sprintf("E%09d", j+1)})
+				rec := commandRecord(file.Rows[j].Record)
+				if proposed && rec.Check("", proposedTime) != nil {
+					continue // the API refuses it (a birth date in the future): no leader proposes it
+				}
+				regs = append(regs, command.PatientRegistration{Record: rec, NewEUID: fmt.Sprintf("E%09d", j+1)})
 			}
 			logs = append(logs, entry(command.TypePatientRegister, &command.PatientRegister{Registrations: regs}))
 		}

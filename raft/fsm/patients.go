@@ -98,37 +98,38 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 			out[i].Err = business("register %s: %w: %v", rec.Key(), ErrInvalidRecord, err)
 			continue
 		}
+		key := rec.Key()
 		prep, err := preparedFor(rec, r.Prepared)
 		if err != nil {
-			out[i].Err = business("register %s: %w: prepared form: %v", rec.Key(), ErrInvalidRecord, err)
+			out[i].Err = business("register %s: %w: prepared form: %v", key, ErrInvalidRecord, err)
 			continue
 		}
 		if err := model.ValidateID("EUID", r.NewEUID); err != nil {
-			out[i].Err = business("register %s: %w: %v", rec.Key(), ErrInvalidRecord, err)
+			out[i].Err = business("register %s: %w: %v", key, ErrInvalidRecord, err)
 			continue
 		}
 		owner, ok := tx.ParticipantIDBySystem(rec.System)
 		if !ok {
-			out[i].Err = business("register %s: %w (%s)", rec.Key(), ErrUnknownSystem, rec.System)
+			out[i].Err = business("register %s: %w (%s)", key, ErrUnknownSystem, rec.System)
 			continue
 		}
 		if r.ExpectedVersion != 0 {
-			meta, ok, err := tx.PatientMeta(string(rec.Key()))
+			meta, ok, err := tx.PatientMeta(string(key))
 			if err != nil {
 				return nil, err
 			}
 			if !ok || meta.Version != r.ExpectedVersion {
-				out[i].Err = business("register %s: %w: expected version %d, current %d", rec.Key(), ErrVersionConflict, r.ExpectedVersion, meta.Version)
+				out[i].Err = business("register %s: %w: expected version %d, current %d", key, ErrVersionConflict, r.ExpectedVersion, meta.Version)
 				continue
 			}
 		}
 		if _, exists, err := store.Person(r.NewEUID); err != nil {
 			return nil, err
 		} else if exists {
-			out[i].Err = business("register %s: %w: %s", rec.Key(), ErrEUIDInUse, r.NewEUID)
+			out[i].Err = business("register %s: %w: %s", key, ErrEUIDInUse, r.NewEUID)
 			continue
 		}
-		old, err := store.Record(rec.Key())
+		old, err := store.Record(key)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +138,7 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 			n := old.Norm // Register replaces the stored record; keep what the index holds
 			oldNorm = &n
 		}
-		ruled, pin, err := storeFor(tx, rec.Key())
+		ruled, pin, err := storeFor(tx, key)
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +148,7 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 		}
 		if pin != "" && d.EUID != pin {
 			// A steward put this record on pin: it stays there.
-			if _, err := mpi.Relink(store, rec.Key(), pin, false); err != nil {
+			if _, err := mpi.Relink(store, key, pin, false); err != nil {
 				return nil, err
 			}
 			d.EUID, d.Outcome, d.Candidates = pin, mpi.OutcomeLinked, nil

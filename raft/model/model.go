@@ -245,7 +245,8 @@ type PatientMeta struct {
 // PatientID derives the FHIR Patient id of a record key: stable, the same on every node,
 // and free of the identifier itself (an MRN in a URL would land in access logs).
 func PatientID(key string) string {
-	sum := sha256.Sum256([]byte(key))
+	var buf [96]byte // keys of usual length are hashed from the stack
+	sum := sha256.Sum256(append(buf[:0], key...))
 	return hex.EncodeToString(sum[:16])
 }
 

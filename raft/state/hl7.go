@@ -71,7 +71,10 @@ func (t *Tx) indexLinkEvent(seq uint64, euid string) error {
 	if v := t.tx.Bucket(bucketMeta).Get(keyActiveHL7Endpoints); len(v) != 8 || binary.BigEndian.Uint64(v) == 0 {
 		return nil
 	}
-	return t.tx.Bucket(bucketLinkSeq).Put(encodeUint(seq), []byte(euid))
+	var seqKey [8]byte
+	var eb [keyBufferSize]byte
+	binary.BigEndian.PutUint64(seqKey[:], seq)
+	return t.tx.Bucket(bucketLinkSeq).Put(seqKey[:], keyBytes(&eb, euid))
 }
 
 // pruneLinkSeq counts the active endpoints and drops the index entries at or below the

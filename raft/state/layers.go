@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -120,6 +121,12 @@ type layer struct {
 	last uint64
 	// size approximates the memory the layer holds, for the flush policy.
 	size int
+	// slab and entries are where the layer keeps the keys, values and entries put into it
+	// (see keep): a batch puts several keys per registration, and four allocations per put
+	// (key, value, entry, map key) were a fifth of the state machine's allocations, each
+	// one more object for the garbage collector to mark while the layer waits for a flush.
+	slab    []byte
+	entries []layerEntry
 }
 
 func newLayer() *layer { return &layer{buckets: map[string]*layerBucket{}} }
@@ -133,17 +140,58 @@ func (l *layer) bucket(name []byte) *layerBucket {
 	return lb
 }
 
+// Slab sizes: a layer copies keys and values into chunks of layerSlabChunk bytes (a
+// value larger than a quarter of that gets an allocation of its own, so that a chunk is
+// not abandoned half empty) and makes entries layerEntryChunk at a time.
+const (
+	layerSlabChunk  = 64 << 10
+	layerEntryChunk = 256
+)
+
+// keep returns the layer's own copy of b (nil for nil). The copy is never written again
+// and its capacity ends where it does, so an append to it cannot reach a neighbour.
+func (l *layer) keep(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	if len(b) > layerSlabChunk/4 {
+		return bytes.Clone(b)
+	}
+	if len(b) > cap(l.slab)-len(l.slab) {
+		l.slab = make([]byte, 0, layerSlabChunk)
+	}
+	start := len(l.slab)
+	l.slab = append(l.slab, b...)
+	return l.slab[start:len(l.slab):len(l.slab)]
+}
+
+// newEntry returns a zero entry from the layer's current chunk of entries.
+func (l *layer) newEntry() *layerEntry {
+	if len(l.entries) == cap(l.entries) {
+		l.entries = make([]layerEntry, 0, layerEntryChunk)
+	}
+	l.entries = l.entries[:len(l.entries)+1]
+	return &l.entries[len(l.entries)-1]
+}
+
+// put sets key to a copy of value (or deletes it) in lb. The layer keeps its own copies
+// of key and value, so the caller may reuse both.
 func (l *layer) put(lb *layerBucket, key, value []byte, deleted bool) {
 	if e, ok := lb.byKey[string(key)]; ok {
-		l.size += len(value) - len(e.value)
-		e.value, e.deleted = value, deleted
+		// The old value stays in the slab until the layer is dropped: count the new one
+		// in full.
+		e.value, e.deleted = l.keep(value), deleted
+		l.size += len(value)
 		return
 	}
 	if lb.byKey == nil {
 		lb.byKey = map[string]*layerEntry{}
 	}
-	e := &layerEntry{key: slices.Clone(key), value: value, deleted: deleted}
-	lb.byKey[string(e.key)] = e
+	e := l.newEntry()
+	e.key, e.value, e.deleted = l.keep(key), l.keep(value), deleted
+	// The map's key shares the bytes of e.key: they are never written again, which is all
+	// a string asks of its bytes.
+	lb.byKey[unsafe.String(unsafe.SliceData(e.key), len(e.key))] = e
 	lb.tail = append(lb.tail, e)
 	l.size += layerEntryOverhead + len(key) + len(value)
 }
@@ -250,7 +298,28 @@ type kvTx struct {
 	// buckets caches what Bucket found through the layers (state accessors ask for a
 	// bucket on every call); creating or deleting a bucket clears it.
 	buckets map[string]*kvBucket
+	// encoded is the buffer the typed accessors encode a value into before Put, which
+	// copies it (see encodeBuffer).
+	encoded []byte
 }
+
+// encodeBuffer returns the transaction's buffer for encoding a value, emptied; the caller
+// hands back what it encoded with keepBuffer, so that the next value reuses its capacity.
+// A value encoded here is only valid until the next encodeBuffer: it is for Put, which
+// keeps its own copy.
+func (t *kvTx) encodeBuffer() []byte { return t.encoded[:0] }
+
+// keepBuffer keeps an encoded value's capacity for the next encodeBuffer.
+func (t *kvTx) keepBuffer(v []byte) { t.encoded = v }
+
+// keyBufferSize covers the keys the state machine writes for every registration (record
+// keys, EUIDs and the composite keys made of them), so that keyBytes builds them on the
+// stack.
+const keyBufferSize = 96
+
+// keyBytes returns s as bytes in buf, for a Get, Seek or Put, none of which keeps the key:
+// with buf a local array, the conversion costs no allocation for a key that fits.
+func keyBytes(buf *[keyBufferSize]byte, s string) []byte { return append(buf[:0], s...) }
 
 // levels returns the layer buckets of name that the transaction sees, newest first, ending
 // at the first that was dropped, and whether the file's bucket shows through beneath them.
@@ -430,14 +499,19 @@ func (b *kvBucket) direct() (*bolt.Bucket, error) {
 	return b.base, nil
 }
 
-// Put sets key to value, refusing what bbolt would refuse.
+// Put sets key to value, refusing what bbolt would refuse. It keeps its own copies of key
+// and value: the caller may reuse their bytes (the typed accessors encode values into a
+// buffer of the transaction, see kvTx.encodeBuffer).
 func (b *kvBucket) Put(key, value []byte) error {
 	if b.top == nil {
 		file, err := b.direct()
 		if err != nil {
 			return err
 		}
-		return file.Put(key, value)
+		// bbolt keeps the value until the transaction commits. It copies the key, but
+		// handing it the caller's would make every caller's key escape to the heap
+		// (keyBytes); this path only runs while a file is opened or restored.
+		return file.Put(bytes.Clone(key), bytes.Clone(value))
 	}
 	switch {
 	case len(key) == 0:
@@ -451,7 +525,7 @@ func (b *kvBucket) Put(key, value []byte) error {
 	// file is only valid while the read transaction is open).
 	// (A nil value reads back as nil, as bbolt gives it back inside the transaction that
 	// put it; rls tells such keys apart by their presence under a cursor, never by Get.)
-	b.tx.top.put(b.top, key, bytes.Clone(value), false)
+	b.tx.top.put(b.top, key, value, false)
 	return nil
 }
 

@@ -49,7 +49,7 @@ const keySep = 0x00
 // index and counts from memory (see viewStore). Writes are only allowed inside the FSM.
 func (t *Tx) MPI() mpi.Store {
 	if t.batch != nil {
-		return applyStore{tx: t.tx, batch: t.batch, mem: t.batch.index.mem}
+		return t.batch.mpiStore
 	}
 	return viewStore{tx: t.tx, mem: t.mpiIndex.mem, applied: t.viewIndex}
 }
@@ -160,13 +160,14 @@ func (s applyStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) {
 }
 
 func (s applyStore) PutRecord(r *mpi.StoredRecord) error {
-	// bbolt keeps the value until the transaction commits: each needs its own bytes.
-	v, err := r.AppendBinary(nil)
+	v, err := r.AppendBinary(s.tx.encodeBuffer())
 	if err != nil {
 		return fmt.Errorf("encode record %s: %w", r.Key, err)
 	}
+	s.tx.keepBuffer(v)
 	s.changed()
-	if err := s.tx.Bucket(bucketMPIRecords).Put([]byte(r.Key), v); err != nil {
+	var kb [keyBufferSize]byte
+	if err := s.tx.Bucket(bucketMPIRecords).Put(keyBytes(&kb, string(r.Key)), v); err != nil {
 		return fmt.Errorf("store record %s: %w", r.Key, err)
 	}
 	return s.mem.PutRecord(r)
@@ -189,12 +190,14 @@ func (s applyStore) RemoveFromBlock(block mpi.Block, key mpi.RecordKey) error {
 func (s applyStore) Person(euid string) (mpi.Person, bool, error) { return s.mem.Person(euid) }
 
 func (s applyStore) PutPerson(p mpi.Person) error {
-	v, err := p.AppendBinary(nil)
+	v, err := p.AppendBinary(s.tx.encodeBuffer())
 	if err != nil {
 		return fmt.Errorf("encode person %s: %w", p.EUID, err)
 	}
+	s.tx.keepBuffer(v)
 	s.changed()
-	if err := s.tx.Bucket(bucketMPIPersons).Put([]byte(p.EUID), v); err != nil {
+	var kb [keyBufferSize]byte
+	if err := s.tx.Bucket(bucketMPIPersons).Put(keyBytes(&kb, p.EUID), v); err != nil {
 		return fmt.Errorf("store person %s: %w", p.EUID, err)
 	}
 	return s.mem.PutPerson(p)

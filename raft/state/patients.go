@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,7 +30,8 @@ var (
 // PatientMeta returns the registry entry of a record key.
 func (t *Tx) PatientMeta(key string) (model.PatientMeta, bool, error) {
 	var m model.PatientMeta
-	v := t.tx.Bucket(bucketPatients).Get([]byte(key))
+	var kb [keyBufferSize]byte
+	v := t.tx.Bucket(bucketPatients).Get(keyBytes(&kb, key))
 	if v == nil {
 		return m, false, nil
 	}
@@ -49,18 +51,22 @@ func (t *Tx) PatientKeyByID(id string) (string, bool) {
 // alone: its entry is already there, and rewriting it would rewrite a randomly placed page
 // of the state file at the next commit.
 func (t *Tx) PutPatientMeta(m model.PatientMeta) error {
-	v, err := m.MarshalMsg(nil)
+	v, err := m.MarshalMsg(t.tx.encodeBuffer())
 	if err != nil {
 		return fmt.Errorf("encode patient %s: %w", m.Key, err)
 	}
-	if err := t.tx.Bucket(bucketPatients).Put([]byte(m.Key), v); err != nil {
+	t.tx.keepBuffer(v)
+	var kb, idb [keyBufferSize]byte
+	key := keyBytes(&kb, m.Key)
+	if err := t.tx.Bucket(bucketPatients).Put(key, v); err != nil {
 		return fmt.Errorf("store patient %s: %w", m.Key, err)
 	}
 	ids := t.tx.Bucket(bucketPatientIDs)
-	if string(ids.Get([]byte(m.ID))) == m.Key {
+	id := keyBytes(&idb, m.ID)
+	if string(ids.Get(id)) == m.Key {
 		return nil
 	}
-	if err := ids.Put([]byte(m.ID), []byte(m.Key)); err != nil {
+	if err := ids.Put(id, key); err != nil {
 		return fmt.Errorf("index patient id %s: %w", m.ID, err)
 	}
 	return nil
@@ -74,15 +80,19 @@ func (t *Tx) AppendLinkEvent(ev model.LinkEvent) error {
 		return fmt.Errorf("number link event: %w", err)
 	}
 	ev.Seq = seq
-	v, err := ev.MarshalMsg(nil)
+	v, err := ev.MarshalMsg(t.tx.encodeBuffer())
 	if err != nil {
 		return fmt.Errorf("encode link event: %w", err)
 	}
-	key := append(append([]byte(ev.EUID), keySep), encodeUint(seq)...)
+	t.tx.keepBuffer(v)
+	var kb [keyBufferSize]byte
+	var seqKey [8]byte
+	binary.BigEndian.PutUint64(seqKey[:], seq)
+	key := append(append(keyBytes(&kb, ev.EUID), keySep), seqKey[:]...)
 	if err := b.Put(key, v); err != nil {
 		return fmt.Errorf("store link event: %w", err)
 	}
-	if err := t.tx.Bucket(bucketLinkEventOrder).Put(encodeUint(seq), key); err != nil {
+	if err := t.tx.Bucket(bucketLinkEventOrder).Put(seqKey[:], key); err != nil {
 		return fmt.Errorf("order link event: %w", err)
 	}
 	return t.indexLinkEvent(seq, ev.EUID)
@@ -165,7 +175,7 @@ const (
 
 // searchTerms lists the (kind, value) pairs a normalised record is findable by.
 func searchTerms(key mpi.RecordKey, n *mpi.Normalized) [][2]string {
-	out := make([][2]string, 0, 16)
+	out := make([][2]string, 0, 32) // a record with several phones and name parts has over 16
 	add := func(kind byte, v string) {
 		if v != "" {
 			out = append(out, [2]string{string(kind), v})

@@ -24,7 +24,8 @@ var (
 
 // Pin returns the person a steward put a record on, if any.
 func (t *Tx) Pin(key mpi.RecordKey) (string, bool) {
-	v := t.tx.Bucket(bucketPins).Get([]byte(key))
+	var kb [keyBufferSize]byte
+	v := t.tx.Bucket(bucketPins).Get(keyBytes(&kb, string(key)))
 	return string(v), v != nil
 }
 

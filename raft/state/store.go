@@ -25,6 +25,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/rls-hie/rls/mpi"
 )
 
 // Bucket names. The set is part of the snapshot format: add, never rename.
@@ -275,6 +277,9 @@ type Batch struct {
 	// once it changed them, so that a rollback rebuilds them from the committed state.
 	index      *mpiState
 	mpiChanged bool
+	// mpiStore is the batch's applyStore, made once: Tx.MPI is asked for it several
+	// times per registration, and each applyStore put in an interface is an allocation.
+	mpiStore mpi.Store
 }
 
 // MaxFrozenSize bounds the memory of the committed layers not yet in the file: Begin waits
@@ -304,6 +309,7 @@ func (s *Store) Begin() (*Batch, error) {
 	}
 	kv.top = newLayer()
 	b := &Batch{store: s, tx: kv, delta: &indexDelta{}, index: s.mpi.current()}
+	b.mpiStore = applyStore{tx: kv, batch: b, mem: b.index.mem}
 	// Until the FSM says which entry writes (Tx.StampEntry), what this transaction writes to
 	// the in-memory index is of no known entry, and every reader reads it from its own state.
 	b.index.mem.Stamp(math.MaxUint64)
