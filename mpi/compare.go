@@ -490,12 +490,17 @@ func misspeltNickname(typed, name string) bool {
 	return false
 }
 
-// abbreviates reports whether short is written with letters of long, in order,
-// from its first (Wm for William, Brb for Barbara, Gnt for Grant), as clerks
-// shorten names to fit a field or save keystrokes. Like misspeltNickname it
-// only keeps the twin rule from parting one person's records.
+// abbreviates reports whether short, a name the nickname table does not know, is
+// written with letters of long, in order, from its first (Wm for William, Brb for
+// Barbara, Gnt for Grant), as clerks shorten names to fit a field or save
+// keystrokes. A name the table knows is a name in its own right: Ken is written
+// with letters of Kevin. Like misspeltNickname it only keeps the twin rule from
+// parting one person's records.
 func abbreviates(short, long string) bool {
 	if len(short) < 2 || len(short) >= len(long) || short[0] != long[0] {
+		return false
+	}
+	if _, known := nicknameGroups[short]; known {
 		return false
 	}
 	j := 1

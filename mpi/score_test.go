@@ -44,6 +44,8 @@ func TestHouseholdRules(t *testing.T) {
 			person("2", "Doonnie", "Wade", "Kelley", "1961-08-17", "M", "3923 Jackson St", "05004", "8029353889", ""), ""},
 		{"the same person with a name cut short is no twin", person("1", "Barbara", "G", "Hestersen", "1950-06-10", "F", "77 Elm Street", "97301", "5034441212", ""),
 			person("2", "Brb", "", "Hestersen", "1950-06-10", "F", "77 Elm Street", "97301", "5034441212", ""), ""},
+		{"but a known name written with the other's letters is a twin's", person("1", "Kevin", "", "Macsheahan", "1955-12-22", "M", "77 Elm Street", "97301", "5034441212", ""),
+			person("2", "Ken", "", "Macsheahan", "1955-12-22", "M", "77 Elm Street", "97301", "5034441212", ""), HouseholdTwin},
 		{"but a name one letter from a nickname of the other is a twin's", person("1", "Gerald", "W", "Kelley", "1961-08-17", "M", "3923 Jackson St", "05004", "8029353889", ""),
 			person("2", "Terry", "W", "Kelley", "1961-08-17", "M", "3923 Jackson St", "05004", "8029353889", ""), HouseholdTwin},
 		{"a shared SSN is one person", person("1", "Jamrs", "Paul", "Chan", "2021-12-17", "M", "916 Oak Ct", "12217", "", "281983097"),
