@@ -161,15 +161,17 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 	// Brown Heather).
 	if sameBirth && (sameFamily || home) && g != missing && !pl.swapped && !crossExact(a, b) &&
 		!crossNearName(a, b) {
-		// Two names more than two keying errors apart are two names; a
-		// twin of the other sex may have a near one (Michael, Michelle):
-		// a sex mistyped together with a name misspelt is rarer.
-		// A misspelt nickname (Doonnie for Donald) or a name cut short (Brb
-		// for Barbara) is not another name.
+		// Two names more than two keying errors apart are two names, but a
+		// misspelt nickname (Doonnie for Donald) or a name cut short (Brb for
+		// Barbara) is not another name.
 		distinct := (g == givenDisagree || (g == givenWeak && !withinEdits(a.Given, b.Given, 2))) &&
 			!misspeltNickname(a.Given, b.Given) && !misspeltNickname(b.Given, a.Given) &&
 			!abbreviates(a.Given, b.Given) && !abbreviates(b.Given, a.Given)
-		if distinct || (otherSex && g != givenExact && g != givenNickname && g != givenInitial) {
+		// Twins may have near names (Michael and Michelle, Kayla and Kaylee)
+		// that a sex or a middle name tells apart: a sex or a middle name
+		// mistyped together with a given name misspelt is rarer.
+		otherMiddle := pl.level[fMiddle] == middleDisagree
+		if distinct || ((otherSex || otherMiddle) && g != givenExact && g != givenNickname && g != givenInitial) {
 			return HouseholdTwin
 		}
 	}
