@@ -169,8 +169,11 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 			!abbreviates(a.Given, b.Given) && !abbreviates(b.Given, a.Given)
 		// Twins may have near names (Michael and Michelle, Kayla and Kaylee)
 		// that a sex or a middle name tells apart: a sex or a middle name
-		// mistyped together with a given name misspelt is rarer.
-		otherMiddle := pl.level[fMiddle] == middleDisagree
+		// mistyped together with a given name misspelt is rarer. A middle
+		// name one keying error from the other (Ann and Anb) is mistyped;
+		// two initials are two names.
+		otherMiddle := pl.level[fMiddle] == middleDisagree &&
+			!(len(a.Middle) > 1 && len(b.Middle) > 1 && withinOneEdit(a.Middle, b.Middle))
 		if distinct || ((otherSex || otherMiddle) && g != givenExact && g != givenNickname && g != givenInitial) {
 			return HouseholdTwin
 		}

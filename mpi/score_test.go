@@ -62,6 +62,8 @@ func TestHouseholdRules(t *testing.T) {
 			person("2", "Kaylee", "J", "Marinstead", "1970-02-28", "F", "2482 Forest Dr", "05004", "8028331445", ""), HouseholdTwin},
 		{"but a misspelt name with the same middle name is one person", person("1", "Kayla", "Suzanne", "Marinstead", "1970-02-28", "F", "2482 Forest Dr", "05004", "8028331445", ""),
 			person("2", "Kaylw", "S", "Marinstead", "1970-02-28", "F", "2482 Forest Dr", "05004", "8028331445", ""), ""},
+		{"and so is one with a mistyped middle name", person("1", "Margarita", "Ann", "Hermolero", "2005-04-17", "F", "374 8th Street", "05005", "8024417130", ""),
+			person("2", "Margarota", "Anb", "Hermolero", "2005-04-17", "F", "374 8th Street", "05005", "8024417130", ""), ""},
 		{"twins told apart by sex alone", person("1", "Michael", "", "Lopez", "2003-05-14", "M", "12 Oak Road", "97301", "", ""),
 			person("2", "Michelle", "", "Lopez", "2003-05-14", "F", "12 Oak Road", "97301", "", ""), HouseholdTwin},
 		{"a shared e-mail address is one person", withEmail(person("1", "Mary", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""), "mj@example.org"),
