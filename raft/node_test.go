@@ -101,6 +101,11 @@ func TestBusinessErrorLeavesStateUnchanged(t *testing.T) {
 	c := newTestCluster(t, 1, nil)
 	n := c.leader()
 	addParticipant(t, n, 1)
+	// A new leader registers itself in the catalog after it reports ready: let that write
+	// land first, or it may fall between the two hashes.
+	testkit.WaitFor(t, 10*time.Second, "the leader's catalog entry", func() bool {
+		return n.State().View(func(tx *state.Tx) error { _, err := tx.Node(n.ID()); return err }) == nil
+	})
 	before := stateHash(t, n)
 	ctx := context.Background()
 	dup := participant(1)
