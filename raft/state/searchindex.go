@@ -27,23 +27,39 @@ import (
 // posting list is unordered: a search reads all of a value's records or gives up on the
 // criterion as too broad, so their order decides nothing.
 type patientSearch struct {
-	mu    sync.RWMutex
-	kinds map[byte]*searchKind
+	mu sync.RWMutex
+	// kinds is indexed by the kind's byte: a registration files a record under a dozen
+	// terms, and a map of kinds cost a lookup more for each.
+	kinds [256]*searchKind
 }
 
+// searchKind holds the posting lists of one kind of term. A value maps to the number of
+// its list in lists, so that filing a record under a value is one lookup in a map that
+// grows with the index (a city's list is appended to in place); the numbers of emptied
+// lists are reused.
 type searchKind struct {
-	postings map[string][]mpi.RecordKey
-	ordered  *btree.BTreeG[string] // nil for kinds looked up by exact value only
+	index   map[string]int32
+	lists   [][]mpi.RecordKey
+	free    []int32
+	ordered *btree.BTreeG[string] // nil for kinds looked up by exact value only
+}
+
+// postings returns the records filed under value (nil if none).
+func (k *searchKind) postings(value string) []mpi.RecordKey {
+	if i, ok := k.index[value]; ok {
+		return k.lists[i]
+	}
+	return nil
 }
 
 // searchOrdered lists the kinds scanned by prefix (names) or range (birth dates).
 var searchOrdered = []byte{searchFamily, searchGiven, searchBirth}
 
 func newPatientSearch() *patientSearch {
-	ps := &patientSearch{kinds: map[byte]*searchKind{}}
+	ps := &patientSearch{}
 	for _, kind := range []byte{searchFamily, searchFamilyCode, searchGiven, searchGivenCode, searchFormalCode,
 		searchBirth, searchPostal, searchCity, searchPhone, searchEmail, searchIdentifierSV} {
-		ps.kinds[kind] = &searchKind{postings: map[string][]mpi.RecordKey{}}
+		ps.kinds[kind] = &searchKind{index: map[string]int32{}}
 	}
 	for _, kind := range searchOrdered {
 		ps.kinds[kind].ordered = btree.NewG(32, func(a, b string) bool { return a < b })
@@ -89,22 +105,35 @@ func containsTerm(terms [][2]string, t [2]string) bool {
 // of a city holds a good part of the index.
 func (ps *patientSearch) add(kind byte, value string, key mpi.RecordKey) {
 	k := ps.kinds[kind]
-	list, ok := k.postings[value]
-	if !ok {
-		// A value of its own: the caller's string may hold a whole record's bytes.
-		value = strings.Clone(value)
-		if k.ordered != nil {
-			k.ordered.ReplaceOrInsert(value)
-		}
+	if i, ok := k.index[value]; ok {
+		k.lists[i] = append(k.lists[i], key)
+		return
 	}
-	k.postings[value] = append(list, key)
+	// A value of its own: the caller's string may hold a whole record's bytes.
+	value = strings.Clone(value)
+	if k.ordered != nil {
+		k.ordered.ReplaceOrInsert(value)
+	}
+	var i int32
+	if n := len(k.free); n > 0 {
+		i, k.free = k.free[n-1], k.free[:n-1]
+		k.lists[i] = append(k.lists[i], key)
+	} else {
+		i = int32(len(k.lists))
+		k.lists = append(k.lists, []mpi.RecordKey{key})
+	}
+	k.index[value] = i
 }
 
 // remove takes a record off a value's list (a walk of the list: records change their
 // terms far less often than they are filed).
 func (ps *patientSearch) remove(kind byte, value string, key mpi.RecordKey) {
 	k := ps.kinds[kind]
-	list := k.postings[value]
+	n, ok := k.index[value]
+	if !ok {
+		return
+	}
+	list := k.lists[n]
 	for i, have := range list {
 		if have != key {
 			continue
@@ -112,14 +141,14 @@ func (ps *patientSearch) remove(kind byte, value string, key mpi.RecordKey) {
 		last := len(list) - 1
 		list[i] = list[last]
 		list[last] = ""
+		k.lists[n] = list[:last]
 		if last == 0 {
-			delete(k.postings, value)
+			delete(k.index, value)
+			k.free = append(k.free, n)
 			if k.ordered != nil {
 				k.ordered.Delete(value)
 			}
-			return
 		}
-		k.postings[value] = list[:last]
 		return
 	}
 }
@@ -131,7 +160,7 @@ func (ps *patientSearch) scan(kind byte, s scan, fn func(mpi.RecordKey) bool) {
 	defer ps.mu.RUnlock()
 	k := ps.kinds[kind]
 	each := func(value string) bool {
-		for _, key := range k.postings[value] {
+		for _, key := range k.postings(value) {
 			if !fn(key) {
 				return false
 			}
@@ -171,13 +200,14 @@ func (ps *patientSearch) digest() [sha256.Size]byte {
 	ps.mu.RLock()
 	defer ps.mu.RUnlock()
 	h := sha256.New()
-	kinds := slices.Sorted(maps.Keys(ps.kinds))
 	var buf []byte
-	for _, kind := range kinds {
-		k := ps.kinds[kind]
-		for _, value := range slices.Sorted(maps.Keys(k.postings)) {
-			for _, key := range slices.Sorted(slices.Values(k.postings[value])) {
-				buf = append(buf[:0], kind)
+	for kind, k := range ps.kinds {
+		if k == nil {
+			continue
+		}
+		for _, value := range slices.Sorted(maps.Keys(k.index)) {
+			for _, key := range slices.Sorted(slices.Values(k.postings(value))) {
+				buf = append(buf[:0], byte(kind))
 				buf = binary.AppendUvarint(buf, uint64(len(value)))
 				buf = append(buf, value...)
 				buf = binary.AppendUvarint(buf, uint64(len(key)))
@@ -189,13 +219,13 @@ func (ps *patientSearch) digest() [sha256.Size]byte {
 			// The ordered values must be exactly the values with postings.
 			n := 0
 			k.ordered.Ascend(func(value string) bool {
-				if _, ok := k.postings[value]; !ok {
+				if _, ok := k.index[value]; !ok {
 					h.Write([]byte("stray ordered value"))
 				}
 				n++
 				return true
 			})
-			if n != len(k.postings) {
+			if n != len(k.index) {
 				h.Write([]byte("ordered values missing"))
 			}
 		}
