@@ -555,7 +555,7 @@ func (n *Node) ApplyInTurn(ctx context.Context, t command.Type, h command.Header
 	// This leader holds its proposals to these limits (the API checked them), and says so:
 	// every node's FSM then checks the entry against the same rules.
 	h.Limits = model.LimitsVersion
-	fsm.PrepareProposal(t, payload)
+	n.fsm.PrepareProposal(t, payload)
 	data, err := command.Encode(t, h, payload)
 	if err != nil {
 		return Applied{}, err

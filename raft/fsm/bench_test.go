@@ -60,11 +60,13 @@ func BenchmarkApplyBatch(b *testing.B) {
 // import on one node. RLS_BENCH_FILE names another CSV file. With RLS_BENCH_PROPOSED=1 the
 // entries are made as a leader proposes them: stamped with the input limits (which the FSM
 // then checks) and carrying each record's prepared form (which the FSM decodes and
-// verifies); the preparing is done before the clock starts.
+// verifies); the preparing is done before the clock starts. RLS_BENCH_PROPOSED=self
+// prepares them as the leader does for its own FSM, which then takes the forms it
+// remembered instead of decoding and verifying them.
 //
 //	go test -run '^$' -bench RegisterThroughFSM -benchtime 1x ./raft/fsm/
 func BenchmarkRegisterThroughFSM(b *testing.B) {
-	proposed := os.Getenv("RLS_BENCH_PROPOSED") == "1"
+	proposed := os.Getenv("RLS_BENCH_PROPOSED") == "1" || os.Getenv("RLS_BENCH_PROPOSED") == "self"
 	proposedTime := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	path := os.Getenv("RLS_BENCH_FILE")
 	if path == "" {
@@ -85,7 +87,11 @@ func BenchmarkRegisterThroughFSM(b *testing.B) {
 				// Birth dates are checked against the entry's time.
 				h.Time = proposedTime.Add(time.Duration(index) * time.Second)
 				h.Limits = model.LimitsVersion
-				PrepareProposal(typ, payload)
+				if os.Getenv("RLS_BENCH_PROPOSED") == "self" {
+					f.PrepareProposal(typ, payload)
+				} else {
+					PrepareProposal(typ, payload)
+				}
 			}
 			data, err := command.Encode(typ, h, payload)
 			if err != nil {

@@ -90,6 +90,8 @@ type FSM struct {
 	handlers map[command.Type]handler
 	// matcher decides patient links; it keeps only reusable buffers, never results.
 	matcher *mpi.Matcher
+	// proposals are the prepared forms of the registrations this node proposed.
+	proposals proposals
 
 	// latest is the last entry raft handed to the FSM, committed or not; committed is the
 	// last entry in the state file, visible to readers.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/rls-hie/rls/mpi"
 	"github.com/rls-hie/rls/raft/command"
@@ -47,25 +49,99 @@ type Registered struct {
 // them again. Whatever bytes the payload held are replaced: an entry only ever carries
 // what the proposing node derived from the very record it proposes.
 func PrepareProposal(t command.Type, payload command.Payload) {
+	prepareProposal(t, payload, nil)
+}
+
+// PrepareProposal is the package's PrepareProposal for a node that proposes to this FSM
+// itself (the leader): it also remembers each prepared form with its record, so that when
+// the entry comes back to be applied here the form is taken as it is, neither decoded
+// from the entry nor verified against the record (proposals).
+func (f *FSM) PrepareProposal(t command.Type, payload command.Payload) {
+	prepareProposal(t, payload, &f.proposals)
+}
+
+func prepareProposal(t command.Type, payload command.Payload, remember *proposals) {
 	c, ok := payload.(*command.PatientRegister)
 	if !ok || t != command.TypePatientRegister {
 		return
 	}
 	for i := range c.Registrations {
 		r := &c.Registrations[i]
-		p := mpi.Prepare(r.Record.MPIRecord())
+		rec := r.Record.MPIRecord()
+		p := mpi.Prepare(rec)
 		r.Prepared, _ = p.AppendBinary(nil) // appending never fails
+		if remember != nil {
+			remember.put(r.Prepared, rec, &p)
+		}
 	}
 }
 
+// proposals are the prepared forms this node derived for the registrations it proposed,
+// by their bytes, until the entries holding them are applied. Applying an entry decodes
+// and verifies every record's prepared form (preparedFor), which on the leader repeats
+// what it did a moment before: a tenth of applying a registration. A form found here with
+// the same record is the one its bytes decode to (the binary form round-trips exactly),
+// derived from that record by this very process, so the leader decides exactly as the
+// followers that decode and verify the bytes. Proposals that never come back (leadership
+// lost, an entry refused) are dropped once maxProposals accumulate.
+type proposals struct {
+	mu sync.Mutex
+	m  map[string]proposed
+}
+
+type proposed struct {
+	record   mpi.Record
+	prepared *mpi.Prepared
+}
+
+// maxProposals bounds the prepared forms remembered: several batches of 500 records in
+// flight, and far more than any import keeps.
+const maxProposals = 1 << 16
+
+func (ps *proposals) put(data []byte, rec mpi.Record, p *mpi.Prepared) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.m == nil || len(ps.m) >= maxProposals {
+		ps.m = make(map[string]proposed)
+	}
+	ps.m[string(data)] = proposed{record: rec, prepared: p}
+}
+
+// take returns, and forgets, the form this node prepared as data for rec, if any.
+func (ps *proposals) take(data []byte, rec mpi.Record) *mpi.Prepared {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	got, ok := ps.m[string(data)]
+	if !ok {
+		return nil
+	}
+	delete(ps.m, string(data))
+	if !sameRecord(&got.record, &rec) {
+		return nil
+	}
+	return got.prepared
+}
+
+// sameRecord reports whether two records are equal field by field.
+func sameRecord(a, b *mpi.Record) bool {
+	return a.System == b.System && a.Value == b.Value && slices.Equal(a.Given, b.Given) && a.Family == b.Family &&
+		a.Suffix == b.Suffix && a.BirthDate == b.BirthDate && a.Sex == b.Sex && slices.Equal(a.AddressLines, b.AddressLines) &&
+		a.City == b.City && a.State == b.State && a.PostalCode == b.PostalCode && slices.Equal(a.Phones, b.Phones) &&
+		a.Email == b.Email && a.SSN == b.SSN
+}
+
 // preparedFor decodes a registration's prepared record and verifies it against the record
-// (mpi.Prepared.Verify). It returns nil for an entry without one (entries of earlier
-// releases: the matcher then prepares the record itself) and an error for bytes that do
-// not decode or do not follow from the record, which refuses the record before anything
-// is written for it; every node holds the same bytes and so refuses alike.
-func preparedFor(rec mpi.Record, data []byte) (*mpi.Prepared, error) {
+// (mpi.Prepared.Verify), unless this node proposed it (proposals). It returns nil for an
+// entry without one (entries of earlier releases: the matcher then prepares the record
+// itself) and an error for bytes that do not decode or do not follow from the record,
+// which refuses the record before anything is written for it; every node holds the same
+// bytes and so refuses alike.
+func (f *FSM) preparedFor(rec mpi.Record, data []byte) (*mpi.Prepared, error) {
 	if len(data) == 0 {
 		return nil, nil
+	}
+	if p := f.proposals.take(data, rec); p != nil {
+		return p, nil
 	}
 	var p mpi.Prepared
 	if err := p.UnmarshalBinary(data); err != nil {
@@ -99,7 +175,7 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 			continue
 		}
 		key := rec.Key()
-		prep, err := preparedFor(rec, r.Prepared)
+		prep, err := f.preparedFor(rec, r.Prepared)
 		if err != nil {
 			out[i].Err = business("register %s: %w: prepared form: %v", key, ErrInvalidRecord, err)
 			continue

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -20,6 +21,16 @@ import (
 // participants first, then commands of 1 to 9 records), with each record prepared as the
 // leader proposes it or not (as entries of earlier releases are).
 func registrationLog(t *testing.T, prepare bool) []*hraft.Log {
+	t.Helper()
+	if !prepare {
+		return registrationLogPreparedBy(t, nil)
+	}
+	return registrationLogPreparedBy(t, PrepareProposal)
+}
+
+// registrationLogPreparedBy is registrationLog with each command prepared by prepare (nil:
+// not prepared).
+func registrationLogPreparedBy(t *testing.T, prepare func(command.Type, command.Payload)) []*hraft.Log {
 	t.Helper()
 	file, err := dataset.Load(testkit.Testdata(t, "synthetic", "sample.csv"), dataset.CSV)
 	if err != nil {
@@ -43,8 +54,8 @@ func registrationLog(t *testing.T, prepare bool) []*hraft.Log {
 			cmd.Registrations = append(cmd.Registrations, command.PatientRegistration{
 				Record: commandRecord(file.Rows[j].Record), NewEUID: fmt.Sprintf("E%09d", j+1)})
 		}
-		if prepare {
-			PrepareProposal(command.TypePatientRegister, cmd)
+		if prepare != nil {
+			prepare(command.TypePatientRegister, cmd)
 		}
 		logs = append(logs, w.entry(command.TypePatientRegister, cmd))
 		i += n
@@ -200,4 +211,77 @@ func TestPreparedFormMustFollowFromTheRecord(t *testing.T) {
 		t.Fatalf("the second Ngozi Okafor record went to %s, want the first's person E0", outs[2].Decision.EUID)
 	}
 	checkIndexes(t, f)
+}
+
+// TestProposerTakesItsOwnPreparedForms: the node that proposed the registrations applies
+// them with the prepared forms it remembered (neither decoding nor verifying them again)
+// and ends in the state of a node that decodes and verifies every one; a remembered form
+// sent with another record is verified like any other, and refused.
+func TestProposerTakesItsOwnPreparedForms(t *testing.T) {
+	leader := newFSM(t)
+	logs := registrationLogPreparedBy(t, leader.PrepareProposal)
+	if len(leader.proposals.m) == 0 {
+		t.Fatal("the proposer remembered no prepared form")
+	}
+	applyInBatches(leader, logs, func() int { return 4 })
+	if n := len(leader.proposals.m); n != 0 {
+		t.Fatalf("%d remembered forms left after their entries were applied", n)
+	}
+	follower := newFSM(t)
+	applyInBatches(follower, logs, func() int { return 3 })
+	leader.commitOpen()
+	follower.commitOpen()
+	lh, err := leader.store.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := follower.store.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lh.Hash != fh.Hash || leader.store.MPIIndexDigest() != follower.store.MPIIndexDigest() {
+		t.Fatal("the proposer's state differs from a node that verified every prepared form")
+	}
+	checkIndexes(t, leader)
+
+	// A form remembered for one record, sent with another: verified, and refused.
+	w := &logWriter{t: t, index: logs[len(logs)-1].Index}
+	p := testParticipant(200)
+	p.IdentifierSystem = "urn:oid:1.2.3.200"
+	leader.ApplyBatch([]*hraft.Log{w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p})})
+	rec := command.PatientRecord{System: p.IdentifierSystem, Value: "T1", Given: []string{"Adaeze"}, Family: "Okafor",
+		BirthDate: "1971-04-09", Sex: "F", PostalCode: "97301"}
+	cmd := &command.PatientRegister{Registrations: []command.PatientRegistration{{Record: rec, NewEUID: "ET1"}}}
+	leader.PrepareProposal(command.TypePatientRegister, cmd)
+	cmd.Registrations[0].Record.Given = []string{"Chioma"}
+	res := leader.ApplyBatch([]*hraft.Log{w.entry(command.TypePatientRegister, cmd)})[0].(Response)
+	if o := res.Value.([]Registered)[0]; !errors.Is(o.Err, ErrInvalidRecord) {
+		t.Fatalf("a remembered form sent with another record: err = %v, want ErrInvalidRecord", o.Err)
+	}
+}
+
+// TestSameRecordSeesEveryField: a record that differs in any one field is not the same
+// record, so a form remembered for one record is never taken for another.
+func TestSameRecordSeesEveryField(t *testing.T) {
+	base := mpi.Record{System: "s", Value: "v", Given: []string{"g"}, Family: "f", Suffix: "x", BirthDate: "b", Sex: "F",
+		AddressLines: []string{"a"}, City: "c", State: "st", PostalCode: "p", Phones: []string{"ph"}, Email: "e", SSN: "n"}
+	if !sameRecord(&base, &base) {
+		t.Fatal("a record is not the same as itself")
+	}
+	typ := reflect.TypeOf(base)
+	for i := range typ.NumField() {
+		other := base
+		f := reflect.ValueOf(&other).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(f.String() + "!")
+		case reflect.Slice:
+			f.Set(reflect.Append(f, reflect.ValueOf("more")))
+		default:
+			t.Fatalf("field %s of kind %s: sameRecord and this test need a case", typ.Field(i).Name, f.Kind())
+		}
+		if sameRecord(&base, &other) {
+			t.Errorf("records differing in %s taken for the same record", typ.Field(i).Name)
+		}
+	}
 }
