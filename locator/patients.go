@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/locator/policy"
@@ -33,8 +34,14 @@ func newEUID() (string, error) {
 
 // ownSystem returns the rule that picks the record identifier of a Patient sent by p: a
 // participant registers only under its own assigning authority; an admin (bulk loads,
-// corrections) under any participant's.
+// corrections) under any participant's. The rule serves one request, which may apply it
+// to hundreds of records: it reads the participants' systems once it first needs them and
+// remembers what it read (a read of the state per record was a tenth of a bulk batch's
+// handling), so a participant added while the request runs is not seen by it.
 func (s *Server) ownSystem(ctx context.Context, p model.Participant) func(systems []string) (string, error) {
+	var mu sync.Mutex
+	synced := false
+	owner := map[string]bool{} // system → whether a participant owns it, as read
 	return func(systems []string) (string, error) {
 		if len(systems) == 0 {
 			return "", fhir.Invalid("Patient.identifier", "Patient.identifier is required: the record's identifier in the registering participant's system")
@@ -46,21 +53,37 @@ func (s *Server) ownSystem(ctx context.Context, p model.Participant) func(system
 			}
 			return p.IdentifierSystem, nil
 		}
-		// Read what this leader acknowledged (a participant added an instant ago).
-		if err := s.node.SyncLocal(ctx); err != nil {
-			return "", err
+		mu.Lock()
+		defer mu.Unlock()
+		if !synced {
+			// Read what this leader acknowledged (a participant added an instant ago).
+			if err := s.node.SyncLocal(ctx); err != nil {
+				return "", err
+			}
+			synced = true
+		}
+		var unread []string
+		for _, sys := range systems {
+			if _, read := owner[sys]; !read {
+				unread = append(unread, sys)
+			}
+		}
+		if len(unread) > 0 {
+			err := s.node.State().View(func(tx *state.Tx) error {
+				for _, sys := range unread {
+					_, owner[sys] = tx.ParticipantIDBySystem(sys)
+				}
+				return nil
+			})
+			if err != nil {
+				return "", err
+			}
 		}
 		var owned []string
-		err := s.node.State().View(func(tx *state.Tx) error {
-			for _, sys := range systems {
-				if _, ok := tx.ParticipantIDBySystem(sys); ok && !slices.Contains(owned, sys) {
-					owned = append(owned, sys)
-				}
+		for _, sys := range systems {
+			if owner[sys] && !slices.Contains(owned, sys) {
+				owned = append(owned, sys)
 			}
-			return nil
-		})
-		if err != nil {
-			return "", err
 		}
 		if len(owned) != 1 {
 			return "", fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "Patient.identifier",
