@@ -435,6 +435,19 @@ func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB 
 	if containsString(partsA, gb) || containsString(partsB, ga) {
 		return givenFuzzyHigh
 	}
+	// Someone known by their middle name at one place and their first at
+	// another (James Robert / Robert).
+	byMiddle := (len(middleA) > 1 && middleA == gb) || (len(middleB) > 1 && middleB == ga)
+	if ga[0] != gb[0] && knownNames(ga, gb) {
+		// Two names of the table that share no group and begin with other
+		// letters (Donald and Ronald, Donnie and Ronnie) are two names: a
+		// keying error seldom strikes the first letter, and more seldom still
+		// makes another name of the table.
+		if byMiddle {
+			return givenFuzzyLow
+		}
+		return givenDisagree
+	}
 	best := jaroWinklerAtLeast(ga, gb, jwDifferent)
 	if best < jwHigh {
 		// A misspelt nickname (Chrles for Chuck) is close to the formal name.
@@ -455,9 +468,7 @@ func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB 
 	case best >= jwLow:
 		return givenFuzzyLow
 	}
-	// Someone known by their middle name at one place and their first at
-	// another (James Robert / Robert).
-	if (len(middleA) > 1 && middleA == gb) || (len(middleB) > 1 && middleB == ga) {
+	if byMiddle {
 		return givenFuzzyLow
 	}
 	// A short name one keying error away (Eva and Eav, Jim and Jm) may be

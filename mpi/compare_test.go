@@ -34,6 +34,9 @@ func TestCompareGiven(t *testing.T) {
 		{given("Tylesr"), given("Tuler"), givenWeak},
 		{given("Mary"), given("Judith"), givenDisagree},
 		{given("Richard"), given("Randy"), givenDisagree},
+		{given("Donald"), given("Ronald"), givenDisagree}, // two names of the table, other first letters
+		{given("Donnie"), given("Ronnie"), givenDisagree},
+		{given("Donald"), given("Tonald"), givenFuzzyHigh}, // a first letter mistyped: no name of the table
 		{given(""), given("Mary"), missing},
 	} {
 		if got := compareGiven(nrm(c.a), nrm(c.b)); got != c.want {

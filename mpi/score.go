@@ -239,6 +239,15 @@ func adjustment(cc *compiled, pl *pairLevels, field int, a, b *Normalized, tf tf
 	switch {
 	case field == fEmail && l == emailExact && (emailFromName(a) || emailFromName(b)):
 		return min(0, nameEmailWeight-cc.weights[fEmail][emailExact]), nil
+	case field == fEmail && l == emailFuzzy && (emailFromName(a) || emailFromName(b)):
+		// Two addresses made of one name that differ in a digit
+		// (jennifer.smith94, jennifer.smith98) are as often two namesakes'
+		// numbers as one number mistyped: they add nothing to the names.
+		limit := float64(nameEmailWeight)
+		if differInDigit(a.Email, b.Email) {
+			limit = 0
+		}
+		return min(0, limit-cc.weights[fEmail][emailFuzzy]), nil
 	case pl.swapped || tf == nil || (field != fGiven && field != fFamily):
 		return 0, nil
 	}
@@ -270,7 +279,31 @@ func emailFromName(n *Normalized) bool {
 			return true
 		}
 	}
+	// The record's name may be the one mistyped (Janes Smth,
+	// james.smith71@…): a run of letters of the address one keying error
+	// from a name of four letters or more is that name.
+	for _, name := range [...]string{n.Given, n.Family} {
+		if len(name) < 4 {
+			continue
+		}
+		for run := range strings.FieldsFuncSeq(local, func(r rune) bool { return r < 'a' || r > 'z' }) {
+			if len(run) >= 4 && withinOneEdit(run, name) {
+				return true
+			}
+		}
+	}
 	return false
+}
+
+// differInDigit reports whether two strings one keying error apart differ
+// in a digit: a digit replaced, inserted or dropped.
+func differInDigit(a, b string) bool {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	isDigit := func(s string, i int) bool { return i < len(s) && s[i] >= '0' && s[i] <= '9' }
+	return isDigit(a, i) || isDigit(b, i)
 }
 
 // Explanation shows why two records scored as they did: each field's

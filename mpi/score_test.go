@@ -330,3 +330,41 @@ func TestPersonSSNWeighsOnItsRecordsWithout(t *testing.T) {
 		t.Errorf("a query without an SSN scored %.2f and %.2f: the person's SSN changed it", a.Score, k.Score)
 	}
 }
+
+// TestNameEmailWeighsLittle: an e-mail address made of the name adds at most
+// nameEmailWeight to the names it repeats, also when a record's name is the one
+// mistyped; two such addresses a digit apart (two namesakes' numbers) add nothing;
+// one mistyped in its letters counts as a name-made address does; and an address of
+// its own keeps its full weight.
+func TestNameEmailWeighsLittle(t *testing.T) {
+	cc := defaultCompiled
+	weight := func(ea, ga, fa, eb, gb, fb string) (int8, float64) {
+		t.Helper()
+		a := nrm(withEmail(person("1", ga, "", fa, "1999-02-12", "M", "", "", "", ""), ea))
+		b := nrm(withEmail(person("2", gb, "", fb, "1980-05-02", "M", "", "", "", ""), eb))
+		pl := comparePair(cc, a, b)
+		adj, err := adjustment(cc, &pl, fEmail, a, b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pl.level[fEmail], cc.weights[fEmail][pl.level[fEmail]] + adj
+	}
+	for _, c := range []struct {
+		name                   string
+		ea, ga, fa, eb, gb, fb string
+		level                  int8
+		max, min               float64
+	}{
+		{"namesakes' address", "james.smith71@example.org", "James", "Smith", "james.smith71@example.org", "James", "Smith", emailExact, nameEmailWeight, 0},
+		{"namesakes' address, both names mistyped", "james.smith71@example.org", "Janes", "Smth", "james.smith71@example.org", "Jamie", "Smth", emailExact, nameEmailWeight, 0},
+		{"two namesakes' numbers", "jennifer.smith94@example.org", "Jennifer", "Smith", "jennifer.smith98@example.org", "Jennifer", "Smith", emailFuzzy, 0, -100},
+		{"a digit dropped", "jennifer.smith94@example.org", "Jennifer", "Smith", "jennifer.smith9@example.org", "Jennifer", "Smith", emailFuzzy, 0, -100},
+		{"a name-made address mistyped in its letters", "jennifer.smith94@example.org", "Jennifer", "Smith", "jennifer.smtih94@example.org", "Jennifer", "Smith", emailFuzzy, nameEmailWeight, 0.5},
+		{"an address of its own", "gardenfan@example.org", "James", "Smith", "gardenfan@example.org", "James", "Smith", emailExact, 100, nameEmailWeight + 1},
+	} {
+		level, w := weight(c.ea, c.ga, c.fa, c.eb, c.gb, c.fb)
+		if level != c.level || w > c.max || w < c.min {
+			t.Errorf("%s: level %d weight %.2f, want level %d and weight in [%v, %v]", c.name, level, w, c.level, c.min, c.max)
+		}
+	}
+}

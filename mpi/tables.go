@@ -106,6 +106,13 @@ func formalNames(name string) []string {
 // name or nicknames of each other (Bill and William).
 func SameGivenName(a, b string) bool { return a == b || nicknameEquivalent(a, b) }
 
+// knownNames reports whether both names are in the nickname table.
+func knownNames(a, b string) bool {
+	_, okA := nicknameGroups[a]
+	_, okB := nicknameGroups[b]
+	return okA && okB
+}
+
 // nicknameEquivalent reports whether two different given names share a
 // nickname group (Bill and William, Peggy and Margaret).
 func nicknameEquivalent(a, b string) bool {
