@@ -57,16 +57,26 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 	// Webb Sma), which no stranger's name coincidence explains as well.
 	// The first letters must agree crosswise, or one name be the same
 	// crosswise (Drew Davis, Davis Andrew): that rules out nearly every
-	// pair of strangers cheaply (a swap with a typo in a first letter too
-	// is left to the other fields).
+	// pair of strangers cheaply. One name exact crosswise also lets the
+	// other be an initial of it (Cross Kristen, K Cross). A swap with a
+	// typo in a first letter is read as one only when one name is one
+	// keying error crosswise and the other a nickname or a near spelling
+	// (Billy Grenaamson, Grenamson William): twins of rhyming names (Ron
+	// and Don) are a keying error in a first letter apart too.
+	firstLetters := a.Given != "" && a.Family != "" && b.Given != "" && b.Family != "" &&
+		(a.Given[0] == b.Family[0] && a.Family[0] == b.Given[0] || crossExact(a, b))
 	if a.Given != "" && a.Family != "" && b.Given != "" && b.Family != "" &&
 		pl.level[fGiven] != givenExact && pl.level[fFamily] != familyExact &&
-		(a.Given[0] == b.Family[0] && a.Family[0] == b.Given[0] || crossExact(a, b)) {
+		(firstLetters || crossNearName(a, b)) {
 		x := compareGivenNames(a.Given, b.Family, nil, nil, "", "")
 		y := compareGivenNames(a.Family, b.Given, nil, nil, "", "")
 		closer, other := min(x, y), max(x, y)
 		otherNear := crossToFamily(other) != familyDisagree ||
-			(closer == givenExact && other == givenWeak && crossNear(a, b))
+			(closer == givenExact && other == givenWeak && crossNear(a, b)) ||
+			(closer == givenExact && other == givenInitial)
+		if !firstLetters {
+			otherNear = other <= givenFuzzyHigh
+		}
 		if otherNear {
 			sg, sf := other, crossToFamily(closer)
 			w := cc.weights

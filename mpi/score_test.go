@@ -159,6 +159,37 @@ func TestSwappedNames(t *testing.T) {
 	}
 }
 
+// TestSwappedNamesWithErrors: names entered crosswise with a keying error in
+// a first letter and a nickname (Billy Grenaamson for William Grenamson), or
+// an initial crosswise beside an exact name (Cross Kristen, K Cross), are one
+// person's names, read the same both ways, and never twins.
+func TestSwappedNamesWithErrors(t *testing.T) {
+	cc := defaultCompiled
+	for _, c := range []struct {
+		a, b          Record
+		given, family int8
+	}{
+		{person("1", "Billy", "J", "Grenaamson", "1956-09-11", "M", "580 Laurel Ave #13", "05004", "8028488672", ""),
+			person("2", "Grenamson", "", "William", "1956-09-11", "M", "580 Laurel Avenue Unit 13", "05004", "8028488672", ""), givenFuzzyHigh, familyFuzzyHigh},
+		{person("5", "Cross", "M", "Kristen", "1974-04-08", "F", "24836 Sycamore Ter", "05001", "", ""),
+			person("6", "K", "", "Cross", "1974-04-28", "F", "24836 Sycamore Ter", "05001", "", ""), givenInitial, familyExact},
+	} {
+		for _, pair := range [][2]Record{{c.a, c.b}, {c.b, c.a}} {
+			pl := comparePair(cc, nrm(pair[0]), nrm(pair[1]))
+			if !pl.swapped || pl.level[fGiven] != c.given || pl.level[fFamily] != c.family || pl.household != "" {
+				t.Errorf("%s %s and %s %s: %+v", pair[0].Given[0], pair[0].Family, pair[1].Given[0], pair[1].Family, pl)
+			}
+		}
+	}
+	// Twins of rhyming names, one entered crosswise with a typo in the
+	// family name (Ron Peetrinowski, Peetrinowksi Don), are no swap.
+	g := nrm(person("7", "Ron", "", "Peetrinowski", "1969-01-07", "M", "", "", "", ""))
+	h := nrm(person("8", "Peetrinowksi", "", "Don", "1969-01-07", "M", "", "", "", ""))
+	if pl := comparePair(cc, g, h); pl.swapped {
+		t.Errorf("Ron Peetrinowski and Peetrinowksi Don read as a swap: %+v", pl)
+	}
+}
+
 func TestMissingIsNeutral(t *testing.T) {
 	full := person("1", "Mary", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", "226743255")
 	noSSN := full
