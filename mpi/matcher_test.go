@@ -313,3 +313,33 @@ func TestTiesDoNotDependOnEUIDs(t *testing.T) {
 		t.Fatalf("the bridging record joined %s with one draw of EUIDs and %s with the other", a, b)
 	}
 }
+
+// TestMisspeltRecordDoesNotForbidItsPerson: a person with a record whose
+// given name is mistyped past the twin rule (Chacl for Chad) is still the
+// person of a query that one of its other records names alike (Cad): the
+// mistyped record says no more about a twin than the others. A twin
+// (Brian beside Chad), whom none of the person's records names alike, is
+// still forbidden.
+func TestMisspeltRecordDoesNotForbidItsPerson(t *testing.T) {
+	m := NewMatcher()
+	s := NewMemStore()
+	chad := person("A1", "Chad", "James", "Wojcik", "1966-08-01", "M", "392 Elm Street", "97301", "5035550142", "")
+	typo := person("A2", "Chacl", "James", "Wojcik", "1966-08-01", "M", "392 Elm Street", "97301", "5035550142", "")
+	register(t, m, s, chad, "E1")
+	register(t, m, s, typo, "E2")
+	if _, err := Relink(s, typo.Key(), "E1", false); err != nil {
+		t.Fatal(err)
+	}
+	query := person("B1", "Cad", "James", "Wojcik", "1966-08-01", "M", "392 Elm St", "97301", "5035550142", "")
+	query.System = "urn:other"
+	d := register(t, m, s, query, "E3")
+	if d.Outcome != OutcomeLinked || d.EUID != "E1" {
+		t.Fatalf("Cad with Chad and Chacl: %+v", d)
+	}
+	brian := person("C1", "Brian", "James", "Wojcik", "1966-08-01", "M", "392 Elm St", "97301", "5035550142", "")
+	brian.System = "urn:third"
+	d = register(t, m, s, brian, "E4")
+	if d.Outcome == OutcomeLinked || len(d.Candidates) == 0 || d.Candidates[0].Household != HouseholdTwin {
+		t.Fatalf("Brian with Chad's person: %+v", d)
+	}
+}

@@ -32,6 +32,10 @@ type pairLevels struct {
 	level     [numFields]int8
 	swapped   bool
 	household string
+	// twinByName is set when household is HouseholdTwin because the given
+	// names are two names (not a sex or a middle name telling near names
+	// apart).
+	twinByName bool
 }
 
 // comparePair compares two records field by field. It is symmetric:
@@ -185,6 +189,7 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 		otherMiddle := pl.level[fMiddle] == middleDisagree &&
 			!(len(a.Middle) > 1 && len(b.Middle) > 1 && withinOneEdit(a.Middle, b.Middle))
 		if distinct || ((otherSex || otherMiddle) && g != givenExact && g != givenNickname && g != givenInitial) {
+			pl.twinByName = distinct
 			return HouseholdTwin
 		}
 	}
