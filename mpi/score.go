@@ -56,9 +56,10 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 	// crosswise (as given names, so nicknames and typos count) and keep
 	// that reading when it explains the names better. The closer crosswise
 	// pair takes the family slot and the other the given slot, so the
-	// reading is the same whichever record comes first. One name exact
-	// crosswise lets the other be up to two keying errors off (Sam Webb,
-	// Webb Sma), which no stranger's name coincidence explains as well.
+	// reading is the same whichever record comes first. One name exact or
+	// a near spelling crosswise lets the other be up to two keying errors
+	// off (Sam Webb, Webb Sma; Anna Vaegas, Vargws Ana), which no
+	// stranger's name coincidence explains as well.
 	// The first letters must agree crosswise, or one name be the same
 	// crosswise (Drew Davis, Davis Andrew): that rules out nearly every
 	// pair of strangers cheaply. One name exact crosswise also lets the
@@ -76,7 +77,7 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 		y := compareGivenNames(a.Family, b.Given, nil, nil, "", "")
 		closer, other := min(x, y), max(x, y)
 		otherNear := crossToFamily(other) != familyDisagree ||
-			(closer == givenExact && other == givenWeak && crossNear(a, b)) ||
+			(closer <= givenFuzzyHigh && other == givenWeak && crossNear(a, b)) ||
 			(closer == givenExact && other == givenInitial)
 		if !firstLetters {
 			otherNear = other <= givenFuzzyHigh

@@ -160,7 +160,9 @@ func TestSwappedNames(t *testing.T) {
 }
 
 // TestSwappedNamesWithErrors: names entered crosswise with a keying error in
-// a first letter and a nickname (Billy Grenaamson for William Grenamson), or
+// a first letter and a nickname (Billy Grenaamson for William Grenamson),
+// with one name a near spelling and the other two keying errors off (Anna
+// Vaegas, Vargws Ana), or
 // an initial crosswise beside an exact name (Cross Kristen, K Cross), are one
 // person's names, read the same both ways, and never twins.
 func TestSwappedNamesWithErrors(t *testing.T) {
@@ -171,6 +173,8 @@ func TestSwappedNamesWithErrors(t *testing.T) {
 	}{
 		{person("1", "Billy", "J", "Grenaamson", "1956-09-11", "M", "580 Laurel Ave #13", "05004", "8028488672", ""),
 			person("2", "Grenamson", "", "William", "1956-09-11", "M", "580 Laurel Avenue Unit 13", "05004", "8028488672", ""), givenFuzzyHigh, familyFuzzyHigh},
+		{person("3", "Anna", "", "Vaegas", "2020-03-24", "F", "1720 15th Terrace", "05001", "8023641339", ""),
+			person("4", "Vargws", "C", "Ana", "2020-03-24", "F", "1720 15th Terrace", "05001", "8023641339", ""), givenWeak, familyFuzzyHigh},
 		{person("5", "Cross", "M", "Kristen", "1974-04-08", "F", "24836 Sycamore Ter", "05001", "", ""),
 			person("6", "K", "", "Cross", "1974-04-28", "F", "24836 Sycamore Ter", "05001", "", ""), givenInitial, familyExact},
 	} {
