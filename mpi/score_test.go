@@ -42,6 +42,8 @@ func TestHouseholdRules(t *testing.T) {
 			person("2", "Mray", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""), ""},
 		{"the same person with a misspelt nickname is no twin", person("1", "Donald", "W", "Kelley", "1961-08-17", "M", "3923 Jackson St", "05004", "8029353889", ""),
 			person("2", "Doonnie", "Wade", "Kelley", "1961-08-17", "M", "3923 Jackson St", "05004", "8029353889", ""), ""},
+		{"the same person with a short nickname misspelt is no twin", person("1", "Kimberly", "R", "Meinetti", "1979-10-26", "F", "4954 Willowbrook Ct", "05009", "8023532026", ""),
+			person("2", "Kmi", "", "Melinetti", "1979-10-26", "F", "4954 Willowbrook Ct", "05009", "8023532026", ""), ""},
 		{"the same person with a name cut short is no twin", person("1", "Barbara", "G", "Hestersen", "1950-06-10", "F", "77 Elm Street", "97301", "5034441212", ""),
 			person("2", "Brb", "", "Hestersen", "1950-06-10", "F", "77 Elm Street", "97301", "5034441212", ""), ""},
 		{"but a known name written with the other's letters is a twin's", person("1", "Kevin", "", "Macsheahan", "1955-12-22", "M", "77 Elm Street", "97301", "5034441212", ""),
