@@ -684,13 +684,16 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 // rule parts from the query by its given name is a misspelling of the
 // person's own name: another record of p, itself parted by no rule and not
 // matched crosswise, gives a given name that agrees with the query's
-// (exactly, as a nickname or a near spelling) and lies within two keying
-// errors, or a nickname, of the conflicting record's (Chad and Chacl
-// beside the query's Cad). Such a record says no more about a twin than the
-// person's other records do, and those say the query is the person; the
-// person is not forbidden. A conflict over a sex or a middle name, or any
-// other rule, is not explained this way. It runs only for persons a twin
-// rule forbids, and compares their records again.
+// (exactly, as a nickname or a near spelling) and lies one keying error,
+// or a nickname, from the conflicting record's (Joel and Jodel beside the
+// query's Jeol). Such a record says no more about a twin than the person's
+// other records do, and those say the query is the person; the person is
+// not forbidden. Two keying errors are too many: a twin's record already
+// linked by mistake (Cad, Chad's, joined to his twin Caden) is two errors
+// from the twin's name and would let Chad in too (generated population
+// seed 1 at 100,000 persons). A conflict over a sex or a middle name, or
+// any other rule, is not explained this way. It runs only for persons a
+// twin rule forbids, and compares their records again.
 func twinNamesMisspelt(s Store, cc *compiled, n *Normalized, p *Person, records map[RecordKey]*StoredRecord, self RecordKey) (bool, error) {
 	var conflicting, agreeing [8]string
 	nc, na := 0, 0
@@ -735,7 +738,7 @@ func twinNamesMisspelt(s Store, cc *compiled, n *Normalized, p *Person, records 
 	for _, x := range conflicting[:nc] {
 		explained := false
 		for _, y := range agreeing[:na] {
-			if withinEdits(x, y, 2) || nicknameEquivalent(x, y) {
+			if withinOneEdit(x, y) || nicknameEquivalent(x, y) {
 				explained = true
 				break
 			}
