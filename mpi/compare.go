@@ -484,8 +484,10 @@ func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB 
 // not know, is one keying error from another name of a group that name belongs
 // to: Doonnie for Donald (Donnie), Msndy for Amanda (Mandy). A name the table
 // knows is a name in its own right, not a misspelling (Ronnie is one letter from
-// Donnie, but a Ronnie is not a Donald), and names of fewer than four letters are
-// left out, as one keying error reaches too many others. It is too loose to score
+// Donnie, but a Ronnie is not a Donald), and names of fewer than three letters are
+// left out, as one keying error reaches too many others (a three-letter
+// nickname mistyped, Kmi for Kim, Kau for Kay, is as much the person's as a
+// longer one). It is too loose to score
 // with (a table of a few hundred names leaves many real names unknown, and Jose
 // is one letter from Josh) and serves only to keep the twin rule from parting
 // one person's records over a misspelt nickname.
@@ -524,7 +526,7 @@ func abbreviates(short, long string) bool {
 }
 
 // minMisspeltNameLength is the shortest name misspeltNickname compares.
-const minMisspeltNameLength = 4
+const minMisspeltNameLength = 3
 
 func compareMiddle(a, b *Normalized) int8 {
 	ma, mb := a.Middle, b.Middle

@@ -598,6 +598,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 		var best pairLevels
 		var bestOther *Normalized
 		ssnKnown, ssnAgrees := false, false
+		onlyNameTwins := true // every household conflict is a twin rule's reading of two given names
 		scored := 0
 		for _, rk := range p.Records {
 			if rk == self {
@@ -630,6 +631,9 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 			if pl.household != "" && c.Household == "" {
 				c.Household = pl.household
 			}
+			if pl.household != "" && (pl.household != HouseholdTwin || !pl.twinByName) {
+				onlyNameTwins = false
+			}
 			switch pl.level[fSSN] {
 			case missing:
 			case ssnDisagree:
@@ -640,6 +644,15 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 		}
 		if scored == 0 {
 			continue
+		}
+		if c.Household == HouseholdTwin && onlyNameTwins {
+			explained, err := twinNamesMisspelt(s, cc, n, p, records, self)
+			if err != nil {
+				return nil, err
+			}
+			if explained {
+				c.Household = ""
+			}
 		}
 		if ssnKnown && !ssnAgrees && best.level[fSSN] == missing {
 			// The record that scores best gives no SSN, but the person's others do and
@@ -665,6 +678,76 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 	})
 	posteriors(cc, out)
 	return out, nil
+}
+
+// twinNamesMisspelt reports whether every record of person p that the twin
+// rule parts from the query by its given name is a misspelling of the
+// person's own name: another record of p, itself parted by no rule and not
+// matched crosswise, gives a given name that agrees with the query's
+// (exactly, as a nickname or a near spelling) and lies one keying error,
+// or a nickname, from the conflicting record's (Joel and Jodel beside the
+// query's Jeol). Such a record says no more about a twin than the person's
+// other records do, and those say the query is the person; the person is
+// not forbidden. Two keying errors are too many: a twin's record already
+// linked by mistake (Cad, Chad's, joined to his twin Caden) is two errors
+// from the twin's name and would let Chad in too (generated population
+// seed 1 at 100,000 persons). A conflict over a sex or a middle name, or
+// any other rule, is not explained this way. It runs only for persons a
+// twin rule forbids, and compares their records again.
+func twinNamesMisspelt(s Store, cc *compiled, n *Normalized, p *Person, records map[RecordKey]*StoredRecord, self RecordKey) (bool, error) {
+	var conflicting, agreeing [8]string
+	nc, na := 0, 0
+	scored := 0
+	for _, rk := range p.Records {
+		if rk == self {
+			continue
+		}
+		if scored == cc.cfg.MaxPersonRecords {
+			break
+		}
+		scored++
+		sr := records[rk]
+		if sr == nil {
+			var err error
+			if sr, err = s.Record(rk); err != nil {
+				return false, fmt.Errorf("read record %s: %w", rk, err)
+			}
+			if sr == nil {
+				return false, fmt.Errorf("%w: person %s lists %s, which is not stored", ErrCorruptStore, p.EUID, rk)
+			}
+		}
+		other := normOf(sr)
+		pl := comparePair(cc, n, other)
+		switch {
+		case pl.household != "":
+			if nc == len(conflicting) {
+				return false, nil
+			}
+			conflicting[nc] = other.Given
+			nc++
+		case !pl.swapped && pl.level[fGiven] != missing && pl.level[fGiven] <= givenFuzzyHigh:
+			if na < len(agreeing) {
+				agreeing[na] = other.Given
+				na++
+			}
+		}
+	}
+	if na == 0 {
+		return false, nil
+	}
+	for _, x := range conflicting[:nc] {
+		explained := false
+		for _, y := range agreeing[:na] {
+			if withinOneEdit(x, y) || nicknameEquivalent(x, y) {
+				explained = true
+				break
+			}
+		}
+		if !explained {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // priors are the prior log2 odds of a decision, for an index of N persons

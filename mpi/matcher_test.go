@@ -313,3 +313,49 @@ func TestTiesDoNotDependOnEUIDs(t *testing.T) {
 		t.Fatalf("the bridging record joined %s with one draw of EUIDs and %s with the other", a, b)
 	}
 }
+
+// TestMisspeltRecordDoesNotForbidItsPerson: a person with a record whose
+// given name is mistyped past the twin rule (Jodel for Joel) is still the
+// person of a query that one of its other records names alike (Jeol): the
+// mistyped record says no more about a twin than the others. A twin
+// (Brian beside Joel), whom none of the person's records names alike, is
+// still forbidden, and so is a query whose conflicting record is two
+// keying errors from the one that names it alike (Caden beside Cad, query
+// Chad: Cad may be Chad's own record joined to his twin Caden by mistake).
+func TestMisspeltRecordDoesNotForbidItsPerson(t *testing.T) {
+	m := NewMatcher()
+	s := NewMemStore()
+	joel := person("A1", "Joel", "James", "Wojcik", "1966-08-01", "M", "392 Elm Street", "97301", "5035550142", "")
+	typo := person("A2", "Jodel", "James", "Wojcik", "1966-08-01", "M", "392 Elm Street", "97301", "5035550142", "")
+	register(t, m, s, joel, "E1")
+	register(t, m, s, typo, "E2")
+	if _, err := Relink(s, typo.Key(), "E1", false); err != nil {
+		t.Fatal(err)
+	}
+	query := person("B1", "Jeol", "James", "Wojcik", "1966-08-01", "M", "392 Elm St", "97301", "5035550142", "")
+	query.System = "urn:other"
+	d := register(t, m, s, query, "E3")
+	if d.Outcome != OutcomeLinked || d.EUID != "E1" {
+		t.Fatalf("Jeol with Joel and Jodel: %+v", d)
+	}
+	brian := person("C1", "Brian", "James", "Wojcik", "1966-08-01", "M", "392 Elm St", "97301", "5035550142", "")
+	brian.System = "urn:third"
+	d = register(t, m, s, brian, "E4")
+	if d.Outcome == OutcomeLinked || len(d.Candidates) == 0 || d.Candidates[0].Household != HouseholdTwin {
+		t.Fatalf("Brian with Joel's person: %+v", d)
+	}
+
+	caden := person("D1", "Caden", "", "Mcgowaniell", "1995-07-17", "M", "2711 Deer Run Pike", "83239", "2086041659", "")
+	cad := person("D2", "Cad", "", "Mcgowaniell", "1995-07-17", "M", "2711 Deer Run Pike", "83239", "2086041659", "")
+	register(t, m, s, caden, "E5")
+	register(t, m, s, cad, "E6")
+	if _, err := Relink(s, cad.Key(), "E5", false); err != nil {
+		t.Fatal(err)
+	}
+	chad := person("D3", "Chad", "", "Mcgowaniell", "1995-07-17", "M", "2711 Deer Run Pike", "83239", "2086041659", "")
+	chad.System = "urn:other"
+	d = register(t, m, s, chad, "E7")
+	if d.Outcome == OutcomeLinked || len(d.Candidates) == 0 || d.Candidates[0].Household != HouseholdTwin {
+		t.Fatalf("Chad with Caden's person: %+v", d)
+	}
+}

@@ -32,6 +32,10 @@ type pairLevels struct {
 	level     [numFields]int8
 	swapped   bool
 	household string
+	// twinByName is set when household is HouseholdTwin because the given
+	// names are two names (not a sex or a middle name telling near names
+	// apart).
+	twinByName bool
 }
 
 // comparePair compares two records field by field. It is symmetric:
@@ -52,21 +56,32 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 	// crosswise (as given names, so nicknames and typos count) and keep
 	// that reading when it explains the names better. The closer crosswise
 	// pair takes the family slot and the other the given slot, so the
-	// reading is the same whichever record comes first. One name exact
-	// crosswise lets the other be up to two keying errors off (Sam Webb,
-	// Webb Sma), which no stranger's name coincidence explains as well.
+	// reading is the same whichever record comes first. One name exact or
+	// a near spelling crosswise lets the other be up to two keying errors
+	// off (Sam Webb, Webb Sma; Anna Vaegas, Vargws Ana), which no
+	// stranger's name coincidence explains as well.
 	// The first letters must agree crosswise, or one name be the same
 	// crosswise (Drew Davis, Davis Andrew): that rules out nearly every
-	// pair of strangers cheaply (a swap with a typo in a first letter too
-	// is left to the other fields).
+	// pair of strangers cheaply. One name exact crosswise also lets the
+	// other be an initial of it (Cross Kristen, K Cross). A swap with a
+	// typo in a first letter is read as one only when one name is one
+	// keying error crosswise and the other a nickname or a near spelling
+	// (Billy Grenaamson, Grenamson William): twins of rhyming names (Ron
+	// and Don) are a keying error in a first letter apart too.
+	firstLetters := a.Given != "" && a.Family != "" && b.Given != "" && b.Family != "" &&
+		(a.Given[0] == b.Family[0] && a.Family[0] == b.Given[0] || crossExact(a, b))
 	if a.Given != "" && a.Family != "" && b.Given != "" && b.Family != "" &&
 		pl.level[fGiven] != givenExact && pl.level[fFamily] != familyExact &&
-		(a.Given[0] == b.Family[0] && a.Family[0] == b.Given[0] || crossExact(a, b)) {
+		(firstLetters || crossNearName(a, b)) {
 		x := compareGivenNames(a.Given, b.Family, nil, nil, "", "")
 		y := compareGivenNames(a.Family, b.Given, nil, nil, "", "")
 		closer, other := min(x, y), max(x, y)
 		otherNear := crossToFamily(other) != familyDisagree ||
-			(closer == givenExact && other == givenWeak && crossNear(a, b))
+			(closer <= givenFuzzyHigh && other == givenWeak && crossNear(a, b)) ||
+			(closer == givenExact && other == givenInitial)
+		if !firstLetters {
+			otherNear = other <= givenFuzzyHigh
+		}
 		if otherNear {
 			sg, sf := other, crossToFamily(closer)
 			w := cc.weights
@@ -175,6 +190,7 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 		otherMiddle := pl.level[fMiddle] == middleDisagree &&
 			!(len(a.Middle) > 1 && len(b.Middle) > 1 && withinOneEdit(a.Middle, b.Middle))
 		if distinct || ((otherSex || otherMiddle) && g != givenExact && g != givenNickname && g != givenInitial) {
+			pl.twinByName = distinct
 			return HouseholdTwin
 		}
 	}

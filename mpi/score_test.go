@@ -42,6 +42,8 @@ func TestHouseholdRules(t *testing.T) {
 			person("2", "Mray", "", "Jones", "2011-01-22", "F", "4309 Forest Court", "80255", "3356042247", ""), ""},
 		{"the same person with a misspelt nickname is no twin", person("1", "Donald", "W", "Kelley", "1961-08-17", "M", "3923 Jackson St", "05004", "8029353889", ""),
 			person("2", "Doonnie", "Wade", "Kelley", "1961-08-17", "M", "3923 Jackson St", "05004", "8029353889", ""), ""},
+		{"the same person with a short nickname misspelt is no twin", person("1", "Kimberly", "R", "Meinetti", "1979-10-26", "F", "4954 Willowbrook Ct", "05009", "8023532026", ""),
+			person("2", "Kmi", "", "Melinetti", "1979-10-26", "F", "4954 Willowbrook Ct", "05009", "8023532026", ""), ""},
 		{"the same person with a name cut short is no twin", person("1", "Barbara", "G", "Hestersen", "1950-06-10", "F", "77 Elm Street", "97301", "5034441212", ""),
 			person("2", "Brb", "", "Hestersen", "1950-06-10", "F", "77 Elm Street", "97301", "5034441212", ""), ""},
 		{"but a known name written with the other's letters is a twin's", person("1", "Kevin", "", "Macsheahan", "1955-12-22", "M", "77 Elm Street", "97301", "5034441212", ""),
@@ -156,6 +158,41 @@ func TestSwappedNames(t *testing.T) {
 	h := nrm(person("8", "Walter", "", "James", "1946-04-23", "M", "", "", "", ""))
 	if pl := comparePair(cc, g, h); pl.swapped {
 		t.Errorf("James Wilson and Walter James read as a swap: %+v", pl)
+	}
+}
+
+// TestSwappedNamesWithErrors: names entered crosswise with a keying error in
+// a first letter and a nickname (Billy Grenaamson for William Grenamson),
+// with one name a near spelling and the other two keying errors off (Anna
+// Vaegas, Vargws Ana), or
+// an initial crosswise beside an exact name (Cross Kristen, K Cross), are one
+// person's names, read the same both ways, and never twins.
+func TestSwappedNamesWithErrors(t *testing.T) {
+	cc := defaultCompiled
+	for _, c := range []struct {
+		a, b          Record
+		given, family int8
+	}{
+		{person("1", "Billy", "J", "Grenaamson", "1956-09-11", "M", "580 Laurel Ave #13", "05004", "8028488672", ""),
+			person("2", "Grenamson", "", "William", "1956-09-11", "M", "580 Laurel Avenue Unit 13", "05004", "8028488672", ""), givenFuzzyHigh, familyFuzzyHigh},
+		{person("3", "Anna", "", "Vaegas", "2020-03-24", "F", "1720 15th Terrace", "05001", "8023641339", ""),
+			person("4", "Vargws", "C", "Ana", "2020-03-24", "F", "1720 15th Terrace", "05001", "8023641339", ""), givenWeak, familyFuzzyHigh},
+		{person("5", "Cross", "M", "Kristen", "1974-04-08", "F", "24836 Sycamore Ter", "05001", "", ""),
+			person("6", "K", "", "Cross", "1974-04-28", "F", "24836 Sycamore Ter", "05001", "", ""), givenInitial, familyExact},
+	} {
+		for _, pair := range [][2]Record{{c.a, c.b}, {c.b, c.a}} {
+			pl := comparePair(cc, nrm(pair[0]), nrm(pair[1]))
+			if !pl.swapped || pl.level[fGiven] != c.given || pl.level[fFamily] != c.family || pl.household != "" {
+				t.Errorf("%s %s and %s %s: %+v", pair[0].Given[0], pair[0].Family, pair[1].Given[0], pair[1].Family, pl)
+			}
+		}
+	}
+	// Twins of rhyming names, one entered crosswise with a typo in the
+	// family name (Ron Peetrinowski, Peetrinowksi Don), are no swap.
+	g := nrm(person("7", "Ron", "", "Peetrinowski", "1969-01-07", "M", "", "", "", ""))
+	h := nrm(person("8", "Peetrinowksi", "", "Don", "1969-01-07", "M", "", "", "", ""))
+	if pl := comparePair(cc, g, h); pl.swapped {
+		t.Errorf("Ron Peetrinowski and Peetrinowksi Don read as a swap: %+v", pl)
 	}
 }
 
