@@ -599,30 +599,13 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 		var bestOther *Normalized
 		ssnKnown, ssnAgrees := false, false
 		onlyNameTwins := true // every household conflict is a twin rule's reading of two given names
-		scored := 0
-		for _, rk := range p.Records {
-			if rk == self {
-				continue
-			}
-			if scored == cc.cfg.MaxPersonRecords {
-				break
-			}
-			scored++
-			sr := records[rk]
-			if sr == nil {
-				if sr, err = s.Record(rk); err != nil {
-					return nil, fmt.Errorf("read record %s: %w", rk, err)
-				}
-				if sr == nil {
-					return nil, fmt.Errorf("%w: person %s lists %s, which is not stored", ErrCorruptStore, euid, rk)
-				}
-			}
+		scored, err := scoredRecords(s, cc, p, records, self, func(rk RecordKey, sr *StoredRecord) (bool, error) {
 			d.CandidateRecords++
 			other := normOf(sr)
 			pl := comparePair(cc, n, other)
 			score, err := pri.pairScore(cc, &pl, n, other, tf)
 			if err != nil {
-				return nil, err
+				return false, err
 			}
 			if score > c.Score {
 				c.Score, c.Record, c.identifying = score, rk, identifying(&pl)
@@ -641,6 +624,10 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 			default:
 				ssnKnown, ssnAgrees = true, true
 			}
+			return true, nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		if scored == 0 {
 			continue
@@ -680,6 +667,37 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 	return out, nil
 }
 
+// scoredRecords calls fn with each record of person p that a query is scored
+// against (all but self, at most MaxPersonRecords), taken from records, which
+// holds those read ahead, or else read from the store, until fn returns false.
+// It returns how many it passed.
+func scoredRecords(s Store, cc *compiled, p *Person, records map[RecordKey]*StoredRecord, self RecordKey, fn func(RecordKey, *StoredRecord) (bool, error)) (int, error) {
+	scored := 0
+	for _, rk := range p.Records {
+		if rk == self {
+			continue
+		}
+		if scored == cc.cfg.MaxPersonRecords {
+			break
+		}
+		scored++
+		sr := records[rk]
+		if sr == nil {
+			var err error
+			if sr, err = s.Record(rk); err != nil {
+				return scored, fmt.Errorf("read record %s: %w", rk, err)
+			}
+			if sr == nil {
+				return scored, fmt.Errorf("%w: person %s lists %s, which is not stored", ErrCorruptStore, p.EUID, rk)
+			}
+		}
+		if more, err := fn(rk, sr); err != nil || !more {
+			return scored, err
+		}
+	}
+	return scored, nil
+}
+
 // twinNamesMisspelt reports whether every record of person p that the twin
 // rule parts from the query by its given name is a misspelling of the
 // person's own name: another record of p, itself parted by no rule and not
@@ -697,30 +715,14 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 func twinNamesMisspelt(s Store, cc *compiled, n *Normalized, p *Person, records map[RecordKey]*StoredRecord, self RecordKey) (bool, error) {
 	var conflicting, agreeing [8]string
 	nc, na := 0, 0
-	scored := 0
-	for _, rk := range p.Records {
-		if rk == self {
-			continue
-		}
-		if scored == cc.cfg.MaxPersonRecords {
-			break
-		}
-		scored++
-		sr := records[rk]
-		if sr == nil {
-			var err error
-			if sr, err = s.Record(rk); err != nil {
-				return false, fmt.Errorf("read record %s: %w", rk, err)
-			}
-			if sr == nil {
-				return false, fmt.Errorf("%w: person %s lists %s, which is not stored", ErrCorruptStore, p.EUID, rk)
-			}
-		}
+	tooMany := false
+	_, err := scoredRecords(s, cc, p, records, self, func(_ RecordKey, sr *StoredRecord) (bool, error) {
 		other := normOf(sr)
 		pl := comparePair(cc, n, other)
 		switch {
 		case pl.household != "":
 			if nc == len(conflicting) {
+				tooMany = true
 				return false, nil
 			}
 			conflicting[nc] = other.Given
@@ -731,9 +733,10 @@ func twinNamesMisspelt(s Store, cc *compiled, n *Normalized, p *Person, records 
 				na++
 			}
 		}
-	}
-	if na == 0 {
-		return false, nil
+		return true, nil
+	})
+	if err != nil || tooMany || na == 0 {
+		return false, err
 	}
 	for _, x := range conflicting[:nc] {
 		explained := false
