@@ -438,7 +438,7 @@ func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB 
 	// Someone known by their middle name at one place and their first at
 	// another (James Robert / Robert).
 	byMiddle := (len(middleA) > 1 && middleA == gb) || (len(middleB) > 1 && middleB == ga)
-	if ga[0] != gb[0] && knownNames(ga, gb) {
+	if ga[0] != gb[0] && knownName(ga) && knownName(gb) {
 		// Two names of the table that share no group and begin with other
 		// letters (Donald and Ronald, Donnie and Ronnie) are two names: a
 		// keying error seldom strikes the first letter, and more seldom still
@@ -492,7 +492,7 @@ func compareGivenNames(ga, gb string, partsA, partsB []string, middleA, middleB 
 // is one letter from Josh) and serves only to keep the twin rule from parting
 // one person's records over a misspelt nickname.
 func misspeltNickname(typed, name string) bool {
-	if _, known := nicknameGroups[typed]; known || len(typed) < minMisspeltNameLength {
+	if knownName(typed) || len(typed) < minMisspeltNameLength {
 		return false
 	}
 	for _, v := range nicknameVariants[name] {
@@ -510,10 +510,7 @@ func misspeltNickname(typed, name string) bool {
 // with letters of Kevin. Like misspeltNickname it only keeps the twin rule from
 // parting one person's records.
 func abbreviates(short, long string) bool {
-	if len(short) < 2 || len(short) >= len(long) || short[0] != long[0] {
-		return false
-	}
-	if _, known := nicknameGroups[short]; known {
+	if len(short) < 2 || len(short) >= len(long) || short[0] != long[0] || knownName(short) {
 		return false
 	}
 	j := 1

@@ -325,13 +325,16 @@ func TestTiesDoNotDependOnEUIDs(t *testing.T) {
 func TestMisspeltRecordDoesNotForbidItsPerson(t *testing.T) {
 	m := NewMatcher()
 	s := NewMemStore()
-	joel := person("A1", "Joel", "James", "Wojcik", "1966-08-01", "M", "392 Elm Street", "97301", "5035550142", "")
-	typo := person("A2", "Jodel", "James", "Wojcik", "1966-08-01", "M", "392 Elm Street", "97301", "5035550142", "")
-	register(t, m, s, joel, "E1")
-	register(t, m, s, typo, "E2")
-	if _, err := Relink(s, typo.Key(), "E1", false); err != nil {
-		t.Fatal(err)
+	// onePerson registers two records and puts the second on the first's person.
+	onePerson := func(first, second Record, euid, other string) {
+		register(t, m, s, first, euid)
+		register(t, m, s, second, other)
+		if _, err := Relink(s, second.Key(), euid, false); err != nil {
+			t.Fatal(err)
+		}
 	}
+	onePerson(person("A1", "Joel", "James", "Wojcik", "1966-08-01", "M", "392 Elm Street", "97301", "5035550142", ""),
+		person("A2", "Jodel", "James", "Wojcik", "1966-08-01", "M", "392 Elm Street", "97301", "5035550142", ""), "E1", "E2")
 	query := person("B1", "Jeol", "James", "Wojcik", "1966-08-01", "M", "392 Elm St", "97301", "5035550142", "")
 	query.System = "urn:other"
 	d := register(t, m, s, query, "E3")
@@ -345,13 +348,8 @@ func TestMisspeltRecordDoesNotForbidItsPerson(t *testing.T) {
 		t.Fatalf("Brian with Joel's person: %+v", d)
 	}
 
-	caden := person("D1", "Caden", "", "Mcgowaniell", "1995-07-17", "M", "2711 Deer Run Pike", "83239", "2086041659", "")
-	cad := person("D2", "Cad", "", "Mcgowaniell", "1995-07-17", "M", "2711 Deer Run Pike", "83239", "2086041659", "")
-	register(t, m, s, caden, "E5")
-	register(t, m, s, cad, "E6")
-	if _, err := Relink(s, cad.Key(), "E5", false); err != nil {
-		t.Fatal(err)
-	}
+	onePerson(person("D1", "Caden", "", "Mcgowaniell", "1995-07-17", "M", "2711 Deer Run Pike", "83239", "2086041659", ""),
+		person("D2", "Cad", "", "Mcgowaniell", "1995-07-17", "M", "2711 Deer Run Pike", "83239", "2086041659", ""), "E5", "E6")
 	chad := person("D3", "Chad", "", "Mcgowaniell", "1995-07-17", "M", "2711 Deer Run Pike", "83239", "2086041659", "")
 	chad.System = "urn:other"
 	d = register(t, m, s, chad, "E7")

@@ -68,10 +68,9 @@ func comparePair(cc *compiled, a, b *Normalized) pairLevels {
 	// keying error crosswise and the other a nickname or a near spelling
 	// (Billy Grenaamson, Grenamson William): twins of rhyming names (Ron
 	// and Don) are a keying error in a first letter apart too.
-	firstLetters := a.Given != "" && a.Family != "" && b.Given != "" && b.Family != "" &&
-		(a.Given[0] == b.Family[0] && a.Family[0] == b.Given[0] || crossExact(a, b))
-	if a.Given != "" && a.Family != "" && b.Given != "" && b.Family != "" &&
-		pl.level[fGiven] != givenExact && pl.level[fFamily] != familyExact &&
+	allNames := a.Given != "" && a.Family != "" && b.Given != "" && b.Family != ""
+	firstLetters := allNames && (a.Given[0] == b.Family[0] && a.Family[0] == b.Given[0] || crossExact(a, b))
+	if allNames && pl.level[fGiven] != givenExact && pl.level[fFamily] != familyExact &&
 		(firstLetters || crossNearName(a, b)) {
 		x := compareGivenNames(a.Given, b.Family, nil, nil, "", "")
 		y := compareGivenNames(a.Family, b.Given, nil, nil, "", "")
@@ -287,18 +286,15 @@ func adjustment(cc *compiled, pl *pairLevels, field int, a, b *Normalized, tf tf
 }
 
 // emailFromName reports whether an e-mail address's local part contains
-// the record's given or family name (three letters or more).
+// the record's given or family name (three letters or more), or, the
+// record's name being the one mistyped (Janes Smth, james.smith71@…), a run
+// of letters one keying error from a name of four letters or more.
 func emailFromName(n *Normalized) bool {
 	local, _, _ := strings.Cut(n.Email, "@")
 	for _, name := range [...]string{n.Given, n.Family} {
 		if len(name) >= 3 && strings.Contains(local, name) {
 			return true
 		}
-	}
-	// The record's name may be the one mistyped (Janes Smth,
-	// james.smith71@…): a run of letters of the address one keying error
-	// from a name of four letters or more is that name.
-	for _, name := range [...]string{n.Given, n.Family} {
 		if len(name) < 4 {
 			continue
 		}

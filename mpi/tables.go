@@ -106,11 +106,10 @@ func formalNames(name string) []string {
 // name or nicknames of each other (Bill and William).
 func SameGivenName(a, b string) bool { return a == b || nicknameEquivalent(a, b) }
 
-// knownNames reports whether both names are in the nickname table.
-func knownNames(a, b string) bool {
-	_, okA := nicknameGroups[a]
-	_, okB := nicknameGroups[b]
-	return okA && okB
+// knownName reports whether a name is in the nickname table.
+func knownName(name string) bool {
+	_, ok := nicknameGroups[name]
+	return ok
 }
 
 // nicknameEquivalent reports whether two different given names share a

@@ -66,7 +66,8 @@ func BenchmarkApplyBatch(b *testing.B) {
 //
 //	go test -run '^$' -bench RegisterThroughFSM -benchtime 1x ./raft/fsm/
 func BenchmarkRegisterThroughFSM(b *testing.B) {
-	proposed := os.Getenv("RLS_BENCH_PROPOSED") == "1" || os.Getenv("RLS_BENCH_PROPOSED") == "self"
+	mode := os.Getenv("RLS_BENCH_PROPOSED")
+	proposed := mode == "1" || mode == "self"
 	proposedTime := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	path := os.Getenv("RLS_BENCH_FILE")
 	if path == "" {
@@ -87,7 +88,7 @@ func BenchmarkRegisterThroughFSM(b *testing.B) {
 				// Birth dates are checked against the entry's time.
 				h.Time = proposedTime.Add(time.Duration(index) * time.Second)
 				h.Limits = model.LimitsVersion
-				if os.Getenv("RLS_BENCH_PROPOSED") == "self" {
+				if mode == "self" {
 					f.PrepareProposal(typ, payload)
 				} else {
 					PrepareProposal(typ, payload)
