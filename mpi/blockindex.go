@@ -1,34 +1,51 @@
 package mpi
 
 import (
-	"bytes"
+	"cmp"
 	"encoding/binary"
 	"math/bits"
 	"strings"
 )
 
-// blockIndex is MemStore's blocking index: blocking key → the sorted set of
-// members filed under it (MemStore's members are sort value, 0x00, record
-// key; see appendMember). It is laid out for an index of millions of
-// records, where every random memory access costs hundreds of nanoseconds
-// and the garbage collector's cost grows with the number of pointers:
+// blockIndex is MemStore's blocking index: blocking key → the members filed
+// under it, each a sort value and a record key, ordered by sort value and
+// then record key. It is laid out for an index of millions of records,
+// where every random memory access costs hundreds of nanoseconds and the
+// garbage collector's cost grows with the number of pointers:
 //
 //   - a block is one region of a byte arena holding its own key followed by
-//     its members, length-prefixed and in ascending byte order, so reading
-//     a block is one slot of a flat hash table plus one contiguous read (a
-//     map of strings to slices of strings costs a cache miss per member
-//     key, because each key's bytes live somewhere else);
-//   - nothing in the index is a Go pointer except the arena's few chunks,
-//     so a garbage collection does not walk millions of block entries.
+//     its members, so reading a block is one slot of a flat hash table plus
+//     one contiguous read (a map of strings to slices of strings costs a
+//     cache miss per member key, because each key's bytes live somewhere
+//     else);
+//   - a member's record key is written as the number of its prefix (the
+//     identifier system and its separator, shared by every record of a
+//     source) and the rest: a record is filed under fifteen-odd blocks, and
+//     the system's URI written into each was half of the index's memory.
+//     Numbering whole keys instead (four bytes a member) saved a little more
+//     memory but cost a cache miss per member read, as the key then lives
+//     elsewhere: registration into an index of 200,000 persons took half as
+//     long again;
+//   - nothing in the index is a Go pointer except the arena's few chunks
+//     and the prefixes, so a garbage collection does not walk millions of
+//     block entries.
+//
+// Prefix numbers are this index's own (two indexes filled in different
+// orders number them differently): members are ordered by record key, and
+// returned as keys, never by number.
 type blockIndex struct {
 	table flatTable[regionRef] // by hash of the blocking key
 	arena arena
+	// prefixes holds each numbered key prefix, numbers finds a prefix's
+	// number. Number 0 is the empty prefix of a key without a separator.
+	prefixes []string
+	numbers  map[string]uint64
 	// hash is hashString except in tests that force collisions.
 	hash func(string) uint64
 }
 
 func newBlockIndex() *blockIndex {
-	return &blockIndex{hash: hashString}
+	return &blockIndex{hash: hashString, prefixes: []string{""}, numbers: map[string]uint64{"": 0}}
 }
 
 // Region layout (little-endian):
@@ -37,7 +54,9 @@ func newBlockIndex() *blockIndex {
 //	[1:5]    bytes in use, header included
 //	[5:9]    number of members
 //	[9:]     uvarint length + blocking key, then each member as uvarint
-//	         length + record key, ascending, no duplicates
+//	         length + sort value, uvarint prefix number, uvarint length +
+//	         the rest of the record key; ordered by sort value, then record
+//	         key, no duplicates
 const (
 	regionClassAt  = 0
 	regionUsedAt   = 1
@@ -59,11 +78,89 @@ func regionKey(r []byte) ([]byte, int) {
 	return r[start : start+int(n)], start + int(n)
 }
 
-// nextMember decodes the member at pos: its bytes are r[start:end].
-func nextMember(r []byte, pos int) (start, end int) {
+// member is a decoded member of a region: its sort value and the rest of its
+// record key are slices of the region.
+type member struct {
+	sort   []byte
+	prefix uint64
+	rest   []byte
+	// next is where the next member starts.
+	next int
+}
+
+// memberAt decodes the member at pos.
+func memberAt(r []byte, pos int) member {
 	n, w := binary.Uvarint(r[pos:])
-	start = pos + w
-	return start, start + int(n)
+	pos += w
+	var m member
+	m.sort, pos = r[pos:pos+int(n)], pos+int(n)
+	m.prefix, w = binary.Uvarint(r[pos:])
+	pos += w
+	n, w = binary.Uvarint(r[pos:])
+	pos += w
+	m.rest, m.next = r[pos:pos+int(n)], pos+int(n)
+	return m
+}
+
+// nextMember returns where the member after the one at pos starts.
+func nextMember(r []byte, pos int) int { return memberAt(r, pos).next }
+
+// splitKey splits a record key after its first separator (system|value):
+// the prefix, shared by every record of a source, and the rest.
+func splitKey(key RecordKey) (prefix, rest string) {
+	i := strings.IndexByte(string(key), '|')
+	return string(key[:i+1]), string(key[i+1:])
+}
+
+// prefixNumber returns the number of a key prefix, numbering it if new.
+func (x *blockIndex) prefixNumber(prefix string) uint64 {
+	if n, ok := x.numbers[prefix]; ok {
+		return n
+	}
+	n := uint64(len(x.prefixes))
+	// A copy: the caller's key may be part of a record it reuses.
+	prefix = strings.Clone(prefix)
+	x.prefixes = append(x.prefixes, prefix)
+	x.numbers[prefix] = n
+	return n
+}
+
+// compare orders a member against a sort value and a record key split by
+// splitKey, without building the member's key.
+func (x *blockIndex) compare(m *member, sort, prefix, rest string) int {
+	if c := strings.Compare(string(m.sort), sort); c != 0 {
+		return c
+	}
+	mp := x.prefixes[m.prefix]
+	if mp == prefix {
+		return strings.Compare(string(m.rest), rest)
+	}
+	return compareJoined(mp, string(m.rest), prefix, rest)
+}
+
+// compareJoined compares a1+a2 with b1+b2 without joining them.
+func compareJoined(a1, a2, b1, b2 string) int {
+	for {
+		if a1 == "" {
+			a1, a2 = a2, ""
+		}
+		if b1 == "" {
+			b1, b2 = b2, ""
+		}
+		if a1 == "" || b1 == "" {
+			return cmp.Compare(len(a1), len(b1))
+		}
+		n := min(len(a1), len(b1))
+		if c := strings.Compare(a1[:n], b1[:n]); c != 0 {
+			return c
+		}
+		a1, b1 = a1[n:], b1[n:]
+	}
+}
+
+// appendKey appends a member's record key to buf.
+func (x *blockIndex) appendKey(buf []byte, m *member) []byte {
+	return append(append(buf, x.prefixes[m.prefix]...), m.rest...)
 }
 
 // find returns the region of a blocking key.
@@ -91,21 +188,14 @@ func (x *blockIndex) members(block Block, limit int, buf []RecordKey) ([]RecordK
 	if !ok {
 		return buf, true
 	}
-	return x.regionMembers(r, block.Sort, limit, buf)
+	first, end, complete := x.window(r, block.Sort, limit)
+	keys, ends := x.appendMembers(nil, nil, r, first, end)
+	return appendKeys(buf, string(keys), ends, 0, len(ends)), complete
 }
 
-// regionMembers appends to buf the record keys of a region's members, all
-// of them when there are at most limit, else the window of limit members
-// around the position of at.
-func (x *blockIndex) regionMembers(r []byte, at string, limit int, buf []RecordKey) ([]RecordKey, bool) {
-	first, end, complete := x.window(r, at, limit)
-	// One string for all the members returned: the region's bytes change
-	// on the next insert, and a string must never change.
-	return appendMembers(buf, r, first, end, string(r[first:end])), complete
-}
-
-// window returns where in r the members regionMembers reads lie, r[first:end],
-// and whether they are all of the region's members.
+// window returns where in r the members to read lie, r[first:end], and
+// whether they are all of the region's members: all of them when there are
+// at most limit, else the window of limit members around the position of at.
 func (x *blockIndex) window(r []byte, at string, limit int) (first, end int, complete bool) {
 	count := regionCount(r)
 	_, pos := regionKey(r)
@@ -114,46 +204,62 @@ func (x *blockIndex) window(r []byte, at string, limit int) (first, end int, com
 	}
 	skip := 0
 	if count > limit {
-		// The position at would take: members before at+0x00 sort lower
-		// (a member is its sort value, 0x00, its record key).
-		var atBuf [64]byte
-		probe := append(append(atBuf[:0], at...), 0)
+		// The position at would take: before the first member whose sort
+		// value is at or above it.
 		p, scan := 0, pos
 		for ; p < count; p++ {
-			s, e := nextMember(r, scan)
-			if bytes.Compare(r[s:e], probe) >= 0 {
+			m := memberAt(r, scan)
+			if string(m.sort) >= at {
 				break
 			}
-			scan = e
+			scan = m.next
 		}
 		skip = min(max(p-limit/2, 0), count-limit)
 	}
 	for i := 0; i < skip; i++ {
-		_, pos = nextMember(r, pos)
+		pos = nextMember(r, pos)
 	}
 	n := min(count-skip, limit)
 	first, end = pos, pos
 	for i := 0; i < n; i++ {
-		_, end = nextMember(r, end)
+		end = nextMember(r, end)
 	}
 	return first, end, count <= limit
 }
 
-// appendMembers appends to buf the record keys of the members in r[first:end]
-// (see window), as substrings of copied, which holds a copy of those bytes.
-func appendMembers(buf []RecordKey, r []byte, first, end int, copied string) []RecordKey {
+// appendMembers appends the record keys of the members in r[first:end] (see
+// window) to keys, and where each ends in keys to ends. The caller makes keys
+// one string and cuts the keys out of it (appendKeys): the region's bytes
+// change on the next insert, and a string must never change, so the keys a
+// query reads are copied into one allocation, not one per key.
+func (x *blockIndex) appendMembers(keys []byte, ends []int, r []byte, first, end int) ([]byte, []int) {
 	for p := first; p < end; {
-		s, e := nextMember(r, p)
-		m := copied[s-first : e-first]
-		buf = append(buf, RecordKey(m[strings.IndexByte(m, 0)+1:]))
-		p = e
+		m := memberAt(r, p)
+		keys = x.appendKey(keys, &m)
+		ends = append(ends, len(keys))
+		p = m.next
+	}
+	return keys, ends
+}
+
+// appendKeys appends to buf keys from to to of those appendMembers built into
+// all: key j is all[ends[j-1]:ends[j]], the first starting at 0.
+func appendKeys(buf []RecordKey, all string, ends []int, from, to int) []RecordKey {
+	for j := from; j < to; j++ {
+		start := 0
+		if j > 0 {
+			start = ends[j-1]
+		}
+		buf = append(buf, RecordKey(all[start:ends[j]]))
 	}
 	return buf
 }
 
-// add files a member under block (idempotent).
-func (x *blockIndex) add(block string, key []byte) {
-	entry := uvarintLen(len(key)) + len(key)
+// add files a record under block at a sort value (idempotent).
+func (x *blockIndex) add(block, sort string, key RecordKey) {
+	prefix, rest := splitKey(key)
+	number := x.prefixNumber(prefix)
+	entry := uvarintLen(len(sort)) + len(sort) + uvarintLen(int(number)) + uvarintLen(len(rest)) + len(rest)
 	ref, r, ok := x.find(block)
 	if !ok {
 		need := regionHeaderSz + uvarintLen(len(block)) + len(block) + entry
@@ -167,15 +273,15 @@ func (x *blockIndex) add(block string, key []byte) {
 	used := regionUsed(r)
 	_, pos := regionKey(r)
 	for pos < used {
-		s, e := nextMember(r, pos)
-		c := bytes.Compare(r[s:e], key)
+		m := memberAt(r, pos)
+		c := x.compare(&m, sort, prefix, rest)
 		if c == 0 {
 			return
 		}
 		if c > 0 {
 			break
 		}
-		pos = e
+		pos = m.next
 	}
 	if used+entry > len(r) {
 		newRef, grown := x.arena.alloc(classFor(used + entry))
@@ -185,26 +291,30 @@ func (x *blockIndex) add(block string, key []byte) {
 		ref, r = newRef, grown
 	}
 	copy(r[pos+entry:], r[pos:used])
-	w := binary.PutUvarint(r[pos:], uint64(len(key)))
-	copy(r[pos+w:], key)
+	w := pos + binary.PutUvarint(r[pos:], uint64(len(sort)))
+	w += copy(r[w:], sort)
+	w += binary.PutUvarint(r[w:], number)
+	w += binary.PutUvarint(r[w:], uint64(len(rest)))
+	copy(r[w:], rest)
 	setRegionUsed(r, used+entry)
 	setRegionCount(r, regionCount(r)+1)
 }
 
-// del removes a member from block (idempotent); a block left empty is
-// released.
-func (x *blockIndex) del(block string, key []byte) {
+// del removes a record filed under block at a sort value (idempotent); a
+// block left empty is released.
+func (x *blockIndex) del(block, sort string, key RecordKey) {
 	ref, r, ok := x.find(block)
 	if !ok {
 		return
 	}
+	prefix, rest := splitKey(key)
 	used := regionUsed(r)
 	_, pos := regionKey(r)
 	for pos < used {
-		s, e := nextMember(r, pos)
-		switch c := bytes.Compare(r[s:e], key); {
+		m := memberAt(r, pos)
+		switch c := x.compare(&m, sort, prefix, rest); {
 		case c < 0:
-			pos = e
+			pos = m.next
 			continue
 		case c > 0:
 			return
@@ -215,8 +325,8 @@ func (x *blockIndex) del(block string, key []byte) {
 			x.arena.release(ref, r)
 			return
 		}
-		copy(r[pos:], r[e:used])
-		setRegionUsed(r, used-(e-pos))
+		copy(r[pos:], r[m.next:used])
+		setRegionUsed(r, used-(m.next-pos))
 		setRegionCount(r, count)
 		return
 	}

@@ -1,9 +1,11 @@
 package mpi
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -11,8 +13,17 @@ import (
 // with the same random adds and removes, with a hash that puts every key
 // into one of four buckets so that probing, collisions and backward-shift
 // deletion are exercised, and blocks that grow through several size
-// classes and shrink to nothing.
+// classes and shrink to nothing. Sort values are prefixes of each other
+// (1, 19, 190) and shared by several keys, so members are ordered by sort
+// value and then key.
 func TestBlockIndexAgainstMap(t *testing.T) {
+	type member struct {
+		sort string
+		key  RecordKey
+	}
+	order := func(a, b member) int {
+		return cmp.Or(strings.Compare(a.sort, b.sort), strings.Compare(string(a.key), string(b.key)))
+	}
 	for _, hash := range []struct {
 		name string
 		fn   func(string) uint64
@@ -20,14 +31,14 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 		t.Run(hash.name, func(t *testing.T) {
 			x := newBlockIndex()
 			x.hash = hash.fn
-			want := map[string][]RecordKey{}
+			want := map[string][]member{}
 			rng := rand.New(rand.NewPCG(5, 5))
 			check := func(step int) {
 				t.Helper()
 				blocks, largest := x.stats()
 				wantLargest := 0
-				for _, keys := range want {
-					wantLargest = max(wantLargest, len(keys))
+				for _, members := range want {
+					wantLargest = max(wantLargest, len(members))
 				}
 				if blocks != len(want) || largest != wantLargest {
 					t.Fatalf("step %d: stats %d blocks, largest %d; want %d, %d", step, blocks, largest, len(want), wantLargest)
@@ -36,7 +47,10 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 					block := fmt.Sprintf("p:%d", b)
 					for _, limit := range []int{1, 7, 1 << 30} {
 						got, complete := x.members(Block{Key: block}, limit, nil)
-						w := want[block]
+						var w []RecordKey
+						for _, m := range want[block] {
+							w = append(w, m.key)
+						}
 						if len(w) > limit {
 							w = w[:limit]
 						}
@@ -46,26 +60,33 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 					}
 				}
 			}
+			sorts := []string{"", "1", "19", "190", "2"}
+			systems := []string{"s|", "s|1", "s1|", "urn:a|", "", "|"}
 			for step := 0; step < 20000; step++ {
 				block := fmt.Sprintf("p:%d", rng.IntN(60))
-				// Keys of varied length, some longer than the comparison's
-				// stack buffer and than one uvarint byte.
-				key := RecordKey(fmt.Sprintf("s|%0*d", 1+rng.IntN(3)*70, rng.IntN(300)))
-				keys := want[block]
-				i, found := slices.BinarySearch(keys, key)
+				// Keys of varied length, some longer than one uvarint byte,
+				// of several sources (prefixes that are prefixes of each
+				// other, and none), so that members of two sources are
+				// ordered by their whole keys.
+				m := member{
+					sort: sorts[rng.IntN(len(sorts))],
+					key:  RecordKey(fmt.Sprintf("%s%0*d", systems[rng.IntN(len(systems))], 1+rng.IntN(3)*70, rng.IntN(300))),
+				}
+				members := want[block]
+				i, found := slices.BinarySearchFunc(members, m, order)
 				if rng.IntN(3) == 0 {
-					x.del(block, appendMember(nil, "", key))
+					x.del(block, m.sort, m.key)
 					if found {
-						if keys = slices.Delete(keys, i, i+1); len(keys) == 0 {
+						if members = slices.Delete(members, i, i+1); len(members) == 0 {
 							delete(want, block)
 						} else {
-							want[block] = keys
+							want[block] = members
 						}
 					}
 				} else {
-					x.add(block, appendMember(nil, "", key))
+					x.add(block, m.sort, m.key)
 					if !found {
-						want[block] = slices.Insert(keys, i, key)
+						want[block] = slices.Insert(members, i, m)
 					}
 				}
 				if step%1000 == 999 {
@@ -81,10 +102,10 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 // as they were when the block's region is rewritten by later inserts.
 func TestBlockIndexReturnsStableKeys(t *testing.T) {
 	x := newBlockIndex()
-	x.add("b", appendMember(nil, "", "k2"))
+	x.add("b", "", "k2")
 	got, _ := x.members(Block{Key: "b"}, 10, nil)
-	x.add("b", appendMember(nil, "", "k1"))
-	x.del("b", appendMember(nil, "", "k2"))
+	x.add("b", "", "k1")
+	x.del("b", "", "k2")
 	if !slices.Equal(got, []RecordKey{"k2"}) {
 		t.Fatalf("keys read before a rewrite changed to %v", got)
 	}
@@ -149,6 +170,23 @@ func TestFlatTableDelete(t *testing.T) {
 		for i := range hashes {
 			if ok[i] != want[v+i] || (ok[i] && out[i] != v+i) {
 				t.Fatalf("step %d: findEach %d = %d %v, want %v", step, v+i, out[i], ok[i], want[v+i])
+			}
+		}
+	}
+}
+
+// TestCompareJoined checks the comparison of two joined strings against
+// joining them, over splits at every position.
+func TestCompareJoined(t *testing.T) {
+	words := []string{"", "a", "ab", "abc", "b", "urn:x|1", "urn:x|12", "urn:y|0"}
+	for _, a := range words {
+		for _, b := range words {
+			for i := 0; i <= len(a); i++ {
+				for j := 0; j <= len(b); j++ {
+					if got, want := compareJoined(a[:i], a[i:], b[:j], b[j:]), strings.Compare(a, b); got != want {
+						t.Fatalf("compareJoined(%q, %q, %q, %q) = %d, want %d", a[:i], a[i:], b[:j], b[j:], got, want)
+					}
+				}
 			}
 		}
 	}

@@ -161,8 +161,7 @@ func (m *MemStore) BlockMembers(block Block, limit int, buf []RecordKey) ([]Reco
 func (m *MemStore) AddToBlock(block Block, key RecordKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var buf [memberBufferSize]byte
-	m.blocks.add(block.Key, appendMember(buf[:0], block.Sort, key))
+	m.blocks.add(block.Key, block.Sort, key)
 	m.wrote()
 	return nil
 }
@@ -171,22 +170,10 @@ func (m *MemStore) AddToBlock(block Block, key RecordKey) error {
 func (m *MemStore) RemoveFromBlock(block Block, key RecordKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var buf [memberBufferSize]byte
-	m.blocks.del(block.Key, appendMember(buf[:0], block.Sort, key))
+	m.blocks.del(block.Key, block.Sort, key)
 	m.wrote()
 	return nil
 }
-
-// appendMember appends a block member as blockIndex files it: the sort value,
-// 0x00, the record key, so that byte order is block order.
-func appendMember(buf []byte, sort string, key RecordKey) []byte {
-	return append(append(append(buf, sort...), 0), key...)
-}
-
-// memberBufferSize holds the members of usual records on the stack: a record
-// is filed under fifteen-odd blocks, and a member built on the heap for each
-// was a tenth of the allocations of a registration.
-const memberBufferSize = 128
 
 // Person implements Store. The Records slice returned is shared: do not
 // modify it.
@@ -471,35 +458,28 @@ func (m *MemStore) BlockMembersBatch(blocks []Block, limit int, buf []RecordKey,
 		k, _ := regionKey(x.arena.region(ref))
 		return string(k) == blocks[i].Key
 	}, refs, found)
-	// The members of every block are copied into one string, whose substrings
-	// the record keys are: one allocation for the query, not one per block.
-	type span struct{ first, end int }
-	var spanBuf [64]span
-	spans := stackOr(spanBuf[:], len(blocks))
-	total := 0
+	// The keys of every block are built into one string, whose substrings
+	// they are: one allocation for the query, not one per block or key.
+	var keyBuf [4096]byte
+	var endBuf [512]int
+	keys, keyEnds := keyBuf[:0], endBuf[:0]
+	blockEnds := make([]int, 0, len(blocks))
 	for i := range blocks {
 		c := true
 		if found[i] {
-			spans[i].first, spans[i].end, c = x.window(x.arena.region(refs[i]), blocks[i].Sort, limit)
-			total += spans[i].end - spans[i].first
+			r := x.arena.region(refs[i])
+			var first, end int
+			first, end, c = x.window(r, blocks[i].Sort, limit)
+			keys, keyEnds = x.appendMembers(keys, keyEnds, r, first, end)
 		}
 		complete = append(complete, c)
+		blockEnds = append(blockEnds, len(keyEnds))
 	}
-	var copied strings.Builder
-	copied.Grow(total)
-	for i, sp := range spans {
-		if found[i] {
-			copied.Write(x.arena.region(refs[i])[sp.first:sp.end])
-		}
-	}
-	all := copied.String()
-	for i, sp := range spans {
-		if found[i] {
-			n := sp.end - sp.first
-			buf = appendMembers(buf, x.arena.region(refs[i]), sp.first, sp.end, all[:n])
-			all = all[n:]
-		}
+	all, start := string(keys), 0
+	for _, e := range blockEnds {
+		buf = appendKeys(buf, all, keyEnds, start, e)
 		ends = append(ends, len(buf))
+		start = e
 	}
 	return buf, ends, complete, nil
 }
@@ -550,13 +530,17 @@ func (m *MemStore) Digest() [sha256.Size]byte {
 		kb, _ := regionKey(b)
 		return bytes.Compare(ka, kb)
 	})
+	var member []byte
 	for _, r := range regions {
 		key, pos := regionKey(r)
 		field(key)
+		// A member as sort value, 0x00, record key: the digest does not
+		// depend on how the index numbers key prefixes.
 		for used := regionUsed(r); pos < used; {
-			s, e := nextMember(r, pos)
-			field(r[s:e])
-			pos = e
+			mb := memberAt(r, pos)
+			member = m.blocks.appendKey(append(append(member[:0], mb.sort...), 0), &mb)
+			field(member)
+			pos = mb.next
 		}
 	}
 	field([]byte("persons"))
