@@ -1,10 +1,12 @@
 package mpi
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"math/bits"
 	"strings"
+	"unsafe"
 )
 
 // blockIndex is MemStore's blocking index: blocking key → the members filed
@@ -88,18 +90,37 @@ type member struct {
 	next int
 }
 
-// memberAt decodes the member at pos.
+// memberAt decodes the member at pos. Nearly every length and prefix number
+// is below 128, one byte: that case is decoded here, without a call, as
+// every member read or passed over decodes three.
 func memberAt(r []byte, pos int) member {
-	n, w := binary.Uvarint(r[pos:])
-	pos += w
 	var m member
+	n := uint64(r[pos])
+	if n < 0x80 {
+		pos++
+	} else {
+		n, pos = uvarintAt(r, pos)
+	}
 	m.sort, pos = r[pos:pos+int(n)], pos+int(n)
-	m.prefix, w = binary.Uvarint(r[pos:])
-	pos += w
-	n, w = binary.Uvarint(r[pos:])
-	pos += w
+	if m.prefix = uint64(r[pos]); m.prefix < 0x80 {
+		pos++
+	} else {
+		m.prefix, pos = uvarintAt(r, pos)
+	}
+	if n = uint64(r[pos]); n < 0x80 {
+		pos++
+	} else {
+		n, pos = uvarintAt(r, pos)
+	}
 	m.rest, m.next = r[pos:pos+int(n)], pos+int(n)
 	return m
+}
+
+// uvarintAt decodes the uvarint at pos and returns it with the position
+// after it.
+func uvarintAt(r []byte, pos int) (uint64, int) {
+	v, w := binary.Uvarint(r[pos:])
+	return v, pos + w
 }
 
 // nextMember returns where the member after the one at pos starts.
@@ -126,32 +147,37 @@ func (x *blockIndex) prefixNumber(prefix string) uint64 {
 }
 
 // compare orders a member against a sort value and a record key split by
-// splitKey, without building the member's key.
-func (x *blockIndex) compare(m *member, sort, prefix, rest string) int {
-	if c := strings.Compare(string(m.sort), sort); c != 0 {
+// splitKey, whose prefix has the given number, without building the
+// member's key.
+func (x *blockIndex) compare(m *member, sort string, number uint64, rest string) int {
+	if c := bytes.Compare(m.sort, unsafeBytes(sort)); c != 0 {
 		return c
 	}
-	mp := x.prefixes[m.prefix]
-	if mp == prefix {
-		return strings.Compare(string(m.rest), rest)
+	if m.prefix == number {
+		return bytes.Compare(m.rest, unsafeBytes(rest))
 	}
-	return compareJoined(mp, string(m.rest), prefix, rest)
+	return compareJoined(unsafeBytes(x.prefixes[m.prefix]), m.rest, unsafeBytes(x.prefixes[number]), unsafeBytes(rest))
 }
 
+// unsafeBytes views a string's bytes, for reading only: comparing a
+// region's bytes with a string would otherwise copy one of them, on every
+// member a registration files or removes.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
 // compareJoined compares a1+a2 with b1+b2 without joining them.
-func compareJoined(a1, a2, b1, b2 string) int {
+func compareJoined(a1, a2, b1, b2 []byte) int {
 	for {
-		if a1 == "" {
-			a1, a2 = a2, ""
+		if len(a1) == 0 {
+			a1, a2 = a2, nil
 		}
-		if b1 == "" {
-			b1, b2 = b2, ""
+		if len(b1) == 0 {
+			b1, b2 = b2, nil
 		}
-		if a1 == "" || b1 == "" {
+		if len(a1) == 0 || len(b1) == 0 {
 			return cmp.Compare(len(a1), len(b1))
 		}
 		n := min(len(a1), len(b1))
-		if c := strings.Compare(a1[:n], b1[:n]); c != 0 {
+		if c := bytes.Compare(a1[:n], b1[:n]); c != 0 {
 			return c
 		}
 		a1, b1 = a1[n:], b1[n:]
@@ -189,8 +215,10 @@ func (x *blockIndex) members(block Block, limit int, buf []RecordKey) ([]RecordK
 		return buf, true
 	}
 	first, end, complete := x.window(r, block.Sort, limit)
-	keys, ends := x.appendMembers(nil, nil, r, first, end)
-	return appendKeys(buf, string(keys), ends, 0, len(ends)), complete
+	var keys strings.Builder
+	keys.Grow(x.keysLen(r, first, end))
+	ends := x.writeMembers(&keys, nil, r, first, end)
+	return appendKeys(buf, keys.String(), ends, 0, len(ends)), complete
 }
 
 // window returns where in r the members to read lie, r[first:end], and
@@ -227,22 +255,34 @@ func (x *blockIndex) window(r []byte, at string, limit int) (first, end int, com
 	return first, end, count <= limit
 }
 
-// appendMembers appends the record keys of the members in r[first:end] (see
-// window) to keys, and where each ends in keys to ends. The caller makes keys
-// one string and cuts the keys out of it (appendKeys): the region's bytes
-// change on the next insert, and a string must never change, so the keys a
-// query reads are copied into one allocation, not one per key.
-func (x *blockIndex) appendMembers(keys []byte, ends []int, r []byte, first, end int) ([]byte, []int) {
+// keysLen is the length of the record keys of the members in r[first:end].
+func (x *blockIndex) keysLen(r []byte, first, end int) int {
+	n := 0
 	for p := first; p < end; {
 		m := memberAt(r, p)
-		keys = x.appendKey(keys, &m)
-		ends = append(ends, len(keys))
+		n += len(x.prefixes[m.prefix]) + len(m.rest)
 		p = m.next
 	}
-	return keys, ends
+	return n
 }
 
-// appendKeys appends to buf keys from to to of those appendMembers built into
+// writeMembers writes the record keys of the members in r[first:end] (see
+// window) to keys, and appends where each ends to ends. The caller cuts the
+// keys out of keys.String() (appendKeys): the region's bytes change on the
+// next insert, and a string must never change, so the keys a query reads
+// are copied into one allocation (keysLen sizes it), not one per key.
+func (x *blockIndex) writeMembers(keys *strings.Builder, ends []int, r []byte, first, end int) []int {
+	for p := first; p < end; {
+		m := memberAt(r, p)
+		keys.WriteString(x.prefixes[m.prefix])
+		keys.Write(m.rest)
+		ends = append(ends, keys.Len())
+		p = m.next
+	}
+	return ends
+}
+
+// appendKeys appends to buf keys from to to of those writeMembers wrote into
 // all: key j is all[ends[j-1]:ends[j]], the first starting at 0.
 func appendKeys(buf []RecordKey, all string, ends []int, from, to int) []RecordKey {
 	for j := from; j < to; j++ {
@@ -274,7 +314,7 @@ func (x *blockIndex) add(block, sort string, key RecordKey) {
 	_, pos := regionKey(r)
 	for pos < used {
 		m := memberAt(r, pos)
-		c := x.compare(&m, sort, prefix, rest)
+		c := x.compare(&m, sort, number, rest)
 		if c == 0 {
 			return
 		}
@@ -308,11 +348,15 @@ func (x *blockIndex) del(block, sort string, key RecordKey) {
 		return
 	}
 	prefix, rest := splitKey(key)
+	number, known := x.numbers[prefix]
+	if !known {
+		return
+	}
 	used := regionUsed(r)
 	_, pos := regionKey(r)
 	for pos < used {
 		m := memberAt(r, pos)
-		switch c := x.compare(&m, sort, prefix, rest); {
+		switch c := x.compare(&m, sort, number, rest); {
 		case c < 0:
 			pos = m.next
 			continue

@@ -183,7 +183,7 @@ func TestCompareJoined(t *testing.T) {
 		for _, b := range words {
 			for i := 0; i <= len(a); i++ {
 				for j := 0; j <= len(b); j++ {
-					if got, want := compareJoined(a[:i], a[i:], b[:j], b[j:]), strings.Compare(a, b); got != want {
+					if got, want := compareJoined([]byte(a[:i]), []byte(a[i:]), []byte(b[:j]), []byte(b[j:])), strings.Compare(a, b); got != want {
 						t.Fatalf("compareJoined(%q, %q, %q, %q) = %d, want %d", a[:i], a[i:], b[:j], b[j:], got, want)
 					}
 				}

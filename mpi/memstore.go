@@ -460,22 +460,32 @@ func (m *MemStore) BlockMembersBatch(blocks []Block, limit int, buf []RecordKey,
 	}, refs, found)
 	// The keys of every block are built into one string, whose substrings
 	// they are: one allocation for the query, not one per block or key.
-	var keyBuf [4096]byte
-	var endBuf [512]int
-	keys, keyEnds := keyBuf[:0], endBuf[:0]
-	blockEnds := make([]int, 0, len(blocks))
+	type span struct{ first, end int }
+	var spanBuf [64]span
+	spans := stackOr(spanBuf[:], len(blocks))
+	total := 0
 	for i := range blocks {
 		c := true
 		if found[i] {
 			r := x.arena.region(refs[i])
-			var first, end int
-			first, end, c = x.window(r, blocks[i].Sort, limit)
-			keys, keyEnds = x.appendMembers(keys, keyEnds, r, first, end)
+			spans[i].first, spans[i].end, c = x.window(r, blocks[i].Sort, limit)
+			total += x.keysLen(r, spans[i].first, spans[i].end)
 		}
 		complete = append(complete, c)
+	}
+	var keys strings.Builder
+	keys.Grow(total)
+	var endBuf [512]int
+	keyEnds := endBuf[:0]
+	var blockEndBuf [64]int
+	blockEnds := stackOr(blockEndBuf[:], len(blocks))[:0]
+	for i, sp := range spans {
+		if found[i] {
+			keyEnds = x.writeMembers(&keys, keyEnds, x.arena.region(refs[i]), sp.first, sp.end)
+		}
 		blockEnds = append(blockEnds, len(keyEnds))
 	}
-	all, start := string(keys), 0
+	all, start := keys.String(), 0
 	for _, e := range blockEnds {
 		buf = appendKeys(buf, all, keyEnds, start, e)
 		ends = append(ends, len(buf))
