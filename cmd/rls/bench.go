@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -182,6 +183,20 @@ type benchLatency struct {
 	P99Ms    float64        `json:"p99_ms"`
 	MaxMs    float64        `json:"max_ms"`
 	Statuses map[string]int `json:"statuses"`
+	// Server is the same requests timed by the nodes, from arrival to the last byte of the
+	// answer, and AuditWait the part of it spent waiting for the audit entry to commit
+	// (both read from the nodes' histograms, whose buckets double from 0.5 ms: quantiles
+	// are interpolated within a bucket). What the clients measure beyond Server is time
+	// in queues and on the wire.
+	Server    *benchQuantiles `json:"server,omitempty"`
+	AuditWait *benchQuantiles `json:"audit_wait,omitempty"`
+}
+
+// benchQuantiles are quantiles read from histograms.
+type benchQuantiles struct {
+	Count float64 `json:"count"`
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
 }
 
 const benchToken = "rls_bench0123456789abcdef0123456789abcdef0123"
@@ -962,14 +977,25 @@ func benchQueries(ctx context.Context, admin *client, nodes []*benchNode, opts b
 		lat.P50Ms, lat.P99Ms, lat.MaxMs = ms(times[len(times)/2]), ms(times[len(times)*99/100]), ms(times[len(times)-1])
 		return lat
 	}
-	match := run(func(cl *client, row dataset.Row) (int, error) {
+	// timed runs send as run does and adds what the nodes' histograms saw of those requests
+	// (the difference of the histograms before and after).
+	timed := func(route string, send func(cl *client, row dataset.Row) (int, error)) *benchLatency {
+		before := scrapeHistograms(ctx, admin, nodes)
+		lat := run(send)
+		after := scrapeHistograms(ctx, admin, nodes)
+		method, pattern, _ := strings.Cut(route, " ")
+		lat.Server = after.since(before, "rls_http_request_duration_seconds_bucket", `method="`+method+`"`, `route="`+pattern+`"`)
+		lat.AuditWait = after.since(before, "rls_audit_wait_seconds_bucket")
+		return lat
+	}
+	match := timed("POST /fhir/Patient/$match", func(cl *client, row dataset.Row) (int, error) {
 		params := map[string]any{"resourceType": "Parameters", "parameter": []any{
 			map[string]any{"name": "resource", "resource": benchPatient(row.Record)},
 			map[string]any{"name": "count", "valueInteger": 5},
 		}}
 		return statusOf(cl.do(ctx, http.MethodPost, "/fhir/Patient/$match", params, nil))
 	})
-	locate := run(func(cl *client, row dataset.Row) (int, error) {
+	locate := timed("GET /v1/locate", func(cl *client, row dataset.Row) (int, error) {
 		q := url.Values{}
 		r := row.Record
 		q.Set("family", r.Family)
@@ -991,6 +1017,94 @@ func benchQueries(ctx context.Context, admin *client, nodes []*benchNode, opts b
 		errs = nil
 	}
 	return match, locate, errs
+}
+
+// benchHistograms are cumulative histogram bucket counts summed over the nodes: series (the
+// metric name and its labels without le) → upper bound → count.
+type benchHistograms map[string]map[float64]float64
+
+// scrapeHistograms reads every node's histogram buckets from its metrics (a node that does
+// not answer adds nothing).
+func scrapeHistograms(ctx context.Context, admin *client, nodes []*benchNode) benchHistograms {
+	h := benchHistograms{}
+	for _, n := range nodes {
+		data, _, err := nodeClient(admin, n).do(ctx, http.MethodGet, "/metrics", nil, nil)
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(data)) {
+			series, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+			name, labels, hasLabels := strings.Cut(series, "{")
+			if !ok || !hasLabels || !strings.HasSuffix(name, "_bucket") {
+				continue
+			}
+			count, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				continue
+			}
+			var rest []string
+			bound := math.NaN()
+			for _, l := range strings.Split(strings.TrimSuffix(labels, "}"), ",") {
+				if v, isLE := strings.CutPrefix(l, "le="); isLE {
+					bound, _ = strconv.ParseFloat(strings.Trim(v, `"`), 64) // "+Inf" parses as +Inf
+					continue
+				}
+				rest = append(rest, l)
+			}
+			if math.IsNaN(bound) {
+				continue
+			}
+			key := name + "{" + strings.Join(rest, ",") + "}"
+			if h[key] == nil {
+				h[key] = map[float64]float64{}
+			}
+			h[key][bound] += count
+		}
+	}
+	return h
+}
+
+// since returns the quantiles of what the histograms named name and carrying every one of
+// labels counted after before was read, or nil if they counted nothing.
+func (h benchHistograms) since(before benchHistograms, name string, labels ...string) *benchQuantiles {
+	buckets := map[float64]float64{}
+	for key, counts := range h {
+		if !strings.HasPrefix(key, name+"{") || !containsAll(key, labels) {
+			continue
+		}
+		for bound, c := range counts {
+			buckets[bound] += c - before[key][bound]
+		}
+	}
+	bounds := slices.Sorted(maps.Keys(buckets))
+	if len(bounds) == 0 || buckets[bounds[len(bounds)-1]] <= 0 {
+		return nil
+	}
+	total := buckets[bounds[len(bounds)-1]]
+	quantile := func(q float64) float64 {
+		rank := q * total
+		lower, below := 0.0, 0.0
+		for _, b := range bounds {
+			if buckets[b] >= rank {
+				if math.IsInf(b, 1) {
+					return lower // beyond the last bound: report the bound
+				}
+				return lower + (b-lower)*(rank-below)/(buckets[b]-below)
+			}
+			lower, below = b, buckets[b]
+		}
+		return lower
+	}
+	return &benchQuantiles{Count: total, P50Ms: round3(quantile(0.5) * 1000), P99Ms: round3(quantile(0.99) * 1000)}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
 
 func statusOf(_ []byte, _ http.Header, err error) (int, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"slices"
 	"testing"
 )
@@ -33,5 +34,34 @@ func TestBenchMediansPerClusterSize(t *testing.T) {
 	}
 	if even := benchMedians([]int{1}, rounds[:2]); even[0].Ratio != 0.417 {
 		t.Errorf("median of two rounds %v, want their mean 0.417", even[0].Ratio)
+	}
+}
+
+// TestBenchHistogramQuantiles checks the quantiles read from two scrapes of cumulative
+// histogram buckets: only what was counted between them, only the series asked for, and
+// interpolated within a bucket.
+func TestBenchHistogramQuantiles(t *testing.T) {
+	series := func(counts ...float64) map[float64]float64 {
+		bounds := []float64{0.001, 0.002, 0.004, math.Inf(1)}
+		m := map[float64]float64{}
+		for i, c := range counts {
+			m[bounds[i]] = c
+		}
+		return m
+	}
+	match := `rls_http_request_duration_seconds_bucket{method="POST",route="/fhir/Patient/$match"}`
+	other := `rls_http_request_duration_seconds_bucket{method="GET",route="/v1/locate"}`
+	before := benchHistograms{match: series(10, 10, 10, 10), other: series(0, 0, 0, 0)}
+	// 100 more requests: 50 within 1 ms, 40 within 2 ms, 10 within 4 ms.
+	after := benchHistograms{match: series(60, 100, 110, 110), other: series(500, 500, 500, 500)}
+	q := after.since(before, "rls_http_request_duration_seconds_bucket", `route="/fhir/Patient/$match"`)
+	if q == nil || q.Count != 100 {
+		t.Fatalf("quantiles = %+v, want a count of 100", q)
+	}
+	if q.P50Ms != 1 || q.P99Ms != 3.8 {
+		t.Fatalf("p50 %v ms, p99 %v ms; want 1 and 3.8", q.P50Ms, q.P99Ms)
+	}
+	if q := after.since(after, "rls_http_request_duration_seconds_bucket"); q != nil {
+		t.Fatalf("nothing counted in between, got %+v", q)
 	}
 }
