@@ -190,6 +190,10 @@ type benchLatency struct {
 	// in queues and on the wire.
 	Server    *benchQuantiles `json:"server,omitempty"`
 	AuditWait *benchQuantiles `json:"audit_wait,omitempty"`
+	// RaftApply is the Raft round of each command the leader proposed meanwhile (the audit
+	// batches), from proposal to its application; AuditWait beyond it is time a request
+	// waited for a batch to take its entry.
+	RaftApply *benchQuantiles `json:"raft_apply,omitempty"`
 }
 
 // benchQuantiles are quantiles read from histograms.
@@ -986,6 +990,7 @@ func benchQueries(ctx context.Context, admin *client, nodes []*benchNode, opts b
 		method, pattern, _ := strings.Cut(route, " ")
 		lat.Server = after.since(before, "rls_http_request_duration_seconds_bucket", `method="`+method+`"`, `route="`+pattern+`"`)
 		lat.AuditWait = after.since(before, "rls_audit_wait_seconds_bucket")
+		lat.RaftApply = after.since(before, "rls_raft_apply_duration_seconds_bucket")
 		return lat
 	}
 	match := timed("POST /fhir/Patient/$match", func(cl *client, row dataset.Row) (int, error) {
