@@ -42,6 +42,8 @@ type blockIndex struct {
 	// number. Number 0 is the empty prefix of a key without a separator.
 	prefixes []string
 	numbers  map[string]uint64
+	// longestPrefix is the length of the longest of prefixes.
+	longestPrefix int
 	// hash is hashString except in tests that force collisions.
 	hash func(string) uint64
 }
@@ -124,7 +126,24 @@ func uvarintAt(r []byte, pos int) (uint64, int) {
 }
 
 // nextMember returns where the member after the one at pos starts.
-func nextMember(r []byte, pos int) int { return memberAt(r, pos).next }
+func nextMember(r []byte, pos int) int {
+	pos = skipBytes(r, pos) // the sort value
+	if r[pos] < 0x80 {      // the prefix number
+		pos++
+	} else {
+		_, pos = uvarintAt(r, pos)
+	}
+	return skipBytes(r, pos) // the rest of the key
+}
+
+// skipBytes returns where the length-prefixed bytes at pos end.
+func skipBytes(r []byte, pos int) int {
+	if n := int(r[pos]); n < 0x80 {
+		return pos + 1 + n
+	}
+	n, pos := uvarintAt(r, pos)
+	return pos + int(n)
+}
 
 // splitKey splits a record key after its first separator (system|value):
 // the prefix, shared by every record of a source, and the rest.
@@ -143,6 +162,7 @@ func (x *blockIndex) prefixNumber(prefix string) uint64 {
 	prefix = strings.Clone(prefix)
 	x.prefixes = append(x.prefixes, prefix)
 	x.numbers[prefix] = n
+	x.longestPrefix = max(x.longestPrefix, len(prefix))
 	return n
 }
 
@@ -214,21 +234,21 @@ func (x *blockIndex) members(block Block, limit int, buf []RecordKey) ([]RecordK
 	if !ok {
 		return buf, true
 	}
-	first, end, complete := x.window(r, block.Sort, limit)
-	var keys strings.Builder
-	keys.Grow(x.keysLen(r, first, end))
-	ends := x.writeMembers(&keys, nil, r, first, end)
-	return appendKeys(buf, keys.String(), ends, 0, len(ends)), complete
+	first, end, n, complete := x.window(r, block.Sort, limit)
+	// A copy of their own: the region's bytes change on the next insert.
+	keys, ends := x.appendMembers(make([]byte, 0, x.keysLenBound(first, end, n)), nil, r, first, end)
+	return appendKeys(buf, keys, ends, 0, len(ends)), complete
 }
 
-// window returns where in r the members to read lie, r[first:end], and
-// whether they are all of the region's members: all of them when there are
-// at most limit, else the window of limit members around the position of at.
-func (x *blockIndex) window(r []byte, at string, limit int) (first, end int, complete bool) {
+// window returns where in r the members to read lie, r[first:end], how many
+// they are, and whether they are all of the region's members: all of them
+// when there are at most limit, else the window of limit members around the
+// position of at.
+func (x *blockIndex) window(r []byte, at string, limit int) (first, end, n int, complete bool) {
 	count := regionCount(r)
 	_, pos := regionKey(r)
 	if limit <= 0 {
-		return pos, pos, count == 0
+		return pos, pos, 0, count == 0
 	}
 	skip := 0
 	if count > limit {
@@ -247,50 +267,71 @@ func (x *blockIndex) window(r []byte, at string, limit int) (first, end int, com
 	for i := 0; i < skip; i++ {
 		pos = nextMember(r, pos)
 	}
-	n := min(count-skip, limit)
+	n = min(count-skip, limit)
 	first, end = pos, pos
 	for i := 0; i < n; i++ {
 		end = nextMember(r, end)
 	}
-	return first, end, count <= limit
+	return first, end, n, count <= limit
 }
 
-// keysLen is the length of the record keys of the members in r[first:end].
-func (x *blockIndex) keysLen(r []byte, first, end int) int {
-	n := 0
+// appendMembers appends the record keys of the members in r[first:end] (see
+// window) to keys, and where each ends in keys to ends. It decodes members
+// in line (memberAt would also slice out the sort value, which is not
+// wanted here): this loop runs for every member a registration reads, some
+// eight hundred in a large index.
+func (x *blockIndex) appendMembers(keys []byte, ends []int, r []byte, first, end int) ([]byte, []int) {
 	for p := first; p < end; {
-		m := memberAt(r, p)
-		n += len(x.prefixes[m.prefix]) + len(m.rest)
-		p = m.next
+		n := int(r[p])
+		if n < 0x80 {
+			p++
+		} else {
+			v, q := uvarintAt(r, p)
+			n, p = int(v), q
+		}
+		p += n // the sort value
+		prefix := uint64(r[p])
+		if prefix < 0x80 {
+			p++
+		} else {
+			prefix, p = uvarintAt(r, p)
+		}
+		n = int(r[p])
+		if n < 0x80 {
+			p++
+		} else {
+			v, q := uvarintAt(r, p)
+			n, p = int(v), q
+		}
+		keys = append(append(keys, x.prefixes[prefix]...), r[p:p+n]...)
+		ends = append(ends, len(keys))
+		p += n
 	}
-	return n
+	return keys, ends
 }
 
-// writeMembers writes the record keys of the members in r[first:end] (see
-// window) to keys, and appends where each ends to ends. The caller cuts the
-// keys out of keys.String() (appendKeys): the region's bytes change on the
-// next insert, and a string must never change, so the keys a query reads
-// are copied into one allocation (keysLen sizes it), not one per key.
-func (x *blockIndex) writeMembers(keys *strings.Builder, ends []int, r []byte, first, end int) []int {
-	for p := first; p < end; {
-		m := memberAt(r, p)
-		keys.WriteString(x.prefixes[m.prefix])
-		keys.Write(m.rest)
-		ends = append(ends, keys.Len())
-		p = m.next
-	}
-	return ends
+// keysLenBound is at least the length of the record keys of the count
+// members in r[first:end]: each holds the rest of its key, and its prefix
+// number stands for at most the longest prefix.
+func (x *blockIndex) keysLenBound(first, end, count int) int {
+	return end - first + count*x.longestPrefix
 }
 
-// appendKeys appends to buf keys from to to of those writeMembers wrote into
-// all: key j is all[ends[j-1]:ends[j]], the first starting at 0.
-func appendKeys(buf []RecordKey, all string, ends []int, from, to int) []RecordKey {
+// appendKeys appends to buf keys from to to of those appendMembers wrote
+// into keys: key j is keys[ends[j-1]:ends[j]], the first starting at 0. The
+// strings are views of keys, not copies: the caller must not change those
+// bytes while it holds them.
+func appendKeys(buf []RecordKey, keys []byte, ends []int, from, to int) []RecordKey {
 	for j := from; j < to; j++ {
 		start := 0
 		if j > 0 {
 			start = ends[j-1]
 		}
-		buf = append(buf, RecordKey(all[start:ends[j]]))
+		if start == ends[j] {
+			buf = append(buf, "")
+			continue
+		}
+		buf = append(buf, RecordKey(unsafe.String(&keys[start], ends[j]-start)))
 	}
 	return buf
 }

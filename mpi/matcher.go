@@ -112,6 +112,9 @@ type Matcher struct {
 // against a large index allocates little (at a million records, garbage
 // collection of per-query maps cost more than the scoring).
 type scratch struct {
+	// keyBytes holds the keys of members when the store reads them as views
+	// (BatchReader): they are valid until the next registration's read.
+	keyBytes []byte
 	members  []RecordKey // of all blocks read, block i's ending at ends[i]
 	ends     []int
 	complete []bool
@@ -877,7 +880,7 @@ func readBlocks(s Store, blocks []Block, limit int, sc *scratch) error {
 	defer func() { sc.members, sc.ends, sc.complete = members, ends, complete }()
 	if br, ok := s.(BatchReader); ok {
 		var err error
-		if members, ends, complete, err = br.BlockMembersBatch(blocks, limit, members, ends, complete); err != nil {
+		if sc.keyBytes, members, ends, complete, err = br.BlockMembersBatch(blocks, limit, sc.keyBytes[:0], members, ends, complete); err != nil {
 			return fmt.Errorf("read blocks: %w", err)
 		}
 		return nil

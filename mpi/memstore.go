@@ -442,8 +442,10 @@ func (m *MemStore) PersonsBatch(euids []string, out []Person, found []bool) ([]P
 	return out, found, nil
 }
 
-// BlockMembersBatch implements BatchReader.
-func (m *MemStore) BlockMembersBatch(blocks []Block, limit int, buf []RecordKey, ends []int, complete []bool) ([]RecordKey, []int, []bool, error) {
+// BlockMembersBatch implements BatchReader. The keys are views of keyBytes,
+// which holds all of them (grown once to the size they need), so reading a
+// query's members allocates nothing once the caller's buffer is large enough.
+func (m *MemStore) BlockMembersBatch(blocks []Block, limit int, keyBytes []byte, buf []RecordKey, ends []int, complete []bool) ([]byte, []RecordKey, []int, []bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	x := m.blocks
@@ -458,8 +460,6 @@ func (m *MemStore) BlockMembersBatch(blocks []Block, limit int, buf []RecordKey,
 		k, _ := regionKey(x.arena.region(ref))
 		return string(k) == blocks[i].Key
 	}, refs, found)
-	// The keys of every block are built into one string, whose substrings
-	// they are: one allocation for the query, not one per block or key.
 	type span struct{ first, end int }
 	var spanBuf [64]span
 	spans := stackOr(spanBuf[:], len(blocks))
@@ -468,30 +468,34 @@ func (m *MemStore) BlockMembersBatch(blocks []Block, limit int, buf []RecordKey,
 		c := true
 		if found[i] {
 			r := x.arena.region(refs[i])
-			spans[i].first, spans[i].end, c = x.window(r, blocks[i].Sort, limit)
-			total += x.keysLen(r, spans[i].first, spans[i].end)
+			var n int
+			spans[i].first, spans[i].end, n, c = x.window(r, blocks[i].Sort, limit)
+			total += x.keysLenBound(spans[i].first, spans[i].end, n)
 		}
 		complete = append(complete, c)
 	}
-	var keys strings.Builder
-	keys.Grow(total)
+	// Grown once, before any view of it is taken: every key is a view of the
+	// same array.
+	base := len(keyBytes)
+	keyBytes = slices.Grow(keyBytes, total)
 	var endBuf [512]int
 	keyEnds := endBuf[:0]
 	var blockEndBuf [64]int
 	blockEnds := stackOr(blockEndBuf[:], len(blocks))[:0]
+	keys := keyBytes[base:base]
 	for i, sp := range spans {
 		if found[i] {
-			keyEnds = x.writeMembers(&keys, keyEnds, x.arena.region(refs[i]), sp.first, sp.end)
+			keys, keyEnds = x.appendMembers(keys, keyEnds, x.arena.region(refs[i]), sp.first, sp.end)
 		}
 		blockEnds = append(blockEnds, len(keyEnds))
 	}
-	all, start := keys.String(), 0
+	start := 0
 	for _, e := range blockEnds {
-		buf = appendKeys(buf, all, keyEnds, start, e)
+		buf = appendKeys(buf, keys, keyEnds, start, e)
 		ends = append(ends, len(buf))
 		start = e
 	}
-	return buf, ends, complete, nil
+	return keyBytes[:base+len(keys)], buf, ends, complete, nil
 }
 
 // stackOr returns buf[:n] (a caller's array, zeroed) when it is long

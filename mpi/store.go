@@ -104,8 +104,13 @@ type Store interface {
 type BatchReader interface {
 	// BlockMembersBatch is BlockMembers for each block in turn: it appends
 	// the members of blocks[i] to buf, then len(buf) to ends and the
-	// block's completeness to complete, and returns the three slices.
-	BlockMembersBatch(blocks []Block, limit int, buf []RecordKey, ends []int, complete []bool) ([]RecordKey, []int, []bool, error)
+	// block's completeness to complete, and returns the slices. The keys
+	// may be views of keyBytes, to which it may append (and which it
+	// returns) instead of allocating strings: they stay valid while the
+	// caller leaves those bytes alone. The matcher reuses keyBytes for the
+	// next registration, so no key read this way outlives the one it was
+	// read for (candidates keeps only stored records' own keys).
+	BlockMembersBatch(blocks []Block, limit int, keyBytes []byte, buf []RecordKey, ends []int, complete []bool) ([]byte, []RecordKey, []int, []bool, error)
 	// RecordsBatch appends Record(keys[i]) for each key to out (nil where
 	// there is none).
 	RecordsBatch(keys []RecordKey, out []*StoredRecord) ([]*StoredRecord, error)

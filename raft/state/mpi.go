@@ -224,8 +224,8 @@ func (s applyStore) AddTermCount(field, value string, delta int64) error {
 
 func (s applyStore) AppendReview(item mpi.ReviewItem) error { return appendReview(s.tx, item) }
 
-func (s applyStore) BlockMembersBatch(blocks []mpi.Block, limit int, buf []mpi.RecordKey, ends []int, complete []bool) ([]mpi.RecordKey, []int, []bool, error) {
-	return s.mem.BlockMembersBatch(blocks, limit, buf, ends, complete)
+func (s applyStore) BlockMembersBatch(blocks []mpi.Block, limit int, keyBytes []byte, buf []mpi.RecordKey, ends []int, complete []bool) ([]byte, []mpi.RecordKey, []int, []bool, error) {
+	return s.mem.BlockMembersBatch(blocks, limit, keyBytes, buf, ends, complete)
 }
 
 func (s applyStore) RecordsBatch(keys []mpi.RecordKey, out []*mpi.StoredRecord) ([]*mpi.StoredRecord, error) {
