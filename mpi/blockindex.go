@@ -127,8 +127,22 @@ func uvarintAt(r []byte, pos int) (uint64, int) {
 
 // nextMember returns where the member after the one at pos starts.
 func nextMember(r []byte, pos int) int {
-	pos = skipBytes(r, pos) // the sort value
-	if r[pos] < 0x80 {      // the prefix number
+	return skipKey(r, skipBytes(r, pos)) // the sort value, then the key
+}
+
+// sortAt returns where the sort value of the member at pos lies,
+// r[start:end]; its key starts at end.
+func sortAt(r []byte, pos int) (start, end int) {
+	if n := int(r[pos]); n < 0x80 {
+		return pos + 1, pos + 1 + n
+	}
+	n, start := uvarintAt(r, pos)
+	return start, start + int(n)
+}
+
+// skipKey returns where the member's key that starts at pos ends.
+func skipKey(r []byte, pos int) int {
+	if r[pos] < 0x80 { // the prefix number
 		pos++
 	} else {
 		_, pos = uvarintAt(r, pos)
@@ -256,11 +270,11 @@ func (x *blockIndex) window(r []byte, at string, limit int) (first, end, n int, 
 		// value is at or above it.
 		p, scan := 0, pos
 		for ; p < count; p++ {
-			m := memberAt(r, scan)
-			if string(m.sort) >= at {
+			start, end := sortAt(r, scan)
+			if string(r[start:end]) >= at {
 				break
 			}
-			scan = m.next
+			scan = skipKey(r, end)
 		}
 		skip = min(max(p-limit/2, 0), count-limit)
 	}
@@ -352,17 +366,9 @@ func (x *blockIndex) add(block, sort string, key RecordKey) {
 		x.table.set(x.hash(block), x.isBlock(block), ref)
 	}
 	used := regionUsed(r)
-	_, pos := regionKey(r)
-	for pos < used {
-		m := memberAt(r, pos)
-		c := x.compare(&m, sort, number, rest)
-		if c == 0 {
-			return
-		}
-		if c > 0 {
-			break
-		}
-		pos = m.next
+	pos, present := x.position(r, sort, number, rest)
+	if present {
+		return
 	}
 	if used+entry > len(r) {
 		newRef, grown := x.arena.alloc(classFor(used + entry))
@@ -393,28 +399,51 @@ func (x *blockIndex) del(block, sort string, key RecordKey) {
 	if !known {
 		return
 	}
+	pos, present := x.position(r, sort, number, rest)
+	if !present {
+		return
+	}
+	count := regionCount(r) - 1
+	if count == 0 {
+		x.table.delete(x.hash(block), x.isBlock(block))
+		x.arena.release(ref, r)
+		return
+	}
+	used, next := regionUsed(r), nextMember(r, pos)
+	copy(r[pos:], r[next:used])
+	setRegionUsed(r, used-(next-pos))
+	setRegionCount(r, count)
+}
+
+// position returns where in r the member of this sort value and record key
+// (split by splitKey, its prefix numbered) is, or would be inserted, and
+// whether it is there. Members of a lower sort value are passed over on
+// their sort value alone: filing a record scans half of each of its blocks,
+// some hundreds of members in the large blocks of a large index.
+func (x *blockIndex) position(r []byte, sort string, number uint64, rest string) (int, bool) {
 	used := regionUsed(r)
 	_, pos := regionKey(r)
+	target := unsafeBytes(sort)
 	for pos < used {
+		start, end := sortAt(r, pos)
+		switch c := bytes.Compare(r[start:end], target); {
+		case c < 0:
+			pos = skipKey(r, end)
+			continue
+		case c > 0:
+			return pos, false
+		}
 		m := memberAt(r, pos)
 		switch c := x.compare(&m, sort, number, rest); {
 		case c < 0:
 			pos = m.next
-			continue
 		case c > 0:
-			return
+			return pos, false
+		default:
+			return pos, true
 		}
-		count := regionCount(r) - 1
-		if count == 0 {
-			x.table.delete(x.hash(block), x.isBlock(block))
-			x.arena.release(ref, r)
-			return
-		}
-		copy(r[pos:], r[m.next:used])
-		setRegionUsed(r, used-(m.next-pos))
-		setRegionCount(r, count)
-		return
 	}
+	return pos, false
 }
 
 // stats returns the number of blocks and the size of the largest.
