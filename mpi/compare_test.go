@@ -106,6 +106,12 @@ func TestCompareBirth(t *testing.T) {
 		{"1981-09-07", "1958-09-07", birthOnePart},  // two digits of the year
 		{"1972-04-01", "1997-04-01", birthOnePart},
 		{"1972-04-01", "1997-05-01", birthDisagree},
+		{"2008-01-19", "2008-03-23", birthOnePart}, // less than a year apart
+		{"2003-12-30", "2004-01-25", birthOnePart}, // across a new year
+		{"1990-06-15", "1991-06-14", birthOnePart},
+		{"1990-06-15", "1991-06-15", birthYearTypo},
+		{"1990-06-15", "1991-07-16", birthDisagree}, // a year apart and more
+		{"1990-01-15", "1990-12-16", birthOnePart},
 		{"", "1997-05-01", missing},
 	} {
 		if got := compareBirth(nrm(Record{BirthDate: c.a}), nrm(Record{BirthDate: c.b})); got != c.want {

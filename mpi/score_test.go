@@ -405,3 +405,27 @@ func TestNameEmailWeighsLittle(t *testing.T) {
 		}
 	}
 }
+
+// TestNearBirthDatesAtHome: birth dates less than a year apart read as one_part between
+// strangers' records, and as disagreeing between two records of one home, where they are
+// a sibling's or a spouse's.
+func TestNearBirthDatesAtHome(t *testing.T) {
+	karl := Record{Given: []string{"Karl"}, Family: "Snyder", BirthDate: "2019-10-28", AddressLines: []string{"3906 2nd Street"},
+		City: "Easthurst", PostalCode: "83201", Phones: []string{"2088263808"}}
+	sibling := karl
+	sibling.Given, sibling.BirthDate = []string{"Kabiel"}, "2019-01-06"
+	if pl := comparePair(defaultCompiled, nrm(karl), nrm(sibling)); pl.level[fBirth] != birthDisagree {
+		t.Errorf("at one home: birth %s, want disagree", levelName(fBirth, pl.level[fBirth]))
+	}
+	elsewhere := sibling
+	elsewhere.AddressLines, elsewhere.City, elsewhere.PostalCode, elsewhere.Phones = []string{"12 Oak Road"}, "Boise", "83702", []string{"2085550100"}
+	if pl := comparePair(defaultCompiled, nrm(karl), nrm(elsewhere)); pl.level[fBirth] != birthOnePart {
+		t.Errorf("apart: birth %s, want one_part", levelName(fBirth, pl.level[fBirth]))
+	}
+	// Two parts of the date agreeing is one_part at home too.
+	twoParts := sibling
+	twoParts.BirthDate = "2019-10-06"
+	if pl := comparePair(defaultCompiled, nrm(karl), nrm(twoParts)); pl.level[fBirth] != birthOnePart {
+		t.Errorf("two parts at home: birth %s, want one_part", levelName(fBirth, pl.level[fBirth]))
+	}
+}
