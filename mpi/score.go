@@ -188,6 +188,15 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 		// two initials are two names.
 		otherMiddle := pl.level[fMiddle] == middleDisagree &&
 			!(len(a.Middle) > 1 && len(b.Middle) > 1 && withinOneEdit(a.Middle, b.Middle))
+		// Two names in their own right a keying error or two apart (Kayla and
+		// Kara, Dustin and Justin) are twins' names rather than one name
+		// mistyped, unless the pair shares a phone: twins named alike are
+		// common (parents choose rhymes and shared initials), while a keying
+		// error seldom makes another common name. An SSN or a personal
+		// e-mail address shared has settled the pair as one person above.
+		namedApart := (g == givenFuzzyHigh || g == givenFuzzyLow || g == givenWeak) && twoNames(a, b) &&
+			pl.level[fPhone] != phoneExact && pl.level[fPhone] != phoneTypo
+		distinct = distinct || namedApart
 		if distinct || ((otherSex || otherMiddle) && g != givenExact && g != givenNickname && g != givenInitial) {
 			pl.twinByName = distinct
 			return HouseholdTwin
@@ -198,6 +207,24 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 		return HouseholdGeneration
 	}
 	return ""
+}
+
+// twoNames reports whether two given names, neither a nickname of the other,
+// are each a name in its own right (establishedName) and more than one
+// keying error apart (Kayla and Kara, Larry and Gary), or one apart in the
+// first letter with another sound (Dustin and Justin; Carl and Karl are one
+// name spelt two ways). A letter dropped, added, doubled or swapped inside a
+// name is the commonest keying error and makes a name as often as not
+// (Carol and Carl, Lina and Linda, Mathew and Matthew: population-20k has
+// each as one person's records), so those pairs stay with the scores.
+func twoNames(a, b *Normalized) bool {
+	if !establishedName(a.Given) || !establishedName(b.Given) || nicknameEquivalent(a.Given, b.Given) {
+		return false
+	}
+	if !withinOneEdit(a.Given, b.Given) {
+		return true
+	}
+	return len(a.Given) == len(b.Given) && a.Given[0] != b.Given[0] && a.Given[1:] == b.Given[1:] && a.GivenCode != b.GivenCode
 }
 
 // sharesHome reports whether two records give the same street address or
