@@ -357,3 +357,29 @@ func TestMisspeltRecordDoesNotForbidItsPerson(t *testing.T) {
 		t.Fatalf("Chad with Caden's person: %+v", d)
 	}
 }
+
+// TestTwinsAreNotBridged: a record that matches two persons alike (it gives
+// only an initial, K Brown) is not taken for one person split in two when a
+// record of one person is a twin's of a record of the other, though their
+// best records do not conflict (Karza, a misspelling, next to Kayla): the
+// record goes to review instead of joining either twin.
+func TestTwinsAreNotBridged(t *testing.T) {
+	m := NewMatcher()
+	s := NewMemStore()
+	kayla := person("A1", "Kayla", "", "Brown", "2003-10-06", "F", "4826 Chapel Ln", "06002", "2034783220", "")
+	karza := person("B1", "Karza", "", "Brown", "2003-10-06", "F", "4826 Chapel Ln", "06002", "2039036453", "")
+	kara := person("B2", "Kara", "", "Brown", "2003-10-06", "F", "4826 Chapel Ln", "06002", "2039036453", "")
+	keptApart(t, s, func() {
+		register(t, m, s, kayla, "E1")
+		register(t, m, s, karza, "E2")
+		register(t, m, s, kara, "E3")
+	})
+	if _, err := Relink(s, kara.Key(), "E2", false); err != nil {
+		t.Fatal(err)
+	}
+	initial := person("C1", "K", "", "Brown", "2003-10-06", "F", "4826 Chapel Ln", "06002", "", "")
+	d := register(t, m, s, initial, "E4")
+	if d.Outcome != OutcomeReview || d.EUID != "E4" || d.Review.Reason != ReviewAmbiguous || len(d.Review.Candidates) != 2 {
+		t.Fatalf("record of either twin: %+v", d)
+	}
+}
