@@ -383,3 +383,28 @@ func TestTwinsAreNotBridged(t *testing.T) {
 		t.Fatalf("record of either twin: %+v", d)
 	}
 }
+
+// TestTwinOfOtherSexIsForbiddenWhateverTheNames: Gabriel is parted from
+// Gabriella by sex, and a record of her person that the twin rule does not
+// reach (a birth date two keying errors off) does not explain the conflict
+// away as a misspelling, though the two names are also each a name in its
+// own right (generated population seed 19 at 1,000 persons).
+func TestTwinOfOtherSexIsForbiddenWhateverTheNames(t *testing.T) {
+	m := NewMatcher()
+	s := NewMemStore()
+	first := person("A1", "Gabriella", "", "Hinlock", "1995-10-19", "F", "3439 10th Road", "24701", "3049763738", "")
+	second := person("A2", "Gabriella", "H", "Hinolck", "1995-10-20", "F", "3439 10th Road", "24701", "3049763738", "")
+	keptApart(t, s, func() {
+		register(t, m, s, first, "E1")
+		register(t, m, s, second, "E2")
+	})
+	if _, err := Relink(s, second.Key(), "E1", false); err != nil {
+		t.Fatal(err)
+	}
+	gabriel := person("B1", "Gabriel", "", "Hinlock", "1995-10-20", "M", "846 N Spring St", "24701", "3049956770", "")
+	gabriel.System = "urn:other"
+	d := register(t, m, s, gabriel, "E3")
+	if d.Outcome == OutcomeLinked || len(d.Candidates) == 0 || d.Candidates[0].Household != HouseholdTwin {
+		t.Fatalf("Gabriel with Gabriella's person: %+v", d)
+	}
+}

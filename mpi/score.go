@@ -196,9 +196,11 @@ func household(cc *compiled, a, b *Normalized, pl *pairLevels) string {
 		// e-mail address shared has settled the pair as one person above.
 		namedApart := (g == givenFuzzyHigh || g == givenFuzzyLow || g == givenWeak) && twoNames(a, b) &&
 			pl.level[fPhone] != phoneExact && pl.level[fPhone] != phoneTypo
-		distinct = distinct || namedApart
-		if distinct || ((otherSex || otherMiddle) && g != givenExact && g != givenNickname && g != givenInitial) {
-			pl.twinByName = distinct
+		if distinct || namedApart || ((otherSex || otherMiddle) && g != givenExact && g != givenNickname && g != givenInitial) {
+			// A sex or a middle name that parts near names is not explained
+			// by a misspelt record of the person (twinNamesMisspelt), whatever
+			// the names (Gabriel and Gabriella).
+			pl.twinByName = distinct || namedApart && !otherSex && !otherMiddle
 			return HouseholdTwin
 		}
 	}
