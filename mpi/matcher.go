@@ -1054,6 +1054,9 @@ func (m *Matcher) bridgeSplitPerson(s Store, cc *compiled, d *Decision, cands []
 		if pl.household != "" {
 			return nil
 		}
+		if parted, err := personsParted(s, cc, strong[0].EUID, c.EUID); err != nil || parted {
+			return err
+		}
 		if score, err := pri.pairScore(cc, &pl, a, b, tf); err != nil {
 			return err
 		} else if score < cfg.Lower {
@@ -1066,6 +1069,41 @@ func (m *Matcher) bridgeSplitPerson(s Store, cc *compiled, d *Decision, cands []
 	d.Outcome, d.EUID = OutcomeLinked, strong[0].EUID
 	d.Review = &ReviewItem{Record: d.Record, Reason: ReviewDuplicatePersons, Score: strong[0].Score, Candidates: others, ConfigVersion: cfg.Version}
 	return nil
+}
+
+// personsParted reports whether a household rule parts any record of one
+// person from any record of the other (at most MaxPersonRecords of each):
+// two persons of which one holds a twin's record and the other its sibling's
+// are two people however alike their best records look.
+func personsParted(s Store, cc *compiled, euidA, euidB string) (bool, error) {
+	pa, okA, err := s.Person(euidA)
+	if err != nil || !okA {
+		return false, err
+	}
+	pb, okB, err := s.Person(euidB)
+	if err != nil || !okB {
+		return false, err
+	}
+	var normsA []*Normalized
+	_, err = scoredRecords(s, cc, &pa, nil, "", func(_ RecordKey, sr *StoredRecord) (bool, error) {
+		normsA = append(normsA, normOf(sr))
+		return true, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	parted := false
+	_, err = scoredRecords(s, cc, &pb, nil, "", func(_ RecordKey, sr *StoredRecord) (bool, error) {
+		b := normOf(sr)
+		for _, a := range normsA {
+			if pl := comparePair(cc, a, b); pl.household != "" {
+				parted = true
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	return parted, err
 }
 
 // oddsToProbability converts log2 odds to a probability.

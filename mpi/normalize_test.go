@@ -176,3 +176,30 @@ func TestNicknameTable(t *testing.T) {
 		t.Error("a line without a colon should not parse")
 	}
 }
+
+// TestCommonGivenNames: the list of common given names is lower case ASCII
+// letters, as names are compared after normalisation, and knows the names
+// twins are given alike.
+func TestCommonGivenNames(t *testing.T) {
+	if len(commonGivenNames) < 800 {
+		t.Errorf("common given names: %d, want several hundred", len(commonGivenNames))
+	}
+	for name := range commonGivenNames {
+		for _, r := range name {
+			if r < 'a' || r > 'z' {
+				t.Errorf("common given name %q is not lower case ASCII letters", name)
+				break
+			}
+		}
+	}
+	for _, name := range []string{"kayla", "kara", "dustin", "justin", "gary", "larry", "megan", "morgan", "donna", "dana"} {
+		if !establishedName(name) {
+			t.Errorf("%q is not an established name", name)
+		}
+	}
+	for _, typo := range []string{"karza", "brwn", "jasno"} {
+		if establishedName(typo) {
+			t.Errorf("%q is an established name", typo)
+		}
+	}
+}

@@ -106,6 +106,33 @@ func formalNames(name string) []string {
 // name or nicknames of each other (Bill and William).
 func SameGivenName(a, b string) bool { return a == b || nicknameEquivalent(a, b) }
 
+//go:embed givennames.txt
+var givenNameText string
+
+// commonGivenNames holds the names of givennames.txt.
+var commonGivenNames = parseNameList(givenNameText)
+
+func parseNameList(text string) map[string]bool {
+	names := map[string]bool{}
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		for _, n := range strings.Fields(line) {
+			names[n] = true
+		}
+	}
+	return names
+}
+
+// establishedName reports whether a given name is a name in its own right:
+// in the list of common given names or in the nickname table. A keying
+// error seldom turns one such name into another, so two of them one or two
+// errors apart are more likely two people's names than one name mistyped.
+func establishedName(name string) bool {
+	return commonGivenNames[name] || knownName(name)
+}
+
 // knownName reports whether a name is in the nickname table.
 func knownName(name string) bool {
 	_, ok := nicknameGroups[name]
