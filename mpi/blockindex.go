@@ -23,7 +23,8 @@ import (
 //   - a member's record key is written as the number of its prefix (the
 //     identifier system and its separator, shared by every record of a
 //     source) and the rest: a record is filed under fifteen-odd blocks, and
-//     the system's URI written into each was half of the index's memory.
+//     the system's URI written into each was half of the blocking index's
+//     memory.
 //     Numbering whole keys instead (four bytes a member) saved a little more
 //     memory but cost a cache miss per member read, as the key then lives
 //     elsewhere: registration into an index of 200,000 persons took half as
@@ -93,8 +94,7 @@ type member struct {
 }
 
 // memberAt decodes the member at pos. Nearly every length and prefix number
-// is below 128, one byte: that case is decoded here, without a call, as
-// every member read or passed over decodes three.
+// is below 128, one byte: that case is decoded here without a call.
 func memberAt(r []byte, pos int) member {
 	var m member
 	n := uint64(r[pos])
