@@ -56,8 +56,9 @@ func TestEvalFloors(t *testing.T) {
 		{"population-20k", population, "csv", nil, 0.998, 0.99, 3},
 		{"population-20k-without-ssn", population, "csv", ssn, 0.995, 0.985, 3},
 		// Not a target but a guard: a file of another source, so corrupted that recall is
-		// what it is (0.79); precision must not give way on it.
-		{"splink-fake-1000", splink, "csv", nil, 0.995, 0.87, 0},
+		// what it is (0.84, F1 0.91 since birth dates less than a year apart count as
+		// close); precision must not give way on it.
+		{"splink-fake-1000", splink, "csv", nil, 0.995, 0.90, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
