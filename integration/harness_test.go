@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -308,19 +309,45 @@ func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 
 // freePorts returns n distinct free loopback addresses. All n listeners stay open until the
 // last is taken: closed one at a time, the kernel may hand the same port out twice (seen:
-// a node's HTTP and Raft addresses equal, so it could not start).
+// a node's HTTP and Raft addresses equal, so it could not start). The ports lie below the
+// kernel's ephemeral range: a port from that range, free between this call and the node's
+// bind seconds later, may meanwhile become the source port of any outgoing connection on
+// the machine (seen: a node's Raft address taken so while other packages' tests ran).
 func freePorts(t testing.TB, n int) []string {
 	t.Helper()
+	low, high := 10000, ephemeralPortsStart()-1
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
 	addrs := make([]string, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(addrs) < n; tries++ {
+		if tries == 100*n {
+			t.Fatalf("no %d free loopback ports below %d", n, high+1)
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(low+rng.IntN(high-low+1))))
 		if err != nil {
-			t.Fatal(err)
+			continue // taken
 		}
 		defer l.Close()
 		addrs = append(addrs, l.Addr().String())
 	}
 	return addrs
+}
+
+// ephemeralPortsStart is the first port the kernel hands out for outgoing connections
+// (32768, Linux's default, when it cannot say).
+func ephemeralPortsStart() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) != 2 {
+		return 32768
+	}
+	start, err := strconv.Atoi(fields[0])
+	if err != nil || start <= 10000+1000 {
+		return 32768
+	}
+	return start
 }
 
 // startNode starts node i's process; join lists the nodes it asks to join it when it has no
