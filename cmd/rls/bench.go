@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -587,6 +588,26 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 	return res, nil
 }
 
+// metricSamples yields the samples of a node's metrics in the Prometheus text format: each
+// series (name and labels) with its value. Comments and lines without a number are skipped.
+func metricSamples(data []byte) iter.Seq2[string, float64] {
+	return func(yield func(string, float64) bool) {
+		for line := range strings.Lines(string(data)) {
+			series, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+			if !ok || strings.HasPrefix(series, "#") {
+				continue
+			}
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				continue
+			}
+			if !yield(series, v) {
+				return
+			}
+		}
+	}
+}
+
 // stateMachineSeconds are the totals of a node's state machine timings.
 type stateMachineSeconds struct{ apply, commit, flush float64 }
 
@@ -598,15 +619,7 @@ func fsmSeconds(ctx context.Context, cl *client) stateMachineSeconds {
 	if err != nil {
 		return t
 	}
-	for line := range strings.Lines(string(data)) {
-		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			continue
-		}
+	for name, v := range metricSamples(data) {
 		switch name {
 		case "rls_fsm_batch_duration_seconds_sum":
 			t.apply = v
@@ -1037,14 +1050,9 @@ func scrapeHistograms(ctx context.Context, admin *client, nodes []*benchNode) be
 		if err != nil {
 			continue
 		}
-		for line := range strings.Lines(string(data)) {
-			series, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		for series, count := range metricSamples(data) {
 			name, labels, hasLabels := strings.Cut(series, "{")
-			if !ok || !hasLabels || !strings.HasSuffix(name, "_bucket") {
-				continue
-			}
-			count, err := strconv.ParseFloat(value, 64)
-			if err != nil {
+			if !hasLabels || !strings.HasSuffix(name, "_bucket") {
 				continue
 			}
 			var rest []string

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -63,5 +64,25 @@ func TestBenchHistogramQuantiles(t *testing.T) {
 	}
 	if q := after.since(after, "rls_http_request_duration_seconds_bucket"); q != nil {
 		t.Fatalf("nothing counted in between, got %+v", q)
+	}
+}
+
+// TestMetricSamples: the samples of a text exposition, series with their labels, comments
+// and unparsable lines skipped.
+func TestMetricSamples(t *testing.T) {
+	data := []byte(`# HELP rls_x Help text.
+# TYPE rls_x histogram
+rls_x_bucket{route="/v1/locate",le="0.001"} 3
+rls_x_bucket{route="/v1/locate",le="+Inf"} 5
+rls_x_sum 0.25
+garbage line
+`)
+	var got []string
+	for series, v := range metricSamples(data) {
+		got = append(got, fmt.Sprintf("%s=%g", series, v))
+	}
+	want := []string{`rls_x_bucket{route="/v1/locate",le="0.001"}=3`, `rls_x_bucket{route="/v1/locate",le="+Inf"}=5`, "rls_x_sum=0.25"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("samples %q, want %q", got, want)
 	}
 }
