@@ -30,7 +30,7 @@ import (
 type MemStore struct {
 	mu      sync.RWMutex
 	cfg     *Config
-	records flatTable[stamped[*StoredRecord]] // by hashString(key)
+	records flatTable[stamped[*memRecord]] // by hashString(key)
 	blocks  *blockIndex
 	persons flatTable[stamped[*Person]] // by hashString(EUID)
 	terms   map[termKey]int64
@@ -69,8 +69,8 @@ func (m *MemStore) wrote() { m.latest = max(m.latest, m.version) }
 
 // RecordAt returns the record under key as it stood at version: known is true when the
 // store holds it and no write stamped after version changed it. Otherwise (written since,
-// or not held) the store cannot say, and the caller reads its own state. The record is
-// shared: do not modify it.
+// or not held) the store cannot say, and the caller reads its own state. The record's
+// strings and normalised lists are shared: do not modify them.
 func (m *MemStore) RecordAt(key RecordKey, version uint64) (sr *StoredRecord, known bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -78,7 +78,8 @@ func (m *MemStore) RecordAt(key RecordKey, version uint64) (sr *StoredRecord, kn
 	if !ok || st.written > version {
 		return nil, false
 	}
-	return st.val, true
+	sr, err := st.val.whole()
+	return sr, err == nil
 }
 
 // PersonAt is RecordAt for a person. Its Records slice is shared: do not modify it.
@@ -122,16 +123,33 @@ func (m *MemStore) PutConfig(cfg Config) error {
 	return nil
 }
 
-// Record implements Store. The record returned is shared: do not modify it.
+// Record implements Store: a new StoredRecord whose strings and normalised lists are
+// shared with the store (do not modify them).
 func (m *MemStore) Record(key RecordKey) (*StoredRecord, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st, _ := m.records.find(hashString(string(key)), isRecord(key))
-	return st.val, nil
+	st, ok := m.records.find(hashString(string(key)), isRecord(key))
+	if !ok {
+		return nil, nil
+	}
+	return st.val.whole()
 }
 
-func isRecord(key RecordKey) func(stamped[*StoredRecord]) bool {
-	return func(st stamped[*StoredRecord]) bool { return st.val.Key == key }
+// Normalized returns the store's own copy of a record's key and its normalised form
+// (shared: do not modify it), without decoding the rest of the record; ok is false when
+// the store does not hold the record.
+func (m *MemStore) Normalized(key RecordKey) (RecordKey, *Normalized, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	st, ok := m.records.find(hashString(string(key)), isRecord(key))
+	if !ok {
+		return "", nil, false
+	}
+	return st.val.scoring.Key, &st.val.scoring.Norm, true
+}
+
+func isRecord(key RecordKey) func(stamped[*memRecord]) bool {
+	return func(st stamped[*memRecord]) bool { return st.val.scoring.Key == key }
 }
 
 func isPerson(euid string) func(stamped[*Person]) bool {
@@ -139,12 +157,12 @@ func isPerson(euid string) func(stamped[*Person]) bool {
 }
 
 // PutRecord implements Store. It stores a compact copy of rec (see
-// compactRecord), so rec may be reused after.
+// newMemRecord), so rec may be reused after.
 func (m *MemStore) PutRecord(rec *StoredRecord) error {
-	cp := compactRecord(rec)
+	cp := newMemRecord(rec)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.records.set(hashString(string(cp.Key)), isRecord(cp.Key), stamped[*StoredRecord]{cp, m.version})
+	m.records.set(hashString(string(cp.scoring.Key)), isRecord(cp.scoring.Key), stamped[*memRecord]{cp, m.version})
 	m.wrote()
 	return nil
 }
@@ -280,18 +298,58 @@ func (m *MemStore) Stats() MemStats {
 	return s
 }
 
-// compactRecord returns a deep copy of sr whose strings share one
-// allocation and whose string lists share another, ordered so that the
-// strings scoring reads (key, normalised form) come first. Scoring a
-// candidate then touches the record, one run of string bytes and one
-// small array, instead of dozens of scattered allocations; and the
-// garbage collector tracks four objects per record instead of about
-// twenty. The copy is equal to sr (nil and empty slices kept apart).
-func compactRecord(sr *StoredRecord) *StoredRecord {
-	cp := *sr
-	n, r := &cp.Norm, &cp.Record
-	lists := [...]*[]string{&n.Phones, &n.FormalCodes, &n.GivenParts, &n.FamilyParts, &n.FamilyPartCodes,
-		&r.Given, &r.AddressLines, &r.Phones}
+// memRecord is how MemStore holds a stored record. Scoring a candidate reads only its key,
+// EUID and normalised form, which scoring holds as a StoredRecord whose Record and Blocks
+// are empty; the rest (the source's fields and the blocks the record is filed under, read
+// only when the whole record is asked for) is kept in its binary form, a run of bytes the
+// garbage collector does not walk. The blocks alone, kept as a []Block, were a fifth of the
+// index's memory: eighteen-odd two-string entries per record.
+type memRecord struct {
+	scoring StoredRecord
+	// rest is appendRecord then appendBlocks of the record; blocksAt is where the blocks
+	// begin.
+	rest     string
+	blocksAt int
+}
+
+// whole returns the stored record: scoring with the rest decoded. Its strings are slices
+// of the memRecord's.
+func (mr *memRecord) whole() (*StoredRecord, error) {
+	sr := mr.scoring
+	d := decoder{s: mr.rest}
+	d.record(&sr.Record)
+	sr.Blocks = d.blocks()
+	if err := d.finish("in-memory record " + string(sr.Key)); err != nil {
+		return nil, err
+	}
+	return &sr, nil
+}
+
+// appendBinary appends the record's binary form (StoredRecord.AppendBinary) without
+// decoding it.
+func (mr *memRecord) appendBinary(b []byte) []byte {
+	b = append(b, binaryFormat)
+	b = appendString(b, string(mr.scoring.Key))
+	b = appendString(b, mr.scoring.EUID)
+	b = append(b, mr.rest[:mr.blocksAt]...)
+	b = appendNormalized(b, &mr.scoring.Norm)
+	return append(b, mr.rest[mr.blocksAt:]...)
+}
+
+// newMemRecord returns the compact form of sr: its strings share one allocation and its
+// normalised string lists another, ordered so that the strings scoring reads (key,
+// normalised form) come first. Scoring a candidate then touches the record, one run of
+// string bytes and one small array, instead of dozens of scattered allocations; and the
+// garbage collector tracks four objects per record instead of about forty. whole() is equal
+// to sr (nil and empty slices kept apart).
+func newMemRecord(sr *StoredRecord) *memRecord {
+	mr := &memRecord{scoring: StoredRecord{Key: sr.Key, EUID: sr.EUID, Norm: sr.Norm}}
+	rest := appendRecord(nil, &sr.Record)
+	mr.blocksAt = len(rest)
+	mr.rest = string(appendBlocks(rest, sr.Blocks))
+
+	cp, n := &mr.scoring, &mr.scoring.Norm
+	lists := [...]*[]string{&n.Phones, &n.FormalCodes, &n.GivenParts, &n.FamilyParts, &n.FamilyPartCodes}
 	total := 0
 	for _, l := range lists {
 		total += len(*l)
@@ -301,9 +359,8 @@ func compactRecord(sr *StoredRecord) *StoredRecord {
 		*l = appendShared(&backing, *l)
 	}
 	n.Addresses = slices.Clone(n.Addresses)
-	cp.Blocks = slices.Clone(cp.Blocks)
 
-	fields := make([]*string, 0, 64)
+	fields := make([]*string, 0, 32+len(backing))
 	fields = append(fields, (*string)(&cp.Key), &n.Given, &n.Middle, &n.Family, &n.Suffix, &n.GivenCode,
 		&n.FamilyCode, &n.Birth, &n.Sex, &n.City, &n.State, &n.Postal, &n.Email, &n.SSN, &n.SSNLast4)
 	for i := range n.Addresses {
@@ -313,13 +370,9 @@ func compactRecord(sr *StoredRecord) *StoredRecord {
 	for i := range backing {
 		fields = append(fields, &backing[i])
 	}
-	for i := range cp.Blocks {
-		fields = append(fields, &cp.Blocks[i].Key, &cp.Blocks[i].Sort)
-	}
-	fields = append(fields, &cp.EUID, &r.System, &r.Value, &r.Family, &r.Suffix, &r.BirthDate, &r.Sex,
-		&r.City, &r.State, &r.PostalCode, &r.Email, &r.SSN)
+	fields = append(fields, &cp.EUID, &mr.rest)
 	shareOneString(fields)
-	return &cp
+	return mr
 }
 
 // appendShared copies list to the end of *backing and returns the copy,
@@ -395,7 +448,8 @@ type MemStats struct {
 var _ BatchReader = (*MemStore)(nil)
 
 // RecordsBatch implements BatchReader: the slots of all keys are read
-// first, then the records, so their cache misses overlap.
+// first, then the records, so their cache misses overlap. The records are
+// the store's own, with Record and Blocks empty (see memRecord).
 func (m *MemStore) RecordsBatch(keys []RecordKey, out []*StoredRecord) ([]*StoredRecord, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -408,12 +462,12 @@ func (m *MemStore) RecordsBatch(keys []RecordKey, out []*StoredRecord) ([]*Store
 	for i, k := range keys {
 		hashes[i] = hashString(string(k))
 	}
-	var stBuf [64]stamped[*StoredRecord]
+	var stBuf [64]stamped[*memRecord]
 	sts := stackOr(stBuf[:], len(keys))
-	m.records.findEach(hashes, func(i int, st stamped[*StoredRecord]) bool { return st.val.Key == keys[i] }, sts, found)
+	m.records.findEach(hashes, func(i int, st stamped[*memRecord]) bool { return st.val.scoring.Key == keys[i] }, sts, found)
 	for i, st := range sts {
 		if found[i] {
-			out[start+i] = st.val
+			out[start+i] = &st.val.scoring
 		}
 	}
 	return out, nil
@@ -528,12 +582,14 @@ func (m *MemStore) Digest() [sha256.Size]byte {
 		field(cfg)
 	}
 	field([]byte("records"))
-	records := make([]*StoredRecord, 0, m.records.count)
-	m.records.all(func(st stamped[*StoredRecord]) { records = append(records, st.val) })
-	slices.SortFunc(records, func(a, b *StoredRecord) int { return strings.Compare(string(a.Key), string(b.Key)) })
+	records := make([]*memRecord, 0, m.records.count)
+	m.records.all(func(st stamped[*memRecord]) { records = append(records, st.val) })
+	slices.SortFunc(records, func(a, b *memRecord) int {
+		return strings.Compare(string(a.scoring.Key), string(b.scoring.Key))
+	})
 	var enc []byte
-	for _, sr := range records {
-		enc, _ = sr.AppendBinary(enc[:0])
+	for _, mr := range records {
+		enc = mr.appendBinary(enc[:0])
 		field(enc)
 	}
 	field([]byte("blocks"))

@@ -99,8 +99,9 @@ type Store interface {
 // about a quarter more records per second with it at a million records).
 // The matcher uses these methods when the store has them and the single
 // reads otherwise; the results must be exactly those of calling the single
-// reads in turn, so a store without it (bbolt, where a read is a B+tree
-// descent either way) decides identically.
+// reads in turn (but for the parts of a record RecordsBatch may leave out,
+// which the matcher never reads from a candidate), so a store without it
+// (bbolt, where a read is a B+tree descent either way) decides identically.
 type BatchReader interface {
 	// BlockMembersBatch is BlockMembers for each block in turn: it appends
 	// the members of blocks[i] to buf, then len(buf) to ends and the
@@ -112,7 +113,9 @@ type BatchReader interface {
 	// read for (candidates keeps only stored records' own keys).
 	BlockMembersBatch(blocks []Block, limit int, keyBytes []byte, buf []RecordKey, ends []int, complete []bool) ([]byte, []RecordKey, []int, []bool, error)
 	// RecordsBatch appends Record(keys[i]) for each key to out (nil where
-	// there is none).
+	// there is none), or only the part of it scoring reads: Key, EUID and
+	// Norm, with Record and Blocks possibly left empty. The records may be
+	// shared: do not modify them.
 	RecordsBatch(keys []RecordKey, out []*StoredRecord) ([]*StoredRecord, error)
 	// PersonsBatch appends Person(euids[i]) for each EUID to out and its ok
 	// to found (a zero Person where found is false).

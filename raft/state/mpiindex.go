@@ -98,11 +98,7 @@ func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build the match index: %w", err)
 	}
-	search, err := buildPatientSearch(mem, keys)
-	if err != nil {
-		return nil, fmt.Errorf("build the patient search index: %w", err)
-	}
-	return &mpiState{mem: mem, search: search}, nil
+	return &mpiState{mem: mem, search: buildPatientSearch(mem, keys)}, nil
 }
 
 // dropDerived removes what releases before the in-memory index stored of it (the blocking

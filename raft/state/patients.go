@@ -223,8 +223,8 @@ func (t *Tx) IndexPatient(key mpi.RecordKey, old, new *mpi.Normalized) error {
 	if t.batch == nil {
 		return errReadOnly
 	}
-	if sr, err := t.batch.index.mem.Record(key); err == nil && sr != nil {
-		key = sr.Key // the index's own copy: no other string kept alive
+	if own, _, ok := t.batch.index.mem.Normalized(key); ok {
+		key = own // the index's own copy: no other string kept alive
 	}
 	t.batch.mpiChanged = true
 	t.batch.index.search.update(key, old, new)

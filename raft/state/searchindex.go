@@ -180,18 +180,14 @@ func (ps *patientSearch) scan(kind byte, s scan, fn func(mpi.RecordKey) bool) {
 }
 
 // buildPatientSearch indexes every record of a store's match index.
-func buildPatientSearch(mem *mpi.MemStore, keys []mpi.RecordKey) (*patientSearch, error) {
+func buildPatientSearch(mem *mpi.MemStore, keys []mpi.RecordKey) *patientSearch {
 	ps := newPatientSearch()
 	for _, k := range keys {
-		sr, err := mem.Record(k)
-		if err != nil {
-			return nil, err
-		}
-		if sr != nil {
-			ps.update(sr.Key, nil, &sr.Norm)
+		if own, norm, ok := mem.Normalized(k); ok {
+			ps.update(own, nil, norm)
 		}
 	}
-	return ps, nil
+	return ps
 }
 
 // digest returns a SHA-256 digest of the index's entries in order (kind, value, record
