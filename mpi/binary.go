@@ -188,6 +188,8 @@ type decoder struct {
 	s   string
 	pos int
 	err error
+	// lists, when set, provides the string and address lists instead of new allocations.
+	lists *RecordArena
 }
 
 func newDecoder(data []byte) (*decoder, error) {
@@ -257,7 +259,12 @@ func (d *decoder) strings() []string {
 	if isNil {
 		return nil
 	}
-	out := make([]string, n)
+	var out []string
+	if d.lists != nil {
+		out = d.lists.stringList(n)
+	} else {
+		out = make([]string, n)
+	}
 	for i := range out {
 		out[i] = d.string()
 	}
@@ -298,8 +305,14 @@ func (d *decoder) normalized(n *Normalized) {
 	n.BirthMonth = d.int()
 	n.BirthDay = d.int()
 	n.Sex = d.string()
-	if count, isNil := d.len(); !isNil {
-		n.Addresses = make([]AddressLine, count)
+	if count, isNil := d.len(); isNil {
+		n.Addresses = nil
+	} else {
+		if d.lists != nil {
+			n.Addresses = d.lists.addressList(count)
+		} else {
+			n.Addresses = make([]AddressLine, count)
+		}
 		for i := range n.Addresses {
 			a := &n.Addresses[i]
 			a.Full, a.Number, a.Street, a.StreetCode = d.string(), d.string(), d.string(), d.string()

@@ -124,39 +124,11 @@ type scratch struct {
 	keys     []RecordKey
 	found    []*StoredRecord // the records of keys, in order
 	records  map[RecordKey]*StoredRecord
+	arena    RecordArena // holds found's records when the store decodes them
 	seen     map[string]bool
 	euids    []string
 	persons  []Person // the persons of euids, in order
 	exists   []bool
-	sink     int // see prefetchRecords
-}
-
-// prefetchRecords reads one word from each cache line that comparing the
-// records will read (their normalised fields, strings, address and phone
-// lists) and returns a meaningless sum, stored so the reads are not
-// optimised away. In a large index every one of those lines is a cache
-// miss; touched here, a dozen records' misses overlap, where inside each
-// comparison they would be waited for one after another.
-func prefetchRecords(records []*StoredRecord) int {
-	sum := 0
-	for _, sr := range records {
-		n := &sr.Norm
-		sum += len(n.Given) + len(n.Family) + len(n.GivenCode) + len(n.Birth) + len(n.Sex) +
-			len(n.City) + len(n.Phones) + len(n.SSN) + len(n.SSNLast4)
-		if n.Given != "" {
-			sum += int(n.Given[0])
-		}
-		if n.SSNLast4 != "" {
-			sum += int(n.SSNLast4[0])
-		}
-		for i := range n.Addresses {
-			sum += len(n.Addresses[i].Full)
-		}
-		for _, p := range n.Phones {
-			sum += len(p)
-		}
-	}
-	return sum
 }
 
 type hit struct {
@@ -212,6 +184,7 @@ func (m *Matcher) putScratch(sc *scratch) {
 	clear(sc.index)
 	clear(sc.records)
 	clear(sc.seen)
+	sc.arena.Reset()
 	// Drop references to keys and records, up to capacity: truncated
 	// slices still hold them beyond their length.
 	clear(sc.members[:cap(sc.members)])
@@ -560,7 +533,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 	slices.Sort(keys)
 	sc.keys = keys
 
-	found, err := readRecords(s, keys, sc.found[:0])
+	found, err := readRecords(s, keys, sc.found[:0], &sc.arena)
 	sc.found = found
 	if err != nil {
 		return nil, err
@@ -579,7 +552,6 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 	}
 	slices.Sort(euids)
 	sc.euids = euids
-	sc.sink = prefetchRecords(found)
 
 	persons, exists, err := readPersons(s, euids, sc.persons[:0], sc.exists[:0])
 	sc.persons, sc.exists = persons, exists
@@ -898,9 +870,9 @@ func readBlocks(s Store, blocks []Block, limit int, sc *scratch) error {
 
 // readRecords appends the stored record of each key to out (nil where
 // none), through BatchReader when the store has it.
-func readRecords(s Store, keys []RecordKey, out []*StoredRecord) ([]*StoredRecord, error) {
+func readRecords(s Store, keys []RecordKey, out []*StoredRecord, arena *RecordArena) ([]*StoredRecord, error) {
 	if br, ok := s.(BatchReader); ok {
-		out, err := br.RecordsBatch(keys, out)
+		out, err := br.RecordsBatch(keys, out, arena)
 		if err != nil {
 			return out, fmt.Errorf("read records: %w", err)
 		}

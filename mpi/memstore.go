@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"sort"
@@ -30,7 +31,7 @@ import (
 type MemStore struct {
 	mu      sync.RWMutex
 	cfg     *Config
-	records flatTable[stamped[*memRecord]] // by hashString(key)
+	records flatTable[stamped[memRecord]] // by hashString(key)
 	blocks  *blockIndex
 	persons flatTable[stamped[*Person]] // by hashString(EUID)
 	terms   map[termKey]int64
@@ -38,6 +39,8 @@ type MemStore struct {
 	// version is what the records and persons written now are stamped with (see Stamp),
 	// latest the greatest version any write has carried.
 	version, latest uint64
+	// encodeBuf is PutRecord's scratch (m.mu held).
+	encodeBuf []byte
 }
 
 // stamped is a record or person with the version of the store it was written at.
@@ -145,11 +148,15 @@ func (m *MemStore) Normalized(key RecordKey) (RecordKey, *Normalized, bool) {
 	if !ok {
 		return "", nil, false
 	}
-	return st.val.scoring.Key, &st.val.scoring.Norm, true
+	var sr StoredRecord
+	if err := st.val.decodeScoring(&sr, nil); err != nil {
+		return "", nil, false
+	}
+	return sr.Key, &sr.Norm, true
 }
 
-func isRecord(key RecordKey) func(stamped[*memRecord]) bool {
-	return func(st stamped[*memRecord]) bool { return st.val.scoring.Key == key }
+func isRecord(key RecordKey) func(stamped[memRecord]) bool {
+	return func(st stamped[memRecord]) bool { return st.val.key() == key }
 }
 
 func isPerson(euid string) func(stamped[*Person]) bool {
@@ -159,10 +166,12 @@ func isPerson(euid string) func(stamped[*Person]) bool {
 // PutRecord implements Store. It stores a compact copy of rec (see
 // newMemRecord), so rec may be reused after.
 func (m *MemStore) PutRecord(rec *StoredRecord) error {
-	cp := newMemRecord(rec)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.records.set(hashString(string(cp.scoring.Key)), isRecord(cp.scoring.Key), stamped[*memRecord]{cp, m.version})
+	var cp memRecord
+	cp, m.encodeBuf = newMemRecord(rec, m.encodeBuf[:0])
+	key := cp.key()
+	m.records.set(hashString(string(key)), isRecord(key), stamped[memRecord]{cp, m.version})
 	m.wrote()
 	return nil
 }
@@ -298,95 +307,107 @@ func (m *MemStore) Stats() MemStats {
 	return s
 }
 
-// memRecord is how MemStore holds a stored record. Scoring a candidate reads only its key,
-// EUID and normalised form, which scoring holds as a StoredRecord whose Record and Blocks
-// are empty; the rest (the source's fields and the blocks the record is filed under, read
-// only when the whole record is asked for) is kept in its binary form, a run of bytes the
-// garbage collector does not walk. The blocks alone, kept as a []Block, were a fifth of the
-// index's memory: eighteen-odd two-string entries per record.
-type memRecord struct {
-	scoring StoredRecord
-	// rest is appendRecord then appendBlocks of the record; blocksAt is where the blocks
-	// begin.
-	rest     string
-	blocksAt int
+// memRecord is how MemStore holds a stored record: one string in a binary form of its own
+// (the key, the EUID, then the normalised form, the source's fields and the blocks the
+// record is filed under, each as in binary.go), which the garbage collector does not walk.
+// Scoring a candidate reads the key, EUID and normalised form only, decoded into the
+// reader's RecordArena as strings that slice this one; the rest is decoded when the whole
+// record is asked for (Record, RecordAt). As a StoredRecord with its strings gathered into
+// one allocation, a record took 1.5 KB: a 768-byte struct of string headers, of which the
+// blocks' headers and the source's took 300, and 580 bytes more for its eighteen-odd
+// blocks as a []Block. Its encoding takes about half of that.
+type memRecord string
+
+// newMemRecord encodes sr, using buf as scratch; it returns the encoding and buf.
+func newMemRecord(sr *StoredRecord, buf []byte) (memRecord, []byte) {
+	buf = appendString(buf, string(sr.Key))
+	buf = appendString(buf, sr.EUID)
+	buf = appendNormalized(buf, &sr.Norm)
+	buf = appendRecord(buf, &sr.Record)
+	buf = appendBlocks(buf, sr.Blocks)
+	return memRecord(buf), buf
 }
 
-// whole returns the stored record: scoring with the rest decoded. Its strings are slices
-// of the memRecord's.
-func (mr *memRecord) whole() (*StoredRecord, error) {
-	sr := mr.scoring
-	d := decoder{s: mr.rest}
+// key returns the record's key.
+func (mr memRecord) key() RecordKey {
+	d := decoder{s: string(mr)}
+	return RecordKey(d.string())
+}
+
+// decodeScoring sets sr's key, EUID and normalised form, leaving its Record and Blocks
+// alone; the normalised form's lists are carved from arena (allocated when it is nil).
+func (mr memRecord) decodeScoring(sr *StoredRecord, arena *RecordArena) error {
+	d := decoder{s: string(mr), lists: arena}
+	sr.Key = RecordKey(d.string())
+	sr.EUID = d.string()
+	d.normalized(&sr.Norm)
+	if d.err != nil {
+		return fmt.Errorf("decode in-memory record: %w", d.err)
+	}
+	return nil
+}
+
+// whole returns the stored record, its strings slices of the memRecord's.
+func (mr memRecord) whole() (*StoredRecord, error) {
+	sr := &StoredRecord{}
+	d := decoder{s: string(mr)}
+	sr.Key = RecordKey(d.string())
+	sr.EUID = d.string()
+	d.normalized(&sr.Norm)
 	d.record(&sr.Record)
 	sr.Blocks = d.blocks()
 	if err := d.finish("in-memory record " + string(sr.Key)); err != nil {
 		return nil, err
 	}
-	return &sr, nil
+	return sr, nil
 }
 
-// appendBinary appends the record's binary form (StoredRecord.AppendBinary) without
-// decoding it.
-func (mr *memRecord) appendBinary(b []byte) []byte {
-	b = append(b, binaryFormat)
-	b = appendString(b, string(mr.scoring.Key))
-	b = appendString(b, mr.scoring.EUID)
-	b = append(b, mr.rest[:mr.blocksAt]...)
-	b = appendNormalized(b, &mr.scoring.Norm)
-	return append(b, mr.rest[mr.blocksAt:]...)
+// RecordArena holds the records a BatchReader decodes for one caller (see RecordsBatch):
+// they stay valid until the caller's Reset, which lets it reuse the memory for the next
+// registration. The zero value is ready to use; an arena is not safe for concurrent use.
+type RecordArena struct {
+	records []StoredRecord
+	strs    []string
+	addrs   []AddressLine
 }
 
-// newMemRecord returns the compact form of sr: its strings share one allocation and its
-// normalised string lists another, ordered so that the strings scoring reads (key,
-// normalised form) come first. Scoring a candidate then touches the record, one run of
-// string bytes and one small array, instead of dozens of scattered allocations; and the
-// garbage collector tracks four objects per record instead of about forty. whole() is equal
-// to sr (nil and empty slices kept apart).
-func newMemRecord(sr *StoredRecord) *memRecord {
-	mr := &memRecord{scoring: StoredRecord{Key: sr.Key, EUID: sr.EUID, Norm: sr.Norm}}
-	rest := appendRecord(nil, &sr.Record)
-	mr.blocksAt = len(rest)
-	mr.rest = string(appendBlocks(rest, sr.Blocks))
-
-	cp, n := &mr.scoring, &mr.scoring.Norm
-	lists := [...]*[]string{&n.Phones, &n.FormalCodes, &n.GivenParts, &n.FamilyParts, &n.FamilyPartCodes}
-	total := 0
-	for _, l := range lists {
-		total += len(*l)
-	}
-	backing := make([]string, 0, total)
-	for _, l := range lists {
-		*l = appendShared(&backing, *l)
-	}
-	n.Addresses = slices.Clone(n.Addresses)
-
-	fields := make([]*string, 0, 32+len(backing))
-	fields = append(fields, (*string)(&cp.Key), &n.Given, &n.Middle, &n.Family, &n.Suffix, &n.GivenCode,
-		&n.FamilyCode, &n.Birth, &n.Sex, &n.City, &n.State, &n.Postal, &n.Email, &n.SSN, &n.SSNLast4)
-	for i := range n.Addresses {
-		a := &n.Addresses[i]
-		fields = append(fields, &a.Full, &a.Number, &a.Street, &a.StreetCode)
-	}
-	for i := range backing {
-		fields = append(fields, &backing[i])
-	}
-	fields = append(fields, &cp.EUID, &mr.rest)
-	shareOneString(fields)
-	return mr
+// Reset makes the arena's memory available again: records it gave out before are no
+// longer valid.
+func (a *RecordArena) Reset() {
+	clear(a.records)
+	clear(a.strs)
+	clear(a.addrs)
+	a.records, a.strs, a.addrs = a.records[:0], a.strs[:0], a.addrs[:0]
 }
 
-// appendShared copies list to the end of *backing and returns the copy,
-// keeping a nil list nil and an empty one empty.
-func appendShared(backing *[]string, list []string) []string {
-	if list == nil {
-		return nil
+// record returns a zero StoredRecord from the arena. Chunks are never grown in place, so
+// the records given out earlier stay where they are.
+func (a *RecordArena) record() *StoredRecord {
+	if len(a.records) == cap(a.records) {
+		a.records = make([]StoredRecord, 0, max(64, 2*cap(a.records)))
 	}
-	if len(list) == 0 {
-		return []string{}
+	a.records = a.records[:len(a.records)+1]
+	return &a.records[len(a.records)-1]
+}
+
+// stringList returns a list of n strings from the arena (empty, not nil, when n is 0).
+func (a *RecordArena) stringList(n int) []string {
+	if cap(a.strs)-len(a.strs) < n || a.strs == nil {
+		a.strs = make([]string, 0, max(256, n))
 	}
-	start := len(*backing)
-	*backing = append(*backing, list...)
-	return (*backing)[start:len(*backing):len(*backing)]
+	l := len(a.strs)
+	a.strs = a.strs[:l+n]
+	return a.strs[l : l+n : l+n]
+}
+
+// addressList is stringList for address lines.
+func (a *RecordArena) addressList(n int) []AddressLine {
+	if cap(a.addrs)-len(a.addrs) < n || a.addrs == nil {
+		a.addrs = make([]AddressLine, 0, max(64, n))
+	}
+	l := len(a.addrs)
+	a.addrs = a.addrs[:l+n]
+	return a.addrs[l : l+n : l+n]
 }
 
 // compactPerson returns a copy of p in one allocation, with its EUID and
@@ -448,9 +469,9 @@ type MemStats struct {
 var _ BatchReader = (*MemStore)(nil)
 
 // RecordsBatch implements BatchReader: the slots of all keys are read
-// first, then the records, so their cache misses overlap. The records are
-// the store's own, with Record and Blocks empty (see memRecord).
-func (m *MemStore) RecordsBatch(keys []RecordKey, out []*StoredRecord) ([]*StoredRecord, error) {
+// first, then the records, so their cache misses overlap. Each record is
+// decoded into arena with Record and Blocks empty (see memRecord).
+func (m *MemStore) RecordsBatch(keys []RecordKey, out []*StoredRecord, arena *RecordArena) ([]*StoredRecord, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	start := len(out)
@@ -462,12 +483,16 @@ func (m *MemStore) RecordsBatch(keys []RecordKey, out []*StoredRecord) ([]*Store
 	for i, k := range keys {
 		hashes[i] = hashString(string(k))
 	}
-	var stBuf [64]stamped[*memRecord]
+	var stBuf [64]stamped[memRecord]
 	sts := stackOr(stBuf[:], len(keys))
-	m.records.findEach(hashes, func(i int, st stamped[*memRecord]) bool { return st.val.scoring.Key == keys[i] }, sts, found)
+	m.records.findEach(hashes, func(i int, st stamped[memRecord]) bool { return st.val.key() == keys[i] }, sts, found)
 	for i, st := range sts {
 		if found[i] {
-			out[start+i] = &st.val.scoring
+			sr := arena.record()
+			if err := st.val.decodeScoring(sr, arena); err != nil {
+				return out, err
+			}
+			out[start+i] = sr
 		}
 	}
 	return out, nil
@@ -582,14 +607,14 @@ func (m *MemStore) Digest() [sha256.Size]byte {
 		field(cfg)
 	}
 	field([]byte("records"))
-	records := make([]*memRecord, 0, m.records.count)
-	m.records.all(func(st stamped[*memRecord]) { records = append(records, st.val) })
-	slices.SortFunc(records, func(a, b *memRecord) int {
-		return strings.Compare(string(a.scoring.Key), string(b.scoring.Key))
-	})
+	records := make([]memRecord, 0, m.records.count)
+	m.records.all(func(st stamped[memRecord]) { records = append(records, st.val) })
+	slices.SortFunc(records, func(a, b memRecord) int { return strings.Compare(string(a.key()), string(b.key())) })
 	var enc []byte
 	for _, mr := range records {
-		enc = mr.appendBinary(enc[:0])
+		// Every record in the store decodes: newMemRecord encoded it.
+		sr, _ := mr.whole()
+		enc, _ = sr.AppendBinary(enc[:0])
 		field(enc)
 	}
 	field([]byte("blocks"))

@@ -115,8 +115,9 @@ type BatchReader interface {
 	// RecordsBatch appends Record(keys[i]) for each key to out (nil where
 	// there is none), or only the part of it scoring reads: Key, EUID and
 	// Norm, with Record and Blocks possibly left empty. The records may be
-	// shared: do not modify them.
-	RecordsBatch(keys []RecordKey, out []*StoredRecord) ([]*StoredRecord, error)
+	// decoded into arena, and then stay valid until its Reset; they may
+	// also be shared: do not modify them.
+	RecordsBatch(keys []RecordKey, out []*StoredRecord, arena *RecordArena) ([]*StoredRecord, error)
 	// PersonsBatch appends Person(euids[i]) for each EUID to out and its ok
 	// to found (a zero Person where found is false).
 	PersonsBatch(euids []string, out []Person, found []bool) ([]Person, []bool, error)

@@ -228,8 +228,8 @@ func (s applyStore) BlockMembersBatch(blocks []mpi.Block, limit int, keyBytes []
 	return s.mem.BlockMembersBatch(blocks, limit, keyBytes, buf, ends, complete)
 }
 
-func (s applyStore) RecordsBatch(keys []mpi.RecordKey, out []*mpi.StoredRecord) ([]*mpi.StoredRecord, error) {
-	return s.mem.RecordsBatch(keys, out)
+func (s applyStore) RecordsBatch(keys []mpi.RecordKey, out []*mpi.StoredRecord, arena *mpi.RecordArena) ([]*mpi.StoredRecord, error) {
+	return s.mem.RecordsBatch(keys, out, arena)
 }
 
 func (s applyStore) PersonsBatch(euids []string, out []mpi.Person, found []bool) ([]mpi.Person, []bool, error) {
