@@ -203,6 +203,9 @@ func TestMemRecordKeepsEveryField(t *testing.T) {
 			}
 			arena.Reset()
 		}
+		if own, ok := mem.StoredKey(in.Key); !ok || own != in.Key {
+			t.Fatalf("StoredKey(%s) = %s %v", in.Key, own, ok)
+		}
 		if own, norm, ok := mem.Normalized(in.Key); !ok || own != in.Key || !reflect.DeepEqual(*norm, in.Norm) {
 			t.Fatalf("Normalized(%s) = %s %+v %v", in.Key, own, norm, ok)
 		}

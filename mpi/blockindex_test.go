@@ -191,3 +191,22 @@ func TestCompareJoined(t *testing.T) {
 		}
 	}
 }
+
+// TestRegionClasses checks that classFor picks the smallest class that holds n bytes.
+func TestRegionClasses(t *testing.T) {
+	wantSizes := []int{32, 48, 64, 96, 128, 192, 256}
+	for c, want := range wantSizes {
+		if got := regionSize(c); got != want {
+			t.Fatalf("regionSize(%d) = %d, want %d", c, got, want)
+		}
+	}
+	for n := 1; n <= 1<<20; n++ {
+		c := classFor(n)
+		if regionSize(c) < n || (c > 0 && regionSize(c-1) >= n) {
+			t.Fatalf("classFor(%d) = %d (%d bytes; the class below holds %d)", n, c, regionSize(c), regionSize(max(c-1, 0)))
+		}
+	}
+	if c := classFor(chunkSize + 1); c > maxRegionClass || regionSize(c) < chunkSize+1 {
+		t.Fatalf("classFor(chunkSize+1) = %d", c)
+	}
+}

@@ -155,6 +155,18 @@ func (m *MemStore) Normalized(key RecordKey) (RecordKey, *Normalized, bool) {
 	return sr.Key, &sr.Norm, true
 }
 
+// StoredKey returns the store's own copy of a record's key (a string that keeps no other
+// value alive); ok is false when the store does not hold the record.
+func (m *MemStore) StoredKey(key RecordKey) (own RecordKey, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	st, ok := m.records.find(hashString(string(key)), isRecord(key))
+	if !ok {
+		return "", false
+	}
+	return st.val.key(), true
+}
+
 func isRecord(key RecordKey) func(stamped[memRecord]) bool {
 	return func(st stamped[memRecord]) bool { return st.val.key() == key }
 }

@@ -223,7 +223,7 @@ func (t *Tx) IndexPatient(key mpi.RecordKey, old, new *mpi.Normalized) error {
 	if t.batch == nil {
 		return errReadOnly
 	}
-	if own, _, ok := t.batch.index.mem.Normalized(key); ok {
+	if own, ok := t.batch.index.mem.StoredKey(key); ok {
 		key = own // the index's own copy: no other string kept alive
 	}
 	t.batch.mpiChanged = true
