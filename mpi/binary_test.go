@@ -191,6 +191,9 @@ func TestMemRecordKeepsEveryField(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, in) {
 			t.Fatalf("Record(%s) = %+v, %v; want %+v", in.Key, got, err, in)
 		}
+		if !mem.HeldAt(in.Key, 0) || mem.HeldAt("s|absent", 0) {
+			t.Fatalf("HeldAt(%s) does not find it, or finds what is absent", in.Key)
+		}
 		if at, known := mem.RecordAt(in.Key, 0); !known || !reflect.DeepEqual(at, in) {
 			t.Fatalf("RecordAt(%s) = %+v, %v; want %+v", in.Key, at, known, in)
 		}
@@ -209,6 +212,15 @@ func TestMemRecordKeepsEveryField(t *testing.T) {
 		if own, norm, ok := mem.Normalized(in.Key); !ok || own != in.Key || !reflect.DeepEqual(*norm, in.Norm) {
 			t.Fatalf("Normalized(%s) = %s %+v %v", in.Key, own, norm, ok)
 		}
+	}
+	// A store without the records' blocking keys gives the rest of them.
+	lean := NewMemStore(WithoutRecordBlocks())
+	whole := &StoredRecord{Key: real.Key(), EUID: "E1", Record: real, Norm: prep.Norm, Blocks: prep.Blocks}
+	_ = lean.PutRecord(whole)
+	want := *whole
+	want.Blocks = nil
+	if got, err := lean.Record(whole.Key); err != nil || !reflect.DeepEqual(got, &want) {
+		t.Fatalf("Record without blocks = %+v, %v; want %+v", got, err, &want)
 	}
 	// Writing a record back from a read leaves it unchanged.
 	mem := NewMemStore()

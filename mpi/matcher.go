@@ -574,7 +574,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 		var bestOther *Normalized
 		ssnKnown, ssnAgrees := false, false
 		onlyNameTwins := true // every household conflict is a twin rule's reading of two given names
-		scored, err := scoredRecords(s, cc, p, records, self, func(rk RecordKey, sr *StoredRecord) (bool, error) {
+		scored, err := scoredRecords(s, cc, p, records, &sc.arena, self, func(rk RecordKey, sr *StoredRecord) (bool, error) {
 			d.CandidateRecords++
 			other := normOf(sr)
 			pl := comparePair(cc, n, other)
@@ -608,7 +608,7 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 			continue
 		}
 		if c.Household == HouseholdTwin && onlyNameTwins {
-			explained, err := twinNamesMisspelt(s, cc, n, p, records, self)
+			explained, err := twinNamesMisspelt(s, cc, n, p, records, &sc.arena, self)
 			if err != nil {
 				return nil, err
 			}
@@ -644,9 +644,9 @@ func (m *Matcher) candidates(s Store, cc *compiled, n *Normalized, blocks []Bloc
 
 // scoredRecords calls fn with each record of person p that a query is scored
 // against (all but self, at most MaxPersonRecords), taken from records, which
-// holds those read ahead, or else read from the store, until fn returns false.
-// It returns how many it passed.
-func scoredRecords(s Store, cc *compiled, p *Person, records map[RecordKey]*StoredRecord, self RecordKey, fn func(RecordKey, *StoredRecord) (bool, error)) (int, error) {
+// holds those read ahead, or else read from the store (into arena, which may
+// be nil), until fn returns false. It returns how many it passed.
+func scoredRecords(s Store, cc *compiled, p *Person, records map[RecordKey]*StoredRecord, arena *RecordArena, self RecordKey, fn func(RecordKey, *StoredRecord) (bool, error)) (int, error) {
 	scored := 0
 	for _, rk := range p.Records {
 		if rk == self {
@@ -659,7 +659,7 @@ func scoredRecords(s Store, cc *compiled, p *Person, records map[RecordKey]*Stor
 		sr := records[rk]
 		if sr == nil {
 			var err error
-			if sr, err = s.Record(rk); err != nil {
+			if sr, err = readScored(s, rk, arena); err != nil {
 				return scored, fmt.Errorf("read record %s: %w", rk, err)
 			}
 			if sr == nil {
@@ -687,11 +687,11 @@ func scoredRecords(s Store, cc *compiled, p *Person, records map[RecordKey]*Stor
 // seed 1 at 100,000 persons). A conflict over a sex or a middle name, or
 // any other rule, is not explained this way. It runs only for persons a
 // twin rule forbids, and compares their records again.
-func twinNamesMisspelt(s Store, cc *compiled, n *Normalized, p *Person, records map[RecordKey]*StoredRecord, self RecordKey) (bool, error) {
+func twinNamesMisspelt(s Store, cc *compiled, n *Normalized, p *Person, records map[RecordKey]*StoredRecord, arena *RecordArena, self RecordKey) (bool, error) {
 	var conflicting, agreeing [8]string
 	nc, na := 0, 0
 	tooMany := false
-	_, err := scoredRecords(s, cc, p, records, self, func(_ RecordKey, sr *StoredRecord) (bool, error) {
+	_, err := scoredRecords(s, cc, p, records, arena, self, func(_ RecordKey, sr *StoredRecord) (bool, error) {
 		other := normOf(sr)
 		pl := comparePair(cc, n, other)
 		switch {
@@ -888,6 +888,23 @@ func readRecords(s Store, keys []RecordKey, out []*StoredRecord, arena *RecordAr
 	return out, nil
 }
 
+// readScored reads the record a query is scored against: through BatchReader,
+// into arena, when the store has it (only the part scoring reads), and whole
+// otherwise.
+func readScored(s Store, key RecordKey, arena *RecordArena) (*StoredRecord, error) {
+	br, ok := s.(BatchReader)
+	if !ok {
+		return s.Record(key)
+	}
+	keys := [1]RecordKey{key}
+	var out [1]*StoredRecord
+	found, err := br.RecordsBatch(keys[:], out[:0], arena)
+	if err != nil {
+		return nil, err
+	}
+	return found[0], nil
+}
+
 // readPersons appends the person of each EUID to out and whether it exists
 // to found, through BatchReader when the store has it.
 func readPersons(s Store, euids []string, out []Person, found []bool) ([]Person, []bool, error) {
@@ -1057,7 +1074,7 @@ func personsParted(s Store, cc *compiled, euidA, euidB string) (bool, error) {
 		return false, err
 	}
 	var normsA []*Normalized
-	_, err = scoredRecords(s, cc, &pa, nil, "", func(_ RecordKey, sr *StoredRecord) (bool, error) {
+	_, err = scoredRecords(s, cc, &pa, nil, nil, "", func(_ RecordKey, sr *StoredRecord) (bool, error) {
 		normsA = append(normsA, normOf(sr))
 		return true, nil
 	})
@@ -1065,7 +1082,7 @@ func personsParted(s Store, cc *compiled, euidA, euidB string) (bool, error) {
 		return false, err
 	}
 	parted := false
-	_, err = scoredRecords(s, cc, &pb, nil, "", func(_ RecordKey, sr *StoredRecord) (bool, error) {
+	_, err = scoredRecords(s, cc, &pb, nil, nil, "", func(_ RecordKey, sr *StoredRecord) (bool, error) {
 		b := normOf(sr)
 		for _, a := range normsA {
 			if pl := comparePair(cc, a, b); pl.household != "" {

@@ -41,6 +41,8 @@ type MemStore struct {
 	version, latest uint64
 	// encodeBuf is PutRecord's scratch (m.mu held).
 	encodeBuf []byte
+	// withoutBlocks leaves records' blocking keys out (WithoutRecordBlocks).
+	withoutBlocks bool
 }
 
 // stamped is a record or person with the version of the store it was written at.
@@ -85,6 +87,14 @@ func (m *MemStore) RecordAt(key RecordKey, version uint64) (sr *StoredRecord, kn
 	return sr, err == nil
 }
 
+// HeldAt reports whether RecordAt(key, version) would find the record, without decoding it.
+func (m *MemStore) HeldAt(key RecordKey, version uint64) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	st, ok := m.records.find(hashString(string(key)), isRecord(key))
+	return ok && st.written <= version
+}
+
 // PersonAt is RecordAt for a person. Its Records slice is shared: do not modify it.
 func (m *MemStore) PersonAt(euid string, version uint64) (p Person, known bool) {
 	m.mu.RLock()
@@ -98,12 +108,29 @@ func (m *MemStore) PersonAt(euid string, version uint64) (p Person, known bool) 
 
 type termKey struct{ field, value string }
 
+// MemStoreOption configures a MemStore.
+type MemStoreOption func(*MemStore)
+
+// WithoutRecordBlocks makes a store that does not keep the blocking keys each record is
+// filed under (it still files records under them): Record gives records with Blocks nil,
+// which the matcher cannot update or remove a record by. It is for a store inside another
+// that keeps the records whole elsewhere and reads them from there when the matcher asks
+// for a record (the Raft FSM's, over its state file): the keys were a sixth of the index's
+// memory.
+func WithoutRecordBlocks() MemStoreOption {
+	return func(m *MemStore) { m.withoutBlocks = true }
+}
+
 // NewMemStore returns an empty in-memory store.
-func NewMemStore() *MemStore {
-	return &MemStore{
+func NewMemStore(opts ...MemStoreOption) *MemStore {
+	m := &MemStore{
 		blocks: newBlockIndex(),
 		terms:  map[termKey]int64{},
 	}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 var _ Store = (*MemStore)(nil)
@@ -181,7 +208,7 @@ func (m *MemStore) PutRecord(rec *StoredRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var cp memRecord
-	cp, m.encodeBuf = newMemRecord(rec, m.encodeBuf[:0])
+	cp, m.encodeBuf = newMemRecord(rec, m.encodeBuf[:0], m.withoutBlocks)
 	key := cp.key()
 	m.records.set(hashString(string(key)), isRecord(key), stamped[memRecord]{cp, m.version})
 	m.wrote()
@@ -330,13 +357,18 @@ func (m *MemStore) Stats() MemStats {
 // blocks as a []Block. Its encoding takes about half of that.
 type memRecord string
 
-// newMemRecord encodes sr, using buf as scratch; it returns the encoding and buf.
-func newMemRecord(sr *StoredRecord, buf []byte) (memRecord, []byte) {
+// newMemRecord encodes sr (with no blocking keys when withoutBlocks), using buf as scratch;
+// it returns the encoding and buf.
+func newMemRecord(sr *StoredRecord, buf []byte, withoutBlocks bool) (memRecord, []byte) {
 	buf = appendString(buf, string(sr.Key))
 	buf = appendString(buf, sr.EUID)
 	buf = appendNormalized(buf, &sr.Norm)
 	buf = appendRecord(buf, &sr.Record)
-	buf = appendBlocks(buf, sr.Blocks)
+	if withoutBlocks {
+		buf = appendBlocks(buf, nil)
+	} else {
+		buf = appendBlocks(buf, sr.Blocks)
+	}
 	return memRecord(buf), buf
 }
 
@@ -392,9 +424,12 @@ func (a *RecordArena) Reset() {
 	a.records, a.strs, a.addrs = a.records[:0], a.strs[:0], a.addrs[:0]
 }
 
-// record returns a zero StoredRecord from the arena. Chunks are never grown in place, so
+// record returns a zero StoredRecord from the arena (a new one from a nil arena). Chunks are never grown in place, so
 // the records given out earlier stay where they are.
 func (a *RecordArena) record() *StoredRecord {
+	if a == nil {
+		return new(StoredRecord)
+	}
 	if len(a.records) == cap(a.records) {
 		a.records = make([]StoredRecord, 0, max(64, 2*cap(a.records)))
 	}

@@ -155,8 +155,16 @@ func (s applyStore) PutConfig(c mpi.Config) error {
 	return s.mem.PutConfig(c)
 }
 
+// Record reads the record whole from the transaction: the in-memory index keeps no
+// blocking keys (mpi.WithoutRecordBlocks), and the matcher updates or removes a record by
+// them. Asking the index first spares the B-tree search for a key it does not hold, the
+// common case (a registration asks for the record it is about to write). The matcher scores
+// what it reads through RecordsBatch, from memory.
 func (s applyStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) {
-	return s.mem.Record(key)
+	if _, ok := s.mem.StoredKey(key); !ok {
+		return nil, nil
+	}
+	return getRecord(s.tx, key)
 }
 
 func (s applyStore) PutRecord(r *mpi.StoredRecord) error {
@@ -259,6 +267,8 @@ var errReadOnly = errors.New("the master patient index is written only by the FS
 func (s viewStore) Config() (mpi.Config, bool, error) { return getConfig(s.tx) }
 func (s viewStore) PutConfig(mpi.Config) error        { return errReadOnly }
 
+// Record gives a record from memory without its blocking keys (see applyStore.Record): a
+// reader never updates one.
 func (s viewStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) {
 	if sr, known := s.mem.RecordAt(key, s.applied); known {
 		return sr, nil
@@ -279,7 +289,7 @@ func (s viewStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey)
 	records := s.tx.Bucket(bucketMPIRecords)
 	kept := buf[:start]
 	for _, k := range buf[start:] {
-		if _, known := s.mem.RecordAt(k, s.applied); known || records.Get([]byte(k)) != nil {
+		if s.mem.HeldAt(k, s.applied) || records.Get([]byte(k)) != nil {
 			kept = append(kept, k)
 		}
 	}

@@ -63,7 +63,8 @@ func rebuildFromFile(ix *mpiIndex, db *bolt.DB) error {
 // mpi.MemStore, filing each record under its stored blocks and term counts as Register
 // filed it, and indexes the records for patient search.
 func buildMPIIndex(tx *kvTx) (*mpiState, error) {
-	mem := mpi.NewMemStore()
+	// The records' blocking keys stay in the state file, where applyStore.Record reads them.
+	mem := mpi.NewMemStore(mpi.WithoutRecordBlocks())
 	// Everything read here is as of the transaction's applied index: a reader of an older
 	// state reads from its own transaction instead (viewStore).
 	mem.Stamp(appliedIndex(tx))
