@@ -348,7 +348,8 @@ func (m *MemStore) Stats() MemStats {
 
 // memRecord is how MemStore holds a stored record: one string in a binary form of its own
 // (the key, the EUID, then the normalised form, the source's fields and the blocks the
-// record is filed under, each as in binary.go), which the garbage collector does not walk.
+// record is filed under, each as in binary.go; no blocks in a store WithoutRecordBlocks),
+// which the garbage collector does not walk.
 // Scoring a candidate reads the key, EUID and normalised form only, decoded into the
 // reader's RecordArena as strings that slice this one; the rest is decoded when the whole
 // record is asked for (Record, RecordAt). As a StoredRecord with its strings gathered into
@@ -424,8 +425,8 @@ func (a *RecordArena) Reset() {
 	a.records, a.strs, a.addrs = a.records[:0], a.strs[:0], a.addrs[:0]
 }
 
-// record returns a zero StoredRecord from the arena (a new one from a nil arena). Chunks are never grown in place, so
-// the records given out earlier stay where they are.
+// record returns a zero StoredRecord from the arena (a new one from a nil arena). Chunks
+// are never grown in place, so the records given out earlier stay where they are.
 func (a *RecordArena) record() *StoredRecord {
 	if a == nil {
 		return new(StoredRecord)
