@@ -439,23 +439,20 @@ func (a *RecordArena) record() *StoredRecord {
 }
 
 // stringList returns a list of n strings from the arena (empty, not nil, when n is 0).
-func (a *RecordArena) stringList(n int) []string {
-	if cap(a.strs)-len(a.strs) < n || a.strs == nil {
-		a.strs = make([]string, 0, max(256, n))
-	}
-	l := len(a.strs)
-	a.strs = a.strs[:l+n]
-	return a.strs[l : l+n : l+n]
-}
+func (a *RecordArena) stringList(n int) []string { return carve(&a.strs, n, 256) }
 
 // addressList is stringList for address lines.
-func (a *RecordArena) addressList(n int) []AddressLine {
-	if cap(a.addrs)-len(a.addrs) < n || a.addrs == nil {
-		a.addrs = make([]AddressLine, 0, max(64, n))
+func (a *RecordArena) addressList(n int) []AddressLine { return carve(&a.addrs, n, 64) }
+
+// carve cuts n elements from the end of *pool, starting a new pool of at least minCap
+// elements when it has no room (the lists cut before keep the old one).
+func carve[T any](pool *[]T, n, minCap int) []T {
+	if cap(*pool)-len(*pool) < n || *pool == nil {
+		*pool = make([]T, 0, max(minCap, n))
 	}
-	l := len(a.addrs)
-	a.addrs = a.addrs[:l+n]
-	return a.addrs[l : l+n : l+n]
+	l := len(*pool)
+	*pool = (*pool)[:l+n]
+	return (*pool)[l : l+n : l+n]
 }
 
 // compactPerson returns a copy of p in one allocation, with its EUID and
