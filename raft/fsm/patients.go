@@ -205,15 +205,9 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 			out[i].Err = business("register %s: %w: %s", key, ErrEUIDInUse, r.NewEUID)
 			continue
 		}
-		old, err := store.Record(key)
-		if err != nil {
-			return nil, err
-		}
-		var oldNorm *mpi.Normalized
-		if old != nil {
-			n := old.Norm // Register replaces the stored record; keep what the index holds
-			oldNorm = &n
-		}
+		// What the search index holds for the record's old version (nil when new): a decoded
+		// copy, so Register replacing the record leaves it as it is.
+		oldNorm, _ := tx.IndexedNorm(key)
 		ruled, pin, err := storeFor(tx, key)
 		if err != nil {
 			return nil, err
@@ -275,11 +269,13 @@ func attachDirectives(tx *state.Tx, out []Registered) error {
 // persons it joined or left.
 func registerPatient(tx *state.Tx, h command.Header, owner string, oldNorm *mpi.Normalized, r command.PatientRegistration, d mpi.Decision) (model.PatientMeta, error) {
 	key := string(d.Record)
-	stored, err := tx.MPI().Record(d.Record)
-	if err != nil || stored == nil {
-		return model.PatientMeta{}, errors.Join(fmt.Errorf("read back %s", key), err, state.ErrNotFound)
+	// The normalised form as the match index holds it: decoding the whole record from the
+	// transaction cost a layer lookup and a copy of every field, for every registration.
+	norm, ok := tx.IndexedNorm(d.Record)
+	if !ok {
+		return model.PatientMeta{}, fmt.Errorf("read back %s: %w", key, state.ErrNotFound)
 	}
-	if err := tx.IndexPatient(d.Record, oldNorm, &stored.Norm); err != nil {
+	if err := tx.IndexPatient(d.Record, oldNorm, norm); err != nil {
 		return model.PatientMeta{}, err
 	}
 	meta, ok, err := tx.PatientMeta(key)

@@ -90,11 +90,11 @@ func (f *FSM) applyMPIRematch(tx *state.Tx, h command.Header, c command.MPIRemat
 			}
 			d.EUID, d.Outcome = pin, mpi.OutcomeLinked
 		}
-		stored, err := store.Record(mpi.RecordKey(key))
-		if err != nil || stored == nil {
-			return nil, fmt.Errorf("read back %s: %w", key, notFound(err))
+		norm, ok := tx.IndexedNorm(mpi.RecordKey(key))
+		if !ok {
+			return nil, fmt.Errorf("read back %s: %w", key, state.ErrNotFound)
 		}
-		if err := tx.IndexPatient(mpi.RecordKey(key), &oldNorm, &stored.Norm); err != nil {
+		if err := tx.IndexPatient(mpi.RecordKey(key), &oldNorm, norm); err != nil {
 			return nil, err
 		}
 		r.To, r.Outcome = d.EUID, d.Outcome

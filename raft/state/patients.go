@@ -217,6 +217,17 @@ func searchTerms(key mpi.RecordKey, n *mpi.Normalized) [][2]string {
 	return slices.Compact(out)
 }
 
+// IndexedNorm returns the normalised form the match index holds for a record (shared: do
+// not modify it); ok is false when it holds no such record. Only the FSM's write
+// transaction asks: a reader's state may be older than the index.
+func (t *Tx) IndexedNorm(key mpi.RecordKey) (norm *mpi.Normalized, ok bool) {
+	if t.batch == nil {
+		return nil, false
+	}
+	_, norm, ok = t.batch.index.mem.Normalized(key)
+	return norm, ok
+}
+
 // IndexPatient moves a record's search entries from its old normalised form (nil when
 // new) to its new one (nil when removed). Only the FSM's write transaction indexes.
 func (t *Tx) IndexPatient(key mpi.RecordKey, old, new *mpi.Normalized) error {
