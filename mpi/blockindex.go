@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math/bits"
 	"strings"
 	"unsafe"
@@ -351,14 +353,17 @@ func appendKeys(buf []RecordKey, keys []byte, ends []int, from, to int) []Record
 }
 
 // add files a record under block at a sort value (idempotent).
-func (x *blockIndex) add(block, sort string, key RecordKey) {
+func (x *blockIndex) add(block, sort string, key RecordKey) error {
 	prefix, rest := splitKey(key)
 	number := x.prefixNumber(prefix)
 	entry := uvarintLen(len(sort)) + len(sort) + uvarintLen(int(number)) + uvarintLen(len(rest)) + len(rest)
 	ref, r, ok := x.find(block)
 	if !ok {
 		need := regionHeaderSz + uvarintLen(len(block)) + len(block) + entry
-		ref, r = x.arena.alloc(classFor(need))
+		var err error
+		if ref, r, err = x.arena.alloc(classFor(need)); err != nil {
+			return err
+		}
 		n := regionHeaderSz + binary.PutUvarint(r[regionHeaderSz:], uint64(len(block)))
 		n += copy(r[n:], block)
 		setRegionUsed(r, n)
@@ -368,10 +373,13 @@ func (x *blockIndex) add(block, sort string, key RecordKey) {
 	used := regionUsed(r)
 	pos, present := x.position(r, sort, number, rest)
 	if present {
-		return
+		return nil
 	}
 	if used+entry > len(r) {
-		newRef, grown := x.arena.alloc(classFor(used + entry))
+		newRef, grown, err := x.arena.alloc(classFor(used + entry))
+		if err != nil {
+			return err
+		}
 		copy(grown[1:], r[1:used])
 		x.table.set(x.hash(block), x.isBlock(block), newRef)
 		x.arena.release(ref, r)
@@ -385,6 +393,7 @@ func (x *blockIndex) add(block, sort string, key RecordKey) {
 	copy(r[w:], rest)
 	setRegionUsed(r, used+entry)
 	setRegionCount(r, regionCount(r)+1)
+	return nil
 }
 
 // del removes a record filed under block at a sort value (idempotent); a
@@ -458,8 +467,29 @@ func uvarintLen(n int) int {
 	return (bits.Len64(uint64(n)|1) + 6) / 7
 }
 
-// regionRef locates a region in an arena: chunk index << chunkBits | offset.
-type regionRef uint64
+// regionRef locates a region in an arena in 32 bits, so that a slot of the
+// blocking index's table is 8 bytes: the chunk's index << offsetBits | the
+// offset in 16-byte units (every class is a multiple of 16 bytes and a
+// chunk's first region starts at 0). An arena holds at most maxChunks
+// chunks: 64 GiB.
+type regionRef uint32
+
+const (
+	regionAlignBits = 4
+	offsetBits      = chunkBits - regionAlignBits
+	maxChunks       = 1 << (32 - offsetBits)
+)
+
+// ErrIndexFull is returned (wrapped) when the blocking index's arena can
+// take no more chunks.
+var ErrIndexFull = errors.New("the in-memory blocking index is full")
+
+func makeRegionRef(chunk, offset int) regionRef {
+	return regionRef(chunk<<offsetBits | offset>>regionAlignBits)
+}
+
+func (ref regionRef) chunk() int  { return int(ref >> offsetBits) }
+func (ref regionRef) offset() int { return int(ref&(1<<offsetBits-1)) << regionAlignBits }
 
 // arena hands out regions from large chunks, and recycles released regions
 // by size class. The classes step by half a power of two (32, 48, 64, 96…
@@ -498,8 +528,7 @@ func classFor(n int) int {
 
 // region returns the bytes of a region (its length is its size class).
 func (a *arena) region(ref regionRef) []byte {
-	c := a.chunks[ref>>chunkBits]
-	off := int(ref & (chunkSize - 1))
+	c, off := a.chunks[ref.chunk()], ref.offset()
 	size := regionSize(int(c[off+regionClassAt]))
 	return c[off : off+size : off+size]
 }
@@ -508,7 +537,7 @@ func (a *arena) region(ref regionRef) []byte {
 // rest is not cleared: a region is only read up to the length its header
 // records, and clearing would touch every line of a region that may be
 // far larger than what is written into it.
-func (a *arena) alloc(class int) (regionRef, []byte) {
+func (a *arena) alloc(class int) (regionRef, []byte, error) {
 	size := regionSize(class)
 	var ref regionRef
 	switch free := a.free[class]; {
@@ -517,21 +546,26 @@ func (a *arena) alloc(class int) (regionRef, []byte) {
 		a.free[class] = free[:len(free)-1]
 	case size > chunkSize:
 		// A region larger than a chunk gets a chunk of its own.
+		if len(a.chunks) == maxChunks {
+			return 0, nil, fmt.Errorf("%w: %d chunks", ErrIndexFull, maxChunks)
+		}
 		a.chunks = append(a.chunks, make([]byte, size))
-		ref = regionRef(len(a.chunks)-1) << chunkBits
+		ref = makeRegionRef(len(a.chunks)-1, 0)
 	default:
 		if len(a.chunks) == 0 || a.tail+size > len(a.chunks[len(a.chunks)-1]) || len(a.chunks[len(a.chunks)-1]) > chunkSize {
+			if len(a.chunks) == maxChunks {
+				return 0, nil, fmt.Errorf("%w: %d chunks", ErrIndexFull, maxChunks)
+			}
 			a.chunks = append(a.chunks, make([]byte, chunkSize))
 			a.tail = 0
 		}
-		ref = regionRef(len(a.chunks)-1)<<chunkBits | regionRef(a.tail)
+		ref = makeRegionRef(len(a.chunks)-1, a.tail)
 		a.tail += size
 	}
-	c := a.chunks[ref>>chunkBits]
-	off := int(ref & (chunkSize - 1))
+	c, off := a.chunks[ref.chunk()], ref.offset()
 	r := c[off : off+size : off+size]
 	r[regionClassAt] = byte(class)
-	return ref, r
+	return ref, r, nil
 }
 
 // release returns a region to its class's free list.

@@ -2,6 +2,7 @@ package mpi
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -116,10 +117,10 @@ func TestBlockIndexReturnsStableKeys(t *testing.T) {
 // regions cut after it do not overlap it.
 func TestArenaLargeRegion(t *testing.T) {
 	var a arena
-	small1, r1 := a.alloc(0)
+	small1, r1, _ := a.alloc(0)
 	bigClass := classFor(chunkSize + 1)
-	big, rb := a.alloc(bigClass)
-	small2, r2 := a.alloc(0)
+	big, rb, _ := a.alloc(bigClass)
+	small2, r2, _ := a.alloc(0)
 	if len(rb) != regionSize(bigClass) || len(a.region(big)) != regionSize(bigClass) {
 		t.Fatalf("large region has %d bytes, want %d", len(rb), regionSize(bigClass))
 	}
@@ -132,8 +133,34 @@ func TestArenaLargeRegion(t *testing.T) {
 		t.Fatal("regions overlap")
 	}
 	a.release(big, rb)
-	if again, _ := a.alloc(bigClass); again != big {
+	if again, _, _ := a.alloc(bigClass); again != big {
 		t.Fatalf("released large region not reused: got %x, want %x", again, big)
+	}
+}
+
+// TestArenaFull checks that an arena with every chunk its references can
+// name refuses a region that needs another, and still hands out released
+// ones.
+func TestArenaFull(t *testing.T) {
+	var a arena
+	ref, r, err := a.alloc(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.release(ref, r)
+	a.chunks = append(a.chunks, make([][]byte, maxChunks-1)...) // the rest empty: no room in the last
+	if again, _, err := a.alloc(0); err != nil || again != ref {
+		t.Fatalf("released region not handed out again: %x, %v", again, err)
+	}
+	for _, class := range []int{0, classFor(chunkSize + 1)} {
+		if _, _, err := a.alloc(class); !errors.Is(err, ErrIndexFull) {
+			t.Fatalf("alloc(%d) with %d chunks: err = %v, want ErrIndexFull", class, len(a.chunks), err)
+		}
+	}
+	// The last chunk's regions are named exactly.
+	last := makeRegionRef(maxChunks-1, chunkSize-16)
+	if last.chunk() != maxChunks-1 || last.offset() != chunkSize-16 {
+		t.Fatalf("reference %x names chunk %d offset %d", last, last.chunk(), last.offset())
 	}
 }
 

@@ -10,7 +10,7 @@ package mpi
 //
 // The table keeps at most three quarters of its slots full (a probe then
 // reads 2.5 slots on average for a key present and 8.5 for one absent, one
-// or two cache lines of 16-byte slots; kept at most half full, the blocking
+// or two cache lines of slots; kept at most half full, the blocking
 // index's table alone was a tenth of the index's memory), grows by doubling
 // (moving entries by their stored hashes, without reading keys again), and
 // deletes by shifting later entries of the probe run back, so it never holds
@@ -22,13 +22,19 @@ type flatTable[V any] struct {
 }
 
 type flatSlot[V any] struct {
-	// hash is the entry's hash with the top bit set, so that 0 marks an
-	// empty slot.
-	hash uint64
+	// hash is the low 32 bits of the entry's hash with the top bit set, so
+	// that 0 marks an empty slot: with a 32-bit value (the blocking index's
+	// region references) a slot is 8 bytes, not 16. A table therefore has at
+	// most 1<<31 slots; probing compares 31 bits of hash before it reads a
+	// value, and a false agreement (one in two billion) costs only that read.
+	hash uint32
 	val  V
 }
 
-const flatOccupied = 1 << 63
+const flatOccupied = 1 << 31
+
+// slotHash is the hash a slot stores for h.
+func slotHash(h uint64) uint32 { return uint32(h) | flatOccupied }
 
 const flatMinSlots = 16
 
@@ -47,14 +53,14 @@ func (t *flatTable[V]) slot(h uint64, match func(V) bool) (int, bool) {
 	if len(t.slots) == 0 {
 		return 0, false
 	}
-	h |= flatOccupied
-	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
+	sh := slotHash(h)
+	mask := uint32(len(t.slots) - 1)
+	for i := sh & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.hash == 0 {
 			return 0, false
 		}
-		if s.hash == h && match(s.val) {
+		if s.hash == sh && match(s.val) {
 			return int(i), true
 		}
 	}
@@ -69,14 +75,14 @@ func (t *flatTable[V]) set(h uint64, match func(V) bool, v V) {
 	if 4*(t.count+1) > 3*len(t.slots) {
 		t.grow()
 	}
-	t.insert(h|flatOccupied, v)
+	t.insert(slotHash(h), v)
 	t.count++
 }
 
 // insert puts an entry known to be absent into the first free slot of its
 // probe run.
-func (t *flatTable[V]) insert(h uint64, v V) {
-	mask := uint64(len(t.slots) - 1)
+func (t *flatTable[V]) insert(h uint32, v V) {
+	mask := uint32(len(t.slots) - 1)
 	i := h & mask
 	for t.slots[i].hash != 0 {
 		i = (i + 1) & mask
@@ -106,7 +112,7 @@ func (t *flatTable[V]) delete(h uint64, match func(V) bool) {
 	mask := len(t.slots) - 1
 	hole := i
 	for j := (i + 1) & mask; t.slots[j].hash != 0; j = (j + 1) & mask {
-		home := int(t.slots[j].hash & uint64(mask))
+		home := int(t.slots[j].hash & uint32(mask))
 		// The entry at j stays if its home lies cyclically in (hole, j].
 		if (hole <= j && hole < home && home <= j) || (hole > j && (hole < home || home <= j)) {
 			continue
@@ -154,16 +160,16 @@ func (t *flatTable[V]) findEach(hashes []uint64, match func(i int, v V) bool, ou
 		clear(ok)
 		return
 	}
-	mask := uint64(len(t.slots) - 1)
-	var firstBuf [64]uint64
+	mask := uint32(len(t.slots) - 1)
+	var firstBuf [64]uint32
 	first := firstBuf[:0]
 	if len(hashes) > len(firstBuf) {
-		first = make([]uint64, 0, len(hashes))
+		first = make([]uint32, 0, len(hashes))
 	}
 	for _, h := range hashes {
-		h |= flatOccupied
-		i := h & mask
-		for s := t.slots[i].hash; s != h && s != 0; s = t.slots[i].hash {
+		sh := slotHash(h)
+		i := sh & mask
+		for s := t.slots[i].hash; s != sh && s != 0; s = t.slots[i].hash {
 			i = (i + 1) & mask
 		}
 		first = append(first, i)

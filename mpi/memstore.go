@@ -227,7 +227,9 @@ func (m *MemStore) BlockMembers(block Block, limit int, buf []RecordKey) ([]Reco
 func (m *MemStore) AddToBlock(block Block, key RecordKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.blocks.add(block.Key, block.Sort, key)
+	if err := m.blocks.add(block.Key, block.Sort, key); err != nil {
+		return err
+	}
 	m.wrote()
 	return nil
 }
