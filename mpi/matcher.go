@@ -1023,7 +1023,9 @@ func (m *Matcher) bridgeSplitPerson(s Store, cc *compiled, d *Decision, cands []
 	if len(strong) < 2 || together < oddsToProbability(cfg.Upper) {
 		return nil
 	}
-	best, err := s.Record(strong[0].Record)
+	// Read for scoring only: a store that keeps records whole elsewhere (the FSM's) gives
+	// this part from memory.
+	best, err := readScored(s, strong[0].Record, nil)
 	if err != nil || best == nil {
 		return fmt.Errorf("read record %s: %w", strong[0].Record, notFound(err))
 	}
@@ -1034,7 +1036,7 @@ func (m *Matcher) bridgeSplitPerson(s Store, cc *compiled, d *Decision, cands []
 	tf := storeTF(s, cc)
 	others := strong[1:]
 	for _, c := range others {
-		other, err := s.Record(c.Record)
+		other, err := readScored(s, c.Record, nil)
 		if err != nil || other == nil {
 			return fmt.Errorf("read record %s: %w", c.Record, notFound(err))
 		}

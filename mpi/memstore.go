@@ -175,11 +175,12 @@ func (m *MemStore) Normalized(key RecordKey) (RecordKey, *Normalized, bool) {
 	if !ok {
 		return "", nil, false
 	}
-	var sr StoredRecord
-	if err := st.val.decodeScoring(&sr, nil); err != nil {
+	d, own, _ := st.val.open(nil)
+	norm := new(Normalized)
+	if d.normalized(norm); d.err != nil {
 		return "", nil, false
 	}
-	return sr.Key, &sr.Norm, true
+	return own, norm, true
 }
 
 // StoredKey returns the store's own copy of a record's key (a string that keeps no other
@@ -381,12 +382,19 @@ func (mr memRecord) key() RecordKey {
 	return RecordKey(d.string())
 }
 
+// open reads the record's key and EUID and returns a decoder at its normalised form, whose
+// lists it carves from lists (allocates when nil).
+func (mr memRecord) open(lists *RecordArena) (d decoder, key RecordKey, euid string) {
+	d = decoder{s: string(mr), lists: lists}
+	key = RecordKey(d.string())
+	return d, key, d.string()
+}
+
 // decodeScoring sets sr's key, EUID and normalised form, leaving its Record and Blocks
 // alone; the normalised form's lists are carved from arena (allocated when it is nil).
 func (mr memRecord) decodeScoring(sr *StoredRecord, arena *RecordArena) error {
-	d := decoder{s: string(mr), lists: arena}
-	sr.Key = RecordKey(d.string())
-	sr.EUID = d.string()
+	var d decoder
+	d, sr.Key, sr.EUID = mr.open(arena)
 	d.normalized(&sr.Norm)
 	if d.err != nil {
 		return fmt.Errorf("decode in-memory record: %w", d.err)
@@ -397,9 +405,8 @@ func (mr memRecord) decodeScoring(sr *StoredRecord, arena *RecordArena) error {
 // whole returns the stored record, its strings slices of the memRecord's.
 func (mr memRecord) whole() (*StoredRecord, error) {
 	sr := &StoredRecord{}
-	d := decoder{s: string(mr)}
-	sr.Key = RecordKey(d.string())
-	sr.EUID = d.string()
+	var d decoder
+	d, sr.Key, sr.EUID = mr.open(nil)
 	d.normalized(&sr.Norm)
 	d.record(&sr.Record)
 	sr.Blocks = d.blocks()
