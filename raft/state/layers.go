@@ -121,6 +121,8 @@ type layer struct {
 	last uint64
 	// size approximates the memory the layer holds, for the flush policy.
 	size int
+	// keys counts the keys the layer put or deleted: what a flush of it makes bbolt touch.
+	keys int
 	// slab and entries are where the layer keeps the keys, values and entries put into it
 	// (see keep): a batch puts several keys per registration, and four allocations per put
 	// (key, value, entry, map key) were a fifth of the state machine's allocations, each
@@ -194,6 +196,7 @@ func (l *layer) put(lb *layerBucket, key, value []byte, deleted bool) {
 	lb.byKey[unsafe.String(unsafe.SliceData(e.key), len(e.key))] = e
 	lb.tail = append(lb.tail, e)
 	l.size += layerEntryOverhead + len(key) + len(value)
+	l.keys++
 }
 
 // freeze puts every bucket of the layer in order and leaves out those it only read: from

@@ -322,3 +322,72 @@ func TestReadersSeeWholeBatchesWhileFlushing(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushBoundsItsTransactions flushes layers holding more keys than MaxFlushKeys: they
+// reach the file in several bbolt transactions of whole layers, oldest first (a layer larger
+// than the bound alone), and the file ends with every key and the last applied index.
+func TestFlushBoundsItsTransactions(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// Layers of 0.4, 0.4, 0.4, 1.5 and 0.3 times the bound: the first two share a
+	// transaction, the third goes alone (with the fourth it would exceed), the fourth alone,
+	// the fifth alone. Each layer also writes its applied index and counter.
+	sizes := []int{MaxFlushKeys * 2 / 5, MaxFlushKeys * 2 / 5, MaxFlushKeys * 2 / 5, MaxFlushKeys * 3 / 2, MaxFlushKeys * 3 / 10}
+	want := 0
+	for i, n := range sizes {
+		b, err := st.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes := b.tx.Bucket(bucketNodes)
+		for k := range n {
+			if err := nodes.Put(fmt.Appendf(nil, "k%d-%06d", i, k), []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want += n
+		if err := b.Tx().SetApplied(uint64(i+1), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	txid := func() (id int) {
+		st.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+		return id
+	}
+	before := txid()
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := txid() - before; got != 4 {
+		t.Errorf("flush of %v keys ran %d transactions, want 4", sizes, got)
+	}
+	if layers, _ := st.Unflushed(); layers != 0 {
+		t.Errorf("%d layers left after the flush", layers)
+	}
+	if got := st.FlushedIndex(); got != uint64(len(sizes)) {
+		t.Errorf("flushed index %d, want %d", got, len(sizes))
+	}
+	err = st.ViewFile(func(tx *Tx) error {
+		if index, _ := tx.Applied(); index != uint64(len(sizes)) {
+			return fmt.Errorf("file applied index %d, want %d", index, len(sizes))
+		}
+		got := 0
+		c := tx.tx.Bucket(bucketNodes).Cursor()
+		for k, _ := c.Seek([]byte("k")); k != nil && k[0] == 'k'; k, _ = c.Next() {
+			got++
+		}
+		if got != want {
+			return fmt.Errorf("file holds %d keys, want %d", got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
