@@ -118,6 +118,19 @@ func TestImportMatchesEval(t *testing.T) {
 
 	// What the cluster holds: each record's EUID from PIXm, read on another node.
 	c.WaitConverged(30 * time.Second)
+	// The followers wrote the leader's matching decisions rather than matching every record
+	// again (fsm.DecisionSource), and hold the same state all the same (above).
+	taken := 0.0
+	for i := range c.Nodes {
+		n, err := c.Metric(i, `rls_fsm_registrations_total{decided_by="leader"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken += n
+	}
+	if taken < float64(len(rows)) {
+		t.Errorf("the followers took the leader's decision for %v of 2 × %d records", taken, len(rows))
+	}
 	reader := (c.indexOf(st.Leader) + 2) % 3
 	got := map[string]string{}
 	var mu sync.Mutex

@@ -309,6 +309,7 @@ func New(opts Options) *Server {
 	s.forward = newForwardClient(s)
 	s.auditClient = &http.Client{Timeout: opts.ForwardTimeout, Transport: peerTransport(opts.PeerTLS)}
 	s.audit = audit.NewBatcher(s.commitAudit, audit.BatcherOptions{Timeout: opts.ForwardTimeout})
+	s.node.SetDecisionSource(newDecisionSource(s))
 	s.fence = fence.New(s.node, opts.FenceInterval, peerTransport(opts.PeerTLS), s.localClusterKey, opts.Logger)
 	s.limiter = policy.NewLimiter(opts.RateLimit, opts.RateBurst, nil)
 	s.sequencer = newBatchSequencer(opts.Logger)
@@ -415,6 +416,7 @@ func (s *Server) routes() []route {
 		// Node to node: the node credential or a node certificate (or the admin).
 		{method: "POST", pattern: "/v1/internal/audit", access: clusterNode, place: onThisNode, diagnostic: true, handle: s.internalAudit},
 		{method: "POST", pattern: "/v1/internal/cluster-key", access: clusterNode, place: onThisNode, diagnostic: true, handle: s.internalClusterKey},
+		{method: "GET", pattern: "/v1/internal/decided", access: clusterNode, place: onThisNode, handle: s.internalDecided},
 
 		{method: "POST", pattern: "/fhir/Consent", access: participant, place: onLeader, audit: "consent-create", handle: s.createConsent},
 		{method: "PUT", pattern: "/fhir/Consent/{id}", access: participant, place: onLeader, audit: "consent-update", handle: s.updateConsent},

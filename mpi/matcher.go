@@ -361,14 +361,131 @@ func (m *Matcher) RegisterPrepared(s Store, rec Record, p *Prepared, newEUID str
 	if d.Review != nil {
 		d.Review.EUID = d.EUID
 	}
-	sr := &StoredRecord{Key: key, EUID: d.EUID, Record: rec, Norm: n, Blocks: blocks}
+	if err := file(s, rec, p, &d); err != nil {
+		return Decision{}, err
+	}
+	return d, nil
+}
+
+// file writes a decided record: the record under its person, its blocking keys and term
+// counts, and the decision's review item.
+func file(s Store, rec Record, p *Prepared, d *Decision) error {
+	sr := &StoredRecord{Key: d.Record, EUID: d.EUID, Record: rec, Norm: p.Norm, Blocks: p.Blocks}
 	if err := attach(s, sr); err != nil {
-		return Decision{}, fmt.Errorf("register %s: %w", key, err)
+		return fmt.Errorf("register %s: %w", d.Record, err)
 	}
 	if d.Review != nil {
 		if err := s.AppendReview(*d.Review); err != nil {
-			return Decision{}, fmt.Errorf("register %s: append review: %w", key, err)
+			return fmt.Errorf("register %s: append review: %w", d.Record, err)
 		}
+	}
+	return nil
+}
+
+// ErrDecisionMismatch is returned (wrapped) by RegisterDecided for a decision that does not
+// fit the index it is given to; nothing was written.
+var ErrDecisionMismatch = errors.New("decision does not fit the index")
+
+// RegisterDecided registers rec with a decision RegisterPrepared made for the same record,
+// the same newEUID and an index in the same state: another node's, which applied the same
+// Raft entry. It writes what RegisterPrepared writes for that decision and reads no
+// candidate. Before writing anything it checks that the decision fits this index (the
+// record's key and previous person, the configuration version, the person it joins exists
+// or the one it founds does not) and returns ErrDecisionMismatch if not: the caller then
+// registers with RegisterPrepared. The checks cannot tell a wrong link from a right one;
+// what makes the decision right is where it came from (see fsm.DecisionSource).
+func (m *Matcher) RegisterDecided(s Store, rec Record, p *Prepared, newEUID string, d Decision) (Decision, error) {
+	if err := rec.Validate(); err != nil {
+		return Decision{}, err
+	}
+	if newEUID == "" {
+		return Decision{}, fmt.Errorf("%w: empty", ErrInvalidEUID)
+	}
+	cc, err := loadConfig(s)
+	if err != nil {
+		return Decision{}, err
+	}
+	key := rec.Key()
+	mismatch := func(what string) (Decision, error) {
+		return Decision{}, fmt.Errorf("register %s: %w: %s", key, ErrDecisionMismatch, what)
+	}
+	if d.Record != key {
+		return mismatch("another record's decision")
+	}
+	if d.ConfigVersion != cc.cfg.Version {
+		return mismatch("decided under another configuration")
+	}
+	if p == nil || p.Norm.Version != NormVersion {
+		prepared := Prepare(rec)
+		p = &prepared
+	}
+	old, err := s.Record(key)
+	if err != nil {
+		return Decision{}, fmt.Errorf("register %s: read record: %w", key, err)
+	}
+	// The person the record leaves, when it is its last record, is deleted by detach and
+	// its EUID given to the record again if it founds a person (as RegisterPrepared does).
+	reuseEUID := ""
+	if old != nil {
+		if !d.Updated || d.PreviousEUID != old.EUID {
+			return mismatch("the record's previous person differs")
+		}
+		prev, ok, err := s.Person(old.EUID)
+		if err != nil {
+			return Decision{}, fmt.Errorf("register %s: read person %s: %w", key, old.EUID, err)
+		}
+		if !ok {
+			return mismatch("the record's person is missing")
+		}
+		if len(prev.Records) == 1 && prev.Records[0] == key {
+			reuseEUID = old.EUID
+		}
+	} else if d.Updated || d.PreviousEUID != "" {
+		return mismatch("the record is new here")
+	}
+	exists := func(euid string) (bool, error) {
+		_, ok, err := s.Person(euid)
+		if err != nil {
+			return false, fmt.Errorf("register %s: read person %s: %w", key, euid, err)
+		}
+		return ok, nil
+	}
+	switch d.Outcome {
+	case OutcomeLinked:
+		if d.EUID == "" || d.EUID == reuseEUID {
+			return mismatch("links to no person")
+		}
+		if ok, err := exists(d.EUID); err != nil {
+			return Decision{}, err
+		} else if !ok {
+			return mismatch("links to a person not in the index")
+		}
+	case OutcomeNew, OutcomeReview:
+		want := reuseEUID
+		if want == "" {
+			if ok, err := exists(newEUID); err != nil {
+				return Decision{}, err
+			} else if ok {
+				return mismatch("the new EUID names a person")
+			}
+			want = newEUID
+		}
+		if d.EUID != want {
+			return mismatch("founds a person under another EUID")
+		}
+	default:
+		return mismatch(fmt.Sprintf("outcome %q", d.Outcome))
+	}
+	if d.Review != nil && (d.Review.Record != key || d.Review.EUID != d.EUID) {
+		return mismatch("the review item names another record or person")
+	}
+	if old != nil {
+		if _, err := detach(s, old); err != nil {
+			return Decision{}, fmt.Errorf("register %s: detach old version: %w", key, err)
+		}
+	}
+	if err := file(s, rec, p, &d); err != nil {
+		return Decision{}, err
 	}
 	return d, nil
 }

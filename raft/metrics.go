@@ -91,6 +91,16 @@ func newMetrics(n *Node) *metrics {
 			Name: "rls_fsm_failed_entries_total",
 			Help: "Log entries this node could not apply since it started: rolled back, recorded as failed and skipped (as on every node). Alert on any.",
 		}, func() float64 { return float64(n.fsm.FailedEntries()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "rls_fsm_registrations_total",
+			Help:        "Patient records this node registered since it started, by who decided their link: the leader (its decision taken) or this node (matched here).",
+			ConstLabels: prometheus.Labels{"decided_by": "leader"},
+		}, func() float64 { taken, _ := n.fsm.RegistrationsDecided(); return float64(taken) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "rls_fsm_registrations_total",
+			Help:        "Patient records this node registered since it started, by who decided their link: the leader (its decision taken) or this node (matched here).",
+			ConstLabels: prometheus.Labels{"decided_by": "self"},
+		}, func() float64 { _, matched := n.fsm.RegistrationsDecided(); return float64(matched) }),
 		gauge("rls_raft_last_contact_seconds", "Age of the last contact with the leader (0 on the leader, -1 never).", func() float64 {
 			lc := n.LastContact()
 			if lc < 0 {

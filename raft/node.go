@@ -475,6 +475,17 @@ func (n *Node) CatchUp(ctx context.Context) error {
 	return n.fsm.WaitApplied(ctx, max(n.fsm.LatestIndex(), n.raft.CommitIndex()))
 }
 
+// DecidedAt returns the matching decisions this node made applying the patient
+// registration entry at index (see fsm.DecisionSource), waiting until it has applied it or
+// ctx ends.
+func (n *Node) DecidedAt(ctx context.Context, index, term uint64) (fsm.DecidedEntry, bool) {
+	return n.fsm.DecidedAt(ctx, index, term)
+}
+
+// SetDecisionSource sets where this node asks for the matching decisions of the
+// registration entries it applies (nil: it matches every record itself).
+func (n *Node) SetDecisionSource(src fsm.DecisionSource) { n.fsm.SetDecisionSource(src) }
+
 // IsLeader reports whether this node currently leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == hraft.Leader }
 

@@ -152,10 +152,13 @@ type benchCluster struct {
 	// visible) and LeaderFlushSeconds that of its flushes to the state file, beside Apply
 	// (from its metrics): the serial path that bounds the rate when the CPUs are not all
 	// busy.
-	LeaderApplySeconds  float64        `json:"leader_apply_seconds,omitempty"`
-	LeaderCommitSeconds float64        `json:"leader_commit_seconds,omitempty"`
-	LeaderFlushSeconds  float64        `json:"leader_flush_seconds,omitempty"`
-	Outcomes            map[string]int `json:"outcomes"`
+	LeaderApplySeconds  float64 `json:"leader_apply_seconds,omitempty"`
+	LeaderCommitSeconds float64 `json:"leader_commit_seconds,omitempty"`
+	LeaderFlushSeconds  float64 `json:"leader_flush_seconds,omitempty"`
+	// DecidedByLeader is, for each node, the records it registered with the leader's
+	// matching decision instead of matching them itself (see fsm.DecisionSource).
+	DecidedByLeader []float64      `json:"registrations_decided_by_leader,omitempty"`
+	Outcomes        map[string]int `json:"outcomes"`
 	// Resent counts batches sent again after an error (a timeout, a 503, a lost leader):
 	// a batch that had been applied is registered again, and its records may then be
 	// grouped otherwise than in one pass in file order.
@@ -561,6 +564,11 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 	if res.CPUSeconds != nil {
 		res.ClusterRecordsPerCPUSecond = math.Round(float64(len(opts.rows)) / clusterCPU.Seconds())
 	}
+	for _, n := range nodes {
+		nc := *admin
+		nc.base = n.url()
+		res.DecidedByLeader = append(res.DecidedByLeader, fsmSeconds(ctx, &nc).decidedByLeader)
+	}
 	if opts.queries > 0 {
 		opts.progress("%d node(s): %d $match and %d locate requests at %d clients", opts.nodes, opts.queries, opts.queries, opts.clients)
 		var profiles chan error
@@ -609,7 +617,8 @@ func metricSamples(data []byte) iter.Seq2[string, float64] {
 }
 
 // stateMachineSeconds are the totals of a node's state machine timings.
-type stateMachineSeconds struct{ apply, commit, flush float64 }
+// decidedByLeader is the records the node registered with the leader's matching decision.
+type stateMachineSeconds struct{ apply, commit, flush, decidedByLeader float64 }
 
 // fsmSeconds reads from a node's metrics the wall time its state machine has spent applying
 // entries, committing them and flushing them to the state file (zeros if it cannot).
@@ -627,6 +636,8 @@ func fsmSeconds(ctx context.Context, cl *client) stateMachineSeconds {
 			t.commit = v
 		case "rls_fsm_flush_duration_seconds_sum":
 			t.flush = v
+		case `rls_fsm_registrations_total{decided_by="leader"}`:
+			t.decidedByLeader = v
 		}
 	}
 	return t

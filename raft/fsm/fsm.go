@@ -115,8 +115,18 @@ type FSM struct {
 	openLogs []openEntry
 	// failed counts the entries recorded as failed since start (metrics).
 	failed atomic.Uint64
-	// applyingIndex is the index of the entry being applied (handlers record it).
+	// applyingIndex is the index of the entry being applied (handlers record it), and
+	// applying the entry itself.
 	applyingIndex uint64
+	applying      *hraft.Log
+
+	// decided keeps what the matcher decided for the entries applied lately, for the
+	// followers; source, if set, is where this node asks for them (see DecisionSource).
+	decided          decidedLog
+	source           atomic.Pointer[DecisionSource]
+	decider          string
+	decisionsTaken   atomic.Uint64
+	decisionsMatched atomic.Uint64
 	// openRecords counts the patient records registered into the open transaction (see
 	// MaxPendingRecords).
 	openRecords int
@@ -205,6 +215,7 @@ func New(store *state.Store, logger *slog.Logger, opts ...Option) (*FSM, error) 
 		flushStop:     make(chan struct{}),
 		flushStopped:  make(chan struct{}),
 		matcher:       mpi.NewMatcher(),
+		decider:       decider(),
 
 		maxPendingRecords: MaxPendingRecords,
 	}
@@ -366,6 +377,7 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	last, pending := f.applyToOpen(logs, already, results)
 	if last != nil {
 		f.latest.Store(last.Index)
+		f.decided.moved()
 		signal(f.commitSignal)
 		if pending >= MaxPendingEntries || f.wanted.Load() > f.committed.Load() && last.Index >= f.wanted.Load() {
 			signal(f.commitNow)
@@ -403,7 +415,7 @@ func (f *FSM) applyToOpen(logs []*hraft.Log, already uint64, results []any) (*hr
 		if l.Type != hraft.LogCommand {
 			continue // configuration changes only advance the index
 		}
-		f.applyingIndex = l.Index
+		f.applyingIndex, f.applying = l.Index, l
 		tx.StampEntry(l.Index)
 		if len(l.Data) == 0 || command.Type(l.Data[0]) != command.TypeAuditAppend {
 			f.changed.Store(l.Index)
@@ -655,7 +667,7 @@ func (f *FSM) skipFailed(l *hraft.Log, failure *EntryFailure) *state.Tx {
 	f.open, f.openDocs, f.openRecords = b, nil, 0
 	tx := b.Tx()
 	for _, oe := range f.openLogs {
-		f.applyingIndex = oe.log.Index
+		f.applyingIndex, f.applying = oe.log.Index, oe.log
 		if oe.failure != nil {
 			recordFailure(tx, oe.failure)
 			continue
@@ -664,7 +676,7 @@ func (f *FSM) skipFailed(l *hraft.Log, failure *EntryFailure) *state.Tx {
 			panic(fmt.Sprintf("rls fsm: entry %d applied, then failed when applied again after entry %d failed (%s); this node's state cannot be trusted: restore it from a snapshot of another node", oe.log.Index, l.Index, again.Reason))
 		}
 	}
-	f.applyingIndex = l.Index
+	f.applyingIndex, f.applying = l.Index, l
 	recordFailure(tx, failure)
 	f.failed.Add(1)
 	f.logger.Error("log entry could not be applied: rolled back, recorded as failed and skipped (every node does the same); see README, \"Recovering from an entry that cannot be applied\"",
@@ -768,6 +780,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("read restored applied index: %w", err)
 	}
 	f.logger.Info("state restored from snapshot", "applied_index", index)
+	f.decided.reset()
 	f.latest.Store(index)
 	f.changed.Store(index)
 	f.setCommitted(index)

@@ -161,6 +161,11 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 	store := tx.MPI()
 	f.openRecords += len(c.Registrations)
 	out := make([]Registered, len(c.Registrations))
+	given := f.decisionsFor(len(c.Registrations))
+	decided := &DecidedEntry{Decider: f.decider, Decisions: make([]*mpi.Decision, len(c.Registrations))}
+	if l := f.applying; l != nil {
+		decided.Index, decided.Term, decided.Sum = l.Index, l.Term, entrySum(l.Data)
+	}
 	for i, r := range c.Registrations {
 		if h.Limits >= 1 {
 			if err := r.Check("", h.Time); err != nil {
@@ -212,10 +217,12 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 		if err != nil {
 			return nil, err
 		}
-		d, err := f.matcher.RegisterPrepared(ruled, rec, prep, r.NewEUID)
+		d, err := f.register(ruled, rec, prep, r.NewEUID, given, i)
 		if err != nil {
 			return nil, err // storage failure: the node stops and replays
 		}
+		asDecided := d // as the matcher decided, before a pin moves the record
+		decided.Decisions[i] = &asDecided
 		if pin != "" && d.EUID != pin {
 			// A steward put this record on pin: it stays there.
 			if _, err := mpi.Relink(store, key, pin, false); err != nil {
@@ -232,7 +239,31 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 	if err := attachDirectives(tx, out); err != nil {
 		return nil, err
 	}
+	if decided.Index != 0 {
+		f.decided.put(decided)
+	}
 	return out, nil
+}
+
+// register registers one record through the matcher: with the decision another node made
+// for it (given[i], see DecisionSource) when there is one and it fits this index, by
+// matching otherwise.
+func (f *FSM) register(s mpi.Store, rec mpi.Record, prep *mpi.Prepared, newEUID string, given []*mpi.Decision, i int) (mpi.Decision, error) {
+	if given != nil && given[i] != nil {
+		d, err := f.matcher.RegisterDecided(s, rec, prep, newEUID, *given[i])
+		if err == nil {
+			f.decisionsTaken.Add(1)
+			return d, nil
+		}
+		if !errors.Is(err, mpi.ErrDecisionMismatch) {
+			return mpi.Decision{}, err
+		}
+		// Nothing was written: match as if there had been no decision.
+		// (The error names the record: not for the log.)
+		f.logger.Warn("a decision from another node does not fit this index; matching the record here", "index", f.applyingIndex, "registration", i)
+	}
+	f.decisionsMatched.Add(1)
+	return f.matcher.RegisterPrepared(s, rec, prep, newEUID)
 }
 
 // attachDirectives fills each registered record's Directives from the state after the

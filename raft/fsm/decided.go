@@ -1,0 +1,218 @@
+package fsm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"runtime/debug"
+	"sync"
+
+	"github.com/rls-hie/rls/mpi"
+)
+
+// Followers take the leader's matching decisions.
+//
+// Applying a patient registration entry is deterministic: every node that applies the
+// entry at index N, over the state every node has after N-1 entries, with the same
+// binary, decides every record of it alike. Matching is most of that work, and on a small
+// cluster every node does it again for every record. So each node keeps, for the entries it
+// applied lately, what its matcher decided (DecidedEntry), and a follower about to apply an
+// entry asks the leader for them first (DecisionSource): it then writes what the decisions
+// say (mpi.Matcher.RegisterDecided) instead of matching. A decision is taken only for the
+// same entry (index, term and a checksum of its bytes) decided by the same build
+// (Decider), and only if it fits the follower's index (RegisterDecided checks the record's
+// previous person, the person it joins or founds, the configuration version); anything
+// else, or no answer from the leader in time, and the follower matches as before, which
+// gives the same state: the source changes how much a follower works, never what it
+// holds. Every check that can refuse a record runs on the follower itself, as before.
+
+// DecidedEntry is what applying one patient registration entry decided.
+type DecidedEntry struct {
+	Index uint64 `json:"index"`
+	Term  uint64 `json:"term"`
+	// Sum is the CRC-32 (IEEE) of the entry's bytes.
+	Sum uint32 `json:"sum"`
+	// Decider names the build that decided (see decider).
+	Decider string `json:"decider"`
+	// Decisions are the matcher's, one per registration of the entry, before a steward's
+	// pin moved the record; nil for a record refused before matching. What a follower
+	// takes of each is what the state keeps (see MarshalJSON).
+	Decisions []*mpi.Decision `json:"decisions"`
+}
+
+// MarshalJSON writes the entry as a follower needs it: each decision without what only the
+// answer to the registrant uses (its candidates, probability and counts of records read),
+// which was most of the bytes and, decoded on every follower, cost as much as matching.
+func (e DecidedEntry) MarshalJSON() ([]byte, error) {
+	type plain DecidedEntry
+	w := plain(e)
+	w.Decisions = make([]*mpi.Decision, len(e.Decisions))
+	for i, d := range e.Decisions {
+		if d != nil {
+			w.Decisions[i] = &mpi.Decision{Record: d.Record, Outcome: d.Outcome, EUID: d.EUID, Score: d.Score,
+				Review: d.Review, Updated: d.Updated, PreviousEUID: d.PreviousEUID, ConfigVersion: d.ConfigVersion}
+		}
+	}
+	return json.Marshal(w)
+}
+
+// DecisionSource gives a follower what another node decided applying an entry. Decided is
+// called on the state machine's goroutine, before the entry is applied: it must answer
+// within a bounded time, and false whenever it has nothing (this node leads, the leader
+// is unknown or does not answer, the leader no longer holds the entry).
+type DecisionSource interface {
+	Decided(index, term uint64) (DecidedEntry, bool)
+}
+
+// SetDecisionSource sets where this node asks for the decisions of the entries it applies
+// (nil: it matches every record itself).
+func (f *FSM) SetDecisionSource(src DecisionSource) {
+	if src == nil {
+		f.source.Store(nil)
+		return
+	}
+	f.source.Store(&src)
+}
+
+// RegistrationsDecided reports how many records this node registered since it started
+// with a decision another node made, and how many it matched itself.
+func (f *FSM) RegistrationsDecided() (taken, matched uint64) {
+	return f.decisionsTaken.Load(), f.decisionsMatched.Load()
+}
+
+// maxDecided bounds the registrations whose decisions a node keeps for the followers: a
+// follower asks for an entry as it applies it, shortly after the leader did.
+const maxDecided = 8192
+
+// decidedLog holds the decisions of the entries a node applied lately, oldest first.
+type decidedLog struct {
+	mu      sync.Mutex
+	entries []*DecidedEntry
+	count   int // decisions held
+	// changed is closed and replaced when an entry is added or the state machine moves on,
+	// for the readers waiting in DecidedAt.
+	changed chan struct{}
+}
+
+func (l *decidedLog) put(e *DecidedEntry) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entries = append(l.entries, e)
+	l.count += len(e.Decisions)
+	drop := 0
+	for l.count > maxDecided && drop < len(l.entries)-1 {
+		l.count -= len(l.entries[drop].Decisions)
+		drop++
+	}
+	if drop > 0 {
+		clear(l.entries[:drop])
+		l.entries = l.entries[drop:]
+	}
+	l.wake()
+}
+
+// wake tells the waiting readers to look again. The caller holds mu.
+func (l *decidedLog) wake() {
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
+// find returns the entry at index (nil if not held) and a channel closed when that may
+// change.
+func (l *decidedLog) find(index uint64) (*DecidedEntry, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.entries) - 1; i >= 0; i-- {
+		if e := l.entries[i]; e.Index == index {
+			return e, nil
+		} else if e.Index < index {
+			break
+		}
+	}
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return nil, l.changed
+}
+
+func (l *decidedLog) moved() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.wake()
+}
+
+func (l *decidedLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	clear(l.entries)
+	l.entries, l.count = nil, 0
+	l.wake()
+}
+
+// DecidedAt returns what this node decided applying the patient registration entry at
+// index, waiting until it has applied that entry or ctx ends. It returns false for an
+// entry that registered no patients, one applied too long ago, or a different entry at
+// that index (another term).
+func (f *FSM) DecidedAt(ctx context.Context, index, term uint64) (DecidedEntry, bool) {
+	for {
+		e, changed := f.decided.find(index)
+		if e != nil {
+			if e.Term != term {
+				return DecidedEntry{}, false
+			}
+			return *e, true
+		}
+		if f.latest.Load() >= index {
+			return DecidedEntry{}, false
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return DecidedEntry{}, false
+		}
+	}
+}
+
+// decisionsFor asks the source, if any, for the decisions of the entry being applied, and
+// returns them if they are of this very entry, by this build, for n registrations.
+func (f *FSM) decisionsFor(n int) []*mpi.Decision {
+	p := f.source.Load()
+	if p == nil || f.applying == nil {
+		return nil
+	}
+	l := f.applying
+	e, ok := (*p).Decided(l.Index, l.Term)
+	if !ok {
+		return nil
+	}
+	if e.Index != l.Index || e.Term != l.Term || e.Sum != entrySum(l.Data) || e.Decider != f.decider || len(e.Decisions) != n {
+		f.logger.Warn("decisions from another node not taken: not of this entry or build", "index", l.Index)
+		return nil
+	}
+	return e.Decisions
+}
+
+// entrySum is the checksum that ties a DecidedEntry to the bytes of its entry.
+func entrySum(data []byte) uint32 { return crc32.ChecksumIEEE(data) }
+
+// decider names the build of this process: decisions are taken only from the same build,
+// whose matcher is the same code. It is the main module's version and VCS revision (with
+// whether the tree was modified), the Go version and the normalisation version; "" when
+// the binary carries no build information, and then no decision is ever taken.
+func decider() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	id := fmt.Sprintf("%s@%s %s norm%d", bi.Main.Path, bi.Main.Version, bi.GoVersion, mpi.NormVersion)
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision", "vcs.modified", "vcs.time":
+			id += " " + s.Key + "=" + s.Value
+		}
+	}
+	return id
+}
