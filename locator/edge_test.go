@@ -198,4 +198,10 @@ func TestClientCannotClaimToBeANode(t *testing.T) {
 	if code, body, _ := a.do("GET", "/v1/cluster/fence", testAdminToken, nil, nil); code != 200 {
 		t.Errorf("fence status for the admin: %d %s", code, body)
 	}
+	// The matching decisions name records and persons: another node only, not the admin.
+	for _, token := range []string{"", tokA, testAdminToken} {
+		if code, _, _ := a.do("GET", "/v1/internal/decided?index=1&term=1", token, nil, nil); code != 401 && code != 403 {
+			t.Errorf("GET /v1/internal/decided with %q: %d, want 401 or 403", token, code)
+		}
+	}
 }

@@ -482,6 +482,11 @@ func (n *Node) DecidedAt(ctx context.Context, index, term uint64) (fsm.DecidedEn
 	return n.fsm.DecidedAt(ctx, index, term)
 }
 
+// DecidedJSON is DecidedAt as JSON, encoded once for every follower that asks.
+func (n *Node) DecidedJSON(ctx context.Context, index, term uint64) ([]byte, bool, error) {
+	return n.fsm.DecidedJSON(ctx, index, term)
+}
+
 // SetDecisionSource sets where this node asks for the matching decisions of the
 // registration entries it applies (nil: it matches every record itself).
 func (n *Node) SetDecisionSource(src fsm.DecisionSource) { n.fsm.SetDecisionSource(src) }

@@ -3,6 +3,7 @@ package fsm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"runtime/debug"
@@ -36,25 +37,19 @@ type DecidedEntry struct {
 	// Decider names the build that decided (see decider).
 	Decider string `json:"decider"`
 	// Decisions are the matcher's, one per registration of the entry, before a steward's
-	// pin moved the record; nil for a record refused before matching. What a follower
-	// takes of each is what the state keeps (see MarshalJSON).
+	// pin moved the record (as keptDecision keeps them); nil for a record refused before
+	// matching.
 	Decisions []*mpi.Decision `json:"decisions"`
 }
 
-// MarshalJSON writes the entry as a follower needs it: each decision without what only the
-// answer to the registrant uses (its candidates, probability and counts of records read),
-// which was most of the bytes and, decoded on every follower, cost as much as matching.
-func (e DecidedEntry) MarshalJSON() ([]byte, error) {
-	type plain DecidedEntry
-	w := plain(e)
-	w.Decisions = make([]*mpi.Decision, len(e.Decisions))
-	for i, d := range e.Decisions {
-		if d != nil {
-			w.Decisions[i] = &mpi.Decision{Record: d.Record, Outcome: d.Outcome, EUID: d.EUID, Score: d.Score,
-				Review: d.Review, Updated: d.Updated, PreviousEUID: d.PreviousEUID, ConfigVersion: d.ConfigVersion}
-		}
-	}
-	return json.Marshal(w)
+// keptDecision is what an entry keeps of a decision for the followers: what the state
+// holds of it (outcome, person, score, review item, the record's previous person), without
+// what only the answer to the registrant uses (its candidates, probability and counts of
+// records read), which was most of the bytes, and, decoded on every follower, cost as much
+// as matching.
+func keptDecision(d *mpi.Decision) *mpi.Decision {
+	return &mpi.Decision{Record: d.Record, Outcome: d.Outcome, EUID: d.EUID, Score: d.Score,
+		Review: d.Review, Updated: d.Updated, PreviousEUID: d.PreviousEUID, ConfigVersion: d.ConfigVersion}
 }
 
 // DecisionSource gives a follower what another node decided applying an entry. Decided is
@@ -88,17 +83,30 @@ const maxDecided = 8192
 // decidedLog holds the decisions of the entries a node applied lately, oldest first.
 type decidedLog struct {
 	mu      sync.Mutex
-	entries []*DecidedEntry
+	entries []*decided
 	count   int // decisions held
 	// changed is closed and replaced when an entry is added or the state machine moves on,
 	// for the readers waiting in DecidedAt.
 	changed chan struct{}
 }
 
+// decided is one entry of a decidedLog, with its JSON made once for every follower.
+type decided struct {
+	DecidedEntry
+	once sync.Once
+	json []byte
+	err  error
+}
+
+func (d *decided) encoded() ([]byte, error) {
+	d.once.Do(func() { d.json, d.err = json.Marshal(&d.DecidedEntry) })
+	return d.json, d.err
+}
+
 func (l *decidedLog) put(e *DecidedEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.entries = append(l.entries, e)
+	l.entries = append(l.entries, &decided{DecidedEntry: *e})
 	l.count += len(e.Decisions)
 	drop := 0
 	for l.count > maxDecided && drop < len(l.entries)-1 {
@@ -122,7 +130,7 @@ func (l *decidedLog) wake() {
 
 // find returns the entry at index (nil if not held) and a channel closed when that may
 // change.
-func (l *decidedLog) find(index uint64) (*DecidedEntry, <-chan struct{}) {
+func (l *decidedLog) find(index uint64) (*decided, <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := len(l.entries) - 1; i >= 0; i-- {
@@ -157,21 +165,50 @@ func (l *decidedLog) reset() {
 // entry that registered no patients, one applied too long ago, or a different entry at
 // that index (another term).
 func (f *FSM) DecidedAt(ctx context.Context, index, term uint64) (DecidedEntry, bool) {
+	d := f.decidedAt(ctx, index, term)
+	if d == nil {
+		return DecidedEntry{}, false
+	}
+	return d.DecidedEntry, true
+}
+
+// ErrNotAppliedYet is returned by DecidedJSON when ctx ended before this node applied the
+// entry.
+var ErrNotAppliedYet = errors.New("entry not applied here yet")
+
+// DecidedJSON is DecidedAt as JSON, encoded once for all the followers that ask, and
+// ErrNotAppliedYet when ctx ends before this node has applied the entry.
+func (f *FSM) DecidedJSON(ctx context.Context, index, term uint64) ([]byte, bool, error) {
+	d := f.decidedAt(ctx, index, term)
+	if d == nil {
+		if f.latest.Load() < index {
+			return nil, false, ErrNotAppliedYet
+		}
+		return nil, false, nil
+	}
+	b, err := d.encoded()
+	if err != nil {
+		return nil, false, fmt.Errorf("encode the decisions of entry %d: %w", index, err)
+	}
+	return b, true, nil
+}
+
+func (f *FSM) decidedAt(ctx context.Context, index, term uint64) *decided {
 	for {
-		e, changed := f.decided.find(index)
-		if e != nil {
-			if e.Term != term {
-				return DecidedEntry{}, false
+		d, changed := f.decided.find(index)
+		if d != nil {
+			if d.Term != term {
+				return nil
 			}
-			return *e, true
+			return d
 		}
 		if f.latest.Load() >= index {
-			return DecidedEntry{}, false
+			return nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return DecidedEntry{}, false
+			return nil
 		}
 	}
 }

@@ -221,8 +221,7 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 		if err != nil {
 			return nil, err // storage failure: the node stops and replays
 		}
-		asDecided := d // as the matcher decided, before a pin moves the record
-		decided.Decisions[i] = &asDecided
+		decided.Decisions[i] = keptDecision(&d) // as the matcher decided, before a pin moves the record
 		if pin != "" && d.EUID != pin {
 			// A steward put this record on pin: it stays there.
 			if _, err := mpi.Relink(store, key, pin, false); err != nil {

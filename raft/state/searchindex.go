@@ -33,23 +33,70 @@ type patientSearch struct {
 	kinds [256]*searchKind
 }
 
-// searchKind holds the posting lists of one kind of term. A value maps to the number of
-// its list in lists, so that filing a record under a value is one lookup in a map that
-// grows with the index (a city's list is appended to in place); the numbers of emptied
-// lists are reused.
+// searchKind holds the postings of one kind of term. Kinds searched by prefix or range
+// (ordered) map each value to its postings and keep the values in a B-tree; the kinds only
+// ever looked up by exact value map a 64-bit hash of the value instead, and keep no value
+// at all: a search checks every hit against the record it reads (Tx.SearchPatients), so two
+// values of one hash cost a record read, not a wrong answer. Most values of a phone, an
+// e-mail or an identifier belong to one record: a single record is kept in place, and only
+// a value of two or more records gets a list (its number in lists; the numbers of emptied
+// lists are reused).
 type searchKind struct {
-	index   map[string]int32
+	byValue map[string]postings // ordered kinds
+	byHash  map[uint64]postings // the others
 	lists   [][]mpi.RecordKey
 	free    []int32
 	ordered *btree.BTreeG[string] // nil for kinds looked up by exact value only
 }
 
-// postings returns the records filed under value (nil if none).
-func (k *searchKind) postings(value string) []mpi.RecordKey {
-	if i, ok := k.index[value]; ok {
-		return k.lists[i]
+// postings are the records filed under one value: one, in place (list < 0), or list
+// number list.
+type postings struct {
+	one  mpi.RecordKey
+	list int32
+}
+
+// valueHash is FNV-1a of a value, the key of the kinds looked up by exact value.
+func valueHash(v string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(v); i++ {
+		h ^= uint64(v[i])
+		h *= 1099511628211
 	}
-	return nil
+	return h
+}
+
+// records calls fn with each record of p until fn returns false, and reports whether it
+// went through them all.
+func (k *searchKind) records(p postings, fn func(mpi.RecordKey) bool) bool {
+	if p.list < 0 {
+		return fn(p.one)
+	}
+	for _, key := range k.lists[p.list] {
+		if !fn(key) {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup returns the postings of value and whether there are any.
+func (k *searchKind) lookup(value string) (postings, bool) {
+	if k.ordered != nil {
+		p, ok := k.byValue[value]
+		return p, ok
+	}
+	p, ok := k.byHash[valueHash(value)]
+	return p, ok
+}
+
+// set stores the postings of value; remove drops them.
+func (k *searchKind) set(value string, p postings) {
+	if k.ordered != nil {
+		k.byValue[value] = p
+		return
+	}
+	k.byHash[valueHash(value)] = p
 }
 
 // searchOrdered lists the kinds scanned by prefix (names) or range (birth dates).
@@ -59,10 +106,12 @@ func newPatientSearch() *patientSearch {
 	ps := &patientSearch{}
 	for _, kind := range []byte{searchFamily, searchFamilyCode, searchGiven, searchGivenCode, searchFormalCode,
 		searchBirth, searchPostal, searchCity, searchPhone, searchEmail, searchIdentifierSV} {
-		ps.kinds[kind] = &searchKind{index: map[string]int32{}}
+		ps.kinds[kind] = &searchKind{byHash: map[uint64]postings{}}
 	}
 	for _, kind := range searchOrdered {
-		ps.kinds[kind].ordered = btree.NewG(32, func(a, b string) bool { return a < b })
+		k := ps.kinds[kind]
+		k.byHash, k.byValue = nil, map[string]postings{}
+		k.ordered = btree.NewG(32, func(a, b string) bool { return a < b })
 	}
 	return ps
 }
@@ -105,35 +154,57 @@ func containsTerm(terms [][2]string, t [2]string) bool {
 // of a city holds a good part of the index.
 func (ps *patientSearch) add(kind byte, value string, key mpi.RecordKey) {
 	k := ps.kinds[kind]
-	if i, ok := k.index[value]; ok {
-		k.lists[i] = append(k.lists[i], key)
-		return
+	p, ok := k.lookup(value)
+	switch {
+	case !ok:
+		if k.ordered != nil {
+			// A value of its own: the caller's string may hold a whole record's bytes.
+			value = strings.Clone(value)
+			k.ordered.ReplaceOrInsert(value)
+		}
+		k.set(value, postings{one: key, list: -1})
+	case p.list >= 0:
+		k.lists[p.list] = append(k.lists[p.list], key)
+	default:
+		var i int32
+		if n := len(k.free); n > 0 {
+			i, k.free = k.free[n-1], k.free[:n-1]
+			k.lists[i] = append(k.lists[i], p.one, key)
+		} else {
+			i = int32(len(k.lists))
+			k.lists = append(k.lists, []mpi.RecordKey{p.one, key})
+		}
+		if k.ordered != nil {
+			value = k.ownValue(value)
+		}
+		k.set(value, postings{list: i})
 	}
-	// A value of its own: the caller's string may hold a whole record's bytes.
-	value = strings.Clone(value)
-	if k.ordered != nil {
-		k.ordered.ReplaceOrInsert(value)
-	}
-	var i int32
-	if n := len(k.free); n > 0 {
-		i, k.free = k.free[n-1], k.free[:n-1]
-		k.lists[i] = append(k.lists[i], key)
-	} else {
-		i = int32(len(k.lists))
-		k.lists = append(k.lists, []mpi.RecordKey{key})
-	}
-	k.index[value] = i
 }
 
-// remove takes a record off a value's list (a walk of the list: records change their
+// ownValue returns the index's own copy of an ordered value it holds (the B-tree's), so
+// that a map key never keeps a caller's string alive.
+func (k *searchKind) ownValue(value string) string {
+	if own, ok := k.ordered.Get(value); ok {
+		return own
+	}
+	return strings.Clone(value)
+}
+
+// remove takes a record off a value's postings (a walk of the list: records change their
 // terms far less often than they are filed).
 func (ps *patientSearch) remove(kind byte, value string, key mpi.RecordKey) {
 	k := ps.kinds[kind]
-	n, ok := k.index[value]
+	p, ok := k.lookup(value)
 	if !ok {
 		return
 	}
-	list := k.lists[n]
+	if p.list < 0 {
+		if p.one == key {
+			k.drop(value)
+		}
+		return
+	}
+	list := k.lists[p.list]
 	for i, have := range list {
 		if have != key {
 			continue
@@ -141,16 +212,32 @@ func (ps *patientSearch) remove(kind byte, value string, key mpi.RecordKey) {
 		last := len(list) - 1
 		list[i] = list[last]
 		list[last] = ""
-		k.lists[n] = list[:last]
-		if last == 0 {
-			delete(k.index, value)
-			k.free = append(k.free, n)
-			if k.ordered != nil {
-				k.ordered.Delete(value)
-			}
+		list = list[:last]
+		if len(list) > 1 {
+			k.lists[p.list] = list
+			return
 		}
+		// One record left: back in place, the list to be reused.
+		one := list[0]
+		list[0] = ""
+		k.lists[p.list] = list[:0]
+		k.free = append(k.free, p.list)
+		if k.ordered != nil {
+			value = k.ownValue(value)
+		}
+		k.set(value, postings{one: one, list: -1})
 		return
 	}
+}
+
+// drop removes a value and its postings.
+func (k *searchKind) drop(value string) {
+	if k.ordered == nil {
+		delete(k.byHash, valueHash(value))
+		return
+	}
+	delete(k.byValue, value)
+	k.ordered.Delete(value)
 }
 
 // scan calls fn with every record of a kind whose value s selects (see scan), until fn
@@ -160,12 +247,8 @@ func (ps *patientSearch) scan(kind byte, s scan, fn func(mpi.RecordKey) bool) {
 	defer ps.mu.RUnlock()
 	k := ps.kinds[kind]
 	each := func(value string) bool {
-		for _, key := range k.postings(value) {
-			if !fn(key) {
-				return false
-			}
-		}
-		return true
+		p, ok := k.lookup(value)
+		return !ok || k.records(p, fn)
 	}
 	if s.exact {
 		each(s.value)
@@ -190,38 +273,47 @@ func buildPatientSearch(mem *mpi.MemStore, keys []mpi.RecordKey) *patientSearch 
 	return ps
 }
 
-// digest returns a SHA-256 digest of the index's entries in order (kind, value, record
-// key), whatever order they were added in.
+// digest returns a SHA-256 digest of the index's entries in order (kind, value or value
+// hash, record key), whatever order they were added in.
 func (ps *patientSearch) digest() [sha256.Size]byte {
 	ps.mu.RLock()
 	defer ps.mu.RUnlock()
 	h := sha256.New()
 	var buf []byte
+	entry := func(kind int, value []byte, k *searchKind, p postings) {
+		var keys []mpi.RecordKey
+		k.records(p, func(key mpi.RecordKey) bool { keys = append(keys, key); return true })
+		slices.Sort(keys)
+		for _, key := range keys {
+			buf = append(buf[:0], byte(kind))
+			buf = binary.AppendUvarint(buf, uint64(len(value)))
+			buf = append(buf, value...)
+			buf = binary.AppendUvarint(buf, uint64(len(key)))
+			buf = append(buf, key...)
+			h.Write(buf)
+		}
+	}
 	for kind, k := range ps.kinds {
 		if k == nil {
 			continue
 		}
-		for _, value := range slices.Sorted(maps.Keys(k.index)) {
-			for _, key := range slices.Sorted(slices.Values(k.postings(value))) {
-				buf = append(buf[:0], byte(kind))
-				buf = binary.AppendUvarint(buf, uint64(len(value)))
-				buf = append(buf, value...)
-				buf = binary.AppendUvarint(buf, uint64(len(key)))
-				buf = append(buf, key...)
-				h.Write(buf)
-			}
+		for _, value := range slices.Sorted(maps.Keys(k.byValue)) {
+			entry(kind, []byte(value), k, k.byValue[value])
+		}
+		for _, vh := range slices.Sorted(maps.Keys(k.byHash)) {
+			entry(kind, binary.BigEndian.AppendUint64(nil, vh), k, k.byHash[vh])
 		}
 		if k.ordered != nil {
 			// The ordered values must be exactly the values with postings.
 			n := 0
 			k.ordered.Ascend(func(value string) bool {
-				if _, ok := k.index[value]; !ok {
+				if _, ok := k.byValue[value]; !ok {
 					h.Write([]byte("stray ordered value"))
 				}
 				n++
 				return true
 			})
-			if n != len(k.index) {
+			if n != len(k.byValue) {
 				h.Write([]byte("ordered values missing"))
 			}
 		}
