@@ -304,21 +304,11 @@ func (p *Prepared) Verify(rec Record) error {
 // another NormVersion, is prepared again here. The caller checks p first (Verify): a Raft
 // command carries it as the same bytes to every node, so every node decides alike.
 func (m *Matcher) RegisterPrepared(s Store, rec Record, p *Prepared, newEUID string) (Decision, error) {
-	if err := rec.Validate(); err != nil {
-		return Decision{}, err
-	}
-	if newEUID == "" {
-		return Decision{}, fmt.Errorf("%w: empty", ErrInvalidEUID)
-	}
-	cc, err := loadConfig(s)
+	cc, p, err := beginRegistration(s, rec, p, newEUID)
 	if err != nil {
 		return Decision{}, err
 	}
 	key := rec.Key()
-	if p == nil || p.Norm.Version != NormVersion {
-		prepared := Prepare(rec)
-		p = &prepared
-	}
 	n := p.Norm
 	d := Decision{Record: key, ConfigVersion: cc.cfg.Version}
 
@@ -367,6 +357,27 @@ func (m *Matcher) RegisterPrepared(s Store, rec Record, p *Prepared, newEUID str
 	return d, nil
 }
 
+// beginRegistration checks a record and the EUID it would found, and returns the
+// configuration in force and the record prepared (p, or prepared here when nil or of
+// another NormVersion).
+func beginRegistration(s Store, rec Record, p *Prepared, newEUID string) (*compiled, *Prepared, error) {
+	if err := rec.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if newEUID == "" {
+		return nil, nil, fmt.Errorf("%w: empty", ErrInvalidEUID)
+	}
+	cc, err := loadConfig(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p == nil || p.Norm.Version != NormVersion {
+		prepared := Prepare(rec)
+		p = &prepared
+	}
+	return cc, p, nil
+}
+
 // file writes a decided record: the record under its person, its blocking keys and term
 // counts, and the decision's review item.
 func file(s Store, rec Record, p *Prepared, d *Decision) error {
@@ -395,13 +406,7 @@ var ErrDecisionMismatch = errors.New("decision does not fit the index")
 // registers with RegisterPrepared. The checks cannot tell a wrong link from a right one;
 // what makes the decision right is where it came from (see fsm.DecisionSource).
 func (m *Matcher) RegisterDecided(s Store, rec Record, p *Prepared, newEUID string, d Decision) (Decision, error) {
-	if err := rec.Validate(); err != nil {
-		return Decision{}, err
-	}
-	if newEUID == "" {
-		return Decision{}, fmt.Errorf("%w: empty", ErrInvalidEUID)
-	}
-	cc, err := loadConfig(s)
+	cc, p, err := beginRegistration(s, rec, p, newEUID)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -414,10 +419,6 @@ func (m *Matcher) RegisterDecided(s Store, rec Record, p *Prepared, newEUID stri
 	}
 	if d.ConfigVersion != cc.cfg.Version {
 		return mismatch("decided under another configuration")
-	}
-	if p == nil || p.Norm.Version != NormVersion {
-		prepared := Prepare(rec)
-		p = &prepared
 	}
 	old, err := s.Record(key)
 	if err != nil {
