@@ -16,7 +16,12 @@
 // first is fixed by upgrading, the second by fixing the disk, and neither is something the
 // other nodes share, so skipping it would make this node diverge.
 //
-// The package must never import HTTP or API code.
+// A follower registers patients with the matching decisions the leader made for the same
+// entry when a DecisionSource gives them (decided.go): the same state, without matching
+// every record on every node.
+//
+// The package must never import HTTP or API code: the source that asks the leader is the
+// API's (locator).
 package fsm
 
 import (
