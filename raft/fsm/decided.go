@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"os"
 	"runtime/debug"
 	"sync"
 
@@ -236,20 +237,37 @@ func (f *FSM) decisionsFor(n int) []*mpi.Decision {
 func entrySum(data []byte) uint32 { return crc32.ChecksumIEEE(data) }
 
 // decider names the build of this process: decisions are taken only from the same build,
-// whose matcher is the same code. It is the main module's version and VCS revision (with
-// whether the tree was modified), the Go version and the normalisation version; "" when
-// the binary carries no build information, and then no decision is ever taken.
+// whose matcher is the same code. It is the main module's path and version, the Go version
+// and the normalisation version, with the VCS revision of a build from a clean checkout;
+// a build from a modified tree, or without VCS information (a test binary, a source
+// tarball), is named by its executable file's size and modification time as well, so that
+// two such builds are never taken for one. "" when the binary carries no build information
+// or its file cannot be read: then no decision is ever taken.
 func decider() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return ""
 	}
 	id := fmt.Sprintf("%s@%s %s norm%d", bi.Main.Path, bi.Main.Version, bi.GoVersion, mpi.NormVersion)
+	clean := false
 	for _, s := range bi.Settings {
 		switch s.Key {
-		case "vcs.revision", "vcs.modified", "vcs.time":
-			id += " " + s.Key + "=" + s.Value
+		case "vcs.revision":
+			id += " rev=" + s.Value
+		case "vcs.modified":
+			clean = s.Value == "false"
 		}
 	}
-	return id
+	if clean {
+		return id
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	st, err := os.Stat(exe)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s exe=%d/%d", id, st.Size(), st.ModTime().UnixNano())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,5 +202,18 @@ func TestDecidedAtWaitsForTheEntry(t *testing.T) {
 	defer cancelShort()
 	if _, ok := f.DecidedAt(short, last.Index+1, last.Term); ok {
 		t.Error("decisions given for an entry never applied")
+	}
+}
+
+// TestDeciderNamesTheBuild: a process names its build the same way every time, and a test
+// binary (no VCS information) by its executable file too, so that another build of the
+// same source is not taken for it.
+func TestDeciderNamesTheBuild(t *testing.T) {
+	a, b := decider(), decider()
+	if a == "" || a != b {
+		t.Fatalf("decider %q then %q", a, b)
+	}
+	if !strings.Contains(a, "exe=") {
+		t.Errorf("a test binary named without its executable: %q", a)
 	}
 }
