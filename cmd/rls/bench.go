@@ -45,9 +45,10 @@ func benchCommand() *cli.Command {
 				"-dir), imports the file through its leader in batches (as `rls import patients` does) and\n" +
 				"compares. Prints JSON: both rates and their ratio, the rate over each tenth of the file, the\n" +
 				"CPU time of each node and the time the leader's state machine spent applying and committing\n" +
-				"(its serial path), peak RSS per node, whether the cluster formed the same persons as the\n" +
-				"in-memory run (the batches in flight are numbered in one import stream, so the leader\n" +
-				"proposes them in file order), and the latency of $match and /v1/locate afterwards at\n" +
+				"(its serial path), how many records each node registered with the leader's matching\n" +
+				"decision instead of matching them itself, peak RSS per node, whether the cluster formed the\n" +
+				"same persons as the in-memory run (the batches in flight are numbered in one import stream,\n" +
+				"so the leader proposes them in file order), and the latency of $match and /v1/locate afterwards at\n" +
 				"-clients concurrent clients.\n" +
 				"With -runs N the whole measurement is repeated N times and \"medians\" gives, per cluster size,\n" +
 				"the median rate and the median of the ratios (each against the in-memory run of its round).\n" +
