@@ -475,14 +475,9 @@ func (n *Node) CatchUp(ctx context.Context) error {
 	return n.fsm.WaitApplied(ctx, max(n.fsm.LatestIndex(), n.raft.CommitIndex()))
 }
 
-// DecidedAt returns the matching decisions this node made applying the patient
-// registration entry at index (see fsm.DecisionSource), waiting until it has applied it or
-// ctx ends.
-func (n *Node) DecidedAt(ctx context.Context, index, term uint64) (fsm.DecidedEntry, bool) {
-	return n.fsm.DecidedAt(ctx, index, term)
-}
-
-// DecidedJSON is DecidedAt as JSON, encoded once for every follower that asks.
+// DecidedJSON returns the matching decisions this node made applying the patient
+// registration entry at index (see fsm.DecisionSource), as JSON encoded once for every
+// follower that asks.
 func (n *Node) DecidedJSON(ctx context.Context, index, term uint64) ([]byte, bool, error) {
 	return n.fsm.DecidedJSON(ctx, index, term)
 }

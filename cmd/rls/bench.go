@@ -510,12 +510,12 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 	for i, n := range nodes {
 		cpuStart[i], _ = procCPU(n.cmd.Process.Pid)
 	}
-	before := fsmSeconds(ctx, &lc)
+	before := fsmMetrics(ctx, &lc)
 	personOf, err := benchImportRows(ctx, &lc, opts, &res)
 	if err != nil {
 		return res, err
 	}
-	if after := fsmSeconds(ctx, &lc); after.apply > 0 {
+	if after := fsmMetrics(ctx, &lc); after.apply > 0 {
 		res.LeaderApplySeconds, res.LeaderCommitSeconds = round3(after.apply-before.apply), round3(after.commit-before.commit)
 		res.LeaderFlushSeconds = round3(after.flush - before.flush)
 	}
@@ -568,7 +568,7 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 	for _, n := range nodes {
 		nc := *admin
 		nc.base = n.url()
-		res.DecidedByLeader = append(res.DecidedByLeader, fsmSeconds(ctx, &nc).decidedByLeader)
+		res.DecidedByLeader = append(res.DecidedByLeader, fsmMetrics(ctx, &nc).decidedByLeader)
 	}
 	if opts.queries > 0 {
 		opts.progress("%d node(s): %d $match and %d locate requests at %d clients", opts.nodes, opts.queries, opts.queries, opts.clients)
@@ -617,14 +617,14 @@ func metricSamples(data []byte) iter.Seq2[string, float64] {
 	}
 }
 
-// stateMachineSeconds are the totals of a node's state machine timings.
-// decidedByLeader is the records the node registered with the leader's matching decision.
-type stateMachineSeconds struct{ apply, commit, flush, decidedByLeader float64 }
+// stateMachineMetrics are the totals of a node's state machine: the seconds it spent
+// applying, committing and flushing, and the records it registered with the leader's
+// matching decision.
+type stateMachineMetrics struct{ apply, commit, flush, decidedByLeader float64 }
 
-// fsmSeconds reads from a node's metrics the wall time its state machine has spent applying
-// entries, committing them and flushing them to the state file (zeros if it cannot).
-func fsmSeconds(ctx context.Context, cl *client) stateMachineSeconds {
-	var t stateMachineSeconds
+// fsmMetrics reads a node's stateMachineMetrics from its metrics (zeros if it cannot).
+func fsmMetrics(ctx context.Context, cl *client) stateMachineMetrics {
+	var t stateMachineMetrics
 	data, _, err := cl.do(ctx, http.MethodGet, "/metrics", nil, nil)
 	if err != nil {
 		return t

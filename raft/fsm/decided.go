@@ -87,7 +87,7 @@ type decidedLog struct {
 	entries []*decided
 	count   int // decisions held
 	// changed is closed and replaced when an entry is added or the state machine moves on,
-	// for the readers waiting in DecidedAt.
+	// for the readers waiting in DecidedJSON.
 	changed chan struct{}
 }
 
@@ -107,6 +107,13 @@ func (d *decided) encoded() ([]byte, error) {
 func (l *decidedLog) put(e *DecidedEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// An entry applied again after a rollback (FSM.skipFailed) replaces what the rolled-back
+	// transaction kept from it on, so that the entries stay in index order.
+	for n := len(l.entries); n > 0 && l.entries[n-1].Index >= e.Index; n = len(l.entries) {
+		l.count -= len(l.entries[n-1].Decisions)
+		l.entries[n-1] = nil
+		l.entries = l.entries[:n-1]
+	}
 	l.entries = append(l.entries, &decided{DecidedEntry: *e})
 	l.count += len(e.Decisions)
 	drop := 0
@@ -161,24 +168,15 @@ func (l *decidedLog) reset() {
 	l.wake()
 }
 
-// DecidedAt returns what this node decided applying the patient registration entry at
-// index, waiting until it has applied that entry or ctx ends. It returns false for an
-// entry that registered no patients, one applied too long ago, or a different entry at
-// that index (another term).
-func (f *FSM) DecidedAt(ctx context.Context, index, term uint64) (DecidedEntry, bool) {
-	d := f.decidedAt(ctx, index, term)
-	if d == nil {
-		return DecidedEntry{}, false
-	}
-	return d.DecidedEntry, true
-}
-
 // ErrNotAppliedYet is returned by DecidedJSON when ctx ended before this node applied the
 // entry.
 var ErrNotAppliedYet = errors.New("entry not applied here yet")
 
-// DecidedJSON is DecidedAt as JSON, encoded once for all the followers that ask, and
-// ErrNotAppliedYet when ctx ends before this node has applied the entry.
+// DecidedJSON returns, as JSON encoded once for all the followers that ask, what this node
+// decided applying the patient registration entry at index (a DecidedEntry), waiting until
+// it has applied that entry or ctx ends: ErrNotAppliedYet then. It returns false for an
+// entry that registered no patients, one applied too long ago, or a different entry at that
+// index (another term).
 func (f *FSM) DecidedJSON(ctx context.Context, index, term uint64) ([]byte, bool, error) {
 	d := f.decidedAt(ctx, index, term)
 	if d == nil {
@@ -214,9 +212,10 @@ func (f *FSM) decidedAt(ctx context.Context, index, term uint64) *decided {
 	}
 }
 
-// decisionsFor asks the source, if any, for the decisions of the entry being applied, and
-// returns them if they are of this very entry, by this build, for n registrations.
-func (f *FSM) decisionsFor(n int) []*mpi.Decision {
+// decisionsFor asks the source, if any, for the decisions of the entry being applied (its
+// bytes' entrySum is sum), and returns them if they are of this very entry, by this build,
+// for n registrations.
+func (f *FSM) decisionsFor(n int, sum uint32) []*mpi.Decision {
 	p := f.source.Load()
 	if p == nil || f.applying == nil {
 		return nil
@@ -226,7 +225,7 @@ func (f *FSM) decisionsFor(n int) []*mpi.Decision {
 	if !ok {
 		return nil
 	}
-	if e.Index != l.Index || e.Term != l.Term || e.Sum != entrySum(l.Data) || e.Decider != f.decider || len(e.Decisions) != n {
+	if e.Index != l.Index || e.Term != l.Term || e.Sum != sum || e.Decider != f.decider || len(e.Decisions) != n {
 		f.logger.Warn("decisions from another node not taken: not of this entry or build", "index", l.Index)
 		return nil
 	}

@@ -3,6 +3,7 @@ package fsm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -87,14 +88,9 @@ func TestFollowersTakeTheLeadersDecisions(t *testing.T) {
 	fromLeader := func(index, term uint64) (DecidedEntry, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		e, ok := leader.DecidedAt(ctx, index, term)
-		if !ok {
-			return e, false
-		}
 		// As the follower receives it.
-		wire, err := json.Marshal(e)
-		if err != nil {
-			t.Error(err)
+		wire, ok, err := leader.DecidedJSON(ctx, index, term)
+		if err != nil || !ok {
 			return DecidedEntry{}, false
 		}
 		var got DecidedEntry
@@ -165,10 +161,24 @@ func TestFollowersTakeTheLeadersDecisions(t *testing.T) {
 	}
 }
 
-// TestDecidedAtWaitsForTheEntry: DecidedAt waits for an entry not yet applied and gives its
-// decisions once it is; it gives nothing for an entry of another term, for one that
-// registered nobody, or when its context ends first.
-func TestDecidedAtWaitsForTheEntry(t *testing.T) {
+// decidedAt is DecidedJSON decoded, as a follower reads it.
+func decidedAt(t *testing.T, f *FSM, ctx context.Context, index, term uint64) (DecidedEntry, bool, error) {
+	t.Helper()
+	var e DecidedEntry
+	wire, ok, err := f.DecidedJSON(ctx, index, term)
+	if err != nil || !ok {
+		return e, ok, err
+	}
+	if err := json.Unmarshal(wire, &e); err != nil {
+		t.Error(err)
+	}
+	return e, true, nil
+}
+
+// TestDecidedJSONWaitsForTheEntry: DecidedJSON waits for an entry not yet applied and gives
+// its decisions once it is; it gives nothing for an entry of another term, for one that
+// registered nobody, or when its context ends first (ErrNotAppliedYet).
+func TestDecidedJSONWaitsForTheEntry(t *testing.T) {
 	logs := registrationLog(t, true)
 	f := newFSM(t)
 	last := logs[len(logs)-1]
@@ -176,32 +186,32 @@ func TestDecidedAtWaitsForTheEntry(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		e, _ := f.DecidedAt(ctx, last.Index, last.Term)
+		e, _, _ := decidedAt(t, f, ctx, last.Index, last.Term)
 		got <- e
 	}()
 	time.Sleep(20 * time.Millisecond)
 	select {
 	case <-got:
-		t.Fatal("DecidedAt answered before the entry was applied")
+		t.Fatal("DecidedJSON answered before the entry was applied")
 	default:
 	}
 	applyInBatches(f, logs, func() int { return 4 })
 	e := <-got
 	if e.Index != last.Index || e.Sum != entrySum(last.Data) || e.Decider != f.decider || len(e.Decisions) == 0 || e.Decisions[0] == nil {
-		t.Fatalf("DecidedAt gave %+v", e)
+		t.Fatalf("DecidedJSON gave %+v", e)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if _, ok := f.DecidedAt(ctx, last.Index, last.Term+1); ok {
+	if _, ok, _ := decidedAt(t, f, ctx, last.Index, last.Term+1); ok {
 		t.Error("decisions given for an entry of another term")
 	}
-	if _, ok := f.DecidedAt(ctx, logs[0].Index, logs[0].Term); ok {
+	if _, ok, _ := decidedAt(t, f, ctx, logs[0].Index, logs[0].Term); ok {
 		t.Error("decisions given for a participant entry")
 	}
 	short, cancelShort := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancelShort()
-	if _, ok := f.DecidedAt(short, last.Index+1, last.Term); ok {
-		t.Error("decisions given for an entry never applied")
+	if _, ok, err := decidedAt(t, f, short, last.Index+1, last.Term); ok || !errors.Is(err, ErrNotAppliedYet) {
+		t.Errorf("an entry never applied: ok %v, err %v", ok, err)
 	}
 }
 
@@ -215,5 +225,23 @@ func TestDeciderNamesTheBuild(t *testing.T) {
 	}
 	if !strings.Contains(a, "exe=") {
 		t.Errorf("a test binary named without its executable: %q", a)
+	}
+}
+
+// TestDecidedLogReplacesWhatARollbackReplays: an entry applied again after a rollback
+// replaces what the log kept from it on, so that every entry stays findable in index order.
+func TestDecidedLogReplacesWhatARollbackReplays(t *testing.T) {
+	var l decidedLog
+	one := []*mpi.Decision{{EUID: "A"}}
+	for _, index := range []uint64{1, 2, 3, 2, 3, 4} {
+		l.put(&DecidedEntry{Index: index, Term: 1, Decisions: one})
+	}
+	for index := uint64(1); index <= 4; index++ {
+		if d, _ := l.find(index); d == nil {
+			t.Errorf("entry %d not found", index)
+		}
+	}
+	if len(l.entries) != 4 || l.count != 4 {
+		t.Errorf("%d entries holding %d decisions, want 4 and 4", len(l.entries), l.count)
 	}
 }

@@ -161,11 +161,11 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 	store := tx.MPI()
 	f.openRecords += len(c.Registrations)
 	out := make([]Registered, len(c.Registrations))
-	given := f.decisionsFor(len(c.Registrations))
-	decided := &DecidedEntry{Decider: f.decider, Decisions: make([]*mpi.Decision, len(c.Registrations))}
+	ours := &DecidedEntry{Decider: f.decider, Decisions: make([]*mpi.Decision, len(c.Registrations))}
 	if l := f.applying; l != nil {
-		decided.Index, decided.Term, decided.Sum = l.Index, l.Term, entrySum(l.Data)
+		ours.Index, ours.Term, ours.Sum = l.Index, l.Term, entrySum(l.Data)
 	}
+	given := f.decisionsFor(len(c.Registrations), ours.Sum)
 	for i, r := range c.Registrations {
 		if h.Limits >= 1 {
 			if err := r.Check("", h.Time); err != nil {
@@ -221,7 +221,7 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 		if err != nil {
 			return nil, err // storage failure: the node stops and replays
 		}
-		decided.Decisions[i] = keptDecision(&d) // as the matcher decided, before a pin moves the record
+		ours.Decisions[i] = keptDecision(&d) // as the matcher decided, before a pin moves the record
 		if pin != "" && d.EUID != pin {
 			// A steward put this record on pin: it stays there.
 			if _, err := mpi.Relink(store, key, pin, false); err != nil {
@@ -238,8 +238,8 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 	if err := attachDirectives(tx, out); err != nil {
 		return nil, err
 	}
-	if decided.Index != 0 {
-		f.decided.put(decided)
+	if ours.Index != 0 {
+		f.decided.put(ours)
 	}
 	return out, nil
 }
