@@ -34,26 +34,55 @@ const (
 )
 
 // decisionSource is this node's fsm.DecisionSource: the leader's internal endpoint.
+//
+// Decided runs on the state machine's goroutine, which must never open a transaction of
+// the state (see fsm.DecisionSource): where to ask (the leader's address in the catalog)
+// and what to sign with (the cluster key) are read from the state by a goroutine of its
+// own, and Decided only uses what it found for the leader Raft names now. Until it has, a
+// follower matches by itself.
 type decisionSource struct {
 	s      *Server
 	client *http.Client
+	// lookup reads where to ask from the state; it may wait for the state machine.
+	lookup func() (*decidedTarget, error)
+	// target is the last lookup's answer (nil before the first, or after a failed request);
+	// looking is set while a lookup runs.
+	target  atomic.Pointer[decidedTarget]
+	looking atomic.Bool
 	// pausedUntil is when asking resumes after a failure (Unix nanoseconds).
 	pausedUntil atomic.Int64
 }
 
-func newDecisionSource(s *Server) *decisionSource {
-	return &decisionSource{s: s, client: &http.Client{Timeout: decidedWait + 500*time.Millisecond, Transport: peerTransport(s.opts.PeerTLS)}}
+// decidedTarget is where a follower asks for decisions: the leader's id and API base URL,
+// and the cluster key that signs the request.
+type decidedTarget struct {
+	leaderID string
+	baseURL  string
+	key      []byte
 }
 
-// Decided implements fsm.DecisionSource. It runs on the state machine's goroutine: every
-// path returns within the client's timeout.
+func newDecisionSource(s *Server) *decisionSource {
+	d := &decisionSource{s: s, client: &http.Client{Timeout: decidedWait + 500*time.Millisecond, Transport: peerTransport(s.opts.PeerTLS)}}
+	d.lookup = d.lookupLeader
+	return d
+}
+
+// Decided implements fsm.DecisionSource. Every path returns within the client's timeout
+// and none reads the state.
 func (d *decisionSource) Decided(index, term uint64) (fsm.DecidedEntry, bool) {
 	s := d.s
 	if s.node.IsLeader() || time.Now().UnixNano() < d.pausedUntil.Load() {
 		return fsm.DecidedEntry{}, false
 	}
-	e, err := d.ask(index, term)
+	t := d.target.Load()
+	if t == nil || t.leaderID != s.node.LeaderID() {
+		d.startLookup()
+		return fsm.DecidedEntry{}, false
+	}
+	e, err := d.ask(t, index, term)
 	if err != nil {
+		// The leader may have moved to another address: look it up again after the pause.
+		d.target.CompareAndSwap(t, nil)
 		d.pausedUntil.Store(time.Now().Add(decidedPause).UnixNano())
 		s.logger.Warn("the leader's matching decisions are not available; matching here", "index", index, "err", err)
 		return fsm.DecidedEntry{}, false
@@ -61,36 +90,60 @@ func (d *decisionSource) Decided(index, term uint64) (fsm.DecidedEntry, bool) {
 	return e, e.Index != 0
 }
 
-// ask requests an entry's decisions from the leader: the zero entry when it does not hold
-// them, an error when it could not be asked.
-func (d *decisionSource) ask(index, term uint64) (fsm.DecidedEntry, error) {
+// startLookup reads where to ask on a goroutine of its own, unless one is reading already.
+func (d *decisionSource) startLookup() {
+	if !d.looking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer d.looking.Store(false)
+		t, err := d.lookup()
+		if err != nil {
+			d.s.logger.Debug("no leader to ask for matching decisions yet", "err", err)
+			return
+		}
+		d.target.Store(t)
+	}()
+}
+
+// lookupLeader reads the current leader's catalog entry and the cluster key from the state.
+func (d *decisionSource) lookupLeader() (*decidedTarget, error) {
 	s := d.s
 	leader, err := s.node.Leader()
-	if err != nil || leader.HTTPAddr == "" || leader.ID == s.node.ID() {
-		return fsm.DecidedEntry{}, fmt.Errorf("no leader to ask")
+	if err != nil {
+		return nil, fmt.Errorf("find the leader: %w", err)
+	}
+	if leader.HTTPAddr == "" || leader.ID == s.node.ID() {
+		return nil, fmt.Errorf("leader %q has no API address to ask", leader.ID)
 	}
 	key := s.localClusterKey()
 	if key == nil {
-		return fsm.DecidedEntry{}, fmt.Errorf("no cluster key yet")
+		return nil, errors.New("no cluster key yet")
 	}
+	return &decidedTarget{leaderID: leader.ID, baseURL: strings.TrimRight(leader.HTTPAddr, "/"), key: key}, nil
+}
+
+// ask requests an entry's decisions from the leader: the zero entry when it does not hold
+// them, an error when it could not be asked.
+func (d *decisionSource) ask(t *decidedTarget, index, term uint64) (fsm.DecidedEntry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), decidedWait+500*time.Millisecond)
 	defer cancel()
 	path := fmt.Sprintf("/v1/internal/decided?index=%d&term=%d", index, term)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(leader.HTTPAddr, "/")+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.baseURL+path, nil)
 	if err != nil {
 		return fsm.DecidedEntry{}, fmt.Errorf("build request: %w", err)
 	}
-	nodeauth.SignRequest(req, key, s.node.ID(), nil)
+	nodeauth.SignRequest(req, t.key, d.s.node.ID(), nil)
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return fsm.DecidedEntry{}, fmt.Errorf("ask leader %s: %w", leader.ID, err)
+		return fsm.DecidedEntry{}, fmt.Errorf("ask leader %s: %w", t.leaderID, err)
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 		var e fsm.DecidedEntry
 		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
-			return fsm.DecidedEntry{}, fmt.Errorf("decode the decisions of leader %s: %w", leader.ID, err)
+			return fsm.DecidedEntry{}, fmt.Errorf("decode the decisions of leader %s: %w", t.leaderID, err)
 		}
 		return e, nil
 	case http.StatusNotFound:
@@ -98,7 +151,7 @@ func (d *decisionSource) ask(index, term uint64) (fsm.DecidedEntry, error) {
 		return fsm.DecidedEntry{}, nil
 	default:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return fsm.DecidedEntry{}, fmt.Errorf("leader %s answered %d %s", leader.ID, resp.StatusCode, strings.TrimSpace(string(msg)))
+		return fsm.DecidedEntry{}, fmt.Errorf("leader %s answered %d %s", t.leaderID, resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
 }
 

@@ -493,8 +493,16 @@ func (n *Node) IsLeader() bool { return n.raft.State() == hraft.Leader }
 // entry of earlier terms.
 func (n *Node) LeaderReady() bool { return n.IsLeader() && n.leaderReady.Load() }
 
+// LeaderID returns the id of the current leader as Raft knows it ("" when none), without
+// reading the state: the state machine's goroutine may ask (see locator's decision source).
+func (n *Node) LeaderID() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
 // Leader returns the catalog entry of the current leader (its HTTP address included), or
-// ErrNoLeader.
+// ErrNoLeader. It reads the state: never call it on the state machine's goroutine, whose
+// open batch a growing state file waits for (see fsm.DecisionSource).
 func (n *Node) Leader() (model.Node, error) {
 	addr, id := n.raft.LeaderWithID()
 	if id == "" {
