@@ -422,7 +422,7 @@ func (s *Server) searchLists(w http.ResponseWriter, r *http.Request, rq *request
 			if err != nil {
 				return err
 			}
-			s.discloseRecordKeys(rq, hits[i].PatientRecord)
+			discloseRecordKeysTx(tx, rq, hits[i].PatientRecord)
 			entries = append(entries, fhir.BundleEntry{FullURL: "List/" + hits[i].ID, Resource: body, Search: &fhir.SearchInfo{Mode: "match"}})
 		}
 		return nil

@@ -341,7 +341,7 @@ func (s *Server) planEvents(tx *state.Tx, sub model.Subscription, g *policy.Guar
 	st := &roundState{guardState: guardState{tx}, persons: map[string]recordPerson{}, own: map[string][]string{}}
 	out := make([]planned, 0, len(events))
 	now := time.Now().UTC()
-	base := s.notificationBase()
+	base := s.notificationBase(tx)
 	for _, ev := range events {
 		p := planned{seq: ev.Seq}
 		content, err := s.eventContent(tx, st, sub, g, ev)
@@ -587,13 +587,17 @@ func notificationBody(sub model.Subscription, ev model.NotifyEvent, number uint6
 }
 
 // notificationBase is the FHIR base of the absolute fullUrl of a notification's focus:
-// the configured public base, else the delivering leader's own API address.
-func (s *Server) notificationBase() string {
+// the configured public base, else the delivering leader's own API address, read from the
+// catalog in the transaction the caller holds (a second one could wait forever, see
+// state.Store.CheckNesting).
+func (s *Server) notificationBase(tx *state.Tx) string {
 	if s.opts.PublicBaseURL != "" {
 		return strings.TrimRight(s.opts.PublicBaseURL, "/")
 	}
-	if leader, err := s.node.Leader(); err == nil && leader.HTTPAddr != "" {
-		return strings.TrimRight(leader.HTTPAddr, "/") + "/fhir"
+	if id := s.node.LeaderID(); id != "" {
+		if leader, err := tx.Node(id); err == nil && leader.HTTPAddr != "" {
+			return strings.TrimRight(leader.HTTPAddr, "/") + "/fhir"
+		}
 	}
 	return ""
 }

@@ -100,6 +100,10 @@ type Config struct {
 	// instead of the address the peer advertises: for peers behind NAT or a proxy, and
 	// for fault-injection tests that route each directed link through a proxy of its own.
 	PeerDialAddrs map[string]string
+	// CheckStateNesting makes the state panic when a goroutine holding one of its
+	// transactions opens another (state.Store.CheckNesting): for tests, which turn it on
+	// for every node they start.
+	CheckStateNesting bool
 }
 
 func (c *Config) setDefaults() {
@@ -168,6 +172,9 @@ func Open(cfg Config) (*Node, error) {
 	var err error
 	if n.store, err = state.Open(filepath.Join(cfg.DataDir, "state.db"), cfg.Logger); err != nil {
 		return nil, err
+	}
+	if cfg.CheckStateNesting {
+		n.store.CheckNesting()
 	}
 	if n.docs, err = openDocIndex(filepath.Join(cfg.DataDir, "search"), n.store, cfg.Logger); err != nil {
 		return nil, err

@@ -68,8 +68,9 @@ func newCluster(t *testing.T, n int) *cluster {
 			NodeID: id, DataDir: filepath.Join(dir, id), BindAddr: string(addr), AdvertiseAddr: string(addr),
 			HTTPAddr: "http://" + id + ".test", Bootstrap: i == 0, Transport: trans,
 			HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-			ApplyTimeout: 2 * time.Second,
-			Logger:       slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			ApplyTimeout:      2 * time.Second,
+			Logger:            slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			CheckStateNesting: true,
 		})
 	}
 	c.heal()

@@ -376,6 +376,7 @@ func (f *FSM) Apply(l *hraft.Log) any {
 // after a restart) are skipped.
 func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	start := time.Now() // measures the batch for metrics; never reaches the state
+	defer f.store.Applying()()
 	results := make([]any, len(logs))
 	already := f.latest.Load()
 

@@ -72,7 +72,8 @@ func Start(t testing.TB, o Options) *Node {
 		NodeID: o.ID, DataDir: o.DataDir, Listener: ln, BindAddr: ln.Addr().String(), HTTPAddr: o.HTTPAddr,
 		Bootstrap:        !o.Join,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-		Registerer: o.Registerer,
+		Registerer:        o.Registerer,
+		CheckStateNesting: true,
 	}
 	if o.AdminTokenHash != "" {
 		cfg.BootstrapAdmin = &model.Participant{ID: AdminID, Name: "Admin", Kind: model.KindHIE, Role: model.RoleAdmin, Active: true, TokenHash: o.AdminTokenHash}

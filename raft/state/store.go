@@ -88,6 +88,9 @@ type Store struct {
 	// flushedIndex is the applied index of the file: as opened or restored, then as the
 	// flushes advance it.
 	flushedIndex atomic.Uint64
+	// nesting, when set, checks that no goroutine opens a transaction inside another
+	// (CheckNesting, tests only).
+	nesting *nestingCheck
 }
 
 // Open opens (or creates) the state file at path. After an unclean shutdown it runs bbolt's
@@ -206,6 +209,7 @@ func (s *Store) Close() error {
 
 // View runs fn in a read transaction: the file and the committed layers not yet in it.
 func (s *Store) View(fn func(*Tx) error) error {
+	defer s.enter("a read transaction (View)")()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	kv, err := s.view()
@@ -220,6 +224,7 @@ func (s *Store) View(fn func(*Tx) error) error {
 // layers not yet flushed into it: what a node would have after a crash. Derived state kept
 // on disk (the document index) reads it so as never to get ahead of the file.
 func (s *Store) ViewFile(fn func(*Tx) error) error {
+	defer s.enter("a read transaction of the file (ViewFile)")()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.db.View(func(tx *bolt.Tx) error {
