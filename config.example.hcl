@@ -107,6 +107,12 @@ raft {
   peer_dial_addresses = {}
   # peer_dial_addresses = { n2 = "127.0.0.1:19002" }
 
+  # Stop the node (panic, with the stack) when a goroutine that holds a transaction of the
+  # state opens a second one: a bug that stalls the node for good once the state file
+  # outgrows its memory map (1 GiB). For test and staging clusters: it costs a stack read
+  # per transaction. The integration tests turn it on.
+  check_state_nesting = false
+
   # Raft traffic between nodes over mutually authenticated TLS: each end presents its
   # node certificate and accepts only a peer whose certificate chains to the cluster CA
   # and carries a node identity (URI SAN urn:rls:node:ID), so neither a host with a

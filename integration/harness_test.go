@@ -224,6 +224,7 @@ func (c *Cluster) tokenFile() string { return filepath.Join(c.Dir, "admin-token"
 func (c *Cluster) hcl(n *Node) string {
 	var b strings.Builder
 	b.WriteString("raft {\n")
+	b.WriteString("  check_state_nesting = true\n")
 	fmt.Fprintf(&b, "  heartbeat_timeout = %q\n", c.opts.HeartbeatTimeout)
 	fmt.Fprintf(&b, "  election_timeout = %q\n", c.opts.ElectionTimeout)
 	fmt.Fprintf(&b, "  leader_lease_timeout = %q\n", c.opts.LeaderLeaseTimeout)

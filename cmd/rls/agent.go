@@ -95,6 +95,7 @@ func runAgent(c *cli.Context) error {
 		LeaderLeaseTimeout: mustDuration(cfg.Raft.LeaderLeaseTimeout),
 		ApplyTimeout:       mustDuration(cfg.Raft.ApplyTimeout),
 		PeerDialAddrs:      cfg.Raft.PeerDialAddrs,
+		CheckStateNesting:  cfg.Raft.CheckStateNesting,
 		TLS:                tlsCfg.raft,
 		Logger:             logger,
 		Registerer:         registry,

@@ -68,6 +68,10 @@ type RaftConfig struct {
 	ElectionTimeout    string            `hcl:"election_timeout,optional"`
 	LeaderLeaseTimeout string            `hcl:"leader_lease_timeout,optional"`
 	ApplyTimeout       string            `hcl:"apply_timeout,optional"`
+	// CheckStateNesting: panic when a goroutine holding a transaction of the state opens
+	// a second one (a latent stall once the file outgrows its memory map); for test and
+	// staging clusters, it costs a stack read per transaction.
+	CheckStateNesting bool `hcl:"check_state_nesting,optional"`
 
 	// TLS turns on mutually authenticated TLS between nodes; the files default to the
 	// API's (tls block) when empty.
