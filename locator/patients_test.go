@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rls-hie/rls/locator/fhir"
 	"github.com/rls-hie/rls/raft/command"
@@ -415,5 +417,34 @@ func TestPDQmMinimumCriteria(t *testing.T) {
 	// The admin keeps the broad searches its data stewards need.
 	if code, body, _ := a.do("GET", "/fhir/Patient?family=Nguyen&_count=5", testAdminToken, nil, nil); code != 200 || !strings.Contains(string(body), fmt.Sprintf(`"total": %d`, MaxParticipantMatches+20)) {
 		t.Errorf("admin search: %d %.300s", code, body)
+	}
+}
+
+// TestEUIDsGrowWithTime: an EUID keeps its shape (E and 32 hex digits) and sorts by the
+// second it was drawn, so that new persons land together at the end of the B-trees keyed
+// by EUID; ids of one second still differ.
+func TestEUIDsGrowWithTime(t *testing.T) {
+	start := time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)
+	var prev string
+	seen := map[string]bool{}
+	for i := range 300 {
+		at := start.Add(time.Duration(i/3) * time.Second) // three draws a second
+		id, err := drawEUID(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`^E[0-9a-f]{32}$`).MatchString(id) {
+			t.Fatalf("EUID %q is not E and 32 hex digits", id)
+		}
+		if want := fmt.Sprintf("E%08x", at.Unix()); !strings.HasPrefix(id, want) {
+			t.Fatalf("EUID %q drawn at %v does not begin with its second %s", id, at, want)
+		}
+		if i%3 == 0 && id <= prev {
+			t.Fatalf("EUID %q of a later second sorts before %q", id, prev)
+		}
+		if seen[id] {
+			t.Fatalf("EUID %q drawn twice", id)
+		}
+		seen[id], prev = true, id
 	}
 }
