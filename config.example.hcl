@@ -109,7 +109,7 @@ raft {
 
   # Stop the node (panic, with the stack) when a goroutine that holds a transaction of the
   # state opens a second one: a bug that stalls the node for good once the state file
-  # outgrows its memory map (1 GiB). For test and staging clusters: it costs a stack read
+  # outgrows its memory map. For test and staging clusters: it costs a stack read
   # per transaction. The integration tests turn it on.
   check_state_nesting = false
 

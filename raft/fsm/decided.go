@@ -58,7 +58,7 @@ func keptDecision(d *mpi.Decision) *mpi.Decision {
 // within a bounded time, and false whenever it has nothing (this node leads, the leader
 // is unknown or does not answer, the leader no longer holds the entry). It must never read
 // the state (state.Store.View): the state machine holds a read transaction of the file
-// while it applies, and once the file outgrows its memory map (beyond 1 GiB) a flush waits
+// while it applies, and once the file outgrows its memory map (see state.Store) a flush waits
 // for every reader to finish before it maps more, while bbolt holds every new reader back
 // behind the waiting flush, so a second transaction there would wait forever.
 type DecisionSource interface {

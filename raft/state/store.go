@@ -52,9 +52,14 @@ const (
 	// openTimeout bounds the wait for bbolt's file lock: without it, Open blocks forever
 	// when another process holds the file.
 	openTimeout = 5 * time.Second
-	// initialMmapSize is reserved address space, not memory: a long read transaction (a
-	// snapshot being streamed) would otherwise block writers whenever the map must grow.
-	initialMmapSize = 1 << 30
+	// initialMmapSize is reserved address space, not memory (a read-only shared mapping of
+	// the file, which counts against no commit limit): bbolt grows the map only by waiting
+	// for every open reader, and new readers wait behind it, so a long read transaction (a
+	// Raft snapshot or a download of the state being streamed, minutes at millions of
+	// persons) would hold up every flush and then the state machine whenever the file
+	// crossed the map's end. 1 GiB was crossed at some 500,000 records; 64 GiB is far
+	// beyond any state this design holds.
+	initialMmapSize = 64 << 30
 )
 
 // Store is the node's replicated state file.
