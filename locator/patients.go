@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -24,25 +22,17 @@ import (
 	"github.com/rls-hie/rls/raft/state"
 )
 
-// newEUID draws the enterprise id a registration uses if it founds a new person: "E", the
-// second it was drawn (32 bits, hex) and 96 random bits, so that two leaders' draws never
-// collide (the FSM still refuses a taken one). The state file keys persons, their link
-// history and the audit's per-person index by EUID: ids drawn at random put every new
-// person on a page of its own in each of those B-trees, which is most of what a flush
-// writes once the index is large, whereas ids that grow with time land together at their
-// end (as UUIDv7, RFC 9562, does for the same reason). The second a person was founded is
-// all the id tells, and no more than the person's history does.
+// newEUID draws the enterprise id a registration uses if it founds a new person: "E" and a
+// model.TimeOrderedID (the second of the draw, then 96 random bits), so that two leaders'
+// draws never collide (the FSM still refuses a taken one) and new persons land together at
+// the end of the state's B-trees keyed by EUID. The second a person was founded is all the
+// id tells, and no more than the person's history does.
 func newEUID() (string, error) {
-	return drawEUID(time.Now())
-}
-
-func drawEUID(now time.Time) (string, error) {
-	var b [16]byte
-	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
-	if _, err := rand.Read(b[4:]); err != nil {
+	var random [12]byte
+	if _, err := rand.Read(random[:]); err != nil {
 		return "", fmt.Errorf("draw EUID: %w", err)
 	}
-	return "E" + hex.EncodeToString(b[:]), nil
+	return "E" + model.TimeOrderedID(time.Now(), random), nil
 }
 
 // ownSystem returns the rule that picks the record identifier of a Patient sent by p: a

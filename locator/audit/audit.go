@@ -14,8 +14,6 @@ package audit
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -143,18 +141,13 @@ func (b *Batcher) run(ctx context.Context, batch []*waiter) error {
 	return nil
 }
 
-// NewID returns an entry id: 32 hex digits, the second it was drawn (32 bits) and 96
-// random bits. The state indexes entries by id; ids that grow with time land together at
-// the end of that B-tree instead of each on a page of its own across the whole log, which a
-// busy exchange's audit log, the largest thing it keeps, would make most of what a flush
-// writes.
-func NewID() (string, error) { return drawID(time.Now()) }
-
-func drawID(now time.Time) (string, error) {
-	var b [16]byte
-	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
-	if _, err := rand.Read(b[4:]); err != nil {
+// NewID returns an entry id: a model.TimeOrderedID (the second of the draw, then 96 random
+// bits), so that the state's index of entries by id grows at its end rather than taking a
+// random page per entry across the whole log, the largest thing an exchange keeps.
+func NewID() (string, error) {
+	var random [12]byte
+	if _, err := rand.Read(random[:]); err != nil {
 		return "", fmt.Errorf("draw audit entry id: %w", err)
 	}
-	return hex.EncodeToString(b[:]), nil
+	return model.TimeOrderedID(time.Now(), random), nil
 }

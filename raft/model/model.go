@@ -12,6 +12,7 @@ package model
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -269,4 +270,16 @@ type LinkEvent struct {
 	Score   float64 `json:"score,omitempty"`
 	Actor   string  `json:"actor"`
 	Reason  string  `json:"reason,omitempty"`
+}
+
+// TimeOrderedID is an id of 32 hex digits: the second now falls in (32 bits), then the 96
+// bits of random the caller drew. The state keys persons (by EUID) and audit entries (by
+// id) in B-trees: ids wholly at random put each new one on a page of its own across the
+// whole tree, ids that grow with time put them together at its end (UUIDv7's reason, RFC
+// 9562), and 96 random bits still keep two draws of one second apart.
+func TimeOrderedID(now time.Time, random [12]byte) string {
+	var b [16]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
+	copy(b[4:], random[:])
+	return hex.EncodeToString(b[:])
 }
