@@ -28,10 +28,19 @@ const (
 	// later is better not waited for.
 	decidedWait = 500 * time.Millisecond
 	// decidedPause is how long a follower stops asking after a failed request (no leader,
-	// a leader that does not answer, or one that had not applied the entry in time): it
-	// matches every record itself meanwhile.
+	// a leader that does not answer or answers an error): it matches every record itself
+	// meanwhile. A leader that only had not applied the entry in time costs that entry
+	// alone: the next may well be there, and a follower that matched on for seconds took
+	// CPU from the leader where they share cores (15–19% of 540,000 records).
 	decidedPause = 5 * time.Second
+	// headerDecidedState marks the leader's 503 that means "not applied here yet", as
+	// opposed to a node that cannot answer at all.
+	headerDecidedState = "X-Rls-Decided"
+	decidedNotApplied  = "not-applied"
 )
+
+// errLeaderBehind is ask's error when the leader had not applied the entry in time.
+var errLeaderBehind = errors.New("the leader had not applied the entry in time")
 
 // decisionSource is this node's fsm.DecisionSource: the leader's internal endpoint.
 //
@@ -80,6 +89,10 @@ func (d *decisionSource) Decided(index, term uint64) (fsm.DecidedEntry, bool) {
 		return fsm.DecidedEntry{}, false
 	}
 	e, err := d.ask(t, index, term)
+	if errors.Is(err, errLeaderBehind) {
+		s.logger.Debug("the leader had not applied the entry in time; matching it here", "index", index)
+		return fsm.DecidedEntry{}, false
+	}
 	if err != nil {
 		// The leader may have moved to another address: look it up again after the pause.
 		d.target.CompareAndSwap(t, nil)
@@ -149,6 +162,12 @@ func (d *decisionSource) ask(t *decidedTarget, index, term uint64) (fsm.DecidedE
 	case http.StatusNotFound:
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		return fsm.DecidedEntry{}, nil
+	case http.StatusServiceUnavailable:
+		if resp.Header.Get(headerDecidedState) == decidedNotApplied {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+			return fsm.DecidedEntry{}, errLeaderBehind
+		}
+		fallthrough
 	default:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		return fsm.DecidedEntry{}, fmt.Errorf("leader %s answered %d %s", t.leaderID, resp.StatusCode, strings.TrimSpace(string(msg)))
@@ -172,7 +191,8 @@ func (s *Server) internalDecided(w http.ResponseWriter, r *http.Request, rq *req
 	defer cancel()
 	body, ok, err := s.node.DecidedJSON(ctx, index, term)
 	if errors.Is(err, fsm.ErrNotAppliedYet) {
-		// The follower is ahead: it should match by itself for a while.
+		// The follower is ahead: it matches this entry by itself.
+		w.Header().Set(headerDecidedState, decidedNotApplied)
 		return fhir.Errorf(http.StatusServiceUnavailable, "transient", "", "entry %d not applied here within %s", index, decidedWait)
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package locator
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
@@ -118,5 +119,17 @@ func TestDecisionSourceNeverWaitsForTheState(t *testing.T) {
 	}
 	if src.pausedUntil.Load() != 0 {
 		t.Error("a follower that asked successfully paused")
+	}
+
+	// An entry the leader has not applied (it waits for it a while): the follower matches
+	// that one itself, but neither pauses nor forgets where to ask.
+	if _, err := src.ask(src.target.Load(), after+1000, term); !errors.Is(err, errLeaderBehind) {
+		t.Fatalf("asking for an entry the leader has not applied: %v, want errLeaderBehind", err)
+	}
+	if _, ok := src.Decided(after+1000, term); ok {
+		t.Fatal("decisions for an entry nobody applied")
+	}
+	if src.pausedUntil.Load() != 0 || src.target.Load() == nil {
+		t.Error("a leader that had not applied one entry made the follower stop asking")
 	}
 }
