@@ -47,12 +47,12 @@ type blockIndex struct {
 	numbers  map[string]uint64
 	// longestPrefix is the length of the longest of prefixes.
 	longestPrefix int
-	// hash is hashString except in tests that force collisions.
+	// hash is HashString except in tests that force collisions.
 	hash func(string) uint64
 }
 
 func newBlockIndex() *blockIndex {
-	return &blockIndex{hash: hashString, prefixes: []string{""}, numbers: map[string]uint64{"": 0}}
+	return &blockIndex{hash: HashString, prefixes: []string{""}, numbers: map[string]uint64{"": 0}}
 }
 
 // Region layout (little-endian):

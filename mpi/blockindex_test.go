@@ -28,7 +28,7 @@ func TestBlockIndexAgainstMap(t *testing.T) {
 	for _, hash := range []struct {
 		name string
 		fn   func(string) uint64
-	}{{"fnv", hashString}, {"colliding", func(s string) uint64 { return hashString(s) & 3 }}} {
+	}{{"fnv", HashString}, {"colliding", func(s string) uint64 { return HashString(s) & 3 }}} {
 		t.Run(hash.name, func(t *testing.T) {
 			x := newBlockIndex()
 			x.hash = hash.fn

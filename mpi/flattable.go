@@ -132,11 +132,12 @@ func (t *flatTable[V]) all(fn func(V)) {
 	}
 }
 
-// hashString is 64-bit FNV-1a with a final avalanche, so that keys which
+// HashString is 64-bit FNV-1a with a final avalanche, so that keys which
 // differ only in their last bytes (db:19800101, db:19800102) spread over
 // the table. It is fixed, not seeded: a MemStore lays out the same way in
-// every run.
-func hashString(s string) uint64 {
+// every run. The state's other in-memory indexes use it too; it is never
+// stored.
+func HashString(s string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])

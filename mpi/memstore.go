@@ -31,9 +31,9 @@ import (
 type MemStore struct {
 	mu      sync.RWMutex
 	cfg     *Config
-	records flatTable[stamped[memRecord]] // by hashString(key)
+	records flatTable[stamped[memRecord]] // by HashString(key)
 	blocks  *blockIndex
-	persons flatTable[stamped[*Person]] // by hashString(EUID)
+	persons flatTable[stamped[*Person]] // by HashString(EUID)
 	terms   map[termKey]int64
 	reviews []ReviewItem
 	// version is what the records and persons written now are stamped with (see Stamp),
@@ -79,7 +79,7 @@ func (m *MemStore) wrote() { m.latest = max(m.latest, m.version) }
 func (m *MemStore) RecordAt(key RecordKey, version uint64) (sr *StoredRecord, known bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st, ok := m.records.find(hashString(string(key)), isRecord(key))
+	st, ok := m.records.find(HashString(string(key)), isRecord(key))
 	if !ok || st.written > version {
 		return nil, false
 	}
@@ -91,7 +91,7 @@ func (m *MemStore) RecordAt(key RecordKey, version uint64) (sr *StoredRecord, kn
 func (m *MemStore) HeldAt(key RecordKey, version uint64) bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st, ok := m.records.find(hashString(string(key)), isRecord(key))
+	st, ok := m.records.find(HashString(string(key)), isRecord(key))
 	return ok && st.written <= version
 }
 
@@ -99,7 +99,7 @@ func (m *MemStore) HeldAt(key RecordKey, version uint64) bool {
 func (m *MemStore) PersonAt(euid string, version uint64) (p Person, known bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st, ok := m.persons.find(hashString(euid), isPerson(euid))
+	st, ok := m.persons.find(HashString(euid), isPerson(euid))
 	if !ok || st.written > version {
 		return Person{}, false
 	}
@@ -158,7 +158,7 @@ func (m *MemStore) PutConfig(cfg Config) error {
 func (m *MemStore) Record(key RecordKey) (*StoredRecord, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st, ok := m.records.find(hashString(string(key)), isRecord(key))
+	st, ok := m.records.find(HashString(string(key)), isRecord(key))
 	if !ok {
 		return nil, nil
 	}
@@ -171,7 +171,7 @@ func (m *MemStore) Record(key RecordKey) (*StoredRecord, error) {
 func (m *MemStore) Normalized(key RecordKey) (RecordKey, *Normalized, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st, ok := m.records.find(hashString(string(key)), isRecord(key))
+	st, ok := m.records.find(HashString(string(key)), isRecord(key))
 	if !ok {
 		return "", nil, false
 	}
@@ -188,7 +188,7 @@ func (m *MemStore) Normalized(key RecordKey) (RecordKey, *Normalized, bool) {
 func (m *MemStore) StoredKey(key RecordKey) (own RecordKey, ok bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st, ok := m.records.find(hashString(string(key)), isRecord(key))
+	st, ok := m.records.find(HashString(string(key)), isRecord(key))
 	if !ok {
 		return "", false
 	}
@@ -211,7 +211,7 @@ func (m *MemStore) PutRecord(rec *StoredRecord) error {
 	var cp memRecord
 	cp, m.encodeBuf = newMemRecord(rec, m.encodeBuf[:0], m.withoutBlocks)
 	key := cp.key()
-	m.records.set(hashString(string(key)), isRecord(key), stamped[memRecord]{cp, m.version})
+	m.records.set(HashString(string(key)), isRecord(key), stamped[memRecord]{cp, m.version})
 	m.wrote()
 	return nil
 }
@@ -249,7 +249,7 @@ func (m *MemStore) RemoveFromBlock(block Block, key RecordKey) error {
 func (m *MemStore) Person(euid string) (Person, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st, ok := m.persons.find(hashString(euid), isPerson(euid))
+	st, ok := m.persons.find(HashString(euid), isPerson(euid))
 	if !ok {
 		return Person{}, false, nil
 	}
@@ -263,7 +263,7 @@ func (m *MemStore) PutPerson(p Person) error {
 	cp := compactPerson(p)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.persons.set(hashString(cp.EUID), isPerson(cp.EUID), stamped[*Person]{cp, m.version})
+	m.persons.set(HashString(cp.EUID), isPerson(cp.EUID), stamped[*Person]{cp, m.version})
 	m.wrote()
 	return nil
 }
@@ -272,7 +272,7 @@ func (m *MemStore) PutPerson(p Person) error {
 func (m *MemStore) DeletePerson(euid string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.persons.delete(hashString(euid), isPerson(euid))
+	m.persons.delete(HashString(euid), isPerson(euid))
 	m.wrote()
 	return nil
 }
@@ -535,7 +535,7 @@ func (m *MemStore) RecordsBatch(keys []RecordKey, out []*StoredRecord, arena *Re
 	var foundBuf [64]bool
 	hashes, found := stackOr(hashBuf[:], len(keys)), stackOr(foundBuf[:], len(keys))
 	for i, k := range keys {
-		hashes[i] = hashString(string(k))
+		hashes[i] = HashString(string(k))
 	}
 	var stBuf [64]stamped[memRecord]
 	sts := stackOr(stBuf[:], len(keys))
@@ -561,7 +561,7 @@ func (m *MemStore) PersonsBatch(euids []string, out []Person, found []bool) ([]P
 	var personBuf [64]stamped[*Person]
 	hashes, ok, ps := stackOr(hashBuf[:], len(euids)), stackOr(foundBuf[:], len(euids)), stackOr(personBuf[:], len(euids))
 	for i, e := range euids {
-		hashes[i] = hashString(e)
+		hashes[i] = HashString(e)
 	}
 	m.persons.findEach(hashes, func(i int, st stamped[*Person]) bool { return st.val.EUID == euids[i] }, ps, ok)
 	for i, st := range ps {

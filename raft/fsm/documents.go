@@ -74,7 +74,7 @@ func (f *FSM) writeDocument(tx *state.Tx, h command.Header, stored state.StoredD
 		if t.Document.Status == search.StatusCurrent {
 			t.Document.Status = search.StatusSuperseded
 			t.Version++
-			t.Updated, t.Index = h.Time, f.applyingIndex
+			t.Updated, t.Index = h.Time, f.applying.Index
 			if err := tx.PutDocument(t); err != nil {
 				return out, err
 			}
@@ -87,7 +87,7 @@ func (f *FSM) writeDocument(tx *state.Tx, h command.Header, stored state.StoredD
 	}
 	stored.Document, stored.Resource = d, resource
 	stored.Version++
-	stored.Updated, stored.Index = h.Time, f.applyingIndex
+	stored.Updated, stored.Index = h.Time, f.applying.Index
 	if err := tx.PutDocument(stored); err != nil {
 		return out, err
 	}

@@ -120,10 +120,8 @@ type FSM struct {
 	openLogs []openEntry
 	// failed counts the entries recorded as failed since start (metrics).
 	failed atomic.Uint64
-	// applyingIndex is the index of the entry being applied (handlers record it), and
-	// applying the entry itself.
-	applyingIndex uint64
-	applying      *hraft.Log
+	// applying is the entry being applied (handlers record its index).
+	applying *hraft.Log
 
 	// decided keeps what the matcher decided for the entries applied lately, for the
 	// followers; source, if set, is where this node asks for them (see DecisionSource).
@@ -421,7 +419,7 @@ func (f *FSM) applyToOpen(logs []*hraft.Log, already uint64, results []any) (*hr
 		if l.Type != hraft.LogCommand {
 			continue // configuration changes only advance the index
 		}
-		f.applyingIndex, f.applying = l.Index, l
+		f.applying = l
 		tx.StampEntry(l.Index)
 		if len(l.Data) == 0 || command.Type(l.Data[0]) != command.TypeAuditAppend {
 			f.changed.Store(l.Index)
@@ -673,7 +671,7 @@ func (f *FSM) skipFailed(l *hraft.Log, failure *EntryFailure) *state.Tx {
 	f.open, f.openDocs, f.openRecords = b, nil, 0
 	tx := b.Tx()
 	for _, oe := range f.openLogs {
-		f.applyingIndex, f.applying = oe.log.Index, oe.log
+		f.applying = oe.log
 		if oe.failure != nil {
 			recordFailure(tx, oe.failure)
 			continue
@@ -682,7 +680,7 @@ func (f *FSM) skipFailed(l *hraft.Log, failure *EntryFailure) *state.Tx {
 			panic(fmt.Sprintf("rls fsm: entry %d applied, then failed when applied again after entry %d failed (%s); this node's state cannot be trusted: restore it from a snapshot of another node", oe.log.Index, l.Index, again.Reason))
 		}
 	}
-	f.applyingIndex, f.applying = l.Index, l
+	f.applying = l
 	recordFailure(tx, failure)
 	f.failed.Add(1)
 	f.logger.Error("log entry could not be applied: rolled back, recorded as failed and skipped (every node does the same); see README, \"Recovering from an entry that cannot be applied\"",

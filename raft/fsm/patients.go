@@ -259,7 +259,7 @@ func (f *FSM) register(s mpi.Store, rec mpi.Record, prep *mpi.Prepared, newEUID 
 		}
 		// Nothing was written: match as if there had been no decision.
 		// (The error names the record: not for the log.)
-		f.logger.Warn("a decision from another node does not fit this index; matching the record here", "index", f.applyingIndex, "registration", i)
+		f.logger.Warn("a decision from another node does not fit this index; matching the record here", "index", f.applying.Index, "registration", i)
 	}
 	f.decisionsMatched.Add(1)
 	return f.matcher.RegisterPrepared(s, rec, prep, newEUID)

@@ -35,9 +35,9 @@ type patientSearch struct {
 
 // searchKind holds the postings of one kind of term. Kinds searched by prefix or range
 // (ordered) map each value to its postings and keep the values in a B-tree; the kinds only
-// ever looked up by exact value map a 64-bit hash of the value instead, and keep no value
-// at all: a search checks every hit against the record it reads (Tx.SearchPatients), so two
-// values of one hash cost a record read, not a wrong answer. Most values of a phone, an
+// ever looked up by exact value map a 64-bit hash of the value (mpi.HashString) instead,
+// and keep no value at all: a search checks every hit against the record it reads
+// (Tx.SearchPatients), so two values of one hash cost a record read, not a wrong answer. Most values of a phone, an
 // e-mail or an identifier belong to one record: a single record is kept in place, and only
 // a value of two or more records gets a list (its number in lists; the numbers of emptied
 // lists are reused).
@@ -54,16 +54,6 @@ type searchKind struct {
 type postings struct {
 	one  mpi.RecordKey
 	list int32
-}
-
-// valueHash is FNV-1a of a value, the key of the kinds looked up by exact value.
-func valueHash(v string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(v); i++ {
-		h ^= uint64(v[i])
-		h *= 1099511628211
-	}
-	return h
 }
 
 // records calls fn with each record of p until fn returns false, and reports whether it
@@ -86,7 +76,7 @@ func (k *searchKind) lookup(value string) (postings, bool) {
 		p, ok := k.byValue[value]
 		return p, ok
 	}
-	p, ok := k.byHash[valueHash(value)]
+	p, ok := k.byHash[mpi.HashString(value)]
 	return p, ok
 }
 
@@ -96,7 +86,7 @@ func (k *searchKind) set(value string, p postings) {
 		k.byValue[value] = p
 		return
 	}
-	k.byHash[valueHash(value)] = p
+	k.byHash[mpi.HashString(value)] = p
 }
 
 // searchOrdered lists the kinds scanned by prefix (names) or range (birth dates).
@@ -233,7 +223,7 @@ func (ps *patientSearch) remove(kind byte, value string, key mpi.RecordKey) {
 // drop removes a value and its postings.
 func (k *searchKind) drop(value string) {
 	if k.ordered == nil {
-		delete(k.byHash, valueHash(value))
+		delete(k.byHash, mpi.HashString(value))
 		return
 	}
 	delete(k.byValue, value)
