@@ -87,6 +87,18 @@ func newMetrics(n *Node) *metrics {
 		gauge("rls_raft_last_log_index", "Index of the last entry in this node's log.", func() float64 { return float64(n.raft.LastIndex()) }),
 		gauge("rls_raft_commit_index", "Highest log index this node knows to be committed.", func() float64 { return float64(n.raft.CommitIndex()) }),
 		gauge("rls_fsm_applied_index", "Index of the last log entry applied to this node's state.", func() float64 { return float64(n.fsm.AppliedIndex()) }),
+		gauge("rls_fsm_flushed_index", "Index of the last log entry the state file holds: after a crash the node applies the log from there again.", func() float64 {
+			_, _, flushed := n.fsm.Unflushed()
+			return float64(flushed)
+		}),
+		gauge("rls_fsm_unflushed_transactions", "Committed state transactions held in memory until the flusher writes them to the state file.", func() float64 {
+			layers, _, _ := n.fsm.Unflushed()
+			return float64(layers)
+		}),
+		gauge("rls_fsm_unflushed_bytes", "Approximate memory the unflushed state transactions hold.", func() float64 {
+			_, bytes, _ := n.fsm.Unflushed()
+			return float64(bytes)
+		}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "rls_fsm_failed_entries_total",
 			Help: "Log entries this node could not apply since it started: rolled back, recorded as failed and skipped (as on every node). Alert on any.",

@@ -50,7 +50,7 @@ func benchCommand() *cli.Command {
 				"decision instead of matching them itself, peak RSS per node, whether the cluster formed the\n" +
 				"same persons as the in-memory run (the batches in flight are numbered in one import stream,\n" +
 				"so the leader proposes them in file order), and the latency of $match and /v1/locate afterwards at\n" +
-				"-clients concurrent clients.\n" +
+				"-clients concurrent clients, once every node has written the import to its state file.\n" +
 				"With -runs N the whole measurement is repeated N times and \"medians\" gives, per cluster size,\n" +
 				"the median rate and the median of the ratios (each against the in-memory run of its round).\n" +
 				"Records the API refuses (a birth date in the future) are left out of both runs. The machine's\n" +
@@ -70,6 +70,7 @@ func benchCommand() *cli.Command {
 				&cli.StringFlag{Name: "heapprofile", Usage: "after each import, write a heap profile of every node to `PREFIX`-N-ID.pprof"},
 				&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of each leader over the first 15 s of its import to `PREFIX`-N.pprof, and of each follower to PREFIX-N-ID.pprof"},
 				&cli.StringFlag{Name: "querycpuprofile", Usage: "write a CPU profile of every node over the first 10 s of the queries after the import to `PREFIX`-N-ID.pprof"},
+				&cli.StringFlag{Name: "node-memory-limit", Usage: "the nodes' Go memory limit (`GOMEMLIMIT`, e.g. 4GiB; the bench's own is left as it is): the collector works harder as a node's heap nears it"},
 			},
 			Action: benchImport,
 		}},
@@ -157,6 +158,10 @@ type benchCluster struct {
 	LeaderApplySeconds  float64 `json:"leader_apply_seconds,omitempty"`
 	LeaderCommitSeconds float64 `json:"leader_commit_seconds,omitempty"`
 	LeaderFlushSeconds  float64 `json:"leader_flush_seconds,omitempty"`
+	// SettleSeconds is how long after every node had applied the import the last one had
+	// also written it to its state file (rls_fsm_unflushed_transactions 0 on every node);
+	// the queries start then, on nodes no longer flushing the import.
+	SettleSeconds float64 `json:"settle_seconds"`
 	// DecidedByLeader is, for each node, the records it registered with the leader's
 	// matching decision instead of matching them itself (see fsm.DecisionSource).
 	DecidedByLeader []float64      `json:"registrations_decided_by_leader,omitempty"`
@@ -219,6 +224,9 @@ func benchImport(c *cli.Context) error {
 	batch, parallel := c.Int("batch"), c.Int("parallel")
 	if batch < 1 || batch > locator.MaxBatchRecords || parallel < 1 || parallel > 64 {
 		return fmt.Errorf("-batch must be 1..%d and -parallel 1..64", locator.MaxBatchRecords)
+	}
+	if l := c.String("node-memory-limit"); l != "" && !validMemoryLimit(l) {
+		return fmt.Errorf("-node-memory-limit %q: want a number of bytes with an optional unit B, KiB, MiB, GiB or TiB (as GOMEMLIMIT), e.g. 4GiB", l)
 	}
 	dir := c.String("dir")
 	if dir == "" {
@@ -286,6 +294,7 @@ func benchImport(c *cli.Context) error {
 			opts := benchClusterOptions{
 				exe: exe, dir: filepath.Join(dir, fmt.Sprintf("cluster-%d", n)), nodes: n, rows: rows, batch: batch, parallel: parallel,
 				queries: c.Int("queries"), clients: c.Int("clients"), personOf: personOf, progress: progress,
+				memoryLimit: c.String("node-memory-limit"),
 			}
 			if round == 1 {
 				opts.profile, opts.heapProfile = profilePath(c.String("cpuprofile"), n), profilePath(c.String("heapprofile"), n)
@@ -428,6 +437,8 @@ type benchClusterOptions struct {
 	profile         string
 	heapProfile     string
 	queryProfile    string
+	// memoryLimit, when set, is the nodes' GOMEMLIMIT.
+	memoryLimit string
 }
 
 // benchNode is one `rls agent` process of a bench cluster.
@@ -478,7 +489,7 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 		} else {
 			args = append(args, "-join", nodes[0].url())
 		}
-		if err := n.start(opts.exe, args); err != nil {
+		if err := n.start(opts.exe, args, opts.memoryLimit); err != nil {
 			return res, err
 		}
 		nodes[i] = n
@@ -574,6 +585,11 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 		nc.base = n.url()
 		res.DecidedByLeader = append(res.DecidedByLeader, fsmMetrics(ctx, &nc).decidedByLeader)
 	}
+	settling := time.Now()
+	if err := waitFor(ctx, 10*time.Minute, func() bool { return allFlushed(ctx, admin, nodes) }); err != nil {
+		return res, fmt.Errorf("nodes did not write the import to their state files: %w", err)
+	}
+	res.SettleSeconds = round3(time.Since(settling).Seconds())
 	if opts.queries > 0 {
 		opts.progress("%d node(s): %d $match and %d locate requests at %d clients", opts.nodes, opts.queries, opts.queries, opts.clients)
 		var profiles chan error
@@ -624,11 +640,15 @@ func metricSamples(data []byte) iter.Seq2[string, float64] {
 // stateMachineMetrics are the totals of a node's state machine: the seconds it spent
 // applying, committing and flushing, and the records it registered with the leader's
 // matching decision.
-type stateMachineMetrics struct{ apply, commit, flush, decidedByLeader float64 }
+type stateMachineMetrics struct {
+	apply, commit, flush, decidedByLeader float64
+	// unflushed is -1 when the node did not report it.
+	unflushed float64
+}
 
 // fsmMetrics reads a node's stateMachineMetrics from its metrics (zeros if it cannot).
 func fsmMetrics(ctx context.Context, cl *client) stateMachineMetrics {
-	var t stateMachineMetrics
+	t := stateMachineMetrics{unflushed: -1}
 	data, _, err := cl.do(ctx, http.MethodGet, "/metrics", nil, nil)
 	if err != nil {
 		return t
@@ -643,12 +663,38 @@ func fsmMetrics(ctx context.Context, cl *client) stateMachineMetrics {
 			t.flush = v
 		case `rls_fsm_registrations_total{decided_by="leader"}`:
 			t.decidedByLeader = v
+		case "rls_fsm_unflushed_transactions":
+			t.unflushed = v
 		}
 	}
 	return t
 }
 
-func (n *benchNode) start(exe string, args []string) error {
+// allFlushed reports whether every node has written every committed transaction to its
+// state file.
+func allFlushed(ctx context.Context, admin *client, nodes []*benchNode) bool {
+	for _, n := range nodes {
+		nc := *admin
+		nc.base = n.url()
+		if fsmMetrics(ctx, &nc).unflushed != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validMemoryLimit reports whether s is a GOMEMLIMIT the Go runtime accepts (a malformed one
+// stops a node at start).
+func validMemoryLimit(s string) bool {
+	digits := strings.TrimRight(s, "BKMGTi")
+	unit := s[len(digits):]
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return false
+	}
+	return slices.Contains([]string{"", "B", "KiB", "MiB", "GiB", "TiB"}, unit)
+}
+
+func (n *benchNode) start(exe string, args []string, memoryLimit string) error {
 	if err := os.MkdirAll(n.dir, 0o700); err != nil {
 		return err
 	}
@@ -658,6 +704,9 @@ func (n *benchNode) start(exe string, args []string) error {
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if memoryLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memoryLimit)
+	}
 	// The nodes end with the bench, however it ends.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -802,16 +851,12 @@ func benchImportRows(ctx context.Context, cl *client, opts benchClusterOptions, 
 		seq   int
 		items []importItem
 	}
-	var items []importItem
-	for _, row := range opts.rows {
-		rec := benchRecord(row.Record)
-		items = append(items, importItem{line: row.Line, record: &rec})
-	}
+	total := len(opts.rows)
 	jobs := make(chan job)
-	personOf := make(map[mpi.RecordKey]string, len(items))
+	personOf := make(map[mpi.RecordKey]string, total)
 	// A file may register one identifier twice (a corrected or reused MRN): its person is
 	// the one its last registration in file order got, whichever answer arrives last.
-	lineOf := make(map[mpi.RecordKey]int, len(items))
+	lineOf := make(map[mpi.RecordKey]int, total)
 	var mu sync.Mutex
 	var firstErr error
 	done := map[int]int{}
@@ -872,15 +917,23 @@ func benchImportRows(ctx context.Context, cl *client, opts benchClusterOptions, 
 	}
 	seq := 0
 feed:
-	for i := 0; i < len(items); i += opts.batch {
+	for i := 0; i < total; i += opts.batch {
 		mu.Lock()
 		failed := firstErr != nil
 		mu.Unlock()
 		if failed {
 			break
 		}
+		// Each batch's request records are made as it is sent: made for the whole file at
+		// once they held some 700 MB at a million persons, beside the nodes.
+		rows := opts.rows[i:min(i+opts.batch, total)]
+		items := make([]importItem, len(rows))
+		for k, row := range rows {
+			rec := benchRecord(row.Record)
+			items[k] = importItem{line: row.Line, record: &rec}
+		}
 		select {
-		case jobs <- job{seq: seq, items: items[i:min(i+opts.batch, len(items))]}:
+		case jobs <- job{seq: seq, items: items}:
 			seq++
 		case <-ctx.Done():
 			break feed
@@ -893,8 +946,8 @@ feed:
 	}
 	elapsed := time.Since(start)
 	res.Seconds = round3(elapsed.Seconds())
-	res.RecordsPerSecond = math.Round(float64(len(items)) / elapsed.Seconds())
-	res.Tenths, res.LastToFirst = tenthRates(points, len(items))
+	res.RecordsPerSecond = math.Round(float64(total) / elapsed.Seconds())
+	res.Tenths, res.LastToFirst = tenthRates(points, total)
 	return personOf, nil
 }
 

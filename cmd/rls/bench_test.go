@@ -86,3 +86,18 @@ garbage line
 		t.Fatalf("samples %q, want %q", got, want)
 	}
 }
+
+// TestValidMemoryLimit: what the bench hands the nodes as GOMEMLIMIT is a form the Go
+// runtime accepts (a malformed one stops a node as it starts).
+func TestValidMemoryLimit(t *testing.T) {
+	for _, ok := range []string{"4GiB", "4500MiB", "1073741824", "512KiB", "2TiB", "100B"} {
+		if !validMemoryLimit(ok) {
+			t.Errorf("%q refused", ok)
+		}
+	}
+	for _, bad := range []string{"", "4GB", "4 GiB", "GiB", "-1GiB", "4.5GiB", "4gib", "4GiBB", "4iB"} {
+		if validMemoryLimit(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

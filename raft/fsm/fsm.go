@@ -703,6 +703,14 @@ func recordFailure(tx *state.Tx, failure *EntryFailure) {
 // FailedEntries returns how many entries this node recorded as failed since it started.
 func (f *FSM) FailedEntries() uint64 { return f.failed.Load() }
 
+// Unflushed reports what the flusher has yet to write to the state file: the committed
+// transactions waiting, roughly the memory they hold, and the index the file holds. A crash
+// now would replay the log after that index.
+func (f *FSM) Unflushed() (transactions, bytes int, flushedIndex uint64) {
+	transactions, bytes = f.store.Unflushed()
+	return transactions, bytes, f.store.FlushedIndex()
+}
+
 // malformedReason describes a decoding error without the bytes it met.
 func malformedReason(err error) string {
 	msg := err.Error()
