@@ -909,7 +909,13 @@ func benchImportRows(ctx context.Context, cl *client, opts benchClusterOptions, 
 					prefix += n
 				}
 				if prefix > points[len(points)-1].records {
-					points = append(points, progressPoint{prefix, time.Now()})
+					last := points[len(points)-1]
+					now := time.Now()
+					points = append(points, progressPoint{prefix, now})
+					// A line per tenth of the file: a large import runs for many minutes.
+					if tenth := max(total/10, 1); prefix/tenth > last.records/tenth && prefix < total {
+						opts.progress("%d node(s): %d of %d records in, %.0f records/s so far", opts.nodes, prefix, total, float64(prefix)/now.Sub(start).Seconds())
+					}
 				}
 				mu.Unlock()
 			}
