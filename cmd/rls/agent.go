@@ -79,6 +79,9 @@ func runAgent(c *cli.Context) error {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if faults, ok := majorFaultsCollector(); ok {
+		registry.MustRegister(faults)
+	}
 	node, err := raft.Open(raft.Config{
 		NodeID:             cfg.NodeID,
 		DataDir:            cfg.DataDir,

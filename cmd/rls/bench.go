@@ -45,7 +45,7 @@ func benchCommand() *cli.Command {
 				"a local cluster of each size in -nodes (`rls agent` processes of this binary, on loopback, in\n" +
 				"-dir), imports the file through its leader in batches (as `rls import patients` does) and\n" +
 				"compares. Prints JSON: both rates and their ratio, the rate over each tenth of the file, the\n" +
-				"CPU time of each node and the time the leader's state machine spent applying and committing\n" +
+				"CPU time and major page faults of each node and the time the leader's state machine spent applying and committing\n" +
 				"(its serial path), how many records each node registered with the leader's matching\n" +
 				"decision instead of matching them itself, peak RSS per node, whether the cluster formed the\n" +
 				"same persons as the in-memory run (the batches in flight are numbered in one import stream,\n" +
@@ -150,6 +150,9 @@ type benchCluster struct {
 	LeaderRecordsPerCPUSecond  float64   `json:"leader_records_per_cpu_second,omitempty"`
 	ClusterRecordsPerCPUSecond float64   `json:"cluster_records_per_cpu_second,omitempty"`
 	CPURatio                   float64   `json:"cpu_ratio,omitempty"`
+	// MajorFaults is each node's page faults that read from disk over the same span: a
+	// node short of memory for its state file's pages reads them back for every flush.
+	MajorFaults []uint64 `json:"major_page_faults,omitempty"`
 	// LeaderApplySeconds is the wall time the leader's state machine spent applying the
 	// import's batches, LeaderCommitSeconds that of its commits (making applied entries
 	// visible) and LeaderFlushSeconds that of its flushes to the state file, beside Apply
@@ -522,8 +525,10 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 	}
 	opts.progress("%d node(s): importing %d records through %s", opts.nodes, len(opts.rows), leader.id)
 	cpuStart := make([]time.Duration, len(nodes))
+	faultsStart := make([]uint64, len(nodes))
 	for i, n := range nodes {
 		cpuStart[i], _ = procCPU(n.cmd.Process.Pid)
+		faultsStart[i], _ = procMajorFaults(n.cmd.Process.Pid)
 	}
 	before := fsmMetrics(ctx, &lc)
 	personOf, err := benchImportRows(ctx, &lc, opts, &res)
@@ -562,6 +567,11 @@ func benchCluster1(ctx context.Context, opts benchClusterOptions) (benchCluster,
 
 	if err := waitFor(ctx, 5*time.Minute, func() bool { return caughtUp(ctx, admin, nodes) }); err != nil {
 		return res, fmt.Errorf("nodes did not catch up after the import: %w", err)
+	}
+	for i, n := range nodes {
+		if end, ok := procMajorFaults(n.cmd.Process.Pid); ok {
+			res.MajorFaults = append(res.MajorFaults, end-faultsStart[i])
+		}
 	}
 	var clusterCPU time.Duration
 	for i, n := range nodes {
@@ -1309,22 +1319,12 @@ const clockTicks = 100
 // procCPU reads the CPU time (user and system, all threads) a process has used so far from
 // /proc/PID/stat; false where there is no such file.
 func procCPU(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	fields, ok := procStat(pid)
+	if !ok {
 		return 0, false
 	}
-	// The command name (field 2) may hold spaces and parentheses; the fields after its
-	// closing parenthesis are plain.
-	end := strings.LastIndexByte(string(b), ')')
-	if end < 0 {
-		return 0, false
-	}
-	fields := strings.Fields(string(b[end+1:])) // fields[0] is field 3 (state): utime is 14, stime 15
-	if len(fields) < 13 {
-		return 0, false
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	utime, err1 := strconv.ParseInt(fields[statUTime], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[statSTime], 10, 64)
 	if err1 != nil || err2 != nil {
 		return 0, false
 	}
