@@ -45,12 +45,13 @@ func benchCommand() *cli.Command {
 				"a local cluster of each size in -nodes (`rls agent` processes of this binary, on loopback, in\n" +
 				"-dir), imports the file through its leader in batches (as `rls import patients` does) and\n" +
 				"compares. Prints JSON: both rates and their ratio, the rate over each tenth of the file, the\n" +
-				"CPU time and major page faults of each node and the time the leader's state machine spent applying and committing\n" +
-				"(its serial path), how many records each node registered with the leader's matching\n" +
-				"decision instead of matching them itself, peak RSS per node, whether the cluster formed the\n" +
-				"same persons as the in-memory run (the batches in flight are numbered in one import stream,\n" +
-				"so the leader proposes them in file order), and the latency of $match and /v1/locate afterwards at\n" +
-				"-clients concurrent clients, once every node has written the import to its state file.\n" +
+				"CPU time and major page faults of each node, the time the leader's state machine spent\n" +
+				"applying and committing (its serial path), how many records each node registered with the\n" +
+				"leader's matching decision instead of matching them itself, peak RSS per node, whether the\n" +
+				"cluster formed the same persons as the in-memory run (the batches in flight are numbered in\n" +
+				"one import stream, so the leader proposes them in file order), and the latency of $match and\n" +
+				"/v1/locate at -clients concurrent clients once every node has written the import to its\n" +
+				"state file.\n" +
 				"With -runs N the whole measurement is repeated N times and \"medians\" gives, per cluster size,\n" +
 				"the median rate and the median of the ratios (each against the in-memory run of its round).\n" +
 				"Records the API refuses (a birth date in the future) are left out of both runs. The machine's\n" +
