@@ -37,10 +37,10 @@ type patientSearch struct {
 // (ordered) map each value to its postings and keep the values in a B-tree; the kinds only
 // ever looked up by exact value map a 64-bit hash of the value (mpi.HashString) instead,
 // and keep no value at all: a search checks every hit against the record it reads
-// (Tx.SearchPatients), so two values of one hash cost a record read, not a wrong answer. Most values of a phone, an
-// e-mail or an identifier belong to one record: a single record is kept in place, and only
-// a value of two or more records gets a list (its number in lists; the numbers of emptied
-// lists are reused).
+// (Tx.SearchPatients), so two values of one hash cost a record read, not a wrong answer.
+// Most values of a phone, an e-mail or an identifier belong to one record: a single record
+// is kept in place, and only a value of two or more records gets a list (its number in
+// lists; the numbers of emptied lists are reused).
 type searchKind struct {
 	byValue map[string]postings // ordered kinds
 	byHash  map[uint64]postings // the others
