@@ -308,15 +308,23 @@ func registerPatient(tx *state.Tx, h command.Header, owner string, oldNorm *mpi.
 	if err := tx.IndexPatient(d.Record, oldNorm, norm); err != nil {
 		return model.PatientMeta{}, err
 	}
-	meta, ok, err := tx.PatientMeta(key)
-	if err != nil {
-		return meta, err
+	// A record the match index did not hold (oldNorm nil) has no registry entry either: the
+	// entry is written only here, after the matcher stored the record, and records are
+	// never taken out of the index. Not looking for one saves two reads of randomly placed
+	// keys through the layers and the state file for each new record of a bulk load.
+	var meta model.PatientMeta
+	existed := false
+	if oldNorm != nil {
+		var err error
+		if meta, existed, err = tx.PatientMeta(key); err != nil {
+			return meta, err
+		}
 	}
-	if !ok {
+	if !existed {
 		meta = model.PatientMeta{Key: key, ID: model.PatientID(key), Created: h.Time}
 	}
 	meta.Owner, meta.Version, meta.Updated, meta.Resource = owner, meta.Version+1, h.Time, r.Resource
-	if err := tx.PutPatientMeta(meta); err != nil {
+	if err := tx.PutPatientMeta(meta, !existed); err != nil {
 		return meta, err
 	}
 	if d.Updated && d.PreviousEUID != "" && d.PreviousEUID != d.EUID {

@@ -17,6 +17,7 @@ import (
 	"github.com/rls-hie/rls/mpi/dataset"
 	"github.com/rls-hie/rls/mpi/eval"
 	"github.com/rls-hie/rls/raft/command"
+	"github.com/rls-hie/rls/raft/model"
 	"github.com/rls-hie/rls/raft/state"
 )
 
@@ -222,3 +223,54 @@ func TestMatchConfigMustBeNewerAndValid(t *testing.T) {
 }
 
 func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
+
+// TestReRegistrationKeepsTheRegistryEntry registers a record and then the same record
+// again, changed, in a later entry and twice more within one entry: the registry entry
+// keeps its FHIR id and creation time, its version counts every registration, and the id
+// still finds the record. A new record's entry is written without looking for an old one
+// (none can exist), so this is what tells that shortcut from a lost entry.
+func TestReRegistrationKeepsTheRegistryEntry(t *testing.T) {
+	f := newFSM(t)
+	w := &logWriter{t: t}
+	p := testParticipant(1)
+	f.ApplyBatch([]*hraft.Log{w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p})})
+	rec := command.PatientRecord{System: p.IdentifierSystem, Value: "MRN7", Given: []string{"Ann"}, Family: "Lee", BirthDate: "1980-02-03"}
+	register := func(regs ...command.PatientRegistration) []Registered {
+		t.Helper()
+		res := f.ApplyBatch([]*hraft.Log{w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: regs})})
+		outs := res[0].(Response).Value.([]Registered)
+		for i, out := range outs {
+			if out.Err != nil {
+				t.Fatalf("registration %d: %v", i, out.Err)
+			}
+		}
+		return outs
+	}
+	first := register(command.PatientRegistration{Record: rec, NewEUID: "E1"})[0].Patient
+	if first.Version != 1 || first.ID != model.PatientID(first.Key) {
+		t.Fatalf("first registration: %+v", first)
+	}
+	moved := rec
+	moved.City = "Hartford"
+	renamed := moved
+	renamed.Family = "Lee-Park"
+	outs := register(command.PatientRegistration{Record: moved, NewEUID: "E2"}, command.PatientRegistration{Record: renamed, NewEUID: "E3"})
+	last := outs[1].Patient
+	if last.Version != 3 || last.ID != first.ID || !last.Created.Equal(first.Created) || !last.Updated.After(first.Created) {
+		t.Fatalf("after two re-registrations: %+v (first %+v)", last, first)
+	}
+	f.commitOpen()
+	if err := f.store.View(func(tx *state.Tx) error {
+		key, ok := tx.PatientKeyByID(first.ID)
+		if !ok || key != first.Key {
+			t.Errorf("id %s finds %q, %v", first.ID, key, ok)
+		}
+		meta, ok, err := tx.PatientMeta(first.Key)
+		if err != nil || !ok || meta.Version != 3 || !meta.Created.Equal(first.Created) {
+			t.Errorf("stored entry %+v, %v, %v", meta, ok, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

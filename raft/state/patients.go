@@ -47,10 +47,10 @@ func (t *Tx) PatientKeyByID(id string) (string, bool) {
 	return string(v), v != nil
 }
 
-// PutPatientMeta stores a registry entry and its id index. An update leaves the index
-// alone: its entry is already there, and rewriting it would rewrite a randomly placed page
-// of the state file at the next commit.
-func (t *Tx) PutPatientMeta(m model.PatientMeta) error {
+// PutPatientMeta stores a registry entry and, for a new one (created), its id index. An
+// update leaves the index alone: its entry is already there, and rewriting it would
+// rewrite a randomly placed page of the state file at the next flush.
+func (t *Tx) PutPatientMeta(m model.PatientMeta, created bool) error {
 	v, err := m.MarshalMsg(t.tx.encodeBuffer())
 	if err != nil {
 		return fmt.Errorf("encode patient %s: %w", m.Key, err)
@@ -61,12 +61,10 @@ func (t *Tx) PutPatientMeta(m model.PatientMeta) error {
 	if err := t.tx.Bucket(bucketPatients).Put(key, v); err != nil {
 		return fmt.Errorf("store patient %s: %w", m.Key, err)
 	}
-	ids := t.tx.Bucket(bucketPatientIDs)
-	id := keyBytes(&idb, m.ID)
-	if string(ids.Get(id)) == m.Key {
+	if !created {
 		return nil
 	}
-	if err := ids.Put(id, key); err != nil {
+	if err := t.tx.Bucket(bucketPatientIDs).Put(keyBytes(&idb, m.ID), key); err != nil {
 		return fmt.Errorf("index patient id %s: %w", m.ID, err)
 	}
 	return nil
