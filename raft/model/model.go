@@ -97,8 +97,23 @@ type Node struct {
 // ErrInvalid marks input that breaks a validation rule; the message names the field.
 var ErrInvalid = errors.New("invalid")
 
-// idPattern is the FHIR id grammar: 1–64 of letters, digits, '-' and '.'.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+// isID reports whether id follows the FHIR id grammar: 1–64 of letters, digits, '-' and
+// '.'. A loop rather than a regular expression: an import batch's audit entry names a
+// thousand ids, checked by the API and again by every node's Apply, and the expression
+// was a fortieth of a node's CPU through a bulk load.
+func isID(id string) bool {
+	if len(id) == 0 || len(id) > MaxIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateID checks that id is a valid FHIR resource id, which rls uses for participant
 // and node ids alike.
@@ -106,7 +121,7 @@ func ValidateID(field, id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: %s is required", ErrInvalid, field)
 	}
-	if !idPattern.MatchString(id) {
+	if !isID(id) {
 		return fmt.Errorf("%w: %s %q must be 1-64 letters, digits, '-' or '.'", ErrInvalid, field, id)
 	}
 	return nil
