@@ -310,8 +310,8 @@ func registerPatient(tx *state.Tx, h command.Header, owner string, oldNorm *mpi.
 	}
 	// A record the match index did not hold (oldNorm nil) has no registry entry either: the
 	// entry is written only here, after the matcher stored the record, and records are
-	// never taken out of the index. Not looking for one saves two reads of randomly placed
-	// keys through the layers and the state file for each new record of a bulk load.
+	// never taken out of the index. Not looking for one saves a read of a randomly placed
+	// key through the layers and the state file for each new record of a bulk load.
 	var meta model.PatientMeta
 	existed := false
 	if oldNorm != nil {
@@ -324,7 +324,7 @@ func registerPatient(tx *state.Tx, h command.Header, owner string, oldNorm *mpi.
 		meta = model.PatientMeta{Key: key, ID: model.PatientID(key), Created: h.Time}
 	}
 	meta.Owner, meta.Version, meta.Updated, meta.Resource = owner, meta.Version+1, h.Time, r.Resource
-	if err := tx.PutPatientMeta(meta, !existed); err != nil {
+	if err := tx.PutPatientMeta(meta); err != nil {
 		return meta, err
 	}
 	if d.Updated && d.PreviousEUID != "" && d.PreviousEUID != d.EUID {

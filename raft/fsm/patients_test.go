@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -272,5 +274,76 @@ func TestReRegistrationKeepsTheRegistryEntry(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPatientIDsAreFoundAsTheTransactionHoldsThem: a FHIR Patient id is found through the
+// in-memory search index, which Apply changes before the entry is committed. A reader
+// finds the record of an id only once its transaction holds the record, never an id that
+// is not the record's own, and a store opened again (the index built from the records)
+// finds every id.
+func TestPatientIDsAreFoundAsTheTransactionHoldsThem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := state.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &logWriter{t: t}
+	p := testParticipant(1)
+	f.ApplyBatch([]*hraft.Log{w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p})})
+	register := func(value, euid string) model.PatientMeta {
+		t.Helper()
+		rec := command.PatientRecord{System: p.IdentifierSystem, Value: value, Given: []string{"Ann"}, Family: "Lee" + value, BirthDate: "1980-02-03"}
+		res := f.ApplyBatch([]*hraft.Log{w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{Record: rec, NewEUID: euid}}})})
+		out := res[0].(Response).Value.([]Registered)[0]
+		if out.Err != nil {
+			t.Fatal(out.Err)
+		}
+		return out.Patient
+	}
+	find := func(s *state.Store, id string) (string, bool) {
+		t.Helper()
+		var key string
+		var ok bool
+		if err := s.View(func(tx *state.Tx) error { key, ok = tx.PatientKeyByID(id); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return key, ok
+	}
+	first := register("MRN1", "E1")
+	f.commitOpen()
+	second := register("MRN2", "E2") // applied, not yet committed
+	if key, ok := find(st, first.ID); !ok || key != first.Key {
+		t.Errorf("committed record: id finds %q, %v", key, ok)
+	}
+	if key, ok := find(st, second.ID); ok {
+		t.Errorf("a reader of the committed state found %q, applied after it", key)
+	}
+	f.commitOpen()
+	if key, ok := find(st, second.ID); !ok || key != second.Key {
+		t.Errorf("after the commit: id finds %q, %v", key, ok)
+	}
+	for _, id := range []string{"", "0", strings.Repeat("0", 32), first.ID[:16], first.ID + "0", strings.ToUpper(first.ID)} {
+		if key, ok := find(st, id); ok {
+			t.Errorf("id %q finds %q", id, key)
+		}
+	}
+	f.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = state.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, m := range []model.PatientMeta{first, second} {
+		if key, ok := find(st, m.ID); !ok || key != m.Key {
+			t.Errorf("opened again: id %s finds %q, %v", m.ID, key, ok)
+		}
 	}
 }

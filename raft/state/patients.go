@@ -16,7 +16,6 @@ import (
 // Buckets of the patient registry around the matcher's index.
 var (
 	bucketPatients    = []byte("patients")     // record key → model.PatientMeta
-	bucketPatientIDs  = []byte("patient_ids")  // FHIR id → record key
 	bucketLinkHistory = []byte("link_history") // EUID 0x00 seq → model.LinkEvent
 	// bucketLinkEventOrder lists the link history in log order (seq → the event's key in
 	// bucketLinkHistory), so that the newest events are read without a scan of every
@@ -24,7 +23,7 @@ var (
 	// when opened (backfillLinkEventOrder).
 	bucketLinkEventOrder = []byte("link_event_order")
 
-	patientBuckets = [][]byte{bucketPatients, bucketPatientIDs, bucketLinkHistory, bucketLinkEventOrder}
+	patientBuckets = [][]byte{bucketPatients, bucketLinkHistory, bucketLinkEventOrder}
 )
 
 // PatientMeta returns the registry entry of a record key.
@@ -41,31 +40,37 @@ func (t *Tx) PatientMeta(key string) (model.PatientMeta, bool, error) {
 	return m, true, nil
 }
 
-// PatientKeyByID returns the record key of a FHIR Patient id.
+// PatientKeyByID returns the record key of a FHIR Patient id, if this transaction holds
+// the record. The ids are found through the in-memory patient search index (a record's id
+// is a function of its key, model.PatientID), which may be ahead of the transaction and
+// files ids by a 64-bit hash: a key it gives is taken only if its id is the one asked for
+// and the transaction holds its registry entry.
 func (t *Tx) PatientKeyByID(id string) (string, bool) {
-	v := t.tx.Bucket(bucketPatientIDs).Get([]byte(id))
-	return string(v), v != nil
+	var found string
+	t.search().scan(searchPatientID, valueScan(searchPatientID, id, 0), func(key mpi.RecordKey) bool {
+		if model.PatientID(string(key)) != id {
+			return true
+		}
+		var kb [keyBufferSize]byte
+		if t.tx.Bucket(bucketPatients).Get(keyBytes(&kb, string(key))) == nil {
+			return true // registered after this transaction began
+		}
+		found = string(key)
+		return false
+	})
+	return found, found != ""
 }
 
-// PutPatientMeta stores a registry entry and, for a new one (created), its id index. An
-// update leaves the index alone: its entry is already there, and rewriting it would
-// rewrite a randomly placed page of the state file at the next flush.
-func (t *Tx) PutPatientMeta(m model.PatientMeta, created bool) error {
+// PutPatientMeta stores a registry entry.
+func (t *Tx) PutPatientMeta(m model.PatientMeta) error {
 	v, err := m.MarshalMsg(t.tx.encodeBuffer())
 	if err != nil {
 		return fmt.Errorf("encode patient %s: %w", m.Key, err)
 	}
 	t.tx.keepBuffer(v)
-	var kb, idb [keyBufferSize]byte
-	key := keyBytes(&kb, m.Key)
-	if err := t.tx.Bucket(bucketPatients).Put(key, v); err != nil {
+	var kb [keyBufferSize]byte
+	if err := t.tx.Bucket(bucketPatients).Put(keyBytes(&kb, m.Key), v); err != nil {
 		return fmt.Errorf("store patient %s: %w", m.Key, err)
-	}
-	if !created {
-		return nil
-	}
-	if err := t.tx.Bucket(bucketPatientIDs).Put(keyBytes(&idb, m.ID), key); err != nil {
-		return fmt.Errorf("index patient id %s: %w", m.ID, err)
 	}
 	return nil
 }
@@ -169,6 +174,7 @@ const (
 	searchPhone        = 'p'
 	searchEmail        = 'e'
 	searchIdentifierSV = 'i' // identifier value alone (any system)
+	searchPatientID    = 'r' // the FHIR Patient id (PatientKeyByID)
 )
 
 // searchTerms lists the (kind, value) pairs a normalised record is findable by.
@@ -204,6 +210,7 @@ func searchTerms(key mpi.RecordKey, n *mpi.Normalized) [][2]string {
 	add(searchEmail, n.Email)
 	_, value := key.Split()
 	add(searchIdentifierSV, value)
+	add(searchPatientID, model.PatientID(string(key)))
 	// Kinds are one byte each, so ordering by kind, then value, is the byte order of
 	// kind+value, without building either string.
 	slices.SortFunc(out, func(a, b [2]string) int {

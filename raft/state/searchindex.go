@@ -95,7 +95,7 @@ var searchOrdered = []byte{searchFamily, searchGiven, searchBirth}
 func newPatientSearch() *patientSearch {
 	ps := &patientSearch{}
 	for _, kind := range []byte{searchFamily, searchFamilyCode, searchGiven, searchGivenCode, searchFormalCode,
-		searchBirth, searchPostal, searchCity, searchPhone, searchEmail, searchIdentifierSV} {
+		searchBirth, searchPostal, searchCity, searchPhone, searchEmail, searchIdentifierSV, searchPatientID} {
 		ps.kinds[kind] = &searchKind{byHash: map[uint64]postings{}}
 	}
 	for _, kind := range searchOrdered {
