@@ -22,6 +22,22 @@ import (
 
 func newFSM(t *testing.T) *FSM { return newFSMB(t) }
 
+// openFSMAt opens the state file at path and an FSM on it; the caller closes both (a test
+// that reopens the file needs them closed in its own order).
+func openFSMAt(t *testing.T, path string, opts ...Option) (*FSM, *state.Store) {
+	t.Helper()
+	st, err := state.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(st, nil, opts...)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	return f, st
+}
+
 func newFSMB(t testing.TB, opts ...Option) *FSM {
 	t.Helper()
 	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), nil)
@@ -362,14 +378,7 @@ func TestReadersSeeOnlyCommittedStateAndWaitingCommitsAtOnce(t *testing.T) {
 func TestCrashBeforeTheFlushIsReplayedFromTheLog(t *testing.T) {
 	logs := randomLog(t, 11, 120)
 	path := filepath.Join(t.TempDir(), "state.db")
-	st, err := state.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := New(st, nil, func(f *FSM) { f.flushInterval = time.Hour })
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, st := openFSMAt(t, path, func(f *FSM) { f.flushInterval = time.Hour })
 	f.ApplyBatch(logs[:70])
 	f.commitOpen()
 	f.flush()
@@ -417,18 +426,11 @@ func TestCrashBeforeTheFlushIsReplayedFromTheLog(t *testing.T) {
 
 func TestCloseCommitsPendingEntries(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
-	st, err := state.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := New(st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, st := openFSMAt(t, path)
 	f.ApplyBatch(randomLog(t, 5, 30))
 	f.Close()
 	st.Close()
-	st, err = state.Open(path, nil)
+	st, err := state.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

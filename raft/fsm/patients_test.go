@@ -284,14 +284,7 @@ func TestReRegistrationKeepsTheRegistryEntry(t *testing.T) {
 // finds every id.
 func TestPatientIDsAreFoundAsTheTransactionHoldsThem(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
-	st, err := state.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := New(st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, st := openFSMAt(t, path)
 	w := &logWriter{t: t}
 	p := testParticipant(1)
 	f.ApplyBatch([]*hraft.Log{w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p})})
@@ -336,7 +329,7 @@ func TestPatientIDsAreFoundAsTheTransactionHoldsThem(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st, err = state.Open(path, nil)
+	st, err := state.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
