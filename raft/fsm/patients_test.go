@@ -151,8 +151,7 @@ func TestRegistrationThroughFSMMatchesEval(t *testing.T) {
 func TestPatientRegisterRefusalsChangeNothing(t *testing.T) {
 	f := newFSM(t)
 	w := &logWriter{t: t}
-	p := testParticipant(1)
-	f.ApplyBatch([]*hraft.Log{w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p})})
+	p := withParticipant(f, w)
 	good := command.PatientRecord{System: p.IdentifierSystem, Value: "MRN1", Given: []string{"Ann"}, Family: "Lee", BirthDate: "1980-02-03"}
 	res := f.ApplyBatch([]*hraft.Log{w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{Record: good, NewEUID: "E1"}}})})
 	if outs := res[0].(Response).Value.([]Registered); outs[0].Err != nil || outs[0].Decision.EUID != "E1" {
@@ -231,23 +230,34 @@ func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
 // keeps its FHIR id and creation time, its version counts every registration, and the id
 // still finds the record. A new record's entry is written without looking for an old one
 // (none can exist), so this is what tells that shortcut from a lost entry.
+// withParticipant applies the participant-add entry of testParticipant(1) to f and returns
+// the participant.
+func withParticipant(f *FSM, w *logWriter) model.Participant {
+	p := testParticipant(1)
+	f.ApplyBatch([]*hraft.Log{w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p})})
+	return p
+}
+
+// registerAll applies one patient-register entry of regs to f and fails the test on any
+// refused registration.
+func registerAll(t *testing.T, f *FSM, w *logWriter, regs ...command.PatientRegistration) []Registered {
+	t.Helper()
+	res := f.ApplyBatch([]*hraft.Log{w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: regs})})
+	outs := res[0].(Response).Value.([]Registered)
+	for i, out := range outs {
+		if out.Err != nil {
+			t.Fatalf("registration %d: %v", i, out.Err)
+		}
+	}
+	return outs
+}
+
 func TestReRegistrationKeepsTheRegistryEntry(t *testing.T) {
 	f := newFSM(t)
 	w := &logWriter{t: t}
-	p := testParticipant(1)
-	f.ApplyBatch([]*hraft.Log{w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p})})
+	p := withParticipant(f, w)
 	rec := command.PatientRecord{System: p.IdentifierSystem, Value: "MRN7", Given: []string{"Ann"}, Family: "Lee", BirthDate: "1980-02-03"}
-	register := func(regs ...command.PatientRegistration) []Registered {
-		t.Helper()
-		res := f.ApplyBatch([]*hraft.Log{w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: regs})})
-		outs := res[0].(Response).Value.([]Registered)
-		for i, out := range outs {
-			if out.Err != nil {
-				t.Fatalf("registration %d: %v", i, out.Err)
-			}
-		}
-		return outs
-	}
+	register := func(regs ...command.PatientRegistration) []Registered { return registerAll(t, f, w, regs...) }
 	first := register(command.PatientRegistration{Record: rec, NewEUID: "E1"})[0].Patient
 	if first.Version != 1 || first.ID != model.PatientID(first.Key) {
 		t.Fatalf("first registration: %+v", first)
@@ -286,17 +296,11 @@ func TestPatientIDsAreFoundAsTheTransactionHoldsThem(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	f, st := openFSMAt(t, path)
 	w := &logWriter{t: t}
-	p := testParticipant(1)
-	f.ApplyBatch([]*hraft.Log{w.entry(command.TypeParticipantAdd, &command.ParticipantAdd{Participant: p})})
+	p := withParticipant(f, w)
 	register := func(value, euid string) model.PatientMeta {
 		t.Helper()
 		rec := command.PatientRecord{System: p.IdentifierSystem, Value: value, Given: []string{"Ann"}, Family: "Lee" + value, BirthDate: "1980-02-03"}
-		res := f.ApplyBatch([]*hraft.Log{w.entry(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{Record: rec, NewEUID: euid}}})})
-		out := res[0].(Response).Value.([]Registered)[0]
-		if out.Err != nil {
-			t.Fatal(out.Err)
-		}
-		return out.Patient
+		return registerAll(t, f, w, command.PatientRegistration{Record: rec, NewEUID: euid})[0].Patient
 	}
 	find := func(s *state.Store, id string) (string, bool) {
 		t.Helper()
