@@ -88,7 +88,10 @@ func (s *Server) rematch(w http.ResponseWriter, r *http.Request, rq *request) er
 	var keys []mpi.RecordKey
 	rep := RematchReport{DryRun: req.DryRun, Reviews: map[string]int{}, Changes: []RematchChange{}}
 	if err := s.node.State().View(func(tx *state.Tx) error {
-		keys = tx.RecordKeys()
+		var err error
+		if keys, err = tx.RecordKeys(); err != nil {
+			return err
+		}
 		cfg, ok, err := tx.MPI().Config()
 		rep.ConfigVersion = mpi.EffectiveConfig(cfg, ok).Version
 		return err

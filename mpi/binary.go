@@ -55,6 +55,21 @@ func (sr *StoredRecord) UnmarshalBinary(data []byte) error {
 	return d.finish("stored record")
 }
 
+// StoredRecordKey returns the key of a stored record in its binary form without decoding
+// the rest of it.
+// The key is copied alone: a decoder would copy the whole value, and keep it alive for as
+// long as the key.
+func StoredRecordKey(data []byte) (RecordKey, error) {
+	if !IsBinary(data) {
+		return "", fmt.Errorf("%w: unknown format", ErrBadEncoding)
+	}
+	n, size := binary.Uvarint(data[1:])
+	if size <= 0 || n > uint64(len(data)-1-size) {
+		return "", fmt.Errorf("%w: truncated key", ErrBadEncoding)
+	}
+	return RecordKey(data[1+size : 1+size+int(n)]), nil
+}
+
 // AppendBinary appends the binary form of the person to b.
 func (p *Person) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, binaryFormat)

@@ -17,10 +17,12 @@ import (
 
 // TestPoisonEntryCommittedRawDoesNotStopTheCluster commits, through raft itself (bypassing
 // the API and Node.Apply, as a forged entry or an older leader could), entries that no node
-// can apply: a patient with a 40 KB identifier and an audit entry with a 40 KB participant
-// under the rules of before the input limits, and bytes that do not decode. Every node must
-// keep applying what follows, record the same failed entries, agree on the state, and come
-// back from a restart (replaying those entries from its log) to the same state.
+// can apply: an audit entry with a 40 KB participant under the rules of before the input
+// limits, and bytes that do not decode. Every node must keep applying what follows, record
+// the same failed entries, agree on the state, and come back from a restart (replaying
+// those entries from its log) to the same state. A patient with a 40 KB identifier, which
+// overflowed bbolt's key limit while records were stored by key, is now stored alike by
+// every node (records are stored by slot).
 func TestPoisonEntryCommittedRawDoesNotStopTheCluster(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	leader := c.leader()
@@ -48,8 +50,14 @@ func TestPoisonEntryCommittedRawDoesNotStopTheCluster(t *testing.T) {
 		return data
 	}
 	var poisoned []uint64
-	poisoned = append(poisoned, raw(encode(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{
-		Record: command.PatientRecord{System: system, Value: "MRN-1" + huge, Family: "Lee", Given: []string{"Margaret"}}, NewEUID: "Epoison"}}})))
+	f := c.leader().raft.Apply(encode(command.TypePatientRegister, &command.PatientRegister{Registrations: []command.PatientRegistration{{
+		Record: command.PatientRecord{System: system, Value: "MRN-1" + huge, Family: "Lee", Given: []string{"Margaret"}}, NewEUID: "Elong"}}}), 5*time.Second)
+	if err := f.Error(); err != nil {
+		t.Fatalf("commit a raw entry: %v", err)
+	}
+	if resp, _ := f.Response().(fsm.Response); resp.Err != nil || resp.Value.([]fsm.Registered)[0].Err != nil {
+		t.Fatalf("a 40 KB identifier under the old rules answered %v", resp)
+	}
 	addParticipant(t, c.leader(), 2)
 	poisoned = append(poisoned, raw(encode(command.TypeAuditAppend, &command.AuditAppend{Entries: []model.AuditEntry{{ID: "a1", Participant: huge, Action: "locate"}}})))
 	poisoned = append(poisoned, raw([]byte{byte(command.TypeParticipantAdd), command.FormatMsgpack, 0x81, 0xc1}))

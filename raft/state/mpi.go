@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/rls-hie/rls/mpi"
 )
@@ -14,10 +16,15 @@ import (
 // is filed under), the persons and the review queue. The blocking index, the term counts
 // and the number of persons are derived from them and kept in memory (see mpiIndex).
 var (
-	bucketMPIConfig  = []byte("mpi_config")
-	bucketMPIRecords = []byte("mpi_records")
-	bucketMPIPersons = []byte("mpi_persons")
-	bucketMPIReviews = []byte("mpi_reviews")
+	bucketMPIConfig = []byte("mpi_config")
+	// bucketMPIRecords holds the records by slot (see recordSlots): slot (8 bytes) → the
+	// stored record, binary (mpi.StoredRecord.AppendBinary) or the JSON of earlier releases.
+	bucketMPIRecords = []byte("mpi_record_slots")
+	// bucketLegacyMPIRecords held the records by record key in releases before slots;
+	// opening a file moves them into bucketMPIRecords (migrateToSlots).
+	bucketLegacyMPIRecords = []byte("mpi_records")
+	bucketMPIPersons       = []byte("mpi_persons")
+	bucketMPIReviews       = []byte("mpi_reviews")
 	// bucketMPIReviewRecords indexes the review queue by record: record key + 0x00 +
 	// sequence (8 bytes) → empty, for finding a record's open items.
 	bucketMPIReviewRecords = []byte("mpi_review_records")
@@ -53,7 +60,7 @@ func (t *Tx) MPI() mpi.Store {
 	if t.batch != nil {
 		return t.batch.mpiStore
 	}
-	return viewStore{tx: t.tx, mem: t.mpiIndex.mem, applied: t.viewIndex}
+	return viewStore{tx: t.tx, mem: t.mpiIndex.mem, slots: t.mpiIndex.slots, applied: t.viewIndex}
 }
 
 // StampEntry marks what the FSM writes to the in-memory index from now on as written by
@@ -65,17 +72,36 @@ func (t *Tx) StampEntry(index uint64) {
 	}
 }
 
+// recordValue returns the stored form of the record under key, if the transaction holds it.
+func recordValue(tx *kvTx, slots *recordSlots, key mpi.RecordKey) []byte {
+	slot, ok := slots.get(key)
+	if !ok {
+		return nil
+	}
+	k := slotKey(slot)
+	return tx.Bucket(bucketMPIRecords).Get(k[:])
+}
+
 // getRecord decodes the stored record under key from the state file (binary, or the
 // JSON of earlier releases), or returns nil.
-func getRecord(tx *kvTx, key mpi.RecordKey) (*mpi.StoredRecord, error) {
-	v := tx.Bucket(bucketMPIRecords).Get([]byte(key))
+func getRecord(tx *kvTx, slots *recordSlots, key mpi.RecordKey) (*mpi.StoredRecord, error) {
+	v := recordValue(tx, slots, key)
 	if v == nil {
 		return nil, nil
 	}
-	return decodeRecord(key, v)
+	r, err := decodeRecord(v)
+	if err != nil {
+		return nil, err
+	}
+	if r.Key != key {
+		return nil, fmt.Errorf("decode record: the slot of %s holds %s", key, r.Key)
+	}
+	return r, nil
 }
 
-func decodeRecord(key mpi.RecordKey, v []byte) (*mpi.StoredRecord, error) {
+// decodeRecord decodes a stored record. Errors do not name the record: its key is
+// demographic enough (a hospital's MRN) to stay out of the logs.
+func decodeRecord(v []byte) (*mpi.StoredRecord, error) {
 	var r mpi.StoredRecord
 	var err error
 	if mpi.IsBinary(v) {
@@ -84,7 +110,7 @@ func decodeRecord(key mpi.RecordKey, v []byte) (*mpi.StoredRecord, error) {
 		err = json.Unmarshal(v, &r)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("decode record %s: %w", key, err)
+		return nil, fmt.Errorf("decode record: %w", err)
 	}
 	return &r, nil
 }
@@ -133,6 +159,7 @@ type applyStore struct {
 	tx    *kvTx
 	batch *Batch
 	mem   *mpi.MemStore
+	slots *recordSlots
 }
 
 var (
@@ -166,7 +193,7 @@ func (s applyStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) {
 	if _, ok := s.mem.StoredKey(key); !ok {
 		return nil, nil
 	}
-	return getRecord(s.tx, key)
+	return getRecord(s.tx, s.slots, key)
 }
 
 func (s applyStore) PutRecord(r *mpi.StoredRecord) error {
@@ -176,11 +203,25 @@ func (s applyStore) PutRecord(r *mpi.StoredRecord) error {
 	}
 	s.tx.keepBuffer(v)
 	s.changed()
-	var kb [keyBufferSize]byte
-	if err := s.tx.Bucket(bucketMPIRecords).Put(keyBytes(&kb, string(r.Key)), v); err != nil {
+	records := s.tx.Bucket(bucketMPIRecords)
+	slot, existed := s.slots.get(r.Key)
+	if !existed {
+		if slot, err = records.NextSequence(); err != nil {
+			return fmt.Errorf("number record %s: %w", r.Key, err)
+		}
+	}
+	k := slotKey(slot)
+	if err := records.Put(k[:], v); err != nil {
 		return fmt.Errorf("store record %s: %w", r.Key, err)
 	}
-	return s.mem.PutRecord(r)
+	if err := s.mem.PutRecord(r); err != nil {
+		return err
+	}
+	if !existed {
+		own, _ := s.mem.StoredKey(r.Key)
+		s.slots.set(own, slot)
+	}
+	return nil
 }
 
 func (s applyStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey) ([]mpi.RecordKey, bool, error) {
@@ -258,6 +299,7 @@ func (s applyStore) PersonsBatch(euids []string, out []mpi.Person, found []bool)
 type viewStore struct {
 	tx      *kvTx
 	mem     *mpi.MemStore
+	slots   *recordSlots
 	applied uint64
 }
 
@@ -275,7 +317,7 @@ func (s viewStore) Record(key mpi.RecordKey) (*mpi.StoredRecord, error) {
 	if sr, known := s.mem.RecordAt(key, s.applied); known {
 		return sr, nil
 	}
-	return getRecord(s.tx, key)
+	return getRecord(s.tx, s.slots, key)
 }
 func (s viewStore) PutRecord(*mpi.StoredRecord) error { return errReadOnly }
 
@@ -288,10 +330,9 @@ func (s viewStore) BlockMembers(block mpi.Block, limit int, buf []mpi.RecordKey)
 	if !s.mem.WrittenSince(s.applied) {
 		return buf, complete, nil // the index is as of this transaction: every member is in it
 	}
-	records := s.tx.Bucket(bucketMPIRecords)
 	kept := buf[:start]
 	for _, k := range buf[start:] {
-		if s.mem.HeldAt(k, s.applied) || records.Get([]byte(k)) != nil {
+		if s.mem.HeldAt(k, s.applied) || recordValue(s.tx, s.slots, k) != nil {
 			kept = append(kept, k)
 		}
 	}
@@ -359,13 +400,56 @@ func (t *Tx) DropLegacyBlocks() error {
 }
 
 // RecordKeys returns the key of every registered source record, in key order.
-func (t *Tx) RecordKeys() []mpi.RecordKey {
-	var out []mpi.RecordKey
-	c := t.tx.Bucket(bucketMPIRecords).Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		out = append(out, mpi.RecordKey(k))
+func (t *Tx) RecordKeys() ([]mpi.RecordKey, error) {
+	keys, _, err := t.recordsByKey()
+	return keys, err
+}
+
+// recordsByKey returns the key and the slot of every record the transaction holds, in
+// key order. Only the key is decoded of each record.
+func (t *Tx) recordsByKey() ([]mpi.RecordKey, []uint64, error) {
+	type entry struct {
+		key  mpi.RecordKey
+		slot uint64
 	}
-	return out
+	var all []entry
+	err := t.tx.Bucket(bucketMPIRecords).ForEach(func(k, v []byte) error {
+		slot, ok := slotOf(k)
+		if !ok {
+			return fmt.Errorf("records: a key of %d bytes is no slot", len(k))
+		}
+		key, err := storedRecordKey(v)
+		if err != nil {
+			return err
+		}
+		all = append(all, entry{key, slot})
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.SortFunc(all, func(a, b entry) int { return strings.Compare(string(a.key), string(b.key)) })
+	keys, slots := make([]mpi.RecordKey, len(all)), make([]uint64, len(all))
+	for i, e := range all {
+		keys[i], slots[i] = e.key, e.slot
+	}
+	return keys, slots, nil
+}
+
+// storedRecordKey reads only the key of a stored record.
+func storedRecordKey(v []byte) (mpi.RecordKey, error) {
+	if mpi.IsBinary(v) {
+		key, err := mpi.StoredRecordKey(v)
+		if err != nil {
+			return "", fmt.Errorf("decode record: %w", err)
+		}
+		return key, nil
+	}
+	r, err := decodeRecord(v)
+	if err != nil {
+		return "", err
+	}
+	return r.Key, nil
 }
 
 // ForEachPerson calls fn for every person, in EUID order.
@@ -384,14 +468,23 @@ func (t *Tx) ReviewCount() int {
 	return t.tx.Bucket(bucketMPIReviews).Stats().KeyN
 }
 
-// ForEachRecord calls fn for every registered source record, in key order. fn must not
-// keep the pointer past the call.
+// ForEachRecord calls fn for every registered source record, in key order (training reads
+// them so, whatever order they were stored in). fn must not keep the pointer past the call.
 func (t *Tx) ForEachRecord(fn func(*mpi.StoredRecord) error) error {
-	return t.tx.Bucket(bucketMPIRecords).ForEach(func(k, v []byte) error {
-		r, err := decodeRecord(mpi.RecordKey(k), v)
+	_, slots, err := t.recordsByKey()
+	if err != nil {
+		return err
+	}
+	records := t.tx.Bucket(bucketMPIRecords)
+	for _, slot := range slots {
+		k := slotKey(slot)
+		r, err := decodeRecord(records.Get(k[:]))
 		if err != nil {
 			return err
 		}
-		return fn(r)
-	})
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }

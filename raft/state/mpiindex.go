@@ -3,6 +3,7 @@ package state
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
@@ -33,11 +34,12 @@ type mpiIndex struct {
 	cur atomic.Pointer[mpiState]
 }
 
-// mpiState is one build of the in-memory indexes: the match index and the patient search
-// index derived from the same records.
+// mpiState is one build of the in-memory indexes: the match index, the patient search
+// index and the records' slots, derived from the same records.
 type mpiState struct {
 	mem    *mpi.MemStore
 	search *patientSearch
+	slots  *recordSlots
 }
 
 // current returns the indexes as they are now.
@@ -69,6 +71,7 @@ func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 	// state reads from its own transaction instead (viewStore).
 	mem.Stamp(appliedIndex(tx))
 	var keys []mpi.RecordKey
+	slots := newRecordSlots()
 	cfg, ok, err := getConfig(tx)
 	if err != nil {
 		return nil, fmt.Errorf("build the match index: %w", err)
@@ -79,12 +82,24 @@ func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 		}
 	}
 	err = tx.Bucket(bucketMPIRecords).ForEach(func(k, v []byte) error {
-		sr, err := decodeRecord(mpi.RecordKey(k), v)
+		slot, ok := slotOf(k)
+		if !ok {
+			return fmt.Errorf("records: a key of %d bytes is no slot", len(k))
+		}
+		sr, err := decodeRecord(v)
 		if err != nil {
 			return err
 		}
-		keys = append(keys, sr.Key)
-		return mpi.IndexRecord(mem, sr)
+		if err := mpi.IndexRecord(mem, sr); err != nil {
+			return err
+		}
+		own, _ := mem.StoredKey(sr.Key)
+		if _, taken := slots.get(own); taken {
+			return fmt.Errorf("records: a record is stored under two slots (the second is %d)", slot)
+		}
+		slots.set(own, slot)
+		keys = append(keys, own)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build the match index: %w", err)
@@ -99,7 +114,7 @@ func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build the match index: %w", err)
 	}
-	return &mpiState{mem: mem, search: buildPatientSearch(mem, keys)}, nil
+	return &mpiState{mem: mem, search: buildPatientSearch(mem, keys), slots: slots}, nil
 }
 
 // dropDerived removes what releases before the in-memory index stored of it (the blocking
@@ -124,14 +139,14 @@ func dropDerived(tx *kvTx) error {
 }
 
 // MPIIndexDigest returns a digest of the in-memory indexes: the match index
-// (mpi.MemStore.Digest) and the patient search index.
+// (mpi.MemStore.Digest), the patient search index and the records' slots.
 func (s *Store) MPIIndexDigest() [sha256.Size]byte {
 	return s.mpi.current().digest()
 }
 
 func (st *mpiState) digest() [sha256.Size]byte {
-	mem, search := st.mem.Digest(), st.search.digest()
-	return sha256.Sum256(append(mem[:], search[:]...))
+	mem, search, slots := st.mem.Digest(), st.search.digest(), st.slots.digest()
+	return sha256.Sum256(slices.Concat(mem[:], search[:], slots[:]))
 }
 
 // RebuiltMPIIndexDigest builds a fresh index from the committed state and returns its

@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/rls-hie/rls/mpi"
+	"github.com/rls-hie/rls/raft/model"
 )
 
 // indexRecord is the i-th record of a small population in which records 2k and 2k+1 are
@@ -285,12 +286,32 @@ func TestStateOfEarlierReleasesOpens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var keys []string
+	versions := map[string]uint64{} // the registry entries written, by record key
 	err = db.Update(func(tx *bolt.Tx) error {
+		// Records and registry entries by record key, before slots.
+		legacy, err := tx.CreateBucket(bucketLegacyMPIRecords)
+		if err != nil {
+			return err
+		}
+		legacyPatients, err := tx.CreateBucket(bucketLegacyPatients)
+		if err != nil {
+			return err
+		}
 		for i := 0; i < 40; i++ {
 			sr, _ := mem.Record(indexRecord(i).Key())
 			v, _ := json.Marshal(sr)
-			if err := tx.Bucket(bucketMPIRecords).Put([]byte(sr.Key), v); err != nil {
+			if err := legacy.Put([]byte(sr.Key), v); err != nil {
 				return err
+			}
+			keys = append(keys, string(sr.Key))
+			if i%2 == 0 {
+				versions[string(sr.Key)] = uint64(i + 1)
+				meta := model.PatientMeta{Key: string(sr.Key), ID: model.PatientID(string(sr.Key)), Version: uint64(i + 1)}
+				v, _ := meta.MarshalMsg(nil)
+				if err := legacyPatients.Put([]byte(sr.Key), v); err != nil {
+					return err
+				}
 			}
 		}
 		for _, p := range mem.Persons() {
@@ -328,6 +349,28 @@ func TestStateOfEarlierReleasesOpens(t *testing.T) {
 		if tx.tx.Bucket(bucketMPIConfig).Get(keyPersonCount) != nil {
 			return fmt.Errorf("the stored person count was not dropped")
 		}
+		for _, name := range [][]byte{bucketLegacyMPIRecords, bucketLegacyPatients} {
+			if tx.tx.Bucket(name) != nil {
+				return fmt.Errorf("bucket %s was not dropped", name)
+			}
+		}
+		// Slots are given in key order, every record and entry is found by its key.
+		slices.Sort(keys)
+		for i, key := range keys {
+			k := slotKey(uint64(i + 1))
+			r, err := decodeRecord(tx.tx.Bucket(bucketMPIRecords).Get(k[:]))
+			if err != nil || string(r.Key) != key {
+				return fmt.Errorf("slot %d: %v, %v; want the record %s", i+1, r, err, key)
+			}
+			if got, err := tx.MPI().Record(mpi.RecordKey(key)); err != nil || got == nil || string(got.Key) != key {
+				return fmt.Errorf("record %s read back as %v, %v", key, got, err)
+			}
+			meta, ok, err := tx.PatientMeta(key)
+			want, wantOK := versions[key]
+			if err != nil || ok != wantOK || meta.Version != want || ok && meta.Key != key {
+				return fmt.Errorf("registry entry of %s: %+v, %v, %v; want version %d", key, meta, ok, err, want)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -354,7 +397,7 @@ func TestStateOfEarlierReleasesOpens(t *testing.T) {
 	}
 	// Records written again are written in the binary form.
 	err = s.View(func(tx *Tx) error {
-		v := tx.tx.Bucket(bucketMPIRecords).Get([]byte(indexRecord(50).Key()))
+		v := recordValue(tx.tx, tx.slots(), indexRecord(50).Key())
 		if !mpi.IsBinary(v) {
 			return fmt.Errorf("a new record is stored as %.20q", v)
 		}

@@ -15,8 +15,13 @@ import (
 
 // Buckets of the patient registry around the matcher's index.
 var (
-	bucketPatients    = []byte("patients")     // record key → model.PatientMeta
-	bucketLinkHistory = []byte("link_history") // EUID 0x00 seq → model.LinkEvent
+	// bucketPatients holds the registry entries by the slot of their record (see
+	// recordSlots): slot (8 bytes) → model.PatientMeta.
+	bucketPatients = []byte("patient_slots")
+	// bucketLegacyPatients held them by record key in releases before slots; opening a
+	// file moves them into bucketPatients (migrateToSlots).
+	bucketLegacyPatients = []byte("patients")
+	bucketLinkHistory    = []byte("link_history") // EUID 0x00 seq → model.LinkEvent
 	// bucketLinkEventOrder lists the link history in log order (seq → the event's key in
 	// bucketLinkHistory), so that the newest events are read without a scan of every
 	// person's history. A state file from before it existed gets it filled from the history
@@ -26,11 +31,29 @@ var (
 	patientBuckets = [][]byte{bucketPatients, bucketLinkHistory, bucketLinkEventOrder}
 )
 
+// patientValue returns the stored registry entry of a record key, if the transaction
+// holds it.
+func (t *Tx) patientValue(key string) []byte {
+	slot, ok := t.slots().get(mpi.RecordKey(key))
+	if !ok {
+		return nil
+	}
+	k := slotKey(slot)
+	return t.tx.Bucket(bucketPatients).Get(k[:])
+}
+
+// slots returns the records' slots this transaction reads (see recordSlots).
+func (t *Tx) slots() *recordSlots {
+	if t.batch != nil {
+		return t.batch.index.slots
+	}
+	return t.mpiIndex.slots
+}
+
 // PatientMeta returns the registry entry of a record key.
 func (t *Tx) PatientMeta(key string) (model.PatientMeta, bool, error) {
 	var m model.PatientMeta
-	var kb [keyBufferSize]byte
-	v := t.tx.Bucket(bucketPatients).Get(keyBytes(&kb, key))
+	v := t.patientValue(key)
 	if v == nil {
 		return m, false, nil
 	}
@@ -51,8 +74,7 @@ func (t *Tx) PatientKeyByID(id string) (string, bool) {
 		if model.PatientID(string(key)) != id {
 			return true
 		}
-		var kb [keyBufferSize]byte
-		if t.tx.Bucket(bucketPatients).Get(keyBytes(&kb, string(key))) == nil {
+		if t.patientValue(string(key)) == nil {
 			return true // registered after this transaction began
 		}
 		found = string(key)
@@ -61,15 +83,20 @@ func (t *Tx) PatientKeyByID(id string) (string, bool) {
 	return found, found != ""
 }
 
-// PutPatientMeta stores a registry entry.
+// PutPatientMeta stores a registry entry, under the slot of its record: the match index
+// must hold the record (the registry is written after the matcher stored it).
 func (t *Tx) PutPatientMeta(m model.PatientMeta) error {
+	slot, ok := t.slots().get(mpi.RecordKey(m.Key))
+	if !ok {
+		return fmt.Errorf("store patient %s: %w: no such record", m.Key, ErrNotFound)
+	}
 	v, err := m.MarshalMsg(t.tx.encodeBuffer())
 	if err != nil {
 		return fmt.Errorf("encode patient %s: %w", m.Key, err)
 	}
 	t.tx.keepBuffer(v)
-	var kb [keyBufferSize]byte
-	if err := t.tx.Bucket(bucketPatients).Put(keyBytes(&kb, m.Key), v); err != nil {
+	k := slotKey(slot)
+	if err := t.tx.Bucket(bucketPatients).Put(k[:], v); err != nil {
 		return fmt.Errorf("store patient %s: %w", m.Key, err)
 	}
 	return nil
@@ -364,7 +391,7 @@ func (t *Tx) SearchPatients(q PatientQuery) ([]PatientHit, error) {
 		if !ok {
 			continue
 		}
-		sr, err := getRecord(t.tx, key)
+		sr, err := getRecord(t.tx, t.slots(), key)
 		if err != nil {
 			return nil, err
 		}

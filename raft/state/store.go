@@ -119,7 +119,7 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("state file %s is damaged (move it aside; the node then restores its newest snapshot and replays the log): %w", path, err)
 		}
 	}
-	db, err := openDB(path)
+	db, err := openDB(path, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
-func openDB(path string) (*bolt.DB, error) {
+func openDB(path string, logger *slog.Logger) (*bolt.DB, error) {
 	db, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: openTimeout, InitialMmapSize: initialMmapSize})
 	if err != nil {
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
@@ -167,6 +167,9 @@ func openDB(path string) (*bolt.DB, error) {
 		}
 		return backfillLinkEventOrder(&kvTx{bolt: tx})
 	})
+	if err == nil {
+		err = migrateToSlots(db, logger, migrateChunk)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("prepare state file %s: %w", path, err)
@@ -319,7 +322,7 @@ func (s *Store) Begin() (*Batch, error) {
 	}
 	kv.top = newLayer()
 	b := &Batch{store: s, tx: kv, delta: &indexDelta{}, index: s.mpi.current()}
-	b.mpiStore = applyStore{tx: kv, batch: b, mem: b.index.mem}
+	b.mpiStore = applyStore{tx: kv, batch: b, mem: b.index.mem, slots: b.index.slots}
 	// Until the FSM says which entry writes (Tx.StampEntry), what this transaction writes to
 	// the in-memory index is of no known entry, and every reader reads it from its own state.
 	b.index.mem.Stamp(math.MaxUint64)
@@ -596,7 +599,7 @@ func (s *Store) Replace(r io.Reader) error {
 	if err := syncDir(filepath.Dir(s.path)); err != nil {
 		return err
 	}
-	db, err := openDB(s.path)
+	db, err := openDB(s.path, s.logger)
 	if err != nil {
 		return fmt.Errorf("reopen restored state: %w", err)
 	}

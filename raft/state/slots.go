@@ -1,0 +1,190 @@
+package state
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/rls-hie/rls/mpi"
+)
+
+// recordSlots maps each record key to its slot: the number, in the order records were
+// first stored, under which the state file keeps the record (bucketMPIRecords) and its
+// registry entry (bucketPatients). It is derived from the records bucket and built with
+// the match index.
+//
+// Why slots rather than the record keys themselves: a hospital's record keys arrive in no
+// order, and a bbolt commit rewrites every page a key lands on, so a flush of a few
+// thousand new records rewrote a few thousand pages of each bucket keyed by record (at
+// 20,000 persons, 2.3 times the bytes the flush had to write; at a million, every new
+// record a page of its own). Numbered in the order they arrive, new records fill the last
+// pages of the bucket, which a flush writes once.
+//
+// A slot never changes once given (records are replaced in place and never removed), so a
+// reader may look a key up here even though the FSM may have added slots since its
+// transaction began: the transaction holds nothing under a slot it cannot see.
+type recordSlots struct {
+	mu    sync.RWMutex
+	byKey map[mpi.RecordKey]uint64
+}
+
+func newRecordSlots() *recordSlots {
+	return &recordSlots{byKey: map[mpi.RecordKey]uint64{}}
+}
+
+// get returns the slot of a record key.
+func (s *recordSlots) get(key mpi.RecordKey) (uint64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	slot, ok := s.byKey[key]
+	return slot, ok
+}
+
+// set gives key its slot. key should be the match index's own copy of the string
+// (mpi.MemStore.StoredKey), so that the map keeps no other string alive.
+func (s *recordSlots) set(key mpi.RecordKey, slot uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byKey[key] = slot
+}
+
+// digest is a digest of every key and its slot, in key order.
+func (s *recordSlots) digest() [sha256.Size]byte {
+	s.mu.RLock()
+	keys := make([]mpi.RecordKey, 0, len(s.byKey))
+	for k := range s.byKey {
+		keys = append(keys, k)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(keys, func(a, b mpi.RecordKey) int { return strings.Compare(string(a), string(b)) })
+	h := sha256.New()
+	var buf []byte
+	for _, k := range keys {
+		slot, _ := s.get(k)
+		buf = binary.AppendUvarint(buf[:0], uint64(len(k)))
+		buf = append(buf, k...)
+		buf = binary.BigEndian.AppendUint64(buf, slot)
+		h.Write(buf)
+	}
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// slotKey is the state file key of a slot: big-endian, so that bbolt's byte order is the
+// order of the slots.
+func slotKey(slot uint64) [8]byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], slot)
+	return k
+}
+
+// slotOf decodes a state file key written by slotKey.
+func slotOf(k []byte) (uint64, bool) {
+	if len(k) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k), true
+}
+
+// migrateChunk is how many records one transaction of migrateToSlots moves: bbolt keeps
+// every page a transaction writes in memory until it commits.
+const migrateChunk = 50_000
+
+// migrateToSlots moves the records and registry entries of a state file written before
+// slots (keyed by record key) under slots, numbered in key order, and drops the old
+// buckets. Each transaction moves the first chunk records left, in key order (see
+// moveToSlots), so that a node stopped part way resumes where it stopped and every node
+// numbers alike (and so holds the same state hash).
+func migrateToSlots(db *bolt.DB, logger *slog.Logger, chunk int) error {
+	moved := 0
+	for {
+		var n int
+		var done bool
+		err := db.Update(func(tx *bolt.Tx) (err error) {
+			n, done, err = moveToSlots(tx, chunk)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("number the records in slots: %w", err)
+		}
+		moved += n
+		if done {
+			if moved > 0 {
+				logger.Info("state file: records numbered in slots", "records", moved)
+			}
+			return nil
+		}
+	}
+}
+
+// moveToSlots moves the first chunk records left in the buckets keyed by record key, with
+// their registry entries, under the next slots; once none is left it drops those buckets
+// and reports done.
+func moveToSlots(tx *bolt.Tx, chunk int) (moved int, done bool, err error) {
+	legacy := tx.Bucket(bucketLegacyMPIRecords)
+	if legacy == nil {
+		return 0, true, nil
+	}
+	legacyPatients := tx.Bucket(bucketLegacyPatients)
+	records, patients := tx.Bucket(bucketMPIRecords), tx.Bucket(bucketPatients)
+	// Values are copied: a write may remap the file the cursor's bytes point into.
+	var keys, values [][]byte
+	c := legacy.Cursor()
+	for k, v := c.First(); k != nil && len(keys) < chunk; k, v = c.Next() {
+		keys, values = append(keys, bytes.Clone(k)), append(values, bytes.Clone(v))
+	}
+	for i, key := range keys {
+		slot, err := records.NextSequence()
+		if err != nil {
+			return moved, false, fmt.Errorf("number a record: %w", err)
+		}
+		sk := slotKey(slot)
+		if err := records.Put(sk[:], values[i]); err != nil {
+			return moved, false, fmt.Errorf("move a record: %w", err)
+		}
+		if legacyPatients != nil {
+			if v := legacyPatients.Get(key); v != nil {
+				if err := patients.Put(sk[:], bytes.Clone(v)); err != nil {
+					return moved, false, fmt.Errorf("move a registry entry: %w", err)
+				}
+				if err := legacyPatients.Delete(key); err != nil {
+					return moved, false, fmt.Errorf("move a registry entry: %w", err)
+				}
+			}
+		}
+		if err := legacy.Delete(key); err != nil {
+			return moved, false, fmt.Errorf("move a record: %w", err)
+		}
+		moved++
+	}
+	if len(keys) == chunk {
+		return moved, false, nil
+	}
+	// Every record moved. A registry entry is written only for a record the index holds:
+	// one left over means a damaged file, which a snapshot must replace.
+	if legacyPatients != nil {
+		left := 0
+		c := legacyPatients.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			left++
+		}
+		if left > 0 {
+			return moved, false, fmt.Errorf("%d registry entries have no record", left)
+		}
+		if err := tx.DeleteBucket(bucketLegacyPatients); err != nil {
+			return moved, false, fmt.Errorf("drop the registry by record key: %w", err)
+		}
+	}
+	if err := tx.DeleteBucket(bucketLegacyMPIRecords); err != nil {
+		return moved, false, fmt.Errorf("drop the records by record key: %w", err)
+	}
+	return moved, true, nil
+}
