@@ -261,7 +261,9 @@ func (t *Tx) IndexedNorm(key mpi.RecordKey) (norm *mpi.Normalized, ok bool) {
 }
 
 // IndexPatient moves a record's search entries from its old normalised form (nil when
-// new) to its new one (nil when removed). Only the FSM's write transaction indexes.
+// new) to its new one (nil when removed); the forms must not be changed afterwards (the
+// entries are filed beside the FSM, see patientSearch). Only the FSM's write transaction
+// indexes.
 func (t *Tx) IndexPatient(key mpi.RecordKey, old, new *mpi.Normalized) error {
 	if t.batch == nil {
 		return errReadOnly

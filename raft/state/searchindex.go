@@ -22,6 +22,14 @@ import (
 // it applies registrations, so a reader may find it ahead of its own transaction:
 // SearchPatients therefore checks every hit against the record the transaction holds.
 //
+// The FSM does not file a record itself: it queues the change (update), and a goroutine
+// files the queued changes in order beside it (fileQueued), started when the queue was
+// empty and ending when it is empty again. Filing a record under a dozen terms was a
+// tenth of the state machine's own time in a bulk load, on the one goroutine every
+// registration waits for. A reader waits, before it reads the index, until every change
+// queued before it began is filed (settle): the index is then at least as new as the
+// reader's transaction, as when the FSM filed records itself.
+//
 // Values of the kinds searched by prefix or range (names, birth dates) are also kept in a
 // B-tree, in byte order; every other kind is only ever looked up by its exact value. A
 // posting list is unordered: a search reads all of a value's records or gives up on the
@@ -31,6 +39,22 @@ type patientSearch struct {
 	// kinds is indexed by the kind's byte: a registration files a record under a dozen
 	// terms, and a map of kinds cost a lookup more for each.
 	kinds [256]*searchKind
+
+	// queueMu guards the changes queued and not yet filed, their count and the count
+	// filed; filed is broadcast on whenever filedCount grows.
+	queueMu    sync.Mutex
+	filed      *sync.Cond
+	queue      []searchChange
+	spare      []searchChange
+	queued     uint64
+	filedCount uint64
+	filing     bool
+}
+
+// searchChange is a record's move from the terms of one normalised form to another's.
+type searchChange struct {
+	key      mpi.RecordKey
+	old, new *mpi.Normalized
 }
 
 // searchKind holds the postings of one kind of term. Kinds searched by prefix or range
@@ -94,6 +118,7 @@ var searchOrdered = []byte{searchFamily, searchGiven, searchBirth}
 
 func newPatientSearch() *patientSearch {
 	ps := &patientSearch{}
+	ps.filed = sync.NewCond(&ps.queueMu)
 	for _, kind := range []byte{searchFamily, searchFamilyCode, searchGiven, searchGivenCode, searchFormalCode,
 		searchBirth, searchPostal, searchCity, searchPhone, searchEmail, searchIdentifierSV, searchPatientID} {
 		ps.kinds[kind] = &searchKind{byHash: map[uint64]postings{}}
@@ -106,9 +131,55 @@ func newPatientSearch() *patientSearch {
 	return ps
 }
 
-// update moves a record's entries from the terms of its old normalised form (nil when
-// new) to those of its new one.
+// update queues the move of a record's entries from the terms of its old normalised form
+// (nil when new) to those of its new one; the forms must not change afterwards.
 func (ps *patientSearch) update(key mpi.RecordKey, old, new *mpi.Normalized) {
+	ps.queueMu.Lock()
+	defer ps.queueMu.Unlock()
+	ps.queue = append(ps.queue, searchChange{key: key, old: old, new: new})
+	ps.queued++
+	if !ps.filing {
+		ps.filing = true
+		go ps.fileQueued()
+	}
+}
+
+// fileQueued files the queued changes in order until the queue is empty.
+func (ps *patientSearch) fileQueued() {
+	for {
+		ps.queueMu.Lock()
+		batch := ps.queue
+		if len(batch) == 0 {
+			ps.filing = false
+			ps.queueMu.Unlock()
+			return
+		}
+		ps.queue, ps.spare = ps.spare[:0], nil
+		ps.queueMu.Unlock()
+		for i, c := range batch {
+			ps.file(c.key, c.old, c.new)
+			batch[i] = searchChange{}
+		}
+		ps.queueMu.Lock()
+		ps.filedCount += uint64(len(batch))
+		ps.spare = batch[:0]
+		ps.filed.Broadcast()
+		ps.queueMu.Unlock()
+	}
+}
+
+// settle waits until every change queued so far is filed.
+func (ps *patientSearch) settle() {
+	ps.queueMu.Lock()
+	defer ps.queueMu.Unlock()
+	for target := ps.queued; ps.filedCount < target; {
+		ps.filed.Wait()
+	}
+}
+
+// file moves a record's entries from the terms of its old normalised form (nil when new)
+// to those of its new one.
+func (ps *patientSearch) file(key mpi.RecordKey, old, new *mpi.Normalized) {
 	var oldTerms, newTerms [][2]string
 	if old != nil {
 		oldTerms = searchTerms(key, old)
@@ -233,6 +304,7 @@ func (k *searchKind) drop(value string) {
 // scan calls fn with every record of a kind whose value s selects (see scan), until fn
 // returns false. fn runs with the index locked for reading: it must not call back into it.
 func (ps *patientSearch) scan(kind byte, s scan, fn func(mpi.RecordKey) bool) {
+	ps.settle()
 	ps.mu.RLock()
 	defer ps.mu.RUnlock()
 	k := ps.kinds[kind]
@@ -257,7 +329,7 @@ func buildPatientSearch(mem *mpi.MemStore, keys []mpi.RecordKey) *patientSearch 
 	ps := newPatientSearch()
 	for _, k := range keys {
 		if own, norm, ok := mem.Normalized(k); ok {
-			ps.update(own, nil, norm)
+			ps.file(own, nil, norm)
 		}
 	}
 	return ps
@@ -266,6 +338,7 @@ func buildPatientSearch(mem *mpi.MemStore, keys []mpi.RecordKey) *patientSearch 
 // digest returns a SHA-256 digest of the index's entries in order (kind, value or value
 // hash, record key), whatever order they were added in.
 func (ps *patientSearch) digest() [sha256.Size]byte {
+	ps.settle()
 	ps.mu.RLock()
 	defer ps.mu.RUnlock()
 	h := sha256.New()

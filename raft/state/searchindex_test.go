@@ -77,3 +77,48 @@ func TestPatientSearchPostings(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuedChangesAreFiledBeforeAnyRead: the FSM only queues a record's search entries,
+// a goroutine files them beside it; a read that begins after the changes were queued finds
+// every one of them, in the order they were queued (a record filed, then moved to another
+// name), and the digest covers them all.
+func TestQueuedChangesAreFiledBeforeAnyRead(t *testing.T) {
+	ps := newPatientSearch()
+	const n = 5000
+	norms := make([]*mpi.Normalized, n)
+	for i := range n {
+		family := fmt.Sprintf("Fam%c%c%c", 'a'+i%26, 'a'+i/26%26, 'a'+i/676%26) // a name of its own
+		norm := mpi.Normalize(mpi.Record{System: "urn:oid:1.2", Value: fmt.Sprintf("M%d", i), Family: family, Given: []string{"Ann"}})
+		norms[i] = &norm
+		ps.update(mpi.RecordKey(fmt.Sprintf("urn:oid:1.2|M%d", i)), nil, norms[i])
+	}
+	// The last record moves to another family name.
+	last := mpi.RecordKey(fmt.Sprintf("urn:oid:1.2|M%d", n-1))
+	moved := mpi.Normalize(mpi.Record{System: "urn:oid:1.2", Value: fmt.Sprintf("M%d", n-1), Family: "Moved", Given: []string{"Ann"}})
+	ps.update(last, norms[n-1], &moved)
+	find := func(family string) []mpi.RecordKey {
+		var got []mpi.RecordKey
+		ps.scan(searchFamily, valueScan(searchFamily, family, 0), func(k mpi.RecordKey) bool {
+			got = append(got, k)
+			return true
+		})
+		return got
+	}
+	if got := find(mpi.Normalize(mpi.Record{Family: "Moved"}).Family); !slices.Equal(got, []mpi.RecordKey{last}) {
+		t.Fatalf("the last change queued: found %v under its new name", got)
+	}
+	if got := find(norms[n-1].Family); len(got) != 0 {
+		t.Fatalf("found %v under the name the last record left", got)
+	}
+	if got := find(norms[n-2].Family); len(got) != 1 {
+		t.Fatalf("found %v under the name of the record before it", got)
+	}
+	built := newPatientSearch()
+	for i := range n - 1 {
+		built.file(mpi.RecordKey(fmt.Sprintf("urn:oid:1.2|M%d", i)), nil, norms[i])
+	}
+	built.file(last, nil, &moved)
+	if ps.digest() != built.digest() {
+		t.Fatal("the index filed beside the writer digests otherwise than one filed in place")
+	}
+}
