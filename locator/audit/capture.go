@@ -51,6 +51,8 @@ type Capture struct {
 	entry   model.AuditEntry
 	euids   []string
 	records []string
+	// euidSet and recordSet index the lists once they are long (see addOnce).
+	euidSet, recordSet map[string]struct{}
 	// reported: the leader reported on a request this node forwarded (Adopt).
 	reported bool
 	// outcome is the issue code the leader reported.
@@ -87,15 +89,41 @@ func (c *Capture) Disclose(euids []string, records []string) {
 		return
 	}
 	for _, e := range euids {
-		if e != "" && !slices.Contains(c.euids, e) {
-			c.euids = append(c.euids, e)
-		}
+		c.euids = addOnce(c.euids, &c.euidSet, e)
 	}
 	for _, r := range records {
-		if r != "" && !slices.Contains(c.records, r) {
-			c.records = append(c.records, r)
+		c.records = addOnce(c.records, &c.recordSet, r)
+	}
+}
+
+// shortList is how long a list of disclosed ids is searched before it gets a set.
+const shortList = 16
+
+// addOnce appends id to list unless it is empty or already there, keeping the order of
+// first disclosure (the entry lists them so). A list longer than shortList is indexed in
+// *set: an import batch discloses a thousand ids, and scanning the list for each was a
+// tenth of the batch handler's CPU.
+func addOnce(list []string, set *map[string]struct{}, id string) []string {
+	if id == "" {
+		return list
+	}
+	if *set == nil && len(list) < shortList {
+		if slices.Contains(list, id) {
+			return list
+		}
+		return append(list, id)
+	}
+	if *set == nil {
+		*set = make(map[string]struct{}, 2*len(list))
+		for _, have := range list {
+			(*set)[have] = struct{}{}
 		}
 	}
+	if _, ok := (*set)[id]; ok {
+		return list
+	}
+	(*set)[id] = struct{}{}
+	return append(list, id)
 }
 
 // Outcome is what became of a request, as its entry records it.

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -59,4 +60,31 @@ func TestCaptureAndReport(t *testing.T) {
 	}
 	var nothing *Capture
 	nothing.Disclose([]string{"E1"}, nil) // a route that is not audited
+}
+
+// TestDiscloseListsEachIDOnce: an import batch discloses hundreds of ids over several calls,
+// many more than once; the entry lists each once, whether the lists are short or long.
+func TestDiscloseListsEachIDOnce(t *testing.T) {
+	for _, n := range []int{3, shortList, 400} {
+		c := Begin(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Request{Node: "n1", Action: "patient-register", Method: "POST", Path: "/v1/patients/batch"})
+		want := map[string]bool{}
+		for call := range 3 {
+			var euids, records []string
+			for i := range n {
+				id := fmt.Sprintf("E%04d", (i*7+call*n/2)%(2*n)) // half of each call's ids were disclosed before
+				euids, records = append(euids, id, id), append(records, "p"+id)
+				want[id] = true
+			}
+			c.Disclose(euids, records)
+		}
+		e := c.Complete(Outcome{Participant: "hosp-a"})
+		if len(e.EUIDs) != len(want) || len(e.Records) != len(want) {
+			t.Fatalf("%d ids a call: the entry lists %d EUIDs and %d records, want %d each", n, len(e.EUIDs), len(e.Records), len(want))
+		}
+		for i, id := range e.EUIDs {
+			if !want[id] || e.Records[i] != "p"+id || i > 0 && e.EUIDs[i-1] >= id {
+				t.Fatalf("%d ids a call: EUID %d is %q (record %q)", n, i, id, e.Records[i])
+			}
+		}
+	}
 }
