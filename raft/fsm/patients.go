@@ -229,7 +229,11 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 			}
 			d.EUID, d.Outcome, d.Candidates = pin, mpi.OutcomeLinked, nil
 		}
-		meta, err := registerPatient(tx, h, owner, oldNorm, r, d)
+		var newNorm *mpi.Normalized
+		if prep != nil {
+			newNorm = &prep.Norm // what the matcher stored (it prepares again only without one)
+		}
+		meta, err := registerPatient(tx, h, owner, oldNorm, newNorm, r, d)
 		if err != nil {
 			return nil, err
 		}
@@ -297,13 +301,19 @@ func attachDirectives(tx *state.Tx, out []Registered) error {
 // registerPatient keeps the registry around the matcher in step with a decision: the
 // record's FHIR id, version and resource, its search entries, and the link history of the
 // persons it joined or left.
-func registerPatient(tx *state.Tx, h command.Header, owner string, oldNorm *mpi.Normalized, r command.PatientRegistration, d mpi.Decision) (model.PatientMeta, error) {
+//
+// newNorm is the record's normalised form as the matcher stored it, when the caller has it
+// (the command's prepared form); nil reads it back from the match index.
+func registerPatient(tx *state.Tx, h command.Header, owner string, oldNorm, newNorm *mpi.Normalized, r command.PatientRegistration, d mpi.Decision) (model.PatientMeta, error) {
 	key := string(d.Record)
-	// The normalised form as the match index holds it: decoding the whole record from the
-	// transaction cost a layer lookup and a copy of every field, for every registration.
-	norm, ok := tx.IndexedNorm(d.Record)
-	if !ok {
-		return model.PatientMeta{}, fmt.Errorf("read back %s: %w", key, state.ErrNotFound)
+	norm := newNorm
+	if norm == nil {
+		// Decoding the whole record from the transaction instead cost a layer lookup and a
+		// copy of every field, for every registration.
+		var ok bool
+		if norm, ok = tx.IndexedNorm(d.Record); !ok {
+			return model.PatientMeta{}, fmt.Errorf("read back %s: %w", key, state.ErrNotFound)
+		}
 	}
 	if err := tx.IndexPatient(d.Record, oldNorm, norm); err != nil {
 		return model.PatientMeta{}, err
