@@ -70,7 +70,6 @@ func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 	// Everything read here is as of the transaction's applied index: a reader of an older
 	// state reads from its own transaction instead (viewStore).
 	mem.Stamp(appliedIndex(tx))
-	var keys []mpi.RecordKey
 	slots := newRecordSlots()
 	cfg, ok, err := getConfig(tx)
 	if err != nil {
@@ -98,7 +97,6 @@ func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 			return fmt.Errorf("records: a record is stored under two slots (the second is %d)", slot)
 		}
 		slots.set(own, slot)
-		keys = append(keys, own)
 		return nil
 	})
 	if err != nil {
@@ -114,7 +112,11 @@ func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build the match index: %w", err)
 	}
-	return &mpiState{mem: mem, search: buildPatientSearch(mem, keys), slots: slots}, nil
+	search, err := buildPatientSearch(mem, slots)
+	if err != nil {
+		return nil, fmt.Errorf("build the patient search index: %w", err)
+	}
+	return &mpiState{mem: mem, search: search, slots: slots}, nil
 }
 
 // dropDerived removes what releases before the in-memory index stored of it (the blocking

@@ -70,11 +70,13 @@ func (t *Tx) PatientMeta(key string) (model.PatientMeta, bool, error) {
 // and the transaction holds its registry entry.
 func (t *Tx) PatientKeyByID(id string) (string, bool) {
 	var found string
-	t.search().scan(searchPatientID, valueScan(searchPatientID, id, 0), func(key mpi.RecordKey) bool {
+	slots, patients := t.slots(), t.tx.Bucket(bucketPatients)
+	t.search().scan(searchPatientID, valueScan(searchPatientID, id, 0), func(slot uint32) bool {
+		key := slots.keyOf(uint64(slot))
 		if model.PatientID(string(key)) != id {
 			return true
 		}
-		if t.patientValue(string(key)) == nil {
+		if k := slotKey(uint64(slot)); patients.Get(k[:]) == nil {
 			return true // registered after this transaction began
 		}
 		found = string(key)
@@ -268,11 +270,16 @@ func (t *Tx) IndexPatient(key mpi.RecordKey, old, new *mpi.Normalized) error {
 	if t.batch == nil {
 		return errReadOnly
 	}
-	if own, ok := t.batch.index.mem.StoredKey(key); ok {
-		key = own // the index's own copy: no other string kept alive
+	slot, ok := t.batch.index.slots.get(key)
+	if !ok {
+		return fmt.Errorf("index patient %s: %w: no such record", key, ErrNotFound)
+	}
+	s32, ok := searchSlot(slot)
+	if !ok {
+		return errTooManyRecords
 	}
 	t.batch.mpiChanged = true
-	t.batch.index.search.update(key, old, new)
+	t.batch.index.search.update(s32, key, old, new)
 	return nil
 }
 
@@ -327,7 +334,9 @@ func (t *Tx) SearchPatients(q PatientQuery) ([]PatientHit, error) {
 		n := 0
 		for _, s := range scans {
 			broad := false
-			t.search().scan(s.kind, s, func(rk mpi.RecordKey) bool {
+			slots := t.slots()
+			t.search().scan(s.kind, s, func(slot uint32) bool {
+				rk := slots.keyOf(uint64(slot))
 				if n++; n > maxScan {
 					broad = true
 					return false

@@ -30,6 +30,10 @@ import (
 // queued before it began is filed (settle): the index is then at least as new as the
 // reader's transaction, as when the FSM filed records itself.
 //
+// Records are filed by slot (see recordSlots), in 32 bits: a posting is then four bytes
+// that hold no pointer, where a record key's string header was sixteen that the garbage
+// collector followed, and a record is filed under a dozen terms or more.
+//
 // Values of the kinds searched by prefix or range (names, birth dates) are also kept in a
 // B-tree, in byte order; every other kind is only ever looked up by its exact value. A
 // posting list is unordered: a search reads all of a value's records or gives up on the
@@ -53,6 +57,7 @@ type patientSearch struct {
 
 // searchChange is a record's move from the terms of one normalised form to another's.
 type searchChange struct {
+	slot     uint32
 	key      mpi.RecordKey
 	old, new *mpi.Normalized
 }
@@ -68,7 +73,7 @@ type searchChange struct {
 type searchKind struct {
 	byValue map[string]postings // ordered kinds
 	byHash  map[uint64]postings // the others
-	lists   [][]mpi.RecordKey
+	lists   [][]uint32
 	free    []int32
 	ordered *btree.BTreeG[string] // nil for kinds looked up by exact value only
 }
@@ -76,13 +81,13 @@ type searchKind struct {
 // postings are the records filed under one value: one, in place (list < 0), or list
 // number list.
 type postings struct {
-	one  mpi.RecordKey
+	one  uint32
 	list int32
 }
 
 // records calls fn with each record of p until fn returns false, and reports whether it
 // went through them all.
-func (k *searchKind) records(p postings, fn func(mpi.RecordKey) bool) bool {
+func (k *searchKind) records(p postings, fn func(uint32) bool) bool {
 	if p.list < 0 {
 		return fn(p.one)
 	}
@@ -133,10 +138,10 @@ func newPatientSearch() *patientSearch {
 
 // update queues the move of a record's entries from the terms of its old normalised form
 // (nil when new) to those of its new one; the forms must not change afterwards.
-func (ps *patientSearch) update(key mpi.RecordKey, old, new *mpi.Normalized) {
+func (ps *patientSearch) update(slot uint32, key mpi.RecordKey, old, new *mpi.Normalized) {
 	ps.queueMu.Lock()
 	defer ps.queueMu.Unlock()
-	ps.queue = append(ps.queue, searchChange{key: key, old: old, new: new})
+	ps.queue = append(ps.queue, searchChange{slot: slot, key: key, old: old, new: new})
 	ps.queued++
 	if !ps.filing {
 		ps.filing = true
@@ -157,7 +162,7 @@ func (ps *patientSearch) fileQueued() {
 		ps.queue, ps.spare = ps.spare[:0], nil
 		ps.queueMu.Unlock()
 		for i, c := range batch {
-			ps.file(c.key, c.old, c.new)
+			ps.file(c.slot, c.key, c.old, c.new)
 			batch[i] = searchChange{}
 		}
 		ps.queueMu.Lock()
@@ -179,7 +184,7 @@ func (ps *patientSearch) settle() {
 
 // file moves a record's entries from the terms of its old normalised form (nil when new)
 // to those of its new one.
-func (ps *patientSearch) file(key mpi.RecordKey, old, new *mpi.Normalized) {
+func (ps *patientSearch) file(slot uint32, key mpi.RecordKey, old, new *mpi.Normalized) {
 	var oldTerms, newTerms [][2]string
 	if old != nil {
 		oldTerms = searchTerms(key, old)
@@ -191,12 +196,12 @@ func (ps *patientSearch) file(key mpi.RecordKey, old, new *mpi.Normalized) {
 	defer ps.mu.Unlock()
 	for _, term := range oldTerms {
 		if !containsTerm(newTerms, term) {
-			ps.remove(term[0][0], term[1], key)
+			ps.remove(term[0][0], term[1], slot)
 		}
 	}
 	for _, term := range newTerms {
 		if !containsTerm(oldTerms, term) {
-			ps.add(term[0][0], term[1], key)
+			ps.add(term[0][0], term[1], slot)
 		}
 	}
 }
@@ -213,7 +218,7 @@ func containsTerm(terms [][2]string, t [2]string) bool {
 // add files a record under a value. A record is filed under each of its terms once (update
 // adds only the terms its old form lacked), so the list is not searched for it: the list
 // of a city holds a good part of the index.
-func (ps *patientSearch) add(kind byte, value string, key mpi.RecordKey) {
+func (ps *patientSearch) add(kind byte, value string, key uint32) {
 	k := ps.kinds[kind]
 	p, ok := k.lookup(value)
 	switch {
@@ -233,7 +238,7 @@ func (ps *patientSearch) add(kind byte, value string, key mpi.RecordKey) {
 			k.lists[i] = append(k.lists[i], p.one, key)
 		} else {
 			i = int32(len(k.lists))
-			k.lists = append(k.lists, []mpi.RecordKey{p.one, key})
+			k.lists = append(k.lists, []uint32{p.one, key})
 		}
 		if k.ordered != nil {
 			value = k.ownValue(value)
@@ -253,7 +258,7 @@ func (k *searchKind) ownValue(value string) string {
 
 // remove takes a record off a value's postings (a walk of the list: records change their
 // terms far less often than they are filed).
-func (ps *patientSearch) remove(kind byte, value string, key mpi.RecordKey) {
+func (ps *patientSearch) remove(kind byte, value string, key uint32) {
 	k := ps.kinds[kind]
 	p, ok := k.lookup(value)
 	if !ok {
@@ -272,7 +277,7 @@ func (ps *patientSearch) remove(kind byte, value string, key mpi.RecordKey) {
 		}
 		last := len(list) - 1
 		list[i] = list[last]
-		list[last] = ""
+		list[last] = 0
 		list = list[:last]
 		if len(list) > 1 {
 			k.lists[p.list] = list
@@ -280,7 +285,7 @@ func (ps *patientSearch) remove(kind byte, value string, key mpi.RecordKey) {
 		}
 		// One record left: back in place, the list to be reused.
 		one := list[0]
-		list[0] = ""
+		list[0] = 0
 		k.lists[p.list] = list[:0]
 		k.free = append(k.free, p.list)
 		if k.ordered != nil {
@@ -303,7 +308,7 @@ func (k *searchKind) drop(value string) {
 
 // scan calls fn with every record of a kind whose value s selects (see scan), until fn
 // returns false. fn runs with the index locked for reading: it must not call back into it.
-func (ps *patientSearch) scan(kind byte, s scan, fn func(mpi.RecordKey) bool) {
+func (ps *patientSearch) scan(kind byte, s scan, fn func(uint32) bool) {
 	ps.settle()
 	ps.mu.RLock()
 	defer ps.mu.RUnlock()
@@ -324,19 +329,26 @@ func (ps *patientSearch) scan(kind byte, s scan, fn func(mpi.RecordKey) bool) {
 	})
 }
 
-// buildPatientSearch indexes every record of a store's match index.
-func buildPatientSearch(mem *mpi.MemStore, keys []mpi.RecordKey) *patientSearch {
+// buildPatientSearch indexes every record of a store's match index under its slot.
+func buildPatientSearch(mem *mpi.MemStore, slots *recordSlots) (*patientSearch, error) {
 	ps := newPatientSearch()
-	for _, k := range keys {
-		if own, norm, ok := mem.Normalized(k); ok {
-			ps.file(own, nil, norm)
+	var err error
+	slots.each(func(slot uint64, key mpi.RecordKey) bool {
+		s32, ok := searchSlot(slot)
+		if !ok {
+			err = errTooManyRecords
+			return false
 		}
-	}
-	return ps
+		if _, norm, ok := mem.Normalized(key); ok {
+			ps.file(s32, key, nil, norm)
+		}
+		return true
+	})
+	return ps, err
 }
 
 // digest returns a SHA-256 digest of the index's entries in order (kind, value or value
-// hash, record key), whatever order they were added in.
+// hash, slot), whatever order they were added in.
 func (ps *patientSearch) digest() [sha256.Size]byte {
 	ps.settle()
 	ps.mu.RLock()
@@ -344,15 +356,14 @@ func (ps *patientSearch) digest() [sha256.Size]byte {
 	h := sha256.New()
 	var buf []byte
 	entry := func(kind int, value []byte, k *searchKind, p postings) {
-		var keys []mpi.RecordKey
-		k.records(p, func(key mpi.RecordKey) bool { keys = append(keys, key); return true })
-		slices.Sort(keys)
-		for _, key := range keys {
+		var slots []uint32
+		k.records(p, func(slot uint32) bool { slots = append(slots, slot); return true })
+		slices.Sort(slots)
+		for _, slot := range slots {
 			buf = append(buf[:0], byte(kind))
 			buf = binary.AppendUvarint(buf, uint64(len(value)))
 			buf = append(buf, value...)
-			buf = binary.AppendUvarint(buf, uint64(len(key)))
-			buf = append(buf, key...)
+			buf = binary.BigEndian.AppendUint32(buf, slot)
 			h.Write(buf)
 		}
 	}

@@ -21,7 +21,7 @@ func TestPatientSearchPostings(t *testing.T) {
 		kind  byte
 		value string
 	}
-	model := map[term][]mpi.RecordKey{}
+	model := map[term][]uint32{}
 	kinds := []byte{searchFamily, searchPhone}
 	for step := range 20000 {
 		tm := term{kinds[rng.IntN(2)], fmt.Sprintf("v%d", rng.IntN(40))}
@@ -31,7 +31,7 @@ func TestPatientSearchPostings(t *testing.T) {
 			i := slices.Index(have, key)
 			model[tm] = slices.Delete(have, i, i+1)
 		} else {
-			key := mpi.RecordKey(fmt.Sprintf("s|%d", rng.IntN(300)))
+			key := uint32(1 + rng.IntN(300))
 			if slices.Contains(model[tm], key) {
 				continue // a record is filed under a term once
 			}
@@ -42,8 +42,8 @@ func TestPatientSearchPostings(t *testing.T) {
 			continue
 		}
 		for tm, want := range model {
-			var got []mpi.RecordKey
-			ps.scan(tm.kind, valueScan(tm.kind, tm.value, 0), func(k mpi.RecordKey) bool { got = append(got, k); return true })
+			var got []uint32
+			ps.scan(tm.kind, valueScan(tm.kind, tm.value, 0), func(k uint32) bool { got = append(got, k); return true })
 			slices.Sort(got)
 			want = slices.Sorted(slices.Values(want))
 			if !slices.Equal(got, want) {
@@ -64,8 +64,8 @@ func TestPatientSearchPostings(t *testing.T) {
 		if ps.digest() != fresh.digest() {
 			t.Fatalf("step %d: the index digests otherwise than one built afresh", step)
 		}
-		var prefixed []mpi.RecordKey
-		ps.scan(searchFamily, prefixScan(searchFamily, "v1", 0), func(k mpi.RecordKey) bool { prefixed = append(prefixed, k); return true })
+		var prefixed []uint32
+		ps.scan(searchFamily, prefixScan(searchFamily, "v1", 0), func(k uint32) bool { prefixed = append(prefixed, k); return true })
 		want := 0
 		for tm, keys := range model {
 			if tm.kind == searchFamily && len(tm.value) >= 2 && tm.value[:2] == "v1" {
@@ -86,38 +86,38 @@ func TestQueuedChangesAreFiledBeforeAnyRead(t *testing.T) {
 	ps := newPatientSearch()
 	const n = 5000
 	norms := make([]*mpi.Normalized, n)
+	key := func(i int) mpi.RecordKey { return mpi.RecordKey(fmt.Sprintf("urn:oid:1.2|M%d", i)) }
 	for i := range n {
 		family := fmt.Sprintf("Fam%c%c%c", 'a'+i%26, 'a'+i/26%26, 'a'+i/676%26) // a name of its own
 		norm := mpi.Normalize(mpi.Record{System: "urn:oid:1.2", Value: fmt.Sprintf("M%d", i), Family: family, Given: []string{"Ann"}})
 		norms[i] = &norm
-		ps.update(mpi.RecordKey(fmt.Sprintf("urn:oid:1.2|M%d", i)), nil, norms[i])
+		ps.update(uint32(i+1), key(i), nil, norms[i])
 	}
 	// The last record moves to another family name.
-	last := mpi.RecordKey(fmt.Sprintf("urn:oid:1.2|M%d", n-1))
 	moved := mpi.Normalize(mpi.Record{System: "urn:oid:1.2", Value: fmt.Sprintf("M%d", n-1), Family: "Moved", Given: []string{"Ann"}})
-	ps.update(last, norms[n-1], &moved)
-	find := func(family string) []mpi.RecordKey {
-		var got []mpi.RecordKey
-		ps.scan(searchFamily, valueScan(searchFamily, family, 0), func(k mpi.RecordKey) bool {
-			got = append(got, k)
+	ps.update(n, key(n-1), norms[n-1], &moved)
+	find := func(family string) []uint32 {
+		var got []uint32
+		ps.scan(searchFamily, valueScan(searchFamily, family, 0), func(slot uint32) bool {
+			got = append(got, slot)
 			return true
 		})
 		return got
 	}
-	if got := find(mpi.Normalize(mpi.Record{Family: "Moved"}).Family); !slices.Equal(got, []mpi.RecordKey{last}) {
+	if got := find(moved.Family); !slices.Equal(got, []uint32{n}) {
 		t.Fatalf("the last change queued: found %v under its new name", got)
 	}
 	if got := find(norms[n-1].Family); len(got) != 0 {
 		t.Fatalf("found %v under the name the last record left", got)
 	}
-	if got := find(norms[n-2].Family); len(got) != 1 {
+	if got := find(norms[n-2].Family); !slices.Equal(got, []uint32{n - 1}) {
 		t.Fatalf("found %v under the name of the record before it", got)
 	}
 	built := newPatientSearch()
 	for i := range n - 1 {
-		built.file(mpi.RecordKey(fmt.Sprintf("urn:oid:1.2|M%d", i)), nil, norms[i])
+		built.file(uint32(i+1), key(i), nil, norms[i])
 	}
-	built.file(last, nil, &moved)
+	built.file(n, key(n-1), nil, &moved)
 	if ps.digest() != built.digest() {
 		t.Fatal("the index filed beside the writer digests otherwise than one filed in place")
 	}

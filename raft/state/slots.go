@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -33,10 +35,44 @@ import (
 type recordSlots struct {
 	mu    sync.RWMutex
 	byKey map[mpi.RecordKey]uint64
+	// keys is indexed by slot (slot 0 is never given): the patient search index files
+	// records by slot and answers with them.
+	keys []mpi.RecordKey
 }
 
 func newRecordSlots() *recordSlots {
 	return &recordSlots{byKey: map[mpi.RecordKey]uint64{}}
+}
+
+// errTooManyRecords is returned when a record's slot does not fit the patient search
+// index's 32 bits: four billion records.
+var errTooManyRecords = errors.New("more records than the patient search index can file")
+
+// searchSlot returns a slot as the patient search index files it, if it fits in 32 bits.
+func searchSlot(slot uint64) (uint32, bool) {
+	return uint32(slot), slot <= math.MaxUint32
+}
+
+// keyOf returns the record key of a slot ("" for a slot not given).
+func (s *recordSlots) keyOf(slot uint64) mpi.RecordKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if slot >= uint64(len(s.keys)) {
+		return ""
+	}
+	return s.keys[slot]
+}
+
+// each calls fn with every slot given and its key, in slot order, until fn returns false.
+func (s *recordSlots) each(fn func(slot uint64, key mpi.RecordKey) bool) {
+	s.mu.RLock()
+	keys := s.keys
+	s.mu.RUnlock()
+	for slot, key := range keys {
+		if key != "" && !fn(uint64(slot), key) {
+			return
+		}
+	}
 }
 
 // get returns the slot of a record key.
@@ -53,6 +89,12 @@ func (s *recordSlots) set(key mpi.RecordKey, slot uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.byKey[key] = slot
+	if slot >= uint64(len(s.keys)) {
+		// Slots are given in order, so this grows the list by one, but for a file whose
+		// slots have gaps (none is made, but reading one must not fail).
+		s.keys = append(s.keys, make([]mpi.RecordKey, slot+1-uint64(len(s.keys)))...)
+	}
+	s.keys[slot] = key
 }
 
 // digest is a digest of every key and its slot, in key order.
