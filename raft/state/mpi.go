@@ -209,6 +209,9 @@ func (s applyStore) PutRecord(r *mpi.StoredRecord) error {
 		if slot, err = records.NextSequence(); err != nil {
 			return fmt.Errorf("number record %s: %w", r.Key, err)
 		}
+		if _, fits := searchSlot(slot); !fits {
+			return errTooManyRecords
+		}
 	}
 	k := slotKey(slot)
 	if err := records.Put(k[:], v); err != nil {
@@ -219,7 +222,7 @@ func (s applyStore) PutRecord(r *mpi.StoredRecord) error {
 	}
 	if !existed {
 		own, _ := s.mem.StoredKey(r.Key)
-		s.slots.set(own, slot)
+		return s.slots.set(own, slot)
 	}
 	return nil
 }

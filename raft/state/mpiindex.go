@@ -80,10 +80,12 @@ func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 			return nil, err
 		}
 	}
-	err = tx.Bucket(bucketMPIRecords).ForEach(func(k, v []byte) error {
+	records := tx.Bucket(bucketMPIRecords)
+	given := records.Sequence()
+	err = records.ForEach(func(k, v []byte) error {
 		slot, ok := slotOf(k)
-		if !ok {
-			return fmt.Errorf("records: a key of %d bytes is no slot", len(k))
+		if !ok || slot == 0 || slot > given {
+			return fmt.Errorf("records: key %x is no slot given", k)
 		}
 		sr, err := decodeRecord(v)
 		if err != nil {
@@ -96,8 +98,7 @@ func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 		if _, taken := slots.get(own); taken {
 			return fmt.Errorf("records: a record is stored under two slots (the second is %d)", slot)
 		}
-		slots.set(own, slot)
-		return nil
+		return slots.set(own, slot)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build the match index: %w", err)

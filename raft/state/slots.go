@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
-	"strings"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -33,22 +31,27 @@ import (
 // reader may look a key up here even though the FSM may have added slots since its
 // transaction began: the transaction holds nothing under a slot it cannot see.
 type recordSlots struct {
-	mu    sync.RWMutex
-	byKey map[mpi.RecordKey]uint64
-	// keys is indexed by slot (slot 0 is never given): the patient search index files
+	mu sync.RWMutex
+	// table finds a key's slot: open addressing by mpi.HashString of the key with linear
+	// probing, each entry a slot (0: empty) whose key is keys[slot], so that keys whose
+	// hashes collide stay apart. It is at most half full. A Go map of strings took about
+	// 40 bytes and a pointer for the collector per record; this takes 8 to 16 bytes.
+	table []uint32
+	// keys is indexed by slot (slot 0 is never given); the patient search index files
 	// records by slot and answers with them.
-	keys []mpi.RecordKey
+	keys  []mpi.RecordKey
+	count int
 }
 
 func newRecordSlots() *recordSlots {
-	return &recordSlots{byKey: map[mpi.RecordKey]uint64{}}
+	return &recordSlots{table: make([]uint32, 1024)}
 }
 
-// errTooManyRecords is returned when a record's slot does not fit the patient search
-// index's 32 bits: four billion records.
-var errTooManyRecords = errors.New("more records than the patient search index can file")
+// errTooManyRecords is returned when a slot does not fit in 32 bits (four billion
+// records): the slots' table and the patient search index keep slots so.
+var errTooManyRecords = errors.New("more records than the index can number")
 
-// searchSlot returns a slot as the patient search index files it, if it fits in 32 bits.
+// searchSlot returns a slot in 32 bits, if it fits.
 func searchSlot(slot uint64) (uint32, bool) {
 	return uint32(slot), slot <= math.MaxUint32
 }
@@ -75,46 +78,80 @@ func (s *recordSlots) each(fn func(slot uint64, key mpi.RecordKey) bool) {
 	}
 }
 
+// find returns where in the table key's slot is, or the empty entry where it would go;
+// s.mu is held.
+func (s *recordSlots) find(key mpi.RecordKey) int {
+	mask := uint64(len(s.table) - 1)
+	for i := mpi.HashString(string(key)) & mask; ; i = (i + 1) & mask {
+		if slot := s.table[i]; slot == 0 || s.keys[slot] == key {
+			return int(i)
+		}
+	}
+}
+
 // get returns the slot of a record key.
 func (s *recordSlots) get(key mpi.RecordKey) (uint64, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	slot, ok := s.byKey[key]
-	return slot, ok
+	slot := s.table[s.find(key)]
+	return uint64(slot), slot != 0
 }
 
-// set gives key its slot. key should be the match index's own copy of the string
-// (mpi.MemStore.StoredKey), so that the map keeps no other string alive.
-func (s *recordSlots) set(key mpi.RecordKey, slot uint64) {
+// set gives key its slot, which must fit in 32 bits and be given to no other key. key
+// should be the match index's own copy of the string (mpi.MemStore.StoredKey), so that
+// the list keeps no other string alive.
+func (s *recordSlots) set(key mpi.RecordKey, slot uint64) error {
+	s32, ok := searchSlot(slot)
+	if !ok {
+		return errTooManyRecords
+	}
+	if slot == 0 {
+		return errors.New("slot 0 is never given")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.byKey[key] = slot
+	if slot < uint64(len(s.keys)) && s.keys[slot] != "" && s.keys[slot] != key {
+		return fmt.Errorf("slot %d is given twice", slot)
+	}
 	if slot >= uint64(len(s.keys)) {
-		// Slots are given in order, so this grows the list by one, but for a file whose
-		// slots have gaps (none is made, but reading one must not fail).
+		// Slots are given in order, so this grows the list by one (a file whose slots have
+		// gaps is read all the same: none is made, records are never removed).
 		s.keys = append(s.keys, make([]mpi.RecordKey, slot+1-uint64(len(s.keys)))...)
 	}
 	s.keys[slot] = key
+	i := s.find(key)
+	if s.table[i] == 0 {
+		s.count++
+	}
+	s.table[i] = s32
+	if 2*s.count > len(s.table) {
+		s.grow()
+	}
+	return nil
 }
 
-// digest is a digest of every key and its slot, in key order.
-func (s *recordSlots) digest() [sha256.Size]byte {
-	s.mu.RLock()
-	keys := make([]mpi.RecordKey, 0, len(s.byKey))
-	for k := range s.byKey {
-		keys = append(keys, k)
+// grow doubles the table; s.mu is held.
+func (s *recordSlots) grow() {
+	old := s.table
+	s.table = make([]uint32, 2*len(old))
+	for _, slot := range old {
+		if slot != 0 {
+			s.table[s.find(s.keys[slot])] = slot
+		}
 	}
-	s.mu.RUnlock()
-	slices.SortFunc(keys, func(a, b mpi.RecordKey) int { return strings.Compare(string(a), string(b)) })
+}
+
+// digest is a digest of every slot given and its key, in slot order.
+func (s *recordSlots) digest() [sha256.Size]byte {
 	h := sha256.New()
 	var buf []byte
-	for _, k := range keys {
-		slot, _ := s.get(k)
-		buf = binary.AppendUvarint(buf[:0], uint64(len(k)))
-		buf = append(buf, k...)
-		buf = binary.BigEndian.AppendUint64(buf, slot)
+	s.each(func(slot uint64, key mpi.RecordKey) bool {
+		buf = binary.BigEndian.AppendUint64(buf[:0], slot)
+		buf = binary.AppendUvarint(buf, uint64(len(key)))
+		buf = append(buf, key...)
 		h.Write(buf)
-	}
+		return true
+	})
 	var d [sha256.Size]byte
 	h.Sum(d[:0])
 	return d

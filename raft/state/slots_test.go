@@ -2,8 +2,10 @@ package state
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -238,4 +240,54 @@ func TestRecordsTakeSlotsInTheOrderTheyArrive(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRebuilt(t, s, "after registrations, a re-registration and a rollback")
+}
+
+// TestRecordSlotsFindEveryKey: the slots' table finds the slot of every key through its
+// growth (keys share table entries' neighbourhoods long before it grows), finds nothing for
+// keys without one, answers every slot's key, and refuses a slot of 0, one given to
+// another key, and one beyond 32 bits.
+func TestRecordSlotsFindEveryKey(t *testing.T) {
+	s := newRecordSlots()
+	const n = 20000
+	key := func(i int) mpi.RecordKey {
+		return mpi.RecordKey(fmt.Sprintf("urn:oid:1.2.%d|MRN%07d", i%7, i*7919%100003))
+	}
+	for i := 1; i <= n; i++ {
+		if err := s.set(key(i), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%997 != 0 {
+			continue
+		}
+		for j := 1; j <= i; j++ {
+			if slot, ok := s.get(key(j)); !ok || slot != uint64(j) {
+				t.Fatalf("after %d keys: key %d has slot %d (%v)", i, j, slot, ok)
+			}
+		}
+	}
+	for j := n + 1; j <= n+1000; j++ {
+		if slot, ok := s.get(key(j)); ok {
+			t.Fatalf("a key never given a slot has slot %d", slot)
+		}
+	}
+	for _, slot := range []uint64{1, 777, n} {
+		if got := s.keyOf(slot); got != key(int(slot)) {
+			t.Fatalf("slot %d answers %q", slot, got)
+		}
+	}
+	if got := s.keyOf(n + 1); got != "" {
+		t.Fatalf("a slot not given answers %q", got)
+	}
+	if err := s.set("urn:oid:9|X", 0); err == nil {
+		t.Fatal("slot 0 was given")
+	}
+	if err := s.set("urn:oid:9|X", 5); err == nil {
+		t.Fatal("a slot was given to a second key")
+	}
+	if err := s.set("urn:oid:9|X", math.MaxUint32+1); !errors.Is(err, errTooManyRecords) {
+		t.Fatalf("a slot beyond 32 bits: %v", err)
+	}
+	if _, ok := s.get("urn:oid:9|X"); ok {
+		t.Fatal("a refused key has a slot")
+	}
 }
