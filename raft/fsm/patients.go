@@ -230,8 +230,10 @@ func (f *FSM) applyPatientRegister(tx *state.Tx, h command.Header, c command.Pat
 			d.EUID, d.Outcome, d.Candidates = pin, mpi.OutcomeLinked, nil
 		}
 		var newNorm *mpi.Normalized
-		if prep != nil {
-			newNorm = &prep.Norm // what the matcher stored (it prepares again only without one)
+		if prep != nil && prep.Norm.Version == mpi.NormVersion {
+			// What the matcher stored: it prepares the record again only without a form of
+			// this release's rules (which preparedFor refuses anyway).
+			newNorm = &prep.Norm
 		}
 		meta, err := registerPatient(tx, h, owner, oldNorm, newNorm, r, d)
 		if err != nil {

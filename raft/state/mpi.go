@@ -94,13 +94,12 @@ func getRecord(tx *kvTx, slots *recordSlots, key mpi.RecordKey) (*mpi.StoredReco
 		return nil, err
 	}
 	if r.Key != key {
-		return nil, fmt.Errorf("decode record: the slot of %s holds %s", key, r.Key)
+		return nil, fmt.Errorf("decode record %s: its slot holds another record", key)
 	}
 	return r, nil
 }
 
-// decodeRecord decodes a stored record. Errors do not name the record: its key is
-// demographic enough (a hospital's MRN) to stay out of the logs.
+// decodeRecord decodes a stored record (its key is inside it: the caller names it).
 func decodeRecord(v []byte) (*mpi.StoredRecord, error) {
 	var r mpi.StoredRecord
 	var err error

@@ -32,6 +32,29 @@ func indexRecord(i int) mpi.Record {
 	return r
 }
 
+// registerInTx registers rec through a write transaction as the FSM does: matched, then
+// filed for patient search.
+func registerInTx(t *testing.T, tx *Tx, m *mpi.Matcher, rec mpi.Record, euid string) mpi.Decision {
+	t.Helper()
+	old, err := tx.MPI().Record(rec.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.Register(tx.MPI(), rec, euid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldNorm *mpi.Normalized
+	if old != nil {
+		oldNorm = &old.Norm
+	}
+	n := mpi.Normalize(rec)
+	if err := tx.IndexPatient(rec.Key(), oldNorm, &n); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // registerInBatch registers records from..to-1 through a write transaction of s (matched
 // as the FSM matches them) and commits it unless rollback is set.
 func registerInBatch(t *testing.T, s *Store, from, to int, rollback bool) []mpi.Decision {
@@ -44,24 +67,7 @@ func registerInBatch(t *testing.T, s *Store, from, to int, rollback bool) []mpi.
 	m := mpi.NewMatcher()
 	var out []mpi.Decision
 	for i := from; i < to; i++ {
-		rec := indexRecord(i)
-		old, err := tx.MPI().Record(rec.Key())
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := m.Register(tx.MPI(), rec, fmt.Sprintf("E%06d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var oldNorm *mpi.Normalized
-		if old != nil {
-			oldNorm = &old.Norm
-		}
-		n := mpi.Normalize(rec)
-		if err := tx.IndexPatient(rec.Key(), oldNorm, &n); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, d)
+		out = append(out, registerInTx(t, tx, m, indexRecord(i), fmt.Sprintf("E%06d", i)))
 	}
 	if rollback {
 		b.Rollback()
@@ -290,11 +296,7 @@ func TestStateOfEarlierReleasesOpens(t *testing.T) {
 	versions := map[string]uint64{} // the registry entries written, by record key
 	err = db.Update(func(tx *bolt.Tx) error {
 		// Records and registry entries by record key, before slots.
-		legacy, err := tx.CreateBucket(bucketLegacyMPIRecords)
-		if err != nil {
-			return err
-		}
-		legacyPatients, err := tx.CreateBucket(bucketLegacyPatients)
+		legacy, legacyPatients, err := createLegacyBuckets(tx)
 		if err != nil {
 			return err
 		}

@@ -32,11 +32,7 @@ func legacyFile(t *testing.T, n, orphans int) *bolt.DB {
 				return err
 			}
 		}
-		records, err := tx.CreateBucket(bucketLegacyMPIRecords)
-		if err != nil {
-			return err
-		}
-		patients, err := tx.CreateBucket(bucketLegacyPatients)
+		records, patients, err := createLegacyBuckets(tx)
 		if err != nil {
 			return err
 		}
@@ -62,6 +58,16 @@ func legacyFile(t *testing.T, n, orphans int) *bolt.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// createLegacyBuckets creates the buckets that held records and registry entries by
+// record key before slots.
+func createLegacyBuckets(tx *bolt.Tx) (records, patients *bolt.Bucket, err error) {
+	if records, err = tx.CreateBucket(bucketLegacyMPIRecords); err != nil {
+		return nil, nil, err
+	}
+	patients, err = tx.CreateBucket(bucketLegacyPatients)
+	return records, patients, err
 }
 
 // dump lists every bucket, key and value of a file.
@@ -174,22 +180,7 @@ func TestRecordsTakeSlotsInTheOrderTheyArrive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tx := b.Tx()
-		old, err := tx.MPI().Record(rec.Key())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Register(tx.MPI(), rec, euid); err != nil {
-			t.Fatal(err)
-		}
-		var oldNorm *mpi.Normalized
-		if old != nil {
-			oldNorm = &old.Norm
-		}
-		norm := mpi.Normalize(rec)
-		if err := tx.IndexPatient(rec.Key(), oldNorm, &norm); err != nil {
-			t.Fatal(err)
-		}
+		registerInTx(t, b.Tx(), m, rec, euid)
 		if rollback {
 			b.Rollback()
 			return
