@@ -282,3 +282,43 @@ func TestRecordSlotsFindEveryKey(t *testing.T) {
 		t.Fatal("a refused key has a slot")
 	}
 }
+
+// TestAppendedBucketsFillTheirPages: records stored by slot only ever land after the last
+// one, so the flush fills their pages instead of splitting each in half (bbolt's default),
+// which left the state file of a million persons half empty.
+func TestAppendedBucketsFillTheirPages(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := mpi.NewMatcher()
+	for batch := range 10 {
+		b, err := s.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := batch * 60; i < (batch+1)*60; i++ {
+			registerInTx(t, b.Tx(), m, indexRecord(i), fmt.Sprintf("E%06d", i))
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		st := tx.Bucket(bucketMPIRecords).Stats()
+		if st.LeafPageN < 4 {
+			return fmt.Errorf("the records fill %d leaf pages: too few to tell", st.LeafPageN)
+		}
+		if fill := float64(st.LeafInuse) / float64(st.LeafPageN*tx.DB().Info().PageSize); fill < 0.85 {
+			return fmt.Errorf("the records' %d leaf pages are %.0f%% full", st.LeafPageN, 100*fill)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
