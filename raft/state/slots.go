@@ -256,7 +256,7 @@ func moveToSlots(tx *bolt.Tx, chunk int) (moved int, done bool, err error) {
 			left++
 		}
 		if left > 0 {
-			return moved, false, fmt.Errorf("%d registry entries have no record", left)
+			return moved, false, fmt.Errorf("%d registry entries have no record (a damaged file: move it aside; the node then restores its newest snapshot and replays the log)", left)
 		}
 		if err := tx.DeleteBucket(bucketLegacyPatients); err != nil {
 			return moved, false, fmt.Errorf("drop the registry by record key: %w", err)
