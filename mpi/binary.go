@@ -56,8 +56,7 @@ func (sr *StoredRecord) UnmarshalBinary(data []byte) error {
 }
 
 // StoredRecordKey returns the key of a stored record in its binary form without decoding
-// the rest of it.
-// The key is copied alone: a decoder would copy the whole value, and keep it alive for as
+// the rest of it. The key is copied alone: a decoder would copy the whole value, and keep it alive for as
 // long as the key.
 func StoredRecordKey(data []byte) (RecordKey, error) {
 	if !IsBinary(data) {

@@ -109,6 +109,21 @@ func TestBinaryRefusesOtherFormats(t *testing.T) {
 	}
 }
 
+// TestStoredRecordKeyReadsTheKeyAlone: the key of a stored record is read without the
+// rest, and a value of another format or whose key runs past its end is refused.
+func TestStoredRecordKeyReadsTheKeyAlone(t *testing.T) {
+	prep := Prepare(Record{System: "s", Value: "v", Given: []string{"Ann"}, Family: "Lee", BirthDate: "1980-02-03"})
+	data, _ := (&StoredRecord{Key: "urn:oid:1.2|MRN7", EUID: "E1", Norm: prep.Norm, Blocks: prep.Blocks}).AppendBinary(nil)
+	if key, err := StoredRecordKey(data); err != nil || key != "urn:oid:1.2|MRN7" {
+		t.Fatalf("key %q, err %v", key, err)
+	}
+	for _, bad := range [][]byte{nil, []byte(`{"key":"a|b"}`), {binaryFormat}, {binaryFormat, 5, 'a', 'b'}, data[:10]} {
+		if key, err := StoredRecordKey(bad); !errors.Is(err, ErrBadEncoding) {
+			t.Errorf("%q: key %q, err %v", bad, key, err)
+		}
+	}
+}
+
 func FuzzStoredRecordBinary(f *testing.F) {
 	prep := Prepare(Record{System: "s", Value: "v", Given: []string{"Ann"}, Family: "Lee", BirthDate: "1980-02-03"})
 	data, _ := (&StoredRecord{Key: "s|v", EUID: "E1", Norm: prep.Norm, Blocks: prep.Blocks}).AppendBinary(nil)
@@ -117,6 +132,9 @@ func FuzzStoredRecordBinary(f *testing.F) {
 		var sr StoredRecord
 		if err := sr.UnmarshalBinary(data); err != nil {
 			return
+		}
+		if key, err := StoredRecordKey(data); err != nil || key != sr.Key {
+			t.Fatalf("the key read alone is %q (%v), decoded whole %q", key, err, sr.Key)
 		}
 		again, _ := sr.AppendBinary(nil)
 		var back StoredRecord

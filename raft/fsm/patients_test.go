@@ -225,11 +225,6 @@ func TestMatchConfigMustBeNewerAndValid(t *testing.T) {
 
 func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
 
-// TestReRegistrationKeepsTheRegistryEntry registers a record and then the same record
-// again, changed, in a later entry and twice more within one entry: the registry entry
-// keeps its FHIR id and creation time, its version counts every registration, and the id
-// still finds the record. A new record's entry is written without looking for an old one
-// (none can exist), so this is what tells that shortcut from a lost entry.
 // withParticipant applies the participant-add entry of testParticipant(1) to f and returns
 // the participant.
 func withParticipant(f *FSM, w *logWriter) model.Participant {
@@ -252,6 +247,11 @@ func registerAll(t *testing.T, f *FSM, w *logWriter, regs ...command.PatientRegi
 	return outs
 }
 
+// TestReRegistrationKeepsTheRegistryEntry registers a record and then the same record
+// again, changed, in a later entry and twice more within one entry: the registry entry
+// keeps its FHIR id and creation time, its version counts every registration, and the id
+// still finds the record. A new record's entry is written without looking for an old one
+// (none can exist), so this is what tells that shortcut from a lost entry.
 func TestReRegistrationKeepsTheRegistryEntry(t *testing.T) {
 	f := newFSM(t)
 	w := &logWriter{t: t}

@@ -293,7 +293,7 @@ func (l *layer) writeTo(tx *bolt.Tx) error {
 // appended reports whether a bucket's new keys come after every key it holds (slots and
 // sequence numbers). bbolt splits a full page in half, which for keys that only ever come
 // at the end leaves every page half empty: the state file of a million persons was 5.6 GB,
-// and a flush wrote twice the pages its new records filled. Their pages are filled to
+// and a flush wrote the pages of its new records half empty. Their pages are filled to
 // appendedFill instead (bbolt's Bucket.FillPercent, for mostly appended buckets); a page a
 // later update grows is split as any other.
 func appended(bucket string) bool {
@@ -304,7 +304,7 @@ func appended(bucket string) bool {
 	return false
 }
 
-// appendedFill is how full the pages of appendedBuckets are filled before a split.
+// appendedFill is how full the pages of the buckets appended reports are filled before a split.
 const appendedFill = 0.95
 
 // kvTx is a transaction on the state as bbolt's API offers it, reading through layers.

@@ -113,11 +113,7 @@ func buildMPIIndex(tx *kvTx) (*mpiState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build the match index: %w", err)
 	}
-	search, err := buildPatientSearch(mem, slots)
-	if err != nil {
-		return nil, fmt.Errorf("build the patient search index: %w", err)
-	}
-	return &mpiState{mem: mem, search: search, slots: slots}, nil
+	return &mpiState{mem: mem, search: buildPatientSearch(mem, slots), slots: slots}, nil
 }
 
 // dropDerived removes what releases before the in-memory index stored of it (the blocking

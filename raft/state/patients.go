@@ -274,12 +274,8 @@ func (t *Tx) IndexPatient(key mpi.RecordKey, old, new *mpi.Normalized) error {
 	if !ok {
 		return fmt.Errorf("index patient %s: %w: no such record", key, ErrNotFound)
 	}
-	s32, ok := searchSlot(slot)
-	if !ok {
-		return errTooManyRecords
-	}
 	t.batch.mpiChanged = true
-	t.batch.index.search.update(s32, key, old, new)
+	t.batch.index.search.update(uint32(slot), key, old, new) // no slot is given beyond 32 bits
 	return nil
 }
 

@@ -330,21 +330,15 @@ func (ps *patientSearch) scan(kind byte, s scan, fn func(uint32) bool) {
 }
 
 // buildPatientSearch indexes every record of a store's match index under its slot.
-func buildPatientSearch(mem *mpi.MemStore, slots *recordSlots) (*patientSearch, error) {
+func buildPatientSearch(mem *mpi.MemStore, slots *recordSlots) *patientSearch {
 	ps := newPatientSearch()
-	var err error
-	slots.each(func(slot uint64, key mpi.RecordKey) bool {
-		s32, ok := searchSlot(slot)
-		if !ok {
-			err = errTooManyRecords
-			return false
-		}
+	slots.each(func(slot uint32, key mpi.RecordKey) bool {
 		if _, norm, ok := mem.Normalized(key); ok {
-			ps.file(s32, key, nil, norm)
+			ps.file(slot, key, nil, norm)
 		}
 		return true
 	})
-	return ps, err
+	return ps
 }
 
 // digest returns a SHA-256 digest of the index's entries in order (kind, value or value

@@ -67,12 +67,12 @@ func (s *recordSlots) keyOf(slot uint64) mpi.RecordKey {
 }
 
 // each calls fn with every slot given and its key, in slot order, until fn returns false.
-func (s *recordSlots) each(fn func(slot uint64, key mpi.RecordKey) bool) {
+func (s *recordSlots) each(fn func(slot uint32, key mpi.RecordKey) bool) {
 	s.mu.RLock()
 	keys := s.keys
 	s.mu.RUnlock()
 	for slot, key := range keys {
-		if key != "" && !fn(uint64(slot), key) {
+		if key != "" && !fn(uint32(slot), key) { // set gives no slot beyond 32 bits
 			return
 		}
 	}
@@ -145,8 +145,8 @@ func (s *recordSlots) grow() {
 func (s *recordSlots) digest() [sha256.Size]byte {
 	h := sha256.New()
 	var buf []byte
-	s.each(func(slot uint64, key mpi.RecordKey) bool {
-		buf = binary.BigEndian.AppendUint64(buf[:0], slot)
+	s.each(func(slot uint32, key mpi.RecordKey) bool {
+		buf = binary.BigEndian.AppendUint32(buf[:0], slot)
 		buf = binary.AppendUvarint(buf, uint64(len(key)))
 		buf = append(buf, key...)
 		h.Write(buf)

@@ -60,6 +60,17 @@ func legacyFile(t *testing.T, n, orphans int) *bolt.DB {
 	return db
 }
 
+// openTestStore opens a store on a new file, closed when the test ends.
+func openTestStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // createLegacyBuckets creates the buckets that held records and registry entries by
 // record key before slots.
 func createLegacyBuckets(tx *bolt.Tx) (records, patients *bolt.Bucket, err error) {
@@ -167,11 +178,7 @@ func TestMigrationToSlotsRefusesRegistryEntriesWithoutRecords(t *testing.T) {
 // the bucket's last pages), a record registered again keeps its slot, a rollback gives
 // its slots again, and the map rebuilt from the file equals the one kept in step.
 func TestRecordsTakeSlotsInTheOrderTheyArrive(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "state.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTestStore(t)
 	m := mpi.NewMatcher()
 	// register registers rec as the FSM does (matched, then filed for patient search).
 	register := func(euid string, rec mpi.Record, rollback bool) {
@@ -203,7 +210,7 @@ func TestRecordsTakeSlotsInTheOrderTheyArrive(t *testing.T) {
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	err = s.View(func(tx *Tx) error {
+	err := s.View(func(tx *Tx) error {
 		records := tx.tx.Bucket(bucketMPIRecords)
 		for i := range n + 1 {
 			want := indexRecord(n - 1 - i).Key()
@@ -287,11 +294,7 @@ func TestRecordSlotsFindEveryKey(t *testing.T) {
 // one, so the flush fills their pages instead of splitting each in half (bbolt's default),
 // which left the state file of a million persons half empty.
 func TestAppendedBucketsFillTheirPages(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "state.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTestStore(t)
 	m := mpi.NewMatcher()
 	for batch := range 10 {
 		b, err := s.Begin()
@@ -308,7 +311,7 @@ func TestAppendedBucketsFillTheirPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		st := tx.Bucket(bucketMPIRecords).Stats()
 		if st.LeafPageN < 4 {
 			return fmt.Errorf("the records fill %d leaf pages: too few to tell", st.LeafPageN)
